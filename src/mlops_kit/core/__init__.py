@@ -1,0 +1,1 @@
+"""Pure lifecycle logic. Nothing here imports boto3, pulumi, os.environ or a handler."""

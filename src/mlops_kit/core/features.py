@@ -1,0 +1,113 @@
+"""Turning records into model inputs. Shared by training (sklearn) and serving (onnxruntime), so
+both see exactly the same encoding. numpy only: serving must not import sklearn/pandas.
+
+Encoding contract (the ONNX graph has one input per feature, shape [N, 1]):
+- numeric: float32, missing -> NaN (the pipeline's imputer fills it)
+- categorical: string, missing -> MISSING_CATEGORY (skl2onnx's imputer only handles string
+  missing values for string columns, so missingness is its own category instead)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.errors import ValidationError
+
+MISSING_CATEGORY = "__missing__"
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+
+
+def coerce_numeric(name: str, value: Any, feature: NumericFeature, row: int) -> float:
+    if _is_missing(value):
+        if not feature.nullable:
+            raise ValidationError(f"instances[{row}].{name}: is required (not nullable)", field=name)
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValidationError(
+            f"instances[{row}].{name}: expected a number, got {type(value).__name__}", field=name
+        )
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"instances[{row}].{name}: expected a number, got {str(value)[:40]!r}", field=name
+        ) from None
+    if not math.isfinite(number):
+        raise ValidationError(f"instances[{row}].{name}: must be a finite number", field=name)
+    if feature.min is not None and number < feature.min:
+        raise ValidationError(
+            f"instances[{row}].{name}: {number:g} is below the minimum {feature.min:g}", field=name
+        )
+    if feature.max is not None and number > feature.max:
+        raise ValidationError(
+            f"instances[{row}].{name}: {number:g} is above the maximum {feature.max:g}", field=name
+        )
+    return number
+
+
+def coerce_category(name: str, value: Any, feature: CategoricalFeature, row: int) -> str:
+    if _is_missing(value):
+        if not feature.nullable:
+            raise ValidationError(f"instances[{row}].{name}: is required (not nullable)", field=name)
+        return MISSING_CATEGORY
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValidationError(
+            f"instances[{row}].{name}: expected a string, got {type(value).__name__}", field=name
+        )
+    text = str(value)
+    if len(text) > 256:
+        raise ValidationError(f"instances[{row}].{name}: longer than 256 characters", field=name)
+    if feature.categories is not None and text not in feature.categories:
+        raise ValidationError(
+            f"instances[{row}].{name}: {text[:40]!r} is not one of {feature.categories}",
+            field=name,
+        )
+    return text
+
+
+def records_to_inputs(
+    spec: ModelSpec, records: Sequence[Mapping[str, Any]], *, strict_unknown: bool = False
+) -> dict[str, np.ndarray]:
+    """Validate request records against the spec and build the ONNX input feed."""
+    names = set(spec.feature_names)
+    columns: dict[str, list] = {f.name: [] for f in spec.features}
+    for i, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            raise ValidationError(
+                f"instances[{i}]: expected an object of feature values", field="instances"
+            )
+        if strict_unknown:
+            extra = sorted(k for k in rec if k not in names)
+            if extra:
+                raise ValidationError(
+                    f"instances[{i}].{extra[0]}: unknown feature", field=str(extra[0])
+                )
+        for f in spec.features:
+            value = rec.get(f.name)
+            if isinstance(f, NumericFeature):
+                columns[f.name].append(coerce_numeric(f.name, value, f, i))
+            else:
+                columns[f.name].append(coerce_category(f.name, value, f, i))
+    return columns_to_inputs(spec, columns)
+
+
+def columns_to_inputs(spec: ModelSpec, columns: Mapping[str, Sequence]) -> dict[str, np.ndarray]:
+    feed: dict[str, np.ndarray] = {}
+    for f in spec.features:
+        col = columns[f.name]
+        if isinstance(f, NumericFeature):
+            feed[f.name] = np.asarray(col, dtype=np.float32).reshape(-1, 1)
+        else:
+            arr = np.asarray(
+                [MISSING_CATEGORY if _is_missing(v) else str(v) for v in col], dtype=object
+            )
+            feed[f.name] = arr.reshape(-1, 1)
+    return feed

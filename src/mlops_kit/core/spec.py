@@ -1,0 +1,254 @@
+"""The model spec: one pydantic document per model (YAML or JSON), stored under specs/<model>.
+
+A bad spec fails with errors.SpecError naming the field (e.g. `features.2.min: ...`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from mlops_kit.errors import InvalidName, SpecError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MAX_SPEC_BYTES = 256 * 1024
+MAX_FEATURES = 1000
+
+
+def check_name(value: str, what: str = "model name") -> str:
+    """Model/feature names end up in object keys and table keys: no traversal, no escapes."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise InvalidName(
+            f"{what} {value!r} is invalid: use 1-63 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit",
+            field="model" if what == "model name" else what,
+        )
+    return value
+
+
+class Task(str, Enum):
+    binary = "binary_classification"
+    multiclass = "multiclass_classification"
+    regression = "regression"
+
+    @property
+    def is_classification(self) -> bool:
+        return self is not Task.regression
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericFeature(_Strict):
+    name: str
+    type: Literal["numeric"] = "numeric"
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = True
+
+    @model_validator(mode="after")
+    def _range(self) -> NumericFeature:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        return self
+
+
+class CategoricalFeature(_Strict):
+    name: str
+    type: Literal["categorical"] = "categorical"
+    categories: list[str] | None = Field(
+        default=None, description="Allowed values; None accepts any value."
+    )
+    nullable: bool = True
+
+    @field_validator("categories")
+    @classmethod
+    def _non_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (len(v) == 0 or len(set(v)) != len(v)):
+            raise ValueError("categories must be a non-empty list of distinct values")
+        return v
+
+
+Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="type")]
+
+CLASSIFIERS = {"logistic_regression", "random_forest", "gradient_boosting", "hist_gradient_boosting"}
+REGRESSORS = {
+    "linear_regression",
+    "ridge",
+    "random_forest_regressor",
+    "gradient_boosting_regressor",
+}
+
+
+class Estimator(_Strict):
+    kind: Literal[
+        "logistic_regression",
+        "random_forest",
+        "gradient_boosting",
+        "hist_gradient_boosting",
+        "linear_regression",
+        "ridge",
+        "random_forest_regressor",
+        "gradient_boosting_regressor",
+    ] = "logistic_regression"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ValidationRules(_Strict):
+    min_rows: int = Field(default=100, ge=1)
+    max_null_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
+    min_class_fraction: float = Field(
+        default=0.01, ge=0.0, le=0.5, description="Each class must have at least this share."
+    )
+    unknown_columns: Literal["ignore", "reject"] = "ignore"
+    max_examples: int = Field(default=5, ge=1, le=100)
+
+
+class PromotionPolicy(_Strict):
+    metric: str = "roc_auc"
+    minimum: float | None = None
+    min_gain: float = 0.0
+    higher_is_better: bool | None = None  # inferred from the metric when None
+    require_approval: bool = False
+    parity_tolerance: float = Field(default=1e-4, gt=0)
+
+
+class MonitoringPolicy(_Strict):
+    drift_method: Literal["psi", "ks", "wasserstein", "jensen_shannon", "chi2"] = "psi"
+    threshold: float = Field(default=0.2, gt=0)
+    categorical_method: Literal["psi", "chi2", "jensen_shannon"] = "psi"
+    numeric_method: Literal["psi", "ks", "wasserstein"] = "psi"
+    min_rows: int = Field(default=50, ge=1)
+    window_hours: float = Field(default=24.0, gt=0)
+    max_missing_rate_increase: float = Field(default=0.1, ge=0)
+    max_out_of_range_rate: float = Field(default=0.05, ge=0)
+    quality_metric: str | None = None
+    quality_minimum: float | None = None
+    retrain_on_drift: bool = False
+    retrain_cooldown_hours: float = Field(default=24.0, ge=0)
+
+
+LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
+CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
+REGRESSION_METRICS = {"rmse", "mae", "r2"}
+
+
+class ModelSpec(_Strict):
+    name: str
+    task: Task
+    target: str
+    features: list[Feature] = Field(min_length=1, max_length=MAX_FEATURES)
+    estimator: Estimator = Field(default_factory=Estimator)
+    validation: ValidationRules = Field(default_factory=ValidationRules)
+    promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
+    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
+    test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
+    seed: int = 42
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError("must be 1-63 lowercase letters, digits, '-' or '_'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate feature names: {dupes}")
+        if self.target in names:
+            raise ValueError(f"target {self.target!r} is also listed as a feature")
+        kind = self.estimator.kind
+        if self.task.is_classification and kind not in CLASSIFIERS:
+            raise ValueError(
+                f"estimator.kind {kind!r} is a regressor but task is {self.task.value}"
+            )
+        if not self.task.is_classification and kind not in REGRESSORS:
+            raise ValueError(f"estimator.kind {kind!r} is a classifier but task is regression")
+        allowed = CLASSIFICATION_METRICS if self.task.is_classification else REGRESSION_METRICS
+        if self.promotion.metric not in allowed:
+            raise ValueError(
+                f"promotion.metric {self.promotion.metric!r} is not one of {sorted(allowed)}"
+            )
+        if self.task is Task.multiclass and self.promotion.metric == "roc_auc":
+            pass  # computed one-vs-rest, weighted
+        return self
+
+    # -- helpers --------------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def numeric(self) -> list[NumericFeature]:
+        return [f for f in self.features if isinstance(f, NumericFeature)]
+
+    @property
+    def categorical(self) -> list[CategoricalFeature]:
+        return [f for f in self.features if isinstance(f, CategoricalFeature)]
+
+    def higher_is_better(self, metric: str | None = None) -> bool:
+        metric = metric or self.promotion.metric
+        if metric == self.promotion.metric and self.promotion.higher_is_better is not None:
+            return self.promotion.higher_is_better
+        return metric not in LOWER_IS_BETTER
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def _format_pydantic(err: PydanticValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        parts.append(f"{loc or 'spec'}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_spec(data: dict[str, Any] | ModelSpec) -> ModelSpec:
+    if isinstance(data, ModelSpec):
+        return data
+    if not isinstance(data, dict):
+        raise SpecError("spec must be a mapping (YAML/JSON object) at the top level", field="spec")
+    try:
+        return ModelSpec.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]["loc"]
+        raise SpecError(
+            f"invalid spec: {_format_pydantic(exc)}", field=".".join(map(str, first)) or None
+        ) from None
+
+
+def load_spec_bytes(raw: bytes, *, source: str = "spec") -> ModelSpec:
+    """Parse YAML or JSON safely (yaml.safe_load only; size-limited)."""
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{source}: spec is larger than {MAX_SPEC_BYTES} bytes", field="spec")
+    text = raw.decode("utf-8-sig", errors="strict") if raw else ""
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("{"):
+            data = json.loads(text)
+        else:
+            try:
+                import yaml
+            except ImportError as exc:  # serving-only installs read JSON specs
+                raise SpecError(f"{source}: YAML specs need PyYAML (mlops-kit[train])") from exc
+            data = yaml.safe_load(text)
+    except SpecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser error is a user error here
+        raise SpecError(f"{source}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+    return parse_spec(data)

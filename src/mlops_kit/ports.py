@@ -1,0 +1,140 @@
+"""Ports: what the core needs from the outside world. Adapters (local, aws, ...) implement them.
+
+The core depends on these Protocols only; it never imports boto3, sqlite3 or os.environ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    version_id: str | None = None
+    last_modified: datetime | None = None
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """A flat key -> bytes store with prefixes (a bucket, or a folder locally)."""
+
+    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo: ...
+    def put_file(self, key: str, path: str) -> ObjectInfo: ...
+    def get(self, key: str) -> bytes: ...
+    def open(self, key: str) -> BinaryIO:
+        """A readable binary stream (for bounded-memory reads of big files)."""
+        ...
+    def head(self, key: str) -> ObjectInfo: ...
+    def exists(self, key: str) -> bool: ...
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+    def copy(self, src: str, dst: str) -> ObjectInfo: ...
+    def delete(self, key: str) -> None: ...
+
+
+# -- key-value table --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Absent:
+    """Condition: the item must not exist yet."""
+
+
+@dataclass(frozen=True)
+class Equals:
+    """Condition: the item exists and item[attr] == value (value None: attribute missing)."""
+
+    attr: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class AbsentOrEquals:
+    """Condition: the item does not exist, or item[attr] == value."""
+
+    attr: str
+    value: Any
+
+
+Condition = Absent | Equals | AbsentOrEquals | None
+
+
+@dataclass(frozen=True)
+class Put:
+    pk: str
+    sk: str
+    item: dict[str, Any]
+    condition: Condition = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    pk: str
+    sk: str
+    condition: Condition = None
+
+
+@runtime_checkable
+class KeyValueTable(Protocol):
+    """Items addressed by (pk, sk), sorted by sk within a pk. Values are JSON-like."""
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+    def put(self, pk: str, sk: str, item: dict[str, Any], condition: Condition = None) -> None:
+        """Raises errors.ConditionFailed when the condition does not hold."""
+        ...
+    def delete(self, pk: str, sk: str, condition: Condition = None) -> None: ...
+    def query(
+        self, pk: str, sk_prefix: str = "", *, reverse: bool = False, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Items of one pk whose sk starts with sk_prefix, sorted by sk. Each carries pk/sk."""
+        ...
+    def transact(self, ops: Sequence[Put | Delete]) -> None:
+        """All-or-nothing; raises errors.ConditionFailed if any condition fails."""
+        ...
+
+
+# -- queue ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Message:
+    id: str
+    body: dict[str, Any]
+    receipt: str
+    receive_count: int = 1
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """At-least-once queue with visibility timeout and a dead-letter queue."""
+
+    name: str
+
+    def send(self, body: dict[str, Any], *, delay_seconds: int = 0) -> str: ...
+    def receive(
+        self, max_messages: int = 1, *, visibility_timeout: int | None = None, wait_seconds: int = 0
+    ) -> list[Message]: ...
+    def ack(self, message: Message) -> None:
+        """Delete a processed message."""
+        ...
+    def release(self, message: Message, *, delay_seconds: int = 0) -> None:
+        """Make a message visible again (processing failed; will count as a receive)."""
+        ...
+    def depth(self) -> int: ...
+    def dead_letters(self) -> list[Message]: ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    def publish(self, subject: str, message: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Clock(Protocol):
+    def now(self) -> datetime: ...
