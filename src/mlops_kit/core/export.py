@@ -1,0 +1,234 @@
+"""sklearn pipeline -> ONNX bytes, and the parity gate that proves the two agree.
+
+The gate feeds the ONNX model through `features.columns_to_inputs`, the same encoding serving
+uses, so a model that passes here answers the same way behind the HTTP endpoint. It compares
+probabilities too, not only labels: some converters get labels right with wrong probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+from skl2onnx import to_onnx as _skl2onnx
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from mlops_kit.core import onnx_meta
+from mlops_kit.core.features import columns_to_inputs
+from mlops_kit.core.spec import ModelSpec, NumericFeature
+from mlops_kit.errors import ExportError
+
+__all__ = ["ML_OPSET", "TARGET_OPSET", "ParityResult", "parity_check", "to_onnx"]
+
+# Pinned so a converter upgrade cannot silently change the graph. 17 / ai.onnx.ml 3 run on every
+# onnxruntime >= 1.13 (pyproject asks for >= 1.18) and are tested by skl2onnx >= 1.14.
+TARGET_OPSET = 17
+ML_OPSET = 3
+
+
+def to_onnx(spec: ModelSpec, pipeline: Any) -> bytes:
+    """Convert a fitted pipeline from training.build_pipeline; one input per feature."""
+    initial_types = [
+        (
+            f.name,
+            FloatTensorType([None, 1])
+            if isinstance(f, NumericFeature)
+            else StringTensorType([None, 1]),
+        )
+        for f in spec.features
+    ]
+    try:
+        check_is_fitted(pipeline)
+    except (NotFittedError, TypeError, AttributeError):
+        raise ExportError(
+            f"cannot convert {spec.estimator.kind} to ONNX: the pipeline is not fitted"
+        ) from None
+    estimator = pipeline.steps[-1][1]
+    classifier = spec.task.is_classification
+    options = {id(estimator): {"zipmap": False}} if classifier else None
+    try:
+        model = _skl2onnx(
+            pipeline,
+            initial_types=initial_types,
+            target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
+            options=options,
+        )
+    except Exception as exc:  # noqa: BLE001 - converter errors come in every type
+        raise ExportError(
+            f"cannot convert {spec.estimator.kind} to ONNX: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
+    meta = {onnx_meta.FEATURES_KEY: json.dumps(spec.feature_names)}
+    if classifier:
+        classes = [_native(c) for c in estimator.classes_]
+        meta[onnx_meta.CLASSES_KEY] = json.dumps(classes)
+    meta["mlops_kit.model"] = spec.name
+    meta["mlops_kit.spec_sha256"] = spec.spec_hash()
+    onnx.helper.set_model_props(model, meta)
+    model.doc_string = f"mlops-kit {spec.name}: {spec.task.value} ({spec.estimator.kind})"
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"exported ONNX graph is invalid: {str(exc).splitlines()[0]}") from None
+    return model.SerializeToString()
+
+
+@dataclass
+class ParityResult:
+    passed: bool
+    rows: int
+    label_agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    tolerance: float
+    reason: str | None = None
+    near_ties: int = 0  # label disagreements excused because sklearn's top-2 margin < tolerance
+    outputs: tuple[str, str | None] | None = None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["outputs"] = list(self.outputs) if self.outputs else None
+        return out
+
+
+def run_onnx(
+    spec: ModelSpec, onnx_bytes: bytes, X: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str | None]]:
+    """(labels-or-values, probabilities or None, output names) from onnxruntime, fed the
+    serving encoding."""
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    label_name, proba_name = onnx_meta.output_names(session)
+    feed = columns_to_inputs(spec, {col: X[col].tolist() for col in spec.feature_names})
+    names = [label_name] + ([proba_name] if proba_name else [])
+    result = session.run(names, feed)
+    values = np.asarray(result[0]).reshape(len(X), -1)
+    values = values[:, 0] if values.shape[1] == 1 else values
+    proba = np.asarray(result[1], dtype=np.float64) if proba_name else None
+    return values, proba, (label_name, proba_name)
+
+
+def parity_check(
+    spec: ModelSpec,
+    pipeline: Any,
+    onnx_bytes: bytes,
+    X_holdout: pd.DataFrame,
+    tolerance: float | None = None,
+) -> ParityResult:
+    """Does the ONNX graph answer like the sklearn pipeline on the holdout? Never raises for a
+    disagreement: the result says why it failed."""
+    tol = float(spec.promotion.parity_tolerance if tolerance is None else tolerance)
+    rows = len(X_holdout)
+    if rows == 0:
+        return ParityResult(False, 0, 0.0, 0.0, 0.0, tol, "no holdout rows to compare")
+    try:
+        onnx_values, onnx_proba, outputs = run_onnx(spec, onnx_bytes, X_holdout)
+    except Exception as exc:  # noqa: BLE001 - any runtime failure fails the gate, with its reason
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        inf = float("inf")
+        return ParityResult(
+            False, rows, 0.0, inf, inf, tol,
+            f"onnxruntime could not run the model: {type(exc).__name__}: {detail}",
+        )  # fmt: skip
+    if spec.task.is_classification:
+        result = _classification_parity(pipeline, X_holdout, onnx_values, onnx_proba, tol)
+    else:
+        result = _regression_parity(pipeline, X_holdout, onnx_values, tol)
+    result.outputs = outputs
+    return result
+
+
+def _classification_parity(pipeline, X, onnx_labels, onnx_proba, tol) -> ParityResult:
+    rows = len(X)
+    sk_labels = pipeline.predict(X)
+    sk_proba = pipeline.predict_proba(X)
+    if onnx_proba is None or onnx_proba.shape != sk_proba.shape:
+        shape = None if onnx_proba is None else onnx_proba.shape
+        return ParityResult(
+            False,
+            rows,
+            0.0,
+            float("inf"),
+            float("inf"),
+            tol,
+            f"probability output shape {shape} differs from sklearn's {sk_proba.shape}",
+        )
+    # Compare labels as strings: ONNX returns int64 or str, sklearn may hold numpy scalars.
+    agree = np.asarray(
+        [str(a) == str(b) for a, b in zip(sk_labels.tolist(), onnx_labels.tolist(), strict=True)]
+    )
+    top2 = np.sort(sk_proba, axis=1)[:, -2:]
+    near_tie = (top2[:, 1] - top2[:, 0]) < tol
+    bad_labels = int(np.sum(~agree & ~near_tie))
+    diff = np.abs(sk_proba - onnx_proba)
+    row_diff = diff.max(axis=1)
+    max_diff, mean_diff = float(diff.max()), float(diff.mean())
+    reasons = []
+    if bad_labels:
+        first = int(np.flatnonzero(~agree & ~near_tie)[0])
+        reasons.append(
+            f"labels differ on {bad_labels} of {rows} rows (first row {first}: sklearn "
+            f"{_native(sk_labels[first])!r}, onnx {_native(onnx_labels[first])!r})"
+        )
+    if not np.all(np.isfinite(onnx_proba)):
+        reasons.append("onnx probabilities contain NaN or infinity")
+    elif max_diff > tol:
+        over = int(np.sum(row_diff > tol))
+        reasons.append(f"probabilities differ by {max_diff:.3g} > {tol:g} on {over} rows")
+    return ParityResult(
+        passed=not reasons,
+        rows=rows,
+        label_agreement=float(agree.mean()),
+        max_abs_diff=max_diff,
+        mean_abs_diff=mean_diff,
+        tolerance=tol,
+        reason="; ".join(reasons) or None,
+        near_ties=int(np.sum(~agree & near_tie)),
+    )
+
+
+def _native(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _regression_parity(pipeline, X, onnx_values, tol) -> ParityResult:
+    rows = len(X)
+    sk = np.asarray(pipeline.predict(X), dtype=np.float64).reshape(-1)
+    ox = np.asarray(onnx_values, dtype=np.float64).reshape(-1)
+    if ox.shape != sk.shape:
+        return ParityResult(
+            False,
+            rows,
+            0.0,
+            float("inf"),
+            float("inf"),
+            tol,
+            f"onnx returned {ox.shape[0]} values for {sk.shape[0]} rows",
+        )
+    diff = np.abs(sk - ox)
+    relative = diff / np.maximum(1.0, np.abs(sk))
+    max_rel = float(relative.max()) if np.all(np.isfinite(ox)) else float("inf")
+    reason = None
+    if not np.all(np.isfinite(ox)):
+        reason = "onnx predictions contain NaN or infinity"
+    elif max_rel > tol:
+        reason = (
+            f"predictions differ by {max_rel:.3g} (relative to max(1, |y|)) > {tol:g} "
+            f"on {int(np.sum(relative > tol))} rows"
+        )
+    within = relative <= tol
+    return ParityResult(
+        passed=reason is None,
+        rows=rows,
+        label_agreement=float(within.mean()),
+        max_abs_diff=float(diff.max()),
+        mean_abs_diff=float(diff.mean()),
+        tolerance=tol,
+        reason=reason,
+    )

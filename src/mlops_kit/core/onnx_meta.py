@@ -1,0 +1,65 @@
+"""What serving needs to know about an exported ONNX model. numpy + onnxruntime only (no sklearn).
+
+Exported graphs (core/export.py) have one input per feature, named as the feature, shape [N, 1]
+(numeric: tensor(float), categorical: tensor(string)), and these outputs:
+- classifiers: "label" (tensor(int64) or tensor(string), shape [N]) and "probabilities"
+  (tensor(float), shape [N, n_classes], columns in the order of `classes`)
+- regressors: "variable" (tensor(float), shape [N, 1])
+The class labels and feature names are also stored in the model's metadata_props.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "CLASSES_KEY",
+    "FEATURES_KEY",
+    "LABEL_OUTPUT",
+    "PROBABILITIES_OUTPUT",
+    "VALUE_OUTPUT",
+    "classes",
+    "output_names",
+]
+
+LABEL_OUTPUT = "label"
+PROBABILITIES_OUTPUT = "probabilities"
+VALUE_OUTPUT = "variable"
+CLASSES_KEY = "mlops_kit.classes"
+FEATURES_KEY = "mlops_kit.features"
+
+
+def output_names(session: Any) -> tuple[str, str | None]:
+    """(label-or-value output, probabilities output or None) of an onnxruntime InferenceSession.
+
+    Prefers the conventional names; otherwise a 2-D float output next to another output is the
+    probabilities and the other one the label.
+    """
+    outputs = list(session.get_outputs())
+    if not outputs:
+        raise ValueError("the ONNX model has no outputs")
+    names = [o.name for o in outputs]
+    if LABEL_OUTPUT in names and PROBABILITIES_OUTPUT in names:
+        return LABEL_OUTPUT, PROBABILITIES_OUTPUT
+    if len(outputs) == 1:
+        return outputs[0].name, None
+    probas = [o for o in outputs if o.type == "tensor(float)" and len(o.shape or []) == 2]
+    if len(outputs) == 2 and len(probas) >= 1:
+        proba = probas[-1]
+        label = next(o for o in outputs if o is not proba)
+        return label.name, proba.name
+    raise ValueError(f"cannot tell label and probability outputs apart among {names}")
+
+
+def classes(session: Any) -> list | None:
+    """Class labels in the order of the probability columns (None for regressors)."""
+    meta = session.get_modelmeta().custom_metadata_map
+    raw = meta.get(CLASSES_KEY)
+    return None if raw is None else json.loads(raw)
+
+
+def feature_names(session: Any) -> list[str]:
+    meta = session.get_modelmeta().custom_metadata_map
+    raw = meta.get(FEATURES_KEY)
+    return json.loads(raw) if raw is not None else [i.name for i in session.get_inputs()]
