@@ -1,0 +1,238 @@
+"""The HTTP inference API as a pure function: (method, path, headers, body) -> response.
+
+The local server and the cloud `serve` function are both thin shells around `handle`, so the
+contract (KServe V1 `:predict`, Open Inference Protocol V2, JSON errors) is identical everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_kit import __version__
+from mlops_kit.core.service import ModelService
+from mlops_kit.errors import MlopsKitError, NotFound, PayloadTooLarge, ValidationError
+
+log = logging.getLogger("mlops_kit.http")
+MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+MAX_JSON_DEPTH = 32
+
+_V1_PREDICT = re.compile(r"^/v1/models/([a-z0-9][a-z0-9_-]{0,62}):predict$")
+_V1_MODEL = re.compile(r"^/v1/models/([a-z0-9][a-z0-9_-]{0,62})$")
+_V2_MODEL = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/\d+)?$")
+_V2_INFER = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/\d+)?/infer$")
+_V2_READY = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/\d+)?/ready$")
+_V2_DTYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+              "FP16", "FP32", "FP64", "BYTES"}
+
+
+@dataclass
+class Response:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
+
+    def json_bytes(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _error(exc: MlopsKitError) -> Response:
+    return Response(exc.status, exc.to_dict())
+
+
+def _depth_ok(obj: Any, depth: int = 0) -> bool:
+    if depth > MAX_JSON_DEPTH:
+        return False
+    if isinstance(obj, dict):
+        return all(_depth_ok(v, depth + 1) for v in obj.values())
+    if isinstance(obj, list):
+        return all(_depth_ok(v, depth + 1) for v in obj)
+    return True
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_body(body: bytes | str | None) -> dict[str, Any]:
+    if body is None or body == b"" or body == "":
+        raise ValidationError("body: a JSON object is required", field="body")
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body: larger than {MAX_BODY_BYTES} bytes", field="body")
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValidationError("body: JSON nested too deeply", field="body") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"body: not valid JSON ({str(exc)[:80]})", field="body") from None
+    if not isinstance(data, dict):
+        raise ValidationError("body: must be a JSON object", field="body")
+    if not _depth_ok(data):
+        raise ValidationError(f"body: JSON nested deeper than {MAX_JSON_DEPTH}", field="body")
+    return data
+
+
+def v2_to_records(data: dict[str, Any], feature_names: list[str]) -> list[dict[str, Any]]:
+    """Open Inference Protocol request -> records. One input tensor per feature, shape [N] or
+    [N, 1], flat `data` (row-major)."""
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise ValidationError("inputs: must be a non-empty list of tensors", field="inputs")
+    columns: dict[str, list] = {}
+    n_rows: int | None = None
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise ValidationError(f"inputs[{i}]: must be an object", field="inputs")
+        name = tensor.get("name")
+        if name not in feature_names:
+            raise ValidationError(
+                f"inputs[{i}].name: {str(name)[:40]!r} is not a feature of this model "
+                f"({feature_names})", field="inputs",
+            )
+        shape, dtype, values = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
+        if not isinstance(shape, list) or not shape or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+        ):
+            raise ValidationError(f"inputs[{i}].shape: must be a list of sizes", field=name)
+        if dtype not in _V2_DTYPES:
+            raise ValidationError(f"inputs[{i}].datatype: {str(dtype)[:20]!r} is unknown", field=name)
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise ValidationError(f"inputs[{i}].shape: must be [N] or [N, 1]", field=name)
+        if not isinstance(values, list):
+            raise ValidationError(f"inputs[{i}].data: must be a list", field=name)
+        flat = values[0] if len(values) == 1 and isinstance(values[0], list) else values
+        flat = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in flat]
+        if len(flat) != shape[0]:
+            raise ValidationError(
+                f"inputs[{i}].data: has {len(flat)} values but shape says {shape[0]}", field=name
+            )
+        if n_rows is not None and shape[0] != n_rows:
+            raise ValidationError(f"inputs[{i}].shape: all inputs need the same N", field=name)
+        n_rows = shape[0]
+        columns[name] = flat
+    missing = [n for n in feature_names if n not in columns]
+    if missing:
+        raise ValidationError(f"inputs: missing tensor for feature {missing[0]!r}", field=missing[0])
+    return [{n: columns[n][r] for n in feature_names} for r in range(n_rows or 0)]
+
+
+def _v2_tensor(name: str, values: list, shape: list[int]) -> dict[str, Any]:
+    sample = values[0] if values else 0.0
+    while isinstance(sample, list):
+        sample = sample[0] if sample else 0.0
+    dtype = "BYTES" if isinstance(sample, str) else "INT64" if isinstance(sample, int) else "FP32"
+    flat: list = []
+    for v in values:
+        flat.extend(v if isinstance(v, list) else [v])
+    return {"name": name, "shape": shape, "datatype": dtype, "data": flat}
+
+
+class HttpApi:
+    def __init__(
+        self,
+        service: ModelService,
+        *,
+        authorize: Callable[[Mapping[str, str]], None] | None = None,
+        openapi: Callable[[], dict] | None = None,
+    ) -> None:
+        self.service = service
+        self.authorize = authorize
+        self.openapi = openapi
+
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
+        request_id: str | None = None,
+    ) -> Response:
+        headers = {k.lower(): v for k, v in (headers or {}).items()}
+        request_id = headers.get("x-request-id") or request_id
+        if request_id is not None and (len(request_id) > 128 or not request_id.isprintable()):
+            request_id = None
+        try:
+            return self._route(method.upper(), path.split("?", 1)[0], headers, body, request_id)
+        except MlopsKitError as exc:
+            if exc.status >= 500:
+                log.error("request failed: %s", exc.message)
+                return Response(exc.status, {"error": "internal error", "code": exc.code})
+            return _error(exc)
+        except Exception:  # noqa: BLE001 - never leak internals to clients
+            log.exception("unhandled error serving %s %s", method, path[:100])
+            return Response(500, {"error": "internal error", "code": "internal_error"})
+
+    def _route(self, method, path, headers, body, request_id) -> Response:
+        if path in ("/v2/health/live", "/v2/health/ready", "/healthz"):
+            return Response(200, {"live": True, "ready": True})
+        if path == "/v2":
+            return Response(200, {"name": "mlops-kit", "version": __version__, "extensions": []})
+        if path == "/openapi.json" and self.openapi is not None:
+            return Response(200, self.openapi())
+        if self.authorize is not None:
+            self.authorize(headers)
+        if m := _V1_PREDICT.match(path):
+            if method != "POST":
+                return Response(405, {"error": f"method {method} not allowed; use POST"})
+            data = parse_json_body(body)
+            if "instances" not in data:
+                raise ValidationError("instances: field required", field="instances")
+            return Response(200, self.service.predict(m.group(1), data["instances"],
+                                                      request_id=request_id))
+        if m := _V2_INFER.match(path):
+            if method != "POST":
+                return Response(405, {"error": f"method {method} not allowed; use POST"})
+            return self._v2_infer(m.group(1), parse_json_body(body), request_id)
+        if m := (_V1_MODEL.match(path) or _V2_MODEL.match(path)):
+            if method != "GET":
+                return Response(405, {"error": f"method {method} not allowed; use GET"})
+            meta = self.service.metadata(m.group(1))
+            if path.startswith("/v2/"):
+                return Response(200, self._v2_metadata(meta))
+            return Response(200, meta)
+        if m := _V2_READY.match(path):
+            self.service.metadata(m.group(1))
+            return Response(200, {"name": m.group(1), "ready": True})
+        raise NotFound(f"path {path[:100]!r} not found", field="path")
+
+    def _v2_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
+        inputs = [
+            {"name": f["name"], "datatype": "FP32" if f["type"] == "numeric" else "BYTES",
+             "shape": [-1, 1]}
+            for f in meta["features"]
+        ]
+        outputs = [{"name": "label", "datatype": "BYTES" if meta["classes"] and isinstance(
+            meta["classes"][0], str) else ("INT64" if meta["classes"] else "FP32"),
+                    "shape": [-1]}]
+        if meta["classes"]:
+            outputs.append({"name": "probabilities", "datatype": "FP32",
+                            "shape": [-1, len(meta["classes"])]})
+        return {"name": meta["name"], "versions": [str(meta["version"])], "platform": "onnxruntime",
+                "inputs": inputs, "outputs": outputs}
+
+    def _v2_infer(self, model: str, data: dict[str, Any], request_id: str | None) -> Response:
+        meta_features = self.service.metadata(model)["features"]
+        names = [f["name"] for f in meta_features]
+        records = v2_to_records(data, names)
+        rid = data.get("id") if isinstance(data.get("id"), str) else request_id
+        out = self.service.predict(model, records, request_id=rid)
+        n = len(out["predictions"])
+        outputs = [_v2_tensor("label", out["predictions"], [n])]
+        if "probabilities" in out:
+            k = len(out["probabilities"][0]) if n else 0
+            outputs.append(_v2_tensor("probabilities", out["probabilities"], [n, k]))
+        body = {"model_name": model, "model_version": str(out["version"]), "outputs": outputs,
+                "id": out["request_id"]}
+        return Response(200, body)
+
+
+def finite_json(obj: Any) -> Any:
+    """Replace NaN/Inf (never valid JSON) by None before serialising."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite_json(v) for v in obj]
+    return obj

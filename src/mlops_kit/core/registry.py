@@ -1,0 +1,301 @@
+"""The model registry over a KeyValueTable.
+
+Items (pk = MODEL#<name>):
+  VERSION#000001   immutable version record (status pending -> registered | rejected)
+  RUN#<key>        idempotency: one version per (dataset sha256, spec hash)
+  ALIAS#champion   the served version;  ALIAS#challenger  canary/shadow version + weight
+  HIST#<ts>#<id>   append-only history of every alias move (who, from, to, why)
+  META             latest version number (moved by conditional write -> monotonic versions)
+pk = MODELS, sk = <name>: the model index.
+
+Every alias move is a conditional write on the alias's current version plus a history entry,
+in one transaction: two concurrent promotions cannot both win, and history never disagrees
+with the alias.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_kit.core.spec import check_name
+from mlops_kit.errors import ConditionFailed, NotFound, PromotionRefused, RegistryConflict
+from mlops_kit.ports import Absent, AbsentOrEquals, Clock, Equals, KeyValueTable, Notifier, Put
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ALIASES = (CHAMPION, CHALLENGER)
+PENDING, REGISTERED, REJECTED = "pending", "registered", "rejected"
+MAX_RETRIES = 20
+
+
+def _pk(model: str) -> str:
+    return f"MODEL#{check_name(model)}"
+
+
+def _vsk(version: int) -> str:
+    return f"VERSION#{version:06d}"
+
+
+def _strip(item: dict | None) -> dict | None:
+    if item is None:
+        return None
+    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+
+@dataclass(frozen=True)
+class Reservation:
+    version: int
+    record: dict[str, Any]
+    created: bool  # False: this run was already reserved (a retry or duplicate delivery)
+
+
+class Registry:
+    def __init__(
+        self, table: KeyValueTable, clock: Clock, notifier: Notifier | None = None
+    ) -> None:
+        self.table = table
+        self.clock = clock
+        self.notifier = notifier
+
+    def _now(self) -> str:
+        return self.clock.now().isoformat()
+
+    # -- versions --------------------------------------------------------------------------
+    def reserve_version(self, model: str, run_key: str, lineage: dict[str, Any]) -> Reservation:
+        """Take the next version number for this run, or return the one it already has."""
+        pk = _pk(model)
+        for _ in range(MAX_RETRIES):
+            run = self.table.get(pk, f"RUN#{run_key}")
+            if run is not None:
+                version = int(run["version"])
+                return Reservation(version, self.get_version(model, version), False)
+            meta = self.table.get(pk, "META")
+            latest = int(meta["latest"]) if meta else 0
+            version = latest + 1
+            record = {
+                "model": model,
+                "version": version,
+                "status": PENDING,
+                "run_key": run_key,
+                "created_at": self._now(),
+                "lineage": lineage,
+            }
+            try:
+                self.table.transact(
+                    [
+                        Put(pk, "META", {"latest": version}, AbsentOrEquals("latest", meta and latest)),
+                        Put(pk, _vsk(version), record, Absent()),
+                        Put(pk, f"RUN#{run_key}", {"version": version}, Absent()),
+                        Put("MODELS", model, {"model": model, "created_at": self._now()}, None),
+                    ]
+                )
+                return Reservation(version, record, True)
+            except ConditionFailed:
+                continue  # lost the race for this number or this run: look again
+        raise RegistryConflict(f"could not reserve a version of {model!r}: too much contention")
+
+    def complete_version(self, model: str, version: int, fields: dict[str, Any]) -> dict:
+        """pending -> registered/rejected, exactly once (the registry entry is written last)."""
+        current = self.get_version(model, version)
+        if current["status"] != PENDING:
+            return current
+        record = {**current, **fields, "completed_at": self._now()}
+        try:
+            self.table.put(_pk(model), _vsk(version), record, Equals("status", PENDING))
+        except ConditionFailed:
+            return self.get_version(model, version)
+        return record
+
+    def get_version(self, model: str, version: int) -> dict[str, Any]:
+        item = _strip(self.table.get(_pk(model), _vsk(int(version))))
+        if item is None:
+            raise NotFound(f"model {model!r} has no version {version}", field="version")
+        return item
+
+    def update_version(self, model: str, version: int, fields: dict[str, Any], actor: str) -> dict:
+        """Mutable annotations only (approval); metrics and artifacts stay immutable."""
+        allowed = {"approved", "approved_by", "approved_at"}
+        bad = set(fields) - allowed
+        if bad:
+            raise RegistryConflict(f"version fields {sorted(bad)} are immutable")
+        current = self.get_version(model, version)
+        record = {**current, **fields}
+        self.table.put(_pk(model), _vsk(version), record, Equals("status", current["status"]))
+        self._append_history(model, "annotate", None, version, actor, str(fields))
+        return record
+
+    def list_versions(self, model: str) -> list[dict[str, Any]]:
+        return [_strip(i) for i in self.table.query(_pk(model), "VERSION#")]
+
+    def list_models(self) -> list[str]:
+        return [i["sk"] for i in self.table.query("MODELS")]
+
+    # -- aliases ---------------------------------------------------------------------------
+    def get_alias(self, model: str, alias: str = CHAMPION) -> dict[str, Any] | None:
+        return _strip(self.table.get(_pk(model), f"ALIAS#{alias}"))
+
+    def champion_version(self, model: str) -> int | None:
+        alias = self.get_alias(model, CHAMPION)
+        return int(alias["version"]) if alias and alias.get("version") is not None else None
+
+    def set_alias(
+        self,
+        model: str,
+        alias: str,
+        version: int | None,
+        *,
+        actor: str,
+        reason: str,
+        action: str | None = None,
+        expected: int | None | str = "current",
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Move an alias with a conditional write. `expected` is the version the caller saw
+        (default: read it now); if someone moved it meanwhile this raises RegistryConflict."""
+        if alias not in ALIASES:
+            raise NotFound(f"unknown alias {alias!r}; use one of {ALIASES}", field="alias")
+        if version is not None:
+            record = self.get_version(model, version)
+            if record["status"] != REGISTERED:
+                raise PromotionRefused(
+                    f"version {version} of {model!r} is {record['status']}: "
+                    f"{'; '.join(record.get('reasons') or []) or 'not servable'}"
+                )
+        current = self.get_alias(model, alias)
+        before = current.get("version") if current else None
+        if expected != "current" and expected != before:
+            raise RegistryConflict(
+                f"{alias} of {model!r} moved from {expected} to {before} meanwhile"
+            )
+        pk = _pk(model)
+        now = self._now()
+        item = {
+            "alias": alias,
+            "version": version,
+            "previous": before,
+            "updated_at": now,
+            "updated_by": actor,
+            "reason": reason,
+            **(extra or {}),
+        }
+        hist = self._history_put(model, action or f"set_{alias}", before, version, actor, reason, alias)
+        cond = AbsentOrEquals("version", before) if current is None else Equals("version", before)
+        try:
+            self.table.transact([Put(pk, f"ALIAS#{alias}", item, cond), hist])
+        except ConditionFailed:
+            raise RegistryConflict(
+                f"{alias} of {model!r} was moved by someone else meanwhile; retry"
+            ) from None
+        if self.notifier is not None and alias == CHAMPION:
+            self.notifier.publish(
+                f"mlops-kit: {model} {action or 'champion'} -> v{version}",
+                {
+                    "event": action or "set_champion",
+                    "model": model,
+                    "from_version": before,
+                    "to_version": version,
+                    "actor": actor,
+                    "reason": reason,
+                    "at": now,
+                },
+            )
+        return item
+
+    def promote(self, model: str, version: int, *, actor: str, reason: str, expected="current"):
+        record = self.get_version(model, version)
+        if record.get("requires_approval") and not record.get("approved"):
+            raise PromotionRefused(
+                f"version {version} of {model!r} needs approval first "
+                f"(mlops-kit registry approve {model} {version})"
+            )
+        return self.set_alias(
+            model, CHAMPION, version, actor=actor, reason=reason, action="promote", expected=expected
+        )
+
+    def rollback(self, model: str, *, actor: str, reason: str = "rollback") -> dict[str, Any]:
+        """Restore the champion that served before the current one."""
+        current = self.champion_version(model)
+        if current is None:
+            raise NotFound(f"model {model!r} has no champion to roll back", field="model")
+        for event in reversed(self.history(model)):
+            if event.get("alias") != CHAMPION or event.get("to_version") != current:
+                continue
+            previous = event.get("from_version")
+            if previous is None:
+                break
+            return self.set_alias(
+                model, CHAMPION, int(previous), actor=actor, reason=reason, action="rollback",
+                expected=current,
+            )
+        raise NotFound(f"model {model!r} has no previous champion to roll back to", field="model")
+
+    # -- history ---------------------------------------------------------------------------
+    def _history_put(self, model, action, before, after, actor, reason, alias=None) -> Put:
+        now = self._now()
+        return Put(
+            _pk(model),
+            f"HIST#{now}#{uuid.uuid4().hex[:12]}",
+            {
+                "at": now,
+                "action": action,
+                "alias": alias,
+                "from_version": before,
+                "to_version": after,
+                "actor": actor,
+                "reason": reason,
+            },
+            Absent(),
+        )
+
+    def _append_history(self, model, action, before, after, actor, reason, alias=None) -> None:
+        self.table.transact([self._history_put(model, action, before, after, actor, reason, alias)])
+
+    def record_event(self, model: str, action: str, version: int | None, actor: str, reason: str):
+        self._append_history(model, action, None, version, actor, reason)
+
+    def history(self, model: str) -> list[dict[str, Any]]:
+        return [_strip(i) for i in self.table.query(_pk(model), "HIST#")]
+
+
+def decide_promotion(
+    spec_promotion: Any,
+    higher_is_better: bool,
+    candidate: dict[str, float],
+    parity_passed: bool,
+    champion: dict[str, float] | None,
+) -> tuple[bool, list[str], dict[str, Any]]:
+    """Apply the spec's promotion policy. Returns (promote?, reasons it was not, gate details)."""
+    metric = spec_promotion.metric
+    value = candidate.get(metric)
+    reasons: list[str] = []
+    gates: dict[str, Any] = {"metric": metric, "value": value}
+    if not parity_passed:
+        reasons.append("parity gate failed: the ONNX model disagrees with the trained model")
+    if value is None:
+        reasons.append(f"metric {metric!r} was not computed")
+    else:
+        sign = 1 if higher_is_better else -1
+        if spec_promotion.minimum is not None:
+            ok = sign * (value - spec_promotion.minimum) >= 0
+            gates["minimum"] = {"required": spec_promotion.minimum, "passed": ok}
+            if not ok:
+                reasons.append(
+                    f"{metric} {value:.4f} does not meet the minimum {spec_promotion.minimum}"
+                )
+        if champion and champion.get(metric) is not None:
+            gain = sign * (value - champion[metric])
+            ok = gain >= spec_promotion.min_gain
+            gates["gain"] = {
+                "champion": champion[metric], "gain": gain, "required": spec_promotion.min_gain,
+                "passed": ok,
+            }
+            if not ok:
+                reasons.append(
+                    f"{metric} gain {gain:+.4f} over the champion ({champion[metric]:.4f}) is "
+                    f"below the required {spec_promotion.min_gain}"
+                )
+    if spec_promotion.require_approval:
+        gates["approval"] = {"required": True}
+    return (not reasons, reasons, gates)

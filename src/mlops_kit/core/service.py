@@ -1,0 +1,198 @@
+"""The inference service: which version answers (champion, canary, shadow), model loading with
+integrity checks and refresh, and capture. The local HTTP server and the cloud `serve` function
+both call this; neither has serving logic of its own."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_kit.core.features import MISSING_CATEGORY
+from mlops_kit.core.capture import CaptureBuffer, row_id
+from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
+from mlops_kit.core.serving import Predictor
+from mlops_kit.core.spec import check_name, parse_spec
+from mlops_kit.errors import IntegrityError, MlopsKitError, NotFound
+from mlops_kit.ports import Notifier, ObjectStore
+
+log = logging.getLogger("mlops_kit.serving")
+
+
+def model_artifact_key(model: str, version: int, name: str = "model.onnx") -> str:
+    return f"models/{check_name(model)}/{int(version):06d}/{name}"
+
+
+def canary_share(request_id: str) -> float:
+    """A deterministic number in [0, 1) per request id: the same id always routes the same way."""
+    digest = hashlib.sha256(request_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class _Loaded:
+    version: int | None
+    predictor: Predictor | None
+    checked_at: float
+    extra: dict[str, Any]
+
+
+class ModelService:
+    def __init__(
+        self,
+        store: ObjectStore,
+        registry: Registry,
+        *,
+        capture: CaptureBuffer | None = None,
+        notifier: Notifier | None = None,
+        refresh_seconds: float = 30.0,
+        monotonic=time.monotonic,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.capture = capture
+        self.notifier = notifier
+        self.refresh_seconds = refresh_seconds
+        self._monotonic = monotonic
+        self._cache: dict[tuple[str, str], _Loaded] = {}
+        self._lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------------------
+    def load_version(self, model: str, version: int) -> Predictor:
+        record = self.registry.get_version(model, version)
+        if record.get("status") != "registered":
+            raise NotFound(f"model {model!r} version {version} is not servable", field="version")
+        spec = parse_spec(json.loads(self.store.get(model_artifact_key(model, version, "spec.json"))))
+        onnx_bytes = self.store.get(model_artifact_key(model, version))
+        return Predictor(
+            onnx_bytes,
+            spec,
+            version=version,
+            classes=record.get("classes"),
+            sha256=record.get("sha256"),
+        )
+
+    def predictor(self, model: str, alias: str = CHAMPION) -> tuple[Predictor | None, dict]:
+        """The predictor an alias points at, refreshed at most every refresh_seconds."""
+        check_name(model)
+        key = (model, alias)
+        now = self._monotonic()
+        cached = self._cache.get(key)
+        if cached and now - cached.checked_at < self.refresh_seconds:
+            return cached.predictor, cached.extra
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached and now - cached.checked_at < self.refresh_seconds:
+                return cached.predictor, cached.extra
+            pointer = self.registry.get_alias(model, alias) or {}
+            version = pointer.get("version")
+            extra = {k: pointer[k] for k in ("mode", "weight") if k in pointer}
+            if cached and cached.version == version:
+                self._cache[key] = _Loaded(version, cached.predictor, now, extra)
+                return cached.predictor, extra
+            predictor = None
+            if version is not None:
+                try:
+                    predictor = self.load_version(model, int(version))
+                except IntegrityError as exc:
+                    # Keep serving what we had; tell a person.
+                    log.error("refusing model %s v%s: %s", model, version, exc.message)
+                    if self.notifier:
+                        self.notifier.publish(
+                            f"mlops-kit ALERT: {model} v{version} refused",
+                            {"event": "integrity_error", "model": model, "version": version,
+                             "error": exc.message},
+                        )
+                    predictor = cached.predictor if cached else None
+                    version = cached.version if cached else None
+            self._cache[key] = _Loaded(version, predictor, now, extra)
+            return predictor, extra
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # -- predicting ----------------------------------------------------------------------
+    def predict(self, model: str, instances: Any, *, request_id: str | None = None) -> dict:
+        request_id = request_id or uuid.uuid4().hex
+        champion, _ = self.predictor(model, CHAMPION)
+        if champion is None:
+            raise NotFound(f"model {model!r} has no champion to serve", field="model")
+        challenger, info = self.predictor(model, CHALLENGER)
+        mode = info.get("mode", "canary")
+        weight = float(info.get("weight", 0.0))
+
+        feed = champion.inputs_from_request(instances)
+        answer, shadow = champion, None
+        if challenger is not None and challenger.version != champion.version:
+            if mode == "shadow":
+                shadow = challenger
+            elif canary_share(request_id) < weight:
+                answer = challenger
+        started = time.perf_counter()
+        out = answer.run(feed)
+        latency_ms = (time.perf_counter() - started) * 1000
+        out.update(model=model, version=answer.version, request_id=request_id)
+        if answer is not champion:
+            out["role"] = "challenger"
+        if self.capture is not None:
+            self._capture(model, request_id, instances, feed, answer, out, latency_ms, "served")
+            if shadow is not None:
+                t0 = time.perf_counter()
+                try:
+                    shadow_out = shadow.run(feed)
+                    self._capture(model, request_id, instances, feed, shadow, shadow_out,
+                                  (time.perf_counter() - t0) * 1000, "shadow")
+                except MlopsKitError as exc:  # a broken shadow never hurts the answer
+                    log.warning("shadow model failed: %s", exc.message)
+        return out
+
+    def _capture(self, model, request_id, instances, feed, predictor, out, latency_ms, role):
+        n = len(out["predictions"])
+        names = predictor.spec.feature_names
+        at = self.registry.clock.now().isoformat()
+        rows = []
+        probs = out.get("probabilities")
+        for i in range(n):
+            features = {}
+            for name in names:
+                v = feed[name][i, 0]
+                if isinstance(v, str):
+                    features[name] = None if v == MISSING_CATEGORY else v
+                else:
+                    features[name] = None if v != v else float(v)
+            row = {
+                "id": row_id(request_id, i, n),
+                "request_id": request_id,
+                "at": at,
+                "model": model,
+                "version": predictor.version,
+                "role": role,
+                "latency_ms": round(latency_ms, 3),
+                "features": features,
+                "prediction": out["predictions"][i],
+            }
+            if probs is not None:
+                row["probabilities"] = probs[i]
+            rows.append(row)
+        self.capture.add(model, rows)
+
+    def metadata(self, model: str) -> dict[str, Any]:
+        champion, _ = self.predictor(model, CHAMPION)
+        if champion is None:
+            raise NotFound(f"model {model!r} has no champion to serve", field="model")
+        spec = champion.spec
+        return {
+            "name": model,
+            "version": champion.version,
+            "task": spec.task.value,
+            "target": spec.target,
+            "classes": champion.classes,
+            "features": [f.model_dump(mode="json") for f in spec.features],
+            "sha256": champion.sha256,
+        }

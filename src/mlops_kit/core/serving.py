@@ -1,0 +1,105 @@
+"""Serving: an onnxruntime predictor over ONNX bytes. Imports numpy, onnxruntime and pydantic
+only (never sklearn, scipy or skl2onnx), so the serve function stays small and starts fast."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from mlops_kit.core.features import records_to_inputs
+from mlops_kit.core.spec import ModelSpec
+from mlops_kit.errors import IntegrityError, PayloadTooLarge, ValidationError
+
+MAX_BATCH = 10_000
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _native(values: np.ndarray) -> list:
+    out = values.tolist()
+    return [v.decode() if isinstance(v, bytes) else v for v in out]
+
+
+class Predictor:
+    """One loaded model version. Thread-safe: onnxruntime sessions allow concurrent run()."""
+
+    def __init__(
+        self,
+        onnx_bytes: bytes,
+        spec: ModelSpec,
+        *,
+        version: int,
+        classes: Sequence[Any] | None = None,
+        sha256: str | None = None,
+        threads: int = 1,
+    ) -> None:
+        if sha256 is not None and sha256_hex(onnx_bytes) != sha256:
+            raise IntegrityError(
+                f"model {spec.name} v{version}: artifact sha256 does not match the registry"
+            )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - a corrupt artifact is an integrity problem
+            raise IntegrityError(f"model {spec.name} v{version} cannot be loaded: {exc}") from None
+        self.spec = spec
+        self.model = spec.name
+        self.version = int(version)
+        self.classes = list(classes) if classes is not None else None
+        self.sha256 = sha256
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.label_output = outputs[0]
+        self.proba_output = next((o for o in outputs[1:] if "prob" in o), None)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def inputs_from_request(self, instances: Any) -> dict[str, np.ndarray]:
+        """V1 instances: a list of records (objects) or of arrays in the spec's feature order."""
+        if not isinstance(instances, list) or not instances:
+            raise ValidationError("instances: must be a non-empty list", field="instances")
+        if len(instances) > MAX_BATCH:
+            raise PayloadTooLarge(
+                f"instances: {len(instances)} rows exceed the batch limit {MAX_BATCH}",
+                field="instances",
+            )
+        names = self.spec.feature_names
+        records: list[Mapping[str, Any]] = []
+        for i, inst in enumerate(instances):
+            if isinstance(inst, list):
+                if len(inst) != len(names):
+                    raise ValidationError(
+                        f"instances[{i}]: expected {len(names)} values in order {names}, "
+                        f"got {len(inst)}",
+                        field="instances",
+                    )
+                records.append(dict(zip(names, inst, strict=True)))
+            else:
+                records.append(inst)
+        return records_to_inputs(self.spec, records)
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
+        wanted = [self.label_output] + ([self.proba_output] if self.proba_output else [])
+        results = self.session.run(wanted, {k: feed[k] for k in self.input_names})
+        labels = np.asarray(results[0]).reshape(-1)
+        out: dict[str, Any] = {"predictions": _native(labels)}
+        if self.proba_output:
+            out["probabilities"] = np.round(np.asarray(results[1], dtype=np.float64), 6).tolist()
+            if self.classes is not None:
+                out["classes"] = self.classes
+        return out
+
+    def predict(self, instances: Any) -> dict[str, Any]:
+        out = self.run(self.inputs_from_request(instances))
+        out["model"] = self.model
+        out["version"] = self.version
+        return out

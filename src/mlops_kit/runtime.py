@@ -1,0 +1,69 @@
+"""The local runtime: wires uploads and queues the way the cloud does (object created ->
+validate queue -> validate; pass -> train queue -> train), with SQS semantics from the
+durable SQLite queue. A failing message is released and retried, then dead-lettered."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from mlops_kit.core import layout
+from mlops_kit.core.lifecycle import on_object_created, train_job
+from mlops_kit.errors import MlopsKitError
+from mlops_kit.ports import Message, Queue
+from mlops_kit.wiring import Backend
+
+log = logging.getLogger("mlops_kit.runtime")
+
+
+def upload(backend: Backend, path: str | Path, model: str, *, name: str | None = None) -> dict:
+    """Put a dataset under datasets/<model>/ and emit the object-created event."""
+    key = layout.dataset_key(model, name or Path(path).name)
+    info = backend.ctx.store.put_file(key, str(path))
+    backend.validate_queue.send({"key": key, "etag": info.etag, "version_id": info.version_id})
+    return {"key": key, "etag": info.etag, "size": info.size}
+
+
+def put_object(backend: Backend, key: str, data: bytes) -> dict:
+    """Any object write that the cloud would notify about (datasets/, labels/)."""
+    info = backend.ctx.store.put(key, data)
+    if layout.parse_key(key).kind in ("dataset", "labels"):
+        backend.validate_queue.send({"key": key, "etag": info.etag, "version_id": info.version_id})
+    return {"key": key, "etag": info.etag, "size": info.size}
+
+
+def _process(queue: Queue, msg: Message, fn) -> dict[str, Any]:
+    try:
+        result = fn(msg.body)
+    except MlopsKitError as exc:
+        log.warning("%s message %s failed (receive %d): %s", queue.name, msg.id,
+                    msg.receive_count, exc.message)
+        queue.release(msg)
+        return {"status": "failed", "error": exc.message, "message_id": msg.id,
+                "receive_count": msg.receive_count}
+    except Exception as exc:  # noqa: BLE001 - a bug in one job must not kill the worker
+        log.exception("%s message %s crashed", queue.name, msg.id)
+        queue.release(msg)
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "message_id": msg.id,
+                "receive_count": msg.receive_count}
+    queue.ack(msg)
+    return result
+
+
+def run_once(backend: Backend, *, max_messages: int = 10) -> list[dict[str, Any]]:
+    """Drain both queues until empty (or only in-flight / delayed messages remain)."""
+    ctx = backend.ctx
+    results: list[dict[str, Any]] = []
+    while True:
+        progressed = False
+        for msg in backend.validate_queue.receive(max_messages):
+            progressed = True
+            results.append(_process(backend.validate_queue, msg,
+                                    lambda b: on_object_created(ctx, b["key"], b.get("etag"),
+                                                                b.get("version_id"))))
+        for msg in ctx.train_queue.receive(1):
+            progressed = True
+            results.append(_process(ctx.train_queue, msg, lambda b: train_job(ctx, b)))
+        if not progressed:
+            return results

@@ -1,0 +1,107 @@
+"""The local HTTPS-contract inference server (plain HTTP on loopback by default): a thin shell
+around core.http_api.HttpApi, the same code the cloud `serve` function runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from mlops_kit.core.http_api import MAX_BODY_BYTES, HttpApi
+from mlops_kit.openapi import openapi_document
+
+log = logging.getLogger("mlops_kit.server")
+
+
+def make_server(api: HttpApi, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "mlops-kit"
+        sys_version = ""
+
+        def log_message(self, fmt, *args):  # request lines only; never bodies or tokens
+            log.debug("%s %s", self.command, self.path[:100])
+
+        def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _handle(self) -> None:
+            length = self.headers.get("content-length")
+            try:
+                n = int(length) if length else 0
+            except ValueError:
+                n = -1
+            if n < 0:
+                self._send(400, b'{"error":"content-length: invalid"}',
+                           {"content-type": "application/json"})
+                return
+            if n > MAX_BODY_BYTES:
+                self.close_connection = True
+                self._send(413, json.dumps({"error": f"body: larger than {MAX_BODY_BYTES} bytes",
+                                            "code": "payload_too_large"}).encode(),
+                           {"content-type": "application/json", "connection": "close"})
+                return
+            body = self.rfile.read(n) if n else b""
+            rid = self.headers.get("x-request-id") or uuid.uuid4().hex
+            resp = api.handle(self.command, self.path, dict(self.headers.items()), body,
+                              request_id=rid)
+            self._send(resp.status, resp.json_bytes(), {**resp.headers, "x-request-id": rid})
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+class ServerThread:
+    """Runs a server in the background (used by the demo and the tests) plus capture flushing."""
+
+    def __init__(self, api: HttpApi, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.api = api
+        self.server = make_server(api, host, port)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self.server.serve_forever, daemon=True),
+            threading.Thread(target=self._flush_loop, daemon=True),
+        ]
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _flush_loop(self) -> None:
+        capture = self.api.service.capture
+        while not self._stop.wait(1.0):
+            if capture is not None and capture.due():
+                try:
+                    capture.flush()
+                except Exception:  # noqa: BLE001 - capture must never stop serving
+                    log.exception("capture flush failed")
+
+    def start(self) -> ServerThread:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+        if self.api.service.capture is not None:
+            self.api.service.capture.flush()
+
+
+def build_api(backend, *, auth: bool = True, workspace=None) -> HttpApi:
+    from mlops_kit.auth import BearerAuth
+
+    authorize = BearerAuth(workspace) if auth else None
+    return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document)

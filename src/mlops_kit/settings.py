@@ -1,0 +1,50 @@
+"""Every environment variable the kit reads, in one place, read once (pydantic-settings).
+
+Names are MLOPSKIT_<FIELD>; e.g. MLOPSKIT_BACKEND=aws, MLOPSKIT_DATA_BUCKET=... No secrets live
+here: credentials come from the platform (IAM role, AWS profile), the local token is hashed
+on disk."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MLOPSKIT_", extra="ignore")
+
+    backend: Literal["local", "aws"] = "local"
+    workspace: Path = Field(default=Path(".mlops-kit"), description="local backend state")
+
+    # AWS names (set by the Pulumi program as function env vars; by `emulate` locally)
+    region: str | None = None
+    endpoint_url: str | None = None
+    data_bucket: str | None = None
+    artifact_bucket: str | None = None
+    table_name: str | None = None
+    validate_queue_url: str | None = None
+    train_queue_url: str | None = None
+    topic_arn: str | None = None
+
+    # serving
+    refresh_seconds: float = Field(default=30.0, ge=0)
+    capture: bool = True
+    capture_max_rows: int = Field(default=2000, ge=1)
+    capture_max_age_s: float = Field(default=10.0, ge=0)
+    auth: Literal["token", "none"] = "token"
+
+    # queues (local)
+    max_receives: int = Field(default=3, ge=1)
+    validate_visibility_s: int = Field(default=120, ge=1)
+    train_visibility_s: int = Field(default=900, ge=1)
+
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
