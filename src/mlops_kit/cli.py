@@ -429,7 +429,7 @@ def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours
 
 
 def main() -> None:
-    from mlops_kit import demo  # noqa: F401  (registers `demo` on the app)
+    from mlops_kit import cloud_cli, demo  # noqa: F401  (register their commands on the app)
 
     app()
 

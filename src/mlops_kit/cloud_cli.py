@@ -1,0 +1,1 @@
+"""CLI commands for the cloud code path: `invoke` and `emulate` (registered on mlops_kit.cli.app)."""
