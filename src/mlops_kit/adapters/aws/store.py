@@ -1,0 +1,187 @@
+"""S3 object stores: one bucket (S3ObjectStore), and the layout router (PrefixRoutedStore)
+that sends each top-level prefix to the bucket the topology gives it."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, BinaryIO
+
+from mlops_kit.adapters.aws._errors import mapped
+from mlops_kit.errors import InvalidName, NotFound
+from mlops_kit.ports import ObjectInfo, ObjectStore
+
+MAX_SINGLE_COPY = 5 * 1024**3  # CopyObject limit; larger objects use the managed copy
+
+
+def check_key(key: str) -> str:
+    """The same key rules as the local store, so a key valid here is valid everywhere."""
+    if (not key or key.startswith("/") or "\\" in key or "\x00" in key or len(key) > 1024
+            or any(part in ("", ".", "..") for part in key.split("/"))):
+        raise InvalidName(f"object key {key!r} is invalid", field="key")
+    return key
+
+
+def _etag(raw: str | None) -> str:
+    return (raw or "").strip('"')
+
+
+class _BodyReader(io.RawIOBase):
+    """A botocore StreamingBody as a raw stream, so io.BufferedReader/TextIOWrapper work on it."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        with mapped("read object"):
+            data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
+class S3ObjectStore:
+    def __init__(self, bucket: str, client: Callable[[], Any]) -> None:
+        self.bucket = bucket
+        self._client = client  # a factory: clients are created lazily (moto first, then boto3)
+
+    @property
+    def s3(self) -> Any:
+        return self._client()
+
+    def _info(self, key: str, head: Mapping[str, Any], size: int | None = None) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size=int(size if size is not None else head.get("ContentLength", 0)),
+            etag=_etag(head.get("ETag")),
+            version_id=head.get("VersionId") if head.get("VersionId") != "null" else None,
+            last_modified=head.get("LastModified"),
+        )
+
+    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo:
+        check_key(key)
+        extra = {"ContentType": content_type} if content_type else {}
+        with mapped(f"put {key!r}"):
+            resp = self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+        return ObjectInfo(key=key, size=len(data), etag=_etag(resp.get("ETag")),
+                          version_id=resp.get("VersionId"))
+
+    def put_file(self, key: str, path: str) -> ObjectInfo:
+        check_key(key)
+        with mapped(f"upload {key!r}"):
+            self.s3.upload_file(path, self.bucket, key)  # managed: multipart for big files
+        return self.head(key)
+
+    def get(self, key: str) -> bytes:
+        with self.open(key) as f:
+            return f.read()
+
+    def open(self, key: str) -> BinaryIO:
+        check_key(key)
+        with mapped(f"object {key!r}"):
+            resp = self.s3.get_object(Bucket=self.bucket, Key=key)
+        return io.BufferedReader(_BodyReader(resp["Body"]), buffer_size=1 << 20)
+
+    def head(self, key: str) -> ObjectInfo:
+        check_key(key)
+        with mapped(f"object {key!r}"):
+            return self._info(key, self.s3.head_object(Bucket=self.bucket, Key=key))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.head(key)
+        except NotFound:
+            return False
+        return True
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        with mapped(f"list {prefix!r}"):
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]),
+                                     etag=_etag(obj.get("ETag")),
+                                     last_modified=obj.get("LastModified"))
+
+    def copy(self, src: str, dst: str) -> ObjectInfo:
+        return self.copy_from(self, src, dst)
+
+    def copy_from(self, source: S3ObjectStore, src: str, dst: str) -> ObjectInfo:
+        """Server-side copy (S3 never streams the bytes through us), across buckets too."""
+        check_key(src), check_key(dst)
+        info = source.head(src)
+        with mapped(f"copy {src!r} -> {dst!r}"):
+            if info.size < MAX_SINGLE_COPY:
+                self.s3.copy_object(Bucket=self.bucket, Key=dst,
+                                    CopySource={"Bucket": source.bucket, "Key": src})
+            else:
+                self.s3.copy({"Bucket": source.bucket, "Key": src}, self.bucket, dst)
+        return self.head(dst)
+
+    def delete(self, key: str) -> None:
+        check_key(key)
+        with mapped(f"delete {key!r}"):
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+
+class PrefixRoutedStore:
+    """One ObjectStore over several buckets: each layout prefix (specs/, models/, ...) lives in
+    the bucket the topology assigns. Keys outside every prefix are refused."""
+
+    def __init__(self, routes: Mapping[str, ObjectStore]) -> None:
+        # longest prefix first, so a nested prefix could override its parent
+        self.routes = dict(sorted(routes.items(), key=lambda kv: -len(kv[0])))
+
+    def store_for(self, key: str) -> ObjectStore:
+        for prefix, store in self.routes.items():
+            if key.startswith(prefix):
+                return store
+        raise InvalidName(f"object key {key!r} is outside the layout "
+                          f"({', '.join(sorted(self.routes))})", field="key")
+
+    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo:
+        return self.store_for(key).put(key, data, content_type=content_type)
+
+    def put_file(self, key: str, path: str) -> ObjectInfo:
+        return self.store_for(key).put_file(key, path)
+
+    def get(self, key: str) -> bytes:
+        return self.store_for(key).get(key)
+
+    def open(self, key: str) -> BinaryIO:
+        return self.store_for(key).open(key)
+
+    def head(self, key: str) -> ObjectInfo:
+        return self.store_for(key).head(key)
+
+    def exists(self, key: str) -> bool:
+        return self.store_for(key).exists(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        hits = [p for p in self.routes if prefix.startswith(p)]
+        if hits:
+            yield from self.routes[hits[0]].list(prefix)
+            return
+        # a prefix shorter than a layout prefix ("" or "mo"): every matching route, in key order
+        for p in sorted(p for p in self.routes if p.startswith(prefix)):
+            yield from self.routes[p].list(p)
+
+    def copy(self, src: str, dst: str) -> ObjectInfo:
+        s, d = self.store_for(src), self.store_for(dst)
+        if s is d:
+            return s.copy(src, dst)
+        if isinstance(s, S3ObjectStore) and isinstance(d, S3ObjectStore):
+            return d.copy_from(s, src, dst)
+        with s.open(src) as f:  # different kinds of store: stream through
+            return d.put(dst, f.read())
+
+    def delete(self, key: str) -> None:
+        self.store_for(key).delete(key)
