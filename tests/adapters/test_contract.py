@@ -139,7 +139,7 @@ def test_conditions(table):
     with pytest.raises(ConditionFailed):
         table.put("P", "NEW", {"a": 2}, AbsentOrEquals("a", 5))
     table.put("P", "NEW", {"a": 2}, AbsentOrEquals("a", 1))
-    table.put("P", "NEW", {"c": 1}, Equals("a", None))  # None: the attribute is missing
+    table.put("P", "NEW", {"c": 1}, Equals("b", None))  # None: the attribute is missing
     assert table.get("P", "NEW")["c"] == 1
     with pytest.raises(ConditionFailed):
         table.delete("P", "NEW", Equals("c", 2))
