@@ -434,5 +434,7 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m mlops_kit.cli`: run the importable module's app
+    from mlops_kit.cli import main as _main
+
+    _main()

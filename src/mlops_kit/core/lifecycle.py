@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -196,9 +198,15 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
         return {"status": "duplicate", "model": model, "version": version,
                 "registry_status": reservation.record.get("status")}
 
-    with ctx.store.open(job["dataset_key"]) as raw:
+    fmt = detect_format(job["dataset_key"])
+    with ctx.store.open(job["dataset_key"]) as raw, tempfile.SpooledTemporaryFile(64 << 20) as tmp:
         reader = HashingReader(raw)
-        df = read_frame(reader, detect_format(job["dataset_key"]), spec)
+        if fmt == "parquet":  # Parquet needs a seekable file: spool it (to disk past 64 MB)
+            shutil.copyfileobj(reader, tmp, 1 << 20)
+            tmp.seek(0)
+            df = read_frame(tmp, fmt, spec)
+        else:
+            df = read_frame(reader, fmt, spec)
         sha = reader.drain()
     if sha != job["sha256"]:
         ctx.registry.complete_version(model, version, {

@@ -4,7 +4,8 @@ Items (pk = MODEL#<name>):
   VERSION#000001   immutable version record (status pending -> registered | rejected)
   RUN#<key>        idempotency: one version per (dataset sha256, spec hash)
   ALIAS#champion   the served version;  ALIAS#challenger  canary/shadow version + weight
-  HIST#<ts>#<id>   append-only history of every alias move (who, from, to, why)
+  HIST#<seq>       append-only history of every alias move (who, from, to, why)
+  HISTSEQ          the history sequence (conditional writes give one total order)
   META             latest version number (moved by conditional write -> monotonic versions)
 pk = MODELS, sk = <name>: the model index.
 
@@ -15,7 +16,6 @@ with the alias.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,14 +180,22 @@ class Registry:
             "reason": reason,
             **(extra or {}),
         }
-        hist = self._history_put(model, action or f"set_{alias}", before, version, actor, reason, alias)
         cond = AbsentOrEquals("version", before) if current is None else Equals("version", before)
-        try:
-            self.table.transact([Put(pk, f"ALIAS#{alias}", item, cond), hist])
-        except ConditionFailed:
-            raise RegistryConflict(
-                f"{alias} of {model!r} was moved by someone else meanwhile; retry"
-            ) from None
+        for _ in range(MAX_RETRIES):
+            ops = self._history_ops(model, action or f"set_{alias}", before, version, actor,
+                                    reason, alias)
+            try:
+                self.table.transact([Put(pk, f"ALIAS#{alias}", item, cond), *ops])
+                break
+            except ConditionFailed:
+                now_alias = self.get_alias(model, alias)
+                if (now_alias or {}).get("version") != before:
+                    raise RegistryConflict(
+                        f"{alias} of {model!r} was moved by someone else meanwhile; retry"
+                    ) from None
+                # only the history sequence raced: take the next number and try again
+        else:
+            raise RegistryConflict(f"{alias} of {model!r}: too much contention; retry")
         if self.notifier is not None and alias == CHAMPION:
             self.notifier.publish(
                 f"mlops-kit: {model} {action or 'champion'} -> v{version}",
@@ -232,25 +240,30 @@ class Registry:
         raise NotFound(f"model {model!r} has no previous champion to roll back to", field="model")
 
     # -- history ---------------------------------------------------------------------------
-    def _history_put(self, model, action, before, after, actor, reason, alias=None) -> Put:
+    def _history_ops(self, model, action, before, after, actor, reason, alias=None) -> list[Put]:
+        """History entries are numbered by a per-model sequence moved by conditional write, so
+        history has one total order even when clocks tie or writers race."""
+        pk = _pk(model)
+        seq_item = self.table.get(pk, "HISTSEQ")
+        seq = int(seq_item["seq"]) if seq_item else 0
         now = self._now()
-        return Put(
-            _pk(model),
-            f"HIST#{now}#{uuid.uuid4().hex[:12]}",
-            {
-                "at": now,
-                "action": action,
-                "alias": alias,
-                "from_version": before,
-                "to_version": after,
-                "actor": actor,
-                "reason": reason,
-            },
-            Absent(),
-        )
+        return [
+            Put(pk, "HISTSEQ", {"seq": seq + 1}, AbsentOrEquals("seq", seq_item and seq)),
+            Put(pk, f"HIST#{seq + 1:010d}", {
+                "seq": seq + 1, "at": now, "action": action, "alias": alias,
+                "from_version": before, "to_version": after, "actor": actor, "reason": reason,
+            }, Absent()),
+        ]
 
     def _append_history(self, model, action, before, after, actor, reason, alias=None) -> None:
-        self.table.transact([self._history_put(model, action, before, after, actor, reason, alias)])
+        for _ in range(MAX_RETRIES):
+            try:
+                self.table.transact(self._history_ops(model, action, before, after, actor, reason,
+                                                      alias))
+                return
+            except ConditionFailed:
+                continue
+        raise RegistryConflict(f"history of {model!r}: too much contention; retry")
 
     def record_event(self, model: str, action: str, version: int | None, actor: str, reason: str):
         self._append_history(model, action, None, version, actor, reason)

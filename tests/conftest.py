@@ -1,0 +1,41 @@
+"""Shared fixtures: a real local backend in a temp workspace, and a trained model to reuse."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlops_kit.core.synthetic import churn_csv
+from mlops_kit.wiring import Backend
+from tests.support import FAST_SPEC, apply_spec, make_backend
+
+
+@pytest.fixture
+def backend(tmp_path) -> Backend:
+    return make_backend(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def _trained_template(tmp_path_factory) -> Path:
+    """One workspace with churn v1 trained + promoted; tests get their own copy."""
+    from mlops_kit.runtime import run_once, upload
+
+    ws = tmp_path_factory.mktemp("trained") / "ws"
+    b = make_backend(ws)
+    apply_spec(b, FAST_SPEC)
+    data = ws.parent / "churn.csv"
+    data.write_bytes(churn_csv(1500, seed=7))
+    upload(b, data, "churn")
+    results = run_once(b)
+    assert any(r.get("promoted") for r in results), results
+    return ws
+
+
+@pytest.fixture
+def trained(tmp_path, _trained_template) -> Backend:
+    ws = tmp_path / "ws"
+    shutil.copytree(_trained_template, ws)
+    return make_backend(ws)
+

@@ -1,0 +1,29 @@
+"""Helpers shared by the tests (import as `from tests.support import ...`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from mlops_kit.core.synthetic import CHURN_SPEC
+from mlops_kit.settings import Settings
+from mlops_kit.wiring import Backend, local_backend
+
+FAST_SPEC = {**CHURN_SPEC, "estimator": {"kind": "logistic_regression", "params": {}}}
+
+
+def make_backend(workspace: Path, **overrides) -> Backend:
+    settings = Settings(workspace=workspace, backend="local", refresh_seconds=0.0, **overrides)
+    return local_backend(settings)
+
+
+def apply_spec(backend: Backend, spec: dict) -> None:
+    backend.ctx.store.put(f"specs/{spec['name']}.yaml", yaml.safe_dump(spec).encode())
+
+
+def feature_records(n: int, seed: int = 3, drift: float = 0.0) -> list[dict]:
+    from mlops_kit.core.synthetic import churn_records
+
+    return [{k: v for k, v in r.items() if k not in ("churned", "customer_id")}
+            for r in churn_records(n, seed=seed, drift=drift)]
