@@ -23,6 +23,10 @@ from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature, T
 
 __all__ = [
     "OTHER_CATEGORY",
+    "CategoricalAccumulator",
+    "FeatureDriftAccumulator",
+    "NumericAccumulator",
+    "PredictionAccumulator",
     "build_prediction_profile",
     "categorical_freqs",
     "categorical_profile",
@@ -236,6 +240,221 @@ def _clean(values: Sequence | np.ndarray) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
+# -- streaming accumulators ---------------------------------------------------------------
+# Monitoring sees up to millions of rows: it feeds them in chunks to these accumulators, which
+# keep only bin counts (on the reference profile's edges), category counts and a bounded
+# reservoir sample for KS / Wasserstein. Memory is O(bins + categories + RESERVOIR) per feature.
+RESERVOIR = 5000
+MAX_NEW_CATEGORIES = 200  # distinct unseen values tracked by name; the rest are lumped
+MORE_NEW = "__more_new__"
+CHART_CATEGORIES = 20
+
+
+class NumericAccumulator:
+    def __init__(self, ref: dict, feat: NumericFeature | None = None, *,
+                 reservoir: int = RESERVOIR, seed: int = 0) -> None:
+        self.ref = ref
+        self.edges = np.asarray(ref.get("edges") or [], dtype=np.float64)
+        self.counts = np.zeros(self.edges.size + 1, dtype=np.int64)
+        self.lo = feat.min if feat is not None else None
+        self.hi = feat.max if feat is not None else None
+        self.n = self.nulls = self.outside = 0
+        self.total = self.min = self.max = 0.0
+        self.sample = np.empty(reservoir, dtype=np.float64)
+        self.seen = 0  # finite values offered to the reservoir
+        self._rng = np.random.default_rng(seed)
+
+    def add(self, values: Sequence | np.ndarray) -> None:
+        arr = to_float_array(values)
+        self.n += arr.size
+        nan = np.isnan(arr)
+        self.nulls += int(nan.sum())
+        good = arr[~nan]
+        if not good.size:
+            return
+        self.counts += np.bincount(np.searchsorted(self.edges, good, side="left"),
+                                   minlength=self.counts.size)
+        outside = np.zeros(good.size, dtype=bool)
+        if self.lo is not None:
+            outside |= good < self.lo
+        if self.hi is not None:
+            outside |= good > self.hi
+        self.outside += int(outside.sum())
+        fin = good[np.isfinite(good)]
+        if fin.size:
+            first = self.seen == 0
+            self.total += float(fin.sum())
+            self.min = float(fin.min()) if first else min(self.min, float(fin.min()))
+            self.max = float(fin.max()) if first else max(self.max, float(fin.max()))
+            self._offer(fin)
+
+    def _offer(self, x: np.ndarray) -> None:
+        """Reservoir sampling (Vitter's algorithm R), vectorised per chunk."""
+        k = self.sample.size
+        filled = min(self.seen, k)
+        take = min(k - filled, x.size)
+        self.sample[filled:filled + take] = x[:take]
+        rest = x[take:]
+        if rest.size:
+            index = self.seen + take + np.arange(rest.size)
+            j = (self._rng.random(rest.size) * (index + 1)).astype(np.int64)
+            keep = j < k
+            self.sample[j[keep]] = rest[keep]
+        self.seen += x.size
+
+    @property
+    def good(self) -> int:
+        return self.n - self.nulls
+
+    def current_sample(self) -> np.ndarray:
+        return self.sample[: min(self.seen, self.sample.size)]
+
+    def freqs(self) -> list[float]:
+        total = int(self.counts.sum())
+        return [float(c / total) if total else 0.0 for c in self.counts]
+
+    def histogram(self) -> dict:
+        e = [float(x) for x in self.edges]
+        labels = ([f"≤ {e[0]:.4g}"] + [f"{a:.4g} – {b:.4g}" for a, b in zip(e, e[1:])]
+                  + [f"> {e[-1]:.4g}"]) if e else ["all"]
+        return {"labels": labels, "ref": list(self.ref.get("freqs") or []), "cur": self.freqs(),
+                "edges": e}
+
+    def result(self, spec: ModelSpec, method: str):
+        mon = spec.monitoring
+        ref_freqs = list(self.ref.get("freqs") or [])
+        value = psi(ref_freqs, self.freqs()) if ref_freqs and self.good else 0.0
+        out: dict[str, Any] = {"type": "numeric", "psi": value, "method": method}
+        p_value = None
+        sample = self.current_sample()
+        if method == "psi":
+            stat, threshold, drifted = value, mon.threshold, value > mon.threshold
+        elif method == "ks":
+            stat, p_value = ks_statistic(self.ref.get("sample") or [], sample)
+            threshold = KS_MIN_STAT
+            drifted = p_value < KS_P_VALUE and stat > KS_MIN_STAT
+        else:
+            stat = wasserstein(self.ref.get("sample") or [], sample)
+            threshold, drifted = mon.threshold, stat > mon.threshold
+        reasons = [f"{method} {stat:.3g} > {threshold:g}"
+                   + (f" (p={p_value:.2g})" if p_value is not None else "")] if drifted else []
+        oor = self.outside / self.good if self.good else 0.0
+        out.update(statistic=float(stat), threshold=float(threshold), drifted=drifted,
+                   distribution_drifted=drifted)
+        if p_value is not None:
+            out["p_value"] = p_value
+        out["out_of_range_rate"] = oor
+        out["out_of_range"] = oor > mon.max_out_of_range_rate
+        if out["out_of_range"]:
+            out["drifted"] = True
+            reasons.append(f"{_pct(oor)} of values outside [{self.lo}, {self.hi}] "
+                           f"> {_pct(mon.max_out_of_range_rate)}")
+        out.update(mean_ref=self.ref.get("mean"),
+                   mean_cur=self.total / self.seen if self.seen else None,
+                   min_cur=self.min if self.seen else None,
+                   max_cur=self.max if self.seen else None,
+                   sample_size=int(sample.size), histogram=self.histogram())
+        return out, reasons, (self.nulls / self.n if self.n else 0.0)
+
+
+class CategoricalAccumulator:
+    def __init__(self, ref: dict, feat: CategoricalFeature | None = None, *,
+                 max_new: int = MAX_NEW_CATEGORIES) -> None:
+        self.ref = ref
+        self.ref_freqs: dict[str, float] = dict(ref.get("freqs") or {})
+        self.lump = OTHER_CATEGORY in self.ref_freqs
+        self.allowed = set(feat.categories) if feat is not None and feat.categories else None
+        self.max_new = max_new
+        self.counts: dict[str, int] = {}
+        self.new_counts: dict[str, int] = {}
+        self.n = self.nulls = self.invalid = 0
+
+    def add(self, values: Sequence) -> None:
+        self.n += len(values)
+        seen: dict[str | None, int] = {}
+        for v in values:
+            k = category_key(v)
+            seen[k] = seen.get(k, 0) + 1
+        self.nulls += seen.pop(None, 0)
+        for k, c in seen.items():
+            if k not in self.ref_freqs:
+                if self.allowed is not None and k not in self.allowed:
+                    self.invalid += c
+                if self.lump and (self.allowed is None or k in self.allowed):
+                    k = OTHER_CATEGORY  # a rare value the reference profile lumped together
+                else:
+                    if k not in self.new_counts and len(self.new_counts) >= self.max_new:
+                        k = MORE_NEW  # bounded memory for a column of ids or free text
+                    self.new_counts[k] = self.new_counts.get(k, 0) + c
+            self.counts[k] = self.counts.get(k, 0) + c
+
+    @property
+    def good(self) -> int:
+        return self.n - self.nulls
+
+    def freqs(self) -> dict[str, float]:
+        total = self.good
+        return {k: c / total for k, c in self.counts.items()} if total else {}
+
+    def histogram(self) -> dict:
+        cur = self.freqs()
+        keys = sorted(set(self.ref_freqs) | set(cur),
+                      key=lambda k: -(self.ref_freqs.get(k, 0.0) + cur.get(k, 0.0)))
+        shown, rest = keys[:CHART_CATEGORIES], keys[CHART_CATEGORIES:]
+        ref = [float(self.ref_freqs.get(k, 0.0)) for k in shown]
+        now = [float(cur.get(k, 0.0)) for k in shown]
+        if rest:
+            shown = [*shown, f"({len(rest)} more)"]
+            ref.append(float(sum(self.ref_freqs.get(k, 0.0) for k in rest)))
+            now.append(float(sum(cur.get(k, 0.0) for k in rest)))
+        return {"labels": shown, "ref": ref, "cur": now}
+
+    def result(self, spec: ModelSpec, method: str):
+        mon = spec.monitoring
+        total = self.good
+        cur_freqs = self.freqs()
+        ref_freqs = self.ref_freqs
+        keys_all = sorted(set(ref_freqs) | set(cur_freqs))
+        value = (psi([ref_freqs.get(k, 0.0) for k in keys_all],
+                     [cur_freqs.get(k, 0.0) for k in keys_all]) if total and ref_freqs else 0.0)
+        p_value = None
+        if method == "psi":
+            stat, threshold, drifted = value, mon.threshold, value > mon.threshold
+        elif method == "jensen_shannon":
+            stat = jensen_shannon(ref_freqs, cur_freqs) if total else 0.0
+            threshold, drifted = JS_THRESHOLD, stat > JS_THRESHOLD
+        else:
+            stat, p_value = chi2_test(ref_freqs, self.counts)
+            cramers_v = math.sqrt(stat / (total * max(1, len(keys_all) - 1))) if total else 0.0
+            threshold = CHI2_P_VALUE
+            drifted = p_value < CHI2_P_VALUE and cramers_v > CHI2_MIN_EFFECT
+        reasons = [f"{method} {stat:.3g} "
+                   + (f"p={p_value:.2g} < {threshold:g}" if p_value is not None
+                      else f"> {threshold:g}")] if drifted else []
+        distribution = drifted
+        oor = self.invalid / total if total else 0.0
+        if oor > mon.max_out_of_range_rate:
+            drifted = True
+            reasons.append(f"{_pct(oor)} of values not in the allowed categories "
+                           f"> {_pct(mon.max_out_of_range_rate)}")
+        new_share = sum(self.new_counts.values()) / total if total else 0.0
+        if new_share > NEW_CATEGORY_SHARE:
+            drifted = True
+            reasons.append(f"new categories {sorted(self.new_counts)} take {_pct(new_share)} "
+                           "of values")
+        out: dict[str, Any] = {"type": "categorical", "psi": value, "method": method,
+                               "statistic": float(stat), "threshold": float(threshold),
+                               "drifted": drifted, "distribution_drifted": distribution}
+        if p_value is not None:
+            out["p_value"] = p_value
+        out["out_of_range_rate"] = oor
+        out["out_of_range"] = oor > mon.max_out_of_range_rate
+        out["new_categories"] = sorted(self.new_counts, key=lambda k: -self.new_counts[k])
+        out["new_category_rate"] = new_share
+        out["histogram"] = self.histogram()
+        return out, reasons, (self.nulls / self.n if self.n else 0.0)
+
+
 # -- feature drift ------------------------------------------------------------------------
 def _methods(spec: ModelSpec) -> tuple[str, str]:
     """Per-type methods win; the global drift_method applies where the per-type one is default."""
@@ -252,173 +471,73 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def _numeric_drift(ref: dict, values: Sequence, feat: NumericFeature | None, spec, method):
-    mon = spec.monitoring
-    arr = to_float_array(values)
-    n = arr.size
-    nan = np.isnan(arr)
-    good = arr[~nan]
-    edges = list(ref.get("edges") or [])
-    ref_freqs = list(ref.get("freqs") or [])
-    value = psi(ref_freqs, numeric_freqs(good, edges)) if ref_freqs and good.size else 0.0
-    out: dict[str, Any] = {"type": "numeric", "psi": value, "method": method}
-    p_value = None
-    if method == "psi":
-        stat, threshold, drifted = value, mon.threshold, value > mon.threshold
-    elif method == "ks":
-        stat, p_value = ks_statistic(ref.get("sample") or [], good)
-        threshold = KS_MIN_STAT
-        drifted = p_value < KS_P_VALUE and stat > KS_MIN_STAT
-    else:
-        stat = wasserstein(ref.get("sample") or [], good)
-        threshold, drifted = mon.threshold, stat > mon.threshold
-    reasons = (
-        [
-            f"{method} {stat:.3g} > {threshold:g}"
-            + (f" (p={p_value:.2g})" if p_value is not None else "")
-        ]
-        if drifted
-        else []
-    )
-    lo = feat.min if feat is not None else None
-    hi = feat.max if feat is not None else None
-    outside = np.zeros(good.size, dtype=bool)
-    if lo is not None:
-        outside |= good < lo
-    if hi is not None:
-        outside |= good > hi
-    oor = float(outside.mean()) if good.size else 0.0
-    if oor > mon.max_out_of_range_rate:
-        drifted = True
-        reasons.append(
-            f"{_pct(oor)} of values outside [{lo}, {hi}] > {_pct(mon.max_out_of_range_rate)}"
-        )
-    out.update(statistic=float(stat), threshold=float(threshold), drifted=drifted)
-    if p_value is not None:
-        out["p_value"] = p_value
-    out["out_of_range_rate"] = oor
-    return out, reasons, (float(nan.mean()) if n else 0.0)
+class FeatureDriftAccumulator:
+    """Feature drift over a stream of column chunks; result() has feature_drift's shape."""
 
-
-def _categorical_drift(ref: dict, values: Sequence, feat, spec, method):
-    mon = spec.monitoring
-    keys = [category_key(v) for v in values]
-    n = len(keys)
-    present = [k for k in keys if k is not None]
-    ref_freqs: dict[str, float] = dict(ref.get("freqs") or {})
-    lump = OTHER_CATEGORY in ref_freqs
-    counts: dict[str, int] = {}
-    new_counts: dict[str, int] = {}
-    allowed = set(feat.categories) if feat is not None and feat.categories else None
-    invalid = 0
-    for k in present:
-        if k not in ref_freqs:
-            if allowed is not None and k not in allowed:
-                invalid += 1
-            if lump and (allowed is None or k in allowed):
-                k = OTHER_CATEGORY  # a rare value the reference profile lumped together
+    def __init__(self, profile: dict, spec: ModelSpec) -> None:
+        self.spec = spec
+        by_name = {f.name: f for f in spec.features}
+        self.accs: dict[str, NumericAccumulator | CategoricalAccumulator] = {}
+        for i, (name, ref) in enumerate((profile.get("features") or {}).items()):
+            feat = by_name.get(name)
+            if ref.get("type") == "numeric":
+                self.accs[name] = NumericAccumulator(
+                    ref, feat if isinstance(feat, NumericFeature) else None, seed=i)
             else:
-                new_counts[k] = new_counts.get(k, 0) + 1
-        counts[k] = counts.get(k, 0) + 1
-    total = len(present)
-    cur_freqs = {k: c / total for k, c in counts.items()} if total else {}
-    keys_all = sorted(set(ref_freqs) | set(cur_freqs))
-    value = (
-        psi([ref_freqs.get(k, 0.0) for k in keys_all], [cur_freqs.get(k, 0.0) for k in keys_all])
-        if total and ref_freqs
-        else 0.0
-    )
-    p_value = None
-    if method == "psi":
-        stat, threshold, drifted = value, mon.threshold, value > mon.threshold
-    elif method == "jensen_shannon":
-        stat = jensen_shannon(ref_freqs, cur_freqs) if total else 0.0
-        threshold, drifted = JS_THRESHOLD, stat > JS_THRESHOLD
-    else:
-        stat, p_value = chi2_test(ref_freqs, counts)
-        cramers_v = math.sqrt(stat / (total * max(1, len(keys_all) - 1))) if total else 0.0
-        threshold = CHI2_P_VALUE
-        drifted = p_value < CHI2_P_VALUE and cramers_v > CHI2_MIN_EFFECT
-    reasons = (
-        [
-            f"{method} {stat:.3g} "
-            + (f"p={p_value:.2g} < {threshold:g}" if p_value is not None else f"> {threshold:g}")
-        ]
-        if drifted
-        else []
-    )
-    oor = invalid / total if total else 0.0
-    if oor > mon.max_out_of_range_rate:
-        drifted = True
-        reasons.append(
-            f"{_pct(oor)} of values not in the allowed categories "
-            f"> {_pct(mon.max_out_of_range_rate)}"
-        )
-    new_share = sum(new_counts.values()) / total if total else 0.0
-    if new_share > NEW_CATEGORY_SHARE:
-        drifted = True
-        reasons.append(f"new categories {sorted(new_counts)} take {_pct(new_share)} of values")
-    out: dict[str, Any] = {
-        "type": "categorical",
-        "psi": value,
-        "method": method,
-        "statistic": float(stat),
-        "threshold": float(threshold),
-        "drifted": drifted,
-    }
-    if p_value is not None:
-        out["p_value"] = p_value
-    out["out_of_range_rate"] = oor
-    out["new_categories"] = sorted(new_counts, key=lambda k: -new_counts[k])
-    out["new_category_rate"] = new_share
-    return out, reasons, (1 - total / n if n else 0.0)
+                self.accs[name] = CategoricalAccumulator(
+                    ref, feat if isinstance(feat, CategoricalFeature) else None)
+        self.rows = 0
+
+    def add_columns(self, columns: Mapping[str, Sequence], n: int | None = None) -> None:
+        if n is None:
+            n = max((len(v) for v in columns.values()), default=0)
+        self.rows += n
+        for name, acc in self.accs.items():
+            values = columns.get(name)
+            acc.add([None] * n if values is None else values)  # a vanished column is missing
+
+    def result(self) -> dict:
+        spec, mon = self.spec, self.spec.monitoring
+        num_method, cat_method = _methods(spec)
+        n = self.rows
+        result: dict[str, Any] = {"drifted": False, "rows": n, "features": {},
+                                  "drifted_features": [], "missing_rate_alerts": [],
+                                  "out_of_range_alerts": []}
+        if n < mon.min_rows:
+            result["insufficient_data"] = True
+            result["message"] = f"only {n} rows, monitoring.min_rows is {mon.min_rows}: drift not judged"
+        for name, acc in self.accs.items():
+            method = num_method if isinstance(acc, NumericAccumulator) else cat_method
+            entry, reasons, null_cur = acc.result(spec, method)
+            null_ref = float(acc.ref.get("null_rate", 0.0))
+            increase = null_cur - null_ref
+            entry["missing_rate_alert"] = increase > mon.max_missing_rate_increase
+            if entry["missing_rate_alert"]:
+                entry["drifted"] = True
+                reasons.append(f"missing rate rose from {_pct(null_ref)} to {_pct(null_cur)} "
+                               f"(+{_pct(increase)} > {_pct(mon.max_missing_rate_increase)})")
+            if n < mon.min_rows:
+                entry["drifted"] = entry["distribution_drifted"] = False
+                entry["missing_rate_alert"] = entry["out_of_range"] = False
+                reasons = []
+            entry.update(null_rate_ref=null_ref, null_rate_cur=null_cur,
+                         missing_rate_increase=increase, reasons=reasons)
+            result["features"][name] = entry
+            if entry["drifted"]:
+                result["drifted_features"].append(name)
+            if entry["missing_rate_alert"]:
+                result["missing_rate_alerts"].append(name)
+            if entry["out_of_range"]:
+                result["out_of_range_alerts"].append(name)
+        result["drifted"] = bool(result["drifted_features"])
+        return result
 
 
 def feature_drift(profile: dict, columns: Mapping[str, Sequence], spec: ModelSpec) -> dict:
     """Compare current columns with the reference profile, feature by feature."""
-    mon = spec.monitoring
-    num_method, cat_method = _methods(spec)
-    by_name = {f.name: f for f in spec.features}
-    n = max((len(v) for v in columns.values()), default=0)
-    result: dict[str, Any] = {"drifted": False, "rows": n, "features": {}, "drifted_features": []}
-    if n < mon.min_rows:
-        result["insufficient_data"] = True
-        result["message"] = (
-            f"only {n} rows, monitoring.min_rows is {mon.min_rows}: drift not judged"
-        )
-    for name, ref in (profile.get("features") or {}).items():
-        feat = by_name.get(name)
-        values = columns.get(name)
-        if values is None:
-            values = [None] * n  # a column that vanished is 100% missing
-        if ref.get("type") == "numeric":
-            numeric = feat if isinstance(feat, NumericFeature) else None
-            entry, reasons, null_cur = _numeric_drift(ref, values, numeric, spec, num_method)
-        else:
-            cat = feat if isinstance(feat, CategoricalFeature) else None
-            entry, reasons, null_cur = _categorical_drift(ref, values, cat, spec, cat_method)
-        null_ref = float(ref.get("null_rate", 0.0))
-        increase = null_cur - null_ref
-        if increase > mon.max_missing_rate_increase:
-            entry["drifted"] = True
-            reasons.append(
-                f"missing rate rose from {_pct(null_ref)} to {_pct(null_cur)} "
-                f"(+{_pct(increase)} > {_pct(mon.max_missing_rate_increase)})"
-            )
-        if n < mon.min_rows:
-            entry["drifted"] = False
-            reasons = []
-        entry.update(
-            null_rate_ref=null_ref,
-            null_rate_cur=null_cur,
-            missing_rate_increase=increase,
-            reasons=reasons,
-        )
-        result["features"][name] = entry
-        if entry["drifted"]:
-            result["drifted_features"].append(name)
-    result["drifted"] = bool(result["drifted_features"])
-    return result
+    acc = FeatureDriftAccumulator(profile, spec)
+    acc.add_columns(columns)
+    return acc.result()
 
 
 # -- prediction drift ---------------------------------------------------------------------
@@ -429,40 +548,50 @@ def build_prediction_profile(predictions: Sequence, task: Task | str) -> dict:
     return categorical_profile(preds) if task.is_classification else numeric_profile(preds)
 
 
+class PredictionAccumulator:
+    """Live predictions against the holdout prediction profile, streamed in chunks."""
+
+    def __init__(self, reference: dict, threshold: float = 0.2) -> None:
+        self.reference = reference
+        self.threshold = threshold
+        self.rows = 0
+        self.numeric = reference.get("type") == "numeric"
+        self.acc = (NumericAccumulator(reference, None, seed=7) if self.numeric
+                    else CategoricalAccumulator(reference, None, max_new=MAX_NEW_CATEGORIES))
+
+    def add(self, predictions: Sequence) -> None:
+        preds = list(np.asarray(predictions, dtype=object).ravel())
+        self.rows += len(preds)
+        self.acc.add(preds)
+
+    def result(self) -> dict:
+        ref = self.reference
+        out: dict[str, Any] = {"type": ref.get("type"), "rows": self.rows,
+                               "threshold": self.threshold}
+        if self.numeric:
+            acc = self.acc
+            value = psi(ref.get("freqs") or [], acc.freqs()) if acc.good and ref.get("freqs") \
+                else 0.0
+            stat, p = ks_statistic(ref.get("sample") or [], acc.current_sample())
+            out.update(psi=value, ks_statistic=stat, p_value=p, freqs=acc.freqs(),
+                       mean_ref=ref.get("mean"),
+                       mean_cur=acc.total / acc.seen if acc.seen else None,
+                       histogram=acc.histogram())
+        else:
+            ref_f = dict(ref.get("freqs") or {})
+            cur = self.acc.freqs()
+            keys = sorted(set(ref_f) | set(cur))
+            value = (psi([ref_f.get(k, 0.0) for k in keys], [cur.get(k, 0.0) for k in keys])
+                     if cur and ref_f else 0.0)
+            out.update(psi=value, freqs=cur, freqs_ref=ref_f, histogram=self.acc.histogram())
+        out["drifted"] = bool(value > self.threshold)
+        out["reasons"] = [f"prediction psi {value:.3g} > {self.threshold:g}"] \
+            if out["drifted"] else []
+        return out
+
+
 def prediction_drift(reference: dict, predictions: Sequence, threshold: float = 0.2) -> dict:
     """PSI of live predictions against the holdout prediction profile (plus KS for numeric)."""
-    preds = list(np.asarray(predictions, dtype=object).ravel())
-    out: dict[str, Any] = {
-        "type": reference.get("type"),
-        "rows": len(preds),
-        "threshold": threshold,
-    }
-    if reference.get("type") == "numeric":
-        arr = to_float_array(preds)
-        good = arr[~np.isnan(arr)]
-        cur = numeric_freqs(good, list(reference.get("edges") or []))
-        value = (
-            psi(reference.get("freqs") or [], cur) if good.size and reference.get("freqs") else 0.0
-        )
-        stat, p = ks_statistic(reference.get("sample") or [], good)
-        out.update(
-            psi=value,
-            ks_statistic=stat,
-            p_value=p,
-            freqs=cur,
-            mean_ref=reference.get("mean"),
-            mean_cur=float(good.mean()) if good.size else None,
-        )
-    else:
-        ref = dict(reference.get("freqs") or {})
-        cur = categorical_freqs(preds)
-        keys = sorted(set(ref) | set(cur))
-        value = (
-            psi([ref.get(k, 0.0) for k in keys], [cur.get(k, 0.0) for k in keys])
-            if cur and ref
-            else 0.0
-        )
-        out.update(psi=value, freqs=cur, freqs_ref=ref)
-    out["drifted"] = bool(value > threshold)
-    out["reasons"] = [f"prediction psi {value:.3g} > {threshold:g}"] if out["drifted"] else []
-    return out
+    acc = PredictionAccumulator(reference, threshold)
+    acc.add(predictions)
+    return acc.result()
