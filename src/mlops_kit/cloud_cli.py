@@ -1,1 +1,91 @@
 """CLI commands for the cloud code path: `invoke` and `emulate` (registered on mlops_kit.cli.app)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import typer
+
+from mlops_kit.cli import _state, app, emit, err
+from mlops_kit.errors import MlopsKitError
+
+FUNCTIONS = ["validate", "train", "serve", "monitor"]
+
+
+@app.command()
+def invoke(
+    function: str = typer.Argument(..., help=f"One of {', '.join(FUNCTIONS)}."),
+    event: Path = typer.Option(..., "--event", "-e", exists=True, dir_okay=False,
+                               help="A JSON event, e.g. events/http-api-v2-predict.json."),
+    functions: Path = typer.Option(None, "--functions-dir", help="Default: ./functions."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Run functions/FUNCTION.py's handler in-process on an event (like `sam local invoke`),
+    against the configured backend (MLOPSKIT_BACKEND: local, or aws with its names)."""
+    from mlops_kit.emulator import context_for, load_function, reset_functions
+    from mlops_kit.topology import default_topology
+
+    if _state.get("workspace"):
+        os.environ["MLOPSKIT_WORKSPACE"] = str(_state["workspace"])
+    try:
+        payload = json.loads(event.read_text())
+        module = load_function(function, functions)
+    except (ValueError, FileNotFoundError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    reset_functions()
+    topology = default_topology()
+    name = function if function in FUNCTIONS else topology.functions[0].name
+    try:
+        result = module.handler(payload, context_for(topology, name))
+    except MlopsKitError as exc:
+        emit({"error": exc.message, "code": exc.code}, as_json)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # noqa: BLE001 - what a failed Lambda invocation reports
+        emit({"errorType": type(exc).__name__, "errorMessage": str(exc)}, as_json)
+        raise typer.Exit(1) from None
+    emit(result, as_json)
+
+
+@app.command()
+def emulate(
+    host: str = typer.Option("127.0.0.1", help="Interface for moto and the HTTP gateway."),
+    port: int = typer.Option(0, help="Gateway port (0: a free one)."),
+    monitor_every: float = typer.Option(
+        None, "--monitor-every", min=0.5,
+        help="Seconds between monitor runs (default: the topology's schedule)."),
+    retry_after: int = typer.Option(
+        5, "--retry-after", min=0,
+        help="Seconds before a failed message is visible again (the visibility timeout)."),
+    prefix: str = typer.Option("mlops-kit", help="Resource name prefix."),
+    region: str = typer.Option("us-east-1"),
+    functions: Path = typer.Option(None, "--functions-dir", help="Default: ./functions."),
+) -> None:
+    """Run the AWS code path locally: moto server + the topology's resources + the handlers.
+    Prints one JSON line (endpoint, names, inference URL), then runs until SIGINT/SIGTERM."""
+    import logging
+
+    from mlops_kit.emulator import Emulator
+
+    logging.getLogger("mlops_kit.emulator").setLevel(logging.INFO)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    emu = Emulator(host=host, gateway_port=port, monitor_every=monitor_every,
+                   retry_after=retry_after, prefix=prefix, region=region, functions=functions)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        resources = emu.start()
+        sys.stdout.write(json.dumps(resources.summary(), sort_keys=True) + "\n")
+        sys.stdout.flush()
+        err.print(f"emulating on {resources.endpoint_url}; inference at "
+                  f"{resources.inference_url}; Ctrl-C to stop")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()

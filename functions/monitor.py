@@ -1,0 +1,38 @@
+"""monitor: an EventBridge scheduled event -> core.monitoring.run_monitor for every registered
+model (drift report in the artifact store, a notification on drift). One model failing does not
+stop the others; the invocation then fails so the error shows in the function's metrics."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import _wiring
+from aws_lambda_powertools import Logger
+
+from mlops_kit.core.monitoring import run_monitor
+from mlops_kit.errors import MlopsKitError
+
+logger = Logger(service="mlops-kit-monitor", stream=sys.stderr)  # stdout stays clean for --json
+
+
+class MonitoringFailed(RuntimeError):
+    pass
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    ctx = _wiring.backend().ctx
+    reports, errors = [], []
+    for model in ctx.registry.list_models():
+        try:
+            r = run_monitor(ctx, model)
+        except MlopsKitError as exc:
+            logger.error("monitoring failed", extra={"model": model, "error": exc.message})
+            errors.append({"model": model, "error": exc.message})
+            continue
+        reports.append({k: r.get(k) for k in ("model", "version", "status", "rows", "drifted",
+                                               "report_key", "reason")})
+        logger.info("monitoring done", extra={"report": reports[-1]})
+    if errors:
+        raise MonitoringFailed(f"monitoring failed for {[e['model'] for e in errors]}: {errors}")
+    return {"reports": reports, "errors": errors}

@@ -1,0 +1,59 @@
+"""validate: an SQS batch of S3 notifications -> lifecycle.on_object_created per object.
+
+S3 test events are ignored; keys are URL-decoded; the core is idempotent per key + etag
+(delivery is at-least-once). A failing message is reported in batchItemFailures so only it is
+redelivered; after the queue's receive count SQS moves it to the dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+from urllib.parse import unquote_plus
+
+import _wiring
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from mlops_kit.core.lifecycle import on_object_created
+
+logger = Logger(service="mlops-kit-validate", stream=sys.stderr)  # stdout stays clean for --json
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def created_objects(body: str) -> list[dict[str, Any]]:
+    """The objects an S3 notification (the SQS message body) announces."""
+    event = json.loads(body)
+    if isinstance(event, dict) and event.get("Event") == "s3:TestEvent":
+        return []
+    if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
+        raise ValueError("message body is not an S3 event notification")
+    return [
+        {"key": unquote_plus(r["s3"]["object"]["key"]), "etag": r["s3"]["object"].get("eTag"),
+         "version_id": r["s3"]["object"].get("versionId")}
+        for r in event["Records"] if str(r.get("eventName", "")).startswith("ObjectCreated")
+    ]
+
+
+def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
+    ctx = _wiring.backend().ctx
+    try:
+        results = [on_object_created(ctx, o["key"], o["etag"], o["version_id"])
+                   for o in created_objects(record.body)]
+    except Exception:
+        logger.exception("message failed", extra={"message_id": record.message_id})
+        raise
+    for r in results:
+        logger.info("object processed", extra={"result": {k: r.get(k) for k in (
+            "status", "model", "dataset_key", "key", "rows", "quarantine_key", "duplicate")}})
+    return results
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler,
+                                    processor=processor, context=context)

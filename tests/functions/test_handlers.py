@@ -1,0 +1,172 @@
+"""Each handler on its sample event; assertions are on the objects, items and messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.functions.conftest import DATASET_KEY, sample
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def _keys(s3, bucket, prefix):
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def _drain(sqs, url):
+    out = []
+    while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                      AttributeNames=["All"]).get("Messages", []):
+        out += msgs
+        for m in msgs:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return out
+
+
+def _table(res):
+    from mlops_kit.adapters.aws import DynamoTable, client
+
+    return DynamoTable(res.table, lambda: client("dynamodb", region=res.region))
+
+
+@pytest.fixture(scope="module")
+def validated(world):
+    res, fns, s3, sqs = world
+    out = fns["validate"].handler(sample("s3-put-in-sqs.json"), None)
+    again = fns["validate"].handler(sample("s3-put-in-sqs.json"), None)  # at-least-once
+    jobs = _drain(sqs, res.queue_urls["train"])
+    return out, again, jobs
+
+
+@pytest.fixture(scope="module")
+def trained(world, validated):
+    res, fns, s3, sqs = world
+    event = sample("train-job-sqs.json")
+    event["Records"][0]["body"] = validated[2][0]["Body"]
+    return fns["train"].handler(event, None)
+
+
+def test_validate_decodes_key_and_enqueues_one_training_job(world, validated):
+    res, _, s3, _ = world
+    out, again, jobs = validated
+    assert out == {"batchItemFailures": []} and again == {"batchItemFailures": []}
+    assert len(jobs) == 1  # the redelivered notification did not train twice
+    job = json.loads(jobs[0]["Body"])
+    assert job["dataset_key"] == DATASET_KEY and job["rows"] == 800
+    assert job["report_key"] in _keys(s3, res.artifact_bucket, "reports/churn/validation/")
+    markers = _table(res).query("IDEMPOTENCY", f"VALIDATED#{DATASET_KEY}#")
+    assert len(markers) == 1 and markers[0]["outcome"]["status"] == "validated"
+
+
+def test_s3_test_event_is_ignored(world):
+    res, fns, _, sqs = world
+    before = len(_table(res).query("IDEMPOTENCY"))
+    assert fns["validate"].handler(sample("s3-test-event-in-sqs.json"), None) == {
+        "batchItemFailures": []}
+    assert _drain(sqs, res.queue_urls["train"]) == []
+    assert len(_table(res).query("IDEMPOTENCY")) == before
+
+
+def test_poison_message_fails_alone(world):
+    res, fns, _, sqs = world
+    good = sample("s3-test-event-in-sqs.json")["Records"][0]
+    poison = dict(good, messageId="poison-1", body="this is not json")
+    not_s3 = dict(good, messageId="poison-2", body=json.dumps({"hello": "world"}))
+    missing = sample("s3-put-in-sqs.json")["Records"][0]
+    missing["messageId"] = "missing-object"
+    missing["body"] = missing["body"].replace("churn+jan+2026.csv", "nope.csv")
+    out = fns["validate"].handler({"Records": [good, poison, not_s3, missing]}, None)
+    assert sorted(f["itemIdentifier"] for f in out["batchItemFailures"]) == [
+        "missing-object", "poison-1", "poison-2"]
+
+
+def test_labels_upload_is_accepted(world):
+    res, fns, s3, _ = world
+    s3.put_object(Bucket=res.data_bucket, Key="labels/churn/labels-2026-01-15.csv",
+                  Body=b"request_id,churned\nr1,1\n")
+    assert fns["validate"].handler(sample("labels-upload-in-sqs.json"), None) == {
+        "batchItemFailures": []}
+
+
+def test_train_registers_artifact_and_champion(world, trained):
+    res, _, s3, _ = world
+    assert trained == {"batchItemFailures": []}
+    champion = _table(res).get("MODEL#churn", "ALIAS#champion")
+    assert champion["version"] == 1
+    version = _table(res).get("MODEL#churn", "VERSION#000001")
+    assert version["status"] == "registered" and isinstance(version["metrics"]["roc_auc"], float)
+    artifact = s3.get_object(Bucket=res.artifact_bucket, Key="models/churn/000001/model.onnx")
+    import hashlib
+
+    assert hashlib.sha256(artifact["Body"].read()).hexdigest() == version["sha256"]
+
+
+def test_train_rejects_a_bad_job(world):
+    _, fns, _, _ = world
+    event = sample("train-job-sqs.json")
+    event["Records"][0]["body"] = json.dumps({"model": "churn"})
+    assert fns["train"].handler(event, None)["batchItemFailures"] == [
+        {"itemIdentifier": event["Records"][0]["messageId"]}]
+
+
+@pytest.mark.parametrize("name", ["http-api-v2-predict.json", "function-url-predict.json"])
+def test_serve_predicts_and_captures(world, trained, name):
+    res, fns, s3, _ = world
+    event = sample(name)
+    out = fns["serve"].handler(event, None)
+    body = json.loads(out["body"])
+    n = len(json.loads(event["body"])["instances"])
+    assert out["statusCode"] == 200, body
+    assert len(body["predictions"]) == n and body["version"] == 1 and body["model"] == "churn"
+    assert body["request_id"] == event["requestContext"]["requestId"]
+    assert out["headers"]["content-type"] == "application/json"
+    # capture_max_age_s=0: flushed at the end of the invocation
+    captured = [json.loads(line) for key in _keys(s3, res.artifact_bucket, "captures/churn/")
+                for line in s3.get_object(Bucket=res.artifact_bucket, Key=key)["Body"]
+                .read().decode().splitlines()]
+    assert event["requestContext"]["requestId"] in {c["request_id"] for c in captured}
+
+
+def test_serve_errors_are_json_with_status(world, trained):
+    _, fns, _, _ = world
+    bad = fns["serve"].handler(sample("http-api-v2-predict-bad.json"), None)
+    assert bad["statusCode"] == 400
+    assert json.loads(bad["body"])["field"] == "age" and "Traceback" not in bad["body"]
+    missing = sample("http-api-v2-predict.json")
+    missing["rawPath"] = "/v1/models/nomodel:predict"
+    assert fns["serve"].handler(missing, None)["statusCode"] == 404
+    broken = sample("http-api-v2-predict.json")
+    broken.update(body="!!!", isBase64Encoded=True)
+    assert fns["serve"].handler(broken, None)["statusCode"] == 400
+    health = sample("http-api-v2-predict.json")
+    health.update(rawPath="/v2/health/ready", body=None)
+    assert json.loads(fns["serve"].handler(health, None)["body"]) == {"live": True, "ready": True}
+    meta = sample("http-api-v2-predict.json")
+    meta.update(rawPath="/prod/v2/models/churn", body=None)  # a named stage prefixes rawPath
+    meta["requestContext"].update(stage="prod", http={"method": "GET"})
+    out = fns["serve"].handler(meta, None)
+    assert out["statusCode"] == 200 and json.loads(out["body"])["name"] == "churn"
+
+
+def test_monitor_writes_a_report_per_model(world, trained):
+    res, fns, s3, _ = world
+    out = fns["monitor"].handler(sample("schedule.json"), None)
+    [report] = out["reports"]
+    assert report["model"] == "churn" and report["version"] == 1
+    assert report["report_key"] in _keys(s3, res.artifact_bucket, "reports/churn/monitoring/")
+
+
+def test_invoke_cli_runs_a_handler_on_a_sample(world, trained):
+    from typer.testing import CliRunner
+
+    import mlops_kit.cloud_cli  # noqa: F401 (registers invoke)
+    from mlops_kit.cli import app
+    from tests.functions.conftest import EVENTS
+
+    result = CliRunner().invoke(app, ["invoke", "serve", "--event",
+                                      str(EVENTS / "http-api-v2-predict.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["statusCode"] == 200 and len(json.loads(out["body"])["predictions"]) == 2
