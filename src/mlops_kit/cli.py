@@ -190,19 +190,25 @@ def worker(once: bool = typer.Option(False, "--once", help="Drain the queues and
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
           no_auth: bool = typer.Option(False, "--no-auth",
-                                       help="Allow anonymous requests (explicit opt-out).")) -> None:
+                                       help="Allow anonymous requests (explicit opt-out)."),
+          as_json: bool = JsonOpt) -> None:
     """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2)."""
     from mlops_kit.auth import ensure_token
     from mlops_kit.server import ServerThread, build_api
 
     b = backend()
     ws = Path(b.settings.workspace)
+    token = None
     if not no_auth:
         token = ensure_token(ws)
-        if token:
+        if token and not as_json:
             err.print(f"[bold]API token (shown once, stored hashed):[/bold] {token}")
     srv = ServerThread(build_api(b, auth=not no_auth, workspace=ws), host, port).start()
-    err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict)")
+    if as_json:  # one line a script can read: where to connect, and the token if new
+        sys.stdout.write(json.dumps({"url": srv.url, "auth": not no_auth, "token": token}) + "\n")
+        sys.stdout.flush()
+    else:
+        err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict)")
     try:
         srv._threads[0].join()
     except KeyboardInterrupt:

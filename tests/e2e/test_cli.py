@@ -105,3 +105,32 @@ def test_demo_json(tmp_path):
     assert d["drift"]["drifted"] is True and d["drift"]["drifted_features"]
     assert d["quarantined_key"] == "quarantine/churn/churn-broken.csv"
     assert d["quarantine"]["original_kept"] is True
+
+
+def test_serve_subprocess_with_token(trained):
+    """`mlops-kit serve` as a user starts it: token shown once, requests need it."""
+    import urllib.error
+    import urllib.request
+
+    ws = trained.settings.workspace
+    env = {**os.environ, "MLOPSKIT_WORKSPACE": str(ws)}
+    proc = subprocess.Popen([sys.executable, "-m", "mlops_kit", "serve", "--port", "0", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["auth"] is True and info["token"].startswith("mk_")
+        body = json.dumps({"instances": feature_records(1)}).encode()
+        req = urllib.request.Request(f"{info['url']}/v1/models/churn:predict", data=body,
+                                     headers={"authorization": f"Bearer {info['token']}",
+                                              "content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert json.loads(resp.read())["version"] == 1
+        anon = urllib.request.Request(f"{info['url']}/v1/models/churn:predict", data=body)
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(anon, timeout=30)
+        assert exc.value.code == 401
+        stored = json.loads((ws / "auth.json").read_text())
+        assert info["token"] not in json.dumps(stored)  # stored hashed only
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
