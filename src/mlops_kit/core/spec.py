@@ -19,6 +19,7 @@ from mlops_kit.errors import InvalidName, SpecError
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_SPEC_BYTES = 256 * 1024
 MAX_FEATURES = 1000
+MAX_SPEC_NODES = 100_000  # YAML aliases can expand a tiny file exponentially ("billion laughs")
 
 
 def check_name(value: str, what: str = "model name") -> str:
@@ -251,4 +252,22 @@ def load_spec_bytes(raw: bytes, *, source: str = "spec") -> ModelSpec:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser error is a user error here
         raise SpecError(f"{source}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+    _check_expanded_size(data, source)
     return parse_spec(data)
+
+
+def _check_expanded_size(data: Any, source: str) -> None:
+    """Count nodes as the parsed document would expand (aliases counted at every use), and stop
+    early: a 1 KB YAML file with nested aliases must not become gigabytes when hashed."""
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_SPEC_NODES:
+            raise SpecError(f"{source}: spec expands to more than {MAX_SPEC_NODES} values "
+                            "(YAML aliases?)", field="spec")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
