@@ -1,5 +1,11 @@
 """Model metrics, the same at training, at promotion (champion re-scored on the candidate's
-holdout) and in live monitoring from late labels. Training side: uses scikit-learn."""
+holdout) and in live monitoring from late labels.
+
+numpy only: the monitor function ships without scikit-learn, and live metrics must carry the
+same names and values as the training ones. tests/unit/test_metrics.py checks every metric
+against scikit-learn (accuracy, binary / weighted F1 with zero_division=0, ROC AUC (binary, and
+one-vs-rest weighted for multiclass), log loss; RMSE, MAE, R2).
+"""
 
 from __future__ import annotations
 
@@ -8,42 +14,138 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["accuracy", "compute_metrics", "f1_binary", "f1_weighted", "log_loss", "mae", "r2",
+           "rmse", "roc_auc_binary", "roc_auc_ovr_weighted"]
+
+
+# -- regression ---------------------------------------------------------------------------
+def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+
+
+def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(y_true - y_pred)))
+
+
+def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Coefficient of determination; a constant target gives 1.0 (perfect) or 0.0, as sklearn."""
+    ss_res = float(np.sum((y_true - y_pred) ** 2))
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    if ss_tot == 0:
+        return 1.0 if ss_res == 0 else 0.0
+    return 1.0 - ss_res / ss_tot
+
+
+# -- classification -----------------------------------------------------------------------
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(y_true == y_pred)) if y_true.size else 0.0
+
+
+def _f1(y_true: np.ndarray, y_pred: np.ndarray, label: Any) -> float:
+    t, p = y_true == label, y_pred == label
+    tp = int(np.sum(t & p))
+    denom = 2 * tp + int(np.sum(~t & p)) + int(np.sum(t & ~p))
+    return 2 * tp / denom if denom else 0.0  # zero_division=0
+
+
+def f1_binary(y_true: np.ndarray, y_pred: np.ndarray, pos_label: Any) -> float:
+    return float(_f1(y_true, y_pred, pos_label))
+
+
+def f1_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    labels = np.unique(np.concatenate([y_true, y_pred]))
+    support = np.array([np.sum(y_true == lab) for lab in labels], dtype=np.float64)
+    if support.sum() == 0:
+        return 0.0
+    scores = np.array([_f1(y_true, y_pred, lab) for lab in labels])
+    return float(np.average(scores, weights=support))
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties get the mean of their ranks (what makes AUC count ties as 1/2)."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    boundaries = np.flatnonzero(np.diff(xs)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [xs.size]])
+    mean_rank = (starts + ends + 1) / 2.0  # mean of ranks start+1 .. end
+    ranks = np.empty(xs.size, dtype=np.float64)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def roc_auc_binary(positive: np.ndarray, score: np.ndarray) -> float:
+    """Mann-Whitney U / (n_pos * n_neg): equals the area under the ROC curve. NaN if one class."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(np.asarray(score, dtype=np.float64))
+    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def roc_auc_ovr_weighted(y_true: np.ndarray, proba: np.ndarray, labels: Sequence) -> float:
+    labels = list(labels)
+    if proba.shape[1] != len(labels):
+        raise ValueError(f"{proba.shape[1]} probability columns for {len(labels)} labels")
+    unknown = set(np.unique(y_true).tolist()) - set(labels)
+    if unknown:
+        raise ValueError(f"y_true contains labels not in labels: {sorted(map(str, unknown))}")
+    weights = np.array([np.sum(y_true == lab) for lab in labels], dtype=np.float64)
+    if weights.sum() == 0:
+        return 0.0
+    scores = np.array([roc_auc_binary(y_true == lab, proba[:, i]) if weights[i] else 0.0
+                       for i, lab in enumerate(labels)])
+    return float(np.average(scores, weights=weights))
+
+
+def log_loss(y_true: np.ndarray, proba: np.ndarray, labels: Sequence) -> float:
+    labels = list(labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    try:
+        cols = np.array([index[v] for v in y_true.tolist()], dtype=np.int64)
+    except KeyError as exc:
+        raise ValueError(f"y_true contains a label not in labels: {exc.args[0]!r}") from None
+    eps = np.finfo(proba.dtype).eps
+    p = np.clip(proba, eps, 1 - eps)
+    return float(-np.mean(np.log(p[np.arange(cols.size), cols])))
+
 
 def compute_metrics(
     task: str, y_true: Sequence, y_pred: Sequence, proba: Any | None = None,
     classes: Sequence | None = None,
 ) -> dict[str, float]:
-    from sklearn import metrics as m
-
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if task == "regression":
         y_true = y_true.astype(float)
         y_pred = y_pred.astype(float)
         return {
-            "rmse": float(np.sqrt(m.mean_squared_error(y_true, y_pred))),
-            "mae": float(m.mean_absolute_error(y_true, y_pred)),
-            "r2": float(m.r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
+            "rmse": rmse(y_true, y_pred),
+            "mae": mae(y_true, y_pred),
+            "r2": r2(y_true, y_pred) if len(y_true) > 1 else float("nan"),
         }
-    out: dict[str, float] = {"accuracy": float(m.accuracy_score(y_true, y_pred))}
+    out: dict[str, float] = {"accuracy": accuracy(y_true, y_pred)}
     labels = list(classes) if classes is not None else sorted(set(y_true.tolist()))
     if task == "binary_classification" and len(labels) == 2:
-        out["f1"] = float(m.f1_score(y_true, y_pred, pos_label=labels[1], zero_division=0))
+        out["f1"] = f1_binary(y_true, y_pred, labels[1])
     else:
-        out["f1"] = float(m.f1_score(y_true, y_pred, average="weighted", zero_division=0))
+        out["f1"] = f1_weighted(y_true, y_pred)
     if proba is not None and len(set(y_true.tolist())) > 1:
         p = np.asarray(proba, dtype=float)
         p = np.clip(p, 1e-15, 1)
         p = p / p.sum(axis=1, keepdims=True)
         try:
             if p.shape[1] == 2:
-                out["roc_auc"] = float(m.roc_auc_score(y_true == labels[1], p[:, 1]))
+                out["roc_auc"] = roc_auc_binary(y_true == labels[1], p[:, 1])
             else:
-                out["roc_auc"] = float(
-                    m.roc_auc_score(y_true, p, multi_class="ovr", average="weighted",
-                                    labels=labels)
-                )
+                out["roc_auc"] = roc_auc_ovr_weighted(y_true, p, labels)
         except ValueError:
             pass
-        out["log_loss"] = float(m.log_loss(y_true, p, labels=labels))
+        try:
+            out["log_loss"] = log_loss(y_true, p, labels)
+        except ValueError:
+            pass
     return out
