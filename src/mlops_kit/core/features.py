@@ -40,6 +40,9 @@ def coerce_numeric(name: str, value: Any, feature: NumericFeature, row: int) -> 
         raise ValidationError(
             f"instances[{row}].{name}: expected a number, got {str(value)[:40]!r}", field=name
         ) from None
+    except OverflowError:  # an int beyond float range, e.g. 10**400
+        raise ValidationError(f"instances[{row}].{name}: must be a finite number",
+                              field=name) from None
     if not math.isfinite(number):
         raise ValidationError(f"instances[{row}].{name}: must be a finite number", field=name)
     if feature.min is not None and number < feature.min:
