@@ -14,8 +14,7 @@ from typing import Any, BinaryIO
 
 from mlops_kit import __version__
 from mlops_kit.core import layout
-from mlops_kit.core.registry import CHAMPION, REGISTERED, REJECTED, Registry, decide_promotion
-from mlops_kit.core.service import model_artifact_key
+from mlops_kit.core.registry import REGISTERED, REJECTED, Registry, decide_promotion
 from mlops_kit.core.spec import ModelSpec, load_spec_bytes
 from mlops_kit.errors import (
     MlopsKitError,
