@@ -96,7 +96,10 @@ def _read_csv(stream: BinaryIO, wanted: list[str]) -> pa.Table:
         quoted_strings_can_be_null=True,
     )
     try:
-        return pacsv.read_csv(stream, convert_options=convert)
+        # Blocks at least as large as validation's (8 MB): a long row that validation read
+        # must not fail here with "straddling object straddles two block boundaries".
+        return pacsv.read_csv(stream, read_options=pacsv.ReadOptions(block_size=16 << 20),
+                              convert_options=convert)
     except (pa.ArrowInvalid, KeyError) as exc:
         absent = _MISSING_COLUMN.search(str(exc))
         if absent:
