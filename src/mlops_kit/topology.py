@@ -174,3 +174,8 @@ ENV_FOR = {
     "topic": "MLOPSKIT_TOPIC_ARN",
     "backend": "MLOPSKIT_BACKEND",
 }
+
+# Which ENV_FOR entry carries each store's bucket name and each queue's URL (used by infra/ to
+# set function environments by looping over the topology instead of naming resources again).
+STORE_ENV = {DATA: ENV_FOR["data_store"], ARTIFACTS: ENV_FOR["artifact_store"]}
+QUEUE_ENV = {"validate": ENV_FOR["validate_queue"], "train": ENV_FOR["train_queue"]}

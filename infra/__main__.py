@@ -1,0 +1,120 @@
+"""The Pulumi program: renders mlops_kit.topology on AWS, one component per concern.
+
+Only this module reads configuration (pulumi.Config); components get typed args. Config is
+validated up front (infra/config.py) so a bad key fails `pulumi preview` with every problem
+listed, before anything is created.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT, ROOT / "src"):  # pulumi runs this file from infra/; make both importable
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import pulumi  # noqa: E402
+
+from infra import packaging  # noqa: E402
+from infra.components import (  # noqa: E402
+    AlertsTopic,
+    AlertsTopicArgs,
+    Functions,
+    FunctionsArgs,
+    InferenceApi,
+    InferenceApiArgs,
+    Monitoring,
+    MonitoringArgs,
+    Queues,
+    QueuesArgs,
+    RegistryTable,
+    RegistryTableArgs,
+    Storage,
+    StorageArgs,
+    TrainImage,
+    TrainImageArgs,
+)
+from infra.config import KEYS, OBJECT_KEYS, StackConfig, parse_config  # noqa: E402
+from mlops_kit.topology import ARTIFACTS, DATA, Topology, default_topology  # noqa: E402
+
+BUCKET_OUTPUTS = {DATA: "data_bucket", ARTIFACTS: "artifact_bucket"}
+
+
+def read_config(topology: Topology) -> StackConfig:
+    cfg, aws_cfg = pulumi.Config(), pulumi.Config("aws")
+    raw = {key: cfg.get_object(key) if key in OBJECT_KEYS else cfg.get(key) for key in KEYS}
+    raw["region"] = aws_cfg.get("region")
+    return parse_config(raw, [f.name for f in topology.functions])
+
+
+def zip_artifacts(cfg: StackConfig, topology: Topology) -> dict[str, packaging.Artifact]:
+    functions = packaging.zip_functions(topology)
+    if cfg.package_dir:  # prebuilt (make package): no pip during `pulumi up`
+        base = Path(cfg.package_dir)
+        base = base if base.is_absolute() else ROOT / base
+        return {fn: packaging.load_artifact(fn, base / f"{fn}.zip") for fn in functions}
+    artifacts = packaging.build_all(ROOT / "build" / "lambda", functions)
+    pulumi.log.info("lambda packages:\n" + packaging.report(artifacts))
+    return {a.function: a for a in artifacts}
+
+
+def build(cfg: StackConfig, topology: Topology, zips: dict[str, packaging.Artifact]) -> dict:
+    """Create every resource; return the stack outputs."""
+    p = cfg.name_prefix
+    queues = Queues("queues", QueuesArgs(topology, p))
+    storage = Storage("storage", StorageArgs(
+        topology, p, queue_arns=queues.arns, queue_urls=queues.urls,
+        sse_algorithm=cfg.sse_algorithm, protect=cfg.deletion_protection))
+    table = RegistryTable("registry", RegistryTableArgs(
+        topology.table, p, deletion_protection=cfg.deletion_protection))
+    alerts = AlertsTopic("alerts", AlertsTopicArgs(topology, p, cfg.alarm_email))
+    image = None
+    if any(f.package == "image" for f in topology.functions):
+        image = TrainImage("train-image", TrainImageArgs(
+            p, image_uri=cfg.train_image_uri, force_delete=not cfg.deletion_protection))
+    functions = Functions("functions", FunctionsArgs(
+        topology, p,
+        bucket_arns={n: b.arn for n, b in storage.buckets.items()},
+        bucket_names=storage.bucket_names, table_arn=table.arn, table_name=table.name,
+        queue_arns=queues.arns, queue_urls=queues.urls, topic_arn=alerts.arn,
+        topic_key_arn=alerts.key_arn, zips=zips, image_uri=image.image_uri if image else None,
+        log_retention_days=cfg.log_retention_days, memory=cfg.memory,
+        sse_algorithm=cfg.sse_algorithm, protect=cfg.deletion_protection))
+    api = InferenceApi("inference-api", InferenceApiArgs(
+        topology.http, p, functions.functions[topology.http.function], cfg.auth_mode,
+        cfg.jwt_issuer, cfg.jwt_audience, cfg.log_retention_days, cfg.throttle_rate_limit,
+        cfg.throttle_burst_limit))
+    Monitoring("monitoring", MonitoringArgs(
+        topology, p, functions.functions, {n: q.name for n, q in queues.dlqs.items()},
+        alerts.arn, api_id=api.api.id, latency_p99_ms=cfg.latency_p99_ms))
+
+    data = storage.bucket_names[topology.store_for_prefix("datasets/")]
+    outputs = {BUCKET_OUTPUTS.get(n, f"{n}_bucket"): b for n, b in storage.bucket_names.items()}
+    outputs.update(
+        upload_command=pulumi.Output.concat(
+            "aws s3 cp <file> s3://", data, "/datasets/<model>/<file>"),
+        inference_url=api.url,
+        table_name=table.name,
+        queue_urls=queues.urls,
+        dlq_urls={n: q.url for n, q in queues.dlqs.items()},
+        topic_arn=alerts.arn,
+        function_names=functions.names,
+    )
+    if image is not None:
+        outputs["train_repository_url"] = image.repository.repository_url
+    return outputs
+
+
+def main() -> None:
+    topology = default_topology()
+    cfg = read_config(topology)
+    topology = default_topology(schedule=cfg.schedule)
+    outputs = build(cfg, topology, zip_artifacts(cfg, topology))
+    for name, value in outputs.items():
+        pulumi.export(name, value)
+
+
+if __name__ == "__main__":
+    main()

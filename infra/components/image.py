@@ -1,0 +1,102 @@
+"""The training function's container image: an ECR repository and the image built into it.
+
+Training dependencies (scikit-learn, skl2onnx, pandas, pyarrow) do not fit Lambda's 250 MB zip
+limit, so `train` ships as an image built from functions/Dockerfile. With `trainImageUri` set the
+program uses that image and builds nothing; otherwise it builds and pushes with the
+pulumi-docker-build provider (needs a Docker daemon with buildx where `pulumi up` runs).
+
+The build context is staged (pyproject.toml, README.md, src/, functions/*.py) instead of sending
+the repository root (virtualenvs, build outputs). Its content hash is the image tag: the
+repository's tags are immutable, so an unchanged tree means no rebuild and no push.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+ROOT = Path(__file__).resolve().parents[2]
+KEEP_IMAGES = 10
+
+
+def stage_context(root: Path, out: Path) -> str:
+    """Copy the files the Dockerfile needs into out; return their content hash (the tag)."""
+    if out.exists():
+        shutil.rmtree(out)
+    files = [root / "pyproject.toml", root / "functions" / "Dockerfile"]
+    files += [root / "README.md"] if (root / "README.md").exists() else []
+    files += sorted(p for p in (root / "src").rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts and ".egg-info" not in str(p))
+    files += sorted((root / "functions").glob("*.py"))
+    digest = hashlib.sha256()
+    for f in files:
+        rel = f.relative_to(root)
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, out / rel)
+        digest.update(rel.as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    if not (out / "README.md").exists():  # pyproject names a readme; setuptools wants it
+        (out / "README.md").write_text("mlops-kit\n")
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class TrainImageArgs:
+    name_prefix: str
+    image_uri: str | None = None  # prebuilt; skips the build
+    force_delete: bool = False  # delete the repository even with images in it (no protection)
+    context_dir: Path = ROOT / "build" / "train-image"
+
+
+class TrainImage(pulumi.ComponentResource):
+    def __init__(self, name: str, args: TrainImageArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlopskit:functions:TrainImage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.repository = aws.ecr.Repository(
+            f"{args.name_prefix}-train", image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration={"scan_on_push": True},
+            encryption_configurations=[{"encryption_type": "KMS"}],
+            force_delete=args.force_delete, opts=child)
+        aws.ecr.LifecyclePolicy(
+            f"{args.name_prefix}-train-lifecycle", repository=self.repository.name,
+            policy=json.dumps({"rules": [{
+                "rulePriority": 1, "description": f"keep the last {KEEP_IMAGES} images",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                              "countNumber": KEEP_IMAGES},
+                "action": {"type": "expire"}}]}),
+            opts=child)
+        if args.image_uri:
+            self.image_uri: pulumi.Output[str] = pulumi.Output.from_input(args.image_uri)
+        else:
+            self.image_uri = self._build(args, child)
+        self.register_outputs({"repository_url": self.repository.repository_url,
+                               "image_uri": self.image_uri})
+
+    def _build(self, args: TrainImageArgs, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        try:
+            import pulumi_docker_build as docker_build
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise RuntimeError(
+                "building the training image needs the pulumi-docker-build package "
+                "(pip install pulumi-docker-build), or set trainImageUri to a pushed image "
+                "(see docs/deploy-aws.md)") from exc
+        tag = stage_context(ROOT, args.context_dir)
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=self.repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
+        image = docker_build.Image(
+            f"{args.name_prefix}-train-image",
+            context={"location": str(args.context_dir)},
+            dockerfile={"location": str(args.context_dir / "functions" / "Dockerfile")},
+            platforms=["linux/amd64"],  # Lambda x86_64, whatever builds it
+            push=True,
+            tags=[self.repository.repository_url.apply(lambda url: f"{url}:{tag}")],
+            registries=[{"address": self.repository.repository_url,
+                         "username": token.user_name, "password": token.password}],
+            opts=child)
+        # ref is digest-qualified (repo@sha256:...): Lambda pins exactly what was pushed
+        return image.ref

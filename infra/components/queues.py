@@ -1,0 +1,52 @@
+"""Work queues: one SQS queue per topology queue, each with its dead-letter queue.
+
+The visibility timeout comes from `Topology.visibility_timeout` (6x the consumer's timeout, so a
+slow batch is not redelivered while it is still running); after `max_receives` failed receives a
+message moves to the DLQ instead of being dropped. Both are encrypted with SQS-managed keys (SSE-
+SQS), which S3 event notifications can write to without a key policy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from mlops_kit.topology import Topology
+
+RETENTION_S = 4 * 24 * 3600  # main queue: SQS default
+DLQ_RETENTION_S = 14 * 24 * 3600  # DLQ: the maximum, time for an operator to look
+LONG_POLL_S = 20
+
+
+@dataclass
+class QueuesArgs:
+    topology: Topology
+    name_prefix: str
+
+
+class Queues(pulumi.ComponentResource):
+    def __init__(self, name: str, args: QueuesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlopskit:queues:Queues", name, None, opts)
+        self.queues: dict[str, aws.sqs.Queue] = {}
+        self.dlqs: dict[str, aws.sqs.Queue] = {}
+        for q in args.topology.queues:
+            dlq = aws.sqs.Queue(
+                f"{args.name_prefix}-{q.dlq}", sqs_managed_sse_enabled=True,
+                message_retention_seconds=DLQ_RETENTION_S,
+                opts=pulumi.ResourceOptions(parent=self))
+            self.queues[q.name] = aws.sqs.Queue(
+                f"{args.name_prefix}-{q.name}", sqs_managed_sse_enabled=True,
+                visibility_timeout_seconds=args.topology.visibility_timeout(q.name),
+                message_retention_seconds=RETENTION_S, receive_wait_time_seconds=LONG_POLL_S,
+                redrive_policy=dlq.arn.apply(
+                    lambda arn, n=q.max_receives: json.dumps(
+                        {"deadLetterTargetArn": arn, "maxReceiveCount": n})),
+                opts=pulumi.ResourceOptions(parent=self))
+            self.dlqs[q.name] = dlq
+        self.urls = {n: q.url for n, q in self.queues.items()}
+        self.arns = {n: q.arn for n, q in self.queues.items()}
+        self.register_outputs({"urls": self.urls,
+                               "dlq_urls": {n: d.url for n, d in self.dlqs.items()}})

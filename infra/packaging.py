@@ -1,0 +1,258 @@
+"""Reproducible Lambda zip artifacts for the light functions (validate, serve, monitor).
+
+    python -m infra.packaging --out build/lambda            # all zip functions of the topology
+    python -m infra.packaging --out build/lambda --function serve
+
+Dependencies are installed for the Lambda platform, not this machine (manylinux2014_x86_64,
+CPython 3.12, wheels only), then zipped with src/mlops_kit and functions/*.py. Entries are
+sorted and carry a fixed timestamp and mode, so the same inputs give the same bytes and the same
+sha256 (no spurious Lambda updates). Each artifact is checked against Lambda's 250 MB unzipped
+limit and its sizes are reported (and written to manifest.json).
+
+Version specifiers come from pyproject.toml (never re-declared here); which extras each function
+needs is the only knowledge this module adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # zip + layers, unzipped
+# Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34): manylinux2014 wheels, plus
+# manylinux_2_28 ones (recent onnxruntime publishes only those; pip expands it to older tags).
+PLATFORMS, PYTHON_VERSION = ("manylinux2014_x86_64", "manylinux_2_28_x86_64"), "3.12"
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time leaks in
+
+# Distribution names each light function needs beyond the base (pyproject `dependencies`:
+# numpy, onnxruntime, pydantic, pydantic-settings). mlops_kit.core.lifecycle imports the
+# serving service at module level, so validate and monitor load onnxruntime too.
+EXTRA_DISTS: dict[str, tuple[str, ...]] = {
+    "serve": ("pyyaml", "aws-lambda-powertools"),
+    "validate": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
+    "monitor": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
+}
+# Never needed at run time; dropping them keeps pyarrow + onnxruntime + numpy under the limit.
+_PRUNE_DIRS = {"__pycache__", "tests", "test", "include"}
+_PRUNE_SUFFIXES = (".pyc", ".pyo", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp")
+# Optional parts the kit never imports (pyarrow.fs imports the filesystems it finds), C++
+# sources, and the unversioned / fully-versioned copies of libraries a wheel cannot symlink
+# (the loader asks for the SONAME, lib*.so.N). Together ~55 MB: validate and monitor
+# (pyarrow + onnxruntime + numpy) are over 250 MB without this.
+_PRUNE_GLOBS = (
+    "pyarrow/*flight*", "pyarrow/libarrow_s3.so*", "pyarrow/_s3fs.*", "pyarrow/_pyarrow_cpp_tests*",
+    "pyarrow/src/*", "pyarrow/libarrow*.so", "pyarrow/libarrow*.so.*.*.*",
+    "onnxruntime/transformers/*", "onnxruntime/quantization/*", "onnxruntime/tools/*",
+)
+
+
+class PackageTooLarge(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Artifact:
+    function: str
+    path: str
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    files: int
+
+    @property
+    def base64_sha256(self) -> str:  # what Lambda's source_code_hash expects
+        import base64
+        return base64.b64encode(bytes.fromhex(self.sha256)).decode()
+
+
+def _dist_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def requirements_for(function: str, pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """pyproject's base dependencies plus this function's extra distributions, with their
+    specifiers taken from whichever optional-dependency group declares them."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    reqs = list(project["dependencies"])
+    declared = {
+        _dist_name(r): r
+        for group in project.get("optional-dependencies", {}).values() for r in group
+        if not r.startswith("mlops-kit")
+    }
+    for dist in EXTRA_DISTS.get(function, ()):
+        reqs.append(declared.get(dist, dist))
+    return sorted(set(reqs), key=_dist_name)
+
+
+def install_deps(requirements: Iterable[str], target: Path) -> None:
+    """pip-install wheels for the Lambda platform into target (never this machine's wheels)."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    cmd = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
+        *(arg for p in PLATFORMS for arg in ("--platform", p)),
+        "--python-version", PYTHON_VERSION, "--implementation", "cp",
+        "--only-binary=:all:", "--target", str(target), *requirements,
+    ]
+    subprocess.run(cmd, check=True)
+
+
+def _walk(root: Path, prune: bool) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames
+                             if not (d in _PRUNE_DIRS and (prune or d == "__pycache__")))
+        for name in sorted(filenames):
+            if name.endswith((".pyc", ".pyo")) or (prune and name.endswith(_PRUNE_SUFFIXES)):
+                continue
+            yield Path(dirpath) / name
+
+
+def collect_entries(deps_dir: Path | None, root: Path = ROOT) -> dict[str, Path]:
+    """arcname -> file: dependencies (pruned), the mlops_kit package, the function handlers."""
+    entries: dict[str, Path] = {}
+    if deps_dir is not None:
+        for f in _walk(deps_dir, prune=True):
+            rel = f.relative_to(deps_dir).as_posix()
+            if rel.startswith("bin/") or any(fnmatch.fnmatchcase(rel, g) for g in _PRUNE_GLOBS):
+                continue  # bin/: console scripts with this machine's shebang
+            entries[rel] = f
+    pkg = root / "src" / "mlops_kit"
+    for f in _walk(pkg, prune=False):
+        entries["mlops_kit/" + f.relative_to(pkg).as_posix()] = f
+    for f in sorted((root / "functions").glob("*.py")):
+        entries[f.name] = f
+    return entries
+
+
+def write_zip(entries: dict[str, Path], out: Path) -> tuple[str, int]:
+    """Deterministic zip: sorted names, fixed timestamp, normalised modes. -> (sha256, unzipped)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    unzipped = 0
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name in sorted(entries):
+            src = entries[name]
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+            mode = 0o755 if os.access(src, os.X_OK) and src.suffix in ("", ".so") else 0o644
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # unix, whatever machine builds it
+            data = src.read_bytes()
+            unzipped += len(data)
+            zf.writestr(info, data, compresslevel=9)
+    tmp.replace(out)
+    return hashlib.sha256(out.read_bytes()).hexdigest(), unzipped
+
+
+def check_size(artifact: Artifact, limit: int = LAMBDA_UNZIPPED_LIMIT) -> None:
+    if artifact.unzipped_bytes > limit:
+        raise PackageTooLarge(
+            f"{artifact.function}: {mb(artifact.unzipped_bytes)} unzipped exceeds Lambda's "
+            f"{mb(limit)} limit for zip packages; trim dependencies or ship it as an image")
+
+
+def mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def build_function(function: str, out_dir: Path, deps_dir: Path | None, root: Path = ROOT,
+                   limit: int = LAMBDA_UNZIPPED_LIMIT) -> Artifact:
+    entries = collect_entries(deps_dir, root)
+    path = out_dir / f"{function}.zip"
+    sha, unzipped = write_zip(entries, path)
+    artifact = Artifact(function, str(path), sha, path.stat().st_size, unzipped, len(entries))
+    check_size(artifact, limit)
+    return artifact
+
+
+def load_artifact(function: str, path: Path, limit: int = LAMBDA_UNZIPPED_LIMIT) -> Artifact:
+    """Describe (and size-check) a zip built earlier, e.g. by `make package` in CI."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no zip for function {function}; build it with "
+            f"`python -m infra.packaging --out {path.parent}`")
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+    artifact = Artifact(function, str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
+                        path.stat().st_size, sum(i.file_size for i in infos), len(infos))
+    check_size(artifact, limit)
+    return artifact
+
+
+def zip_functions(topology=None) -> list[str]:
+    if topology is None:
+        sys.path.insert(0, str(ROOT / "src"))
+        from mlops_kit.topology import default_topology
+        topology = default_topology()
+    return [f.name for f in topology.functions if f.package == "zip"]
+
+
+def build_all(out_dir: Path, functions: Iterable[str] | None = None,
+              install: bool = True) -> list[Artifact]:
+    """Build each function's zip; identical requirement sets share one install."""
+    out_dir = Path(out_dir)
+    deps_root = out_dir / ".deps"
+    artifacts = []
+    for fn in functions or zip_functions():
+        deps_dir = None
+        if install:
+            reqs = requirements_for(fn)
+            deps_dir = deps_root / hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:12]
+            if not (deps_dir / ".complete").exists():
+                install_deps(reqs, deps_dir)
+                (deps_dir / ".complete").write_text("\n".join(reqs))
+        artifacts.append(build_function(fn, out_dir, deps_dir))
+    manifest = {a.function: asdict(a) for a in artifacts}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return artifacts
+
+
+def report(artifacts: Iterable[Artifact]) -> str:
+    lines = [f"{'function':<10} {'zipped':>10} {'unzipped':>10} {'of 250 MB':>9} {'files':>6}"
+             "  sha256"]
+    for a in artifacts:
+        pct = 100 * a.unzipped_bytes / LAMBDA_UNZIPPED_LIMIT
+        lines.append(f"{a.function:<10} {mb(a.zipped_bytes):>10} {mb(a.unzipped_bytes):>10} "
+                     f"{pct:>8.0f}% {a.files:>6}  {a.sha256[:16]}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.packaging", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "lambda")
+    parser.add_argument("--function", action="append", help="only this function (repeatable)")
+    parser.add_argument("--no-deps", action="store_true",
+                        help="skip pip (code only; for a quick look, not for deploying)")
+    args = parser.parse_args(argv)
+    known = zip_functions()
+    for fn in args.function or ():
+        if fn not in known:
+            parser.error(f"--function {fn}: not a zip function; zip functions: {', '.join(known)}")
+    try:
+        artifacts = build_all(args.out, args.function, install=not args.no_deps)
+    except PackageTooLarge as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report(artifacts))
+    print(f"wrote {len(artifacts)} artifact(s) and manifest.json to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""Run the Pulumi program under mocks (no CLI, no cloud) and record the whole resource graph.
+
+`run_program` sets the mocks on a fresh event loop, sets stack config through PULUMI_CONFIG (what
+the CLI does), runs the same steps as `infra/__main__.main` inside a `@pulumi.runtime.test`
+function (so every RPC is awaited and a failing apply fails the run), and returns every
+`new_resource` call with its resolved, camelCase inputs plus the resolved stack outputs.
+Graph tests then assert on that recorded state with plain asserts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+for p in (ROOT, ROOT / "src"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from infra import __main__ as program  # noqa: E402
+from infra import packaging  # noqa: E402
+from mlops_kit.topology import default_topology  # noqa: E402
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+PROJECT, STACK = "mlops-kit", "test"
+
+
+@dataclass
+class Res:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+
+
+@dataclass
+class Graph:
+    resources: list[Res]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of(self, typ: str) -> list[Res]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str, name: str) -> Res:
+        found = [r for r in self.of(typ) if r.name == name]
+        assert len(found) == 1, f"expected one {typ} named {name}, got {[r.name for r in self.of(typ)]}"
+        return found[0]
+
+    def by_state(self, typ: str, key: str, value: Any) -> Res:
+        found = [r for r in self.of(typ) if r.state.get(key) == value]
+        assert len(found) == 1, f"no single {typ} with {key}={value!r}"
+        return found[0]
+
+
+class GraphMocks(pulumi.runtime.Mocks):
+    """Records every resource; fills in the computed attributes later resources read."""
+
+    def __init__(self) -> None:
+        self.resources: list[Res] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = dict(args.inputs)
+        state = dict(inputs)
+        name, typ = args.name, args.typ
+        svc = typ.split(":")[1].split("/")[0]
+        rid = f"{name}-id"
+        if typ == "aws:s3/bucket:Bucket":
+            rid = state["bucket"] = f"{name}-a1b2c3"
+            state["arn"] = f"arn:aws:s3:::{rid}"
+        elif typ == "aws:sqs/queue:Queue":
+            state["name"] = name
+            state["arn"] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+            rid = state["url"] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+        elif typ == "aws:dynamodb/table:Table":
+            rid = state["name"] = name
+            state["arn"] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            rid = state["name"] = inputs.get("name", name)
+            state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{rid}"
+        elif typ == "aws:lambda/function:Function":
+            rid = state["name"] = inputs.get("name", name)
+            state["arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{rid}"
+            state["invokeArn"] = f"arn:aws:apigateway:{REGION}:lambda:path/{state['arn']}"
+        elif typ == "aws:apigatewayv2/api:Api":
+            rid = "api123"
+            state["apiEndpoint"] = f"https://{rid}.execute-api.{REGION}.amazonaws.com"
+            state["executionArn"] = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{rid}"
+        elif typ == "aws:ecr/repository:Repository":
+            state["registryId"] = ACCOUNT
+            state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}"
+        elif typ == "docker-build:index:Image":
+            state["ref"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/repo@sha256:{'0' * 64}"
+        state.setdefault("arn", f"arn:aws:{svc}:{REGION}:{ACCOUNT}:{name}")
+        state.setdefault("name", name)
+        self.resources.append(Res(typ, name, inputs, state))
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
+                    "userId": "AIDA", "id": ACCOUNT}, []
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
+                    "reverseDnsPrefix": "com.amazonaws"}, []
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {"userName": "AWS", "password": "pw", "authorizationToken": "dG9rZW4=",
+                    "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+                    "expiresAt": "2030-01-01T00:00:00Z", "id": REGION,
+                    "registryId": ACCOUNT}, []
+        raise AssertionError(f"unexpected invoke {args.token}")
+
+
+def make_zips(out: Path) -> Path:
+    """Small stand-ins for the packaged zips: real zips, no pip (packaging is tested apart)."""
+    src = out / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "handler.py").write_text("def handler(event, context):\n    return {}\n")
+    for fn in packaging.zip_functions(default_topology()):
+        packaging.write_zip({f"{fn}.py": src / "handler.py"}, out / f"{fn}.zip")
+    return out
+
+
+def base_config(package_dir: Path, **overrides: Any) -> dict[str, Any]:
+    cfg = {"aws:region": REGION, "namePrefix": "mlk-test", "packageDir": str(package_dir),
+           "trainImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlk-train:abc123",
+           "alarmEmail": "oncall@example.com", "logRetentionDays": "30",
+           "memory": json.dumps({"serve": 2048})}
+    cfg.update(overrides)
+    return {k if ":" in k else f"{PROJECT}:{k}": v for k, v in cfg.items() if v is not None}
+
+
+def run_program(config: dict[str, Any], run_main: bool = False) -> Graph:
+    """Run the program once under fresh mocks; return the recorded graph and outputs."""
+    mocks = GraphMocks()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    old = os.environ.get("PULUMI_CONFIG")
+    os.environ["PULUMI_CONFIG"] = json.dumps(config)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False)
+    outputs: dict[str, Any] = {}
+    try:
+        @pulumi.runtime.test
+        def run():
+            if run_main:
+                program.main()
+                return None
+            topology = default_topology()
+            cfg = program.read_config(topology)
+            topology = default_topology(schedule=cfg.schedule)
+            result = program.build(cfg, topology, program.zip_artifacts(cfg, topology))
+            keys = list(result)
+            return pulumi.Output.all(*result.values()).apply(
+                lambda values: outputs.update(zip(keys, values, strict=True)))
+
+        run()
+    finally:
+        if old is None:
+            os.environ.pop("PULUMI_CONFIG", None)
+        else:
+            os.environ["PULUMI_CONFIG"] = old
+        loop.close()
+        asyncio.set_event_loop(None)
+    return Graph(mocks.resources, outputs)
+
+
+@pytest.fixture(scope="session")
+def package_dir(tmp_path_factory) -> Path:
+    return make_zips(tmp_path_factory.mktemp("lambda"))
+
+
+@pytest.fixture(scope="session")
+def graph(package_dir) -> Graph:
+    """The default stack (authMode iam), rendered once for all graph tests."""
+    return run_program(base_config(package_dir))
