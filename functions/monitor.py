@@ -7,9 +7,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import _wiring
 from aws_lambda_powertools import Logger
 
+import _wiring
 from mlops_kit.core.monitoring import run_monitor
 from mlops_kit.errors import MlopsKitError
 

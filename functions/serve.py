@@ -14,7 +14,6 @@ import threading
 from typing import Any
 
 import _wiring
-
 from mlops_kit.core.http_api import HttpApi, Response
 
 log = logging.getLogger("mlops_kit.serve")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import _wiring
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -17,6 +16,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+import _wiring
 from mlops_kit.core.lifecycle import train_job
 
 logger = Logger(service="mlops-kit-train", stream=sys.stderr)  # stdout stays clean for --json

@@ -11,7 +11,6 @@ import sys
 from typing import Any
 from urllib.parse import unquote_plus
 
-import _wiring
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -20,6 +19,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+import _wiring
 from mlops_kit.core.lifecycle import on_object_created
 
 logger = Logger(service="mlops-kit-validate", stream=sys.stderr)  # stdout stays clean for --json

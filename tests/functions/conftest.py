@@ -17,7 +17,7 @@ def sample(name: str) -> dict:
     return copy.deepcopy(json.loads((EVENTS / name).read_text()))
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def world():
     """moto with the topology's resources, the churn spec and a dataset at the sample's key."""
     import yaml
