@@ -1,4 +1,4 @@
-"""Run the Pulumi program under mocks (no CLI, no cloud) and record the whole resource graph.
+"""Test harness: run the Pulumi program under mocks (no CLI, no cloud) and record the whole resource graph.
 
 `run_program` sets the mocks on a fresh event loop, sets stack config through PULUMI_CONFIG (what
 the CLI does), runs the same steps as `infra/__main__.main` inside a `@pulumi.runtime.test`
@@ -15,10 +15,10 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 for p in (ROOT, ROOT / "src"):
@@ -137,7 +137,8 @@ def base_config(package_dir: Path, **overrides: Any) -> dict[str, Any]:
     return {k if ":" in k else f"{PROJECT}:{k}": v for k, v in cfg.items() if v is not None}
 
 
-def run_program(config: dict[str, Any], run_main: bool = False) -> Graph:
+def run_program(config: dict[str, Any], run_main: bool = False,
+                check: Callable[[dict[str, Any]], None] | None = None) -> Graph:
     """Run the program once under fresh mocks; return the recorded graph and outputs."""
     mocks = GraphMocks()
     loop = asyncio.new_event_loop()
@@ -157,8 +158,13 @@ def run_program(config: dict[str, Any], run_main: bool = False) -> Graph:
             topology = default_topology(schedule=cfg.schedule)
             result = program.build(cfg, topology, program.zip_artifacts(cfg, topology))
             keys = list(result)
-            return pulumi.Output.all(*result.values()).apply(
-                lambda values: outputs.update(zip(keys, values, strict=True)))
+
+            def resolved(values):
+                outputs.update(zip(keys, values, strict=True))
+                if check is not None:
+                    check(outputs)
+
+            return pulumi.Output.all(*result.values()).apply(resolved)
 
         run()
     finally:
@@ -169,14 +175,3 @@ def run_program(config: dict[str, Any], run_main: bool = False) -> Graph:
         loop.close()
         asyncio.set_event_loop(None)
     return Graph(mocks.resources, outputs)
-
-
-@pytest.fixture(scope="session")
-def package_dir(tmp_path_factory) -> Path:
-    return make_zips(tmp_path_factory.mktemp("lambda"))
-
-
-@pytest.fixture(scope="session")
-def graph(package_dir) -> Graph:
-    """The default stack (authMode iam), rendered once for all graph tests."""
-    return run_program(base_config(package_dir))
