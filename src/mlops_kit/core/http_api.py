@@ -107,7 +107,7 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str]) -> list[dict[s
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
         ):
             raise ValidationError(f"inputs[{i}].shape: must be a list of sizes", field=name)
-        if dtype not in _V2_DTYPES:
+        if not isinstance(dtype, str) or dtype not in _V2_DTYPES:
             raise ValidationError(f"inputs[{i}].datatype: {str(dtype)[:20]!r} is unknown", field=name)
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
             raise ValidationError(f"inputs[{i}].shape: must be [N] or [N, 1]", field=name)
