@@ -62,6 +62,11 @@ def to_float_array(values: Sequence | np.ndarray) -> np.ndarray:
     """None / NaN / '' / unparseable text -> NaN; numbers and numeric strings -> float64."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         return values.astype(np.float64, copy=False).ravel()
+    if not any(v.__class__ is bool for v in values):
+        try:  # fast path: numbers, numeric strings and None (-> NaN) convert in C
+            return np.array(values, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            pass  # '' or text somewhere: element by element below
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
         if _missing(v) or isinstance(v, bool):
@@ -371,10 +376,19 @@ class CategoricalAccumulator:
 
     def add(self, values: Sequence) -> None:
         self.n += len(values)
+        raw: dict[Any, int] = {}
+        try:  # count raw values first: category_key runs once per distinct value
+            for v in values:
+                raw[v] = raw.get(v, 0) + 1
+        except TypeError:  # an unhashable value: normalise every value
+            raw = {}
+            values = [category_key(v) for v in values]
+            for v in values:
+                raw[v] = raw.get(v, 0) + 1
         seen: dict[str | None, int] = {}
-        for v in values:
+        for v, c in raw.items():
             k = category_key(v)
-            seen[k] = seen.get(k, 0) + 1
+            seen[k] = seen.get(k, 0) + c
         self.nulls += seen.pop(None, 0)
         for k, c in seen.items():
             if k not in self.ref_freqs:

@@ -35,7 +35,7 @@ __all__ = ["LabelIndex", "emf_metrics", "ingest_labels", "iter_captures", "load_
            "run_monitor"]
 
 log = logging.getLogger("mlops_kit.monitoring")
-CHUNK_ROWS = 5000
+CHUNK_ROWS = 1000
 MAX_LABELLED_ROWS = 1_000_000
 MONITOR_PK = "MONITOR#{model}"
 RETRAIN_SK = "RETRAIN"

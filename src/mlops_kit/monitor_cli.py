@@ -1,0 +1,83 @@
+"""`mlops-kit report MODEL`: the latest monitoring report (registered on mlops_kit.cli.app).
+
+Human output: the summary and the drift table. --json: the report JSON. --path: write the HTML
+page to a local file and print its path. --open: the same, then open it in a browser."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import webbrowser
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from mlops_kit.cli import app, backend, console, emit, fail
+from mlops_kit.core import layout
+from mlops_kit.core.spec import check_name
+from mlops_kit.errors import MlopsKitError, NotFound
+
+
+def _html_file(store, key: str, model: str, stamp: str) -> Path:
+    local = getattr(store, "local_path", None)  # the local backend: the stored file itself
+    if local is not None:
+        return Path(local(key))
+    out = Path(tempfile.gettempdir()) / f"mlops-kit-{model}-monitoring-{stamp}.html"
+    out.write_bytes(store.get(key))
+    return out
+
+
+@app.command()
+def report(
+    model: str,
+    open_: bool = typer.Option(False, "--open", help="Open the HTML report in a browser."),
+    path: bool = typer.Option(False, "--path", help="Print the local path of the HTML report."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """The latest monitoring report of MODEL (run `mlops-kit monitor MODEL` to make one)."""
+    try:
+        check_name(model)
+        store = backend().ctx.store
+        base = f"{layout.REPORTS}{model}/monitoring/"
+        if not store.exists(base + "latest.json"):
+            raise NotFound(f"no monitoring report for {model!r} yet: run `mlops-kit monitor "
+                           f"{model}` first", field="model")
+        doc = json.loads(store.get(base + "latest.json"))
+        html_key = doc.get("html_key") or base + "latest.html"
+        if not store.exists(html_key):
+            html_key = base + "latest.html"
+        stamp = doc.get("generated_at", "latest").replace(":", "")[:15]
+        html_path = _html_file(store, html_key, model, stamp) if (open_ or path) else None
+    except MlopsKitError as exc:
+        fail(exc, as_json)
+    if html_path is not None:
+        doc["html_path"] = str(html_path)
+    if open_:
+        webbrowser.open(html_path.resolve().as_uri())
+    if path and not as_json:
+        console.print(str(html_path), soft_wrap=True, highlight=False)
+        return
+
+    def human(r: dict) -> None:
+        console.print(f"[bold]{r['model']} v{r['version']}[/bold] {r.get('generated_at')} "
+                      f"({r.get('status')}, {r.get('rows', 0):,} rows)")
+        console.print(r.get("summary", ""))
+        feats = (r.get("drift") or {}).get("features") or {}
+        if feats:
+            t = Table("feature", "type", "test", "statistic", "psi", "missing now",
+                      "out of range", "drifted")
+            for name, f in feats.items():
+                t.add_row(name, f["type"], f["method"], f"{f['statistic']:.3g}",
+                          f"{f['psi']:.3f}", f"{100 * f['null_rate_cur']:.1f}%",
+                          f"{100 * f['out_of_range_rate']:.1f}%",
+                          "[red]yes[/red]" if f["drifted"] else "no")
+            console.print(t)
+        champion = (r.get("quality") or {}).get("champion")
+        if champion:
+            console.print("live: " + ", ".join(f"{k}={v:.3f}" for k, v in
+                                               champion["metrics"].items())
+                          + f" on {champion['labelled']} labelled rows")
+        console.print(f"report: {r.get('report_key')}  html: {r.get('html_path') or html_key}")
+
+    emit(doc, as_json, human)
