@@ -104,6 +104,7 @@ def install_deps(requirements: Iterable[str], target: Path) -> None:
     target.mkdir(parents=True)
     cmd = [
         sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
+        "--no-warn-conflicts",  # the target dir is not this venv: its resolver check is noise
         *(arg for p in PLATFORMS for arg in ("--platform", p)),
         "--python-version", PYTHON_VERSION, "--implementation", "cp",
         "--only-binary=:all:", "--target", str(target), *requirements,

@@ -13,9 +13,9 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -45,6 +45,7 @@ class Res:
 class Graph:
     resources: list[Res]
     outputs: dict[str, Any] = field(default_factory=dict)
+    parents: dict[tuple[str, str], str | None] = field(default_factory=dict)  # -> parent type
 
     def of(self, typ: str) -> list[Res]:
         return [r for r in self.resources if r.typ == typ]
@@ -147,9 +148,22 @@ def run_program(config: dict[str, Any], run_main: bool = False,
     os.environ["PULUMI_CONFIG"] = json.dumps(config)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False)
     outputs: dict[str, Any] = {}
+    parents: dict[tuple[str, str], str | None] = {}
+
+    active = [True]  # the root stack outlives this run: its transformations stay registered
+
+    def record_parent(args: pulumi.ResourceTransformationArgs):
+        if not active[0]:
+            return None
+        parent = args.opts.parent if args.opts else None
+        ptype = getattr(parent, "_type", None)  # test-only introspection
+        parents[(args.type_, args.name)] = None if ptype == "pulumi:pulumi:Stack" else ptype
+        return None
+
     try:
         @pulumi.runtime.test
         def run():
+            pulumi.runtime.register_stack_transformation(record_parent)
             if run_main:
                 program.main()
                 return None
@@ -168,10 +182,11 @@ def run_program(config: dict[str, Any], run_main: bool = False,
 
         run()
     finally:
+        active[0] = False
         if old is None:
             os.environ.pop("PULUMI_CONFIG", None)
         else:
             os.environ["PULUMI_CONFIG"] = old
         loop.close()
         asyncio.set_event_loop(None)
-    return Graph(mocks.resources, outputs)
+    return Graph(mocks.resources, outputs, parents)

@@ -198,11 +198,18 @@ def test_train_image_built_when_no_uri_given(package_dir):
 
 
 def test_components_parent_every_child(graph):
-    """parent=self everywhere: no AWS resource sits directly under the stack."""
-    components = [r for r in graph.resources if r.typ.startswith("mlopskit:")]
-    assert {c.typ for c in components} >= {
-        "mlopskit:storage:Storage", "mlopskit:queues:Queues", "mlopskit:table:RegistryTable",
-        "mlopskit:functions:Functions", "mlopskit:api:InferenceApi",
+    """parent=self everywhere: every AWS resource sits under one of our components."""
+    assert len(graph.parents) == len(graph.resources)
+    for r in graph.resources:
+        parent = graph.parents[(r.typ, r.name)]
+        if r.typ.startswith("mlopskit:"):
+            continue  # components: top level, or SecureBucket under Storage / Functions
+        assert parent is not None and parent.startswith("mlopskit:"), (r.typ, r.name, parent)
+    components = {r.typ for r in graph.resources if r.typ.startswith("mlopskit:")}
+    assert components == {
+        "mlopskit:storage:Storage", "mlopskit:storage:SecureBucket", "mlopskit:queues:Queues",
+        "mlopskit:table:RegistryTable", "mlopskit:functions:Functions",
+        "mlopskit:functions:TrainImage", "mlopskit:api:InferenceApi",
         "mlopskit:monitoring:Monitoring", "mlopskit:monitoring:AlertsTopic"}
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.infra.harness import Graph, base_config, run_program
 
 from infra.components.api import route_keys
 from infra.config import LOG_RETENTION_DAYS
 from mlops_kit.topology import default_topology
+from tests.infra.harness import Graph, base_config, run_program
 
 TOPO = default_topology()
 BUCKET = "aws:s3/bucket:Bucket"

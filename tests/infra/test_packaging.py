@@ -1,0 +1,136 @@
+"""Lambda zip packaging: reproducible bytes, the right contents, the 250 MB check, sizes reported."""
+
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from infra import packaging
+from infra.packaging import (
+    Artifact,
+    PackageTooLarge,
+    build_function,
+    collect_entries,
+    load_artifact,
+    write_zip,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small_tree(root: Path) -> Path:
+    """A repo-shaped tree: src/mlops_kit, functions/*.py and a fake installed-deps dir."""
+    (root / "src" / "mlops_kit" / "core").mkdir(parents=True)
+    (root / "src" / "mlops_kit" / "__init__.py").write_text("")
+    (root / "src" / "mlops_kit" / "core" / "serving.py").write_text("X = 1\n")
+    (root / "src" / "mlops_kit" / "__pycache__").mkdir()
+    (root / "src" / "mlops_kit" / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"junk")
+    (root / "functions").mkdir()
+    (root / "functions" / "serve.py").write_text("def handler(e, c):\n    return e\n")
+    (root / "functions" / "Dockerfile").write_text("FROM scratch\n")
+    deps = root / "deps"
+    for rel in ("numpy/__init__.py", "numpy/_core/tests/test_a.py", "numpy/_core/include/a.h",
+                "pyarrow/lib.cpython-312-x86_64-linux-gnu.so", "pyarrow/libarrow.so.2600",
+                "pyarrow/libarrow_python.so", "pyarrow/libarrow_python.so.2600",
+                "pyarrow/libarrow_python.so.2600.1.0", "pyarrow/libarrow_flight.so.2600",
+                "pyarrow/_s3fs.cpython-312-x86_64-linux-gnu.so", "pyarrow/lib.pyx",
+                "bin/f2py"):
+        (deps / rel).parent.mkdir(parents=True, exist_ok=True)
+        (deps / rel).write_bytes(rel.encode() * 100)
+    return root
+
+
+def test_zip_is_reproducible(tmp_path):
+    root = small_tree(tmp_path / "repo")
+    entries = collect_entries(root / "deps", root)
+    sha1, size1 = write_zip(entries, tmp_path / "a.zip")
+    # touch every file: a different mtime must not change a byte
+    for f in entries.values():
+        os.utime(f, (1_700_000_000, 1_700_000_000))
+    sha2, size2 = write_zip(dict(reversed(list(entries.items()))), tmp_path / "b.zip")
+    assert (sha1, size1) == (sha2, size2)
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        infos = zf.infolist()
+    assert [i.filename for i in infos] == sorted(i.filename for i in infos)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_zip_contents(tmp_path):
+    root = small_tree(tmp_path / "repo")
+    names = set(collect_entries(root / "deps", root))
+    assert {"serve.py", "mlops_kit/__init__.py", "mlops_kit/core/serving.py",
+            "numpy/__init__.py", "pyarrow/lib.cpython-312-x86_64-linux-gnu.so",
+            "pyarrow/libarrow.so.2600", "pyarrow/libarrow_python.so.2600"} <= names
+    # handlers at the root (Lambda resolves serve.handler), no Dockerfile, no caches, no tests,
+    # no C headers/sources, no optional pyarrow parts, no duplicate library copies, no bin/
+    for dropped in ("Dockerfile", "mlops_kit/__pycache__/x.cpython-312.pyc",
+                    "numpy/_core/tests/test_a.py", "numpy/_core/include/a.h",
+                    "pyarrow/libarrow_python.so", "pyarrow/libarrow_python.so.2600.1.0",
+                    "pyarrow/libarrow_flight.so.2600", "pyarrow/_s3fs.cpython-312-x86_64-linux-gnu.so",
+                    "pyarrow/lib.pyx", "bin/f2py"):
+        assert dropped not in names, dropped
+
+
+def test_size_check_and_report(tmp_path):
+    root = small_tree(tmp_path / "repo")
+    art = build_function("serve", tmp_path / "out", root / "deps", root)
+    assert art.zipped_bytes == (tmp_path / "out" / "serve.zip").stat().st_size
+    assert 0 < art.zipped_bytes < art.unzipped_bytes
+    with zipfile.ZipFile(art.path) as zf:
+        assert art.unzipped_bytes == sum(i.file_size for i in zf.infolist())
+        assert art.files == len(zf.infolist())
+    assert load_artifact("serve", Path(art.path)) == art
+    text = packaging.report([art])
+    assert "serve" in text and packaging.mb(art.unzipped_bytes) in text and "of 250 MB" in text
+
+    with pytest.raises(PackageTooLarge, match=r"serve: .* unzipped exceeds Lambda's 0\.0 MB"):
+        build_function("serve", tmp_path / "out", root / "deps", root, limit=1000)
+
+
+def test_load_artifact_missing_zip_says_how_to_build(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m infra.packaging --out"):
+        load_artifact("serve", tmp_path / "serve.zip")
+
+
+def test_source_code_hash_is_base64_sha256():
+    art = Artifact("f", "p", "00" * 31 + "ff", 1, 1, 1)
+    import base64
+    assert base64.b64decode(art.base64_sha256) == bytes.fromhex(art.sha256)
+
+
+def test_requirements_come_from_pyproject():
+    serve = packaging.requirements_for("serve")
+    names = {packaging._dist_name(r) for r in serve}
+    assert {"numpy", "onnxruntime", "pydantic", "pydantic-settings"} <= names
+    assert not names & {"pyarrow", "scikit-learn", "skl2onnx", "pandas"}  # serving stays light
+    validate = {packaging._dist_name(r) for r in packaging.requirements_for("validate")}
+    assert "pyarrow" in validate and "scikit-learn" not in validate
+    assert any(r.startswith("pyarrow>=") for r in packaging.requirements_for("validate"))
+    assert packaging.zip_functions() == ["validate", "serve", "monitor"]
+
+
+def test_cli_without_deps(tmp_path, capsys):
+    assert packaging.main(["--out", str(tmp_path), "--no-deps", "--function", "serve"]) == 0
+    out = capsys.readouterr().out
+    assert "serve" in out and "wrote 1 artifact(s)" in out
+    with zipfile.ZipFile(tmp_path / "serve.zip") as zf:
+        assert "serve.py" in zf.namelist() and "mlops_kit/topology.py" in zf.namelist()
+    assert (tmp_path / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_real_build_for_lambda_platform(tmp_path):
+    """pip-installs manylinux / CPython 3.12 wheels (network) and checks the 250 MB limit."""
+    art, = packaging.build_all(tmp_path, ["serve"])
+    print("\n" + packaging.report([art]), file=sys.stderr)
+    with zipfile.ZipFile(art.path) as zf:
+        names = zf.namelist()
+    assert any(n.startswith("onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-x86_64")
+               for n in names)
+    assert any(n.startswith("numpy/") and "cpython-312-x86_64-linux-gnu.so" in n for n in names)
+    assert art.unzipped_bytes < packaging.LAMBDA_UNZIPPED_LIMIT
