@@ -80,6 +80,7 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, packaging.Artifa
         bucket_names=storage.bucket_names, table_arn=table.arn, table_name=table.name,
         queue_arns=queues.arns, queue_urls=queues.urls, topic_arn=alerts.arn,
         topic_key_arn=alerts.key_arn, zips=zips, image_uri=image.image_uri if image else None,
+        region=cfg.region,
         log_retention_days=cfg.log_retention_days, memory=cfg.memory,
         sse_algorithm=cfg.sse_algorithm, protect=cfg.deletion_protection))
     api = InferenceApi("inference-api", InferenceApiArgs(

@@ -20,6 +20,7 @@ from infra.packaging import Artifact
 from mlops_kit.topology import ENV_FOR, QUEUE_ENV, STORE_ENV, Function, Topology
 
 RUNTIME = "python3.12"
+REGION_ENV = "MLOPSKIT_REGION"  # settings.Settings.region (ENV_FOR has no entry for it)
 MAX_BATCHING_WINDOW_S = 5
 
 
@@ -37,6 +38,7 @@ class FunctionsArgs:
     topic_key_arn: pulumi.Input[str]
     zips: Mapping[str, Artifact]  # zip function -> built artifact
     image_uri: pulumi.Input[str] | None  # for image functions
+    region: str
     log_retention_days: int = 30
     memory: Mapping[str, int] = field(default_factory=dict)  # overrides, MB
     sse_algorithm: str = "aws:kms"
@@ -44,14 +46,18 @@ class FunctionsArgs:
 
 
 def environment(fn: Function, args: FunctionsArgs) -> dict[str, pulumi.Input[str]]:
-    """Names (never secrets) the function's adapters need; permissions are the policy's job."""
-    env: dict[str, pulumi.Input[str]] = {ENV_FOR["backend"]: "aws"}
-    for store in args.topology.stores:  # both bucket names: the wiring builds both stores
+    """Names (never secrets) the function's adapters need; permissions are the policy's job.
+
+    The AWS backend factory builds every adapter at cold start (both stores, the table, both
+    queues), so every function gets every name; what it may *do* with them is its policy.
+    The topic only goes to publishers: with it set, the notifier publishes.
+    """
+    env: dict[str, pulumi.Input[str]] = {ENV_FOR["backend"]: "aws", REGION_ENV: args.region}
+    for store in args.topology.stores:
         env[STORE_ENV[store.name]] = args.bucket_names[store.name]
-    if fn.table:
-        env[ENV_FOR["table"]] = args.table_name
-    for queue in fn.sends_to:
-        env[QUEUE_ENV[queue]] = args.queue_urls[queue]
+    env[ENV_FOR["table"]] = args.table_name
+    for queue in args.topology.queues:
+        env[QUEUE_ENV[queue.name]] = args.queue_urls[queue.name]
     if fn.publishes:
         env[ENV_FOR["topic"]] = args.topic_arn
     return env

@@ -107,15 +107,33 @@ def test_function_environment_from_topology(graph):
         env = graph.one("aws:lambda/function:Function", f"{P}-{fn.name}").inputs[
             "environment"]["variables"]
         assert env[ENV_FOR["backend"]] == "aws"
+        assert env["MLOPSKIT_REGION"] == REGION
         for store in TOPO.stores:
             assert env[STORE_ENV[store.name]] == graph.one(
                 "aws:s3/bucket:Bucket", f"{P}-{store.name}").state["bucket"]
-        assert (ENV_FOR["table"] in env) == bool(fn.table)
+        # the aws backend builds every adapter at cold start: every name is set (names only;
+        # test_least_privilege checks what each function may do with them)
+        assert env[ENV_FOR["table"]] == graph.outputs["table_name"]
+        for q in TOPO.queues:
+            assert env[QUEUE_ENV[q.name]] == graph.outputs["queue_urls"][q.name]
         assert (ENV_FOR["topic"] in env) == fn.publishes
-        queue_vars = {v for k, v in QUEUE_ENV.items() if k in fn.sends_to}
-        assert {k for k in env if k.endswith("_QUEUE_URL")} == queue_vars
-        for q in fn.sends_to:
-            assert env[QUEUE_ENV[q]] == graph.outputs["queue_urls"][q]
+        if fn.publishes:
+            assert env[ENV_FOR["topic"]] == graph.outputs["topic_arn"]
+
+
+def test_function_environment_satisfies_the_aws_backend(graph, monkeypatch):
+    """The handlers' own factory accepts the environment the program sets."""
+    from mlops_kit.adapters.aws.factory import REQUIRED
+    from mlops_kit.settings import Settings
+    for fn in TOPO.functions:
+        env = graph.one("aws:lambda/function:Function", f"{P}-{fn.name}").inputs[
+            "environment"]["variables"]
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        settings = Settings()
+        assert settings.backend == "aws"
+        missing = [f for f in REQUIRED if f != "topic_arn" and not getattr(settings, f)]
+        assert missing == [], (fn.name, missing)
 
 
 def test_schedule_rendered(graph):
