@@ -7,6 +7,7 @@ listed, before anything is created.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -42,9 +43,20 @@ from mlops_kit.topology import ARTIFACTS, DATA, Topology, default_topology  # no
 BUCKET_OUTPUTS = {DATA: "data_bucket", ARTIFACTS: "artifact_bucket"}
 
 
+def _structured(value: str | None):
+    """Objects set with --path arrive as JSON; a plain string (jwtAudience a,b) stays a string
+    and parse_config reports anything it cannot use."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def read_config(topology: Topology) -> StackConfig:
     cfg, aws_cfg = pulumi.Config(), pulumi.Config("aws")
-    raw = {key: cfg.get_object(key) if key in OBJECT_KEYS else cfg.get(key) for key in KEYS}
+    raw = {key: _structured(cfg.get(key)) if key in OBJECT_KEYS else cfg.get(key) for key in KEYS}
     raw["region"] = aws_cfg.get("region")
     return parse_config(raw, [f.name for f in topology.functions])
 

@@ -109,3 +109,12 @@ def test_program_fails_on_bad_config_before_creating_anything(package_dir):
     with pytest.raises(ConfigError, match="authMode: 'none' is not allowed") as exc:
         run_program(base_config(package_dir, authMode="none", logRetentionDays="45"))
     assert "logRetentionDays: 45 is not accepted" in str(exc.value)
+
+
+def test_plain_string_audience_and_bad_memory_through_pulumi_config(package_dir):
+    g = run_program(base_config(package_dir, authMode="jwt", jwtIssuer="https://i.example.com",
+                                jwtAudience="aud1,aud2"))
+    (auth,) = g.of("aws:apigatewayv2/authorizer:Authorizer")
+    assert auth.inputs["jwtConfiguration"]["audiences"] == ["aud1", "aud2"]
+    with pytest.raises(ConfigError, match="memory: expected an object"):
+        run_program(base_config(package_dir, memory="2048"))
