@@ -237,7 +237,11 @@ def load_spec_bytes(raw: bytes, *, source: str = "spec") -> ModelSpec:
     """Parse YAML or JSON safely (yaml.safe_load only; size-limited)."""
     if len(raw) > MAX_SPEC_BYTES:
         raise SpecError(f"{source}: spec is larger than {MAX_SPEC_BYTES} bytes", field="spec")
-    text = raw.decode("utf-8-sig", errors="strict") if raw else ""
+    try:
+        text = raw.decode("utf-8-sig", errors="strict") if raw else ""
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{source}: not valid UTF-8 (byte {exc.start}): save the spec as UTF-8",
+                        field="spec") from None
     stripped = text.lstrip()
     try:
         if stripped.startswith("{"):
