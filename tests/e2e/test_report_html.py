@@ -144,7 +144,9 @@ def test_report_command_shows_the_latest(report, monkeypatch):
     out = runner.invoke(app, ["report", "churn", "--path"])
     assert out.exit_code == 0, out.output
     path = out.stdout.strip()
-    assert path.endswith(r["html_key"]) and "<svg" in open(path, encoding="utf-8").read()
+    assert path.endswith(r["html_key"])
+    with open(path, encoding="utf-8") as f:
+        assert "<svg" in f.read()
     human = runner.invoke(app, ["report", "churn"])
     assert human.exit_code == 0 and "monthly_charges" in human.stdout
     missing = runner.invoke(app, ["report", "nomodel", "--json"])

@@ -320,7 +320,7 @@ class NumericAccumulator:
 
     def histogram(self) -> dict:
         e = [float(x) for x in self.edges]
-        labels = ([f"≤ {e[0]:.4g}"] + [f"{a:.4g} – {b:.4g}" for a, b in zip(e, e[1:])]
+        labels = ([f"≤ {e[0]:.4g}"] + [f"{a:.4g} – {b:.4g}" for a, b in zip(e, e[1:], strict=False)]
                   + [f"> {e[-1]:.4g}"]) if e else ["all"]
         return {"labels": labels, "ref": list(self.ref.get("freqs") or []), "cur": self.freqs(),
                 "edges": e}

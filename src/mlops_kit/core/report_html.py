@@ -140,11 +140,11 @@ def _quality(q: dict) -> str:
             f"the window.</p>")
     names = sorted({m for v in (q.get("by_version") or {}).values() for m in v["metrics"]}
                    | set(q.get("training_metrics") or {}))
-    rows = [f"<tr><td>training holdout (champion)</td><td class=\"num\">–</td>"
-            f"<td class=\"num\">–</td>"
+    rows = ["<tr><td>training holdout (champion)</td><td class=\"num\">–</td>"
+            "<td class=\"num\">–</td>"
             + "".join(f'<td class="num">{_fmt((q.get("training_metrics") or {}).get(m))}</td>'
                       for m in names) + "</tr>"]
-    for key, v in (q.get("by_version") or {}).items():
+    for v in (q.get("by_version") or {}).values():
         rows.append(f"<tr><td>v{escape(str(v['version']))} {escape(v['role'])}</td>"
                     f"<td class=\"num\">{_fmt(v['labelled'])}</td>"
                     f"<td class=\"num\">{_pct(v['coverage'])}</td>"
