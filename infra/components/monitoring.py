@@ -38,7 +38,9 @@ def alerts_key_policy(account_id: str, partition: str) -> str:
          "Action": list(KEY_ADMIN), "Resource": "*"},  # "*" in a key policy = this key
         {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow",
          "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": list(KEY_USE),
-         "Resource": "*", "Condition": {"StringEquals": {"aws:SourceAccount": account_id}}},
+         # no condition keys: CloudWatch's calls do not carry them, and with one the alarm
+         # fails to publish (only our topic uses this key, and only our account publishes)
+         "Resource": "*"},
     ]})
 
 
