@@ -203,6 +203,7 @@ def test_ecr_repository_scans_and_is_immutable(graph):
 
 
 def test_train_image_built_when_no_uri_given(package_dir):
+    pytest.importorskip("pulumi_docker_build", reason="pulumi-docker-build not installed")
     g = run_program(base_config(package_dir, trainImageUri=None))
     (image,) = g.of("docker-build:index:Image")
     assert image.inputs["push"] is True
