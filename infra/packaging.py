@@ -38,12 +38,16 @@ PLATFORMS, PYTHON_VERSION = ("manylinux2014_x86_64", "manylinux_2_28_x86_64"), "
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time leaks in
 
 # Distribution names each light function needs beyond the base (pyproject `dependencies`:
-# numpy, onnxruntime, pydantic, pydantic-settings). mlops_kit.core.lifecycle imports the
-# serving service at module level, so validate and monitor load onnxruntime too.
+# numpy, onnxruntime, pydantic, pydantic-settings). Only serve runs ONNX models: validate
+# and monitor leave onnxruntime out (a test imports their handlers with it absent).
 EXTRA_DISTS: dict[str, tuple[str, ...]] = {
     "serve": ("pyyaml", "aws-lambda-powertools"),
     "validate": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
     "monitor": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
+}
+WITHOUT_DISTS: dict[str, tuple[str, ...]] = {
+    "validate": ("onnxruntime",),
+    "monitor": ("onnxruntime",),
 }
 # Never needed at run time; dropping them keeps pyarrow + onnxruntime + numpy under the limit.
 _PRUNE_DIRS = {"__pycache__", "tests", "test", "include"}
@@ -94,7 +98,8 @@ def requirements_for(function: str, pyproject: Path = ROOT / "pyproject.toml") -
     }
     for dist in EXTRA_DISTS.get(function, ()):
         reqs.append(declared.get(dist, dist))
-    return sorted(set(reqs), key=_dist_name)
+    dropped = set(WITHOUT_DISTS.get(function, ()))
+    return sorted({r for r in reqs if _dist_name(r) not in dropped}, key=_dist_name)
 
 
 def install_deps(requirements: Iterable[str], target: Path) -> None:

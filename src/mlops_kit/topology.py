@@ -159,7 +159,8 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
         http=HttpTrigger("serve", (
             ("POST", "/v1/models/{model}:predict"), ("GET", "/v1/models/{model}"),
             ("POST", "/v2/models/{model}/infer"), ("GET", "/v2/models/{model}"),
-            ("GET", "/v2/health/ready"), ("GET", "/v2/health/live"),
+            ("GET", "/v2/models/{model}/ready"), ("GET", "/v2/health/ready"),
+            ("GET", "/v2/health/live"),
         )),
     )
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops_kit.adapters.local import FileNotifier, FileObjectStore, SqliteQueue, SqliteTable
 from mlops_kit.clock import SystemClock
 from mlops_kit.core.capture import CaptureBuffer
 from mlops_kit.core.lifecycle import Context
-from mlops_kit.core.service import ModelService
 from mlops_kit.ports import Clock, Queue
 from mlops_kit.settings import Settings
+
+if TYPE_CHECKING:
+    from mlops_kit.core.service import ModelService
 
 
 @dataclass
@@ -23,6 +26,9 @@ class Backend:
     settings: Settings
 
     def service(self, *, capture: bool | None = None) -> ModelService:
+        # Imported here: onnxruntime is only needed by serving, not by validate/monitor.
+        from mlops_kit.core.service import ModelService
+
         s = self.settings
         buffer = None
         if s.capture if capture is None else capture:

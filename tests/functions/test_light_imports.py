@@ -1,0 +1,35 @@
+"""The light functions must not drag in what their zip leaves out."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.packaging import requirements_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("function", "forbidden"), [
+    ("validate", ("onnxruntime", "sklearn", "skl2onnx", "scipy")),
+    ("monitor", ("onnxruntime", "sklearn", "skl2onnx", "scipy")),
+    ("serve", ("sklearn", "skl2onnx", "scipy", "pyarrow", "pandas")),
+])
+def test_handler_imports_stay_light(function, forbidden):
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'functions')!r}); import {function};"
+        f"bad = [m for m in {forbidden!r} if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "MLOPSKIT_BACKEND": "aws"})
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("function", ["validate", "monitor"])
+def test_zip_requirements_leave_out_onnxruntime(function):
+    names = [r.split(">")[0].split("=")[0] for r in requirements_for(function)]
+    assert "onnxruntime" not in names and "pyarrow" in names
+    assert "onnxruntime" in [r.split(">")[0] for r in requirements_for("serve")]
