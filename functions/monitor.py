@@ -4,13 +4,14 @@ stop the others; the invocation then fails so the error shows in the function's 
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 import _wiring
-from mlops_kit.core.monitoring import run_monitor
+from mlops_kit.core.monitoring import emf_metrics, run_monitor
 from mlops_kit.errors import MlopsKitError
 
 logger = Logger(service="mlops-kit-monitor", stream=sys.stderr)  # stdout stays clean for --json
@@ -25,7 +26,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     reports, errors = [], []
     for model in ctx.registry.list_models():
         try:
-            r = run_monitor(ctx, model)
+            r = run_monitor(ctx, model)  # a retrain dataset is announced by S3's notification
         except MlopsKitError as exc:
             logger.error("monitoring failed", extra={"model": model, "error": exc.message})
             errors.append({"model": model, "error": exc.message})
@@ -33,6 +34,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         reports.append({k: r.get(k) for k in ("model", "version", "status", "rows", "drifted",
                                                "report_key", "reason")})
         logger.info("monitoring done", extra={"report": reports[-1]})
+        # CloudWatch Embedded Metric Format: one log line becomes metrics (no PutMetricData call)
+        print(json.dumps(emf_metrics(r)), file=sys.stderr, flush=True)
     if errors:
         raise MonitoringFailed(f"monitoring failed for {[e['model'] for e in errors]}: {errors}")
     return {"reports": reports, "errors": errors}

@@ -412,9 +412,12 @@ def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours
             as_json: bool = JsonOpt) -> None:
     """Run monitoring now: drift and live quality over captured requests."""
     from mlops_kit.core.monitoring import run_monitor
+    from mlops_kit.runtime import announcer
 
     try:
-        report = run_monitor(backend().ctx, model, window_hours=window_hours)
+        b = backend()
+        report = run_monitor(b.ctx, model, window_hours=window_hours,
+                             announce=announcer(b) if b.settings.backend == "local" else None)
     except MlopsKitError as exc:
         fail(exc, as_json)
 
@@ -435,7 +438,7 @@ def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours
 
 
 def main() -> None:
-    from mlops_kit import cloud_cli, demo  # noqa: F401  (register their commands on the app)
+    from mlops_kit import cloud_cli, demo, monitor_cli  # noqa: F401  (register their commands on the app)
 
     app()
 

@@ -37,7 +37,7 @@ def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[
     from mlops_kit.auth import ensure_token
     from mlops_kit.core.monitoring import run_monitor
     from mlops_kit.core.synthetic import CHURN_SPEC, broken_churn_csv, churn_csv, churn_records
-    from mlops_kit.runtime import run_once, upload
+    from mlops_kit.runtime import announcer, run_once, upload
     from mlops_kit.server import ServerThread, build_api
     from mlops_kit.wiring import local_backend
 
@@ -106,12 +106,14 @@ def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[
         steps.update(t, description="drifted traffic sent and captured")
 
         t = steps.add_task("monitoring: drift vs the training profile")
-        report = run_monitor(b.ctx, "churn", window_hours=1)
+        report = run_monitor(b.ctx, "churn", window_hours=1, announce=announcer(b))
         summary["drift"] = {
             "status": report.get("status"), "drifted": report.get("drifted"),
             "drifted_features": report.get("drift", {}).get("drifted_features", []),
             "prediction_drift": report.get("prediction_drift", {}).get("drifted"),
-            "rows": report.get("rows"), "report_key": report.get("report_key")}
+            "rows": report.get("rows"), "report_key": report.get("report_key"),
+            "html_report": str(b.ctx.store.local_path(report["html_key"]))
+            if report.get("html_key") else None}
         steps.update(t, description=(
             f"drift {'DETECTED' if report.get('drifted') else 'not detected'} on "
             f"{summary['drift']['drifted_features']} ({report.get('rows')} rows)"))
@@ -154,6 +156,7 @@ def demo(workspace: Path = typer.Option(None, "--workspace", help="Default: a fr
         f"bad request -> {summary['bad_request']['status']}: {summary['bad_request'].get('error')}\n"
         f"drift: {summary['drift']['drifted']} on {summary['drift']['drifted_features']}\n"
         f"quarantined: {summary['quarantined_key']}\n"
+        f"drift report: {summary['drift'].get('html_report')}\n"
         f"workspace: {summary['workspace']}", title="mlops-kit demo"))
     if summary["quarantine"]["failed_rules"]:
         from rich.table import Table

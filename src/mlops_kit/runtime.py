@@ -67,3 +67,13 @@ def run_once(backend: Backend, *, max_messages: int = 10) -> list[dict[str, Any]
             results.append(_process(ctx.train_queue, msg, lambda b: train_job(ctx, b)))
         if not progressed:
             return results
+
+
+def announcer(backend: Backend):
+    """What S3's notification does in the cloud: a dataset written by the core (a retrain)
+    is announced on the validate queue."""
+
+    def announce(key: str, info) -> None:
+        backend.validate_queue.send({"key": key, "etag": info.etag, "version_id": info.version_id})
+
+    return announce

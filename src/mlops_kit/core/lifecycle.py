@@ -150,6 +150,8 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
             "version_id": version_id, "sha256": sha256, "rows": result.rows,
             "report_key": report_key, "profile_key": profile_key,
             "spec_hash": spec.spec_hash(),
+            # the monitor writes retrain-<stamp> datasets when drift triggers a retrain
+            "trigger": "drift" if filename.startswith("retrain-") else "upload",
         }
         ctx.train_queue.send(job)
         outcome.update(status="validated", profile_key=profile_key)
@@ -194,8 +196,7 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     reservation = ctx.registry.reserve_version(model, run_key, lineage)
     version = reservation.version
     if reservation.record.get("status") != "pending":
-        return {"status": "duplicate", "model": model, "version": version,
-                "registry_status": reservation.record.get("status")}
+        return _resume_promotion(ctx, model, version, reservation.record)
 
     fmt = detect_format(job["dataset_key"])
     with ctx.store.open(job["dataset_key"]) as raw, tempfile.SpooledTemporaryFile(64 << 20) as tmp:
@@ -283,6 +284,25 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
                                                          "reasons")}},
     )
     return outcome
+
+
+def _resume_promotion(ctx: Context, model: str, version: int, record: dict) -> dict[str, Any]:
+    """A redelivered job whose version is already complete. If the first run died (or lost the
+    response) between the registry write and the promotion the policy granted, finish the
+    promotion now -- unless the alias ever pointed at this version or a newer one is champion."""
+    out = {"status": "duplicate", "model": model, "version": version,
+           "registry_status": record.get("status"), "promoted": False}
+    champion = ctx.registry.champion_version(model)
+    if (record.get("status") == REGISTERED and not record.get("reasons")
+            and not record.get("requires_approval") and (champion or 0) < version
+            and not any(h.get("to_version") == version for h in ctx.registry.history(model))):
+        try:
+            ctx.registry.promote(model, version, actor=ACTOR, expected=champion,
+                                 reason="promotion resumed after an interrupted training job")
+            out["promoted"] = True
+        except (RegistryConflict, PromotionRefused) as exc:
+            out["reasons"] = [f"not promoted: {exc.message}"]
+    return out
 
 
 def _champion_on_holdout(ctx: Context, spec: ModelSpec, result) -> tuple[dict | None, int | None]:
