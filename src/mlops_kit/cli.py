@@ -137,6 +137,25 @@ def upload(file: Path = typer.Argument(..., exists=True, dir_okay=False),
     emit(out, as_json, _print_results)
 
 
+@app.command()
+def labels(file: Path = typer.Argument(..., exists=True, dir_okay=False),
+           model: str = typer.Option(..., "--model", "-m"), as_json: bool = JsonOpt) -> None:
+    """Upload late ground truth (request_id + target column) to labels/<model>/."""
+    from mlops_kit.core.layout import LABELS, safe_filename
+    from mlops_kit.core.spec import check_name
+    from mlops_kit.runtime import put_object, run_once
+
+    try:
+        b = backend()
+        key = f"{LABELS}{check_name(model)}/{safe_filename(file.name)}"
+        out: dict[str, Any] = {"upload": put_object(b, key, file.read_bytes())}
+        if b.settings.backend == "local":
+            out["results"] = run_once(b)
+    except MlopsKitError as exc:
+        fail(exc, as_json)
+    emit(out, as_json, _print_results)
+
+
 def _print_results(d: dict) -> None:
     if "upload" in d:
         console.print(f"uploaded [bold]{d['upload']['key']}[/bold] ({d['upload']['size']} bytes)")

@@ -134,3 +134,27 @@ def test_serve_subprocess_with_token(trained):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_labels_then_monitor_reports_live_quality(trained, tmp_path):
+    """Serve, capture, upload late labels through the CLI, monitor: live metrics appear."""
+    svc = trained.service()
+    ids, preds = [], []
+    for i in range(60):
+        out = svc.predict("churn", feature_records(1, seed=100 + i), request_id=f"q{i}")
+        ids.append(out["request_id"])
+        preds.append(out["predictions"][0])
+    svc.capture.flush()
+    labels = tmp_path / "labels.csv"
+    # label every request with the model's own answer: live accuracy must be exactly 1.0
+    labels.write_text("request_id,churned\n" + "".join(f"{i},{p}\n" for i, p in zip(ids, preds)))
+    ws = trained.settings.workspace
+    up = j(cli(ws, "labels", str(labels), "--model", "churn", "--json"))
+    assert up["results"][0]["status"] == "labels_received"
+    report = j(cli(ws, "monitor", "churn", "--window-hours", "1", "--json"))
+    champion = report["quality"]["champion"]
+    assert champion["metrics"]["accuracy"] == 1.0
+    assert report["quality"]["labels"]["matched_rows"] == 60 and champion["labelled"] == 60
+    assert report["quality"]["labels"]["coverage"] == 1.0
+    path = cli(ws, "report", "churn", "--path").stdout.strip()
+    assert path.endswith(".html") and "<svg" in open(path).read()
