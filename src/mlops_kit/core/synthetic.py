@@ -102,7 +102,10 @@ def _cell(v) -> str:
 
 
 def churn_csv(n: int, *, seed: int = 7, drift: float = 0.0) -> bytes:
-    cols = churn_columns(n, seed=seed, drift=drift)
+    return _to_csv(churn_columns(n, seed=seed, drift=drift), n)
+
+
+def _to_csv(cols: dict[str, list], n: int) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
@@ -120,9 +123,4 @@ def broken_churn_csv(n: int = 300, *, seed: int = 11) -> bytes:
     cols["monthly_charges"][5] = "lots"
     cols["region"][7] = "atlantis"
     cols["churned"][9] = None
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for i in range(n):
-        w.writerow([_cell(cols[c][i]) for c in COLUMNS])
-    return buf.getvalue().encode()
+    return _to_csv(cols, n)
