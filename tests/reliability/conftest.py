@@ -1,20 +1,15 @@
 """Fixtures for the reliability suite: a served trained model (module-scoped, so hypothesis can
-reuse it), and the AWS path under moto (buckets, queues with redrive, table) wired through the
-real AWS adapters."""
+reuse it), and the AWS path under moto driven through the real handlers."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
 from mlops_kit.auth import ensure_token
-from tests.support import make_backend
-
-REGION = "us-east-1"
-AWS_MAX_RECEIVES = 3
+from tests.support import FAST_SPEC, make_backend
 
 
 @pytest.fixture(scope="module")
@@ -41,56 +36,33 @@ def server(served):
 
 
 @pytest.fixture
-def moto_env():
-    """An in-process moto account; the mock starts before any client and the client cache is
-    cleared on both sides (clients are lazy + cached in mlops_kit.adapters.aws)."""
-    from moto import mock_aws
+def cloud():
+    """The AWS path under moto: the topology rendered in-process (buckets with S3->SQS
+    notifications, queues with DLQ redrive, the table, the topic), the real handlers in
+    functions/, and SQS event-source pumps (failed messages come back at once)."""
+    import yaml
 
-    from mlops_kit.adapters.aws import clear_clients
-
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}
-    old = {k: os.environ.get(k) for k in [*env, "AWS_ENDPOINT_URL"]}
-    os.environ.update(env)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    clear_clients()
-    with mock_aws():
-        yield
-    clear_clients()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-@pytest.fixture
-def aws_backend(moto_env):
-    """The AWS adapters (S3 data + artifact buckets, SQS with DLQ redrive, DynamoDB) under moto,
-    built by the production factory from Settings."""
     from mlops_kit.adapters.aws import client
+    from mlops_kit.emulator import SqsPump, context_for, in_process, load_function
     from mlops_kit.settings import Settings
-    from mlops_kit.wiring import aws_backend as build
+    from mlops_kit.topology import default_topology
+    from mlops_kit.wiring import aws_backend
 
-    s3, sqs, ddb = (client(s, region=REGION) for s in ("s3", "sqs", "dynamodb"))
-    for bucket in ("rel-data", "rel-artifacts"):
-        s3.create_bucket(Bucket=bucket)
-    ddb.create_table(TableName="rel-registry", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                {"AttributeName": "sk", "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "S"}])
-    urls = {}
-    for name, visibility in (("validate", 60), ("train", 60)):
-        dlq = sqs.create_queue(QueueName=f"rel-{name}-dlq")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
-        urls[name] = sqs.create_queue(QueueName=f"rel-{name}", Attributes={
-            "VisibilityTimeout": str(visibility),
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn,
-                                         "maxReceiveCount": str(AWS_MAX_RECEIVES)})})["QueueUrl"]
-    settings = Settings(backend="aws", region=REGION, data_bucket="rel-data",
-                        artifact_bucket="rel-artifacts", table_name="rel-registry",
-                        validate_queue_url=urls["validate"], train_queue_url=urls["train"],
-                        refresh_seconds=0.0)
-    return build(settings)
+    topo = default_topology()
+    with in_process(topo, extra_env={"MLOPSKIT_REFRESH_SECONDS": "0",
+                                     "MLOPSKIT_CAPTURE_MAX_AGE_S": "0"}) as res:
+        c = lambda s: client(s, region=res.region)  # noqa: E731
+        fns = {f.name: load_function(f.name) for f in topo.functions}
+        pumps = {q.name: SqsPump(c("sqs"), res.queue_urls[q.name], res.queue_arns[q.name],
+                                 fns[q.consumer].handler, batch_size=q.batch_size,
+                                 region=res.region, retry_after=0,
+                                 context=lambda n=q.consumer: context_for(topo, n))
+                 for q in topo.queues}
+        c("s3").put_object(Bucket=res.data_bucket, Key="specs/churn.yaml",
+                           Body=yaml.safe_dump(FAST_SPEC).encode())
+        # the s3:TestEvent sent when notifications were configured (the handler ignores it)
+        assert pumps["validate"].drain() == 1 and pumps["validate"].failed == 0
+        pumps["validate"].delivered = 0
+        backend = aws_backend(Settings())  # from the MLOPSKIT_* the functions see
+        yield SimpleNamespace(res=res, topo=topo, client=c, s3=c("s3"), sqs=c("sqs"), fns=fns,
+                              pumps=pumps, backend=backend)

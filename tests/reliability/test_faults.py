@@ -211,3 +211,49 @@ def test_concurrent_uploads_processed_by_two_workers(tmp_path):
     assert backend.validate_queue.dead_letters() == []
     log_text = log.read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
+
+
+def test_crash_between_registry_write_and_promotion_is_finished_by_the_retry(backend,
+                                                                            monkeypatch):
+    """The run dies after the version is registered but before the alias moves: the
+    redelivered job does not train again, it finishes the promotion the policy granted."""
+    from mlops_kit.core import registry as registry_mod
+
+    real = registry_mod.Registry.promote
+    calls = []
+
+    def die_once(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("killed after the registry write")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(registry_mod.Registry, "promote", die_once)
+    apply_spec(backend, FAST_SPEC)
+    put_object(backend, "datasets/churn/a.csv", churn_csv(600, seed=15))
+    results = run_once(backend)
+    assert [r["status"] for r in results] == ["validated", "failed", "duplicate"], results
+    assert results[-1]["promoted"] is True and results[-1]["version"] == 1
+    _assert_one_good_version(backend)
+    # a later duplicate delivery changes nothing (no second promotion in the history)
+    job = backend.ctx.registry.get_version("churn", 1)["lineage"]
+    assert job["dataset_key"] == "datasets/churn/a.csv"
+    moves = [h for h in backend.ctx.registry.history("churn") if h.get("to_version") == 1]
+    assert len(moves) == 1
+
+
+def test_duplicate_of_a_promoted_version_changes_nothing(trained, tmp_path):
+    """Redelivering a job whose version was already promoted is a no-op: no new version, no
+    second history entry, the champion stays."""
+    from mlops_kit.core.lifecycle import train_job
+
+    reg = trained.ctx.registry
+    record = reg.get_version("churn", 1)
+    history_before = reg.history("churn")
+    job = {"model": "churn", "dataset_key": record["lineage"]["dataset_key"],
+           "sha256": record["lineage"]["dataset_sha256"], "rows": record["lineage"]["rows"]}
+    out = train_job(trained.ctx, job)
+    assert out == {"status": "duplicate", "model": "churn", "version": 1,
+                   "registry_status": "registered", "promoted": False}
+    assert reg.history("churn") == history_before and reg.champion_version("churn") == 1
+    assert [v["version"] for v in reg.list_versions("churn")] == [1]
