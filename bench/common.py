@@ -134,9 +134,12 @@ def bench_specs(smoke: bool) -> dict[str, dict]:
     from mlops_kit.core.synthetic import CHURN_SPEC
 
     rf_trees = 10 if smoke else 100
+    base = dict(CHURN_SPEC)
+    if smoke:  # few rows: do not let the promotion minimum refuse the tiny model
+        base["promotion"] = {**CHURN_SPEC["promotion"], "minimum": None}
     return {
-        "churn": dict(CHURN_SPEC),
-        "churn_rf": {**CHURN_SPEC, "name": "churn_rf",
+        "churn": base,
+        "churn_rf": {**base, "name": "churn_rf",
                      "estimator": {"kind": "random_forest",
                                    "params": {"n_estimators": rf_trees, "n_jobs": 1}}},
     }

@@ -100,7 +100,7 @@ def load(host: str, port: int, path: str, body: bytes, clients: int, seconds: fl
 def main() -> None:
     args = parse_args(__doc__)
     info = prepare_models(args.workdir, smoke=args.smoke)
-    clients, seconds, rounds = (2, 0.5, 1) if args.smoke else (8, 3.0, 3)
+    clients, seconds, rounds = (2, 0.5, 1) if args.smoke else (8, 3.0, 2)
     env = {**serve_env(Path(info["workspace"])),
            "BENCH_SKLEARN_MODELS": json.dumps(info["models"])}
     body = json.dumps({"instances": feature_records(1, seed=31)}).encode()
