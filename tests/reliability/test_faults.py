@@ -4,7 +4,6 @@ max_receives, then the DLQ), a SIGKILLed worker, two workers racing over many up
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
