@@ -24,9 +24,9 @@ MAX_JSON_DEPTH = 32
 
 _V1_PREDICT = re.compile(r"^/v1/models/([a-z0-9][a-z0-9_-]{0,62}):predict$")
 _V1_MODEL = re.compile(r"^/v1/models/([a-z0-9][a-z0-9_-]{0,62})$")
-_V2_MODEL = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/\d+)?$")
-_V2_INFER = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/\d+)?/infer$")
-_V2_READY = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/\d+)?/ready$")
+_V2_MODEL = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/(\d{1,9}))?$")
+_V2_INFER = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/(\d{1,9}))?/infer$")
+_V2_READY = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/(\d{1,9}))?/ready$")
 _V2_DTYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
               "FP16", "FP32", "FP64", "BYTES"}
 
@@ -191,18 +191,27 @@ class HttpApi:
         if m := _V2_INFER.match(path):
             if method != "POST":
                 return Response(405, {"error": f"method {method} not allowed; use POST"})
+            self._check_version(m)
             return self._v2_infer(m.group(1), parse_json_body(body), request_id)
         if m := (_V1_MODEL.match(path) or _V2_MODEL.match(path)):
             if method != "GET":
                 return Response(405, {"error": f"method {method} not allowed; use GET"})
-            meta = self.service.metadata(m.group(1))
+            meta = self._check_version(m) if m.re is _V2_MODEL else self.service.metadata(m.group(1))
             if path.startswith("/v2/"):
                 return Response(200, self._v2_metadata(meta))
             return Response(200, meta)
         if m := _V2_READY.match(path):
-            self.service.metadata(m.group(1))
+            self._check_version(m)
             return Response(200, {"name": m.group(1), "ready": True})
         raise NotFound(f"path {path[:100]!r} not found", field="path")
+
+    def _check_version(self, m: re.Match) -> dict[str, Any]:
+        """/v2/models/{name}/versions/{v}/...: only the served (champion) version answers."""
+        meta = self.service.metadata(m.group(1))
+        if m.group(2) is not None and int(m.group(2)) != meta["version"]:
+            raise NotFound(f"version {int(m.group(2))} of {m.group(1)!r} is not served "
+                           f"(the champion is version {meta['version']})", field="version")
+        return meta
 
     def _v2_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
         inputs = [
