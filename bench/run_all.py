@@ -122,12 +122,18 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     timings = None
+    times_file = args.out / "run_times.json"
     if not args.render:
         t0 = time.perf_counter()
         timings = run(args.only or SCRIPTS, args.smoke, args.out)
         print(f"== all done in {time.perf_counter() - t0:.0f} s")
+        # --only refreshes some figures: keep the others' last run times
+        known = json.loads(times_file.read_text()) if times_file.exists() else {}
+        times_file.write_text(json.dumps({**known, **timings}, indent=2) + "\n")
     if args.out.resolve() == RESULTS.resolve():
-        print(render(args.out, timings=timings))
+        every = json.loads(times_file.read_text()) if times_file.exists() else None
+        print(render(args.out, timings={k: every[k] for k in SCRIPTS if k in every}
+                     if every else None))
     return 0 if timings is None or all(t["ok"] for t in timings.values()) else 1
 
 
