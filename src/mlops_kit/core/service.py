@@ -13,8 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_kit.core.features import MISSING_CATEGORY
-from mlops_kit.core.capture import CaptureBuffer, row_id
+from mlops_kit.core.capture import CaptureBuffer, CapturedRequest
 from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
 from mlops_kit.core.serving import Predictor
 from mlops_kit.core.spec import check_name, parse_spec
@@ -153,34 +152,12 @@ class ModelService:
         return out
 
     def _capture(self, model, request_id, instances, feed, predictor, out, latency_ms, role):
-        n = len(out["predictions"])
-        names = predictor.spec.feature_names
-        at = self.registry.clock.now().isoformat()
-        rows = []
-        probs = out.get("probabilities")
-        for i in range(n):
-            features = {}
-            for name in names:
-                v = feed[name][i, 0]
-                if isinstance(v, str):
-                    features[name] = None if v == MISSING_CATEGORY else v
-                else:
-                    features[name] = None if v != v else float(v)
-            row = {
-                "id": row_id(request_id, i, n),
-                "request_id": request_id,
-                "at": at,
-                "model": model,
-                "version": predictor.version,
-                "role": role,
-                "latency_ms": round(latency_ms, 3),
-                "features": features,
-                "prediction": out["predictions"][i],
-            }
-            if probs is not None:
-                row["probabilities"] = probs[i]
-            rows.append(row)
-        self.capture.add(model, rows)
+        self.capture.add_request(CapturedRequest(
+            model=model, request_id=request_id, at=self.registry.clock.now(),
+            version=predictor.version, role=role, latency_ms=latency_ms,
+            names=tuple(predictor.spec.feature_names), feed=feed,
+            predictions=out["predictions"], probabilities=out.get("probabilities"),
+        ))
 
     def metadata(self, model: str) -> dict[str, Any]:
         champion, _ = self.predictor(model, CHAMPION)
