@@ -1,0 +1,225 @@
+"""Per-column state while a dataset streams through validation: rule counters, and the
+statistics of the reference profile (Chan mean/variance, min/max, a bounded reservoir sample,
+category counts capped at TRACKED_CATEGORIES). Nothing here grows with the number of rows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlops_kit.core._validation_rules import (
+    PROFILE_CATEGORIES,
+    PROFILE_SAMPLE,
+    TRACKED_CATEGORIES,
+    Rule,
+    fmt_bound,
+)
+from mlops_kit.core.drift import OTHER_CATEGORY, numeric_freqs, quantile_edges
+from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+
+
+class Column:
+    """Per-column state across batches: rule counters plus profile statistics."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        nullable: bool,
+        spec: ModelSpec,
+        seed: int,
+        sample_size: int,
+        is_target: bool = False,
+    ) -> None:
+        self.name, self.kind, self.nullable, self.is_target = name, kind, nullable, is_target
+        self.nulls = 0
+        self.rules: dict[str, Rule] = {}
+        n = name
+        if kind == "numeric":
+            self.rules["type"] = Rule(
+                "type",
+                n,
+                lambda c: f"{n}: {c} values are not finite numbers" if c else f"{n}: all values are numbers",
+            )
+            self.n, self.mean, self.m2 = 0, 0.0, 0.0
+            self.lo, self.hi = math.inf, -math.inf
+            self.sample_size = sample_size
+            self.res_vals = np.empty(0)
+            self.res_keys = np.empty(0)
+            self.res_max = 1.0
+            self.rng = np.random.default_rng([seed, len(name)])
+        else:
+            self.rules["type"] = Rule(
+                "type",
+                n,
+                lambda c: f"{n}: {c} values are not text" if c else f"{n}: all values are text",
+            )
+            self.counts: dict[str, int] = {}
+        if is_target:
+            self.rules["target"] = Rule(
+                "target",
+                n,
+                lambda c: (
+                    f"{n}: {c} rows have no usable target value" if c else f"{n}: every row has a target"
+                ),
+            )
+        elif not nullable:
+            self.rules["nullable"] = Rule(
+                "nullable",
+                n,
+                lambda c: (
+                    f"{n}: {c} missing values but the column is not nullable"
+                    if c
+                    else f"{n}: no missing values"
+                ),
+            )
+
+    # numeric ---------------------------------------------------------------------------
+    def add_numeric(
+        self,
+        vals: np.ndarray,
+        bad: np.ndarray | None,
+        text: Callable,
+        off: int,
+        lim: int,
+        range_rule: Rule | None,
+        lo: float | None,
+        hi: float | None,
+    ) -> None:
+        nan = np.isnan(vals)
+        if bad is not None:
+            self.rules["type"].add(bad, text, off, lim)
+            if self.is_target:
+                self.rules["target"].add(bad, text, off, lim)
+            nulls = nan & ~bad
+        else:
+            nulls = nan
+        self.nulls += int(nulls.sum())
+        null_rule = self.rules.get("target") or self.rules.get("nullable")
+        if null_rule is not None:
+            null_rule.add(nulls, lambda i: None, off, lim)
+        if range_rule is not None:
+            outside = np.zeros(vals.shape, dtype=bool)
+            if lo is not None:
+                outside |= vals < lo
+            if hi is not None:
+                outside |= vals > hi
+            range_rule.add(outside, text, off, lim)
+            nan = nan | outside  # the profile describes valid values only
+        good = vals[~nan]
+        if not good.size:
+            return
+        # Chan et al. parallel mean/variance: exact and stable across batches.
+        n_b, mean_b = good.size, float(good.mean())
+        m2_b = float(((good - mean_b) ** 2).sum())
+        total = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / total
+        self.m2 += m2_b + delta * delta * self.n * n_b / total
+        self.n = total
+        self.lo, self.hi = min(self.lo, float(good.min())), max(self.hi, float(good.max()))
+        self._sample(good)
+
+    def _sample(self, good: np.ndarray) -> None:
+        """Reservoir by random priorities: keep the sample_size smallest keys ever seen. The
+        reservoir holds copies (never views of a batch), so it stays sample_size values."""
+        keys = self.rng.random(good.size)  # drawn for every value: the sample is seed-stable
+        if self.res_keys.size >= self.sample_size:  # full: only smaller keys can enter
+            enter = keys < self.res_max
+            if not enter.any():
+                return
+            keys, good = keys[enter], good[enter]
+        keys = np.concatenate([self.res_keys, keys])
+        pool = np.concatenate([self.res_vals, good])
+        if keys.size > self.sample_size:
+            keep = np.argpartition(keys, self.sample_size)[: self.sample_size]
+            keys, pool = keys[keep], pool[keep]
+        self.res_keys, self.res_vals = keys, pool
+        self.res_max = float(keys.max()) if keys.size >= self.sample_size else 1.0
+
+    # categorical -------------------------------------------------------------------------
+    def add_text(
+        self,
+        text: pa.Array,
+        off: int,
+        lim: int,
+        cat_rule: Rule | None,
+        categories: list[str] | None,
+    ) -> None:
+        nulls = text.is_null().to_numpy(zero_copy_only=False)
+        self.nulls += int(nulls.sum())
+        null_rule = self.rules.get("target") or self.rules.get("nullable")
+        if null_rule is not None:
+            null_rule.add(nulls, lambda i: None, off, lim)
+        if cat_rule is not None and categories is not None:
+            ok = pc.is_in(text, value_set=pa.array(categories, pa.string())).to_numpy(zero_copy_only=False)
+            cat_rule.add(~ok & ~nulls, lambda i: text[i].as_py(), off, lim)
+        vc = pc.value_counts(text.drop_null())
+        for value, count in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
+            if value in self.counts or len(self.counts) < TRACKED_CATEGORIES:
+                self.counts[value] = self.counts.get(value, 0) + count
+            else:
+                self.counts[OTHER_CATEGORY] = self.counts.get(OTHER_CATEGORY, 0) + count
+
+    def profile(self, rows: int) -> dict:
+        null_rate = self.nulls / rows if rows else 0.0
+        if self.kind == "categorical":
+            total = sum(self.counts.values())
+            top = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            kept, rest = top[:PROFILE_CATEGORIES], sum(c for _, c in top[PROFILE_CATEGORIES:])
+            freqs = {k: c / total for k, c in kept} if total else {}
+            if rest:
+                freqs[OTHER_CATEGORY] = freqs.get(OTHER_CATEGORY, 0.0) + rest / total
+            return {"type": "categorical", "null_rate": null_rate, "freqs": freqs}
+        sample = self.res_vals[np.argsort(self.res_keys)]  # random order, seed-stable
+        edges = quantile_edges(sample)
+        return {
+            "type": "numeric",
+            "count": self.n,
+            "null_rate": null_rate,
+            "mean": self.mean if self.n else 0.0,
+            "std": math.sqrt(self.m2 / self.n) if self.n else 0.0,
+            "min": self.lo if self.n else 0.0,
+            "max": self.hi if self.n else 0.0,
+            "edges": edges,
+            "freqs": numeric_freqs(sample, edges) if self.n else [],
+            "sample": [float(x) for x in sample[:PROFILE_SAMPLE]],
+        }
+
+
+def make_column(
+    f: NumericFeature | CategoricalFeature | None, spec: ModelSpec, seed: int, sample_size: int
+) -> Column:
+    """The column for feature f, or for the target when f is None, with its spec rules."""
+    target_kind = "categorical" if spec.task.is_classification else "numeric"
+    name = f.name if f else spec.target
+    kind = target_kind if f is None else ("numeric" if isinstance(f, NumericFeature) else "categorical")
+    col = Column(name, kind, f.nullable if f else False, spec, seed, sample_size, f is None)
+    col.encoding = Rule("parse", name, lambda c, n=name: f"{n}: {c} values are not valid UTF-8")
+    col.encoding.failed = None
+    col.range_rule = col.cat_rule = None
+    if isinstance(f, NumericFeature) and (f.min is not None or f.max is not None):
+        bounds = f"[{fmt_bound(f.min)}, {fmt_bound(f.max) if f.max is not None else 'inf'}]"
+        col.range_rule = Rule(
+            "range",
+            name,
+            lambda c, n=name, b=bounds: (
+                f"{n}: {c} values outside {b}" if c else f"{n}: all values within {b}"
+            ),
+        )
+    if isinstance(f, CategoricalFeature) and f.categories is not None:
+        col.cat_rule = Rule(
+            "category",
+            name,
+            lambda c, n=name, cats=f.categories: (
+                f"{n}: {c} values not in the allowed categories {cats}"
+                if c
+                else f"{n}: all values in the allowed categories"
+            ),
+        )
+    col.feature = f
+    return col

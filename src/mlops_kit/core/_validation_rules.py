@@ -1,0 +1,175 @@
+"""Validation rules: the report entries (counted per batch, with example rows), the header
+checks and the whole-file rules (null fraction, class balance), plus the shared constants."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from mlops_kit.core._profile import Column
+    from mlops_kit.core.spec import ModelSpec
+
+NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+HEADER_LIMIT = 1 << 20  # a header line longer than this is not a CSV header
+TRACKED_CATEGORIES = 10_000  # distinct values counted per column before lumping into __other__
+PROFILE_CATEGORIES = 100  # values kept in a categorical profile
+PROFILE_SAMPLE = 1000
+ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, EOFError)
+
+
+@dataclass
+class Rule:
+    rule: str
+    column: str | None
+    describe: Callable[[int], str]  # count -> message
+    count: int = 0
+    examples: list[dict] = field(default_factory=list)
+    rows_final: bool = False  # example rows are already file row numbers (not ordinals)
+    failed: bool | None = None  # None: failed iff count > 0
+
+    def add(self, mask: np.ndarray, values: Callable[[int], Any], offset: int, limit: int) -> None:
+        hits = int(mask.sum())
+        if not hits:
+            return
+        self.count += hits
+        room = limit - len(self.examples)
+        for i in np.flatnonzero(mask)[:room] if room > 0 else ():
+            self.examples.append({"row": offset + int(i) + 1, "value": values(int(i))})
+
+    def as_dict(self) -> dict:
+        failed = self.count > 0 if self.failed is None else self.failed
+        return {
+            "rule": self.rule,
+            "column": self.column,
+            "passed": not failed,
+            "count": self.count if failed else 0,
+            "message": self.describe(self.count),
+            "examples": self.examples if failed else [],
+        }
+
+
+def fmt_bound(x: float | None) -> str:
+    return "-inf" if x is None else f"{x:g}"
+
+
+# -- header ---------------------------------------------------------------------------------
+def header_rules(spec: ModelSpec, names: list[str]) -> tuple[list[Rule], bool]:
+    """Duplicate, missing and unknown columns: the rules, and whether the data can be scanned
+    (False when a required column is missing)."""
+    out: list[Rule] = []
+    seen: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        seen.setdefault(n, []).append(i + 1)
+    dupes = {n: pos for n, pos in seen.items() if len(pos) > 1}
+    for n, pos in dupes.items():
+        r = Rule(
+            "duplicate_column",
+            n,
+            lambda c, n=n, pos=pos: (
+                f"{n}: header has {len(pos)} columns with this name (positions {pos}); "
+                "the first one was validated"
+            ),
+        )
+        r.count = len(pos) - 1
+        out.append(r)
+    if not dupes:
+        out.append(Rule("duplicate_column", None, lambda c: "column names are unique"))
+    required = [*spec.feature_names, spec.target]
+    missing = [n for n in required if n not in seen]
+    for n in missing:
+        r = Rule(
+            "missing_column",
+            n,
+            lambda c, n=n: f"{n}: required column is missing from the header (found: {names[:50]})",
+        )
+        r.count = 1
+        out.append(r)
+    if not missing:
+        out.append(Rule("missing_column", None, lambda c: "all required columns present"))
+    unknown = [n for n in seen if n not in set(required)]
+    reject = spec.validation.unknown_columns == "reject"
+    for n in unknown if reject else ():
+        r = Rule(
+            "unknown_column",
+            n,
+            lambda c, n=n: f"{n}: column is not in the spec (validation.unknown_columns is 'reject')",
+        )
+        r.count = 1
+        out.append(r)
+    if not (reject and unknown):
+        out.append(
+            Rule(
+                "unknown_column",
+                None,
+                lambda c: (
+                    f"{len(unknown)} extra columns ignored: {unknown[:20]}"
+                    if unknown
+                    else "no unknown columns"
+                ),
+            )
+        )
+    return out, not missing
+
+
+# -- whole-file rules -----------------------------------------------------------------------
+def null_fraction(col: Column, rows: int, spec: ModelSpec) -> Rule:
+    cap = spec.validation.max_null_fraction
+    share = col.nulls / rows if rows else 0.0
+    r = Rule(
+        "null_fraction",
+        col.name,
+        lambda c: (
+            f"{col.name}: {share:.1%} missing, above validation.max_null_fraction {cap:.1%}"
+            if share > cap
+            else f"{col.name}: {share:.1%} missing (max {cap:.1%})"
+        ),
+    )
+    r.count = col.nulls if share > cap else 0
+    return r
+
+
+def class_balance(col: Column, spec: ModelSpec) -> Rule:
+    total = sum(col.counts.values())
+    floor = spec.validation.min_class_fraction
+    shares = {k: v / total for k, v in col.counts.items()} if total else {}
+    small = sorted(k for k, s in shares.items() if s < floor)
+    name = col.name
+    if len(shares) < 2:
+        msg = f"{name}: needs at least 2 classes, found {len(shares)} {sorted(shares)[:5]}"
+        count = 1
+    elif small:
+        msg = (
+            f"{name}: classes "
+            + ", ".join(f"{k!r} ({shares[k]:.1%})" for k in small[:10])
+            + f" are below validation.min_class_fraction {floor:.1%}"
+        )
+        count = len(small)
+    else:
+        msg = f"{name}: {len(shares)} classes, smallest {min(shares.values()):.1%}"
+        count = 0
+    r = Rule("class_balance", name, lambda c: msg)
+    r.count = count
+    return r
+
+
+def fix_rows(rules: list[Rule], skipped: list[int]) -> None:
+    """Batch ordinals skip ragged rows; shift examples back to file row numbers."""
+    if not skipped:
+        return
+    for r in rules:
+        if r.rows_final:
+            continue
+        for ex in r.examples:
+            k = a = ex["row"]
+            while True:
+                nxt = k + bisect.bisect_right(skipped, a)
+                if nxt == a:
+                    break
+                a = nxt
+            ex["row"] = a
