@@ -157,4 +157,5 @@ def test_labels_then_monitor_reports_live_quality(trained, tmp_path):
     assert report["quality"]["labels"]["matched_rows"] == 60 and champion["labelled"] == 60
     assert report["quality"]["labels"]["coverage"] == 1.0
     path = cli(ws, "report", "churn", "--path").stdout.strip()
-    assert path.endswith(".html") and "<svg" in open(path).read()
+    with open(path) as f:
+        assert path.endswith(".html") and "<svg" in f.read()

@@ -269,8 +269,10 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
                "champion_before": champion_version, "promoted": False}
     if record["status"] == REGISTERED and promote and not spec.promotion.require_approval:
         try:
+            metric = spec.promotion.metric
             ctx.registry.promote(model, version, actor=ACTOR,
-                                 reason=f"{spec.promotion.metric}={result.metrics.get(spec.promotion.metric):.4f} passed the promotion policy",
+                                 reason=f"{metric}={result.metrics.get(metric):.4f} passed the "
+                                        "promotion policy",
                                  expected=champion_version)
             outcome["promoted"] = True
         except (RegistryConflict, PromotionRefused) as exc:
