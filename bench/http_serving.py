@@ -31,9 +31,6 @@ from common import (
 SERVER = r"""
 import json, os, sys, threading
 kind = sys.argv[1]
-if os.environ.get("BENCH_NODELAY"):  # what-if: TCP_NODELAY on the server's sockets
-    import socketserver
-    socketserver.StreamRequestHandler.disable_nagle_algorithm = True
 if kind == "kit":
     from mlops_kit.server import ServerThread, build_api
     from mlops_kit.settings import Settings
@@ -105,9 +102,6 @@ def main() -> None:
            "BENCH_SKLEARN_MODELS": json.dumps(info["models"])}
     body = json.dumps({"instances": feature_records(1, seed=31)}).encode()
     servers = {kind: start_server(kind, env) for kind in ("kit", "sklearn")}
-    # What-if for a proposed one-line fix in mlops_kit/server.py (TCP_NODELAY): headers and
-    # body leave in two writes, and Nagle + the client's delayed ACK add ~40 ms per request.
-    servers["kit_nodelay"] = start_server("kit", {**env, "BENCH_NODELAY": "1"})
     rows = []
     try:
         for model in MODELS:
@@ -143,18 +137,6 @@ def main() -> None:
                             baseline_stats=base_p99,
                             ratio=base_p99["median"] / kit_p99["median"], ratio_label="x lower",
                             note=f"p50 {kit_p50['median']:.2f} ms vs {base_p50['median']:.2f} ms"))
-            nd_rps = summary([r["rps"] for r in runs["kit_nodelay"]])
-            nd_p50 = summary([r["latency"]["median"] for r in runs["kit_nodelay"]])
-            nd_p99 = summary([r["latency"]["p99"] for r in runs["kit_nodelay"]])
-            rows.append(row("HTTP serving, what-if TCP_NODELAY (proposed)", model, "throughput",
-                            nd_rps, "req/s", baseline="sklearn/joblib behind the same server shape",
-                            baseline_stats=base_rps, ratio=nd_rps["median"] / base_rps["median"],
-                            ratio_label="x the baseline's req/s",
-                            note=f"disable_nagle_algorithm=True on the kit server only: p50/p99 "
-                                 f"{nd_p50['median']:.2f}/{nd_p99['median']:.2f} ms; "
-                                 f"{nd_rps['median'] / kit_rps['median']:.1f}x the kit's "
-                                 f"req/s as shipped",
-                            latency_p50=nd_p50, latency_p99=nd_p99))
     finally:
         for proc, _, _ in servers.values():
             proc.stdin.close()

@@ -46,7 +46,7 @@ def test_v1_predict_records_and_arrays(server):
     assert len(body["predictions"]) == 3 and set(body["predictions"]) <= {0, 1}
     assert all(abs(sum(p) - 1) < 1e-5 for p in body["probabilities"])
     assert headers["x-request-id"] == body["request_id"]
-    names = [f["name"] for f in b.ctx.registry and json.loads(
+    names = [f["name"] for f in json.loads(
         b.ctx.store.get("models/churn/000001/spec.json"))["features"]]
     arrays = [[r[n] for n in names] for r in recs]
     status2, body2, _ = call(srv, "POST", "/v1/models/churn:predict", {"instances": arrays}, token)

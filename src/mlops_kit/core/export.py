@@ -92,6 +92,12 @@ class ParityResult:
     near_ties: int = 0  # label disagreements excused because sklearn's top-2 margin < tolerance
     outputs: tuple[str, str | None] | None = None
 
+    @classmethod
+    def failed(cls, rows: int, tolerance: float, reason: str) -> ParityResult:
+        """A gate that could not compare at all (no rows, wrong shapes, model not runnable)."""
+        inf = float("inf") if rows else 0.0
+        return cls(False, rows, 0.0, inf, inf, tolerance, reason)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["outputs"] = list(self.outputs) if self.outputs else None
@@ -126,16 +132,14 @@ def parity_check(
     tol = float(spec.promotion.parity_tolerance if tolerance is None else tolerance)
     rows = len(X_holdout)
     if rows == 0:
-        return ParityResult(False, 0, 0.0, 0.0, 0.0, tol, "no holdout rows to compare")
+        return ParityResult.failed(0, tol, "no holdout rows to compare")
     try:
         onnx_values, onnx_proba, outputs = run_onnx(spec, onnx_bytes, X_holdout)
     except Exception as exc:  # noqa: BLE001 - any runtime failure fails the gate, with its reason
         detail = str(exc).splitlines()[0] if str(exc) else ""
-        inf = float("inf")
-        return ParityResult(
-            False, rows, 0.0, inf, inf, tol,
-            f"onnxruntime could not run the model: {type(exc).__name__}: {detail}",
-        )  # fmt: skip
+        return ParityResult.failed(
+            rows, tol, f"onnxruntime could not run the model: {type(exc).__name__}: {detail}"
+        )
     if spec.task.is_classification:
         result = _classification_parity(pipeline, X_holdout, onnx_values, onnx_proba, tol)
     else:
@@ -150,14 +154,8 @@ def _classification_parity(pipeline, X, onnx_labels, onnx_proba, tol) -> ParityR
     sk_proba = pipeline.predict_proba(X)
     if onnx_proba is None or onnx_proba.shape != sk_proba.shape:
         shape = None if onnx_proba is None else onnx_proba.shape
-        return ParityResult(
-            False,
-            rows,
-            0.0,
-            float("inf"),
-            float("inf"),
-            tol,
-            f"probability output shape {shape} differs from sklearn's {sk_proba.shape}",
+        return ParityResult.failed(
+            rows, tol, f"probability output shape {shape} differs from sklearn's {sk_proba.shape}"
         )
     # Compare labels as strings: ONNX returns int64 or str, sklearn may hold numpy scalars.
     agree = np.asarray(
@@ -202,14 +200,8 @@ def _regression_parity(pipeline, X, onnx_values, tol) -> ParityResult:
     sk = np.asarray(pipeline.predict(X), dtype=np.float64).reshape(-1)
     ox = np.asarray(onnx_values, dtype=np.float64).reshape(-1)
     if ox.shape != sk.shape:
-        return ParityResult(
-            False,
-            rows,
-            0.0,
-            float("inf"),
-            float("inf"),
-            tol,
-            f"onnx returned {ox.shape[0]} values for {sk.shape[0]} rows",
+        return ParityResult.failed(
+            rows, tol, f"onnx returned {ox.shape[0]} values for {sk.shape[0]} rows"
         )
     diff = np.abs(sk - ox)
     relative = diff / np.maximum(1.0, np.abs(sk))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -242,14 +241,3 @@ class HttpApi:
         body = {"model_name": model, "model_version": str(out["version"]), "outputs": outputs,
                 "id": out["request_id"]}
         return Response(200, body)
-
-
-def finite_json(obj: Any) -> Any:
-    """Replace NaN/Inf (never valid JSON) by None before serialising."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [finite_json(v) for v in obj]
-    return obj

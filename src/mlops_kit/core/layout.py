@@ -19,10 +19,6 @@ DATASET_SUFFIXES = (".csv", ".parquet", ".pq")
 MAX_KEY_LEN = 900
 
 
-def spec_key(model: str) -> str:
-    return f"{SPECS}{check_name(model)}.yaml"
-
-
 def spec_keys(model: str) -> list[str]:
     m = check_name(model)
     return [f"{SPECS}{m}.yaml", f"{SPECS}{m}.yml", f"{SPECS}{m}.json"]

@@ -23,7 +23,7 @@ from mlops_kit.errors import (
     RegistryConflict,
     SpecError,
 )
-from mlops_kit.ports import Absent, Clock, KeyValueTable, Notifier, ObjectStore, Queue
+from mlops_kit.ports import Clock, KeyValueTable, Notifier, ObjectStore, Queue
 
 log = logging.getLogger("mlops_kit.lifecycle")
 ACTOR = "mlops-kit/train"
@@ -310,6 +310,7 @@ def _resume_promotion(ctx: Context, model: str, version: int, record: dict) -> d
 def _champion_on_holdout(ctx: Context, spec: ModelSpec, result) -> tuple[dict | None, int | None]:
     """Score the current champion on the candidate's holdout, so the gain gate compares like
     with like. Falls back to the champion's recorded metrics if its features differ."""
+    from mlops_kit.core.features import columns_to_inputs
     from mlops_kit.core.metrics import compute_metrics
     from mlops_kit.core.service import ModelService
 
@@ -320,14 +321,9 @@ def _champion_on_holdout(ctx: Context, spec: ModelSpec, result) -> tuple[dict | 
         champion = ModelService(ctx.store, ctx.registry).load_version(spec.name, version)
         if not set(champion.spec.feature_names) <= set(result.X_holdout.columns):
             raise NotFound("champion features differ")
-        records = result.X_holdout[champion.spec.feature_names].to_dict("records")
-        from mlops_kit.core.features import MISSING_CATEGORY
-
-        for r in records:
-            for k, v in r.items():
-                if v == MISSING_CATEGORY:
-                    r[k] = None
-        out = champion.run(champion.inputs_from_request(records))
+        # The holdout is already in the serving encoding (as the parity gate feeds it).
+        X = result.X_holdout
+        out = champion.run(columns_to_inputs(champion.spec, {c: X[c].tolist() for c in X}))
         metrics = compute_metrics(spec.task.value, result.y_holdout, out["predictions"],
                                   out.get("probabilities"), champion.classes)
         return metrics, version
@@ -335,18 +331,3 @@ def _champion_on_holdout(ctx: Context, spec: ModelSpec, result) -> tuple[dict | 
         log.warning("champion v%s not re-scored on the holdout (%s); using its recorded metrics",
                     version, exc.message)
         return ctx.registry.get_version(spec.name, version).get("metrics"), version
-
-
-def mark_done(table: KeyValueTable, key: str, value: dict[str, Any]) -> bool:
-    """Set an idempotency marker once; False if it already existed."""
-    from mlops_kit.errors import ConditionFailed
-
-    try:
-        table.put("IDEMPOTENCY", key, value, Absent())
-        return True
-    except ConditionFailed:
-        return False
-
-
-def clock_stamp(clock: Clock) -> str:
-    return clock.now().strftime("%Y%m%dT%H%M%S")

@@ -265,9 +265,6 @@ class Registry:
                 continue
         raise RegistryConflict(f"history of {model!r}: too much contention; retry")
 
-    def record_event(self, model: str, action: str, version: int | None, actor: str, reason: str):
-        self._append_history(model, action, None, version, actor, reason)
-
     def history(self, model: str) -> list[dict[str, Any]]:
         return [_strip(i) for i in self.table.query(_pk(model), "HIST#")]
 

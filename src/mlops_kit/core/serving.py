@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import MISSING_CATEGORY, records_to_inputs
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec
 from mlops_kit.errors import IntegrityError, PayloadTooLarge, ValidationError
@@ -106,9 +107,10 @@ class Predictor:
         self.version = int(version)
         self.classes = list(classes) if classes is not None else None
         self.sha256 = sha256
-        outputs = [o.name for o in self.session.get_outputs()]
-        self.label_output = outputs[0]
-        self.proba_output = next((o for o in outputs[1:] if "prob" in o), None)
+        try:
+            self.label_output, self.proba_output = onnx_meta.output_names(self.session)
+        except ValueError as exc:
+            raise IntegrityError(f"model {spec.name} v{version}: {exc}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.feature_names = spec.feature_names  # a property that builds a list on each call
 

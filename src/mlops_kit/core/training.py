@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from sklearn import metrics as skm
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -35,6 +34,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlops_kit.core.features import MISSING_CATEGORY
+from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.errors import TrainingError, ValidationError
 
@@ -295,13 +295,10 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
         ) from None
 
     predictions = pipeline.predict(X_hold)
-    classes = None
-    if classification:
-        classes = _natives(pipeline.classes_)
-        proba = pipeline.predict_proba(X_hold)
-        scores = _classification_metrics(y_hold, predictions, proba, pipeline.classes_)
-    else:
-        scores = _regression_metrics(y_hold, predictions)
+    classes = _natives(pipeline.classes_) if classification else None
+    proba = pipeline.predict_proba(X_hold) if classification else None
+    # The same metrics module scores champions on this holdout and live traffic from labels.
+    scores = compute_metrics(spec.task.value, y_hold, predictions, proba, classes)
     return TrainResult(
         pipeline=pipeline,
         metrics=scores,
@@ -313,41 +310,6 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
         rows_holdout=len(X_hold),
         holdout_predictions=_natives(predictions),
     )
-
-
-def _classification_metrics(y, pred, proba, classes) -> dict[str, float]:
-    out = {"accuracy": float(skm.accuracy_score(y, pred))}
-    if len(classes) == 2:
-        positive = classes[1]  # classes_ is sorted: the larger label is the positive class
-        out["f1"] = float(
-            skm.f1_score(y, pred, pos_label=positive, average="binary", zero_division=0)
-        )
-        out["roc_auc"] = _safe(lambda: skm.roc_auc_score(y == positive, proba[:, 1]))
-    else:
-        out["f1"] = float(skm.f1_score(y, pred, average="weighted", zero_division=0))
-        out["roc_auc"] = _safe(
-            lambda: skm.roc_auc_score(
-                y, proba, multi_class="ovr", average="weighted", labels=classes
-            )
-        )
-    out["log_loss"] = float(skm.log_loss(y, proba, labels=classes))
-    return out
-
-
-def _regression_metrics(y, pred) -> dict[str, float]:
-    return {
-        "rmse": float(math.sqrt(skm.mean_squared_error(y, pred))),
-        "mae": float(skm.mean_absolute_error(y, pred)),
-        "r2": float(skm.r2_score(y, pred)) if len(y) > 1 else float("nan"),
-    }
-
-
-def _safe(compute) -> float:
-    # roc_auc is undefined when the holdout lacks a class; report NaN rather than fail training.
-    try:
-        return float(compute())
-    except ValueError:
-        return float("nan")
 
 
 def _natives(values) -> list:

@@ -111,13 +111,6 @@ class SqliteQueue:
                 "SELECT COUNT(*) FROM messages WHERE queue=?", (self.name,)
             ).fetchone()[0]
 
-    def in_flight(self) -> int:
-        with self.db.connect() as conn:
-            return conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue=? AND visible_at>?",
-                (self.name, self._clock()),
-            ).fetchone()[0]
-
     def dead_letters(self) -> list[Message]:
         with self.db.connect() as conn:
             rows = conn.execute(
@@ -125,7 +118,3 @@ class SqliteQueue:
                 (self.dlq_name,),
             ).fetchall()
         return [Message(mid, json.loads(b), "", c) for mid, b, c in rows]
-
-    def purge(self) -> None:
-        with self.db.connect() as conn:
-            conn.execute("DELETE FROM messages WHERE queue IN (?, ?)", (self.name, self.dlq_name))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -144,7 +143,3 @@ def _md5_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             md5.update(chunk)
     return md5.hexdigest()
-
-
-def rmtree(path: str | os.PathLike) -> None:
-    shutil.rmtree(path, ignore_errors=True)
