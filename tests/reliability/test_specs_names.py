@@ -92,7 +92,7 @@ BAD_NAMES = ["", "../etc", "..", "a/b", "A", "churn/../other", "-x", "x" * 64, "
 def test_bad_model_names_are_refused_everywhere(name):
     with pytest.raises(InvalidName):
         check_name(name)
-    for make in (layout.spec_key, lambda m: layout.model_prefix(m, 1),
+    for make in (layout.spec_keys, lambda m: layout.model_prefix(m, 1),
                  lambda m: layout.dataset_key(m, "a.csv"),
                  lambda m: layout.quarantine_key(m, "a.csv")):
         with pytest.raises(InvalidName):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 
@@ -19,11 +20,26 @@ class SqliteDb:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
         return _Tx(conn)
+
+
+def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switching to WAL takes a lock that SQLite does not wait for (the busy timeout does not
+    apply), so connections opening a new database at the same moment see "database is locked".
+    WAL is persistent: once any connection has set it, the others only need to see it."""
+    for attempt in range(attempts):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (1 + attempt % 10))
 
 
 class _Tx:
