@@ -1,5 +1,7 @@
-"""train: SQS training jobs -> core.training.usecase.train_job (train, export ONNX, parity gate, register,
-promote). Idempotent on dataset sha256 + spec hash; artifacts first, registry entry last.
+"""train: SQS training jobs -> core.training.jobs.route_training: a small job trains here
+(core.training.usecase.train_job: train, export ONNX, parity gate, register, promote); a large
+one is submitted to AWS Batch (docs/training-engines.md). Idempotent on dataset sha256 + spec
+hash; artifacts first, registry entry last.
 Failures are reported per message (batchItemFailures) and end in the DLQ after the receive
 count."""
 
@@ -17,7 +19,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
-from mlops_kit.core.training.usecase import train_job
+from mlops_kit.core.training.jobs import route_training
 
 logger = Logger(service="mlops-kit-train", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -28,12 +30,12 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
         job = record.json_body
         if not isinstance(job, dict) or "model" not in job or "dataset_key" not in job:
             raise ValueError("message body is not a training job")
-        result = train_job(_wiring.backend().ctx, job)
+        result = route_training(_wiring.backend().ctx, job)
     except Exception:
         logger.exception("training job failed", extra={"message_id": record.message_id})
         raise
     logger.info("training job done", extra={"result": {k: result.get(k) for k in (
-        "status", "model", "version", "promoted", "reasons")}})
+        "status", "model", "version", "promoted", "reasons", "engine", "job_id")}})
     return result
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from mlops_kit.clock import SystemClock
 from mlops_kit.core.context import Context
 from mlops_kit.core.serving.capture import CaptureBuffer
+from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.ports import Clock, Queue
 from mlops_kit.settings import Settings, get_settings
@@ -61,8 +62,16 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
                             f"pip install 'mlops-kit[{extra}]'", field="backend") from None
     parts = factory.build(settings, topology or default_topology())
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
-                  notifier=parts.notifier, clock=clock or SystemClock())
+                  notifier=parts.notifier, clock=clock or SystemClock(), jobs=parts.jobs,
+                  limits=route_limits(settings))
     return Backend(ctx, parts.validate_queue, settings)
+
+
+def route_limits(settings: Settings) -> RouteLimits:
+    """When training leaves the function (docs/training-engines.md)."""
+    return RouteLimits(function_memory_mb=settings.train_function_memory_mb,
+                       memory_fraction=settings.train_memory_fraction,
+                       max_function_rows=settings.train_max_function_rows)
 
 
 def local_backend(settings: Settings, clock: Clock | None = None) -> Backend:

@@ -10,9 +10,10 @@ from typing import Any
 
 from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
+from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.core.spec import ModelSpec, load_spec_bytes
 from mlops_kit.errors import SpecError
-from mlops_kit.ports import Clock, KeyValueTable, Notifier, ObjectStore, Queue
+from mlops_kit.ports import Clock, JobRunner, KeyValueTable, Notifier, ObjectStore, Queue
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Context:
     train_queue: Queue
     notifier: Notifier
     clock: Clock
+    jobs: JobRunner | None = None  # the batch training engine (core/training/jobs.py)
+    limits: RouteLimits = field(default_factory=RouteLimits)  # when training leaves the function
     registry: Registry = field(init=False)
 
     def __post_init__(self) -> None:

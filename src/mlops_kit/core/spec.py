@@ -125,6 +125,13 @@ class MonitoringPolicy(_Strict):
     retrain_cooldown_hours: float = Field(default=24.0, ge=0)
 
 
+class TrainingPolicy(_Strict):
+    """Where training runs: auto routes by the job's size (core/sizing.py); function and batch
+    force one engine. Where a model trains does not change it: not part of spec_hash."""
+
+    engine: Literal["auto", "function", "batch"] = "auto"
+
+
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
 CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
@@ -139,6 +146,7 @@ class ModelSpec(_Strict):
     validation: ValidationRules = Field(default_factory=ValidationRules)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
+    training: TrainingPolicy = Field(default_factory=TrainingPolicy)
     test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
     description: str = ""
@@ -194,10 +202,17 @@ class ModelSpec(_Strict):
         return metric not in LOWER_IS_BETTER
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        if self.training == TrainingPolicy():
+            data.pop("training")  # specs that do not set it keep their canonical form
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        # The engine does not change the model: the same data and spec give the same run key
+        # (and version) whichever engine trains it.
+        data = self.model_dump(mode="json", exclude={"training"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+                              ).hexdigest()
 
 
 def _format_pydantic(err: PydanticValidationError) -> str:

@@ -5,14 +5,16 @@ durable SQLite queue. A failing message is released and retried, then dead-lette
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from mlops_kit.bootstrap import Backend
 from mlops_kit.core import layout
 from mlops_kit.core.pipeline import on_object_created
-from mlops_kit.core.training.usecase import train_job
+from mlops_kit.core.training.jobs import route_training
 from mlops_kit.errors import MlopsKitError
+from mlops_kit.local.jobs import jobs_running, settle_jobs
 from mlops_kit.ports import Message, Queue
 
 log = logging.getLogger("mlops_kit.local.worker")
@@ -52,12 +54,17 @@ def _process(queue: Queue, msg: Message, fn) -> dict[str, Any]:
     return result
 
 
-def run_once(backend: Backend, *, max_messages: int = 10) -> list[dict[str, Any]]:
-    """Drain both queues until empty (or only in-flight / delayed messages remain)."""
+def run_once(backend: Backend, *, max_messages: int = 10,
+             wait_jobs: bool = True) -> list[dict[str, Any]]:
+    """Drain both queues until empty (or only in-flight / delayed messages remain); with
+    wait_jobs, also until the training jobs running in separate processes have ended (the
+    queues keep being served meanwhile: a big training never blocks validation)."""
     ctx = backend.ctx
     results: list[dict[str, Any]] = []
     while True:
-        progressed = False
+        settled = settle_jobs(backend)  # large trainings: local/jobs.py
+        results += settled
+        progressed = bool(settled)
         for msg in backend.validate_queue.receive(max_messages):
             progressed = True
             results.append(_process(backend.validate_queue, msg,
@@ -65,8 +72,11 @@ def run_once(backend: Backend, *, max_messages: int = 10) -> list[dict[str, Any]
                                                                 b.get("version_id"))))
         for msg in ctx.train_queue.receive(1):
             progressed = True
-            results.append(_process(ctx.train_queue, msg, lambda b: train_job(ctx, b)))
+            results.append(_process(ctx.train_queue, msg, lambda b: route_training(ctx, b)))
         if not progressed:
+            if wait_jobs and jobs_running(backend):
+                time.sleep(0.2)
+                continue
             return results
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlops_kit.adapters.local.jobs import ProcessRunner
 from mlops_kit.adapters.local.notifier import FileNotifier
 from mlops_kit.adapters.local.queue import SqliteQueue
 from mlops_kit.adapters.local.store import FileObjectStore
@@ -27,4 +28,13 @@ def build(settings: Settings, topology: Topology) -> Adapters:
         train_queue=SqliteQueue(queues_db, "train", visibility_timeout=settings.train_visibility_s,
                                 max_receives=settings.max_receives),
         notifier=FileNotifier(root / "notifications.jsonl"),
+        jobs=process_runner(settings, {"MLOPSKIT_BACKEND": "local", "MLOPSKIT_WORKSPACE": str(root)})
+        if settings.job_runner in (None, "process") else None,
     )
+
+
+def process_runner(settings: Settings, env: dict[str, str]) -> ProcessRunner:
+    """Large training jobs in a separate process (`python -m mlops_kit.train_job`)."""
+    return ProcessRunner(Path(settings.workspace).resolve() / "jobs",
+                         attempts=settings.batch_attempts, timeout_s=settings.batch_timeout_s,
+                         env=env)

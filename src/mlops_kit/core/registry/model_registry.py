@@ -27,6 +27,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
 PENDING, REGISTERED, REJECTED = "pending", "registered", "rejected"
+FAILED = "failed"  # the job failed (data, spec, model or engine): final, with its reasons
 MAX_RETRIES = 20
 
 
@@ -97,7 +98,7 @@ class Registry:
         raise RegistryConflict(f"could not reserve a version of {model!r}: too much contention")
 
     def complete_version(self, model: str, version: int, fields: dict[str, Any]) -> dict:
-        """pending -> registered/rejected, exactly once (the registry entry is written last)."""
+        """pending -> registered/rejected/failed, exactly once (the registry entry is written last)."""
         current = self.get_version(model, version)
         if current["status"] != PENDING:
             return current

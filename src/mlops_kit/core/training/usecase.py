@@ -10,7 +10,6 @@ import shutil
 import tempfile
 from typing import Any
 
-from mlops_kit import __version__
 from mlops_kit.core import layout
 from mlops_kit.core.context import Context, load_spec, to_json
 from mlops_kit.core.datasets import HashingReader
@@ -20,6 +19,7 @@ from mlops_kit.core.monitoring.drift import build_prediction_profile
 from mlops_kit.core.registry import REGISTERED, REJECTED, decide_promotion
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.training import runs
 from mlops_kit.core.training.export import parity_check, to_onnx
 from mlops_kit.core.training.pipeline import read_frame, train
 from mlops_kit.core.validation.validator import detect_format
@@ -35,14 +35,7 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     `pending` version (never served) that the retry completes."""
     model = job["model"]
     spec = load_spec(ctx.store, model)
-    run_key = f"{job['sha256']}:{spec.spec_hash()[:16]}"
-    lineage = {
-        "dataset_key": job["dataset_key"], "dataset_etag": job.get("etag"),
-        "dataset_version_id": job.get("version_id"), "dataset_sha256": job["sha256"],
-        "rows": job.get("rows"), "validation_report": job.get("report_key"),
-        "spec_hash": spec.spec_hash(), "package_version": __version__,
-        "estimator": spec.estimator.kind, "trigger": job.get("trigger", "upload"),
-    }
+    run_key, lineage = runs.run_key(job, spec), runs.lineage(job, spec)
     reservation = ctx.registry.reserve_version(model, run_key, lineage)
     version = reservation.version
     if reservation.record.get("status") != "pending":

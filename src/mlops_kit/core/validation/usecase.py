@@ -8,6 +8,7 @@ from typing import Any
 from mlops_kit.core import layout
 from mlops_kit.core.context import Context, load_spec, to_json
 from mlops_kit.core.datasets import HashingReader
+from mlops_kit.core.sizing import estimate_from_profile
 from mlops_kit.core.validation.validator import detect_format, validate_dataset
 
 
@@ -29,8 +30,12 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
         result = validate_dataset(reader, fmt, spec)
         sha256 = reader.drain()
     stamp = ctx.clock.now().strftime("%Y%m%dT%H%M%S")
+    # The job's size: the train-queue consumer routes on it (core/sizing.py).
+    size = estimate_from_profile(spec, rows=result.rows, nbytes=info.size, fmt=fmt,
+                                 profile=result.profile).to_dict() if result.passed else None
     report = {
         **result.report,
+        "size": size,
         "model": model,
         "dataset_key": key,
         "etag": etag,
@@ -52,7 +57,7 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
             "type": "train", "model": model, "dataset_key": key, "etag": etag,
             "version_id": version_id, "sha256": sha256, "rows": result.rows,
             "report_key": report_key, "profile_key": profile_key,
-            "spec_hash": spec.spec_hash(),
+            "spec_hash": spec.spec_hash(), "size": size,
             # the monitor writes retrain-<stamp> datasets when drift triggers a retrain
             "trigger": "drift" if filename.startswith("retrain-") else "upload",
         }
