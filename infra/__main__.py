@@ -46,6 +46,7 @@ from infra.config import KEYS, OBJECT_KEYS, StackConfig, parse_config  # noqa: E
 from mlops_kit.topology import ARTIFACTS, DATA, Topology, default_topology  # noqa: E402
 
 BUCKET_OUTPUTS = {DATA: "data_bucket", ARTIFACTS: "artifact_bucket"}
+ZIP_CACHE = ROOT / "build" / "lambda"  # what `make package` fills
 
 
 def _structured(value: str | None):
@@ -74,7 +75,7 @@ def zip_artifacts(cfg: StackConfig, topology: Topology,
         base = base if base.is_absolute() else ROOT / base
         return {fn: lambda_zips.load_artifact(fn, base / f"{fn}.zip") for fn in functions}
     offline = pulumi.runtime.is_dry_run() if preview is None else preview
-    artifacts = lambda_zips.build_all(ROOT / "build" / "lambda", functions, offline=offline)
+    artifacts = lambda_zips.build_all(ZIP_CACHE, functions, offline=offline)
     pulumi.log.info("lambda packages:\n" + lambda_zips.report(artifacts))
     return {a.function: a for a in artifacts}
 

@@ -62,15 +62,6 @@ def test_object_created_triggers_rendered(graph):
             graph.one("aws:s3/bucket:Bucket", f"{P}-{s}").state["arn"] for s in sources)
 
 
-def test_visibility_timeout_at_least_six_times_consumer_timeout(graph):
-    for q in TOPO.queues:
-        queue = graph.one("aws:sqs/queue:Queue", f"{P}-{q.name}")
-        consumer_timeout = TOPO.function(q.consumer).timeout_s
-        assert queue.inputs["visibilityTimeoutSeconds"] >= 6 * consumer_timeout
-        assert queue.inputs["visibilityTimeoutSeconds"] == TOPO.visibility_timeout(q.name)
-        assert queue.inputs["visibilityTimeoutSeconds"] <= 12 * 3600  # SQS maximum
-
-
 def test_event_source_mappings_report_batch_item_failures(graph):
     mappings = graph.of("aws:lambda/eventSourceMapping:EventSourceMapping")
     assert len(mappings) == len(TOPO.queues)
