@@ -60,6 +60,8 @@ def test_object_created_triggers_rendered(graph):
         sources = {t.store for t in TOPO.object_triggers if t.queue == queue}
         assert stmt["Condition"]["ArnEquals"]["aws:SourceArn"] == sorted(
             graph.one("aws:s3/bucket:Bucket", f"{P}-{s}").state["arn"] for s in sources)
+        # bucket names are global: only this account's bucket of that name may send
+        assert stmt["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
 
 
 def test_event_source_mappings_report_batch_item_failures(graph):
