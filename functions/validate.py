@@ -1,4 +1,4 @@
-"""validate: an SQS batch of S3 notifications -> lifecycle.on_object_created per object.
+"""validate: an SQS batch of S3 notifications -> core.pipeline.on_object_created per object.
 
 S3 test events are ignored; keys are URL-decoded; the core is idempotent per key + etag
 (delivery is at-least-once). A failing message is reported in batchItemFailures so only it is
@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
-from mlops_kit.core.lifecycle import on_object_created
+from mlops_kit.core.pipeline import on_object_created
 
 logger = Logger(service="mlops-kit-validate", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

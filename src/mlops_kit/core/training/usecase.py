@@ -1,6 +1,5 @@
-"""Lifecycle use cases: what happens when an object lands, when a dataset validates, when a
-training job runs. Pure orchestration over ports; the local runtime and the cloud handlers
-call these and nothing else."""
+"""The train use case: train -> export ONNX -> parity -> register -> promote, idempotent by
+run key; artifacts first, registry entry last."""
 
 from __future__ import annotations
 
@@ -9,180 +8,31 @@ import json
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from mlops_kit import __version__
 from mlops_kit.core import layout
-from mlops_kit.core.registry import REGISTERED, REJECTED, Registry, decide_promotion
-from mlops_kit.core.spec import ModelSpec, load_spec_bytes
-from mlops_kit.errors import (
-    MlopsKitError,
-    NotFound,
-    PromotionRefused,
-    RegistryConflict,
-    SpecError,
-)
-from mlops_kit.ports import Clock, KeyValueTable, Notifier, ObjectStore, Queue
+from mlops_kit.core.context import Context, load_spec, to_json
+from mlops_kit.core.datasets import HashingReader
+from mlops_kit.core.features import columns_to_inputs
+from mlops_kit.core.metrics import compute_metrics
+from mlops_kit.core.monitoring.drift import build_prediction_profile
+from mlops_kit.core.registry import REGISTERED, REJECTED, decide_promotion
+from mlops_kit.core.serving.service import ModelService
+from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.training.export import parity_check, to_onnx
+from mlops_kit.core.training.pipeline import read_frame, train
+from mlops_kit.core.validation.validator import detect_format
+from mlops_kit.errors import MlopsKitError, NotFound, PromotionRefused, RegistryConflict
 
-log = logging.getLogger("mlops_kit.lifecycle")
+log = logging.getLogger("mlops_kit.train")
 ACTOR = "mlops-kit/train"
-
-
-@dataclass
-class Context:
-    """Everything a use case may touch. Built by mlops_kit.wiring (the composition root)."""
-
-    store: ObjectStore
-    table: KeyValueTable
-    train_queue: Queue
-    notifier: Notifier
-    clock: Clock
-    registry: Registry = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.registry = Registry(self.table, self.clock, self.notifier)
-
-
-class HashingReader:
-    """Wraps a binary stream; sha256 of everything read through it."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.sha = hashlib.sha256()
-        self.closed = False
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.sha.update(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True
-        self.raw.close()
-
-    def drain(self) -> str:
-        while self.read(1 << 20):
-            pass
-        return self.sha.hexdigest()
-
-
-def load_spec(store: ObjectStore, model: str) -> ModelSpec:
-    for key in layout.spec_keys(model):
-        if store.exists(key):
-            spec = load_spec_bytes(store.get(key), source=key)
-            if spec.name != model:
-                raise SpecError(f"{key}: name is {spec.name!r} but the file is for {model!r}",
-                                field="name")
-            return spec
-    raise SpecError(
-        f"no spec for model {model!r}: upload specs/{model}.yaml first (mlops-kit spec apply)",
-        field="model",
-    )
-
-
-def _json(obj: Any) -> bytes:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
-
-
-# -- object created ----------------------------------------------------------------------
-
-
-def on_object_created(ctx: Context, key: str, etag: str | None = None,
-                      version_id: str | None = None) -> dict[str, Any]:
-    parsed = layout.parse_key(key)
-    if parsed.kind == "dataset":
-        return validate_upload(ctx, parsed.model, key, etag=etag, version_id=version_id)
-    if parsed.kind == "labels":
-        from mlops_kit.core.monitoring import ingest_labels
-
-        return ingest_labels(ctx, parsed.model, key)
-    return {"status": "ignored", "key": key, "reason": f"{parsed.kind} objects start nothing"}
-
-
-def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
-                    version_id: str | None = None) -> dict[str, Any]:
-    """Validate an uploaded dataset. Idempotent per (key, etag): a redelivered event for the
-    same object does nothing twice. Pass -> a training job; fail -> quarantine copy + report."""
-    from mlops_kit.core.validation import detect_format, validate_dataset
-
-    info = ctx.store.head(key)
-    etag = etag or info.etag
-    marker_sk = f"VALIDATED#{key}#{etag}"
-    done = ctx.table.get("IDEMPOTENCY", marker_sk)
-    if done is not None:
-        return {**done.get("outcome", {}), "duplicate": True}
-    filename = key.rsplit("/", 1)[-1]
-    spec = load_spec(ctx.store, model)
-    fmt = detect_format(filename)
-    with ctx.store.open(key) as raw:
-        reader = HashingReader(raw)
-        result = validate_dataset(reader, fmt, spec)
-        sha256 = reader.drain()
-    stamp = ctx.clock.now().strftime("%Y%m%dT%H%M%S")
-    report = {
-        **result.report,
-        "model": model,
-        "dataset_key": key,
-        "etag": etag,
-        "version_id": version_id,
-        "sha256": sha256,
-        "spec_hash": spec.spec_hash(),
-        "validated_at": ctx.clock.now().isoformat(),
-    }
-    report_key = f"{layout.REPORTS}{model}/validation/{filename}.{stamp}.{etag[:8]}.json"
-    ctx.store.put(report_key, _json(report), content_type="application/json")
-    outcome: dict[str, Any] = {
-        "model": model, "dataset_key": key, "passed": result.passed, "rows": result.rows,
-        "report_key": report_key, "sha256": sha256, "summary": result.report.get("summary"),
-    }
-    if result.passed:
-        profile_key = report_key[: -len(".json")] + ".profile.json"
-        ctx.store.put(profile_key, _json(result.profile), content_type="application/json")
-        job = {
-            "type": "train", "model": model, "dataset_key": key, "etag": etag,
-            "version_id": version_id, "sha256": sha256, "rows": result.rows,
-            "report_key": report_key, "profile_key": profile_key,
-            "spec_hash": spec.spec_hash(),
-            # the monitor writes retrain-<stamp> datasets when drift triggers a retrain
-            "trigger": "drift" if filename.startswith("retrain-") else "upload",
-        }
-        ctx.train_queue.send(job)
-        outcome.update(status="validated", profile_key=profile_key)
-    else:
-        qkey = layout.quarantine_key(model, filename)
-        ctx.store.copy(key, qkey)  # a copy: the original upload is never deleted
-        ctx.store.put(qkey + ".report.json", _json(report), content_type="application/json")
-        outcome.update(status="quarantined", quarantine_key=qkey,
-                       quarantine_report_key=qkey + ".report.json")
-        ctx.notifier.publish(
-            f"mlops-kit: dataset for {model} quarantined",
-            {"event": "quarantined", "model": model, "dataset_key": key, "quarantine_key": qkey,
-             "summary": result.report.get("summary")},
-        )
-    # The marker is written last: a crash before it means the event is simply processed again.
-    ctx.table.put("IDEMPOTENCY", marker_sk, {"outcome": outcome, "at": ctx.clock.now().isoformat()})
-    return outcome
-
-
-# -- training ----------------------------------------------------------------------------
 
 
 def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     """Train -> export -> parity -> register -> promote. Idempotent on (dataset sha256, spec
     hash); artifacts are written before the registry entry, so a crash leaves at most a
     `pending` version (never served) that the retry completes."""
-    from mlops_kit.core.drift import build_prediction_profile
-    from mlops_kit.core.export import parity_check, to_onnx
-    from mlops_kit.core.training import read_frame, train
-    from mlops_kit.core.validation import detect_format
-
     model = job["model"]
     spec = load_spec(ctx.store, model)
     run_key = f"{job['sha256']}:{spec.spec_hash()[:16]}"
@@ -235,8 +85,8 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     ctx.store.put(prefix + "spec.json", spec.canonical_json().encode(), content_type="application/json")
     reference = json.loads(ctx.store.get(job["profile_key"])) if job.get("profile_key") else {}
     reference["predictions"] = build_prediction_profile(result.holdout_predictions, spec.task.value)
-    ctx.store.put(prefix + "profile.json", _json(reference), content_type="application/json")
-    ctx.store.put(prefix + "metrics.json", _json(result.metrics), content_type="application/json")
+    ctx.store.put(prefix + "profile.json", to_json(reference), content_type="application/json")
+    ctx.store.put(prefix + "metrics.json", to_json(result.metrics), content_type="application/json")
 
     champion_metrics, champion_version = _champion_on_holdout(ctx, spec, result)
     promote, why_not, gates = decide_promotion(
@@ -261,7 +111,7 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
         "lineage": lineage,
     }
     card = {"model": model, "version": version, "description": spec.description, **record}
-    ctx.store.put(prefix + "card.json", _json(card), content_type="application/json")
+    ctx.store.put(prefix + "card.json", to_json(card), content_type="application/json")
     # Registry entry last: only now does the version exist as registered/rejected.
     record = ctx.registry.complete_version(model, version, record)
     outcome = {"status": record["status"], "model": model, "version": version,
@@ -310,9 +160,6 @@ def _resume_promotion(ctx: Context, model: str, version: int, record: dict) -> d
 def _champion_on_holdout(ctx: Context, spec: ModelSpec, result) -> tuple[dict | None, int | None]:
     """Score the current champion on the candidate's holdout, so the gain gate compares like
     with like. Falls back to the champion's recorded metrics if its features differ."""
-    from mlops_kit.core.features import columns_to_inputs
-    from mlops_kit.core.metrics import compute_metrics
-    from mlops_kit.core.service import ModelService
 
     version = ctx.registry.champion_version(spec.name)
     if version is None:

@@ -1,4 +1,4 @@
-"""CLI commands for the cloud code path: `invoke` and `emulate` (registered on mlops_kit.cli.app)."""
+"""CLI commands for the cloud code path: `invoke` and `emulate`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from pathlib import Path
 
 import typer
 
-from mlops_kit.cli import _state, app, emit, err
+from mlops_kit.cli.common import emit, err, handle_errors, state
 from mlops_kit.errors import MlopsKitError
+
+app = typer.Typer()
 
 FUNCTIONS = ["validate", "train", "serve", "monitor"]
 
 
 @app.command()
+@handle_errors
 def invoke(
     function: str = typer.Argument(..., help=f"One of {', '.join(FUNCTIONS)}."),
     event: Path = typer.Option(..., "--event", "-e", exists=True, dir_okay=False,
@@ -27,11 +30,11 @@ def invoke(
 ) -> None:
     """Run functions/FUNCTION.py's handler in-process on an event (like `sam local invoke`),
     against the configured backend (MLOPSKIT_BACKEND: local, or aws with its names)."""
-    from mlops_kit.emulator import context_for, load_function, reset_functions
+    from mlops_kit.emulate.emulator import context_for, load_function, reset_functions
     from mlops_kit.topology import default_topology
 
-    if _state.get("workspace"):
-        os.environ["MLOPSKIT_WORKSPACE"] = str(_state["workspace"])
+    if state.get("workspace"):
+        os.environ["MLOPSKIT_WORKSPACE"] = str(state["workspace"])
     try:
         payload = json.loads(event.read_text())
         module = load_function(function, functions)
@@ -53,6 +56,7 @@ def invoke(
 
 
 @app.command()
+@handle_errors
 def emulate(
     host: str = typer.Option("127.0.0.1", help="Interface for moto and the HTTP gateway."),
     port: int = typer.Option(0, help="Gateway port (0: a free one)."),
@@ -70,9 +74,9 @@ def emulate(
     Prints one JSON line (endpoint, names, inference URL), then runs until SIGINT/SIGTERM."""
     import logging
 
-    from mlops_kit.emulator import Emulator
+    from mlops_kit.emulate.emulator import Emulator
 
-    logging.getLogger("mlops_kit.emulator").setLevel(logging.INFO)
+    logging.getLogger("mlops_kit.emulate.emulator").setLevel(logging.INFO)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     emu = Emulator(host=host, gateway_port=port, monitor_every=monitor_every,
                    retry_after=retry_after, prefix=prefix, region=region, functions=functions)

@@ -1,0 +1,251 @@
+"""Scheduled monitoring of one model: the captured requests of a time window against the
+champion's training profile (feature drift, missing and out-of-range rates, prediction drift),
+live quality from late labels, an alert, an optional retrain, and a report (JSON + HTML).
+
+Bounded cost: captures are read hour partition by hour partition, row by row, and fed in
+chunks of CHUNK_ROWS to streaming accumulators (core.drift); labels are held as two numpy
+arrays (64-bit id hash + label); live metrics keep at most MAX_LABELLED_ROWS labelled rows.
+numpy only (no scikit-learn, pandas or pyarrow): this runs in the light monitor function.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+
+from mlops_kit.core import layout
+from mlops_kit.core.monitoring.captures import chunks, iter_captures
+from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator
+from mlops_kit.core.monitoring.labels import LabelIndex
+from mlops_kit.core.monitoring.quality import Quality, quality_check
+from mlops_kit.core.monitoring.report_html import render_report
+from mlops_kit.core.monitoring.retrain import Announce, maybe_retrain
+from mlops_kit.core.spec import parse_spec
+
+__all__ = ["run_monitor"]
+
+log = logging.getLogger("mlops_kit.monitoring")
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# -- the run ------------------------------------------------------------------------------
+def run_monitor(ctx, model: str, *, window_hours: float | None = None,
+                announce: Announce | None = None) -> dict[str, Any]:
+    """Monitor the champion of `model` over the last window. `announce(key, info)` is called
+    after a retrain dataset is written: the local runtime passes one that queues validation;
+    on a cloud the object-created notification of datasets/ does the same."""
+    version = ctx.registry.champion_version(model)
+    if version is None:
+        return {"status": "skipped", "model": model, "reason": "no champion"}
+    prefix = layout.model_prefix(model, version)
+    spec = parse_spec(json.loads(ctx.store.get(prefix + "spec.json")))
+    profile = json.loads(ctx.store.get(prefix + "profile.json"))
+    record = ctx.registry.get_version(model, version)
+    end = ctx.clock.now()
+    hours = window_hours or spec.monitoring.window_hours
+    start = end - timedelta(hours=hours)
+    numeric_target = not spec.task.is_classification
+
+    labels = LabelIndex.load(ctx, model, spec.target, numeric=numeric_target)
+    features = FeatureDriftAccumulator(profile, spec)
+    preds = PredictionAccumulator(profile["predictions"]) if profile.get("predictions") else None
+    quality: dict[str, Quality] = {}
+    counts: dict[str, dict[str, int]] = {}
+    stats: dict[str, int] = {}
+    names = spec.feature_names
+    for chunk in chunks(iter_captures(ctx, model, start, end, stats)):
+        served = []
+        for r in chunk:
+            v, role = str(r.get("version")), r.get("role") or "served"
+            c = counts.setdefault(v, {})
+            c[role] = c.get(role, 0) + 1
+            if r.get("version") == version and role != "shadow":
+                served.append(r)
+        if served:
+            cols = {n: [r["features"].get(n) for r in served] for n in names}
+            features.add_columns(cols, len(served))
+            if preds is not None:
+                preds.add([r.get("prediction") for r in served])
+        if len(labels):
+            found, values = labels.lookup([str(r.get("id")) for r in chunk])
+            if found.any():
+                matched = [r for r, ok in zip(chunk, found, strict=True) if ok]
+                groups: dict[str, list[int]] = {}
+                for i, r in enumerate(matched):
+                    key = f"{r.get('version')}{'/shadow' if r.get('role') == 'shadow' else ''}"
+                    groups.setdefault(key, []).append(i)
+                for key, idx in groups.items():
+                    quality.setdefault(key, Quality(numeric_target)).add(
+                        [matched[i] for i in idx], values[np.asarray(idx)])
+
+    rows = features.rows
+    report: dict[str, Any] = {
+        "model": model, "version": version, "generated_at": end.isoformat(),
+        "window": {"start": start.isoformat(), "end": end.isoformat(), "hours": hours},
+        "rows": rows, "rows_by_version": counts,
+        "capture_objects": stats.get("objects", 0), "capture_bytes": stats.get("bytes", 0),
+        "policy": spec.monitoring.model_dump(mode="json"),
+        "lineage": _lineage(ctx, model, version, record),
+    }
+    report["quality"] = _quality_report(ctx, spec, model, record, quality, labels, counts,
+                                        version)
+    alerts: list[dict[str, Any]] = []
+    if rows < spec.monitoring.min_rows:
+        report.update(status="insufficient_data", drifted=False,
+                      reason=f"{rows} captured rows < monitoring.min_rows "
+                             f"{spec.monitoring.min_rows}")
+        report["drift"] = features.result()
+    else:
+        drift = features.result()
+        pred = preds.result() if preds is not None else {"drifted": False, "reasons": []}
+        report.update(status="ok", drift=drift, prediction_drift=pred,
+                      drifted=bool(drift["drifted"] or pred.get("drifted")))
+        for name in drift["drifted_features"]:
+            f = drift["features"][name]
+            alerts.append({"kind": "feature_drift", "feature": name, "reasons": f["reasons"]})
+        if pred.get("drifted"):
+            alerts.append({"kind": "prediction_drift", "reasons": pred["reasons"]})
+    if report["quality"]["alert"]:
+        alerts.append({"kind": "quality", "reasons": report["quality"]["reasons"]})
+    report["alerts"] = alerts
+    report["summary"] = _summary(report)
+
+    stamp = end.strftime("%Y%m%dT%H%M%S")
+    base = f"{layout.REPORTS}{model}/monitoring/"
+    report.update(report_key=f"{base}{stamp}.json", html_key=f"{base}{stamp}.html",
+                  latest_key=f"{base}latest.json")
+    report["retrain"] = maybe_retrain(ctx, spec, report, labels, start, end, announce)
+    _store_report(ctx, report, base)
+    if alerts:
+        _alert(ctx, report)
+    return report
+
+
+def _lineage(ctx, model: str, version: int, record: dict) -> dict[str, Any]:
+    alias = ctx.registry.get_alias(model) or {}
+    keep = ("status", "sha256", "artifact_key", "metrics", "parity", "params", "classes",
+            "task", "rows_train", "rows_holdout", "created_at", "completed_at", "lineage")
+    return {"version": version, "champion_since": alias.get("updated_at") or alias.get("at"),
+            **{k: record.get(k) for k in keep if k in record}}
+
+
+def _quality_report(ctx, spec, model, record, quality, labels: LabelIndex, counts,
+                    version) -> dict:
+    mon = spec.monitoring
+    by_version: dict[str, Any] = {}
+    for key, q in sorted(quality.items()):
+        v, _, role = key.partition("/")
+        classes = record.get("classes")
+        if v != str(version):
+            try:
+                classes = ctx.registry.get_version(model, int(v)).get("classes")
+            except Exception:  # noqa: BLE001 - an unknown version still gets label-free metrics
+                classes = None
+        rows = counts.get(v, {}).get(role or "served", 0)
+        by_version[key] = {"version": int(v) if v.isdigit() else v, "role": role or "served",
+                           "rows": rows, "labelled": q.labelled,
+                           "coverage": q.labelled / rows if rows else 0.0,
+                           "metrics": q.metrics(spec.task.value, classes),
+                           "sampled": q.labelled > q.kept}
+    champion = by_version.get(str(version))
+    window_rows = sum(sum(c.values()) for c in counts.values())
+    matched = sum(q.labelled for q in quality.values())
+    alert, reasons = quality_check(spec, champion)
+    return {
+        "metric": mon.quality_metric or spec.promotion.metric, "minimum": mon.quality_minimum,
+        "training_metrics": record.get("metrics") or {},
+        "labels": {"files": labels.files, "labels": len(labels), "rows_read": labels.read,
+                   "matched_rows": matched, "window_rows": window_rows,
+                   "coverage": matched / window_rows if window_rows else 0.0,
+                   "labels_matched": int(labels.hit.sum()),
+                   "labels_unmatched": int(len(labels) - labels.hit.sum())},
+        "by_version": by_version, "champion": champion, "alert": alert, "reasons": reasons,
+    }
+
+
+def _summary(report: dict) -> str:
+    head = f"{report['model']} v{report['version']}, {report['rows']:,} rows in " \
+           f"{report['window']['hours']:g}h"
+    if report["status"] != "ok":
+        parts = [report.get("reason", report["status"])]
+    else:
+        parts = []
+        drift = report["drift"]
+        for name in drift["drifted_features"]:
+            f = drift["features"][name]
+            parts.append(f"{name}: {f['reasons'][0] if f['reasons'] else 'drifted'}")
+        if report["prediction_drift"].get("drifted"):
+            parts.append(f"predictions: {report['prediction_drift']['reasons'][0]}")
+        if not parts:
+            parts.append("no drift")
+    q = report["quality"]
+    champion = q.get("champion")
+    if q["reasons"]:
+        parts.extend(q["reasons"])
+    elif champion and champion["metrics"].get(q["metric"]) is not None:
+        parts.append(f"live {q['metric']} {champion['metrics'][q['metric']]:.3f} on "
+                     f"{champion['labelled']} labelled rows")
+    return f"{head}: " + "; ".join(parts)
+
+
+def _alert(ctx, report: dict) -> None:
+    kinds = sorted({a["kind"] for a in report["alerts"]})
+    what = "quality" if kinds == ["quality"] else "drift"
+    ctx.notifier.publish(
+        f"mlops-kit ALERT: {what} on {report['model']} v{report['version']}",
+        {"event": what, "model": report["model"], "version": report["version"],
+         "summary": report["summary"], "kinds": kinds, "report_key": report["report_key"],
+         "html_key": report["html_key"],
+         "drifted_features": report.get("drift", {}).get("drifted_features", []),
+         "prediction_drift": bool(report.get("prediction_drift", {}).get("drifted")),
+         "quality": report["quality"]["reasons"], "retrain": report["retrain"].get("status")},
+    )
+
+
+def _store_report(ctx, report: dict, base: str) -> None:
+
+
+    body = json.dumps(report, indent=2, default=str).encode()
+    html = render_report(report).encode()
+    ctx.store.put(report["report_key"], body, content_type="application/json")
+    ctx.store.put(report["html_key"], html, content_type="text/html; charset=utf-8")
+    # latest.*: full copies written last, so `mlops-kit report MODEL` reads one object
+    ctx.store.put(f"{base}latest.json", body, content_type="application/json")
+    ctx.store.put(f"{base}latest.html", html, content_type="text/html; charset=utf-8")
+
+
+
+
+
+
+
+
+
+

@@ -1,0 +1,23 @@
+"""The event router: what an object landing in the store starts. The local runtime and the
+cloud handlers call this; each stage's use case lives in its own package."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_kit.core import layout
+from mlops_kit.core.context import Context
+from mlops_kit.core.monitoring.labels import ingest_labels
+from mlops_kit.core.validation.usecase import validate_upload
+
+__all__ = ["on_object_created"]
+
+
+def on_object_created(ctx: Context, key: str, etag: str | None = None,
+                      version_id: str | None = None) -> dict[str, Any]:
+    parsed = layout.parse_key(key)
+    if parsed.kind == "dataset":
+        return validate_upload(ctx, parsed.model, key, etag=etag, version_id=version_id)
+    if parsed.kind == "labels":
+        return ingest_labels(ctx, parsed.model, key)
+    return {"status": "ignored", "key": key, "reason": f"{parsed.kind} objects start nothing"}
