@@ -1,7 +1,7 @@
 """The stack's CloudWatch dashboard: pipeline throughput, serving latency, drift per model.
 
 A pure function of resolved names (no pulumi), so its JSON is unit-testable. Drift comes from
-the monitor's Embedded Metric Format lines (`mlops_kit.core.monitoring.emf_metrics`: namespace
+the monitor's Embedded Metric Format lines (`mlops_kit.adapters.aws.emf.emf_metrics`: namespace
 `mlops-kit`, dimension `Model`); models are not known at deploy time, so those widgets use
 CloudWatch SEARCH expressions that draw one line per model that has reported.
 """

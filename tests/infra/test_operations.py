@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from infra.components.dashboard import DRIFT_METRICS, EMF_DIMENSION, EMF_NAMESPACE
 from infra.components.tags import COMPONENT_TAG
-from mlops_kit.core.monitoring import emf_metrics
+from mlops_kit.adapters.aws.emf import emf_metrics
 from mlops_kit.topology import default_topology
 from tests.infra.harness import base_config, run_program
 
@@ -97,7 +97,7 @@ def test_one_dashboard_with_throughput_latency_and_drift(graph):
 
 def test_drift_widget_reads_what_the_monitor_emits(graph):
     """The dashboard's SEARCH expressions name the namespace, dimension and metrics of the
-    monitor's EMF lines (core.monitoring.emf_metrics), per model."""
+    monitor's EMF lines (adapters.aws.emf.emf_metrics), per model."""
     report = {"model": "churn", "version": 1, "status": "ok", "rows": 10,
               "generated_at": datetime(2024, 1, 1, tzinfo=UTC).isoformat(),
               "drift": {"features": {"a": {"psi": 0.3}}, "drifted_features": ["a"]},
