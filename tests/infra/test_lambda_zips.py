@@ -134,3 +134,16 @@ def test_real_build_for_lambda_platform(tmp_path):
                for n in names)
     assert any(n.startswith("numpy/") and "cpython-312-x86_64-linux-gnu.so" in n for n in names)
     assert art.unzipped_bytes < lambda_zips.LAMBDA_UNZIPPED_LIMIT
+
+
+def test_no_module_in_infra_shadows_an_installed_package():
+    """Pulumi runs the program with infra/ first on sys.path: a module there named like an
+    installed top-level package (infra/packaging.py was one: pulumi imports `packaging`)
+    would be imported in its place."""
+    from importlib.metadata import packages_distributions
+
+    installed = set(packages_distributions()) | set(sys.stdlib_module_names)
+    ours = {p.stem for p in (ROOT / "infra").glob("*.py") if p.stem != "__main__"}
+    ours |= {p.name for p in (ROOT / "infra").iterdir() if (p / "__init__.py").is_file()}
+    assert "packaging" in installed  # the check sees what pulumi imports
+    assert ours & installed == set(), f"rename {sorted(ours & installed)} in infra/"
