@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MLOPSKIT_", extra="ignore")
 
-    backend: Literal["local", "aws"] = "local"
+    backend: Literal["local", "aws", "azure"] = "local"
     workspace: Path = Field(default=Path(".mlops-kit"), description="local backend state")
 
     # AWS names (set by the Pulumi program as function env vars; by `emulate` locally)
