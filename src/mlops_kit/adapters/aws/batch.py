@@ -77,8 +77,9 @@ class BatchRunner:
                 containerOverrides={"environment": [{"name": k, "value": v}
                                                     for k, v in sorted(env.items())]},
                 retryStrategy=batch_retry_strategy(self.job, self.attempts),
-                timeout={"attemptDurationSeconds": self.timeout_s},
-                propagateTags=True, tags={"mlops-kit:job": self.job.name})
+                # no tags here: tagging on submit needs batch:TagResource too (the job
+                # definition's tags propagate to the task instead)
+                timeout={"attemptDurationSeconds": self.timeout_s})
         return JobHandle(self.engine, name, out["jobId"], True)
 
 
