@@ -368,6 +368,13 @@ def batch_retry_strategy(job: BatchJob, attempts: int | None = None) -> dict[str
     return {"attempts": attempts or job.attempts, "evaluateOnExit": rules}
 
 
+def batch_event_pattern(job_queue_arn: str) -> dict[str, Any]:
+    """The EventBridge pattern of a queue's final job states (the only ones that settle a
+    version; intermediate states would only cost invocations)."""
+    return {"source": ["aws.batch"], "detail-type": ["Batch Job State Change"],
+            "detail": {"jobQueue": [job_queue_arn], "status": ["SUCCEEDED", "FAILED"]}}
+
+
 # Environment variable each function gets, per resource (names from settings.Settings).
 ENV_FOR = {
     "data_store": "MLOPSKIT_DATA_BUCKET",

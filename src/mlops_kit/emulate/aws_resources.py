@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mlops_kit.topology import ENV_FOR, Topology, default_topology
+from mlops_kit.topology import ENV_FOR, QUEUE_ENV, Topology, default_topology
 
 ACCOUNT = "123456789012"
 
@@ -28,6 +28,8 @@ class Resources:
     table: str
     topic_arn: str
     inference_url: str | None = None
+    batch_job_queue: str | None = None  # training on the batch engine (emulate/batch.py)
+    batch_job_definition: str | None = None
 
     def env(self) -> dict[str, str]:
         """The MLOPSKIT_* variables a deployed function gets (topology.ENV_FOR)."""
@@ -39,6 +41,12 @@ class Resources:
                ENV_FOR["topic"]: self.topic_arn}
         if self.endpoint_url:
             out["MLOPSKIT_ENDPOINT_URL"] = self.endpoint_url
+        for queue, env in QUEUE_ENV.items():
+            if queue in self.queue_urls and env not in out:
+                out[env] = self.queue_urls[queue]
+        if self.batch_job_queue:
+            out[ENV_FOR["batch_job_queue"]] = self.batch_job_queue
+            out[ENV_FOR["batch_job_definition"]] = self.batch_job_definition or ""
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -100,5 +108,10 @@ def provision(client: Callable[[str], Any], topology: Topology | None = None, *,
     topic_arn = sns.create_topic(Name=f"{prefix}-{topology.topic}")["TopicArn"]
     from mlops_kit.topology import ARTIFACTS, DATA
 
-    return Resources(region, endpoint_url, buckets[DATA], buckets[ARTIFACTS], urls, arns, table,
-                     topic_arn)
+    res = Resources(region, endpoint_url, buckets[DATA], buckets[ARTIFACTS], urls, arns, table,
+                    topic_arn)
+    if topology.batch_jobs:
+        from mlops_kit.emulate.batch import provision_batch
+
+        provision_batch(client, topology, res, prefix=prefix)
+    return res

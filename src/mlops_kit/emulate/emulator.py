@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_kit.emulate.aws_resources import ACCOUNT, TEST_CREDENTIALS, Resources, provision
+from mlops_kit.emulate.batch import NO_DOCKER, forward_process_jobs
 from mlops_kit.emulate.events import rate_seconds, schedule_event
 from mlops_kit.emulate.gateway import free_port, make_gateway
 from mlops_kit.emulate.lambda_functions import context_for, functions_dir, load_function, reset_functions
@@ -83,9 +85,13 @@ class Emulator:
     def __init__(self, *, host: str = "127.0.0.1", gateway_port: int = 0,
                  monitor_every: float | None = None, retry_after: int = 5,
                  prefix: str = "mlops-kit", region: str = "us-east-1",
-                 functions: str | Path | None = None, topology: Topology | None = None) -> None:
+                 functions: str | Path | None = None, topology: Topology | None = None,
+                 workspace: str | Path | None = None) -> None:
         self.host, self.gateway_port, self.prefix, self.region = host, gateway_port, prefix, region
-        self.topology = topology or default_topology()
+        # "AWS Batch" included: large trainings run as separate processes (emulate/batch.py)
+        self.topology = topology or default_topology(batch=True)
+        # where the process engine keeps its jobs (state, logs); a fresh folder by default
+        self.workspace = Path(workspace or tempfile.mkdtemp(prefix="mlops-kit-emulate-"))
         sched = self.topology.schedules[0]
         self.monitor_every = monitor_every or rate_seconds(sched.expression)
         self.retry_after = retry_after
@@ -104,11 +110,18 @@ class Emulator:
         self.moto = ThreadedMotoServer(ip_address=self.host, port=port, verbose=False)
         self.moto.start()
         endpoint = f"http://{self.host}:{port}"
+        if self.topology.batch_jobs:  # moto's Batch would start Docker containers
+            from moto.core.config import default_user_config
+
+            default_user_config["batch"] = dict(NO_DOCKER["batch"])
         clear_clients()
         self.client = lambda s: client(s, region=self.region, endpoint_url=endpoint)
         res = provision(self.client, self.topology, prefix=self.prefix, region=self.region,
                         endpoint_url=endpoint)
         os.environ.update(res.env())
+        if self.topology.batch_jobs:  # the train function submits to the process engine
+            os.environ.update({"MLOPSKIT_JOB_RUNNER": "process",
+                               "MLOPSKIT_WORKSPACE": str(self.workspace)})
         reset_functions()
         handlers = {f.name: load_function(f.name, self.functions) for f in self.topology.functions}
         for q in self.topology.queues:
@@ -125,6 +138,8 @@ class Emulator:
         sched = self.topology.schedules[0]
         self._spawn("schedule", self._schedule_loop, handlers[sched.function].handler,
                     sched.function)
+        if res.batch_job_queue:
+            self._spawn("batch-events", self._batch_loop, res.batch_job_queue)
         res.inference_url = f"http://{self.host}:{self.gateway.server_address[1]}"
         self.resources = res
         return res
@@ -152,6 +167,19 @@ class Emulator:
             except Exception:  # noqa: BLE001 - a failed run is retried on the next tick
                 log.exception("scheduled %s failed", function)
 
+    def _batch_loop(self, queue_arn: str) -> None:
+        """EventBridge's side of Batch: each job's final state becomes a state change event."""
+        from mlops_kit.adapters.aws.factory import job_runner
+        from mlops_kit.settings import Settings
+
+        runner = job_runner(Settings(), self.topology)  # the env above: the process engine
+        while not self.stop_event.wait(0.5):
+            try:
+                forward_process_jobs(runner, self.client("events"), queue_arn=queue_arn,
+                                     region=self.region)
+            except Exception:  # noqa: BLE001 - reported again on the next tick
+                log.exception("forwarding batch job states failed")
+
     def stop(self) -> None:
         self.stop_event.set()
         if hasattr(self, "gateway"):
@@ -166,10 +194,11 @@ class Emulator:
 
 @contextmanager
 def in_process(topology: Topology | None = None, *, prefix: str = "mlops-kit",
-               region: str = "us-east-1", extra_env: dict[str, str] | None = None
-               ) -> Iterator[Resources]:
+               region: str = "us-east-1", extra_env: dict[str, str] | None = None,
+               moto_config: dict[str, Any] | None = None) -> Iterator[Resources]:
     """The same resources under moto's in-process mock (tests, notebooks): the mock starts
-    before any client, the handlers see MLOPSKIT_* for it, everything is restored after."""
+    before any client, the handlers see MLOPSKIT_* for it, everything is restored after.
+    A topology with batch jobs runs moto's Batch without Docker (emulate/batch.py)."""
     from moto import mock_aws
 
     from mlops_kit.adapters.aws import clear_clients, client
@@ -179,7 +208,9 @@ def in_process(topology: Topology | None = None, *, prefix: str = "mlops-kit",
     os.environ.pop("AWS_ENDPOINT_URL", None)
     clear_clients()
     try:
-        with mock_aws():
+        if topology is not None and topology.batch_jobs:
+            moto_config = {**NO_DOCKER, **(moto_config or {})}
+        with mock_aws(config=moto_config):  # type: ignore[arg-type]
             res = provision(lambda s: client(s, region=region), topology, prefix=prefix,
                             region=region)
             os.environ.update({**res.env(), **(extra_env or {})})

@@ -33,6 +33,9 @@ from mlops_kit.ports import JobHandle, JobState
 ENTRY_MODULE = "mlops_kit.train_job"
 RETRY_EXIT = 75
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+# Supervisors this process started, by job folder: any runner on the same root (the train
+# handler's, the emulator's forwarder) reaps them, so none lingers as a zombie.
+_PROCS: dict[Path, subprocess.Popen] = {}
 
 
 def _now() -> str:
@@ -62,7 +65,6 @@ class ProcessRunner:
         self.root = Path(root)
         self.attempts, self.timeout_s, self.python = attempts, timeout_s, python
         self.env = env or {}  # extra environment for the job (the backend's settings)
-        self._procs: dict[str, subprocess.Popen] = {}  # supervisors this process started
 
     def _dir(self, name: str) -> Path:
         if not _NAME.match(name):
@@ -94,7 +96,7 @@ class ProcessRunner:
                 stderr=log, start_new_session=True)  # a worker's Ctrl-C does not kill it
         finally:
             log.close()
-        self._procs[name] = proc  # the supervisor records its pid itself (one writer)
+        _PROCS[folder.resolve()] = proc  # the supervisor records its pid itself (one writer)
         return JobHandle(self.engine, name, job_id, True)
 
     # -- state changes -------------------------------------------------------------------------
@@ -126,9 +128,9 @@ class ProcessRunner:
             return None
 
     def _states(self) -> list[dict[str, Any]]:
-        for name, proc in list(self._procs.items()):
+        for folder, proc in list(_PROCS.items()):
             if proc.poll() is not None:  # reap: a finished supervisor is no zombie
-                del self._procs[name]
+                del _PROCS[folder]
         states = []
         if not self.root.is_dir():
             return states
@@ -146,7 +148,7 @@ class ProcessRunner:
         return sorted(states, key=lambda s: s.get("submitted_at", ""))
 
     def _alive(self, state: dict[str, Any]) -> bool:
-        proc = self._procs.get(state["name"])
+        proc = _PROCS.get((self.root / state["name"]).resolve())
         if proc is not None:
             return proc.poll() is None
         pid = state.get("supervisor_pid")
