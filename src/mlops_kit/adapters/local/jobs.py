@@ -61,9 +61,11 @@ class ProcessRunner:
     engine = "process"
 
     def __init__(self, root: str | Path, *, attempts: int = 2, timeout_s: int = 4 * 3600,
-                 python: str = sys.executable, env: dict[str, str] | None = None) -> None:
+                 python: str = sys.executable, env: dict[str, str] | None = None,
+                 command: tuple[str, ...] | None = None) -> None:
         self.root = Path(root)
         self.attempts, self.timeout_s, self.python = attempts, timeout_s, python
+        self.command = list(command or (python, "-m", ENTRY_MODULE))  # what each attempt runs
         self.env = env or {}  # extra environment for the job (the backend's settings)
 
     def _dir(self, name: str) -> Path:
@@ -87,7 +89,7 @@ class ProcessRunner:
         _write(folder / "state.json", {
             "name": name, "job_id": job_id, "status": "SUBMITTED", "env": env,
             "attempts": [], "max_attempts": self.attempts, "timeout_s": self.timeout_s,
-            "submitted_at": _now()})
+            "command": self.command, "submitted_at": _now()})
         log = open(folder / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen(
@@ -188,7 +190,7 @@ def _last_line(path: Path) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def supervise(root: Path, name: str, python: str = sys.executable) -> int:
+def supervise(root: Path, name: str) -> int:
     folder = root / name
     path = folder / "state.json"
     state = _read(path) or {}
@@ -198,7 +200,7 @@ def supervise(root: Path, name: str, python: str = sys.executable) -> int:
     for n in range(1, int(state.get("max_attempts", 1)) + 1):
         out, err = folder / f"attempt-{n}.out", folder / f"attempt-{n}.log"
         with open(out, "wb") as o, open(err, "wb") as e:
-            proc = subprocess.Popen([python, "-m", ENTRY_MODULE], env=env,
+            proc = subprocess.Popen(state["command"], env=env,
                                     stdin=subprocess.DEVNULL, stdout=o, stderr=e)
         state = {**state, "status": "RUNNING", "attempts": attempts, "pid": proc.pid,
                  "supervisor_pid": os.getpid(), "started_at": state.get("started_at") or _now()}

@@ -101,7 +101,7 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
         "gates": gates,
         "requires_approval": spec.promotion.require_approval,
         "approved": False,
-        "lineage": lineage,
+        "lineage": {**lineage, **(reservation.record.get("lineage") or {})},  # as reserved
     }
     card = {"model": model, "version": version, "description": spec.description, **record}
     ctx.store.put(prefix + "card.json", to_json(card), content_type="application/json")
