@@ -79,7 +79,8 @@ def emulate(
     logging.getLogger("mlops_kit.emulate.emulator").setLevel(logging.INFO)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     emu = Emulator(host=host, gateway_port=port, monitor_every=monitor_every,
-                   retry_after=retry_after, prefix=prefix, region=region, functions=functions)
+                   retry_after=retry_after, prefix=prefix, region=region, functions=functions,
+                   workspace=state.get("workspace"))  # where "Batch" jobs keep their state
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
