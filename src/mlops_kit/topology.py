@@ -344,7 +344,7 @@ def with_batch(t: Topology, *, vcpu: float = 4, memory_mb: int = 16384, timeout_
     `jobs` function that turns the engine's state changes into registry states + alerts."""
     train = t.function("train")
     job = BatchJob(
-        TRAIN_JOB, ("python", "-m", "mlops_kit.train_job"), vcpu=vcpu, memory_mb=memory_mb,
+        TRAIN_JOB, ("python3", "-m", "mlops_kit.train_job"), vcpu=vcpu, memory_mb=memory_mb,
         timeout_s=timeout_s, attempts=attempts, reports_to=JOBS_QUEUE, submitted_by=train.name,
         retry_on=BATCH_RETRY_ON, stores=train.stores, table=train.table,
         publishes=train.publishes)
