@@ -5,14 +5,20 @@ and records it in the report and the training job; the train-queue consumer rout
 a small job trains in the consumer (the train function), a large one on the batch engine
 (AWS Batch on Fargate; a separate process locally).
 
-The estimate models what `train_job` holds at its peak, calibrated against measured peaks
-(bench/batch_training.py and bench/sizing_calibration.py print estimate vs measured):
+The estimate models what `train_job` holds at its peak, calibrated against the trainer's
+measured peak RSS (bench/batch_training.py: estimate vs measured for a grid of shapes, sizes
+and estimators, and the least-squares fit these constants come from):
 
-- reading: the dataset's selected columns as Arrow strings (about the file's bytes) and,
-  per cell, a Python object from `to_pylist` (a str from CSV, a float from Parquet);
-- the frame and its train/holdout copies (8 bytes a numeric cell, a pointer a categorical);
-- the dense design matrix (numeric + one-hot columns, float64) and the estimator's own copy;
-- the fitted trees (and their ONNX conversion), which dominate deep random forests.
+- the interpreter with numpy, pandas, pyarrow, scikit-learn, skl2onnx and onnxruntime;
+- per numeric cell (the target counts as one): the CSV string from Arrow, its Python object,
+  the float64 frame column and its train/holdout copies and imputed copy;
+- per categorical cell: the frame's pointers and their copies (the strings are shared);
+- per design-matrix cell (numeric + one-hot columns): the dense float64 transform and the
+  estimator's own copy;
+- per tree node (an upper bound): sklearn's node and value arrays and the ONNX conversion,
+  which dominate deep random forests.
+
+Calibrated on CSV uploads; Parquet (typed columns) is not measured separately.
 
 It lives in core (not core/training) because validation, a lower layer, computes it.
 """
@@ -30,14 +36,12 @@ from mlops_kit.core.stats import OTHER_CATEGORY
 Engine = Literal["function", "batch"]
 MB = 1 << 20
 
-# -- calibration (bench/sizing_calibration.py fits these; see docs/training-engines.md) -------
-BASE_MB = 420.0  # interpreter + numpy/pandas/pyarrow/sklearn/skl2onnx/onnxruntime imported
-CELL_BYTES = {"csv": 96.0, "parquet": 64.0}  # per cell read (Arrow + Python object + typed copy)
-FILE_BYTE = 1.0  # per byte of the selected columns held by Arrow while reading
-NUMERIC_CELL = 24.0  # per numeric cell kept through training (frame, split, imputed copy)
-CATEGORICAL_CELL = 32.0  # per categorical cell kept (pointers in the frame and its copies)
-DENSE_CELL = 24.0  # per design-matrix cell (float64 transform + hstack + estimator copy)
-NODE_BYTES = 420.0  # per tree node: sklearn's node + value arrays, and the ONNX conversion
+# -- calibration (bench/batch_training.py --fit; figures in bench/README.md) -----------------
+BASE_MB = 300.0  # the trainer process before the data (measured: 295 MB at 3,000 rows)
+NUMERIC_CELL = 80.0  # bytes per numeric cell (fit: 77)
+CATEGORICAL_CELL = 24.0  # bytes per categorical cell (three pointer arrays; fit: ~0)
+DENSE_CELL = 14.0  # bytes per design-matrix cell (fit: 12)
+NODE_BYTES = 400.0  # bytes per tree node, fitted trees + their ONNX conversion
 SAFETY = 1.15  # the estimate errs on the high side: a job sent to the function must fit
 UNKNOWN_CATEGORIES = 100  # one-hot width assumed for an open categorical with many values
 
@@ -105,22 +109,19 @@ def tree_nodes(spec: ModelSpec, train_rows: int, n_classes: int = 2) -> int:
     return 0
 
 
-def estimate(spec: ModelSpec, *, rows: int, nbytes: int, fmt: str = "csv",
+def estimate(spec: ModelSpec, *, rows: int, nbytes: int,
              distinct: Mapping[str, int] | None = None, n_classes: int = 2) -> JobSize:
     """The job's size and its estimated peak training memory (MB)."""
     n_num, n_cat = len(spec.numeric), len(spec.categorical)
-    columns = n_num + n_cat + 1  # + target
     width = n_num + one_hot_width(spec, distinct)
-    train_rows = int(rows * (1 - spec.test_size))
-    nodes = tree_nodes(spec, train_rows, n_classes)
-    per_row = (CELL_BYTES.get(fmt, CELL_BYTES["csv"]) * columns + NUMERIC_CELL * (n_num + 1)
-               + CATEGORICAL_CELL * n_cat + DENSE_CELL * width)
-    peak = BASE_MB + (rows * per_row + FILE_BYTE * nbytes + NODE_BYTES * nodes) / MB
-    return JobSize(rows=rows, bytes=nbytes, columns=columns, design_width=width,
+    nodes = tree_nodes(spec, int(rows * (1 - spec.test_size)), n_classes)
+    per_row = NUMERIC_CELL * (n_num + 1) + CATEGORICAL_CELL * n_cat + DENSE_CELL * width
+    peak = BASE_MB + (rows * per_row + NODE_BYTES * nodes) / MB
+    return JobSize(rows=rows, bytes=nbytes, columns=n_num + n_cat + 1, design_width=width,
                    tree_nodes=nodes, estimated_peak_mb=round(peak * SAFETY, 1))
 
 
-def estimate_from_profile(spec: ModelSpec, *, rows: int, nbytes: int, fmt: str,
+def estimate_from_profile(spec: ModelSpec, *, rows: int, nbytes: int,
                           profile: Mapping[str, Any]) -> JobSize:
     """`estimate` with the category counts and classes validation profiled."""
     feats = profile.get("features") or {}
@@ -131,7 +132,7 @@ def estimate_from_profile(spec: ModelSpec, *, rows: int, nbytes: int, fmt: str,
         distinct[f.name] = UNKNOWN_CATEGORIES if OTHER_CATEGORY in freqs else len(freqs) + 1
     target = (profile.get("target") or {}).get("freqs") or {}
     n_classes = len(target) if spec.task.is_classification and isinstance(target, dict) else 2
-    return estimate(spec, rows=rows, nbytes=nbytes, fmt=fmt, distinct=distinct,
+    return estimate(spec, rows=rows, nbytes=nbytes, distinct=distinct,
                     n_classes=max(2, n_classes))
 
 

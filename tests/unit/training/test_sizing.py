@@ -81,7 +81,7 @@ def test_estimate_from_a_validation_profile():
 
     data = churn_csv(3000, seed=5)
     result = validate_dataset(io.BytesIO(data), "csv", SPEC)
-    size = estimate_from_profile(SPEC, rows=result.rows, nbytes=len(data), fmt="csv",
+    size = estimate_from_profile(SPEC, rows=result.rows, nbytes=len(data),
                                  profile=result.profile)
     assert size.rows == 3000 and size.bytes == len(data)
     assert size.design_width == 4 + one_hot_width(SPEC)

@@ -31,7 +31,7 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
         sha256 = reader.drain()
     stamp = ctx.clock.now().strftime("%Y%m%dT%H%M%S")
     # The job's size: the train-queue consumer routes on it (core/sizing.py).
-    size = estimate_from_profile(spec, rows=result.rows, nbytes=info.size, fmt=fmt,
+    size = estimate_from_profile(spec, rows=result.rows, nbytes=info.size,
                                  profile=result.profile).to_dict() if result.passed else None
     report = {
         **result.report,
