@@ -43,7 +43,8 @@ def test_large_dataset_trains_in_a_separate_process(tmp_path):
     final = run_once(b)  # now wait for the job
     assert jobs_running(b) == 0
     [settled] = [r for r in final if r.get("type") == "job"]
-    assert settled["job_status"] == "SUCCEEDED" and settled["registry_status"] == "registered"
+    assert settled["job_status"] == "SUCCEEDED" and settled["status"] == "registered"
+    assert settled["promoted"] is True and settled["settled_here"] is False
     [version] = b.ctx.registry.list_versions("churn")
     assert version["status"] == "registered" and version["lineage"]["engine"] == "process"
     assert b.ctx.registry.champion_version("churn") == version["version"]
@@ -64,7 +65,8 @@ def test_a_failing_job_leaves_a_failed_version_and_one_alert(tmp_path):
     upload(b, data, "churn")
     results = run_once(b)
     [settled] = [r for r in results if r.get("type") == "job"]
-    assert settled["job_status"] == "FAILED"
+    assert settled["job_status"] == "FAILED" and settled["status"] == "failed"
+    assert "estimator.params.C" in settled["reasons"][0]
     [version] = b.ctx.registry.list_versions("churn")
     assert version["status"] == "failed" and "estimator.params.C" in version["reasons"][0]
     alerts = [n for n in notifications(b) if n["event"] == "training_failed"]

@@ -53,6 +53,8 @@ def _print_results(d: dict) -> None:
         color = {"validated": "green", "registered": "green", "quarantined": "yellow",
                  "rejected": "red", "failed": "red"}.get(status, "white")
         line = f"[{color}]{status}[/{color}] {r.get('model', '')}"
+        if r.get("type") == "job":  # a training job on the batch engine ended
+            line = f"[{color}]{status}[/{color}] {r.get('model', '')} (job {r['job_status']})"
         if "version" in r:
             line += f" v{r['version']}"
             if r.get("promoted"):
@@ -65,6 +67,8 @@ def _print_results(d: dict) -> None:
             line += f" — {'; '.join(r['reasons'])}"
         if r.get("error"):
             line += f" — {r['error']}"
+        if status == "submitted":
+            line += f" — training on {r.get('engine')}: {r.get('route')}"
         console.print(line)
 
 

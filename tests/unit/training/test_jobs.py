@@ -114,7 +114,8 @@ def test_the_job_trains_with_the_same_reservation_and_never_twice(world):
     assert [v["status"] for v in b.ctx.registry.list_versions("churn")] == ["registered"]
     # the engine's SUCCEEDED finds nothing to settle
     state = JobState("memory", "n", "id", "SUCCEEDED", None, submitted["env"], 1)
-    assert on_job_state(b.ctx, state)["status"] == "settled"
+    out = on_job_state(b.ctx, state)
+    assert (out["status"], out["settled_here"], out["promoted"]) == ("registered", False, True)
 
 
 def test_a_model_failure_is_final(world):
@@ -132,7 +133,9 @@ def test_a_model_failure_is_final(world):
     # Batch then reports FAILED: the version is settled already, no second alert
     state = JobState("memory", "n", "id", "FAILED", "Essential container in task exited",
                      submitted["env"], 1)
-    assert on_job_state(b.ctx, state)["status"] == "settled"
+    out = on_job_state(b.ctx, state)
+    assert out["status"] == "failed" and out["settled_here"] is False
+    assert "estimator.params.C" in out["reasons"][0]  # the job's own reason stands
     assert len([n for n in notifications(b) if n["event"] == "training_failed"]) == 1
 
 
@@ -169,11 +172,11 @@ def test_an_engine_failure_settles_the_pending_version_once(world):
     died = JobState("memory", "n", "id", "FAILED",
                     "OutOfMemoryError: Container killed due to memory usage", submitted["env"], 2)
     out = on_job_state(b.ctx, died)
-    assert out["status"] == "failed"
+    assert out["status"] == "failed" and out["settled_here"] is True
     [record] = b.ctx.registry.list_versions("churn")
     assert record["status"] == "failed" and "OutOfMemoryError" in record["reasons"][0]
     assert record["job"]["attempts"] == 2
-    assert on_job_state(b.ctx, died)["status"] == "settled"  # at-least-once delivery
+    assert on_job_state(b.ctx, died)["settled_here"] is False  # at-least-once delivery
     assert len([n for n in notifications(b) if n["event"] == "training_failed"]) == 1
 
 
@@ -183,7 +186,7 @@ def test_a_job_that_succeeded_without_completing_its_version_is_failed(world):
     [submitted] = runner.jobs.values()
     out = on_job_state(b.ctx, JobState("memory", "n", "id", "SUCCEEDED", None,
                                        submitted["env"], 1))
-    assert out["status"] == "failed" and "without completing" in out["reason"]
+    assert out["status"] == "failed" and "without completing" in out["reasons"][0]
 
 
 def test_foreign_jobs_are_ignored(world):

@@ -150,7 +150,9 @@ def run_job(ctx: Context, env: dict[str, str]) -> tuple[dict[str, Any], int]:
 # -- the engine's report -----------------------------------------------------------------------
 def on_job_state(ctx: Context, state: JobState) -> dict[str, Any]:
     """A job's state changed. At its end, a version still `pending` becomes `failed` (with the
-    engine's reason) and a notification goes out; a version the job completed is left alone."""
+    engine's reason) and a notification goes out; a version the job completed is left alone.
+    The outcome's status is then the version's (registered, rejected, failed); settled_here
+    says whether this call failed it."""
     out: dict[str, Any] = {"job_name": state.name, "job_id": state.job_id,
                            "job_status": state.status}
     model, version = state.env.get(ENV_MODEL), state.env.get(ENV_VERSION)
@@ -161,16 +163,20 @@ def on_job_state(ctx: Context, state: JobState) -> dict[str, Any]:
         return {**out, "status": "observed"}
     record = ctx.registry.get_version(model, int(version))
     if record.get("status") != PENDING:  # the job completed (or failed) its version itself
-        return {**out, "status": "settled", "registry_status": record.get("status")}
+        return {**out, "status": record.get("status"), "settled_here": False,
+                "reasons": record.get("reasons") or [], "promoted":
+                ctx.registry.champion_version(model) == int(version)}
     if state.status == "FAILED":
         reason = f"training job {state.name} failed on {state.engine}: " \
                  f"{state.reason or 'no reason given'}"
     else:
         reason = (f"training job {state.name} succeeded on {state.engine} without completing "
                   f"v{version} (the spec changed after routing, or the job trained another run)")
-    failed = _fail(ctx, model, int(version), reason,
-                   {"engine": state.engine, "job_id": state.job_id, "attempts": state.attempts})
-    return {**out, "status": FAILED if failed else "settled", "reason": reason}
+    settled_here = _fail(ctx, model, int(version), reason, {
+        "engine": state.engine, "job_id": state.job_id, "attempts": state.attempts})
+    record = ctx.registry.get_version(model, int(version))
+    return {**out, "status": record.get("status"), "settled_here": settled_here,
+            "reasons": record.get("reasons") or []}
 
 
 def _fail(ctx: Context, model: str, version: int, reason: str, job: dict[str, Any]) -> bool:
