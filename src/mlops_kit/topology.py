@@ -142,7 +142,8 @@ class Topology:
 
     def principal(self, name: str) -> Function | BatchJob:
         """A function or a batch job by name: whatever a policy is rendered for."""
-        return next(p for p in (*self.functions, *self.batch_jobs) if p.name == name)
+        principals: tuple[Function | BatchJob, ...] = (*self.functions, *self.batch_jobs)
+        return next(p for p in principals if p.name == name)
 
     def function(self, name: str) -> Function:
         return next(f for f in self.functions if f.name == name)

@@ -108,10 +108,6 @@ def provision(client: Callable[[str], Any], topology: Topology | None = None, *,
     topic_arn = sns.create_topic(Name=f"{prefix}-{topology.topic}")["TopicArn"]
     from mlops_kit.topology import ARTIFACTS, DATA
 
-    res = Resources(region, endpoint_url, buckets[DATA], buckets[ARTIFACTS], urls, arns, table,
-                    topic_arn)
-    if topology.batch_jobs:
-        from mlops_kit.emulate.batch import provision_batch
-
-        provision_batch(client, topology, res, prefix=prefix)
-    return res
+    # (a topology's batch jobs: emulate.batch.provision_batch, after this)
+    return Resources(region, endpoint_url, buckets[DATA], buckets[ARTIFACTS], urls, arns, table,
+                     topic_arn)

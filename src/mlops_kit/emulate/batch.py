@@ -19,7 +19,7 @@ from mlops_kit.emulate.aws_resources import ACCOUNT, Resources
 from mlops_kit.topology import BatchJob, Topology, batch_event_pattern, batch_retry_strategy
 
 NO_DOCKER = {"batch": {"use_docker": False}}
-_TRUST = {"Version": "2012-10-17", "Statement": [{
+_TRUST: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
     "Action": "sts:AssumeRole"}]}
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_kit.emulate.aws_resources import ACCOUNT, TEST_CREDENTIALS, Resources, provision
-from mlops_kit.emulate.batch import NO_DOCKER, forward_process_jobs
+from mlops_kit.emulate.batch import NO_DOCKER, forward_process_jobs, provision_batch
 from mlops_kit.emulate.events import rate_seconds, schedule_event
 from mlops_kit.emulate.gateway import free_port, make_gateway
 from mlops_kit.emulate.lambda_functions import context_for, functions_dir, load_function, reset_functions
@@ -113,11 +113,12 @@ class Emulator:
         if self.topology.batch_jobs:  # moto's Batch would start Docker containers
             from moto.core.config import default_user_config
 
-            default_user_config["batch"] = dict(NO_DOCKER["batch"])
+            default_user_config["batch"] = {"use_docker": False}
         clear_clients()
         self.client = lambda s: client(s, region=self.region, endpoint_url=endpoint)
         res = provision(self.client, self.topology, prefix=self.prefix, region=self.region,
                         endpoint_url=endpoint)
+        provision_batch(self.client, self.topology, res, prefix=self.prefix)
         os.environ.update(res.env())
         if self.topology.batch_jobs:  # the train function submits to the process engine
             os.environ.update({"MLOPSKIT_JOB_RUNNER": "process",
@@ -211,8 +212,12 @@ def in_process(topology: Topology | None = None, *, prefix: str = "mlops-kit",
         if topology is not None and topology.batch_jobs:
             moto_config = {**NO_DOCKER, **(moto_config or {})}
         with mock_aws(config=moto_config):  # type: ignore[arg-type]
-            res = provision(lambda s: client(s, region=region), topology, prefix=prefix,
-                            region=region)
+            def regional(service: str) -> Any:
+                return client(service, region=region)
+
+            res = provision(regional, topology, prefix=prefix, region=region)
+            if topology is not None:
+                provision_batch(regional, topology, res, prefix=prefix)
             os.environ.update({**res.env(), **(extra_env or {})})
             reset_functions()
             yield res

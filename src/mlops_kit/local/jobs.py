@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from mlops_kit.adapters.local.jobs import ProcessRunner
 from mlops_kit.bootstrap import Backend
 from mlops_kit.core.training.jobs import on_job_state
 
@@ -16,7 +17,7 @@ def settle_jobs(backend: Backend) -> list[dict[str, Any]]:
     """Handle each unreported state change of the local jobs once (at-least-once: a change is
     marked reported only after it was handled)."""
     runner = backend.ctx.jobs
-    if runner is None or not hasattr(runner, "poll"):
+    if not isinstance(runner, ProcessRunner):  # AWS Batch reports through EventBridge
         return []
     results = []
     for state in runner.poll():
@@ -33,4 +34,4 @@ def settle_jobs(backend: Backend) -> list[dict[str, Any]]:
 
 def jobs_running(backend: Backend) -> int:
     runner = backend.ctx.jobs
-    return runner.running() if runner is not None and hasattr(runner, "running") else 0
+    return runner.running() if isinstance(runner, ProcessRunner) else 0

@@ -133,7 +133,7 @@ class ProcessRunner:
         for folder, proc in list(_PROCS.items()):
             if proc.poll() is not None:  # reap: a finished supervisor is no zombie
                 del _PROCS[folder]
-        states = []
+        states: list[dict[str, Any]] = []
         if not self.root.is_dir():
             return states
         for path in sorted(self.root.glob("*/state.json")):
@@ -218,7 +218,7 @@ def supervise(root: Path, name: str) -> int:
         proc.returncode = os.waitstatus_to_exitcode(wait_status)  # we reaped it ourselves
         code = proc.returncode
         outcome = _last_json_line(out) or {}
-        attempt = {"exit_code": code, "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        attempt: dict[str, Any] = {"exit_code": code, "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
                    "seconds": round(usage.ru_utime + usage.ru_stime, 2)}
         if timed_out.is_set():
             attempt["reason"] = f"Job attempt duration exceeded timeout ({state.get('timeout_s')} s)"

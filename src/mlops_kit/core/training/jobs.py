@@ -155,26 +155,27 @@ def on_job_state(ctx: Context, state: JobState) -> dict[str, Any]:
     says whether this call failed it."""
     out: dict[str, Any] = {"job_name": state.name, "job_id": state.job_id,
                            "job_status": state.status}
-    model, version = state.env.get(ENV_MODEL), state.env.get(ENV_VERSION)
-    if not model or not (version or "").isdigit():
+    model, number = state.env.get(ENV_MODEL), state.env.get(ENV_VERSION) or ""
+    if not model or not number.isdigit():
         return {**out, "status": "ignored", "reason": "not a mlops-kit training job"}
-    out.update(model=model, version=int(version))
+    version = int(number)
+    out.update(model=model, version=version)
     if state.status not in TERMINAL:
         return {**out, "status": "observed"}
-    record = ctx.registry.get_version(model, int(version))
+    record = ctx.registry.get_version(model, version)
     if record.get("status") != PENDING:  # the job completed (or failed) its version itself
         return {**out, "status": record.get("status"), "settled_here": False,
                 "reasons": record.get("reasons") or [], "promoted":
-                ctx.registry.champion_version(model) == int(version)}
+                ctx.registry.champion_version(model) == version}
     if state.status == "FAILED":
         reason = f"training job {state.name} failed on {state.engine}: " \
                  f"{state.reason or 'no reason given'}"
     else:
         reason = (f"training job {state.name} succeeded on {state.engine} without completing "
                   f"v{version} (the spec changed after routing, or the job trained another run)")
-    settled_here = _fail(ctx, model, int(version), reason, {
+    settled_here = _fail(ctx, model, version, reason, {
         "engine": state.engine, "job_id": state.job_id, "attempts": state.attempts})
-    record = ctx.registry.get_version(model, int(version))
+    record = ctx.registry.get_version(model, version)
     return {**out, "status": record.get("status"), "settled_here": settled_here,
             "reasons": record.get("reasons") or []}
 
