@@ -19,13 +19,16 @@ demo: $(STAMP)
 	$(VENV)/bin/mlops-kit demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -q -m "not slow"
 
+# ruff (style), import-linter (the architecture's contracts, in pyproject.toml), mypy (src/)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src functions infra tests bench
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 package: $(STAMP)
 	$(PY) -m infra.lambda_zips --out build/lambda

@@ -35,7 +35,7 @@ class _BodyReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         with mapped("read object"):
             data = self._body.read(len(buffer))
         buffer[: len(data)] = data
