@@ -1,0 +1,1 @@
+"""Cloud emulators on one machine: Azurite for the Azure backend (azurite.py)."""
