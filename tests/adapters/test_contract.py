@@ -1,4 +1,5 @@
-"""The port contracts. Every test runs against the local adapter and the AWS adapter (moto)."""
+"""The port contracts. Every test runs against the local adapter, the AWS adapter (moto) and the
+Azure adapter (Azurite)."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_bad_keys_refused(store, bad):
         store.put(bad, b"x")
 
 
-@pytest.mark.parametrize("store", ["s3-routed"], indirect=True)
+@pytest.mark.parametrize("store", ["s3-routed", "blob-routed"], indirect=True)
 def test_routed_store_puts_each_prefix_in_its_topology_bucket(store):
     from mlops_kit.topology import default_topology
 
