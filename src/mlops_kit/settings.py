@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     azure_endpoint_suffix: str = "core.windows.net"
     azure_client_id: str | None = Field(default=None, description="user-assigned identity")
     azure_connection_string: str | None = Field(
-        default=None, description="Azurite only: refused unless its endpoints are on loopback")
+        default=None, repr=False,
+        description="Azurite only: refused unless its endpoints are on loopback")
     azure_data_container: str | None = None
     azure_artifact_container: str | None = None
     azure_table_name: str | None = None

@@ -60,10 +60,21 @@ def aws_backend(settings: Settings, clock: Clock | None = None) -> Backend:
     return build_aws_backend(settings, clock or SystemClock())
 
 
+def azure_backend(settings: Settings, clock: Clock | None = None) -> Backend:
+    from mlops_kit.adapters.azure.factory import build
+
+    parts = build(settings)
+    ctx = Context(store=parts["store"], table=parts["table"], train_queue=parts["train_queue"],
+                  notifier=parts["notifier"], clock=clock or SystemClock())
+    return Backend(ctx, parts["validate_queue"], settings)
+
+
 def build_backend(settings: Settings | None = None, clock: Clock | None = None) -> Backend:
     from mlops_kit.settings import get_settings
 
     settings = settings or get_settings()
     if settings.backend == "aws":
         return aws_backend(settings, clock)
+    if settings.backend == "azure":
+        return azure_backend(settings, clock)
     return local_backend(settings, clock)

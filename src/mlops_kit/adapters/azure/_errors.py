@@ -25,8 +25,13 @@ TRANSIENT = {"ServerBusy", "OperationTimedOut", "InternalError", "InternalServer
              "ServiceUnavailable", "TooManyRequests"}
 
 
+# A queue receipt that is no longer valid: the message was deleted or received again.
+NOT_FOUND = {"PopReceiptMismatch", "MessageNotFound"}
+
+
 def error_code(exc: HttpResponseError) -> str:
-    return str(getattr(exc, "error_code", None) or "")
+    code = getattr(exc, "error_code", None) or ""
+    return str(getattr(code, "value", code))  # the SDKs give str enums (StorageErrorCode.X)
 
 
 def translate(exc: Exception, what: str) -> MlopsKitError:
@@ -40,7 +45,7 @@ def translate(exc: Exception, what: str) -> MlopsKitError:
             return TransientError(f"{what}: service unavailable ({code or status})")
         if code in CONDITION or isinstance(exc, ResourceModifiedError) or status == 412:
             return ConditionFailed(f"{what}: condition failed")
-        if isinstance(exc, ResourceNotFoundError) or status == 404:
+        if isinstance(exc, ResourceNotFoundError) or status == 404 or code in NOT_FOUND:
             return NotFound(f"{what} not found", field="key")
         if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
             return StorageError(f"{what}: not authorized ({code or status}); check the identity's "
