@@ -1,4 +1,4 @@
-"""HTTP serving: requests/s and p50/p99 latency of the local server (mlops_kit.server, the same
+"""HTTP serving: requests/s and p50/p99 latency of the local server (mlops_kit.local.server, the same
 HttpApi the cloud function runs, capture on) under a concurrent keep-alive client on loopback,
 against a baseline server of the same shape (make_server: ThreadingHTTPServer + the same
 handler class) over the sklearn/joblib pipeline. One record per request.
@@ -32,13 +32,13 @@ SERVER = r"""
 import json, os, sys, threading
 kind = sys.argv[1]
 if kind == "kit":
-    from mlops_kit.server import ServerThread, build_api
+    from mlops_kit.local.server import ServerThread, build_api
     from mlops_kit.settings import Settings
-    from mlops_kit.wiring import local_backend
+    from mlops_kit.bootstrap import local_backend
     backend = local_backend(Settings())
     srv = ServerThread(build_api(backend, auth=False)).start()
 else:
-    from mlops_kit.server import make_server
+    from mlops_kit.local.server import make_server
     import sklearn_handler
     server = make_server(sklearn_handler._load_from_env())
     server.daemon_threads = True

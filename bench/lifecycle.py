@@ -40,10 +40,14 @@ def timed(stages: dict[str, float], stage: str, fn):
 def run_kit(workdir: Path, data: Path, model: str, spec_d: dict) -> dict[str, float]:
     import yaml
 
-    from mlops_kit.core import export, training, validation
-    from mlops_kit.core.registry import Registry
-    from mlops_kit.runtime import run_once, upload
-    from mlops_kit.wiring import local_backend
+    from mlops_kit.core.training import export
+
+    from mlops_kit.core.training import pipeline as training
+
+    from mlops_kit.core.validation import validator as validation
+    from mlops_kit.core.registry.model_registry import Registry
+    from mlops_kit.local.worker import run_once, upload
+    from mlops_kit.bootstrap import local_backend
 
     stages: dict[str, float] = defaultdict(float)
     patches = [(validation, "validate_dataset", "validate"), (training, "read_frame", "read"),
@@ -85,7 +89,7 @@ def run_baseline(data: Path, model: str, spec_d: dict, workdir: Path) -> float:
     import pandas as pd
 
     from mlops_kit.core.spec import parse_spec
-    from mlops_kit.core.training import build_pipeline
+    from mlops_kit.core.training.pipeline import build_pipeline
 
     spec = parse_spec(spec_d)
     t0 = time.perf_counter()

@@ -24,7 +24,7 @@ ROWS_PER_OBJECT = 2000
 
 
 def make_captures(ws: Path, model: str, version: int, n: int) -> dict:
-    from mlops_kit.core.capture import capture_hour_prefix
+    from mlops_kit.core.serving.capture import capture_hour_prefix
     from mlops_kit.core.synthetic import churn_columns
 
     store_root = ws / "store"
@@ -61,8 +61,8 @@ def peak_kb():  # VmHWM: this process only (ru_maxrss can carry the parent's pea
     with open("/proc/self/status") as f:
         return int(next(l for l in f if l.startswith("VmHWM")).split()[1])
 from mlops_kit.settings import Settings
-from mlops_kit.wiring import local_backend
-from mlops_kit.core.monitoring import run_monitor
+from mlops_kit.bootstrap import local_backend
+from mlops_kit.core.monitoring.monitor import run_monitor
 b = local_backend(Settings(workspace=sys.argv[1], backend="local"))
 rss0 = peak_kb()
 t0 = time.perf_counter()

@@ -54,7 +54,7 @@ class _NoService:
 
 
 class SklearnApi:
-    """Same call shape as mlops_kit.core.http_api.HttpApi.handle, for make_server()."""
+    """Same call shape as mlops_kit.core.serving.http_api.HttpApi.handle, for make_server()."""
 
     service = _NoService()
 

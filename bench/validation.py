@@ -65,7 +65,7 @@ def peak_kb():  # VmHWM: this process only (ru_maxrss can carry the parent's pea
     with open("/proc/self/status") as f:
         return int(next(l for l in f if l.startswith("VmHWM")).split()[1])
 from mlops_kit.core.spec import parse_spec
-from mlops_kit.core.validation import validate_dataset
+from mlops_kit.core.validation.validator import validate_dataset
 spec = parse_spec(json.loads(sys.argv[3]))
 rss0 = peak_kb()
 t0 = time.perf_counter()

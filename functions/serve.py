@@ -1,6 +1,6 @@
 """serve: API Gateway HTTP API (payload 2.0) and Lambda Function URL events -> HttpApi.
 
-A thin shell: the routes, validation and JSON errors live in mlops_kit.core.http_api, shared
+A thin shell: the routes, validation and JSON errors live in mlops_kit.core.serving.http_api, shared
 with the local server. The service is built once per warm container; it refreshes the champion
 every MLOPSKIT_REFRESH_SECONDS. Auth (IAM or JWT) is enforced by the gateway, not here.
 Deliberately no powertools import: cold start matters on this path."""
@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 import _wiring
-from mlops_kit.core.http_api import HttpApi, Response
+from mlops_kit.core.serving.http_api import HttpApi, Response
 
 log = logging.getLogger("mlops_kit.serve")
 _api: HttpApi | None = None

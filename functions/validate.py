@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
-from mlops_kit.core.lifecycle import on_object_created
+from mlops_kit.core.pipeline import on_object_created
 
 logger = Logger(service="mlops-kit-validate", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

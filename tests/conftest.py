@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlops_kit.core.synthetic import churn_csv
-from mlops_kit.wiring import Backend
+from mlops_kit.bootstrap import Backend
 from tests.support import FAST_SPEC, apply_spec, make_backend
 
 
@@ -20,7 +20,7 @@ def backend(tmp_path) -> Backend:
 @pytest.fixture(scope="session")
 def _trained_template(tmp_path_factory) -> Path:
     """One workspace with churn v1 trained + promoted; tests get their own copy."""
-    from mlops_kit.runtime import run_once, upload
+    from mlops_kit.local.worker import run_once, upload
 
     ws = tmp_path_factory.mktemp("trained") / "ws"
     b = make_backend(ws)

@@ -1,3 +1,3 @@
-from mlops_kit.cli import main
+from mlops_kit.cli.app import main
 
 main()

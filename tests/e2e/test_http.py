@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from mlops_kit.auth import ensure_token
-from mlops_kit.server import ServerThread, build_api
+from mlops_kit.local.auth import ensure_token
+from mlops_kit.local.server import ServerThread, build_api
 from tests.support import feature_records
 
 
@@ -195,7 +195,7 @@ def test_captured_requests_are_batched(server):
 
 def test_serving_imports_no_sklearn():
     code = (
-        "import sys, mlops_kit.core.service, mlops_kit.core.http_api, mlops_kit.core.serving;"
+        "import sys, mlops_kit.core.serving.service, mlops_kit.core.serving.http_api, mlops_kit.core.serving.predictor;"
         "bad=[m for m in ('sklearn','scipy','skl2onnx','pandas','pyarrow') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from mlops_kit.clock import FixedClock
-from mlops_kit.core.monitoring import run_monitor
-from mlops_kit.core.report_html import render_report
-from mlops_kit.wiring import local_backend
+from mlops_kit.core.monitoring.monitor import run_monitor
+from mlops_kit.core.monitoring.report_html import render_report
+from mlops_kit.bootstrap import local_backend
 from tests.support import feature_records
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age", "plan", "region",
@@ -131,8 +131,8 @@ def test_report_escapes_user_data():
 
 
 def test_report_command_shows_the_latest(report, monkeypatch):
-    import mlops_kit.monitor_cli  # noqa: F401 (registers `report`)
-    from mlops_kit.cli import app
+    import mlops_kit.cli.monitor  # noqa: F401 (registers `report`)
+    from mlops_kit.cli.app import app
 
     b, r = report
     monkeypatch.setenv("MLOPSKIT_WORKSPACE", str(b.settings.workspace))

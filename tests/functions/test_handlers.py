@@ -161,8 +161,8 @@ def test_monitor_writes_a_report_per_model(world, trained):
 def test_invoke_cli_runs_a_handler_on_a_sample(world, trained):
     from typer.testing import CliRunner
 
-    import mlops_kit.cloud_cli  # noqa: F401 (registers invoke)
-    from mlops_kit.cli import app
+    import mlops_kit.cli.cloud  # noqa: F401 (registers invoke)
+    from mlops_kit.cli.app import app
     from tests.functions.conftest import EVENTS
 
     result = CliRunner().invoke(app, ["invoke", "serve", "--event",

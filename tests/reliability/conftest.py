@@ -8,14 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlops_kit.auth import ensure_token
+from mlops_kit.local.auth import ensure_token
 from tests.support import FAST_SPEC, make_backend
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, _trained_template):
     """(backend, api, token) for a trained churn model with auth on; one per test module."""
-    from mlops_kit.server import build_api
+    from mlops_kit.local.server import build_api
 
     ws = tmp_path_factory.mktemp("served") / "ws"
     shutil.copytree(_trained_template, ws)
@@ -27,7 +27,7 @@ def served(tmp_path_factory, _trained_template):
 
 @pytest.fixture(scope="module")
 def server(served):
-    from mlops_kit.server import ServerThread
+    from mlops_kit.local.server import ServerThread
 
     backend, api, token = served
     srv = ServerThread(api).start()
@@ -43,10 +43,10 @@ def cloud():
     import yaml
 
     from mlops_kit.adapters.aws import client
-    from mlops_kit.emulator import SqsPump, context_for, in_process, load_function
+    from mlops_kit.emulate.emulator import SqsPump, context_for, in_process, load_function
     from mlops_kit.settings import Settings
     from mlops_kit.topology import default_topology
-    from mlops_kit.wiring import aws_backend
+    from mlops_kit.bootstrap import aws_backend
 
     topo = default_topology()
     with in_process(topo, extra_env={"MLOPSKIT_REFRESH_SECONDS": "0",

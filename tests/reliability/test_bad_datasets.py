@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from mlops_kit.runtime import put_object, run_once
+from mlops_kit.local.worker import put_object, run_once
 from tests.reliability.datasets import BAD, VALID
 from tests.support import FAST_SPEC, apply_spec
 

@@ -15,7 +15,7 @@ import pytest
 
 from mlops_kit.core.synthetic import churn_csv
 from mlops_kit.errors import NotFound
-from mlops_kit.runtime import put_object, run_once
+from mlops_kit.local.worker import put_object, run_once
 from tests.reliability.faults import Flaky, model_artifact, version_write
 from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend
 
@@ -216,8 +216,7 @@ def test_crash_between_registry_write_and_promotion_is_finished_by_the_retry(bac
                                                                             monkeypatch):
     """The run dies after the version is registered but before the alias moves: the
     redelivered job does not train again, it finishes the promotion the policy granted."""
-    from mlops_kit.core import registry as registry_mod
-
+    from mlops_kit.core.registry import model_registry as registry_mod
     real = registry_mod.Registry.promote
     calls = []
 
@@ -244,7 +243,7 @@ def test_crash_between_registry_write_and_promotion_is_finished_by_the_retry(bac
 def test_duplicate_of_a_promoted_version_changes_nothing(trained, tmp_path):
     """Redelivering a job whose version was already promoted is a no-op: no new version, no
     second history entry, the champion stays."""
-    from mlops_kit.core.lifecycle import train_job
+    from mlops_kit.core.pipeline import train_job
 
     reg = trained.ctx.registry
     record = reg.get_version("churn", 1)

@@ -22,7 +22,7 @@ def upload(cloud, key: str, data: bytes) -> None:
 
 
 def serve(cloud, records) -> tuple[int, dict]:
-    from mlops_kit.emulator import context_for, http_api_event
+    from mlops_kit.emulate.emulator import context_for, http_api_event
 
     event = http_api_event("POST", "/v1/models/churn:predict",
                            {"content-type": "application/json"},
@@ -57,8 +57,7 @@ def assert_one_good_version(cloud, version=1):
 
 
 def test_crash_between_artifact_and_registry_write_then_retry(cloud, monkeypatch):
-    from mlops_kit.core import registry as registry_mod
-
+    from mlops_kit.core.registry import model_registry as registry_mod
     real = registry_mod.Registry.complete_version
     crashes = []
 

@@ -15,7 +15,7 @@ KEY = "models/churn/000001/model.onnx"
 
 def _swap_in_other_model(backend) -> bytes:
     from mlops_kit.core.synthetic import churn_csv
-    from mlops_kit.runtime import put_object, run_once
+    from mlops_kit.local.worker import put_object, run_once
 
     put_object(backend, "datasets/churn/other.csv", churn_csv(700, seed=99))
     assert run_once(backend)[-1]["status"] == "registered"

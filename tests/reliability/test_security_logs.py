@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_kit.auth import TOKEN_FILE
+from mlops_kit.local.auth import TOKEN_FILE
 from tests.support import feature_records
 
 SECRET_CATEGORY = "zq-payload-marker-7731"  # a bad category value (echoed to the client only)
@@ -33,7 +33,7 @@ def _call(srv, method, path, body: bytes | None, headers: dict) -> tuple[int, di
 @pytest.fixture
 def debug_logs(caplog):
     caplog.set_level(logging.DEBUG)
-    for name in ("mlops_kit", "mlops_kit.server", "mlops_kit.http", "mlops_kit.serving"):
+    for name in ("mlops_kit", "mlops_kit.local.server", "mlops_kit.http", "mlops_kit.serving"):
         caplog.set_level(logging.DEBUG, logger=name)  # restored after the test
     return caplog
 

@@ -15,7 +15,7 @@ from mlops_kit.core import layout
 from mlops_kit.core.spec import MAX_SPEC_BYTES, check_name, load_spec_bytes
 from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
 from mlops_kit.errors import InvalidName, SpecError
-from mlops_kit.runtime import put_object, run_once
+from mlops_kit.local.worker import put_object, run_once
 from tests.support import FAST_SPEC, apply_spec
 
 GOOD_YAML = yaml.safe_dump(FAST_SPEC)
@@ -140,7 +140,7 @@ def test_symlink_escape_from_the_local_store_is_refused(tmp_path):
                                  "datasets/churn/sub/a.csv", "datasets/churn/", "specs/../x.yaml",
                                  "datasets/" + "x" * 64 + "/a.csv", "labels/../datasets/a.csv"])
 def test_events_for_keys_outside_the_layout_start_nothing(backend, key):
-    from mlops_kit.core.lifecycle import on_object_created
+    from mlops_kit.core.pipeline import on_object_created
 
     assert layout.parse_key(key).kind == "other"
     out = on_object_created(backend.ctx, key)

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from mlops_kit.core import drift
-from mlops_kit.core.drift import (
+from mlops_kit.core.monitoring import drift
+from mlops_kit.core.monitoring.drift import (
     build_prediction_profile,
     categorical_freqs,
     chi2_test,
@@ -25,7 +25,7 @@ from mlops_kit.core.drift import (
 )
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.core.synthetic import CHURN_SPEC, churn_columns, churn_csv
-from mlops_kit.core.validation import validate_dataset
+from mlops_kit.core.validation.validator import validate_dataset
 
 SPEC = parse_spec(CHURN_SPEC)
 
@@ -231,7 +231,7 @@ def test_prediction_drift_regression():
 
 def test_drift_module_imports_no_heavy_libraries():
     code = (
-        "import sys, mlops_kit.core.drift; "
+        "import sys, mlops_kit.core.monitoring.drift; "
         "print(sorted(m for m in ('pyarrow', 'pandas', 'scipy', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from mlops_kit.core.lifecycle import train_job
+from mlops_kit.core.pipeline import train_job
 from mlops_kit.core.synthetic import broken_churn_csv, churn_csv
-from mlops_kit.runtime import put_object, run_once, upload
+from mlops_kit.local.worker import put_object, run_once, upload
 from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend
 
 
@@ -117,8 +117,7 @@ def test_minimum_metric_gate(backend, tmp_path):
 
 
 def test_parity_failure_rejects_version(backend, monkeypatch):
-    from mlops_kit.core import export
-
+    from mlops_kit.core.training import export
     real = export.parity_check
 
     def strict(spec, pipeline, onnx_bytes, X, tolerance=None):
@@ -137,12 +136,11 @@ def test_parity_failure_rejects_version(backend, monkeypatch):
 def test_crash_after_artifact_before_registry_then_retry(backend, monkeypatch):
     """A crash between artifact write and registry write leaves a pending version that is not
     served; the retry completes the same version."""
-    from mlops_kit.core import registry as registry_mod
-
+    from mlops_kit.core.registry import model_registry as registry_mod
     apply_spec(backend, FAST_SPEC)
     put_object(backend, "datasets/churn/a.csv", churn_csv(700, seed=4))
     run_once_validate = backend.validate_queue.receive(1)[0]
-    from mlops_kit.core.lifecycle import on_object_created
+    from mlops_kit.core.pipeline import on_object_created
 
     on_object_created(backend.ctx, run_once_validate.body["key"], run_once_validate.body["etag"])
     backend.validate_queue.ack(run_once_validate)

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from mlops_kit.clock import FixedClock
-from mlops_kit.core.capture import capture_hour_prefix
+from mlops_kit.core.serving.capture import capture_hour_prefix
 from mlops_kit.core.metrics import compute_metrics
-from mlops_kit.core.monitoring import emf_metrics, ingest_labels, run_monitor
+from mlops_kit.core.monitoring.monitor import emf_metrics, ingest_labels, run_monitor
 from mlops_kit.errors import ConditionFailed
-from mlops_kit.wiring import local_backend
+from mlops_kit.bootstrap import local_backend
 from tests.support import FAST_SPEC, apply_spec, feature_records
 
 T0 = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
@@ -214,7 +214,7 @@ def test_retrain_on_drift_respects_the_cooldown(mon):
     assert third["retrain"]["status"] == "requested" and len(announced) == 2
 
     # the announced dataset takes the ordinary path: validation -> training -> a new version
-    from mlops_kit.runtime import run_once
+    from mlops_kit.local.worker import run_once
 
     results = run_once(mon)
     trained = [r for r in results if "version" in r]
@@ -317,7 +317,7 @@ def test_emf_document_shape(mon):
 
 
 def test_monitoring_imports_no_training_libraries():
-    code = ("import sys, mlops_kit.core.monitoring, mlops_kit.core.report_html; "
+    code = ("import sys, mlops_kit.core.monitoring.monitor, mlops_kit.core.monitoring.report_html; "
             "print(sorted(m for m in ('sklearn', 'scipy', 'pandas', 'pyarrow', 'boto3') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

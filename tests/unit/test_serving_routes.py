@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from mlops_kit.core.service import canary_share
+from mlops_kit.core.serving.service import canary_share
 from mlops_kit.core.synthetic import churn_csv
 from mlops_kit.errors import IntegrityError
-from mlops_kit.runtime import put_object, run_once
+from mlops_kit.local.worker import put_object, run_once
 from tests.support import FAST_SPEC, apply_spec, feature_records
 
 

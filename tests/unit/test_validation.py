@@ -11,7 +11,7 @@ import pytest
 
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.core.synthetic import CHURN_SPEC, COLUMNS, broken_churn_csv, churn_columns, churn_csv
-from mlops_kit.core.validation import detect_format, validate_dataset
+from mlops_kit.core.validation.validator import detect_format, validate_dataset
 from mlops_kit.errors import ValidationError
 
 SPEC = parse_spec(CHURN_SPEC)

@@ -34,7 +34,7 @@ from typing import Any
 
 from mlops_kit.topology import ENV_FOR, Topology, default_topology
 
-log = logging.getLogger("mlops_kit.emulator")
+log = logging.getLogger("mlops_kit.emulate.emulator")
 ACCOUNT = "123456789012"
 MAX_BODY = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

@@ -23,11 +23,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from mlops_kit.core._profile import Column
-from mlops_kit.core._validation_rules import ARROW_ERRORS, HEADER_LIMIT, NULL_VALUES, Rule
+from mlops_kit.core.validation.columns import Column
+from mlops_kit.core.validation.rules import ARROW_ERRORS, HEADER_LIMIT, NULL_VALUES, Rule
 
 if TYPE_CHECKING:
-    from mlops_kit.core.validation import Validator
+    from mlops_kit.core.validation.validator import Validator
 
 CSV_BLOCKS_AHEAD = 2  # CSV blocks read but not yet taken as batches (see _Prefixed)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from mlops_kit.core._profile import Column
+    from mlops_kit.core.validation.columns import Column
     from mlops_kit.core.spec import ModelSpec
 
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]

@@ -1,4 +1,4 @@
-"""CLI commands for the cloud code path: `invoke` and `emulate` (registered on mlops_kit.cli.app)."""
+"""CLI commands for the cloud code path: `invoke` and `emulate` (registered on mlops_kit.cli.app.app)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from mlops_kit.cli import _state, app, emit, err
+from mlops_kit.cli.app import _state, app, emit, err
 from mlops_kit.errors import MlopsKitError
 
 FUNCTIONS = ["validate", "train", "serve", "monitor"]
@@ -27,7 +27,7 @@ def invoke(
 ) -> None:
     """Run functions/FUNCTION.py's handler in-process on an event (like `sam local invoke`),
     against the configured backend (MLOPSKIT_BACKEND: local, or aws with its names)."""
-    from mlops_kit.emulator import context_for, load_function, reset_functions
+    from mlops_kit.emulate.emulator import context_for, load_function, reset_functions
     from mlops_kit.topology import default_topology
 
     if _state.get("workspace"):
@@ -70,9 +70,9 @@ def emulate(
     Prints one JSON line (endpoint, names, inference URL), then runs until SIGINT/SIGTERM."""
     import logging
 
-    from mlops_kit.emulator import Emulator
+    from mlops_kit.emulate.emulator import Emulator
 
-    logging.getLogger("mlops_kit.emulator").setLevel(logging.INFO)
+    logging.getLogger("mlops_kit.emulate.emulator").setLevel(logging.INFO)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     emu = Emulator(host=host, gateway_port=port, monitor_every=monitor_every,
                    retry_after=retry_after, prefix=prefix, region=region, functions=functions)

@@ -1,4 +1,4 @@
-"""`mlops-kit report MODEL`: the latest monitoring report (registered on mlops_kit.cli.app).
+"""`mlops-kit report MODEL`: the latest monitoring report (registered on mlops_kit.cli.app.app).
 
 Human output: the summary and the drift table. --json: the report JSON. --path: write the HTML
 page to a local file and print its path. --open: the same, then open it in a browser."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlops_kit.cli import app, backend, console, emit, fail
+from mlops_kit.cli.app import app, backend, console, emit, fail
 from mlops_kit.core import layout
 from mlops_kit.core.spec import check_name
 from mlops_kit.errors import MlopsKitError, NotFound

@@ -11,14 +11,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlops_kit.core._validation_rules import (
+from mlops_kit.core.validation.rules import (
     PROFILE_CATEGORIES,
     PROFILE_SAMPLE,
     TRACKED_CATEGORIES,
     Rule,
     fmt_bound,
 )
-from mlops_kit.core.drift import OTHER_CATEGORY, numeric_freqs, quantile_edges
+from mlops_kit.core.monitoring.drift import OTHER_CATEGORY, numeric_freqs, quantile_edges
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 
 

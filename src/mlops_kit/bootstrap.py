@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 from mlops_kit.adapters.local import FileNotifier, FileObjectStore, SqliteQueue, SqliteTable
 from mlops_kit.clock import SystemClock
-from mlops_kit.core.capture import CaptureBuffer
-from mlops_kit.core.lifecycle import Context
+from mlops_kit.core.serving.capture import CaptureBuffer
+from mlops_kit.core.pipeline import Context
 from mlops_kit.ports import Clock, Queue
 from mlops_kit.settings import Settings
 
 if TYPE_CHECKING:
-    from mlops_kit.core.service import ModelService
+    from mlops_kit.core.serving.service import ModelService
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Backend:
 
     def service(self, *, capture: bool | None = None) -> ModelService:
         # Imported here: onnxruntime is only needed by serving, not by validate/monitor.
-        from mlops_kit.core.service import ModelService
+        from mlops_kit.core.serving.service import ModelService
 
         s = self.settings
         buffer = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_kit import __version__
-from mlops_kit.core.service import ModelService
+from mlops_kit.core.serving.service import ModelService
 from mlops_kit.errors import MlopsKitError, NotFound, PayloadTooLarge, ValidationError
 
 log = logging.getLogger("mlops_kit.http")

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core import layout
-from mlops_kit.core.capture import CAPTURE_PREFIX
-from mlops_kit.core.drift import FeatureDriftAccumulator, PredictionAccumulator, category_key
+from mlops_kit.core.serving.capture import CAPTURE_PREFIX
+from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator, category_key
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.spec import LOWER_IS_BETTER, ModelSpec, check_name, parse_spec
 from mlops_kit.errors import ConditionFailed
@@ -180,7 +180,7 @@ def load_labels(ctx, model: str, target: str) -> dict[str, Any]:
 def ingest_labels(ctx, model: str, key: str) -> dict[str, Any]:
     """A labels upload: check its header (request_id + the target column) and count rows.
     The labels are joined at the next monitoring run; nothing else happens now."""
-    from mlops_kit.core.lifecycle import load_spec
+    from mlops_kit.core.pipeline import load_spec
 
     check_name(model)
     target = load_spec(ctx.store, model).target
@@ -452,7 +452,7 @@ def _alert(ctx, report: dict) -> None:
 
 
 def _store_report(ctx, report: dict, base: str) -> None:
-    from mlops_kit.core.report_html import render_report
+    from mlops_kit.core.monitoring.report_html import render_report
 
     body = json.dumps(report, indent=2, default=str).encode()
     html = render_report(report).encode()

@@ -21,9 +21,9 @@ from typing import BinaryIO, Literal
 
 import pyarrow as pa
 
-from mlops_kit.core._profile import Column, make_column
-from mlops_kit.core._validation_readers import add_column, scan_csv, scan_parquet
-from mlops_kit.core._validation_rules import (
+from mlops_kit.core.validation.columns import Column, make_column
+from mlops_kit.core.validation.readers import add_column, scan_csv, scan_parquet
+from mlops_kit.core.validation.rules import (
     ARROW_ERRORS,
     NULL_VALUES,
     Rule,

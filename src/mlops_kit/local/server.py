@@ -9,10 +9,10 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from mlops_kit.core.http_api import MAX_BODY_BYTES, HttpApi
-from mlops_kit.openapi import openapi_document
+from mlops_kit.core.serving.http_api import MAX_BODY_BYTES, HttpApi
+from mlops_kit.core.serving.openapi import openapi_document
 
-log = logging.getLogger("mlops_kit.server")
+log = logging.getLogger("mlops_kit.local.server")
 
 
 def make_server(api: HttpApi, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
@@ -104,7 +104,7 @@ class ServerThread:
 
 
 def build_api(backend, *, auth: bool = True, workspace=None) -> HttpApi:
-    from mlops_kit.auth import BearerAuth
+    from mlops_kit.local.auth import BearerAuth
 
     authorize = BearerAuth(workspace) if auth else None
     return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document)

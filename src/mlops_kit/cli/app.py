@@ -50,7 +50,7 @@ def settings() -> Settings:
 
 
 def backend():
-    from mlops_kit.wiring import build_backend
+    from mlops_kit.bootstrap import build_backend
 
     return build_backend(settings())
 
@@ -124,8 +124,8 @@ def upload(file: Path = typer.Argument(..., exists=True, dir_okay=False),
            process: bool = typer.Option(True, help="Run the worker once after uploading."),
            as_json: bool = JsonOpt) -> None:
     """Upload a dataset to datasets/<model>/ (starts validation -> training)."""
-    from mlops_kit.runtime import run_once
-    from mlops_kit.runtime import upload as do_upload
+    from mlops_kit.local.worker import run_once
+    from mlops_kit.local.worker import upload as do_upload
 
     try:
         b = backend()
@@ -143,7 +143,7 @@ def labels(file: Path = typer.Argument(..., exists=True, dir_okay=False),
     """Upload late ground truth (request_id + target column) to labels/<model>/."""
     from mlops_kit.core.layout import LABELS, safe_filename
     from mlops_kit.core.spec import check_name
-    from mlops_kit.runtime import put_object, run_once
+    from mlops_kit.local.worker import put_object, run_once
 
     try:
         b = backend()
@@ -186,7 +186,7 @@ def worker(once: bool = typer.Option(False, "--once", help="Drain the queues and
     """Process the validation and training queues (the local runtime)."""
     import time
 
-    from mlops_kit.runtime import run_once
+    from mlops_kit.local.worker import run_once
 
     b = backend()
     if once:
@@ -212,8 +212,8 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
                                        help="Allow anonymous requests (explicit opt-out)."),
           as_json: bool = JsonOpt) -> None:
     """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2)."""
-    from mlops_kit.auth import ensure_token
-    from mlops_kit.server import ServerThread, build_api
+    from mlops_kit.local.auth import ensure_token
+    from mlops_kit.local.server import ServerThread, build_api
 
     b = backend()
     ws = Path(b.settings.workspace)
@@ -237,7 +237,7 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
 @app.command()
 def token(rotate: bool = typer.Option(False, "--rotate"), as_json: bool = JsonOpt) -> None:
     """Create (or --rotate) the local server's bearer token; it is shown once."""
-    from mlops_kit.auth import ensure_token, rotate_token
+    from mlops_kit.local.auth import ensure_token, rotate_token
 
     ws = Path(settings().workspace)
     value = rotate_token(ws) if rotate else ensure_token(ws)
@@ -254,7 +254,7 @@ def predict(model: str = typer.Argument(...),
             file: Path = typer.Option(None, "--file", "-f", exists=True),
             as_json: bool = JsonOpt) -> None:
     """Predict in-process with the champion (same code path as the server)."""
-    from mlops_kit.core.http_api import parse_json_body
+    from mlops_kit.core.serving.http_api import parse_json_body
 
     try:
         raw = file.read_bytes() if file else (data or "").encode()
@@ -430,8 +430,8 @@ def registry_challenger(model: str, version: int = typer.Argument(None),
 def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours"),
             as_json: bool = JsonOpt) -> None:
     """Run monitoring now: drift and live quality over captured requests."""
-    from mlops_kit.core.monitoring import run_monitor
-    from mlops_kit.runtime import announcer
+    from mlops_kit.core.monitoring.monitor import run_monitor
+    from mlops_kit.local.worker import announcer
 
     try:
         b = backend()
@@ -457,12 +457,14 @@ def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours
 
 
 def main() -> None:
-    from mlops_kit import cloud_cli, demo, monitor_cli  # noqa: F401  (register their commands on the app)
+    from mlops_kit.cli import cloud as cloud_cli
+    from mlops_kit.cli import demo
+    from mlops_kit.cli import monitor as monitor_cli
 
     app()
 
 
-if __name__ == "__main__":  # `python -m mlops_kit.cli`: run the importable module's app
-    from mlops_kit.cli import main as _main
+if __name__ == "__main__":  # `python -m mlops_kit.cli.app`: run the importable module's app
+    from mlops_kit.cli.app import main as _main
 
     _main()

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from mlops_kit.core import layout
-from mlops_kit.core.lifecycle import on_object_created, train_job
+from mlops_kit.core.pipeline import on_object_created, train_job
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.ports import Message, Queue
-from mlops_kit.wiring import Backend
+from mlops_kit.bootstrap import Backend
 
-log = logging.getLogger("mlops_kit.runtime")
+log = logging.getLogger("mlops_kit.local.worker")
 
 
 def upload(backend: Backend, path: str | Path, model: str, *, name: str | None = None) -> dict:

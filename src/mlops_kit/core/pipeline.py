@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from mlops_kit import __version__
 from mlops_kit.core import layout
-from mlops_kit.core.registry import REGISTERED, REJECTED, Registry, decide_promotion
+from mlops_kit.core.registry.model_registry import REGISTERED, REJECTED, Registry, decide_promotion
 from mlops_kit.core.spec import ModelSpec, load_spec_bytes
 from mlops_kit.errors import (
     MlopsKitError,
@@ -31,7 +31,7 @@ ACTOR = "mlops-kit/train"
 
 @dataclass
 class Context:
-    """Everything a use case may touch. Built by mlops_kit.wiring (the composition root)."""
+    """Everything a use case may touch. Built by mlops_kit.bootstrap (the composition root)."""
 
     store: ObjectStore
     table: KeyValueTable
@@ -100,7 +100,7 @@ def on_object_created(ctx: Context, key: str, etag: str | None = None,
     if parsed.kind == "dataset":
         return validate_upload(ctx, parsed.model, key, etag=etag, version_id=version_id)
     if parsed.kind == "labels":
-        from mlops_kit.core.monitoring import ingest_labels
+        from mlops_kit.core.monitoring.monitor import ingest_labels
 
         return ingest_labels(ctx, parsed.model, key)
     return {"status": "ignored", "key": key, "reason": f"{parsed.kind} objects start nothing"}
@@ -110,7 +110,7 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
                     version_id: str | None = None) -> dict[str, Any]:
     """Validate an uploaded dataset. Idempotent per (key, etag): a redelivered event for the
     same object does nothing twice. Pass -> a training job; fail -> quarantine copy + report."""
-    from mlops_kit.core.validation import detect_format, validate_dataset
+    from mlops_kit.core.validation.validator import detect_format, validate_dataset
 
     info = ctx.store.head(key)
     etag = etag or info.etag
@@ -178,10 +178,10 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     """Train -> export -> parity -> register -> promote. Idempotent on (dataset sha256, spec
     hash); artifacts are written before the registry entry, so a crash leaves at most a
     `pending` version (never served) that the retry completes."""
-    from mlops_kit.core.drift import build_prediction_profile
-    from mlops_kit.core.export import parity_check, to_onnx
-    from mlops_kit.core.training import read_frame, train
-    from mlops_kit.core.validation import detect_format
+    from mlops_kit.core.monitoring.drift import build_prediction_profile
+    from mlops_kit.core.training.export import parity_check, to_onnx
+    from mlops_kit.core.training.pipeline import read_frame, train
+    from mlops_kit.core.validation.validator import detect_format
 
     model = job["model"]
     spec = load_spec(ctx.store, model)
@@ -312,7 +312,7 @@ def _champion_on_holdout(ctx: Context, spec: ModelSpec, result) -> tuple[dict | 
     with like. Falls back to the champion's recorded metrics if its features differ."""
     from mlops_kit.core.features import columns_to_inputs
     from mlops_kit.core.metrics import compute_metrics
-    from mlops_kit.core.service import ModelService
+    from mlops_kit.core.serving.service import ModelService
 
     version = ctx.registry.champion_version(spec.name)
     if version is None:

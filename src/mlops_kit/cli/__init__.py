@@ -1,0 +1,3 @@
+from mlops_kit.cli.app import main
+
+__all__ = ["main"]
