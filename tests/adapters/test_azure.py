@@ -321,7 +321,7 @@ def test_factory_builds_every_port_on_provisioned_resources(azurite, azure):
                    "transaction as MODEL#<name> rows; the lead reworks it")
 def test_registry_transactions_stay_in_one_partition(atable):
     from mlops_kit.clock import SystemClock
-    from mlops_kit.core.registry import Registry
+    from mlops_kit.core.registry.model_registry import Registry
 
     reg = Registry(atable, SystemClock())
     res = reg.reserve_version("churn", "run-1", {"dataset": "datasets/churn/a.csv"})

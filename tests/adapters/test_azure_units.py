@@ -91,7 +91,7 @@ def test_missing_sdk_is_a_friendly_error_naming_the_extra():
 
 
 def test_local_backend_never_imports_azure(tmp_path):
-    code = ("import sys\nfrom mlops_kit.settings import Settings\nfrom mlops_kit.wiring import "
+    code = ("import sys\nfrom mlops_kit.settings import Settings\nfrom mlops_kit.bootstrap import "
             f"build_backend\nbuild_backend(Settings(workspace={str(tmp_path)!r}))\n"
             "print([m for m in sys.modules if m == 'azure' or m.startswith('azure.')])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,1 +1,2 @@
-"""Cloud emulators on one machine: Azurite for the Azure backend (azurite.py)."""
+"""Clouds on one machine: moto server + pumps + gateway for AWS (emulator.py); Azurite, the
+Azure Storage emulator, installed and run by azurite.py."""
