@@ -171,11 +171,11 @@ def prepare_models(workdir: Path, smoke: bool = False) -> dict[str, Any]:
     import joblib
     import yaml
 
+    from mlops_kit.bootstrap import local_backend
     from mlops_kit.core.spec import parse_spec
     from mlops_kit.core.synthetic import churn_csv
     from mlops_kit.core.training.pipeline import read_frame, train
     from mlops_kit.local.worker import run_once, upload
-    from mlops_kit.bootstrap import local_backend
 
     rows = 600 if smoke else TRAIN_ROWS
     backend = local_backend(settings_for(ws, capture=False))

@@ -40,14 +40,12 @@ def timed(stages: dict[str, float], stage: str, fn):
 def run_kit(workdir: Path, data: Path, model: str, spec_d: dict) -> dict[str, float]:
     import yaml
 
-    from mlops_kit.core.training import export
-
-    from mlops_kit.core.training import pipeline as training
-
-    from mlops_kit.core.validation import validator as validation
-    from mlops_kit.core.registry.model_registry import Registry
-    from mlops_kit.local.worker import run_once, upload
     from mlops_kit.bootstrap import local_backend
+    from mlops_kit.core.registry import Registry
+    from mlops_kit.core.training import export
+    from mlops_kit.core.training import pipeline as training
+    from mlops_kit.core.validation import validator as validation
+    from mlops_kit.local.worker import run_once, upload
 
     stages: dict[str, float] = defaultdict(float)
     patches = [(validation, "validate_dataset", "validate"), (training, "read_frame", "read"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from mlops_kit.settings import get_settings
 from mlops_kit.bootstrap import Backend, build_backend
+from mlops_kit.settings import get_settings
 
 _backend: Backend | None = None
 _lock = threading.Lock()

@@ -11,7 +11,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 import _wiring
-from mlops_kit.core.monitoring.monitor import emf_metrics, run_monitor
+from mlops_kit.adapters.aws.emf import emf_metrics
+from mlops_kit.core.monitoring.monitor import run_monitor
 from mlops_kit.errors import MlopsKitError
 
 logger = Logger(service="mlops-kit-monitor", stream=sys.stderr)  # stdout stays clean for --json

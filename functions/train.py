@@ -1,4 +1,4 @@
-"""train: SQS training jobs -> lifecycle.train_job (train, export ONNX, parity gate, register,
+"""train: SQS training jobs -> core.training.usecase.train_job (train, export ONNX, parity gate, register,
 promote). Idempotent on dataset sha256 + spec hash; artifacts first, registry entry last.
 Failures are reported per message (batchItemFailures) and end in the DLQ after the receive
 count."""
@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
-from mlops_kit.core.pipeline import train_job
+from mlops_kit.core.training.usecase import train_job
 
 logger = Logger(service="mlops-kit-train", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

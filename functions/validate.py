@@ -1,4 +1,4 @@
-"""validate: an SQS batch of S3 notifications -> lifecycle.on_object_created per object.
+"""validate: an SQS batch of S3 notifications -> core.pipeline.on_object_created per object.
 
 S3 test events are ignored; keys are URL-decoded; the core is idempotent per key + etag
 (delivery is at-least-once). A failing message is reported in batchItemFailures so only it is

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_kit.core.synthetic import churn_csv
 from mlops_kit.bootstrap import Backend
+from mlops_kit.core.synthetic import churn_csv
 from tests.support import FAST_SPEC, apply_spec, make_backend
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
+from mlops_kit.bootstrap import Backend, local_backend
 from mlops_kit.core.synthetic import CHURN_SPEC
 from mlops_kit.settings import Settings
-from mlops_kit.bootstrap import Backend, local_backend
 
 FAST_SPEC = {**CHURN_SPEC, "estimator": {"kind": "logistic_regression", "params": {}}}
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from mlops_kit.adapters.local import FileNotifier, FileObjectStore, SqliteQueue, SqliteTable
 from mlops_kit.clock import SystemClock
+from mlops_kit.core.context import Context
 from mlops_kit.core.serving.capture import CaptureBuffer
-from mlops_kit.core.pipeline import Context
 from mlops_kit.ports import Clock, Queue
 from mlops_kit.settings import Settings
 

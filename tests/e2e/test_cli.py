@@ -16,7 +16,7 @@ from tests.support import FAST_SPEC, feature_records
 
 def cli(ws, *args, check=True):
     env = {**os.environ, "MLOPSKIT_WORKSPACE": str(ws)}
-    r = subprocess.run([sys.executable, "-m", "mlops_kit.cli.app", *args], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "mlops_kit", *args], capture_output=True,
                        text=True, env=env, timeout=300)
     if check and r.returncode != 0:
         raise AssertionError(f"exit {r.returncode}\n{r.stdout}\n{r.stderr}")
@@ -91,7 +91,7 @@ def test_quarantine_through_cli(tmp_path):
 
 @pytest.mark.slow
 def test_demo_json(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "mlops_kit.cli.app", "demo", "--json", "--workspace",
+    r = subprocess.run([sys.executable, "-m", "mlops_kit", "demo", "--json", "--workspace",
                         str(tmp_path / "demo"), "--rows", "1500"], capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr

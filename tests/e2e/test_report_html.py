@@ -16,10 +16,10 @@ from html.parser import HTMLParser
 import pytest
 from typer.testing import CliRunner
 
+from mlops_kit.bootstrap import local_backend
 from mlops_kit.clock import FixedClock
 from mlops_kit.core.monitoring.monitor import run_monitor
 from mlops_kit.core.monitoring.report_html import render_report
-from mlops_kit.bootstrap import local_backend
 from tests.support import feature_records
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age", "plan", "region",

@@ -43,10 +43,10 @@ def cloud():
     import yaml
 
     from mlops_kit.adapters.aws import client
+    from mlops_kit.bootstrap import aws_backend
     from mlops_kit.emulate.emulator import SqsPump, context_for, in_process, load_function
     from mlops_kit.settings import Settings
     from mlops_kit.topology import default_topology
-    from mlops_kit.bootstrap import aws_backend
 
     topo = default_topology()
     with in_process(topo, extra_env={"MLOPSKIT_REFRESH_SECONDS": "0",

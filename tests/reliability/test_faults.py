@@ -243,7 +243,7 @@ def test_crash_between_registry_write_and_promotion_is_finished_by_the_retry(bac
 def test_duplicate_of_a_promoted_version_changes_nothing(trained, tmp_path):
     """Redelivering a job whose version was already promoted is a no-op: no new version, no
     second history entry, the champion stays."""
-    from mlops_kit.core.pipeline import train_job
+    from mlops_kit.core.training.usecase import train_job
 
     reg = trained.ctx.registry
     record = reg.get_version("churn", 1)

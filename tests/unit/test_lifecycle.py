@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mlops_kit.core.pipeline import train_job
 from mlops_kit.core.synthetic import broken_churn_csv, churn_csv
+from mlops_kit.core.training.usecase import train_job
 from mlops_kit.local.worker import put_object, run_once, upload
 from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend
 
@@ -117,13 +117,13 @@ def test_minimum_metric_gate(backend, tmp_path):
 
 
 def test_parity_failure_rejects_version(backend, monkeypatch):
-    from mlops_kit.core.training import export
-    real = export.parity_check
+    from mlops_kit.core.training import usecase
+    real = usecase.parity_check
 
     def strict(spec, pipeline, onnx_bytes, X, tolerance=None):
         return real(spec, pipeline, onnx_bytes, X, 1e-15)
 
-    monkeypatch.setattr(export, "parity_check", strict)
+    monkeypatch.setattr(usecase, "parity_check", strict)
     apply_spec(backend, {**FAST_SPEC, "estimator": {"kind": "random_forest",
                                                     "params": {"n_estimators": 5}}})
     put_object(backend, "datasets/churn/a.csv", churn_csv(600, seed=4))

@@ -8,7 +8,7 @@ import pytest
 
 from mlops_kit.adapters.local import FileNotifier, SqliteTable
 from mlops_kit.clock import FixedClock
-from mlops_kit.core.registry.model_registry import Registry, decide_promotion
+from mlops_kit.core.registry import Registry, decide_promotion
 from mlops_kit.core.spec import PromotionPolicy
 from mlops_kit.errors import NotFound, PromotionRefused, RegistryConflict
 

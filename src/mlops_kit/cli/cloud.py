@@ -1,4 +1,4 @@
-"""CLI commands for the cloud code path: `invoke` and `emulate` (registered on mlops_kit.cli.app.app)."""
+"""CLI commands for the cloud code path: `invoke` and `emulate`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from pathlib import Path
 
 import typer
 
-from mlops_kit.cli.app import _state, app, emit, err
+from mlops_kit.cli.common import emit, err, handle_errors, state
 from mlops_kit.errors import MlopsKitError
+
+app = typer.Typer()
 
 FUNCTIONS = ["validate", "train", "serve", "monitor"]
 
 
 @app.command()
+@handle_errors
 def invoke(
     function: str = typer.Argument(..., help=f"One of {', '.join(FUNCTIONS)}."),
     event: Path = typer.Option(..., "--event", "-e", exists=True, dir_okay=False,
@@ -30,8 +33,8 @@ def invoke(
     from mlops_kit.emulate.emulator import context_for, load_function, reset_functions
     from mlops_kit.topology import default_topology
 
-    if _state.get("workspace"):
-        os.environ["MLOPSKIT_WORKSPACE"] = str(_state["workspace"])
+    if state.get("workspace"):
+        os.environ["MLOPSKIT_WORKSPACE"] = str(state["workspace"])
     try:
         payload = json.loads(event.read_text())
         module = load_function(function, functions)
@@ -53,6 +56,7 @@ def invoke(
 
 
 @app.command()
+@handle_errors
 def emulate(
     host: str = typer.Option("127.0.0.1", help="Interface for moto and the HTTP gateway."),
     port: int = typer.Option(0, help="Gateway port (0: a free one)."),

@@ -17,7 +17,9 @@ import typer
 from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from mlops_kit.cli.app import app, console, emit, settings
+from mlops_kit.cli.common import console, emit, handle_errors, settings
+
+app = typer.Typer()
 
 
 def _http(url: str, body: dict | None, token: str | None) -> tuple[int, dict]:
@@ -34,12 +36,12 @@ def _http(url: str, body: dict | None, token: str | None) -> tuple[int, dict]:
 
 
 def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[str, Any]:
-    from mlops_kit.local.auth import ensure_token
+    from mlops_kit.bootstrap import local_backend
     from mlops_kit.core.monitoring.monitor import run_monitor
     from mlops_kit.core.synthetic import CHURN_SPEC, broken_churn_csv, churn_csv, churn_records
-    from mlops_kit.local.worker import announcer, run_once, upload
+    from mlops_kit.local.auth import ensure_token
     from mlops_kit.local.server import ServerThread, build_api
-    from mlops_kit.bootstrap import local_backend
+    from mlops_kit.local.worker import announcer, run_once, upload
 
     if workspace.exists():
         shutil.rmtree(workspace)
@@ -138,6 +140,7 @@ def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[
 
 
 @app.command()
+@handle_errors
 def demo(workspace: Path = typer.Option(None, "--workspace", help="Default: a fresh temp dir."),
          rows: int = typer.Option(4000, min=300), as_json: bool = typer.Option(False, "--json")) -> None:
     """Run the whole lifecycle on the embedded local backend."""

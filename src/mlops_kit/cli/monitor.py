@@ -1,4 +1,4 @@
-"""`mlops-kit report MODEL`: the latest monitoring report (registered on mlops_kit.cli.app.app).
+"""`mlops-kit report MODEL`: the latest monitoring report .
 
 Human output: the summary and the drift table. --json: the report JSON. --path: write the HTML
 page to a local file and print its path. --open: the same, then open it in a browser."""
@@ -13,10 +13,40 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlops_kit.cli.app import app, backend, console, emit, fail
+from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
 from mlops_kit.core import layout
 from mlops_kit.core.spec import check_name
-from mlops_kit.errors import MlopsKitError, NotFound
+from mlops_kit.errors import NotFound
+
+app = typer.Typer()
+
+
+@app.command()
+@handle_errors
+def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours"),
+            as_json: bool = JsonOpt) -> None:
+    """Run monitoring now: drift and live quality over captured requests."""
+    from mlops_kit.core.monitoring.monitor import run_monitor
+    from mlops_kit.local.worker import announcer
+
+    b = backend()
+    report = run_monitor(b.ctx, model, window_hours=window_hours,
+                         announce=announcer(b) if b.settings.backend == "local" else None)
+
+    def human(r):
+        if r.get("status") != "ok":
+            console.print(f"{model}: {r.get('status')} — {r.get('reason', '')}")
+            return
+        drift = r["drift"]
+        t = Table("feature", "type", "psi", "drifted", "reasons")
+        for name, f in drift["features"].items():
+            t.add_row(name, f["type"], f"{f['psi']:.3f}",
+                      "[red]yes[/red]" if f["drifted"] else "no", "; ".join(f.get("reasons", [])))
+        console.print(t)
+        console.print(f"rows {r['rows']}  drifted: {'[red]yes[/red]' if r['drifted'] else 'no'}"
+                      f"  report: {r['report_key']}")
+
+    emit(report, as_json, human)
 
 
 def _html_file(store, key: str, model: str, stamp: str) -> Path:
@@ -29,6 +59,7 @@ def _html_file(store, key: str, model: str, stamp: str) -> Path:
 
 
 @app.command()
+@handle_errors
 def report(
     model: str,
     open_: bool = typer.Option(False, "--open", help="Open the HTML report in a browser."),
@@ -36,21 +67,18 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """The latest monitoring report of MODEL (run `mlops-kit monitor MODEL` to make one)."""
-    try:
-        check_name(model)
-        store = backend().ctx.store
-        base = f"{layout.REPORTS}{model}/monitoring/"
-        if not store.exists(base + "latest.json"):
-            raise NotFound(f"no monitoring report for {model!r} yet: run `mlops-kit monitor "
-                           f"{model}` first", field="model")
-        doc = json.loads(store.get(base + "latest.json"))
-        html_key = doc.get("html_key") or base + "latest.html"
-        if not store.exists(html_key):
-            html_key = base + "latest.html"
-        stamp = doc.get("generated_at", "latest").replace(":", "")[:15]
-        html_path = _html_file(store, html_key, model, stamp) if (open_ or path) else None
-    except MlopsKitError as exc:
-        fail(exc, as_json)
+    check_name(model)
+    store = backend().ctx.store
+    base = f"{layout.REPORTS}{model}/monitoring/"
+    if not store.exists(base + "latest.json"):
+        raise NotFound(f"no monitoring report for {model!r} yet: run `mlops-kit monitor "
+                       f"{model}` first", field="model")
+    doc = json.loads(store.get(base + "latest.json"))
+    html_key = doc.get("html_key") or base + "latest.html"
+    if not store.exists(html_key):
+        html_key = base + "latest.html"
+    stamp = doc.get("generated_at", "latest").replace(":", "")[:15]
+    html_path = _html_file(store, html_key, model, stamp) if (open_ or path) else None
     if html_path is not None:
         doc["html_path"] = str(html_path)
     if open_:

@@ -8,11 +8,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from mlops_kit.bootstrap import Backend
 from mlops_kit.core import layout
-from mlops_kit.core.pipeline import on_object_created, train_job
+from mlops_kit.core.pipeline import on_object_created
+from mlops_kit.core.training.usecase import train_job
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.ports import Message, Queue
-from mlops_kit.bootstrap import Backend
 
 log = logging.getLogger("mlops_kit.local.worker")
 

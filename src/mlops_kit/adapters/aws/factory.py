@@ -9,12 +9,12 @@ from mlops_kit.adapters.aws.notifier import SnsNotifier
 from mlops_kit.adapters.aws.queue import SqsQueue
 from mlops_kit.adapters.aws.store import PrefixRoutedStore, S3ObjectStore
 from mlops_kit.adapters.aws.table import DynamoTable
-from mlops_kit.core.pipeline import Context
+from mlops_kit.bootstrap import Backend
+from mlops_kit.core.context import Context
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.ports import Clock
 from mlops_kit.settings import Settings
 from mlops_kit.topology import ARTIFACTS, DATA, ENV_FOR, Topology, default_topology
-from mlops_kit.bootstrap import Backend
 
 REQUIRED = {"data_bucket": "data_store", "artifact_bucket": "artifact_store",
             "table_name": "table", "validate_queue_url": "validate_queue",

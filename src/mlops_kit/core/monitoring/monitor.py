@@ -10,271 +10,49 @@ numpy only (no scikit-learn, pandas or pyarrow): this runs in the light monitor 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import math
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 
 from mlops_kit.core import layout
-from mlops_kit.core.serving.capture import CAPTURE_PREFIX
-from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator, category_key
-from mlops_kit.core.metrics import compute_metrics
-from mlops_kit.core.spec import LOWER_IS_BETTER, ModelSpec, check_name, parse_spec
-from mlops_kit.errors import ConditionFailed
-from mlops_kit.ports import Absent, Equals, ObjectInfo
+from mlops_kit.core.monitoring.captures import chunks, iter_captures
+from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator
+from mlops_kit.core.monitoring.labels import LabelIndex
+from mlops_kit.core.monitoring.quality import Quality, quality_check
+from mlops_kit.core.monitoring.report_html import render_report
+from mlops_kit.core.monitoring.retrain import Announce, maybe_retrain
+from mlops_kit.core.spec import parse_spec
 
-__all__ = ["LabelIndex", "emf_metrics", "ingest_labels", "iter_captures", "load_labels",
-           "run_monitor"]
+__all__ = ["run_monitor"]
 
 log = logging.getLogger("mlops_kit.monitoring")
-CHUNK_ROWS = 1000
-MAX_LABELLED_ROWS = 1_000_000
-MONITOR_PK = "MONITOR#{model}"
-RETRAIN_SK = "RETRAIN"
-Announce = Callable[[str, ObjectInfo], None]
 
 
-# -- captures -----------------------------------------------------------------------------
-def _hour_prefixes(model: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
-    out, t = [], start.replace(minute=0, second=0, microsecond=0)
-    while t <= end:
-        out.append((f"{CAPTURE_PREFIX}{model}/{t:%Y-%m-%d}/{t:%H}/", t))
-        t += timedelta(hours=1)
-    return out
 
 
-def iter_captures(ctx, model: str, start: datetime, end: datetime,
-                  stats: dict[str, int] | None = None) -> Iterator[dict]:
-    """Captured rows with start <= at <= end, listing only the hour partitions of the window.
-    Timestamps are parsed only in the two partial hours at the window's edges."""
-    for prefix, hour in _hour_prefixes(model, start, end):
-        inside = hour >= start and hour + timedelta(hours=1) <= end
-        for info in ctx.store.list(prefix):
-            if stats is not None:
-                stats["objects"] = stats.get("objects", 0) + 1
-                stats["bytes"] = stats.get("bytes", 0) + info.size
-            with ctx.store.open(info.key) as f:
-                for line in io.TextIOWrapper(f, encoding="utf-8"):
-                    if not line.strip():
-                        continue
-                    row = json.loads(line)
-                    if not inside:
-                        try:
-                            at = datetime.fromisoformat(row["at"])
-                        except (KeyError, TypeError, ValueError):
-                            continue
-                        if at < start or at > end:
-                            continue
-                    yield row
 
 
-def _chunks(rows: Iterator[dict], size: int = CHUNK_ROWS) -> Iterator[list[dict]]:
-    chunk: list[dict] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
-# -- labels -------------------------------------------------------------------------------
-def _id_hash(ids: list[str]) -> np.ndarray:
-    # Python's str hash: 64 bits, stable within the process that builds and probes the index.
-    return np.fromiter((hash(i) for i in ids), dtype=np.int64, count=len(ids))
 
 
-class LabelIndex:
-    """Late ground truth keyed by captured row id (request_id, or request_id#i in a batch), as
-    sorted 64-bit id hashes + labels: ~12 bytes per label. Later files win for a repeated id."""
-
-    def __init__(self, hashes: np.ndarray, values: np.ndarray, files: int, read: int) -> None:
-        self.hashes, self.values, self.files, self.read = hashes, values, files, read
-        self.hit = np.zeros(hashes.size, dtype=bool)
-
-    @classmethod
-    def load(cls, ctx, model: str, target: str, *, numeric: bool) -> LabelIndex:
-        hashes: list[np.ndarray] = []
-        values: list[np.ndarray] = []
-        files = read = 0
-        for info in ctx.store.list(f"{layout.LABELS}{model}/"):
-            if not info.key.endswith(".csv"):
-                continue
-            files += 1
-            with ctx.store.open(info.key) as f:
-                reader = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8-sig"))
-                ids: list[str] = []
-                vals: list[Any] = []
-                for row in reader:
-                    rid = row.get("request_id") or row.get("id")
-                    v = row.get(target)
-                    if not rid or v is None or v.strip() == "":
-                        continue
-                    ids.append(rid.strip())
-                    vals.append(_label_value(v, numeric))
-                    if len(ids) >= CHUNK_ROWS * 10:
-                        hashes.append(_id_hash(ids))
-                        values.append(np.asarray(vals, dtype=np.float64 if numeric else object))
-                        read += len(ids)
-                        ids, vals = [], []
-                if ids:
-                    hashes.append(_id_hash(ids))
-                    values.append(np.asarray(vals, dtype=np.float64 if numeric else object))
-                    read += len(ids)
-        if not hashes:
-            return cls(np.empty(0, np.int64), np.empty(0, object), files, 0)
-        h = np.concatenate(hashes)
-        v = np.concatenate(values)
-        # keep the last occurrence of each id, then sort by hash for searchsorted
-        _, first_in_reversed = np.unique(h[::-1], return_index=True)
-        keep = h.size - 1 - first_in_reversed
-        order = np.argsort(h[keep], kind="stable")
-        return cls(h[keep][order], v[keep][order], files, read)
-
-    def __len__(self) -> int:
-        return int(self.hashes.size)
-
-    def lookup(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(mask of ids that have a label, their labels)."""
-        if not self.hashes.size or not ids:
-            return np.zeros(len(ids), dtype=bool), self.values[:0]
-        h = _id_hash(ids)
-        pos = np.minimum(np.searchsorted(self.hashes, h), self.hashes.size - 1)
-        found = self.hashes[pos] == h
-        self.hit[pos[found]] = True
-        return found, self.values[pos[found]]
 
 
-def _label_value(v: str, numeric: bool) -> Any:
-    if numeric:
-        try:
-            return float(v)
-        except ValueError:
-            return math.nan
-    return category_key(v.strip())
 
 
-def load_labels(ctx, model: str, target: str) -> dict[str, Any]:
-    """All labels as a dict (small label sets, tools and tests; monitoring uses LabelIndex)."""
-    labels: dict[str, Any] = {}
-    for info in ctx.store.list(f"{layout.LABELS}{model}/"):
-        if not info.key.endswith(".csv"):
-            continue
-        with ctx.store.open(info.key) as f:
-            for row in csv.DictReader(io.TextIOWrapper(f, encoding="utf-8-sig")):
-                rid = row.get("request_id") or row.get("id")
-                if rid and row.get(target) not in (None, ""):
-                    labels[rid] = row[target]
-    return labels
 
 
-def ingest_labels(ctx, model: str, key: str) -> dict[str, Any]:
-    """A labels upload: check its header (request_id + the target column) and count rows.
-    The labels are joined at the next monitoring run; nothing else happens now."""
-    from mlops_kit.core.pipeline import load_spec
-
-    check_name(model)
-    target = load_spec(ctx.store, model).target
-    rows = 0
-    with ctx.store.open(key) as f:
-        reader = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8-sig"))
-        header = reader.fieldnames or []
-        missing = [c for c in ("request_id", target) if c not in header
-                   and not (c == "request_id" and "id" in header)]
-        if missing:
-            reason = (f"{key}: labels need columns request_id and {target!r}; missing {missing} "
-                      f"(header: {header})")
-            ctx.notifier.publish(f"mlops-kit: labels for {model} rejected",
-                                 {"event": "labels_rejected", "model": model, "key": key,
-                                  "reason": reason})
-            return {"status": "labels_rejected", "model": model, "key": key, "reason": reason}
-        for row in reader:
-            rows += bool(row.get(target) not in (None, ""))
-    return {"status": "labels_received", "model": model, "key": key, "rows": rows}
 
 
-# -- live quality -------------------------------------------------------------------------
-class _Quality:
-    """Labelled rows of one model version (bounded), turned into training-named metrics."""
-
-    def __init__(self, numeric: bool) -> None:
-        self.numeric = numeric
-        self.y_true: list[np.ndarray] = []
-        self.y_pred: list[np.ndarray] = []
-        self.proba: list[np.ndarray] | None = []
-        self.kept = self.labelled = 0
-
-    def add(self, rows: list[dict], labels: np.ndarray) -> None:
-        self.labelled += len(rows)
-        room = MAX_LABELLED_ROWS - self.kept
-        if room <= 0:
-            return
-        rows, labels = rows[:room], labels[:room]
-        self.kept += len(rows)
-        if self.numeric:
-            self.y_true.append(labels.astype(np.float64))
-            self.y_pred.append(np.array([_float(r.get("prediction")) for r in rows]))
-            return
-        self.y_true.append(labels.astype(object))
-        self.y_pred.append(np.array([category_key(r.get("prediction")) for r in rows], object))
-        probs = [r.get("probabilities") for r in rows]
-        if self.proba is not None and all(isinstance(p, list) and p for p in probs) \
-                and len({len(p) for p in probs}) == 1:
-            self.proba.append(np.asarray(probs, dtype=np.float32))
-        else:
-            self.proba = None  # some rows without probabilities: no roc_auc / log_loss
-
-    def metrics(self, task: str, classes: list | None) -> dict[str, float]:
-        if not self.kept:
-            return {}
-        y_true, y_pred = np.concatenate(self.y_true), np.concatenate(self.y_pred)
-        if self.numeric:
-            ok = ~(np.isnan(y_true) | np.isnan(y_pred))
-            return _finite(compute_metrics(task, y_true[ok], y_pred[ok]))
-        keys = [category_key(c) for c in classes] if classes else None
-        proba = np.concatenate(self.proba).astype(np.float64) if self.proba else None
-        if proba is not None and (keys is None or proba.shape[1] != len(keys)):
-            proba = None
-        return _finite(compute_metrics(task, y_true.astype(str), y_pred.astype(str), proba, keys))
 
 
-def _float(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
 
 
-def _finite(d: dict[str, float]) -> dict[str, float]:
-    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and math.isfinite(v)}
 
 
-def _quality_check(spec: ModelSpec, champion: dict | None) -> tuple[bool, list[str]]:
-    mon = spec.monitoring
-    metric = mon.quality_metric or spec.promotion.metric
-    if mon.quality_minimum is None or not champion:
-        return False, []
-    if champion["labelled"] < mon.min_rows:
-        return False, []
-    value = champion["metrics"].get(metric)
-    if value is None:
-        return False, []
-    lower = metric in LOWER_IS_BETTER  # for log_loss/rmse/mae the "minimum" is a ceiling
-    bad = value > mon.quality_minimum if lower else value < mon.quality_minimum
-    if not bad:
-        return False, []
-    sign = ">" if lower else "<"
-    return True, [f"live {metric} {value:.3f} {sign} {mon.quality_minimum:g} "
-                  f"on {champion['labelled']} labelled rows"]
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -298,11 +76,11 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
     labels = LabelIndex.load(ctx, model, spec.target, numeric=numeric_target)
     features = FeatureDriftAccumulator(profile, spec)
     preds = PredictionAccumulator(profile["predictions"]) if profile.get("predictions") else None
-    quality: dict[str, _Quality] = {}
+    quality: dict[str, Quality] = {}
     counts: dict[str, dict[str, int]] = {}
     stats: dict[str, int] = {}
     names = spec.feature_names
-    for chunk in _chunks(iter_captures(ctx, model, start, end, stats)):
+    for chunk in chunks(iter_captures(ctx, model, start, end, stats)):
         served = []
         for r in chunk:
             v, role = str(r.get("version")), r.get("role") or "served"
@@ -324,7 +102,7 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
                     key = f"{r.get('version')}{'/shadow' if r.get('role') == 'shadow' else ''}"
                     groups.setdefault(key, []).append(i)
                 for key, idx in groups.items():
-                    quality.setdefault(key, _Quality(numeric_target)).add(
+                    quality.setdefault(key, Quality(numeric_target)).add(
                         [matched[i] for i in idx], values[np.asarray(idx)])
 
     rows = features.rows
@@ -363,7 +141,7 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
     base = f"{layout.REPORTS}{model}/monitoring/"
     report.update(report_key=f"{base}{stamp}.json", html_key=f"{base}{stamp}.html",
                   latest_key=f"{base}latest.json")
-    report["retrain"] = _maybe_retrain(ctx, spec, report, labels, start, end, announce)
+    report["retrain"] = maybe_retrain(ctx, spec, report, labels, start, end, announce)
     _store_report(ctx, report, base)
     if alerts:
         _alert(ctx, report)
@@ -399,7 +177,7 @@ def _quality_report(ctx, spec, model, record, quality, labels: LabelIndex, count
     champion = by_version.get(str(version))
     window_rows = sum(sum(c.values()) for c in counts.values())
     matched = sum(q.labelled for q in quality.values())
-    alert, reasons = _quality_check(spec, champion)
+    alert, reasons = quality_check(spec, champion)
     return {
         "metric": mon.quality_metric or spec.promotion.metric, "minimum": mon.quality_minimum,
         "training_metrics": record.get("metrics") or {},
@@ -452,7 +230,7 @@ def _alert(ctx, report: dict) -> None:
 
 
 def _store_report(ctx, report: dict, base: str) -> None:
-    from mlops_kit.core.monitoring.report_html import render_report
+
 
     body = json.dumps(report, indent=2, default=str).encode()
     html = render_report(report).encode()
@@ -463,127 +241,11 @@ def _store_report(ctx, report: dict, base: str) -> None:
     ctx.store.put(f"{base}latest.html", html, content_type="text/html; charset=utf-8")
 
 
-# -- retrain on drift ---------------------------------------------------------------------
-def _maybe_retrain(ctx, spec: ModelSpec, report: dict, labels: LabelIndex, start: datetime,
-                   end: datetime, announce: Announce | None) -> dict[str, Any]:
-    """Write datasets/<model>/retrain-<stamp>.csv (the champion's training CSV + labelled
-    captures of the window). Training then follows the ordinary upload path (validation ->
-    train), so the new data is validated and profiled like any upload. At most one retrain
-    per cooldown: the claim is a conditional write in the table (pk MONITOR#<model>)."""
-    mon, model = spec.monitoring, report["model"]
-    if not mon.retrain_on_drift:
-        return {"status": "disabled"}
-    if not report.get("drifted"):
-        return {"status": "not_needed"}
-    base_key = (report["lineage"].get("lineage") or {}).get("dataset_key")
-    if not base_key or not base_key.lower().endswith(".csv"):
-        return {"status": "skipped",
-                "reason": f"the champion's training data {base_key!r} is not a CSV the monitor "
-                          "can extend; upload a new dataset to retrain"}
-    now = ctx.clock.now()
-    pk = MONITOR_PK.format(model=model)
-    item = ctx.table.get(pk, RETRAIN_SK)
-    if item:
-        until = datetime.fromisoformat(item["last_at"]) + timedelta(hours=mon.retrain_cooldown_hours)
-        if now < until:
-            return {"status": "cooldown", "last_at": item["last_at"], "until": until.isoformat(),
-                    "last_dataset_key": item.get("dataset_key")}
-    key = f"{layout.DATASETS}{model}/retrain-{now:%Y%m%dT%H%M%S}.csv"
-    claim = {"last_at": now.isoformat(), "version": report["version"], "dataset_key": key,
-             "report_key": report["report_key"]}
-    try:
-        ctx.table.put(pk, RETRAIN_SK, claim, Equals("last_at", item["last_at"]) if item else Absent())
-    except ConditionFailed:
-        return {"status": "cooldown", "reason": "another monitoring run claimed the retrain"}
-    try:
-        info, added = _write_retrain_dataset(ctx, spec, base_key, key, labels, start, end)
-    except Exception:
-        # give the claim back so the next run retries instead of waiting out the cooldown
-        if item:
-            ctx.table.put(pk, RETRAIN_SK, {k: v for k, v in item.items() if k not in ("pk", "sk")},
-                          Equals("last_at", claim["last_at"]))
-        else:
-            ctx.table.delete(pk, RETRAIN_SK, Equals("last_at", claim["last_at"]))
-        raise
-    if announce is not None:
-        announce(key, info)
-    log.info("retrain requested for %s: %s (+%d labelled rows)", model, key, added)
-    return {"status": "requested", "trigger": "drift", "dataset_key": key,
-            "base_dataset_key": base_key, "labelled_rows_added": added,
-            "cooldown_until": (now + timedelta(hours=mon.retrain_cooldown_hours)).isoformat()}
 
 
-def _cell(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
 
 
-def _write_retrain_dataset(ctx, spec: ModelSpec, base_key: str, key: str, labels: LabelIndex,
-                           start: datetime, end: datetime) -> tuple[ObjectInfo, int]:
-    added = 0
-    fd, path = tempfile.mkstemp(suffix=".csv", prefix="mlops-kit-retrain-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            with ctx.store.open(base_key) as src:
-                reader = csv.reader(io.TextIOWrapper(src, encoding="utf-8-sig", newline=""))
-                header = next(reader, None) or [*spec.feature_names, spec.target]
-                writer.writerow(header)
-                for row in reader:
-                    writer.writerow(row)
-            features = set(spec.feature_names)
-            for chunk in _chunks(iter_captures(ctx, spec.name, start, end)):
-                chunk = [r for r in chunk if r.get("role") != "shadow"]
-                found, values = labels.lookup([str(r.get("id")) for r in chunk])
-                for r, y in zip([r for r, ok in zip(chunk, found, strict=True) if ok], values,
-                                strict=True):
-                    feats = r.get("features") or {}
-                    writer.writerow([_cell(y) if c == spec.target else
-                                     _cell(feats.get(c)) if c in features else "" for c in header])
-                    added += 1
-        return ctx.store.put_file(key, path), added
-    finally:
-        os.unlink(path)
 
 
-# -- CloudWatch Embedded Metric Format ------------------------------------------------------
-def _camel(name: str) -> str:
-    return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
 
 
-def emf_metrics(report: dict) -> dict[str, Any]:
-    """One EMF document for a monitoring report (the AWS monitor handler prints it as a line;
-    CloudWatch turns it into metrics under the mlops-kit namespace, dimension Model)."""
-    drift = report.get("drift") or {}
-    feats = drift.get("features") or {}
-    quality = report.get("quality") or {}
-    champion = quality.get("champion") or {}
-    values: dict[str, tuple[float, str]] = {
-        "CapturedRows": (report.get("rows", 0), "Count"),
-        "DriftedFeatures": (len(drift.get("drifted_features") or []), "Count"),
-        "MaxPSI": (max((f.get("psi", 0.0) for f in feats.values()), default=0.0), "None"),
-        "MissingRateAlerts": (len(drift.get("missing_rate_alerts") or []), "Count"),
-        "OutOfRangeAlerts": (len(drift.get("out_of_range_alerts") or []), "Count"),
-        "PredictionPSI": ((report.get("prediction_drift") or {}).get("psi", 0.0), "None"),
-        "LabelledRows": (champion.get("labelled", 0), "Count"),
-        "LabelCoverage": ((quality.get("labels") or {}).get("coverage", 0.0), "None"),
-        "Alerts": (len(report.get("alerts") or []), "Count"),
-        "InsufficientData": (int(report.get("status") == "insufficient_data"), "Count"),
-    }
-    for name, value in (champion.get("metrics") or {}).items():
-        values[f"Live{_camel(name)}"] = (value, "None")
-    values = {k: (float(v), u) for k, (v, u) in values.items()
-              if isinstance(v, (int, float)) and math.isfinite(v)}
-    stamp = report.get("generated_at")
-    ts = int(datetime.fromisoformat(stamp).timestamp() * 1000) if stamp else 0
-    return {
-        "_aws": {"Timestamp": ts, "CloudWatchMetrics": [{
-            "Namespace": "mlops-kit", "Dimensions": [["Model"]],
-            "Metrics": [{"Name": k, "Unit": u} for k, (_, u) in values.items()]}]},
-        "Model": report.get("model"), "Version": str(report.get("version")),
-        "Status": report.get("status"),
-        **{k: v for k, (v, _) in values.items()},
-    }

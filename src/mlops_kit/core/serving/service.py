@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
 from mlops_kit.core.serving.capture import CaptureBuffer, CapturedRequest
-from mlops_kit.core.registry.model_registry import CHALLENGER, CHAMPION, Registry
 from mlops_kit.core.serving.predictor import Predictor
 from mlops_kit.core.spec import check_name, parse_spec
 from mlops_kit.errors import IntegrityError, MlopsKitError, NotFound

@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.stats import OTHER_CATEGORY, numeric_freqs, quantile_edges
 from mlops_kit.core.validation.rules import (
     PROFILE_CATEGORIES,
     PROFILE_SAMPLE,
@@ -18,8 +20,6 @@ from mlops_kit.core.validation.rules import (
     Rule,
     fmt_bound,
 )
-from mlops_kit.core.monitoring.drift import OTHER_CATEGORY, numeric_freqs, quantile_edges
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 
 
 class Column:
@@ -223,3 +223,44 @@ def make_column(
         )
     col.feature = f
     return col
+
+
+# -- whole-file rules -----------------------------------------------------------------------
+def null_fraction(col: Column, rows: int, spec: ModelSpec) -> Rule:
+    cap = spec.validation.max_null_fraction
+    share = col.nulls / rows if rows else 0.0
+    r = Rule(
+        "null_fraction",
+        col.name,
+        lambda c: (
+            f"{col.name}: {share:.1%} missing, above validation.max_null_fraction {cap:.1%}"
+            if share > cap
+            else f"{col.name}: {share:.1%} missing (max {cap:.1%})"
+        ),
+    )
+    r.count = col.nulls if share > cap else 0
+    return r
+
+
+def class_balance(col: Column, spec: ModelSpec) -> Rule:
+    total = sum(col.counts.values())
+    floor = spec.validation.min_class_fraction
+    shares = {k: v / total for k, v in col.counts.items()} if total else {}
+    small = sorted(k for k, s in shares.items() if s < floor)
+    name = col.name
+    if len(shares) < 2:
+        msg = f"{name}: needs at least 2 classes, found {len(shares)} {sorted(shares)[:5]}"
+        count = 1
+    elif small:
+        msg = (
+            f"{name}: classes "
+            + ", ".join(f"{k!r} ({shares[k]:.1%})" for k in small[:10])
+            + f" are below validation.min_class_fraction {floor:.1%}"
+        )
+        count = len(small)
+    else:
+        msg = f"{name}: {len(shares)} classes, smallest {min(shares.values()):.1%}"
+        count = 0
+    r = Rule("class_balance", name, lambda c: msg)
+    r.count = count
+    return r

@@ -15,7 +15,7 @@ import io
 import math
 import tempfile
 import threading
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -26,8 +26,20 @@ import pyarrow.parquet as pq
 from mlops_kit.core.validation.columns import Column
 from mlops_kit.core.validation.rules import ARROW_ERRORS, HEADER_LIMIT, NULL_VALUES, Rule
 
-if TYPE_CHECKING:
-    from mlops_kit.core.validation.validator import Validator
+
+class Validator(Protocol):
+    """What a reader feeds (implemented by validator.Validator; a Protocol keeps the readers
+    below the validator in the import graph)."""
+
+    lim: int
+    parse: Rule
+    ragged_rows: list[int]
+    cols: dict[str, Column]
+
+    def check_header(self, names: list[str]) -> bool: ...
+    def add_batch(self, columns: dict[str, pa.Array], n: int) -> None: ...
+    def fail_parse(self, message: str) -> None: ...
+
 
 CSV_BLOCKS_AHEAD = 2  # CSV blocks read but not yet taken as batches (see _Prefixed)
 

@@ -8,10 +8,9 @@ parse, to name the offending rows.
 
 Example row numbers are 1-based data rows (the header is not counted; blank lines are skipped).
 
-The work is split across sibling modules (about 300 lines each): _validation_rules (report rules,
-header checks, constants), _profile (per-column counters and profile statistics) and
-_validation_readers (CSV / Parquet streaming and per-type normalisation). This module keeps the
-public API.
+The work is split across sibling modules (about 300 lines each): rules (report rules, header
+checks, constants), columns (per-column counters, whole-file rules and profile statistics) and
+readers (CSV / Parquet streaming and per-type normalisation). This module keeps the public API.
 """
 
 from __future__ import annotations
@@ -21,18 +20,16 @@ from typing import BinaryIO, Literal
 
 import pyarrow as pa
 
-from mlops_kit.core.validation.columns import Column, make_column
+from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.validation.columns import Column, class_balance, make_column, null_fraction
 from mlops_kit.core.validation.readers import add_column, scan_csv, scan_parquet
 from mlops_kit.core.validation.rules import (
     ARROW_ERRORS,
     NULL_VALUES,
     Rule,
-    class_balance,
     fix_rows,
     header_rules,
-    null_fraction,
 )
-from mlops_kit.core.spec import ModelSpec
 from mlops_kit.errors import ValidationError
 
 __all__ = ["NULL_VALUES", "ValidationResult", "detect_format", "validate_dataset"]

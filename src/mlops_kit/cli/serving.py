@@ -1,0 +1,76 @@
+"""`mlops-kit serve | token | predict`: HTTP inference on the local runtime."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from mlops_kit.cli.common import JsonOpt, backend, console, emit, err, handle_errors, settings
+
+app = typer.Typer()
+
+
+@app.command()
+@handle_errors
+def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
+          no_auth: bool = typer.Option(False, "--no-auth",
+                                       help="Allow anonymous requests (explicit opt-out)."),
+          as_json: bool = JsonOpt) -> None:
+    """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2)."""
+    from mlops_kit.local.auth import ensure_token
+    from mlops_kit.local.server import ServerThread, build_api
+
+    b = backend()
+    ws = Path(b.settings.workspace)
+    token = None
+    if not no_auth:
+        token = ensure_token(ws)
+        if token and not as_json:
+            err.print(f"[bold]API token (shown once, stored hashed):[/bold] {token}")
+    srv = ServerThread(build_api(b, auth=not no_auth, workspace=ws), host, port).start()
+    if as_json:  # one line a script can read: where to connect, and the token if new
+        sys.stdout.write(json.dumps({"url": srv.url, "auth": not no_auth, "token": token}) + "\n")
+        sys.stdout.flush()
+    else:
+        err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict)")
+    try:
+        srv._threads[0].join()
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+@app.command()
+@handle_errors
+def token(rotate: bool = typer.Option(False, "--rotate"), as_json: bool = JsonOpt) -> None:
+    """Create (or --rotate) the local server's bearer token; it is shown once."""
+    from mlops_kit.local.auth import ensure_token, rotate_token
+
+    ws = Path(settings().workspace)
+    value = rotate_token(ws) if rotate else ensure_token(ws)
+    if value is None:
+        err.print("a token already exists (stored hashed); use --rotate for a new one")
+        raise typer.Exit(1)
+    emit({"token": value}, as_json, lambda d: console.print(d["token"]))
+
+
+@app.command()
+@handle_errors
+def predict(model: str = typer.Argument(...),
+            data: str = typer.Option(None, "--data", "-d",
+                                     help='JSON: {"instances": [...]} or one record.'),
+            file: Path = typer.Option(None, "--file", "-f", exists=True),
+            as_json: bool = JsonOpt) -> None:
+    """Predict in-process with the champion (same code path as the server)."""
+    from mlops_kit.core.serving.http_api import parse_json_body
+
+    raw = file.read_bytes() if file else (data or "").encode()
+    body = parse_json_body(raw)
+    instances = body["instances"] if "instances" in body else [body]
+    svc = backend().service(capture=False)
+    out = svc.predict(model, instances)
+    emit(out, as_json)
+
+

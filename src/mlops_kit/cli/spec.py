@@ -1,0 +1,48 @@
+"""`mlops-kit spec apply|check`: model specs under specs/<model>.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
+
+app = typer.Typer(help="Model specs (specs/<model>.yaml).", no_args_is_help=True)
+
+
+@app.command("apply")
+@handle_errors
+def spec_apply(file: Path = typer.Argument(..., exists=True, dir_okay=False),
+               as_json: bool = JsonOpt) -> None:
+    """Check a spec and store it under specs/<name>.yaml."""
+    from mlops_kit.core.spec import load_spec_bytes
+
+    raw = file.read_bytes()
+    spec = load_spec_bytes(raw, source=str(file))
+    b = backend()
+    suffix = ".json" if raw.lstrip().startswith(b"{") else ".yaml"
+    for old in (".yaml", ".yml", ".json"):
+        if old != suffix:
+            b.ctx.store.delete(f"specs/{spec.name}{old}")
+    key = f"specs/{spec.name}{suffix}"
+    b.ctx.store.put(key, raw)
+    out = {"model": spec.name, "key": key, "spec_hash": spec.spec_hash(),
+           "task": spec.task.value, "features": len(spec.features)}
+    emit(out, as_json, lambda d: console.print(
+        f"[green]applied[/green] spec [bold]{d['model']}[/bold] -> {d['key']} "
+        f"({d['task']}, {d['features']} features)"))
+
+
+@app.command("check")
+@handle_errors
+def spec_check(file: Path = typer.Argument(..., exists=True, dir_okay=False),
+               as_json: bool = JsonOpt) -> None:
+    """Check a spec file without storing it."""
+    from mlops_kit.core.spec import load_spec_bytes
+
+    spec = load_spec_bytes(file.read_bytes(), source=str(file))
+    emit({"model": spec.name, "valid": True, "spec_hash": spec.spec_hash()}, as_json,
+         lambda d: console.print(f"[green]valid[/green] spec {d['model']}"))
+
+

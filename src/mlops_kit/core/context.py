@@ -1,0 +1,49 @@
+"""The typed Context every use case takes: the ports plus the registry built on them.
+
+Built by mlops_kit.bootstrap (the composition root); nothing in core builds adapters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_kit.core import layout
+from mlops_kit.core.registry import Registry
+from mlops_kit.core.spec import ModelSpec, load_spec_bytes
+from mlops_kit.errors import SpecError
+from mlops_kit.ports import Clock, KeyValueTable, Notifier, ObjectStore, Queue
+
+
+@dataclass
+class Context:
+    """Everything a use case may touch. Built by mlops_kit.bootstrap (the composition root)."""
+
+    store: ObjectStore
+    table: KeyValueTable
+    train_queue: Queue
+    notifier: Notifier
+    clock: Clock
+    registry: Registry = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.registry = Registry(self.table, self.clock, self.notifier)
+
+
+def load_spec(store: ObjectStore, model: str) -> ModelSpec:
+    for key in layout.spec_keys(model):
+        if store.exists(key):
+            spec = load_spec_bytes(store.get(key), source=key)
+            if spec.name != model:
+                raise SpecError(f"{key}: name is {spec.name!r} but the file is for {model!r}",
+                                field="name")
+            return spec
+    raise SpecError(
+        f"no spec for model {model!r}: upload specs/{model}.yaml first (mlops-kit spec apply)",
+        field="model",
+    )
+
+
+
+def to_json(obj: Any) -> bytes:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()

@@ -1,0 +1,236 @@
+"""Profiles and drift statistics shared by validation (the reference profile) and monitoring.
+
+numpy only: this runs in the light monitor function (no scipy, pandas or pyarrow). The p-values
+use the classic asymptotic approximations (Kolmogorov distribution for KS, Wilson-Hilferty for
+chi-square), which are accurate for the sample sizes monitoring sees (tens of rows and up).
+
+Profile entry shapes (produced by core.validation and build_prediction_profile):
+  numeric:     {"type": "numeric", "count", "null_rate", "mean", "std", "min", "max",
+                "edges": [interior cut points], "freqs": [len(edges)+1 shares], "sample": [...]}
+  categorical: {"type": "categorical", "null_rate", "freqs": {value: share}}
+Bins are (-inf, e0], (e0, e1], ..., (e_last, inf).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+# Profiles of high-cardinality columns keep the top values and lump the rest here.
+OTHER_CATEGORY = "__other__"
+
+
+NEW_CATEGORY_SHARE = 0.05  # new categories above this share of rows mean drift
+
+
+KS_P_VALUE = 0.01
+
+
+KS_MIN_STAT = 0.1
+
+
+JS_THRESHOLD = 0.1
+
+
+CHI2_P_VALUE = 0.01
+
+
+CHI2_MIN_EFFECT = 0.1  # Cramer's V: large samples make tiny differences "significant"
+
+
+PROFILE_SAMPLE = 1000
+
+
+# -- coercion -----------------------------------------------------------------------------
+def _missing(v: Any) -> bool:
+    return v is None or v == "" or (isinstance(v, float) and math.isnan(v))
+
+
+def to_float_array(values: Sequence | np.ndarray) -> np.ndarray:
+    """None / NaN / '' / unparseable text -> NaN; numbers and numeric strings -> float64."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        return values.astype(np.float64, copy=False).ravel()
+    if not any(v.__class__ is bool for v in values):
+        try:  # fast path: numbers, numeric strings and None (-> NaN) convert in C
+            return np.array(values, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            pass  # '' or text somewhere: element by element below
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        if _missing(v) or isinstance(v, bool):
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            out[i] = np.nan
+    return out
+
+
+def category_key(v: Any) -> str | None:
+    """One spelling per class: 1, 1.0, '1' and np.int64(1) are all '1'."""
+    if _missing(v):
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v)).lower()
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, np.integer):
+        return str(int(v))
+    return str(v)
+
+
+# -- distributions ------------------------------------------------------------------------
+def quantile_edges(sample: np.ndarray, bins: int = 10) -> list[float]:
+    """bins-1 interior cut points from quantiles, deduplicated for few-distinct-value data."""
+    sample = np.asarray(sample, dtype=np.float64)
+    sample = sample[~np.isnan(sample)]
+    if sample.size == 0:
+        return []
+    qs = np.quantile(sample, np.linspace(0, 1, bins + 1)[1:-1])
+    return [float(x) for x in np.unique(qs)]
+
+
+def numeric_freqs(values: np.ndarray, edges: list[float]) -> list[float]:
+    """Shares per bin (-inf,e0], (e0,e1], ..., (e_last,inf); NaN excluded. All zero if empty."""
+    arr = to_float_array(values)
+    arr = arr[~np.isnan(arr)]
+    counts = np.bincount(
+        np.searchsorted(np.asarray(edges, dtype=np.float64), arr, side="left"),
+        minlength=len(edges) + 1,
+    )
+    total = counts.sum()
+    return [float(c / total) if total else 0.0 for c in counts]
+
+
+def categorical_freqs(values: Sequence[str | None]) -> dict[str, float]:
+    counts: dict[str, int] = {}
+    for v in values:
+        key = category_key(v)
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
+    total = sum(counts.values())
+    return {k: c / total for k, c in counts.items()} if total else {}
+
+
+def numeric_profile(values: Sequence | np.ndarray, *, seed: int = 0) -> dict:
+    arr = to_float_array(values)
+    n = arr.size
+    good = arr[~np.isnan(arr)]
+    edges = quantile_edges(good)
+    rng = np.random.default_rng(seed)
+    sample = good if good.size <= PROFILE_SAMPLE else rng.choice(good, PROFILE_SAMPLE, False)
+    return {
+        "type": "numeric",
+        "count": int(good.size),
+        "null_rate": float(1 - good.size / n) if n else 0.0,
+        "mean": float(good.mean()) if good.size else 0.0,
+        "std": float(good.std()) if good.size else 0.0,
+        "min": float(good.min()) if good.size else 0.0,
+        "max": float(good.max()) if good.size else 0.0,
+        "edges": edges,
+        "freqs": numeric_freqs(good, edges) if good.size else [],
+        "sample": [float(x) for x in sample],
+    }
+
+
+def categorical_profile(values: Sequence) -> dict:
+    n = len(values)
+    keys = [category_key(v) for v in values]
+    present = [k for k in keys if k is not None]
+    return {
+        "type": "categorical",
+        "null_rate": float(1 - len(present) / n) if n else 0.0,
+        "freqs": categorical_freqs(present),
+    }
+
+
+# -- statistics ---------------------------------------------------------------------------
+def psi(ref_freqs: Sequence[float], cur_freqs: Sequence[float], eps: float = 1e-4) -> float:
+    """Population stability index; empty bins are floored at eps so the log stays finite."""
+    ref = np.clip(np.asarray(ref_freqs, dtype=np.float64), eps, None)
+    cur = np.clip(np.asarray(cur_freqs, dtype=np.float64), eps, None)
+    if ref.shape != cur.shape:
+        raise ValueError(f"psi needs equal bin counts, got {ref.size} and {cur.size}")
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def _kolmogorov_sf(lam: float) -> float:
+    """P(K > lam) for the Kolmogorov distribution: 2 * sum (-1)^(j-1) exp(-2 j^2 lam^2)."""
+    if lam < 0.2:  # the series converges slowly here and the tail is 1 to 1e-10 anyway
+        return 1.0
+    j = np.arange(1, 101, dtype=np.float64)
+    terms = 2.0 * (-1.0) ** (j - 1) * np.exp(-2.0 * j * j * lam * lam)
+    return float(min(1.0, max(0.0, terms.sum())))
+
+
+def ks_statistic(ref_sample: Sequence | np.ndarray, cur_values: Sequence | np.ndarray):
+    """Two-sample Kolmogorov-Smirnov statistic and asymptotic p-value (NaN excluded)."""
+    a = np.sort(_clean(ref_sample))
+    b = np.sort(_clean(cur_values))
+    if a.size == 0 or b.size == 0:
+        return 0.0, 1.0
+    grid = np.concatenate([a, b])
+    cdf_a = np.searchsorted(a, grid, side="right") / a.size
+    cdf_b = np.searchsorted(b, grid, side="right") / b.size
+    stat = float(np.max(np.abs(cdf_a - cdf_b)))
+    en = math.sqrt(a.size * b.size / (a.size + b.size))
+    # Stephens' small-sample correction (Numerical Recipes 14.3).
+    return stat, _kolmogorov_sf((en + 0.12 + 0.11 / en) * stat)
+
+
+def wasserstein(ref_sample: Sequence | np.ndarray, cur_values: Sequence | np.ndarray) -> float:
+    """Earth mover's distance between the two empirical CDFs, divided by the reference std."""
+    a = np.sort(_clean(ref_sample))
+    b = np.sort(_clean(cur_values))
+    if a.size == 0 or b.size == 0:
+        return 0.0
+    grid = np.sort(np.concatenate([a, b]))
+    widths = np.diff(grid)
+    cdf_a = np.searchsorted(a, grid[:-1], side="right") / a.size
+    cdf_b = np.searchsorted(b, grid[:-1], side="right") / b.size
+    dist = float(np.sum(np.abs(cdf_a - cdf_b) * widths))
+    scale = float(a.std())
+    return dist / scale if scale > 0 else dist
+
+
+def jensen_shannon(ref: Mapping[str, float], cur: Mapping[str, float]) -> float:
+    """Jensen-Shannon divergence in bits (0 = identical, 1 = disjoint)."""
+    keys = sorted(set(ref) | set(cur))
+    p = np.array([float(ref.get(k, 0.0)) for k in keys])
+    q = np.array([float(cur.get(k, 0.0)) for k in keys])
+    if p.sum() <= 0 or q.sum() <= 0:
+        return 0.0
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2
+
+    def kl(x: np.ndarray) -> float:
+        mask = x > 0
+        return float(np.sum(x[mask] * np.log2(x[mask] / m[mask])))
+
+    return float(min(1.0, max(0.0, 0.5 * kl(p) + 0.5 * kl(q))))
+
+
+def chi2_test(ref: Mapping[str, float], cur_counts: Mapping[str, int], eps: float = 1e-4):
+    """Goodness of fit of current counts to reference shares; p via Wilson-Hilferty."""
+    keys = sorted(set(ref) | set(cur_counts))
+    observed = np.array([float(cur_counts.get(k, 0)) for k in keys])
+    total = observed.sum()
+    if total <= 0 or len(keys) < 2:
+        return 0.0, 1.0
+    shares = np.array([max(float(ref.get(k, 0.0)), eps) for k in keys])
+    expected = shares / shares.sum() * total
+    stat = float(np.sum((observed - expected) ** 2 / expected))
+    if stat <= 0:
+        return 0.0, 1.0  # Wilson-Hilferty is poor near 0 with few degrees of freedom
+    k = len(keys) - 1
+    z = ((stat / k) ** (1 / 3) - (1 - 2 / (9 * k))) / math.sqrt(2 / (9 * k))
+    return stat, float(0.5 * math.erfc(z / math.sqrt(2)))
+
+
+def _clean(values: Sequence | np.ndarray) -> np.ndarray:
+    arr = to_float_array(values)
+    return arr[np.isfinite(arr)]

@@ -1,0 +1,180 @@
+"""The train use case: train -> export ONNX -> parity -> register -> promote, idempotent by
+run key; artifacts first, registry entry last."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from typing import Any
+
+from mlops_kit import __version__
+from mlops_kit.core import layout
+from mlops_kit.core.context import Context, load_spec, to_json
+from mlops_kit.core.datasets import HashingReader
+from mlops_kit.core.features import columns_to_inputs
+from mlops_kit.core.metrics import compute_metrics
+from mlops_kit.core.monitoring.drift import build_prediction_profile
+from mlops_kit.core.registry import REGISTERED, REJECTED, decide_promotion
+from mlops_kit.core.serving.service import ModelService
+from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.training.export import parity_check, to_onnx
+from mlops_kit.core.training.pipeline import read_frame, train
+from mlops_kit.core.validation.validator import detect_format
+from mlops_kit.errors import MlopsKitError, NotFound, PromotionRefused, RegistryConflict
+
+log = logging.getLogger("mlops_kit.train")
+ACTOR = "mlops-kit/train"
+
+
+def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
+    """Train -> export -> parity -> register -> promote. Idempotent on (dataset sha256, spec
+    hash); artifacts are written before the registry entry, so a crash leaves at most a
+    `pending` version (never served) that the retry completes."""
+    model = job["model"]
+    spec = load_spec(ctx.store, model)
+    run_key = f"{job['sha256']}:{spec.spec_hash()[:16]}"
+    lineage = {
+        "dataset_key": job["dataset_key"], "dataset_etag": job.get("etag"),
+        "dataset_version_id": job.get("version_id"), "dataset_sha256": job["sha256"],
+        "rows": job.get("rows"), "validation_report": job.get("report_key"),
+        "spec_hash": spec.spec_hash(), "package_version": __version__,
+        "estimator": spec.estimator.kind, "trigger": job.get("trigger", "upload"),
+    }
+    reservation = ctx.registry.reserve_version(model, run_key, lineage)
+    version = reservation.version
+    if reservation.record.get("status") != "pending":
+        return _resume_promotion(ctx, model, version, reservation.record)
+
+    fmt = detect_format(job["dataset_key"])
+    with ctx.store.open(job["dataset_key"]) as raw, tempfile.SpooledTemporaryFile(64 << 20) as tmp:
+        reader = HashingReader(raw)
+        if fmt == "parquet":  # Parquet needs a seekable file: spool it (to disk past 64 MB)
+            shutil.copyfileobj(reader, tmp, 1 << 20)
+            tmp.seek(0)
+            df = read_frame(tmp, fmt, spec)
+        else:
+            df = read_frame(reader, fmt, spec)
+        sha = reader.drain()
+    if sha != job["sha256"]:
+        ctx.registry.complete_version(model, version, {
+            "status": REJECTED, "reasons": ["dataset changed after validation; the new upload "
+                                            "is validated and trained on its own"]})
+        return {"status": "stale", "model": model, "version": version}
+
+    result = train(spec, df)
+    reasons: list[str] = []
+    try:
+        onnx_bytes = to_onnx(spec, result.pipeline)
+        parity = parity_check(spec, result.pipeline, onnx_bytes, result.X_holdout,
+                              spec.promotion.parity_tolerance)
+        parity_d = parity.to_dict()
+        if not parity.passed:
+            reasons.append(f"parity gate failed: {parity.reason}")
+    except MlopsKitError as exc:
+        onnx_bytes, parity_d = None, {"passed": False, "reason": exc.message}
+        reasons.append(f"ONNX export failed: {exc.message}")
+
+    prefix = layout.model_prefix(model, version)
+    sha256 = None
+    if onnx_bytes is not None:
+        sha256 = hashlib.sha256(onnx_bytes).hexdigest()
+        ctx.store.put(prefix + "model.onnx", onnx_bytes, content_type="application/octet-stream")
+    ctx.store.put(prefix + "spec.json", spec.canonical_json().encode(), content_type="application/json")
+    reference = json.loads(ctx.store.get(job["profile_key"])) if job.get("profile_key") else {}
+    reference["predictions"] = build_prediction_profile(result.holdout_predictions, spec.task.value)
+    ctx.store.put(prefix + "profile.json", to_json(reference), content_type="application/json")
+    ctx.store.put(prefix + "metrics.json", to_json(result.metrics), content_type="application/json")
+
+    champion_metrics, champion_version = _champion_on_holdout(ctx, spec, result)
+    promote, why_not, gates = decide_promotion(
+        spec.promotion, spec.higher_is_better(), result.metrics, parity_d.get("passed", False),
+        champion_metrics,
+    )
+    record = {
+        "status": REGISTERED if not reasons else REJECTED,
+        "reasons": reasons or why_not,
+        "sha256": sha256,
+        "artifact_key": prefix + "model.onnx" if onnx_bytes else None,
+        "metrics": result.metrics,
+        "parity": parity_d,
+        "params": result.params,
+        "classes": result.classes,
+        "task": spec.task.value,
+        "rows_train": result.rows_train,
+        "rows_holdout": result.rows_holdout,
+        "gates": gates,
+        "requires_approval": spec.promotion.require_approval,
+        "approved": False,
+        "lineage": lineage,
+    }
+    card = {"model": model, "version": version, "description": spec.description, **record}
+    ctx.store.put(prefix + "card.json", to_json(card), content_type="application/json")
+    # Registry entry last: only now does the version exist as registered/rejected.
+    record = ctx.registry.complete_version(model, version, record)
+    outcome = {"status": record["status"], "model": model, "version": version,
+               "metrics": result.metrics, "parity": parity_d, "reasons": record["reasons"],
+               "champion_before": champion_version, "promoted": False}
+    if record["status"] == REGISTERED and promote and not spec.promotion.require_approval:
+        try:
+            metric = spec.promotion.metric
+            ctx.registry.promote(model, version, actor=ACTOR,
+                                 reason=f"{metric}={result.metrics.get(metric):.4f} passed the "
+                                        "promotion policy",
+                                 expected=champion_version)
+            outcome["promoted"] = True
+        except (RegistryConflict, PromotionRefused) as exc:
+            outcome["reasons"] = [*outcome["reasons"], f"not promoted: {exc.message}"]
+    elif record["status"] == REGISTERED and promote:
+        outcome["reasons"] = [*outcome["reasons"], "awaiting manual approval"]
+    ctx.notifier.publish(
+        f"mlops-kit: {model} v{version} {record['status']}"
+        f"{' and promoted' if outcome['promoted'] else ''}",
+        {"event": "trained", **{k: outcome[k] for k in ("model", "version", "status", "promoted",
+                                                         "reasons")}},
+    )
+    return outcome
+
+
+def _resume_promotion(ctx: Context, model: str, version: int, record: dict) -> dict[str, Any]:
+    """A redelivered job whose version is already complete. If the first run died (or lost the
+    response) between the registry write and the promotion the policy granted, finish the
+    promotion now -- unless the alias ever pointed at this version or a newer one is champion."""
+    out = {"status": "duplicate", "model": model, "version": version,
+           "registry_status": record.get("status"), "promoted": False}
+    champion = ctx.registry.champion_version(model)
+    if (record.get("status") == REGISTERED and not record.get("reasons")
+            and not record.get("requires_approval") and (champion or 0) < version
+            and not any(h.get("to_version") == version for h in ctx.registry.history(model))):
+        try:
+            ctx.registry.promote(model, version, actor=ACTOR, expected=champion,
+                                 reason="promotion resumed after an interrupted training job")
+            out["promoted"] = True
+        except (RegistryConflict, PromotionRefused) as exc:
+            out["reasons"] = [f"not promoted: {exc.message}"]
+    return out
+
+
+def _champion_on_holdout(ctx: Context, spec: ModelSpec, result) -> tuple[dict | None, int | None]:
+    """Score the current champion on the candidate's holdout, so the gain gate compares like
+    with like. Falls back to the champion's recorded metrics if its features differ."""
+
+    version = ctx.registry.champion_version(spec.name)
+    if version is None:
+        return None, None
+    try:
+        champion = ModelService(ctx.store, ctx.registry).load_version(spec.name, version)
+        if not set(champion.spec.feature_names) <= set(result.X_holdout.columns):
+            raise NotFound("champion features differ")
+        # The holdout is already in the serving encoding (as the parity gate feeds it).
+        X = result.X_holdout
+        out = champion.run(columns_to_inputs(champion.spec, {c: X[c].tolist() for c in X}))
+        metrics = compute_metrics(spec.task.value, result.y_holdout, out["predictions"],
+                                  out.get("probabilities"), champion.classes)
+        return metrics, version
+    except MlopsKitError as exc:
+        log.warning("champion v%s not re-scored on the holdout (%s); using its recorded metrics",
+                    version, exc.message)
+        return ctx.registry.get_version(spec.name, version).get("metrics"), version
