@@ -72,20 +72,27 @@ def credential(client_id: str | None = None) -> Any:
         return _credentials[client_id]
 
 
+def _client_class(kind: str) -> Any:
+    if kind == "blob":
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient
+    if kind == "queue":
+        from azure.storage.queue import QueueServiceClient
+
+        return QueueServiceClient
+    from azure.data.tables import TableServiceClient
+
+    return TableServiceClient
+
+
 def _service(kind: str, account: StorageAccount) -> Any:
     key = (kind, account)
     found = _cache.get(key)
     if found is not None:
         return found
-    if kind == "blob":
-        from azure.storage.blob import BlobServiceClient as cls
-        options = {**COMMON, **BLOB_OPTIONS}
-    elif kind == "queue":
-        from azure.storage.queue import QueueServiceClient as cls
-        options = dict(COMMON)
-    else:
-        from azure.data.tables import TableServiceClient as cls
-        options = dict(COMMON)
+    cls = _client_class(kind)
+    options: dict[str, Any] = {**COMMON, **(BLOB_OPTIONS if kind == "blob" else {})}
     if account.connection_string:
         client = cls.from_connection_string(account.connection_string, **options)
     else:
