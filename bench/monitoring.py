@@ -24,7 +24,7 @@ ROWS_PER_OBJECT = 2000
 
 
 def make_captures(ws: Path, model: str, version: int, n: int) -> dict:
-    from mlops_kit.core.serving.capture import capture_hour_prefix
+    from mlops_kit.core.layout import capture_hour_prefix
     from mlops_kit.core.synthetic import churn_columns
 
     store_root = ws / "store"

@@ -4,16 +4,17 @@ The only place that chooses a backend. Handlers, the CLI and the local server ca
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_kit.adapters.local import FileNotifier, FileObjectStore, SqliteQueue, SqliteTable
 from mlops_kit.clock import SystemClock
 from mlops_kit.core.context import Context
 from mlops_kit.core.serving.capture import CaptureBuffer
+from mlops_kit.errors import MlopsKitError
 from mlops_kit.ports import Clock, Queue
-from mlops_kit.settings import Settings
+from mlops_kit.settings import Settings, get_settings
+from mlops_kit.topology import Topology, default_topology
 
 if TYPE_CHECKING:
     from mlops_kit.core.serving.service import ModelService
@@ -38,43 +39,35 @@ class Backend:
                             notifier=self.ctx.notifier, refresh_seconds=s.refresh_seconds)
 
 
+# backend name -> (factory module, the extra that installs its SDKs)
+FACTORIES = {
+    "local": ("mlops_kit.adapters.local.factory", None),
+    "aws": ("mlops_kit.adapters.aws.factory", "aws"),
+    "azure": ("mlops_kit.adapters.azure.factory", "azure"),
+}
+
+
+def build_backend(settings: Settings | None = None, clock: Clock | None = None,
+                  topology: Topology | None = None) -> Backend:
+    """The one place that turns settings into a backend (local | aws | azure)."""
+    settings = settings or get_settings()
+    module_name, extra = FACTORIES[settings.backend]
+    try:
+        factory = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if extra is None or (exc.name or "").startswith("mlops_kit"):
+            raise
+        raise MlopsKitError(f"the {settings.backend} backend needs {exc.name}: "
+                            f"pip install 'mlops-kit[{extra}]'", field="backend") from None
+    parts = factory.build(settings, topology or default_topology())
+    ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
+                  notifier=parts.notifier, clock=clock or SystemClock())
+    return Backend(ctx, parts.validate_queue, settings)
+
+
 def local_backend(settings: Settings, clock: Clock | None = None) -> Backend:
-    root = Path(settings.workspace).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    store = FileObjectStore(root / "store")
-    table = SqliteTable(root / "registry.db")
-    queues_db = root / "queues.db"
-    validate_q = SqliteQueue(queues_db, "validate", visibility_timeout=settings.validate_visibility_s,
-                             max_receives=settings.max_receives)
-    train_q = SqliteQueue(queues_db, "train", visibility_timeout=settings.train_visibility_s,
-                          max_receives=settings.max_receives)
-    notifier = FileNotifier(root / "notifications.jsonl")
-    ctx = Context(store=store, table=table, train_queue=train_q, notifier=notifier,
-                  clock=clock or SystemClock())
-    return Backend(ctx, validate_q, settings)
+    return build_backend(settings.model_copy(update={"backend": "local"}), clock)
 
 
 def aws_backend(settings: Settings, clock: Clock | None = None) -> Backend:
-    from mlops_kit.adapters.aws.factory import build_aws_backend
-
-    return build_aws_backend(settings, clock or SystemClock())
-
-
-def azure_backend(settings: Settings, clock: Clock | None = None) -> Backend:
-    from mlops_kit.adapters.azure.factory import build
-
-    parts = build(settings)
-    ctx = Context(store=parts["store"], table=parts["table"], train_queue=parts["train_queue"],
-                  notifier=parts["notifier"], clock=clock or SystemClock())
-    return Backend(ctx, parts["validate_queue"], settings)
-
-
-def build_backend(settings: Settings | None = None, clock: Clock | None = None) -> Backend:
-    from mlops_kit.settings import get_settings
-
-    settings = settings or get_settings()
-    if settings.backend == "aws":
-        return aws_backend(settings, clock)
-    if settings.backend == "azure":
-        return azure_backend(settings, clock)
-    return local_backend(settings, clock)
+    return build_backend(settings.model_copy(update={"backend": "aws"}), clock)

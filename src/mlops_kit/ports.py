@@ -138,3 +138,14 @@ class Notifier(Protocol):
 @runtime_checkable
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """What an adapter factory (adapters/<backend>/factory.py) hands the composition root."""
+
+    store: ObjectStore
+    table: KeyValueTable
+    validate_queue: Queue
+    train_queue: Queue
+    notifier: Notifier

@@ -291,22 +291,27 @@ def test_factory_builds_every_port_on_provisioned_resources(azurite, azure):
     parts = build(s, topo)
     for port, kind in [("store", ObjectStore), ("table", KeyValueTable),
                        ("validate_queue", Queue), ("train_queue", Queue), ("notifier", Notifier)]:
-        assert isinstance(parts[port], kind), port
-    parts["store"].put("datasets/m/a.csv", b"x")
-    parts["store"].put("models/m/1/model.onnx", b"y")
+        assert isinstance(getattr(parts, port), kind), port
+    parts.store.put("datasets/m/a.csv", b"x")
+    parts.store.put("models/m/1/model.onnx", b"y")
     blob = azure.blob()
     assert [b.name for b in blob.get_container_client(names.containers["data"]).list_blobs()] == [
         "datasets/m/a.csv"]
     assert [b.name for b in blob.get_container_client(names.containers["artifacts"]).list_blobs()
             ] == ["models/m/1/model.onnx"]
-    assert parts["train_queue"].visibility_timeout == topo.visibility_timeout("train")
-    assert parts["train_queue"].max_receives == topo.queue("train").max_receives
-    assert parts["validate_queue"].poison_name == f"{names.queues['validate']}-poison"
-    parts["notifier"].publish("mlops-kit: churn promoted", {"version": 2})
-    [alert] = parts["notifier"].messages()
+    assert parts.train_queue.visibility_timeout == topo.visibility_timeout("train")
+    assert parts.train_queue.max_receives == topo.queue("train").max_receives
+    assert parts.validate_queue.poison_name == f"{names.queues['validate']}-poison"
+    parts.notifier.publish("mlops-kit: churn promoted", {"version": 2})
+    [alert] = parts.notifier.messages()
     assert alert["subject"] == "mlops-kit: churn promoted" and alert["message"] == {"version": 2}
-    parts["table"].put("P", "S", {"a": 1})
-    assert parts["table"].get("P", "S")["a"] == 1
+    parts.table.put("P", "S", {"a": 1})
+    assert parts.table.get("P", "S")["a"] == 1
+    from mlops_kit.bootstrap import build_backend  # the composition root picks this factory
+
+    backend = build_backend(s, topology=topo)
+    assert backend.ctx.store.get("datasets/m/a.csv") == b"x"
+    assert backend.validate_queue.name == names.queues["validate"]
     for name in [*names.containers.values()]:
         blob.delete_container(name)
     for q in [*names.queues.values(), names.alerts]:

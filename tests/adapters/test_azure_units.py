@@ -73,7 +73,7 @@ def test_cloud_path_needs_an_account_name_and_never_a_key():
         build(Settings(backend="azure"))
     assert info.value.field == "azure_storage_account"
     parts = build(Settings(backend="azure", azure_storage_account="acct"))  # no request made yet
-    client = parts["table"]._service()
+    client = parts.table._service()
     assert client.url.startswith("https://acct.table.core.windows.net")
     assert type(client.credential).__name__ == "DefaultAzureCredential"
     assert "azure_connection_string" not in repr(Settings(azure_connection_string="x=y"))

@@ -20,7 +20,7 @@ def flow():
 
     from mlops_kit.adapters.aws import DynamoTable, client
     from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
-    from mlops_kit.emulate.emulator import SqsPump, context_for, in_process, load_function, make_gateway
+    from mlops_kit.emulate import SqsPump, context_for, in_process, load_function, make_gateway
     from mlops_kit.topology import default_topology
 
     topo = default_topology()

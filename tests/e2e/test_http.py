@@ -195,7 +195,8 @@ def test_captured_requests_are_batched(server):
 
 def test_serving_imports_no_sklearn():
     code = (
-        "import sys, mlops_kit.core.serving.service, mlops_kit.core.serving.http_api, mlops_kit.core.serving.predictor;"
+        "import sys, mlops_kit.core.serving.service, mlops_kit.core.serving.http_api,"
+        " mlops_kit.core.serving.predictor;"
         "bad=[m for m in ('sklearn','scipy','skl2onnx','pandas','pyarrow') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -24,7 +24,7 @@ def world():
 
     from mlops_kit.adapters.aws import client
     from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
-    from mlops_kit.emulate.emulator import in_process, load_function
+    from mlops_kit.emulate import in_process, load_function
 
     with in_process(extra_env={"MLOPSKIT_CAPTURE_MAX_AGE_S": "0",
                                "MLOPSKIT_REFRESH_SECONDS": "0"}) as res:

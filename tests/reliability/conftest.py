@@ -44,7 +44,7 @@ def cloud():
 
     from mlops_kit.adapters.aws import client
     from mlops_kit.bootstrap import aws_backend
-    from mlops_kit.emulate.emulator import SqsPump, context_for, in_process, load_function
+    from mlops_kit.emulate import SqsPump, context_for, in_process, load_function
     from mlops_kit.settings import Settings
     from mlops_kit.topology import default_topology
 

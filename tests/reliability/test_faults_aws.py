@@ -22,7 +22,7 @@ def upload(cloud, key: str, data: bytes) -> None:
 
 
 def serve(cloud, records) -> tuple[int, dict]:
-    from mlops_kit.emulate.emulator import context_for, http_api_event
+    from mlops_kit.emulate import context_for, http_api_event
 
     event = http_api_event("POST", "/v1/models/churn:predict",
                            {"content-type": "application/json"},

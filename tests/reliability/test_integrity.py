@@ -1,4 +1,4 @@
-"""Integrity beyond truncation (tests/unit/test_serving_routes.py covers a truncated artifact
+"""Integrity beyond truncation (tests/unit/serving/test_routes.py covers a truncated artifact
 with a previous champion loaded): a same-length bit flip, and a valid ONNX model swapped in
 under another version's key, are refused on a cold start too -- nothing is served, an alert
 is raised."""

@@ -12,7 +12,8 @@ import yaml
 from mlops_kit.adapters.aws.store import check_key
 from mlops_kit.adapters.local import FileObjectStore
 from mlops_kit.core import layout
-from mlops_kit.core.spec import MAX_SPEC_BYTES, check_name, load_spec_bytes
+from mlops_kit.core.layout import check_name
+from mlops_kit.core.spec import MAX_SPEC_BYTES, load_spec_bytes
 from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
 from mlops_kit.errors import InvalidName, SpecError
 from mlops_kit.local.worker import put_object, run_once

@@ -30,7 +30,7 @@ def invoke(
 ) -> None:
     """Run functions/FUNCTION.py's handler in-process on an event (like `sam local invoke`),
     against the configured backend (MLOPSKIT_BACKEND: local, or aws with its names)."""
-    from mlops_kit.emulate.emulator import context_for, load_function, reset_functions
+    from mlops_kit.emulate import context_for, load_function, reset_functions
     from mlops_kit.topology import default_topology
 
     if state.get("workspace"):
@@ -74,7 +74,7 @@ def emulate(
     Prints one JSON line (endpoint, names, inference URL), then runs until SIGINT/SIGTERM."""
     import logging
 
-    from mlops_kit.emulate.emulator import Emulator
+    from mlops_kit.emulate import Emulator
 
     logging.getLogger("mlops_kit.emulate.emulator").setLevel(logging.INFO)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines

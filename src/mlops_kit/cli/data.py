@@ -34,12 +34,11 @@ def upload(file: Path = typer.Argument(..., exists=True, dir_okay=False),
 def labels(file: Path = typer.Argument(..., exists=True, dir_okay=False),
            model: str = typer.Option(..., "--model", "-m"), as_json: bool = JsonOpt) -> None:
     """Upload late ground truth (request_id + target column) to labels/<model>/."""
-    from mlops_kit.core.layout import LABELS, safe_filename
-    from mlops_kit.core.spec import check_name
+    from mlops_kit.core.layout import labels_key
     from mlops_kit.local.worker import put_object, run_once
 
     b = backend()
-    key = f"{LABELS}{check_name(model)}/{safe_filename(file.name)}"
+    key = labels_key(model, file.name)
     out: dict[str, Any] = {"upload": put_object(b, key, file.read_bytes())}
     if b.settings.backend == "local":
         out["results"] = run_once(b)

@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from mlops_kit.cli.common import console, emit, handle_errors, settings
+from mlops_kit.core import layout
 
 app = typer.Typer()
 
@@ -58,7 +59,7 @@ def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[
         t = steps.add_task("spec: churn (binary classification, 7 features)")
         import yaml
 
-        b.ctx.store.put("specs/churn.yaml", yaml.safe_dump(CHURN_SPEC, sort_keys=False).encode())
+        b.ctx.store.put(layout.spec_key("churn"), yaml.safe_dump(CHURN_SPEC, sort_keys=False).encode())
         steps.update(t, description="spec applied: specs/churn.yaml")
 
         t = steps.add_task(f"dataset: {rows} synthetic customers with missing values")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
 from mlops_kit.core import layout
-from mlops_kit.core.spec import check_name
+from mlops_kit.core.layout import check_name
 from mlops_kit.errors import NotFound
 
 app = typer.Typer()
@@ -69,7 +69,7 @@ def report(
     """The latest monitoring report of MODEL (run `mlops-kit monitor MODEL` to make one)."""
     check_name(model)
     store = backend().ctx.store
-    base = f"{layout.REPORTS}{model}/monitoring/"
+    base = layout.reports_prefix(model, "monitoring")
     if not store.exists(base + "latest.json"):
         raise NotFound(f"no monitoring report for {model!r} yet: run `mlops-kit monitor "
                        f"{model}` first", field="model")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
+from mlops_kit.core import layout
 
 app = typer.Typer(help="Model specs (specs/<model>.yaml).", no_args_is_help=True)
 
@@ -24,8 +25,8 @@ def spec_apply(file: Path = typer.Argument(..., exists=True, dir_okay=False),
     suffix = ".json" if raw.lstrip().startswith(b"{") else ".yaml"
     for old in (".yaml", ".yml", ".json"):
         if old != suffix:
-            b.ctx.store.delete(f"specs/{spec.name}{old}")
-    key = f"specs/{spec.name}{suffix}"
+            b.ctx.store.delete(layout.spec_key(spec.name, old))
+    key = layout.spec_key(spec.name, suffix)
     b.ctx.store.put(key, raw)
     out = {"model": spec.name, "key": key, "spec_hash": spec.spec_hash(),
            "task": spec.task.value, "features": len(spec.features)}

@@ -1,12 +1,19 @@
-"""The object-store layout: a user-facing contract, identical on every backend."""
+"""The object-store layout: a user-facing contract, identical on every backend.
+
+Every object key, prefix and the model-name pattern are spelled here and nowhere else."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from posixpath import basename
 
-from mlops_kit.core.spec import check_name
 from mlops_kit.errors import InvalidName
+
+# Model and feature names end up in object keys, table keys and URL paths.
+NAME_PATTERN = "[a-z0-9][a-z0-9_-]{0,62}"
+NAME_RE = re.compile(f"^{NAME_PATTERN}$")
 
 SPECS = "specs/"
 DATASETS = "datasets/"
@@ -17,11 +24,32 @@ CAPTURES = "captures/"
 REPORTS = "reports/"
 DATASET_SUFFIXES = (".csv", ".parquet", ".pq")
 MAX_KEY_LEN = 900
+DATA_PREFIXES = (SPECS, DATASETS, QUARANTINE, LABELS)  # the data store
+ARTIFACT_PREFIXES = (MODELS, CAPTURES, REPORTS)  # the artifact store
+
+
+def check_name(value: str, what: str = "model name") -> str:
+    """Model/feature names end up in object keys and table keys: no traversal, no escapes."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise InvalidName(
+            f"{what} {value!r} is invalid: use 1-63 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit",
+            field="model" if what == "model name" else what,
+        )
+    return value
 
 
 def spec_keys(model: str) -> list[str]:
     m = check_name(model)
     return [f"{SPECS}{m}.yaml", f"{SPECS}{m}.yml", f"{SPECS}{m}.json"]
+
+
+def spec_key(model: str, suffix: str = ".yaml") -> str:
+    return f"{SPECS}{check_name(model)}{suffix}"
+
+
+def dataset_prefix(model: str) -> str:
+    return f"{DATASETS}{check_name(model)}/"
 
 
 def dataset_key(model: str, filename: str) -> str:
@@ -32,8 +60,42 @@ def quarantine_key(model: str, filename: str) -> str:
     return f"{QUARANTINE}{check_name(model)}/{safe_filename(filename)}"
 
 
+def retrain_dataset_key(model: str, at: datetime) -> str:
+    """Retrain on drift writes here; the upload trigger validates and trains it like any other."""
+    return f"{dataset_prefix(model)}retrain-{at:%Y%m%dT%H%M%S}.csv"
+
+
+def labels_prefix(model: str) -> str:
+    return f"{LABELS}{check_name(model)}/"
+
+
+def labels_key(model: str, filename: str) -> str:
+    return f"{labels_prefix(model)}{safe_filename(filename)}"
+
+
 def model_prefix(model: str, version: int) -> str:
-    return f"{MODELS}{check_name(model)}/{version:06d}/"
+    return f"{MODELS}{check_name(model)}/{int(version):06d}/"
+
+
+def artifact_key(model: str, version: int, name: str = "model.onnx") -> str:
+    return model_prefix(model, version) + name
+
+
+def capture_prefix(model: str) -> str:
+    return f"{CAPTURES}{check_name(model)}/"
+
+
+def capture_hour_prefix(model: str, at: datetime) -> str:
+    return f"{capture_prefix(model)}{at:%Y-%m-%d}/{at:%H}/"
+
+
+def reports_prefix(model: str, kind: str) -> str:
+    """kind: validation | monitoring."""
+    return f"{REPORTS}{check_name(model)}/{kind}/"
+
+
+def validation_report_key(model: str, filename: str, stamp: str, etag: str) -> str:
+    return f"{reports_prefix(model, 'validation')}{safe_filename(filename)}.{stamp}.{etag[:8]}.json"
 
 
 def safe_filename(name: str) -> str:

@@ -7,30 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from mlops_kit.errors import InvalidName, SpecError
+from mlops_kit.core import layout
+from mlops_kit.errors import SpecError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_SPEC_BYTES = 256 * 1024
 MAX_FEATURES = 1000
 MAX_SPEC_NODES = 100_000  # YAML aliases can expand a tiny file exponentially ("billion laughs")
 
-
-def check_name(value: str, what: str = "model name") -> str:
-    """Model/feature names end up in object keys and table keys: no traversal, no escapes."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise InvalidName(
-            f"{what} {value!r} is invalid: use 1-63 lowercase letters, digits, '-' or '_', "
-            "starting with a letter or digit",
-            field="model" if what == "model name" else what,
-        )
-    return value
 
 
 class Task(str, Enum):
@@ -157,7 +146,7 @@ class ModelSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
+        if not layout.NAME_RE.match(v):
             raise ValueError("must be 1-63 lowercase letters, digits, '-' or '_'")
         return v
 

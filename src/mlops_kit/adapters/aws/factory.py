@@ -1,4 +1,4 @@
-"""Settings -> AWS adapters -> a Backend (called by mlops_kit.bootstrap.aws_backend)."""
+"""Settings -> the AWS adapters (S3 routed by prefix to two buckets, SQS, DynamoDB, SNS)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from mlops_kit.adapters.aws.notifier import SnsNotifier
 from mlops_kit.adapters.aws.queue import SqsQueue
 from mlops_kit.adapters.aws.store import PrefixRoutedStore, S3ObjectStore
 from mlops_kit.adapters.aws.table import DynamoTable
-from mlops_kit.bootstrap import Backend
-from mlops_kit.core.context import Context
 from mlops_kit.errors import MlopsKitError
-from mlops_kit.ports import Clock
+from mlops_kit.ports import Adapters
 from mlops_kit.settings import Settings
 from mlops_kit.topology import ARTIFACTS, DATA, ENV_FOR, Topology, default_topology
 
@@ -36,18 +34,18 @@ def routed_store(settings: Settings, topology: Topology | None = None) -> Prefix
     return PrefixRoutedStore({p: buckets[st.name] for st in topology.stores for p in st.prefixes})
 
 
-def build_aws_backend(settings: Settings, clock: Clock, topology: Topology | None = None) -> Backend:
+def build(settings: Settings, topology: Topology) -> Adapters:
     missing = [f for f in REQUIRED if f != "topic_arn" and not getattr(settings, f)]
     if missing:
         names = ", ".join(ENV_FOR[REQUIRED[f]] for f in missing)
         raise MlopsKitError(f"the aws backend needs {names} (set by the deployment or `emulate`)",
                             field=missing[0])
-    topology = topology or default_topology()
     conn = {"region": settings.region, "endpoint_url": settings.endpoint_url}
     sqs, ddb, sns = (partial(client, name, **conn) for name in ("sqs", "dynamodb", "sns"))
-    validate_q = SqsQueue(settings.validate_queue_url, sqs, name="validate")
-    train_q = SqsQueue(settings.train_queue_url, sqs, name="train")
-    notifier = SnsNotifier(settings.topic_arn, sns) if settings.topic_arn else _NoNotifier()
-    ctx = Context(store=routed_store(settings, topology), table=DynamoTable(settings.table_name, ddb),
-                  train_queue=train_q, notifier=notifier, clock=clock)
-    return Backend(ctx, validate_q, settings)
+    return Adapters(
+        store=routed_store(settings, topology),
+        table=DynamoTable(settings.table_name, ddb),
+        validate_queue=SqsQueue(settings.validate_queue_url, sqs, name="validate"),
+        train_queue=SqsQueue(settings.train_queue_url, sqs, name="train"),
+        notifier=SnsNotifier(settings.topic_arn, sns) if settings.topic_arn else _NoNotifier(),
+    )

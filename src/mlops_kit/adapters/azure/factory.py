@@ -1,6 +1,6 @@
-"""Settings + topology -> the Azure adapters (the composition root builds its Context from them).
+"""Settings + topology -> the Azure adapters (bootstrap.build_backend builds its Context from them).
 
-    build(settings, topology) -> {"store", "table", "validate_queue", "train_queue", "notifier"}
+    build(settings, topology) -> ports.Adapters(store, table, validate_queue, train_queue, notifier)
 
 Names come from the settings (set by the deployment) and default to the topology's names.
 `provision` creates what a deployment would (containers, queues with their poison queues, the
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 
@@ -26,6 +25,7 @@ from mlops_kit.adapters.azure.queue import StorageQueue
 from mlops_kit.adapters.azure.store import BlobObjectStore
 from mlops_kit.adapters.azure.table import AzureTable
 from mlops_kit.adapters.routing import PrefixRoutedStore
+from mlops_kit.ports import Adapters
 from mlops_kit.settings import Settings
 from mlops_kit.topology import ARTIFACTS, DATA, Topology, default_topology
 
@@ -58,7 +58,7 @@ def account_of(settings: Settings) -> StorageAccount:
                           client_id=settings.azure_client_id)
 
 
-def build(settings: Settings, topology: Topology | None = None) -> dict[str, Any]:
+def build(settings: Settings, topology: Topology | None = None) -> Adapters:
     topology = topology or default_topology()
     account, names = account_of(settings), Names.of(settings, topology)
     blobs, queues, tables = (partial(f, account) for f in (blob_service, queue_service,
@@ -73,9 +73,9 @@ def build(settings: Settings, topology: Topology | None = None) -> dict[str, Any
                             visibility_timeout=topology.visibility_timeout(name),
                             max_receives=topology.queue(name).max_receives)
 
-    return {"store": store, "table": AzureTable(names.table, tables),
-            "validate_queue": queue("validate"), "train_queue": queue("train"),
-            "notifier": QueueNotifier(names.alerts, queues)}
+    return Adapters(store=store, table=AzureTable(names.table, tables),
+                    validate_queue=queue("validate"), train_queue=queue("train"),
+                    notifier=QueueNotifier(names.alerts, queues))
 
 
 def provision(settings: Settings, topology: Topology | None = None) -> Names:

@@ -54,7 +54,7 @@ class _DownloadReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         with mapped(f"read {self._what}"):
             data = self._dl.read(len(buffer))
         buffer[: len(data)] = data

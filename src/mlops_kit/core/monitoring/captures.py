@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from mlops_kit.core.serving.capture import CAPTURE_PREFIX
+from mlops_kit.core import layout
 
 CHUNK_ROWS = 1000
 
@@ -17,7 +17,7 @@ CHUNK_ROWS = 1000
 def _hour_prefixes(model: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
     out, t = [], start.replace(minute=0, second=0, microsecond=0)
     while t <= end:
-        out.append((f"{CAPTURE_PREFIX}{model}/{t:%Y-%m-%d}/{t:%H}/", t))
+        out.append((layout.capture_hour_prefix(model, t), t))
         t += timedelta(hours=1)
     return out
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from mlops_kit.core import layout
 from mlops_kit.core.context import load_spec
+from mlops_kit.core.layout import check_name
 from mlops_kit.core.monitoring.captures import CHUNK_ROWS
-from mlops_kit.core.spec import check_name
 from mlops_kit.core.stats import category_key
 
 
@@ -36,7 +36,7 @@ class LabelIndex:
         hashes: list[np.ndarray] = []
         values: list[np.ndarray] = []
         files = read = 0
-        for info in ctx.store.list(f"{layout.LABELS}{model}/"):
+        for info in ctx.store.list(layout.labels_prefix(model)):
             if not info.key.endswith(".csv"):
                 continue
             files += 1
@@ -96,7 +96,7 @@ def _label_value(v: str, numeric: bool) -> Any:
 def load_labels(ctx, model: str, target: str) -> dict[str, Any]:
     """All labels as a dict (small label sets, tools and tests; monitoring uses LabelIndex)."""
     labels: dict[str, Any] = {}
-    for info in ctx.store.list(f"{layout.LABELS}{model}/"):
+    for info in ctx.store.list(layout.labels_prefix(model)):
         if not info.key.endswith(".csv"):
             continue
         with ctx.store.open(info.key) as f:

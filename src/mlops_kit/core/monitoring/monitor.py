@@ -138,7 +138,7 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
     report["summary"] = _summary(report)
 
     stamp = end.strftime("%Y%m%dT%H%M%S")
-    base = f"{layout.REPORTS}{model}/monitoring/"
+    base = layout.reports_prefix(model, "monitoring")
     report.update(report_key=f"{base}{stamp}.json", html_key=f"{base}{stamp}.html",
                   latest_key=f"{base}latest.json")
     report["retrain"] = maybe_retrain(ctx, spec, report, labels, start, end, announce)

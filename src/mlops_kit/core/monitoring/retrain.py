@@ -57,7 +57,7 @@ def maybe_retrain(ctx, spec: ModelSpec, report: dict, labels: LabelIndex, start:
         if now < until:
             return {"status": "cooldown", "last_at": item["last_at"], "until": until.isoformat(),
                     "last_dataset_key": item.get("dataset_key")}
-    key = f"{layout.DATASETS}{model}/retrain-{now:%Y%m%dT%H%M%S}.csv"
+    key = layout.retrain_dataset_key(model, now)
     claim = {"last_at": now.isoformat(), "version": report["version"], "dataset_key": key,
              "report_key": report["report_key"]}
     try:

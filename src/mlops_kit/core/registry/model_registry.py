@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_kit.core.spec import check_name
+from mlops_kit.core.layout import check_name
 from mlops_kit.errors import ConditionFailed, NotFound, PromotionRefused, RegistryConflict
 from mlops_kit.ports import Absent, AbsentOrEquals, Clock, Equals, KeyValueTable, Notifier, Put
 

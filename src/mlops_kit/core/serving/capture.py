@@ -14,14 +14,8 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core.features import MISSING_CATEGORY
-from mlops_kit.core.spec import check_name
+from mlops_kit.core.layout import capture_hour_prefix
 from mlops_kit.ports import Clock, ObjectStore
-
-CAPTURE_PREFIX = "captures/"
-
-
-def capture_hour_prefix(model: str, at: datetime) -> str:
-    return f"{CAPTURE_PREFIX}{check_name(model)}/{at:%Y-%m-%d}/{at:%H}/"
 
 
 def row_id(request_id: str, index: int, batch_size: int) -> str:

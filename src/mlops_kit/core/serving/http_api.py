@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_kit import __version__
+from mlops_kit.core.layout import NAME_PATTERN
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.errors import MlopsKitError, NotFound, PayloadTooLarge, ValidationError
 
@@ -21,11 +22,11 @@ log = logging.getLogger("mlops_kit.http")
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 MAX_JSON_DEPTH = 32
 
-_V1_PREDICT = re.compile(r"^/v1/models/([a-z0-9][a-z0-9_-]{0,62}):predict$")
-_V1_MODEL = re.compile(r"^/v1/models/([a-z0-9][a-z0-9_-]{0,62})$")
-_V2_MODEL = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/(\d{1,9}))?$")
-_V2_INFER = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/(\d{1,9}))?/infer$")
-_V2_READY = re.compile(r"^/v2/models/([a-z0-9][a-z0-9_-]{0,62})(?:/versions/(\d{1,9}))?/ready$")
+_V1_PREDICT = re.compile(rf"^/v1/models/({NAME_PATTERN}):predict$")
+_V1_MODEL = re.compile(rf"^/v1/models/({NAME_PATTERN})$")
+_V2_MODEL = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?$")
+_V2_INFER = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?/infer$")
+_V2_READY = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?/ready$")
 _V2_DTYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
               "FP16", "FP32", "FP64", "BYTES"}
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from mlops_kit import __version__
+from mlops_kit.core.layout import NAME_PATTERN
 
 _ERROR = {"type": "object", "required": ["error"],
           "properties": {"error": {"type": "string"}, "code": {"type": "string"},
                          "field": {"type": "string"}}}
 _ERR_RESP = {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
 _MODEL = {"name": "model", "in": "path", "required": True,
-          "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}}
+          "schema": {"type": "string", "pattern": f"^{NAME_PATTERN}$"}}
 
 
 def openapi_document() -> dict:

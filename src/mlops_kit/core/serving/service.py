@@ -13,18 +13,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_kit.core.layout import artifact_key, check_name
 from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
 from mlops_kit.core.serving.capture import CaptureBuffer, CapturedRequest
 from mlops_kit.core.serving.predictor import Predictor
-from mlops_kit.core.spec import check_name, parse_spec
+from mlops_kit.core.spec import parse_spec
 from mlops_kit.errors import IntegrityError, MlopsKitError, NotFound
 from mlops_kit.ports import Notifier, ObjectStore
 
 log = logging.getLogger("mlops_kit.serving")
-
-
-def model_artifact_key(model: str, version: int, name: str = "model.onnx") -> str:
-    return f"models/{check_name(model)}/{int(version):06d}/{name}"
 
 
 def canary_share(request_id: str) -> float:
@@ -66,8 +63,8 @@ class ModelService:
         record = self.registry.get_version(model, version)
         if record.get("status") != "registered":
             raise NotFound(f"model {model!r} version {version} is not servable", field="version")
-        spec = parse_spec(json.loads(self.store.get(model_artifact_key(model, version, "spec.json"))))
-        onnx_bytes = self.store.get(model_artifact_key(model, version))
+        spec = parse_spec(json.loads(self.store.get(artifact_key(model, version, "spec.json"))))
+        onnx_bytes = self.store.get(artifact_key(model, version))
         return Predictor(
             onnx_bytes,
             spec,

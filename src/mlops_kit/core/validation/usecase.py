@@ -39,7 +39,7 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
         "spec_hash": spec.spec_hash(),
         "validated_at": ctx.clock.now().isoformat(),
     }
-    report_key = f"{layout.REPORTS}{model}/validation/{filename}.{stamp}.{etag[:8]}.json"
+    report_key = layout.validation_report_key(model, filename, stamp, etag)
     ctx.store.put(report_key, to_json(report), content_type="application/json")
     outcome: dict[str, Any] = {
         "model": model, "dataset_key": key, "passed": result.passed, "rows": result.rows,

@@ -17,10 +17,10 @@ import pytest
 from mlops_kit.adapters.aws.emf import emf_metrics
 from mlops_kit.bootstrap import local_backend
 from mlops_kit.clock import FixedClock
+from mlops_kit.core.layout import capture_hour_prefix
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.monitoring.labels import ingest_labels
 from mlops_kit.core.monitoring.monitor import run_monitor
-from mlops_kit.core.serving.capture import capture_hour_prefix
 from mlops_kit.errors import ConditionFailed
 from tests.support import FAST_SPEC, apply_spec, feature_records
 

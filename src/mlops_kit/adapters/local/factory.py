@@ -1,0 +1,30 @@
+"""Settings -> the embedded local adapters (files, SQLite table, SQLite queues, a JSONL notifier)
+under the workspace folder. State survives restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlops_kit.adapters.local.notifier import FileNotifier
+from mlops_kit.adapters.local.queue import SqliteQueue
+from mlops_kit.adapters.local.store import FileObjectStore
+from mlops_kit.adapters.local.table import SqliteTable
+from mlops_kit.ports import Adapters
+from mlops_kit.settings import Settings
+from mlops_kit.topology import Topology
+
+
+def build(settings: Settings, topology: Topology) -> Adapters:
+    root = Path(settings.workspace).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    queues_db = root / "queues.db"
+    return Adapters(
+        store=FileObjectStore(root / "store"),
+        table=SqliteTable(root / "registry.db"),
+        validate_queue=SqliteQueue(queues_db, "validate",
+                                   visibility_timeout=settings.validate_visibility_s,
+                                   max_receives=settings.max_receives),
+        train_queue=SqliteQueue(queues_db, "train", visibility_timeout=settings.train_visibility_s,
+                                max_receives=settings.max_receives),
+        notifier=FileNotifier(root / "notifications.jsonl"),
+    )

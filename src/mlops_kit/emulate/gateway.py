@@ -1,0 +1,72 @@
+"""A stdlib HTTP gateway that turns requests into HTTP API (payload 2.0) events for the serve
+handler, like API Gateway does."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from mlops_kit.emulate.events import http_api_event
+
+log = logging.getLogger("mlops_kit.emulate")
+
+MAX_BODY = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+
+
+def make_gateway(handler: Callable, context: Callable[[], Any], host: str = "127.0.0.1",
+                 port: int = 0) -> ThreadingHTTPServer:
+    class Gateway(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):
+            log.debug("%s %s", self.command, self.path[:100])
+
+        def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                if k.lower() != "content-length":
+                    self.send_header(k, v)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _handle(self) -> None:
+            try:
+                n = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                n = -1
+            if n < 0 or n > MAX_BODY:
+                self.close_connection = True
+                self._send(413 if n > 0 else 400, {"content-type": "application/json"},
+                           b'{"message":"Request Entity Too Large"}' if n > 0
+                           else b'{"message":"Bad Request"}')
+                return
+            body = self.rfile.read(n) if n else b""
+            event = http_api_event(self.command, self.path, dict(self.headers.items()), body,
+                                   source_ip=self.client_address[0],
+                                   host=self.headers.get("host", "localhost"))
+            try:
+                out = handler(event, context())
+                payload = out.get("body") or ""
+                data = base64.b64decode(payload) if out.get("isBase64Encoded") else payload.encode()
+                self._send(int(out.get("statusCode", 200)), out.get("headers") or {}, data)
+            except Exception:  # noqa: BLE001 - what API Gateway answers when the function fails
+                log.exception("serve invocation failed")
+                self._send(500, {"content-type": "application/json"},
+                           b'{"message":"Internal Server Error"}')
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+    server = ThreadingHTTPServer((host, port), Gateway)
+    server.daemon_threads = True
+    return server
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

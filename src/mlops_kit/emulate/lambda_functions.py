@@ -1,0 +1,84 @@
+"""Loading the handlers in functions/ the way Lambda does (a fresh module per function) and
+the context object they receive."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from mlops_kit.emulate.aws_resources import ACCOUNT
+from mlops_kit.topology import Topology
+
+_loaded: dict[Path, ModuleType] = {}
+
+
+def functions_dir(explicit: str | Path | None = None) -> Path:
+    """functions/ next to the working directory, else next to this source checkout."""
+    candidates = [Path(explicit)] if explicit else [
+        Path.cwd() / "functions", Path(__file__).resolve().parents[2] / "functions"]
+    for c in candidates:
+        if (c / "serve.py").is_file():
+            return c.resolve()
+    raise FileNotFoundError(f"no functions/ directory with the handlers in {candidates}")
+
+
+def load_function(name: str, directory: str | Path | None = None) -> ModuleType:
+    """Import functions/<name>.py the way Lambda does (its folder on sys.path), once."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise ValueError(f"function name {name!r} is invalid")
+    folder = functions_dir(directory)
+    path = folder / f"{name}.py"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("[a-z]*.py"))
+        raise FileNotFoundError(f"no function {name!r}; known: {', '.join(known)}")
+    if path not in _loaded:
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+        spec = importlib.util.spec_from_file_location(f"mlops_kit_fn_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        _loaded[path] = module
+    return _loaded[path]
+
+
+def reset_functions() -> None:
+    """Forget the handlers' cached backend (after the environment changed)."""
+    if "_wiring" in sys.modules:
+        sys.modules["_wiring"].reset()
+    for module in _loaded.values():
+        if hasattr(module, "_api"):
+            module._api = None
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    timeout_s: int = 60
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = self.invoked_function_arn or \
+            f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{self.function_name}"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self._deadline = time.monotonic() + self.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def context_for(topology: Topology, function: str) -> LambdaContext:
+    f = topology.function(function)
+    return LambdaContext(function, memory_limit_in_mb=f.memory_mb, timeout_s=f.timeout_s)
