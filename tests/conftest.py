@@ -45,3 +45,13 @@ def trained(tmp_path, _trained_template) -> Backend:
     shutil.copytree(_trained_template, ws)
     return make_backend(ws)
 
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """One Azurite per test session (per xdist worker) on free loopback ports. npm installs
+    azurite@3.35.0 into ~/.cache/mlops-kit the first time (`make test` does it up front)."""
+    from mlops_kit.emulate.azurite import running
+
+    with running() as emu:
+        yield emu
