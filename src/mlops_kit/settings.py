@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     azure_validate_queue: str | None = None
     azure_train_queue: str | None = None
     azure_alerts_queue: str | None = None
+    # the monitor's schedule, rate(N minutes|hours|days); default: the topology's (Azure
+    # Functions reads it when the app is indexed and renders it as NCRONTAB)
+    monitor_schedule: str | None = None
 
     # serving
     refresh_seconds: float = Field(default=30.0, ge=0)

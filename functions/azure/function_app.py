@@ -1,0 +1,123 @@
+"""The Azure Functions app (Python v2 programming model): the lifecycle's functions as thin
+shells over mlops_kit.handlers, the same core the AWS Lambda handlers in functions/ run.
+
+- validate: queue trigger on the topology's validate queue. Event Grid's Blob Storage system
+  topic delivers BlobCreated events for datasets/ and labels/ to it (Event Grid schema,
+  base64 JSON); our own {"key": ...} bodies are read too.
+- train: queue trigger on the train queue (jobs the validate function sends).
+- serve_*: one HTTP trigger per topology route (`v1/models/{model}:predict`, ...), every one
+  into the same HttpShell (core/serving/http_api), so the contract and the JSON errors are the
+  local server's and the AWS function's. All HTTP triggers scale as one group on Flex
+  Consumption.
+- monitor: timer trigger on the topology's schedule (NCRONTAB).
+
+Retries: a final failure (data, spec, model, a malformed message) is reported and the function
+returns, so the host deletes the message; a retryable one raises, so the host makes the
+message visible again after host.json's visibilityTimeout and, after maxDequeueCount
+attempts, moves it to `<queue>-poison`.
+
+Identity: storage is reached with the app's managed identity (adapters/azure; no key in app
+settings). The queue triggers use the identity-based connection MLOPSKIT_STORAGE
+(`MLOPSKIT_STORAGE__queueServiceUri`, `__credential=managedidentity`, `__clientId`).
+Inference: the HTTP triggers are anonymous at the function level (function keys would be
+shared secrets in a URL or an app setting); App Service authentication (Microsoft Entra ID)
+validates the caller's bearer token before the function runs, as API Gateway's JWT authorizer
+does on AWS, and the function refuses any request it did not authenticate (no
+X-MS-CLIENT-PRINCIPAL-ID, a header clients cannot set) unless MLOPSKIT_AUTH=none.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import unquote, urlsplit
+
+import azure.functions as func
+
+from mlops_kit.adapters.azure.factory import Names
+from mlops_kit.errors import Unauthorized
+from mlops_kit.handlers import HttpShell, Runtime, monitor_models, ncrontab, train_message, validate_message
+from mlops_kit.settings import get_settings
+from mlops_kit.topology import DATA, default_topology
+
+log = logging.getLogger("mlops_kit.azure")
+
+TOPOLOGY = default_topology()
+CONNECTION = "MLOPSKIT_STORAGE"  # an identity-based connection (app settings MLOPSKIT_STORAGE__*)
+ROUTE_PREFIX = ""  # host.json extensions.http.routePrefix: the KServe paths sit at the root
+PRINCIPAL = "x-ms-client-principal-id"  # set by App Service authentication only
+
+_settings = get_settings()  # read when the host indexes the app: names and schedule are bound
+NAMES = Names.of(_settings, TOPOLOGY)
+SCHEDULE = ncrontab(_settings.monitor_schedule or TOPOLOGY.schedules[0].expression)
+
+runtime = Runtime(backend="azure")
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+# -- queue triggers ----------------------------------------------------------------------------
+@app.function_name("validate")
+@app.queue_trigger(arg_name="msg", queue_name=NAMES.queues["validate"], connection=CONNECTION)
+def validate(msg: func.QueueMessage) -> None:
+    outcomes = validate_message(runtime.backend().ctx, msg.get_body(),
+                                containers={NAMES.containers[DATA]})
+    for o in outcomes:
+        log.info("validate %s: %s", msg.id, {k: o.get(k) for k in (
+            "status", "model", "dataset_key", "key", "rows", "quarantine_key", "duplicate",
+            "error")})
+
+
+@app.function_name("train")
+@app.queue_trigger(arg_name="msg", queue_name=NAMES.queues["train"], connection=CONNECTION)
+def train(msg: func.QueueMessage) -> None:
+    o = train_message(runtime.backend().ctx, msg.get_body())
+    log.info("train %s: %s", msg.id, {k: o.get(k) for k in (
+        "status", "model", "version", "promoted", "reasons", "error")})
+
+
+# -- timer trigger -----------------------------------------------------------------------------
+@app.function_name("monitor")
+@app.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=False, use_monitor=True)
+def monitor(timer: func.TimerRequest) -> None:
+    # a retrain dataset written here is announced by Event Grid, like any upload
+    out = monitor_models(runtime.backend().ctx)
+    log.info("monitor (past due: %s): %s", timer.past_due, out["reports"])
+
+
+# -- HTTP triggers -----------------------------------------------------------------------------
+def _authorize(headers) -> None:
+    if runtime.settings().auth != "none" and not headers.get(PRINCIPAL):
+        raise Unauthorized("authorization: a bearer token accepted by the app's authentication "
+                           "(Microsoft Entra ID) is required", field="authorization")
+
+
+shell = HttpShell(runtime.backend, authorize=_authorize)
+
+
+def serve(req: func.HttpRequest) -> func.HttpResponse:
+    path = unquote(urlsplit(req.url).path)  # the raw path: HttpApi matches it, like on AWS
+    if ROUTE_PREFIX and path.startswith(f"/{ROUTE_PREFIX}/"):
+        path = path[len(ROUTE_PREFIX) + 1:]
+    resp = shell.handle(req.method, path, dict(req.headers.items()), req.get_body() or None)
+    headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-type"}
+    return func.HttpResponse(resp.json_bytes(), status_code=resp.status, headers=headers,
+                             mimetype="application/json", charset="utf-8")
+
+
+def route_name(method: str, path: str) -> str:
+    """serve_post_v1_models_model_predict, ...: one function per route (names are unique)."""
+    return "serve_" + re.sub(r"[^a-z0-9]+", "_", f"{method} {path}".lower()).strip("_")
+
+
+def _register(method: str, path: str) -> None:
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        return serve(req)
+
+    handler.__name__ = route_name(method, path)
+    app.function_name(handler.__name__)(
+        app.route(route=path.lstrip("/"), methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(
+            handler))
+
+
+for _method, _path in TOPOLOGY.http.routes:
+    _register(_method, _path)
