@@ -113,6 +113,7 @@ class FunctionsApp:
     queues: dict[str, tuple[str, Callable[..., Any]]]  # function -> (queue, callable)
     http: list[HttpFunction]
     timers: dict[str, tuple[str, Callable[..., Any]]]  # function -> (NCRONTAB, callable)
+    functions: dict[str, Any] = field(default_factory=dict)  # name -> the indexed Function
 
     @classmethod
     def load(cls, folder: str | Path | None = None) -> FunctionsApp:
@@ -127,7 +128,8 @@ class FunctionsApp:
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         queues, http, timers = {}, [], {}
-        for f in module.app.get_functions():
+        indexed = {f.get_function_name(): f for f in module.app.get_functions()}  # once: a
+        for f in indexed.values():  # second get_functions() call fails its uniqueness check
             t, name, fn = f.get_trigger(), f.get_function_name(), f.get_user_function()
             kind = t.get_binding_name()
             if kind == "queueTrigger":
@@ -139,7 +141,7 @@ class FunctionsApp:
                 timers[name] = (t.schedule, fn)
             else:
                 raise ValueError(f"function {name}: the emulator runs no {kind} trigger")
-        return cls(path, module, HostConfig.load(path), queues, http, timers)
+        return cls(path, module, HostConfig.load(path), queues, http, timers, indexed)
 
     def match(self, method: str, path: str) -> tuple[HttpFunction, dict[str, str]] | None:
         """The HTTP function for a request path (with the host's route prefix), or None (the

@@ -10,6 +10,7 @@ are retryable or final).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
@@ -94,14 +95,17 @@ def validate_message(ctx: Context, body: Any, *, containers: Collection[str] | N
                    model=layout.parse_key(o.key).model) for o in parsed]
 
 
-def _job(body: Any) -> dict[str, Any]:
+def _load(body: Any) -> Any:
     if isinstance(body, (bytes, str)):
-        import json
-
         try:
-            body = json.loads(body)
+            return json.loads(body)
         except ValueError:
             raise ValidationError("message: not JSON", field="message") from None
+    return body
+
+
+def _job(body: Any) -> dict[str, Any]:
+    body = _load(body)
     if not isinstance(body, dict) or not isinstance(body.get("model"), str) \
             or not isinstance(body.get("dataset_key"), str) or "sha256" not in body:
         raise ValidationError("message: not a training job (model, dataset_key, sha256)",
@@ -111,12 +115,20 @@ def _job(body: Any) -> dict[str, Any]:
 
 def train_message(ctx: Context, body: Any) -> dict[str, Any]:
     """A training job -> train_job (idempotent on dataset sha256 + spec hash)."""
-    from mlops_kit.core.training.usecase import train_job  # sklearn: only the train function
 
-    about: dict[str, Any] = {}
-    if isinstance(body, dict):
-        about = {"model": body.get("model"), "key": body.get("dataset_key")}
-    return settle(ctx.notifier, "train", lambda: train_job(ctx, _job(body)), **about)
+    def run() -> dict[str, Any]:
+        job = _job(body)
+        from mlops_kit.core.training.usecase import train_job  # sklearn: only when training
+
+        return train_job(ctx, job)
+
+    try:
+        peek = _load(body)
+    except ValidationError:
+        peek = None
+    about = {"model": peek.get("model"), "key": peek.get("dataset_key")} \
+        if isinstance(peek, dict) else {}
+    return settle(ctx.notifier, "train", run, **about)
 
 
 def monitor_models(ctx: Context, *, announce: Announce | None = None) -> dict[str, Any]:
