@@ -212,3 +212,39 @@ def test_a_message_that_is_not_base64_is_poisoned_without_running_the_function(f
     assert listener.succeeded == succeeded
     poison = emu.queues.get_queue_client(f"{train}-poison")
     assert [m.content for m in poison.peek_messages()] == ["{plain json is not base64}"]
+
+
+def test_the_event_grid_stand_in_announces_writes_under_its_prefixes_only(azurite):
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    from mlops_kit.emulate.event_grid import BlobCreatedPoller
+
+    name = f"eg{uuid.uuid4().hex[:10]}"
+    blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
+    queues = QueueServiceClient.from_connection_string(azurite.connection_string)
+    container = blobs.create_container(name)
+    queue = queues.create_queue(name)
+    try:
+        container.upload_blob("datasets/m/old.csv", b"1")  # before the subscription existed
+        poller = BlobCreatedPoller(blobs, queues, "devstoreaccount1", name,
+                                   [("datasets/", name), ("labels/", name)])
+        poller.prime()
+        container.upload_blob("specs/m.yaml", b"x")  # no trigger on specs/
+        assert poller.poll_once() == 0
+        container.upload_blob("datasets/m/a b.csv", b"1")
+        container.upload_blob("datasets/m/old.csv", b"2", overwrite=True)  # a new write
+        assert poller.poll_once() == 2 and poller.poll_once() == 0
+        container.delete_blob("datasets/m/a b.csv")
+        container.upload_blob("datasets/m/a b.csv", b"3")  # written again after a delete
+        assert poller.poll_once() == 1
+        events = [json.loads(base64.b64decode(m.content))
+                  for m in queue.receive_messages(max_messages=32)]
+        assert sorted(e["subject"].rsplit("/blobs/", 1)[1] for e in events) == [
+            "datasets/m/a b.csv", "datasets/m/a b.csv", "datasets/m/old.csv"]
+        assert {e["eventType"] for e in events} == {"Microsoft.Storage.BlobCreated"}
+        assert all(e["data"]["url"].endswith(e["subject"].rsplit("/blobs/", 1)[1].replace(
+            " ", "%20")) for e in events)
+    finally:
+        blobs.delete_container(name)
+        queues.delete_queue(name)

@@ -70,7 +70,8 @@ def emulate(
     region: str = typer.Option("us-east-1"),
     functions: Path = typer.Option(None, "--functions-dir", help="Default: ./functions "
                                    "(aws), ./functions/azure (azure)."),
-    cloud: str = typer.Option("aws", "--cloud", help="aws (moto) or azure (Azurite)."),
+    cloud: str = typer.Option("aws", "--cloud", help="aws (moto) or azure (Azurite; "
+                              "--prefix and --region are AWS-only)."),
 ) -> None:
     """Run the AWS code path locally: moto server + the topology's resources + the handlers.
     Prints one JSON line (endpoint, names, inference URL), then runs until SIGINT/SIGTERM.

@@ -27,7 +27,8 @@ from typing import Any
 
 log = logging.getLogger("mlops_kit.emulate.azure")
 
-LEASE_S = 600  # the host holds a message invisible while the function runs (and renews it)
+LEASE_S = 600  # the host holds a message invisible while the function runs (and renews it);
+# here: this long, or functionTimeout if longer, so a slow job is never handed out twice
 
 
 def app_dir(explicit: str | Path | None = None) -> Path:
@@ -188,13 +189,14 @@ class QueueListener:
         self.poison = queues.get_queue_client(f"{queue}-poison")
         self.queue, self.fn, self.host = queue, fn, host
         self.retry_after = host.visibility_timeout_s if retry_after is None else retry_after
+        self.lease = int(max(LEASE_S, host.function_timeout_s or 0))
         self.succeeded = self.failed = self.poisoned = 0
 
     def poll_once(self) -> int:
         """Receive one batch and process it; the number of messages received."""
         batch = list(self.client.receive_messages(
             messages_per_page=self.host.batch_size, max_messages=self.host.batch_size,
-            visibility_timeout=LEASE_S))
+            visibility_timeout=self.lease))
         for raw in batch:
             self._process(raw)
         return len(batch)
