@@ -26,8 +26,8 @@ does on AWS, and the function refuses any request it did not authenticate (no
 X-MS-CLIENT-PRINCIPAL-ID, a header clients cannot set) unless MLOPSKIT_AUTH=none.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the Python worker checks each binding against its
+# parameter's annotation, which must be the class itself (func.QueueMessage, ...), not a string.
 import logging
 import re
 from urllib.parse import unquote, urlsplit

@@ -78,6 +78,21 @@ def test_bindings_are_the_topologys(app):
     assert ("POST", "v1/models/{model}:predict") in http
 
 
+def test_parameters_are_annotated_with_the_binding_types_the_worker_checks(app):
+    import inspect
+
+    expected = {"queueTrigger": func.QueueMessage, "httpTrigger": func.HttpRequest,
+                "timerTrigger": func.TimerRequest}
+    for name, f in functions(app).items():
+        trigger = f.get_trigger()
+        sig = inspect.signature(f.get_user_function())
+        annotation = sig.parameters[trigger.name].annotation  # a class, never a string
+        assert isinstance(annotation, type), name
+        assert issubclass(annotation, expected[trigger.get_binding_name()]), name
+        if trigger.get_binding_name() == "httpTrigger":
+            assert sig.return_annotation is func.HttpResponse, name
+
+
 def test_host_json_carries_the_topologys_retry_semantics(app):
     topo, host = default_topology(), app[0].host
     assert {q.max_receives for q in topo.queues} == {host.max_dequeue_count}
