@@ -16,9 +16,13 @@ returns, so the host deletes the message; a retryable one raises, so the host ma
 message visible again after host.json's visibilityTimeout and, after maxDequeueCount
 attempts, moves it to `<queue>-poison`.
 
+Deployment: one package. Unset, MLOPSKIT_FUNCTION registers every function (one app, the
+emulator); set to a topology function, it registers only that one's triggers, so the same
+package runs as one app per function, each with its own managed identity (least privilege).
+
 Identity: storage is reached with the app's managed identity (adapters/azure; no key in app
-settings). The queue triggers use the identity-based connection MLOPSKIT_STORAGE
-(`MLOPSKIT_STORAGE__queueServiceUri`, `__credential=managedidentity`, `__clientId`).
+settings). The queue triggers use the identity-based connection MLOPSKIT_QUEUES
+(`MLOPSKIT_QUEUES__queueServiceUri`, `__credential=managedidentity`, `__clientId`).
 Inference: the HTTP triggers are anonymous at the function level (function keys would be
 shared secrets in a URL or an app setting); App Service authentication (Microsoft Entra ID)
 validates the caller's bearer token before the function runs, as API Gateway's JWT authorizer
@@ -43,21 +47,29 @@ from mlops_kit.topology import DATA, default_topology
 log = logging.getLogger("mlops_kit.azure")
 
 TOPOLOGY = default_topology()
-CONNECTION = "MLOPSKIT_STORAGE"  # an identity-based connection (app settings MLOPSKIT_STORAGE__*)
+CONNECTION = "MLOPSKIT_QUEUES"  # an identity-based connection (app settings MLOPSKIT_QUEUES__*)
 ROUTE_PREFIX = ""  # host.json extensions.http.routePrefix: the KServe paths sit at the root
 PRINCIPAL = "x-ms-client-principal-id"  # set by App Service authentication only
 
 _settings = get_settings()  # read when the host indexes the app: names and schedule are bound
 NAMES = Names.of(_settings, TOPOLOGY)
 SCHEDULE = ncrontab(_settings.monitor_schedule or TOPOLOGY.schedules[0].expression)
+FUNCTIONS = tuple(f.name for f in TOPOLOGY.functions)
+if _settings.function is not None and _settings.function not in FUNCTIONS:
+    raise ValueError(f"MLOPSKIT_FUNCTION={_settings.function!r}: not one of {', '.join(FUNCTIONS)}")
 
 runtime = Runtime(backend="azure")
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
+def registers(function: str) -> bool:
+    """Whether this app registers `function`'s triggers: every function when MLOPSKIT_FUNCTION
+    is unset (one app; the emulator), else only that one (one app per function, each with its
+    own identity: the infra's least-privilege layout)."""
+    return _settings.function in (None, function)
+
+
 # -- queue triggers ----------------------------------------------------------------------------
-@app.function_name("validate")
-@app.queue_trigger(arg_name="msg", queue_name=NAMES.queues["validate"], connection=CONNECTION)
 def validate(msg: func.QueueMessage) -> None:
     outcomes = validate_message(runtime.backend().ctx, msg.get_body(),
                                 containers={NAMES.containers[DATA]})
@@ -67,21 +79,28 @@ def validate(msg: func.QueueMessage) -> None:
             "error")})
 
 
-@app.function_name("train")
-@app.queue_trigger(arg_name="msg", queue_name=NAMES.queues["train"], connection=CONNECTION)
 def train(msg: func.QueueMessage) -> None:
     o = train_message(runtime.backend().ctx, msg.get_body())
     log.info("train %s: %s", msg.id, {k: o.get(k) for k in (
         "status", "model", "version", "promoted", "reasons", "error")})
 
 
+for _fn in (validate, train):
+    if registers(_fn.__name__):
+        app.function_name(_fn.__name__)(app.queue_trigger(
+            arg_name="msg", queue_name=NAMES.queues[_fn.__name__], connection=CONNECTION)(_fn))
+
+
 # -- timer trigger -----------------------------------------------------------------------------
-@app.function_name("monitor")
-@app.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=False, use_monitor=True)
 def monitor(timer: func.TimerRequest) -> None:
     # a retrain dataset written here is announced by Event Grid, like any upload
     out = monitor_models(runtime.backend().ctx)
     log.info("monitor (past due: %s): %s", timer.past_due, out["reports"])
+
+
+if registers("monitor"):
+    app.function_name("monitor")(app.timer_trigger(
+        arg_name="timer", schedule=SCHEDULE, run_on_startup=False, use_monitor=True)(monitor))
 
 
 # -- HTTP triggers -----------------------------------------------------------------------------
@@ -119,5 +138,6 @@ def _register(method: str, path: str) -> None:
             handler))
 
 
-for _method, _path in TOPOLOGY.http.routes:
-    _register(_method, _path)
+if registers(TOPOLOGY.http.function):
+    for _method, _path in TOPOLOGY.http.routes:
+        _register(_method, _path)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # the monitor's schedule, rate(N minutes|hours|days); default: the topology's (Azure
     # Functions reads it when the app is indexed and renders it as NCRONTAB)
     monitor_schedule: str | None = None
+    # Azure Functions: the one topology function whose triggers an app registers (one app per
+    # function, each with its own identity); None: every function (one app, the emulator)
+    function: str | None = None
 
     # serving
     refresh_seconds: float = Field(default=30.0, ge=0)

@@ -69,13 +69,37 @@ def test_bindings_are_the_topologys(app):
     for fn, queue in (("validate", "validate"), ("train", "train")):
         trigger = json.loads(fns[fn].get_function_json())["bindings"][0]
         assert trigger == {"type": "queueTrigger", "direction": "IN", "name": "msg",
-                           "queueName": names.queues[queue], "connection": "MLOPSKIT_STORAGE"}
+                           "queueName": names.queues[queue], "connection": "MLOPSKIT_QUEUES"}
     timer = json.loads(fns["monitor"].get_function_json())["bindings"][0]
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "0 0 * * * *"  # rate(1 hour)
     http = {(b["methods"][0], b["route"]): b["authLevel"] for f in fns.values()
             for b in json.loads(f.get_function_json())["bindings"] if b["type"] == "httpTrigger"}
     assert http == {(m, p.lstrip("/")): "ANONYMOUS" for m, p in topo.http.routes}
     assert ("POST", "v1/models/{model}:predict") in http
+
+
+@pytest.mark.parametrize("only, expected", [
+    ("train", {"train"}), ("monitor", {"monitor"}),
+    ("serve", {f"serve_{m}" for m in ("post_v1_models_model_predict", "get_v1_models_model",
+                                       "post_v2_models_model_infer", "get_v2_models_model",
+                                       "get_v2_models_model_ready", "get_v2_health_ready",
+                                       "get_v2_health_live")}),
+])
+def test_one_app_per_function_registers_only_its_triggers(app, monkeypatch, only, expected):
+    from mlops_kit.emulate.azure_functions import FunctionsApp
+    from mlops_kit.settings import get_settings
+
+    monkeypatch.setenv("MLOPSKIT_FUNCTION", only)
+    get_settings.cache_clear()
+    try:
+        assert set(FunctionsApp.load().functions) == expected
+        monkeypatch.setenv("MLOPSKIT_FUNCTION", "predict")
+        get_settings.cache_clear()
+        with pytest.raises(ValueError, match="MLOPSKIT_FUNCTION='predict': not one of validate"):
+            FunctionsApp.load()
+    finally:
+        monkeypatch.delenv("MLOPSKIT_FUNCTION")
+        get_settings.cache_clear()
 
 
 def test_parameters_are_annotated_with_the_binding_types_the_worker_checks(app):

@@ -38,9 +38,9 @@ NAME_ENV = {"data": "MLOPSKIT_AZURE_DATA_CONTAINER", "artifacts": "MLOPSKIT_AZUR
 def azure_env(connection_string: str, suffix: str = "") -> dict[str, str]:
     """The app settings the function app gets in the emulator: the Azurite account (a
     loopback connection string, refused anywhere else) for the adapters and for the triggers'
-    connection (MLOPSKIT_STORAGE), and resource names (`suffix` makes them unique)."""
+    connection (MLOPSKIT_QUEUES), and resource names (`suffix` makes them unique)."""
     env = {"MLOPSKIT_BACKEND": "azure", "MLOPSKIT_AZURE_CONNECTION_STRING": connection_string,
-           "MLOPSKIT_STORAGE": connection_string}
+           "MLOPSKIT_QUEUES": connection_string}
     if suffix:
         if not suffix.isalnum() or not suffix.islower():
             raise ValueError("suffix: lowercase letters and digits only (Azure names)")
