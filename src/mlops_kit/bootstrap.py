@@ -59,9 +59,14 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
             raise
         raise MlopsKitError(f"the {settings.backend} backend needs {exc.name}: "
                             f"pip install 'mlops-kit[{extra}]'", field="backend") from None
-    parts = factory.build(settings, topology or default_topology())
+    topology = topology or default_topology()
+    parts = factory.build(settings, topology)
+    # after this long a pending version's job is neither running nor waiting: it is stuck
+    stuck_after = (settings.train_visibility_s if settings.backend == "local"
+                   else topology.visibility_timeout("train"))
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
-                  notifier=parts.notifier, clock=clock or SystemClock())
+                  notifier=parts.notifier, clock=clock or SystemClock(),
+                  stuck_after_s=stuck_after)
     return Backend(ctx, parts.validate_queue, settings)
 
 

@@ -1,9 +1,47 @@
-"""Reading datasets: the one place that turns an uploaded object into rows."""
+"""The one dataset reader: validation (streamed, in bounded memory) and training (the whole file)
+read an uploaded CSV or Parquet object through these functions, so both agree on what a value is.
+
+One meaning of missing (core/missing.py), for every column of both formats: a null, an empty
+field, a value in NULL_VALUES ("NA", "NaN", "null", ...) or a NaN float. The exception: a
+categorical feature whose spec lists such a token as a category (region "NA") keeps it. Numbers are finite
+floats (surrounding whitespace allowed, "1_000" and infinities are not numbers); categories are
+text (numbers spelled as serving spells them: str(value)). Class labels are integers when every
+label is one ("1" and "1.0" are the class 1), text otherwise.
+
+CSV: every wanted column is read as binary (invalid UTF-8 is reported, not fatal) by pyarrow's
+streaming reader, CSV_BLOCKS_AHEAD blocks ahead at most (see _Prefixed). Parquet: row-group
+batches with pre_buffer off (with it on, pyarrow keeps every row group's column chunks until the
+file is closed); a one-way stream is spooled first (the footer is at the end).
+"""
 
 from __future__ import annotations
 
+import csv
 import hashlib
-from typing import BinaryIO
+import io
+import math
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from mlops_kit.core.missing import NULL_VALUES, missing_markers
+from mlops_kit.errors import ValidationError
+
+__all__ = ["NULL_VALUES", "HashingReader", "class_labels", "csv_batches", "label_text",
+           "missing_markers", "normalise", "parquet_batches", "read_columns", "read_csv_header",
+           "to_float", "to_text"]
+
+HEADER_LIMIT = 1 << 20  # a header line longer than this is not a CSV header
+CSV_BLOCKS_AHEAD = 2  # CSV blocks read but not yet taken as batches (see _Prefixed)
+InvalidUtf8 = Callable[[np.ndarray, list], None]  # (mask of bad values, the decoded values)
 
 
 class HashingReader:
@@ -33,3 +71,315 @@ class HashingReader:
         while self.read(1 << 20):
             pass
         return self.sha.hexdigest()
+
+
+# -- values ---------------------------------------------------------------------------------
+def decode_text(arr: pa.Array, on_invalid: InvalidUtf8 | None = None) -> pa.Array:
+    """binary -> string; invalid UTF-8 is kept with replacement characters and reported
+    through on_invalid (without one it is an error naming nothing but the byte)."""
+    try:
+        return pc.cast(arr, pa.string())
+    except pa.ArrowInvalid:
+        raw = arr.to_pylist()
+        bad = np.zeros(len(raw), dtype=bool)
+        out = []
+        for i, b in enumerate(raw):
+            if b is None:
+                out.append(None)
+                continue
+            try:
+                out.append(b.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad[i] = True
+                out.append(b.decode("utf-8", errors="replace"))
+        if on_invalid is None:
+            raise ValidationError(f"row {int(np.flatnonzero(bad)[0]) + 1}: not valid UTF-8: "
+                                  "save the file as UTF-8") from None
+        on_invalid(bad, out)
+        return pa.array(out, pa.string())
+
+
+def normalise(arr: pa.Array | pa.ChunkedArray, markers: list[str],
+              on_invalid_utf8: InvalidUtf8 | None = None) -> pa.Array:
+    """One batch of one column, any Arrow type -> a plain array: chunks combined, dictionaries
+    decoded (a pandas category column), binary decoded as UTF-8, missing tokens made null."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+        arr = decode_text(arr, on_invalid_utf8)
+    if (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) and markers:
+        marker = pc.is_in(arr, value_set=pa.array(markers, arr.type))
+        arr = pc.if_else(marker, pa.scalar(None, arr.type), arr)
+    return arr
+
+
+def is_number_type(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def is_text_type(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+
+
+def _parse_float(text: str | None) -> float | None:
+    if text is None:
+        return math.nan
+    s = text.strip()
+    if not s or "_" in s:
+        return None
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def to_float(arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """A normalised column as float64: NaN where missing, plus a mask of the values that are
+    not finite numbers (None: every value is a number or missing)."""
+    t, n = arr.type, len(arr)
+    if is_number_type(t):
+        vals = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        bad = None
+    elif is_text_type(t):
+        try:
+            vals = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            bad = None
+        except pa.ArrowInvalid:  # slow path, only for a batch holding unparseable values
+            parsed = [_parse_float(v) for v in arr.to_pylist()]
+            bad = np.fromiter((p is None for p in parsed), dtype=bool, count=n)
+            vals = np.array([math.nan if p is None else p for p in parsed], dtype=np.float64)
+    else:  # bool, timestamp, list, struct...: not a number at all
+        return np.full(n, np.nan), ~arr.is_null().to_numpy(zero_copy_only=False)
+    inf = np.isinf(vals)
+    if inf.any():
+        vals = np.where(inf, np.nan, vals)
+        bad = inf if bad is None else bad | inf
+    return vals, bad
+
+
+def to_text(arr: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """A normalised column as strings (null where missing), plus a mask of values that are not
+    text or numbers. Floats are spelled as serving spells a JSON number (str(1.0) == '1.0')."""
+    t, n = arr.type, len(arr)
+    if pa.types.is_null(t):
+        return pa.nulls(n, pa.string()), None
+    if is_text_type(t):
+        return arr, None
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        vals = arr.to_pylist()
+        missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in vals]
+        return pa.array([None if m else str(float(v)) for v, m in zip(vals, missing, strict=True)],
+                        pa.string()), None
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return pc.cast(arr, pa.string()), None
+    return pa.nulls(n, pa.string()), ~arr.is_null().to_numpy(zero_copy_only=False)
+
+
+def label_text(arr: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """A target column as text: booleans are the classes 0 and 1."""
+    if pa.types.is_boolean(arr.type):
+        arr = pc.cast(arr, pa.int8())
+    return to_text(arr)
+
+
+def class_labels(values: Iterable[str]) -> dict[str, Any]:
+    """Each distinct label text -> its class: integers when every label is an integer."""
+    distinct = set(values)
+    ints: dict[str, Any] = {}
+    for v in distinct:
+        number = _parse_float(v)
+        if number is None or math.isnan(number) or not number.is_integer():
+            return {v: v for v in distinct}
+        ints[v] = int(number)
+    return ints
+
+
+# -- CSV ------------------------------------------------------------------------------------
+def read_csv_header(stream: BinaryIO) -> tuple[bytes, list[str] | None, str | None]:
+    """(the bytes read, the column names, or why there is no header)."""
+    head = b""
+    while b"\n" not in head and len(head) < HEADER_LIMIT:
+        chunk = stream.read(64 * 1024)
+        if not chunk:
+            break
+        head += chunk
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if not line.strip(b" \t\r\n\xef\xbb\xbf"):
+        return head, None, "file is empty: no header row"
+    if b"\n" not in head and len(head) >= HEADER_LIMIT:
+        return head, None, f"no line break in the first {HEADER_LIMIT} bytes: not a CSV file"
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return head, None, (f"header row is not valid UTF-8 (byte {exc.start}): save the file "
+                            "as UTF-8")
+    return head, next(csv.reader([text])), None
+
+
+class _Prefixed(io.RawIOBase):
+    """The peeked header bytes followed by the rest of the stream, with back-pressure.
+
+    pyarrow's streaming CSV reader reads blocks on an I/O thread up to 32 blocks ahead of the
+    batches taken (not configurable): 256 MB at 8 MB blocks, i.e. memory that grows with the
+    file up to that size. Each read here is one block; it waits while `ahead` blocks are
+    already read but not yet taken as batches (two more while the consumer is waiting for a
+    batch: a row can straddle two blocks). Past that, a consumer still waiting after STALL_S
+    lets the read through, so it never deadlocks. After close() reads return EOF without
+    touching the stream.
+    """
+
+    STALL_S = 1.0
+
+    def __init__(self, head: bytes, rest: BinaryIO, ahead: int) -> None:
+        self.head, self.rest, self.ahead = memoryview(head), rest, ahead
+        self._cv = threading.Condition()
+        self._reads = self._taken = 0
+        self._waiting, self._open = True, True
+
+    def readable(self) -> bool:
+        return True
+
+    def wait_batch(self) -> None:
+        """The consumer is about to wait for the next batch."""
+        with self._cv:
+            self._waiting = True
+            self._cv.notify_all()
+
+    def took_batch(self) -> None:
+        """The consumer has a batch and processes it."""
+        with self._cv:
+            self._waiting = False
+            self._taken += 1
+            self._cv.notify_all()
+
+    def close(self) -> None:
+        with self._cv:
+            self._open = False
+            self._cv.notify_all()
+        super().close()
+
+    def readinto(self, buf) -> int:
+        with self._cv:
+            # waiting for a batch: allow the two blocks a straddling row needs
+            while self._open and self._reads - self._taken >= self.ahead + 2 * self._waiting:
+                if not self._waiting:
+                    self._cv.wait()
+                elif not self._cv.wait(self.STALL_S) and self._waiting:
+                    break
+            if not self._open:
+                return 0
+            self._reads += 1
+        if self.head:
+            n = min(len(buf), len(self.head))
+            buf[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.rest.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+def csv_batches(stream: BinaryIO, head: bytes, names: list[str], wanted: list[str],
+                chunk_bytes: int, on_invalid_row: Callable[[Any], str] | None = None,
+                ) -> Iterator[pa.RecordBatch]:
+    """Batches of the wanted columns (binary, only the empty field null: missing tokens are
+    applied per column by `normalise`). A duplicate name reads its first occurrence."""
+    internal, first = [], {}
+    for i, n in enumerate(names):
+        internal.append(n if n not in first else f"{n}\x00{i}")
+        first.setdefault(n, n)
+    src = _Prefixed(head, stream, CSV_BLOCKS_AHEAD)
+    reader = pcsv.open_csv(
+        src,
+        read_options=pcsv.ReadOptions(column_names=internal, skip_rows=1, use_threads=False,
+                                      block_size=max(chunk_bytes, 4096, 2 * len(head))),
+        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
+        convert_options=pcsv.ConvertOptions(
+            column_types={n: pa.binary() for n in wanted}, include_columns=wanted,
+            null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True),
+    )
+    try:
+        while True:
+            src.wait_batch()
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            src.took_batch()
+            yield batch
+    finally:
+        src.close()
+
+
+# -- Parquet --------------------------------------------------------------------------------
+def parquet_batches(stream: BinaryIO, wanted: list[str] | None, chunk_bytes: int,
+                    on_header: Callable[[list[str]], bool] = lambda names: True,
+                    ) -> Iterator[dict[str, pa.Array]]:
+    """Column batches ({name: array}) of a Parquet file; `on_header(names)` False stops."""
+    if hasattr(stream, "seekable") and stream.seekable():
+        yield from _parquet_seekable(stream, wanted, chunk_bytes, on_header)
+        return
+    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
+        while chunk := stream.read(1 << 20):
+            spool.write(chunk)
+        spool.seek(0)
+        yield from _parquet_seekable(spool, wanted, chunk_bytes, on_header)
+
+
+def _parquet_seekable(stream, wanted, chunk_bytes, on_header) -> Iterator[dict[str, pa.Array]]:
+    pf = pq.ParquetFile(stream, pre_buffer=False)
+    names = list(pf.schema_arrow.names)
+    if not on_header(names):
+        return
+    wanted = names if wanted is None else wanted
+    index: dict[str, int] = {}
+    for i, n in enumerate(names):
+        index.setdefault(n, i)
+    unique = len(set(names)) == len(names)
+    batch_rows = max(1024, min(1 << 20, chunk_bytes // max(1, 8 * len(names))))
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted if unique else None):
+        yield {n: batch.column(n if unique else index[n]) for n in wanted}
+
+
+# -- the whole file (training) --------------------------------------------------------------
+def read_columns(stream: BinaryIO, fmt: str, wanted: list[str], *,
+                 chunk_bytes: int = 16 << 20) -> dict[str, pa.Array]:
+    """Every row of the wanted columns, raw (apply `normalise`): the reader validation streams,
+    read to the end. Whatever validation would report fails here with a ValidationError."""
+    def check(names: list[str]) -> bool:
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise ValidationError(f"column {missing[0]!r} is missing from the dataset",
+                                  field=missing[0])
+        return True
+
+    def ragged(row) -> str:
+        raise ValidationError(f"a row has {row.actual_columns} fields, expected "
+                              f"{row.expected_columns}", field="dataset")
+
+    parts: dict[str, list] = {n: [] for n in wanted}
+    if fmt == "csv":
+        head, names, error = read_csv_header(stream)
+        if error:
+            raise ValidationError(error, field="dataset")
+        check(names)
+        with closing(csv_batches(stream, head, names, wanted, chunk_bytes, ragged)) as batches:
+            for batch in batches:
+                for n in wanted:
+                    parts[n].append(batch.column(n))
+    elif fmt == "parquet":
+        for cols in parquet_batches(stream, wanted, chunk_bytes, check):
+            for n in wanted:
+                parts[n].append(cols[n])
+    else:
+        raise ValidationError(f"unsupported dataset format {fmt!r}: use csv or parquet",
+                              field="dataset")
+    out = {}
+    for n in wanted:
+        chunks = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in parts[n]]
+        # batches of a category column may carry different dictionaries: decode each
+        chunks = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in chunks]
+        out[n] = pa.concat_arrays(chunks) if chunks else pa.array([], pa.binary())
+    return out
