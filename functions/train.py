@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 import _wiring
 from mlops_kit.core.jobs import run_job
 from mlops_kit.core.training.usecase import train_job
-from mlops_kit.errors import describe
+from mlops_kit.errors import ValidationError, describe
 
 logger = Logger(service="mlops-kit-train", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -36,7 +36,8 @@ def _job(body: str) -> dict[str, Any] | None:
 
 
 def _poison(body: dict[str, Any]) -> dict[str, Any]:
-    raise ValueError("message body is not a training job")
+    raise ValidationError(f"message body is not a training job: {body.get('raw', '')[:200]!r}",
+                          field="body")
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
     job = _job(record.body)
     try:  # a poison body is a final failure: notified and acknowledged, never retried
         result = run_job(ctx.notifier, "train", (lambda j: train_job(ctx, j)) if job else _poison,
-                         job or {"message_id": record.message_id})
+                         job or {"message_id": record.message_id, "raw": record.body})
     except Exception as exc:  # only retryable failures propagate: batchItemFailures
         logger.warning("training job failed, will be retried",
                        extra={"message_id": record.message_id, "error": describe(exc)})

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 import _wiring
 from mlops_kit.core.jobs import run_job
 from mlops_kit.core.pipeline import on_object_created
-from mlops_kit.errors import describe
+from mlops_kit.errors import ValidationError, describe
 
 logger = Logger(service="mlops-kit-validate", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -32,11 +32,16 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def created_objects(body: str) -> list[dict[str, Any]]:
     """The objects an S3 notification (the SQS message body) announces."""
-    event = json.loads(body)
+    try:
+        event = json.loads(body)
+    except ValueError:
+        event = None
     if isinstance(event, dict) and event.get("Event") == "s3:TestEvent":
         return []
     if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
-        raise ValueError("message body is not an S3 event notification")
+        # a poison message: final (no retry can parse it), logged and notified with an excerpt
+        raise ValidationError(f"message body is not an S3 event notification: {body[:200]!r}",
+                              field="body")
     return [
         {"key": unquote_plus(r["s3"]["object"]["key"]), "etag": r["s3"]["object"].get("eTag"),
          "version_id": r["s3"]["object"].get("versionId")}

@@ -145,20 +145,24 @@ def test_broken_dataset_is_quarantined_with_report_and_original_kept(flow):
     assert [a["event"] for a in _alerts(flow)] == ["quarantined"]  # delivered through SNS
 
 
-def test_poison_message_ends_in_the_dlq_after_the_receive_count(flow):
+def test_poison_message_is_final_acknowledged_and_notified(flow):
+    """A body no retry can parse is a final failure: acknowledged on the first receive and
+    announced on the topic, never redelivered towards the DLQ (only retryable failures are:
+    test_faults_aws)."""
     res, sqs = flow["res"], flow["sqs"]
-    from mlops_kit.topology import default_topology
-
-    max_receives = default_topology().queue("validate").max_receives
+    _alerts(flow)
     sqs.send_message(QueueUrl=res.queue_urls["validate"], MessageBody="{not json")
     pump = flow["pumps"]["validate"]
     failed_before = pump.failed
-    for _ in range(max_receives + 1):
-        pump.poll_once()
-    assert pump.failed - failed_before == max_receives
+    assert pump.poll_once() == 1 and pump.failed == failed_before
+    alerts = _alerts(flow)
+    assert [a["event"] for a in alerts] == ["job_failed"]
+    assert "{not json" in alerts[0]["error"]
     dead = sqs.receive_message(QueueUrl=res.queue_urls["validate-dlq"], MaxNumberOfMessages=10,
                                AttributeNames=["All"]).get("Messages", [])
-    assert [m["Body"] for m in dead] == ["{not json"]
+    assert dead == []
     attrs = sqs.get_queue_attributes(QueueUrl=res.queue_urls["validate"],
-                                     AttributeNames=["ApproximateNumberOfMessages"])
+                                     AttributeNames=["ApproximateNumberOfMessages",
+                                                     "ApproximateNumberOfMessagesNotVisible"])
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from mlops_kit.core.synthetic import churn_csv
+from mlops_kit.errors import TransientError
 from tests.reliability.datasets import BAD
 from tests.support import feature_records
 
@@ -62,9 +63,9 @@ def test_crash_between_artifact_and_registry_write_then_retry(cloud, monkeypatch
     crashes = []
 
     def crash_once(self, *a, **k):
-        if not crashes:
+        if not crashes:  # a timeout (a killed container is redelivered the same way)
             crashes.append(1)
-            raise RuntimeError("function timed out / container killed")
+            raise TransientError("table write timed out")
         return real(self, *a, **k)
 
     monkeypatch.setattr(registry_mod.Registry, "complete_version", crash_once)

@@ -77,9 +77,11 @@ def _fail_version(ctx: Context, model: str, version: int, exc: Exception) -> dic
     if isinstance(exc, MlopsKitError) and exc.field:
         fields["field"] = exc.field
     record = ctx.registry.complete_version(model, version, fields)
-    out = failure(exc, model=model, version=version, reasons=record.get("reasons") or [],
-                  promoted=False)
-    out["status"] = record["status"]  # failed, unless another delivery completed it first
+    reasons = list(record.get("reasons") or [])
+    if record["status"] != FAILED:  # completed before the failure (e.g. during the promotion)
+        reasons.append(f"not promoted: {describe(exc)}")
+    out = failure(exc, model=model, version=version, reasons=reasons, promoted=False)
+    out["status"] = record["status"]
     ctx.notifier.publish(
         f"mlops-kit: {model} v{version} {record['status']}",
         {"event": "trained", "model": model, "version": version, "status": record["status"],
