@@ -50,11 +50,11 @@ def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec
     try:
         raw = read_columns(stream, fmt, wanted)
         out: dict[str, Any] = {}
-        for f in spec.numeric:
-            out[f.name] = _numeric(f.name, normalise(raw[f.name], missing_markers()))
-        for f in spec.categorical:
-            arr = normalise(raw[f.name], missing_markers(f.categories))
-            out[f.name] = pd.Series(_categories(f.name, arr), dtype=object)
+        for nf in spec.numeric:
+            out[nf.name] = _numeric(nf.name, normalise(raw[nf.name], missing_markers()))
+        for cf in spec.categorical:
+            arr = normalise(raw[cf.name], missing_markers(cf.categories))
+            out[cf.name] = pd.Series(_categories(cf.name, arr), dtype=object)
         out[spec.target] = _target(spec, normalise(raw[spec.target], missing_markers()))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(

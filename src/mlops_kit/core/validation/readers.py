@@ -27,6 +27,7 @@ from mlops_kit.core.datasets import (
     to_float,
     to_text,
 )
+from mlops_kit.core.spec import CategoricalFeature, NumericFeature
 from mlops_kit.core.validation.columns import Column
 from mlops_kit.core.validation.rules import ARROW_ERRORS, Rule
 
@@ -47,8 +48,8 @@ class Validator(Protocol):
 
 def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str) -> None:
     """Normalise one batch of one column (any Arrow type) and count it into col."""
-    f = col.feature
-    cats = getattr(f, "categories", None)
+    num = col.feature if isinstance(col.feature, NumericFeature) else None
+    cats = col.feature.categories if isinstance(col.feature, CategoricalFeature) else None
 
     def invalid_utf8(bad: np.ndarray, decoded: list) -> None:
         col.encoding.add(bad, lambda i: decoded[i], off, lim)
@@ -61,7 +62,7 @@ def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str)
         else:  # numbers (an infinity) and other types are shown as text, never as a float
             shown = lambda i, a=arr: str(a[i].as_py())[:100]  # noqa: E731
         col.add_numeric(vals, bad, shown, off, lim, col.range_rule,
-                        f.min if f else None, f.max if f else None)
+                        num.min if num else None, num.max if num else None)
     else:
         source = arr
         arr, bad = label_text(arr) if col.is_target else to_text(arr)
@@ -120,7 +121,7 @@ def _report_ragged(v: Validator, stream: BinaryIO, start: int | None, width: int
         try:
             found = _locate_ragged(stream, start, width)
             if len(found) == len(ragged):
-                rows = found
+                rows = list(found)
                 v.ragged_rows = found
         except ARROW_ERRORS + (csv.Error,):
             pass

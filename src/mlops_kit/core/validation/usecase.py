@@ -8,7 +8,7 @@ redelivered and may reach the dead-letter queue."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from mlops_kit.core import layout
 from mlops_kit.core.context import Context, load_spec, to_json
@@ -46,7 +46,7 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
         fmt = detect_format(filename)
         with ctx.store.open(key) as raw:
             reader = HashingReader(raw)
-            result = validate_dataset(reader, fmt, spec)
+            result = validate_dataset(cast(BinaryIO, reader), fmt, spec)
             sha256 = reader.drain()
     except Exception as exc:  # noqa: BLE001 - classified: retry, or a final quarantine
         if is_retryable(exc):
