@@ -18,7 +18,6 @@ def spec_apply(file: Path = typer.Argument(..., exists=True, dir_okay=False),
                as_json: bool = JsonOpt) -> None:
     """Check a spec and store it under specs/<name>.yaml."""
     from mlops_kit.core.spec import load_spec_bytes
-
     from mlops_kit.core.training.estimators import check_params
 
     raw = file.read_bytes()
@@ -44,7 +43,6 @@ def spec_check(file: Path = typer.Argument(..., exists=True, dir_okay=False),
                as_json: bool = JsonOpt) -> None:
     """Check a spec file without storing it."""
     from mlops_kit.core.spec import load_spec_bytes
-
     from mlops_kit.core.training.estimators import check_params
 
     spec = load_spec_bytes(file.read_bytes(), source=str(file))

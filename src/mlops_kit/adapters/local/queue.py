@@ -96,8 +96,10 @@ class SqliteQueue:
                 )
                 out.append(Message(mid, json.loads(body), receipt, count + 1))
         # announced after the commit: a notification never names a move that rolled back
-        for msg in dead if self.on_dead_letter is not None else ():
-            self.on_dead_letter(msg)
+        announce = self.on_dead_letter
+        if announce is not None:
+            for msg in dead:
+                announce(msg)
         return out
 
     def ack(self, message: Message) -> None:

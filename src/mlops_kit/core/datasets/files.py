@@ -11,7 +11,7 @@ import hashlib
 import io
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from typing import Any, BinaryIO
 
@@ -141,10 +141,11 @@ class _Prefixed(io.RawIOBase):
 
 def csv_batches(stream: BinaryIO, head: bytes, names: list[str], wanted: list[str],
                 chunk_bytes: int, on_invalid_row: Callable[[Any], str] | None = None,
-                ) -> Iterator[pa.RecordBatch]:
+                ) -> Generator[pa.RecordBatch, None, None]:
     """Batches of the wanted columns (binary, only the empty field null: missing tokens are
     applied per column by `normalise`). A duplicate name reads its first occurrence."""
-    internal, first = [], {}
+    internal: list[str] = []
+    first: dict[str, str] = {}
     for i, n in enumerate(names):
         internal.append(n if n not in first else f"{n}\x00{i}")
         first.setdefault(n, n)
@@ -220,8 +221,8 @@ def read_columns(stream: BinaryIO, fmt: str, wanted: list[str], *,
     parts: dict[str, list] = {n: [] for n in wanted}
     if fmt == "csv":
         head, names, error = read_csv_header(stream)
-        if error:
-            raise ValidationError(error, field="dataset")
+        if error or names is None:
+            raise ValidationError(error or "no header row", field="dataset")
         check(names)
         with closing(csv_batches(stream, head, names, wanted, chunk_bytes, ragged)) as batches:
             for batch in batches:

@@ -27,7 +27,7 @@ def decode_text(arr: pa.Array, on_invalid: InvalidUtf8 | None = None) -> pa.Arra
     except pa.ArrowInvalid:
         raw = arr.to_pylist()
         bad = np.zeros(len(raw), dtype=bool)
-        out = []
+        out: list[str | None] = []
         for i, b in enumerate(raw):
             if b is None:
                 out.append(None)

@@ -117,7 +117,7 @@ def read_labels(stream: BinaryIO, key: str, target: str, numeric: bool | None,
         vals: list[Any] = []
         for row in reader:
             rid, v = row.get(id_col), row.get(target)
-            if is_missing_text(rid) or is_missing_text(v):
+            if rid is None or v is None or is_missing_text(rid) or is_missing_text(v):
                 continue
             ids.append(rid.strip())
             vals.append(_label_value(v, numeric))

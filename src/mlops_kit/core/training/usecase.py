@@ -160,7 +160,7 @@ def _train_version(ctx: Context, spec: ModelSpec, job: dict[str, Any], version: 
     ctx.store.put(prefix + "card.json", to_json(card), content_type="application/json")
     # Registry entry last: only now does the version exist as registered/rejected.
     record = ctx.registry.complete_version(model, version, record)
-    outcome = {"status": record["status"], "model": model, "version": version,
+    outcome: dict[str, Any] = {"status": record["status"], "model": model, "version": version,
                "metrics": result.metrics, "parity": parity_d, "reasons": record["reasons"],
                "champion_before": champion_version, "promoted": False}
     if record["status"] == REGISTERED and promote and not spec.promotion.require_approval:

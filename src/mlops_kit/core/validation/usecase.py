@@ -52,10 +52,10 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
         if is_retryable(exc):
             raise
         log_failure("validate", exc, model=model, key=key)
-        outcome = _quarantine(ctx, model, key, filename, {**base, **_failure_report(exc)})
+        quarantined = _quarantine(ctx, model, key, filename, {**base, **_failure_report(exc)})
         if isinstance(exc, MlopsKitError):  # a bug is not remembered: a fixed kit may pass it
-            _mark(ctx, marker_sk, outcome)
-        return outcome
+            _mark(ctx, marker_sk, quarantined)
+        return quarantined
 
     report = {**result.report, **base, "sha256": sha256}
     stamp = ctx.clock.now().strftime("%Y%m%dT%H%M%S")
