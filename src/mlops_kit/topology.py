@@ -140,7 +140,9 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
             ),
             Function(
                 "serve", "serve.handler", "zip", memory_mb=1024, timeout_s=30,
-                stores=(StoreGrant(ARTIFACTS, "models/", r), StoreGrant(ARTIFACTS, "captures/", w)),
+                stores=(StoreGrant(ARTIFACTS, "models/", r), StoreGrant(ARTIFACTS, "captures/", w),
+                        # the read-only console (/ui/) shows the latest monitoring report
+                        StoreGrant(ARTIFACTS, "reports/", r)),
                 table=r, publishes=True,
             ),
             Function(
@@ -161,6 +163,7 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
             ("POST", "/v2/models/{model}/infer"), ("GET", "/v2/models/{model}"),
             ("GET", "/v2/models/{model}/ready"), ("GET", "/v2/health/ready"),
             ("GET", "/v2/health/live"),
+            ("GET", "/ui"), ("GET", "/ui/{proxy+}"),  # the read-only console
         )),
     )
 
