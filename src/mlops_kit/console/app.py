@@ -38,7 +38,9 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 
 # The stored monitoring report has inline CSS and no script; sandboxed all the same.
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox")
-SECURITY_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
+# same-origin, not no-referrer: under no-referrer browsers send `Origin: null` with the sign-in
+# form, which the cross-site check must then refuse; nothing leaves for another origin either way
+SECURITY_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "same-origin",
                     "x-frame-options": "DENY", "cross-origin-opener-policy": "same-origin",
                     "cross-origin-resource-policy": "same-origin"}
 _MODEL = re.compile(rf"^models/({NAME_PATTERN})$")
@@ -191,8 +193,8 @@ def _same_origin(headers: Mapping[str, str]) -> bool:
     """Sign-in/out forms: refuse cross-site posts (login CSRF). Browsers send Sec-Fetch-Site
     and Origin on POST; clients that send neither (curl) are not browsers being tricked."""
     site = headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:  # the browser's own verdict (every current browser sends it)
+        return site in ("same-origin", "none")
     origin = headers.get("origin")
     if origin is None:
         return True

@@ -105,7 +105,7 @@ def _monitoring(root: str, model: str, runs: list[dict]) -> Html:
                      f"{(r.get('quality') or {}).get('labelled', 0)} labelled rows")
                for lab, r in zip(labels, runs, strict=True)]
     return html(
-        '<div class="summary{}" id="last-run">{} {}<br><a href="{}models/{}/report">Open the '
+        '<div class="summary{}" id="last-run">{}<br>{}<br><a href="{}models/{}/report">Open the '
         'latest monitoring report</a></div>'
         '<h3>Drift score (PSI) per feature over the last {} runs{}</h3><div class="grid" '
         'id="drift">{}</div><div class="grid"><figure class="prediction-drift"><figcaption>'

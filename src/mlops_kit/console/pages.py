@@ -19,7 +19,7 @@ def page(title: str, body: Html, *, root: str, signed_in: bool = False) -> Html:
     return html(
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        '<meta name="referrer" content="no-referrer">'
+        '<meta name="referrer" content="same-origin">'
         '<title>{} · mlops-kit</title><link rel="stylesheet" href="{}static/console.css?v={}"></head>'
         '<body><header class="top"><a class="brand" href="{}">mlops-kit</a>'
         '<a href="{}">Models</a><span class="small">read-only console</span>{}</header>'

@@ -61,7 +61,7 @@ def test_a_bearer_header_opens_the_pages(site):
     assert r.headers["content-type"] == "text/html; charset=utf-8"
     assert r.headers["content-security-policy"] == CSP
     assert r.headers["x-content-type-options"] == "nosniff"
-    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["referrer-policy"] == "same-origin"
     assert r.headers["cache-control"] == "no-store"
     assert "<script" not in text(r) and " style=" not in text(r)
 
@@ -109,6 +109,8 @@ def test_cross_site_sign_in_and_open_redirects_are_refused(site):
     assert login(api, token, **{"sec-fetch-site": "cross-site"}).status == 403
     assert login(api, token, origin="https://evil.example", host="127.0.0.1:8080").status == 403
     assert login(api, token, origin="http://127.0.0.1:8080", host="127.0.0.1:8080").status == 303
+    assert login(api, token, origin="null", host="127.0.0.1:8080").status == 403
+    assert login(api, token, **{"sec-fetch-site": "same-origin"}).status == 303
     for evil in ("//evil.example/", "https://evil.example", "../../v1/models/churn",
                  "models/churn/../../x"):
         assert login(api, token, evil).headers["location"] == "./"
