@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src functions infra tests bench
 
 package: $(STAMP)
-	$(PY) -m infra.packaging --out build/lambda
+	$(PY) -m infra.lambda_zips --out build/lambda
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -121,5 +121,5 @@ class ConsoleData:
             or f"{layout.reports_prefix(name, 'monitoring')}latest.html"
         try:
             return self.store.get(key)
-        except NotFound:
+        except MlopsKitError:  # missing; or, in a cloud, outside what this function may read
             raise NotFound(f"model {name!r} has no monitoring report yet", field="model") from None
