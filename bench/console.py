@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import time
@@ -142,7 +143,8 @@ def main() -> None:
                             met=s["p99"] < TARGET_MS,
                             note=f"GET {path.replace(mid, 'M')} over HTTP, signed-in cookie; "
                                  f"{sizes[path] / 1024:.0f} KiB of HTML; p99 {s['p99']:.1f} ms "
-                                 f"(the target is judged on p99)"))
+                                 f"(the target is judged on p99); load average "
+                                 f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"))
         conn.close()
     finally:
         proc.stdin.close()
