@@ -144,7 +144,10 @@ class Console:
                                                    "page", root=root))
         if body is not None and len(body) > MAX_FORM_BYTES:
             return self._html(413, login_page(root, "", "the form is too large"))
-        form = parse_qs((body or b"").decode("utf-8", "replace"), max_num_fields=4)
+        try:
+            form = parse_qs((body or b"").decode("utf-8", "replace"), max_num_fields=4)
+        except ValueError:  # more fields than the form has
+            return self._html(400, login_page(root, "", "the form is not valid"))
         token = (form.get("token") or [""])[0].strip()
         next_path = (form.get("next") or [""])[0]
         next_path = next_path if _NEXT.match(next_path) else ""

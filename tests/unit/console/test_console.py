@@ -111,6 +111,10 @@ def test_cross_site_sign_in_and_open_redirects_are_refused(site):
     assert login(api, token, origin="http://127.0.0.1:8080", host="127.0.0.1:8080").status == 303
     assert login(api, token, origin="null", host="127.0.0.1:8080").status == 403
     assert login(api, token, **{"sec-fetch-site": "same-origin"}).status == 303
+    stuffed = api.handle("POST", "/ui/login", {}, b"&".join(b"a%d=1" % i for i in range(9)))
+    assert stuffed.status == 400 and "set-cookie" not in stuffed.headers
+    huge = api.handle("POST", "/ui/login", {}, b"token=" + b"x" * 5000)
+    assert huge.status == 413
     for evil in ("//evil.example/", "https://evil.example", "../../v1/models/churn",
                  "models/churn/../../x"):
         assert login(api, token, evil).headers["location"] == "./"
