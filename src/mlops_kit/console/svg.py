@@ -43,8 +43,11 @@ def _nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     return ticks
 
 
-def _finite(v: float | None) -> bool:
-    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+def _num(v: object) -> float | None:
+    """A finite number, else None (a gap): values come from stored JSON."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
 
 
 def line_chart(points: Sequence[Point], *, title: str, width: int = 560, height: int = 200,
@@ -53,11 +56,13 @@ def line_chart(points: Sequence[Point], *, title: str, width: int = 560, height:
                kind: str = "line") -> Html:
     """Points joined by a line, a dashed threshold, a y axis fitted to the data (plus the
     optional floor/ceiling, e.g. 0 for drift scores). kind: css hook (metric, drift, quality)."""
-    values = [p.y for p in points if _finite(p.y)]
+    ys = [_num(p.y) for p in points]
+    values = [v for v in ys if v is not None]
     if not values:
         return html('<p class="muted nodata">{}: no data yet</p>', title)
-    lo = min(values + ([threshold] if _finite(threshold) else []))
-    hi = max(values + ([threshold] if _finite(threshold) else []))
+    limit = _num(threshold)
+    bounds = values + ([limit] if limit is not None else [])
+    lo, hi = min(bounds), max(bounds)
     if y_floor is not None:
         lo = min(lo, y_floor)
     if y_ceil is not None:
@@ -85,19 +90,19 @@ def line_chart(points: Sequence[Point], *, title: str, width: int = 560, height:
         if i % every == 0:
             parts.append(html('<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>',
                               f"{x(i):.1f}", height - PAD_B + 14, p.label))
-    if _finite(threshold):
-        ty = f"{y(threshold):.1f}"  # type: ignore[arg-type]
+    if limit is not None:
+        ty = f"{y(limit):.1f}"
         parts.append(html('<line class="threshold" x1="{}" x2="{}" y1="{}" y2="{}" '
                           'stroke-dasharray="5 4" data-threshold="{}"/>'
                           '<text class="threshold-label" x="{}" y="{}" text-anchor="end">{}</text>',
-                          PAD_L, width - PAD_R, ty, ty, threshold, width - PAD_R,
-                          f"{y(threshold) - 4:.1f}", threshold_label))  # type: ignore[arg-type]
+                          PAD_L, width - PAD_R, ty, ty, limit, width - PAD_R,
+                          f"{y(limit) - 4:.1f}", threshold_label))
     # the line, broken where a value is missing
     run: list[str] = []
     segments: list[list[str]] = []
-    for i, p in enumerate(points):
-        if _finite(p.y):
-            run.append(f"{x(i):.1f},{y(p.y):.1f}")  # type: ignore[arg-type]
+    for i, v in enumerate(ys):
+        if v is not None:
+            run.append(f"{x(i):.1f},{y(v):.1f}")
         elif run:
             segments.append(run)
             run = []
@@ -106,14 +111,13 @@ def line_chart(points: Sequence[Point], *, title: str, width: int = 560, height:
     for seg in segments:
         if len(seg) > 1:
             parts.append(html('<polyline class="series" fill="none" points="{}"/>', " ".join(seg)))
-    for i, p in enumerate(points):
-        if not _finite(p.y):
+    for i, (p, v) in enumerate(zip(points, ys, strict=True)):
+        if v is None:
             continue
-        tip = f"{p.label}: {fmt(p.y)}" + (f" ({p.note})" if p.note else "")
+        tip = f"{p.label}: {fmt(v)}" + (f" ({p.note})" if p.note else "")
         parts.append(html('<circle class="pt {}" cx="{}" cy="{}" r="4" data-label="{}" '
                           'data-value="{}"><title>{}</title></circle>',
-                          p.cls, f"{x(i):.1f}", f"{y(p.y):.1f}", p.label, repr(float(p.y)),  # type: ignore[arg-type]
-                          tip))
+                          p.cls, f"{x(i):.1f}", f"{y(v):.1f}", p.label, repr(v), tip))
     parts.append(html('<line class="axis" x1="{}" x2="{}" y1="{}" y2="{}"/>', PAD_L, PAD_L,
                       PAD_T, PAD_T + ih))
     return html('<svg class="chart {}" viewBox="0 0 {} {}" width="{}" height="{}" role="img" '

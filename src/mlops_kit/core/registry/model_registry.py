@@ -139,7 +139,7 @@ class Registry:
 
     def aliases(self, model: str) -> dict[str, dict[str, Any]]:
         """Both aliases in one query: {"champion": {...}, "challenger": {...}} (those set)."""
-        return {i["sk"].removeprefix("ALIAS#"): _strip(i)
+        return {i["sk"].removeprefix("ALIAS#"): {k: v for k, v in i.items() if k not in ("pk", "sk")}
                 for i in self.table.query(_pk(model), "ALIAS#")}
 
     # -- aliases ---------------------------------------------------------------------------
@@ -287,6 +287,6 @@ class Registry:
     def monitoring_runs(self, model: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The last `limit` monitoring runs, oldest first."""
         items = self.table.query(_pk(model), "MON#", reverse=True, limit=limit)
-        return [_strip(i) for i in reversed(items)]
+        return [{k: v for k, v in i.items() if k not in ("pk", "sk")} for i in reversed(items)]
 
 
