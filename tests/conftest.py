@@ -55,3 +55,13 @@ def azurite():
 
     with running() as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def lifecycle_workspace(tmp_path_factory) -> dict:
+    """Three models with a real history (retrain on drift, rollback, canary, shadow, monitoring
+    runs, labels, XSS payloads in user strings): see tests/lifecycle.py. Built once per worker;
+    treat it as read-only."""
+    from tests.lifecycle import build_console_workspace
+
+    return build_console_workspace(tmp_path_factory.mktemp("lifecycle") / "ws")

@@ -5,6 +5,8 @@ The only place that chooses a backend. Handlers, the CLI and the local server ca
 from __future__ import annotations
 
 import importlib
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,24 @@ class Backend:
                                    max_age_s=s.capture_max_age_s)
         return ModelService(self.ctx.store, self.ctx.registry, capture=buffer,
                             notifier=self.ctx.notifier, refresh_seconds=s.refresh_seconds)
+
+    def console(self, authorize: Callable[[Mapping[str, str]], None] | None = None) -> Callable:
+        """The read-only console's /ui/ handler for HttpApi(ui=...). The console package is
+        imported and built on the first /ui/ request, never on the inference path."""
+        built: list = []
+        lock = threading.Lock()
+
+        def handle(method: str, path: str, headers: Mapping[str, str], body: bytes | None):
+            if not built:
+                with lock:
+                    if not built:
+                        from mlops_kit.console import Console
+
+                        built.append(Console(self.ctx.store, self.ctx.registry,
+                                             authorize=authorize))
+            return built[0](method, path, headers, body)
+
+        return handle
 
 
 # backend name -> (factory module, the extra that installs its SDKs)

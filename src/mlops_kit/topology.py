@@ -168,8 +168,11 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
             Function(
                 "serve", "serve.handler", "zip", memory_mb=1024, timeout_s=30,
                 stores=(StoreGrant(ARTIFACTS, "models/", r),
-                        StoreGrant(ARTIFACTS, "captures/", w)),
-                table=("get",), publishes=True,
+                        StoreGrant(ARTIFACTS, "captures/", w),
+                        # the read-only console (/ui/): the monitoring reports' HTML only
+                        StoreGrant(ARTIFACTS, "reports/", r, match="*/monitoring/*.html")),
+                # query: the console lists versions, history, aliases and monitoring runs
+                table=("get", "query"), publishes=True,
             ),
             Function(
                 "monitor", "monitor.handler", "zip", memory_mb=2048, timeout_s=600,
@@ -193,6 +196,7 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
             ("POST", "/v2/models/{model}/infer"), ("GET", "/v2/models/{model}"),
             ("GET", "/v2/models/{model}/ready"), ("GET", "/v2/health/ready"),
             ("GET", "/v2/health/live"),
+            ("GET", "/ui"), ("GET", "/ui/{proxy+}"),  # the read-only console
         )),
     )
 

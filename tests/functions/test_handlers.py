@@ -178,3 +178,29 @@ def test_invoke_cli_runs_a_handler_on_a_sample(world, trained):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["statusCode"] == 200 and len(json.loads(out["body"])["predictions"]) == 2
+
+
+def test_serve_shows_the_console_behind_the_gateway(world, trained):
+    """On AWS the gateway authorizes every route (IAM or JWT): the console pages are served
+    by the same function, read through the AWS adapters, with the same headers."""
+    res, fns, s3, _ = world
+    fns["monitor"].handler(sample("schedule.json"), None)
+
+    def get(path, stage="$default"):
+        event = sample("http-api-v2-predict.json")
+        event.update(rawPath=path, body=None, isBase64Encoded=False)
+        event["requestContext"].update(stage=stage, http={"method": "GET"})
+        return fns["serve"].handler(event, None)
+
+    for path in ("/ui/", "/ui/models/churn", "/ui/models/churn/versions/1",
+                 "/ui/models/churn/report"):
+        out = get(path)
+        assert out["statusCode"] == 200, (path, out["body"][:300])
+        assert out["headers"]["content-type"] == "text/html; charset=utf-8"
+        assert "default-src 'none'" in out["headers"]["content-security-policy"]
+        assert out["isBase64Encoded"] is False and "churn" in out["body"]
+    assert 'data-feature="monthly_charges"' in get("/ui/models/churn")["body"]
+    assert "Will a customer cancel" in get("/ui/models/churn/versions/1")["body"]
+    staged = get("/prod/ui", stage="prod")  # a named stage: relative redirect into the folder
+    assert staged["statusCode"] == 308 and staged["headers"]["location"] == "ui/"
+    assert get("/ui/static/console.css")["headers"]["content-type"].startswith("text/css")

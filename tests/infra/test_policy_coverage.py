@@ -107,6 +107,11 @@ CALLS: dict[str, list[Call]] = {
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/model.onnx", "ModelService.load_version"),
         ("s3", "PutObject", f"artifacts:captures/{M}/2024-01-01/10/20240101T100000-ab12.jsonl",
          "CaptureBuffer.flush"),
+        ("dynamodb", "Query", "table",
+         "console (/ui/): list_models, list_versions, history, aliases, monitoring_runs"),
+        ("s3", "GetObject", f"artifacts:models/{M}/{V}/card.json", "console: the model card"),
+        ("s3", "GetObject", f"artifacts:reports/{M}/monitoring/20240101T100000.html",
+         "console: the latest monitoring report"),
     ],
     "monitor": LOGS + _publish("monitoring._alert") + [
         ("dynamodb", "Query", "table", "Registry.list_models"),
@@ -151,7 +156,10 @@ FORBIDDEN: dict[str, list[tuple[str, str, str]]] = {
     "serve": [("s3", "PutObject", f"artifacts:models/{M}/{V}/model.onnx"),
               ("dynamodb", "PutItem", "table"), ("sqs", "SendMessage", "queue:train"),
               ("s3", "GetObject", f"data:datasets/{M}/upload.csv"),
-              ("s3", "ListObjectsV2", f"list:artifacts:captures/{M}/")],
+              ("s3", "ListObjectsV2", f"list:artifacts:captures/{M}/"),
+              # the console reads monitoring reports, never validation reports (row samples)
+              ("s3", "GetObject",
+               f"artifacts:reports/{M}/validation/upload.csv.20240101T000000.ab.json")],
     "monitor": [("sqs", "SendMessage", "queue:train"),  # retrain goes through an upload
                 ("s3", "PutObject", f"data:datasets/{M}/upload.csv"),  # only retrain-*.csv
                 ("s3", "PutObject", f"artifacts:models/{M}/{V}/model.onnx"),

@@ -328,3 +328,22 @@ def test_monitoring_imports_no_training_libraries():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_each_run_leaves_a_trend_item_in_the_registry(mon):
+    serve(mon, feature_records(300, seed=3, drift=1.0))
+    r = run_monitor(mon.ctx, "churn", window_hours=1)
+    [item] = mon.ctx.registry.monitoring_runs("churn")
+    assert item["at"] == r["generated_at"] and item["version"] == 1 and item["drifted"]
+    assert item["html_key"] == r["html_key"] and item["rows"] == 300
+    assert set(item["features"]) == set(r["drift"]["features"])
+    for name, f in r["drift"]["features"].items():
+        assert item["features"][name]["psi"] == pytest.approx(f["psi"])
+        assert item["features"][name]["drifted"] == f["drifted"]
+    assert item["prediction_psi"] == pytest.approx(r["prediction_drift"]["psi"])
+    assert item["threshold"] == 0.2 and "feature_drift" in item["alerts"]
+    assert item["quality"]["value"] is None and item["quality"]["labelled"] == 0  # no labels
+    mon.ctx.clock.advance(hours=3)
+    run_monitor(mon.ctx, "churn", window_hours=1)  # an empty window: insufficient data
+    runs = mon.ctx.registry.monitoring_runs("churn")
+    assert [x["status"] for x in runs] == ["ok", "insufficient_data"]

@@ -25,6 +25,7 @@ from mlops_kit.core.monitoring.labels import LabelIndex
 from mlops_kit.core.monitoring.quality import Quality, quality_check
 from mlops_kit.core.monitoring.report_html import render_report
 from mlops_kit.core.monitoring.retrain import Announce, maybe_retrain
+from mlops_kit.core.monitoring.trend import trend_entry
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.errors import MlopsKitError, describe
 
@@ -157,6 +158,8 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
                   latest_key=f"{base}latest.json")
     report["retrain"] = maybe_retrain(ctx, spec, report, labels, start, end, announce)
     _store_report(ctx, report, base)
+    # the registry's trend item last, like every registry entry: it points at stored reports
+    ctx.registry.record_monitoring(model, trend_entry(report))
     if alerts:
         _alert(ctx, report)
     return report

@@ -7,6 +7,7 @@ Items (pk = MODEL#<name>):
   HIST#<seq>       append-only history of every alias move (who, from, to, why)
   HISTSEQ          the history sequence (conditional writes give one total order)
   META             latest version number (moved by conditional write -> monotonic versions)
+  MON#<time>       one compact summary per monitoring run (drift scores, live quality)
 pk = MODELS, sk = <name>: the model index.
 
 Every transaction stays in the model's own partition (MODEL#<name>), on every backend. Every
@@ -163,6 +164,15 @@ class Registry:
     def list_models(self) -> list[str]:
         return [i["sk"] for i in self.table.query("MODELS")]
 
+    def latest_version(self, model: str) -> int:
+        meta = self.table.get(_pk(model), "META")
+        return int(meta["latest"]) if meta else 0
+
+    def aliases(self, model: str) -> dict[str, dict[str, Any]]:
+        """Both aliases in one query: {"champion": {...}, "challenger": {...}} (those set)."""
+        return {i["sk"].removeprefix("ALIAS#"): {k: v for k, v in i.items() if k not in ("pk", "sk")}
+                for i in self.table.query(_pk(model), "ALIAS#")}
+
     # -- aliases ---------------------------------------------------------------------------
     def get_alias(self, model: str, alias: str = CHAMPION) -> dict[str, Any] | None:
         item = self.table.get(_pk(model), f"ALIAS#{alias}")
@@ -299,5 +309,16 @@ class Registry:
 
     def history(self, model: str) -> list[dict[str, Any]]:
         return [_strip(i) for i in self.table.query(_pk(model), "HIST#")]
+
+    # -- monitoring index ------------------------------------------------------------------
+    def record_monitoring(self, model: str, entry: dict[str, Any]) -> None:
+        """One compact item per monitoring run (MON#<generated_at>, an idempotent put): the
+        drift and quality trends and the last drift status, read back with one query."""
+        self.table.put(_pk(model), f"MON#{entry['at']}", entry)
+
+    def monitoring_runs(self, model: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The last `limit` monitoring runs, oldest first."""
+        items = self.table.query(_pk(model), "MON#", reverse=True, limit=limit)
+        return [{k: v for k, v in i.items() if k not in ("pk", "sk")} for i in reversed(items)]
 
 
