@@ -39,3 +39,12 @@ def trained(tmp_path, _trained_template) -> Backend:
     shutil.copytree(_trained_template, ws)
     return make_backend(ws)
 
+
+
+@pytest.fixture
+def aws():
+    """A bare in-process moto account with fresh boto3 clients (tests.moto_support)."""
+    from tests.moto_support import moto_account
+
+    with moto_account():
+        yield
