@@ -180,8 +180,9 @@ def enforce_on_server(endpoint_url: str) -> None:
     `set_initial_no_auth_action_count` calls in server mode)."""
     import urllib.request
 
+    # not form-encoded (urllib's default): moto reads the raw body as the count
     req = urllib.request.Request(f"{endpoint_url}/moto-api/reset-auth", data=b"0",
-                                 method="POST")
+                                 method="POST", headers={"content-type": "text/plain"})
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our local moto
         if resp.status != 200:
             raise RuntimeError(f"moto refused to enforce IAM: {resp.status}")
