@@ -36,7 +36,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                                "report_key", "reason")})
         logger.info("monitoring done", extra={"report": reports[-1]})
         # CloudWatch Embedded Metric Format: one log line becomes metrics (no PutMetricData call)
-        print(json.dumps(emf_metrics(r)), file=sys.stderr, flush=True)
+        print(json.dumps(emf_metrics(r, stack=_wiring.backend().settings.stack)),
+              file=sys.stderr, flush=True)
     if errors:
         raise MonitoringFailed(f"monitoring failed for {[e['model'] for e in errors]}: {errors}")
     return {"reports": reports, "errors": errors}

@@ -281,6 +281,7 @@ ENV_FOR = {
     "validate_queue": "MLOPSKIT_VALIDATE_QUEUE_URL",
     "topic": "MLOPSKIT_TOPIC_ARN",
     "backend": "MLOPSKIT_BACKEND",
+    "stack": "MLOPSKIT_STACK",
 }
 
 # Which ENV_FOR entry carries each store's bucket name and each queue's URL (used by infra/ to

@@ -33,6 +33,7 @@ class Resources:
     inference_url: str | None = None
     buckets: dict[str, str] = field(default_factory=dict)  # topology store name -> bucket
     table_arn: str = ""
+    stack: str = ""  # the name prefix (MLOPSKIT_STACK: the Stack dimension of the metrics)
     # IAM enforced (emulate.iam): "admin" and one identity per function; empty otherwise
     identities: dict[str, Identity] = field(default_factory=dict, repr=False)
 
@@ -53,6 +54,8 @@ class Resources:
                ENV_FOR["topic"]: self.topic_arn}
         if self.endpoint_url:
             out["MLOPSKIT_ENDPOINT_URL"] = self.endpoint_url
+        if self.stack:
+            out[ENV_FOR["stack"]] = self.stack
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -122,4 +125,4 @@ def provision(client: Callable[[str], Any], topology: Topology | None = None, *,
     from mlops_kit.topology import ARTIFACTS, DATA
 
     return Resources(region, endpoint_url, buckets[DATA], buckets[ARTIFACTS], urls, arns, table,
-                     topic_arn, buckets=buckets, table_arn=table_arn)
+                     topic_arn, buckets=buckets, table_arn=table_arn, stack=prefix)
