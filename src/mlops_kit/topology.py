@@ -134,7 +134,9 @@ DATA, ARTIFACTS = "data", "artifacts"
 
 
 def default_topology(schedule: str = "rate(1 hour)") -> Topology:
-    r, w, rw = "read", "write", "readwrite"
+    r: Access = "read"
+    w: Access = "write"
+    rw: Access = "readwrite"
     return Topology(
         stores=(
             Store(DATA, ("specs/", "datasets/", "quarantine/", "labels/"),

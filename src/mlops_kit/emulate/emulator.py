@@ -16,6 +16,7 @@ The pieces (provision, SqsPump, Gateway) are also what the end-to-end tests use 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -84,7 +85,7 @@ class Emulator:
             pump = SqsPump(sqs, res.queue_urls[q.name], res.queue_arns[q.name],
                            handlers[q.consumer], batch_size=q.batch_size,
                            region=self.region, retry_after=self.retry_after,
-                           context=lambda c=q.consumer: context_for(self.topology, c),
+                           context=functools.partial(context_for, self.topology, q.consumer),
                            control=self.client("sqs"))
             self._spawn(f"sqs-{q.name}", self._pump_loop, pump)
         http_fn = self.topology.http.function

@@ -178,7 +178,8 @@ class CategoricalAccumulator:
             k = category_key(v)
             seen[k] = seen.get(k, 0) + c
         self.nulls += seen.pop(None, 0)
-        for k, c in seen.items():
+        for key, c in seen.items():
+            k = str(key)  # None (missing) was popped above
             if k not in self.ref_freqs:
                 if self.allowed is not None and k not in self.allowed:
                     self.invalid += c

@@ -25,6 +25,12 @@ from mlops_kit.core.validation.rules import (
 class Column:
     """Per-column state across batches: rule counters plus profile statistics."""
 
+    # set by make_column from the spec
+    encoding: Rule
+    range_rule: Rule | None
+    cat_rule: Rule | None
+    feature: NumericFeature | CategoricalFeature | None
+
     def __init__(
         self,
         name: str,
