@@ -23,7 +23,8 @@ def _emit(report: dict[str, Any]) -> None:
     logger.info("monitoring done", extra={"report": {k: report.get(k) for k in (
         "model", "version", "status", "rows", "drifted", "report_key", "reason")}})
     # CloudWatch Embedded Metric Format: one log line becomes metrics (no PutMetricData call)
-    print(json.dumps(emf_metrics(report)), file=sys.stderr, flush=True)
+    print(json.dumps(emf_metrics(report, stack=_wiring.backend().settings.stack)),
+          file=sys.stderr, flush=True)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

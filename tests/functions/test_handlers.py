@@ -8,7 +8,7 @@ import pytest
 
 from tests.functions.conftest import DATASET_KEY, sample
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.iam_enforced]
 
 
 def _keys(s3, bucket, prefix):

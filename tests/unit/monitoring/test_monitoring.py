@@ -320,6 +320,9 @@ def test_emf_document_shape(mon):
     assert doc["Model"] == "churn" and doc["DriftedFeatures"] == len(r["drift"]["drifted_features"])
     assert doc["MaxPSI"] == max(f["psi"] for f in r["drift"]["features"].values()) > 1
     assert not any(n.startswith("Live") for n in names)  # no labels, no live metrics
+    [stacked] = emf_metrics(r, stack="mlk-prod")["_aws"]["CloudWatchMetrics"]
+    assert stacked["Dimensions"] == [["Stack", "Model"]]
+    assert emf_metrics(r, stack="mlk-prod")["Stack"] == "mlk-prod"
 
 
 def test_monitoring_imports_no_training_libraries():
