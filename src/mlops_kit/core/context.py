@@ -24,10 +24,12 @@ class Context:
     train_queue: Queue
     notifier: Notifier
     clock: Clock
+    # the training queue's visibility timeout: a version pending for longer is shown as stuck
+    stuck_after_s: float | None = None
     registry: Registry = field(init=False)
 
     def __post_init__(self) -> None:
-        self.registry = Registry(self.table, self.clock, self.notifier)
+        self.registry = Registry(self.table, self.clock, self.notifier, self.stuck_after_s)
 
 
 def load_spec(store: ObjectStore, model: str) -> ModelSpec:
