@@ -110,7 +110,8 @@ def _authorize(headers) -> None:
                            "(Microsoft Entra ID) is required", field="authorization")
 
 
-shell = HttpShell(runtime.backend, authorize=_authorize)
+# the console (/ui/) too: behind the same platform authentication and principal check
+shell = HttpShell(runtime.backend, authorize=_authorize, console=True)
 
 
 def serve(req: func.HttpRequest) -> func.HttpResponse:
@@ -118,9 +119,18 @@ def serve(req: func.HttpRequest) -> func.HttpResponse:
     if ROUTE_PREFIX and path.startswith(f"/{ROUTE_PREFIX}/"):
         path = path[len(ROUTE_PREFIX) + 1:]
     resp = shell.handle(req.method, path, dict(req.headers.items()), req.get_body() or None)
-    headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-type"}
-    return func.HttpResponse(resp.json_bytes(), status_code=resp.status, headers=headers,
-                             mimetype="application/json", charset="utf-8")
+    # the Response's own content-type (JSON, or the console's HTML/CSS/SVG) is kept as is
+    ctype = resp.headers.get("content-type", "application/json")
+    charset = re.search(r"charset=([\w-]+)", ctype)
+    return func.HttpResponse(resp.payload(), status_code=resp.status, headers=resp.headers,
+                             mimetype=ctype.split(";")[0].strip(),
+                             charset=charset.group(1) if charset else "utf-8")
+
+
+def azure_route(path: str) -> str:
+    """A topology route as an Azure Functions route template: no leading slash, and API
+    Gateway's greedy `{name+}` as the ASP.NET Core catch-all `{*name}`."""
+    return re.sub(r"\{(\w+)\+\}", r"{*\1}", path.lstrip("/"))
 
 
 def route_name(method: str, path: str) -> str:
@@ -134,7 +144,7 @@ def _register(method: str, path: str) -> None:
 
     handler.__name__ = route_name(method, path)
     app.function_name(handler.__name__)(
-        app.route(route=path.lstrip("/"), methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(
+        app.route(route=azure_route(path), methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(
             handler))
 
 

@@ -103,6 +103,13 @@ def test_upload_leads_to_a_champion_served_over_http(flow):
     assert status == 200 and body["model_version"] == "1"
     assert call(flow, "GET", "/v2/health/ready")[0] == 200
     assert call(flow, "GET", "/no/such/route") == (404, None)  # the host's 404
+    # the read-only console, behind the same authentication
+    req = urllib.request.Request(flow["url"] + "/ui/", headers={
+        "authorization": f"Bearer {flow['token']}"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        assert resp.status == 200 and resp.headers["content-type"].startswith("text/html")
+        assert b"churn" in resp.read()
+    assert call(flow, "GET", "/ui/", token=False) == (401, None)
     # a client cannot pass as authenticated by sending the platform's headers itself
     assert call(flow, "GET", "/v1/models/churn", token=False,
                 headers={"x-ms-client-principal-id": "forged"}) == (401, None)

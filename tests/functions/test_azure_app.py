@@ -74,8 +74,9 @@ def test_bindings_are_the_topologys(app):
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "0 0 * * * *"  # rate(1 hour)
     http = {(b["methods"][0], b["route"]): b["authLevel"] for f in fns.values()
             for b in json.loads(f.get_function_json())["bindings"] if b["type"] == "httpTrigger"}
-    assert http == {(m, p.lstrip("/")): "ANONYMOUS" for m, p in topo.http.routes}
+    assert http == {(m, app[0].module.azure_route(p)): "ANONYMOUS" for m, p in topo.http.routes}
     assert ("POST", "v1/models/{model}:predict") in http
+    assert ("GET", "ui/{*proxy}") in http  # API Gateway's {proxy+} as a catch-all
 
 
 @pytest.mark.parametrize("only, expected", [
@@ -83,7 +84,7 @@ def test_bindings_are_the_topologys(app):
     ("serve", {f"serve_{m}" for m in ("post_v1_models_model_predict", "get_v1_models_model",
                                        "post_v2_models_model_infer", "get_v2_models_model",
                                        "get_v2_models_model_ready", "get_v2_health_ready",
-                                       "get_v2_health_live")}),
+                                       "get_v2_health_live", "get_ui", "get_ui_proxy")}),
 ])
 def test_one_app_per_function_registers_only_its_triggers(app, monkeypatch, only, expected):
     from mlops_kit.emulate.azure_functions import FunctionsApp
@@ -135,6 +136,10 @@ def test_routes_match_kserve_paths_with_the_colon(app):
     assert app[0].match("PUT", "/v1/models/churn:predict") is None  # the host's 404
     assert app[0].match("GET", "/v2/models/churn/ready")[0].route == "v2/models/{model}/ready"
     assert app[0].match("GET", "/api/v2/health/ready") is None  # no route prefix
+    found = app[0].match("GET", "/ui/models/churn/versions/1")
+    assert found[0].route == "ui/{*proxy}" and found[1] == {"proxy": "models/churn/versions/1"}
+    assert app[0].match("GET", "/ui/")[1] == {"proxy": ""}  # a catch-all may be empty
+    assert app[0].match("GET", "/v2/health/ready/")[0].route == "v2/health/ready"
 
 
 def request(method, path, body=None, headers=None):
@@ -156,6 +161,8 @@ def test_serve_needs_the_platforms_principal_and_answers_json(app):
                                           "code": "not_found", "field": "model"}
     resp = serve(request("POST", "/v1/models/churn:predict", None, PRINCIPAL))
     assert resp.status_code == 400 and json.loads(resp.get_body())["field"] == "body"
+    ui = user(app, "serve_get_ui_proxy")(request("GET", "/ui/models/churn"))
+    assert ui.status_code == 401 and json.loads(ui.get_body())["code"] == "unauthorized"
     health = user(app, "serve_get_v2_health_ready")(request("GET", "/v2/health/ready"))
     assert health.status_code == 200 and json.loads(health.get_body())["ready"] is True
 

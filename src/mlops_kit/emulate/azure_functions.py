@@ -77,17 +77,25 @@ _PARAM = re.compile(r"\{(\*?)([A-Za-z_]\w*)(?::[^{}]*)?\??\}")
 def compile_route(template: str) -> re.Pattern[str]:
     """An ASP.NET Core route template as a regex: `{name}` is one segment or, next to literal
     text in the same segment (`{model}:predict`, a complex segment), the part before the
-    literal; `{*rest}` is a catch-all; `{id:int}` constraints are not checked; literals match
-    case-insensitively, as in the host."""
+    literal; `{*rest}` is a catch-all that may be empty; `{id:int}` constraints are not
+    checked; literals match case-insensitively and a trailing slash is ignored, as in the host."""
     parts = []
-    for seg in template.strip("/").split("/"):
+    segments = template.strip("/").split("/")
+    catch_all = None
+    if (m := _PARAM.fullmatch(segments[-1])) and m.group(1):
+        catch_all = m.group(2)  # `.../{*rest}`: the rest of the path, or nothing at all
+        segments = segments[:-1]
+    for seg in segments:
         out, pos = "", 0
         for m in _PARAM.finditer(seg):
             out += re.escape(seg[pos:m.start()])
             out += f"(?P<{m.group(2)}>.+)" if m.group(1) else f"(?P<{m.group(2)}>[^/]+?)"
             pos = m.end()
         parts.append(out + re.escape(seg[pos:]))
-    return re.compile("^" + "/".join(parts) + "$", re.IGNORECASE)
+    body = "/".join(parts)
+    if catch_all:
+        body += f"(?:/(?P<{catch_all}>.*))?" if body else f"(?P<{catch_all}>.*)"
+    return re.compile("^" + body + "/?$", re.IGNORECASE)
 
 
 @dataclass

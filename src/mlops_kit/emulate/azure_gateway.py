@@ -9,7 +9,7 @@ authentication and the Functions host do with a request before the HTTP-trigger 
 - Routing: the app's HTTP triggers by route template and method (FunctionsApp.match); no match
   is the host's empty 404; a function that raises is the host's empty 500.
 - The request becomes a func.HttpRequest; the func.HttpResponse goes back with its status and
-  headers (content-type from its mimetype and charset when it sets none).
+  headers (content-type from its mimetype, + charset for text/*, when it sets none).
 """
 
 from __future__ import annotations
@@ -107,9 +107,10 @@ def make_functions_gateway(app: FunctionsApp, auth: EasyAuth | None, host: str =
                 log.exception("HTTP function %s failed", fn.name)
                 self._send(500, {}, b"")
                 return
-            out = dict(resp.headers.items())
-            if not any(k.lower() == "content-type" for k in out):
-                out["content-type"] = f"{resp.mimetype}; charset={resp.charset}"
+            out = {k.lower(): v for k, v in resp.headers.items()}
+            if "content-type" not in out:  # what the worker does with mimetype and charset
+                out["content-type"] = f"{resp.mimetype}; charset={resp.charset}" \
+                    if resp.mimetype.startswith("text/") else resp.mimetype
             self._send(resp.status_code, out, resp.get_body() or b"")
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle

@@ -20,9 +20,11 @@ log = logging.getLogger("mlops_kit.serve")
 
 class HttpShell:
     def __init__(self, backend: Callable[[], Backend], *,
-                 authorize: Callable[[Mapping[str, str]], None] | None = None) -> None:
+                 authorize: Callable[[Mapping[str, str]], None] | None = None,
+                 console: bool = False) -> None:
         self._backend = backend
         self._authorize = authorize
+        self._console = console
         self._api: HttpApi | None = None
         self._lock = threading.Lock()
 
@@ -30,8 +32,23 @@ class HttpShell:
         if self._api is None:
             with self._lock:
                 if self._api is None:
-                    self._api = HttpApi(self._backend().service(), authorize=self._authorize)
+                    b = self._backend()
+                    self._api = HttpApi(b.service(), authorize=self._authorize,
+                                        ui=self._ui(b) if self._console else None)
         return self._api
+
+    def _ui(self, backend: Backend) -> Callable:
+        """The read-only console (/ui/), built on its first request. The platform authenticated
+        the caller (the console's own sign-in is for the local server); `authorize` is checked
+        first, as for the API."""
+        console, authorize = backend.console(), self._authorize
+
+        def handle(method: str, path: str, headers: Mapping[str, str], body: bytes | None):
+            if authorize is not None:
+                authorize(headers)
+            return console(method, path, headers, body)
+
+        return handle
 
     def reset(self) -> None:
         with self._lock:

@@ -6,6 +6,9 @@ are retryable or final).
 - retryable (a transient infrastructure fault): raised, so the platform makes the message
   visible again and, after the queue's max receives, moves it to `<queue>-poison` (Azure) or
   the DLQ (AWS).
+
+The classification is errors.is_retryable and the outcome core.jobs.run_job's, as in the AWS
+handlers; this module adds what a message is (events.created_objects) and the per-object loop.
 """
 
 from __future__ import annotations
@@ -13,20 +16,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from mlops_kit import errors
 from mlops_kit.core.context import Context
+from mlops_kit.core.jobs import FAILED, run_job
 from mlops_kit.core.monitoring.monitor import run_monitor
 from mlops_kit.core.monitoring.retrain import Announce
 from mlops_kit.core.pipeline import on_object_created
-from mlops_kit.errors import MlopsKitError, TransientError, ValidationError
+from mlops_kit.errors import ValidationError, describe, is_retryable
 from mlops_kit.handlers.events import CreatedObject, created_objects
 from mlops_kit.ports import Notifier
 
 log = logging.getLogger("mlops_kit.handlers")
 T = TypeVar("T")
-FAILED = "failed"
+__all__ = ["FAILED", "MonitoringFailed", "is_retryable", "monitor_models", "settle",
+           "train_message", "validate_message"]
 
 
 class MonitoringFailed(RuntimeError):
@@ -34,48 +38,15 @@ class MonitoringFailed(RuntimeError):
     the platform's failure metrics and alerts see it."""
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Would a later delivery succeed? errors.is_retryable decides when errors.py has it (the
-    classification of issue 12); until then: TransientError is retryable, every other
-    MlopsKitError is final (ours are about the data, the spec or the model), and an exception
-    that is not ours (a connection reset, a timeout) is retryable."""
-    decide = getattr(errors, "is_retryable", None)
-    if callable(decide):
-        return bool(decide(exc))
-    if isinstance(exc, TransientError):
-        return True
-    return not isinstance(exc, MlopsKitError)
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, MlopsKitError):
-        return exc.message
-    text = str(exc).splitlines()[0][:300] if str(exc) else ""
-    return f"internal error {type(exc).__name__}" + (f": {text}" if text else "")
-
-
 def settle(notifier: Notifier, stage: str, fn: Callable[[], T], **about: Any) -> T | dict[str, Any]:
-    """Run `fn`. A final failure becomes a `failed` outcome (logged, notified); a retryable one
-    propagates. `about` (model, key) goes into the outcome and the notification."""
+    """core.jobs.run_job for a call: a final failure becomes a `failed` outcome (logged,
+    notified with `about`: model, key); a retryable one (errors.is_retryable) propagates."""
+    body = {k: v for k, v in about.items() if v is not None}
     try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes raw
-        if is_retryable(exc):
-            log.warning("%s failed, will be retried: %s %s", stage, _message(exc), about)
-            raise
-        known = {k: v for k, v in about.items() if v is not None}
-        log.warning("%s failed (final): %s %s", stage, _message(exc), known)
-        out: dict[str, Any] = {"status": FAILED, "final": True, "stage": stage,
-                               "error": _message(exc), "error_type": type(exc).__name__, **known}
-        if isinstance(exc, MlopsKitError):
-            out["error_code"] = exc.code
-            if exc.field:
-                out["field"] = exc.field
-        model = known.get("model")
-        notifier.publish(f"mlops-kit: {stage} job failed" + (f" for {model}" if model else ""),
-                         {"event": "job_failed", **{k: out[k] for k in (
-                             "stage", "error", "error_type")}, **known})
-        return out
+        return cast("T | dict[str, Any]", run_job(notifier, stage, lambda _: cast(dict, fn()), body))
+    except Exception as exc:  # only a retryable failure gets here
+        log.warning("%s failed, will be retried: %s %s", stage, describe(exc), body)
+        raise
 
 
 def validate_message(ctx: Context, body: Any, *, containers: Collection[str] | None = None
@@ -140,8 +111,8 @@ def monitor_models(ctx: Context, *, announce: Announce | None = None) -> dict[st
         try:
             r = run_monitor(ctx, model, announce=announce)
         except Exception as exc:  # noqa: BLE001 - one model must not stop the others
-            log.error("monitoring %s failed: %s", model, _message(exc))
-            failures.append({"model": model, "error": _message(exc)})
+            log.error("monitoring %s failed: %s", model, describe(exc))
+            failures.append({"model": model, "error": describe(exc)})
             continue
         reports.append({k: r.get(k) for k in ("model", "version", "status", "rows", "drifted",
                                                "report_key", "reason", "retrain")})
