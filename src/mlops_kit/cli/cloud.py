@@ -79,7 +79,8 @@ def emulate(
 ) -> None:
     """Run the AWS code path locally: moto server + the topology's resources + the handlers.
     Prints one JSON line (endpoint, names, inference URL), then runs until SIGINT/SIGTERM.
-    With --cloud azure: Azurite + the Azure Functions app (see emulate_azure)."""
+    With --cloud azure: Azurite + the Azure Functions app in functions/azure; the JSON line
+    carries the connection string and the bearer token for the inference URL."""
     import logging
 
     if cloud not in ("aws", "azure"):
