@@ -136,7 +136,8 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
                 reserved_concurrency=2, light=False,
                 stores=(StoreGrant(DATA, "specs/", r), StoreGrant(DATA, "datasets/", r),
                         StoreGrant(ARTIFACTS, "reports/", r), StoreGrant(ARTIFACTS, "models/", rw)),
-                table=rw, publishes=True,
+                # sends to its own queue: an experiment fans its trials out as messages
+                table=rw, publishes=True, sends_to=("train",),
             ),
             Function(
                 "serve", "serve.handler", "zip", memory_mb=1024, timeout_s=30,

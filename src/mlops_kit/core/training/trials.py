@@ -93,7 +93,7 @@ def _budget(trials: Iterable[dict[str, Any]], max_seconds: float | None):
     """Yield (trial, start?) pairs; past the time budget, trials are not started."""
     begin = time.monotonic()
     for trial in trials:
-        over = max_seconds is not None and time.monotonic() - begin > max_seconds
+        over = max_seconds is not None and time.monotonic() - begin >= max_seconds
         yield trial, not over
 
 
