@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
@@ -29,6 +30,9 @@ def _params(p: dict[str, Any] | None, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+_MARKS = {"failed": "✗", "skipped": "-", "pending": "…"}  # rank column for unscored trials
+
+
 def _load(runs, model: str, run: int) -> tuple[dict, list[dict]]:
     return runs.get_run(model, run), runs.trials(model, run)
 
@@ -43,16 +47,18 @@ def runs_list(model: str, as_json: bool = JsonOpt) -> None:
     rows = [run_summary(r, runs.trials(model, r["run"])) for r in reversed(runs.list_runs(model))]
 
     def human(rows: list[dict]) -> None:
-        t = Table("run", "status", "strategy", "trials ok/failed/skipped", "metric", "best",
-                  "winner", "version", "seconds", "started")
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for name in ("run", "status", "trials", "best", "winner", "version", "s"):
+            t.add_column(name, overflow="fold", justify="right" if name == "s" else "left")
         for r in rows:
             best = r["best"] or {}
-            t.add_row(str(r["run"]), r["status"], str(r["strategy"]),
-                      f"{r['trials']}: {r['ok']}/{r['failed']}/{r['skipped']}", r["metric"],
-                      _fmt(best.get("cv")),
+            trials = f"{r['ok']}/{r['trials']} ok" + "".join(
+                f", {r[k]} {k}" for k in ("failed", "skipped", "pending") if r[k])
+            version = f"v{r['version']} {r.get('version_status') or ''}".strip()
+            t.add_row(str(r["run"]), r["status"], trials,
+                      f"{r['metric']} {_fmt(best.get('cv'))}" if best else "–",
                       f"{best.get('kind', '–')} {best.get('hash', '')}".strip(),
-                      f"v{r['version']} {r.get('version_status') or ''}".strip(),
-                      _fmt(r["seconds"], 1), str(r.get("started_at") or "")[:19])
+                      version + (" ★" if r.get("promoted") else ""), _fmt(r["seconds"], 1))
         console.print(t if rows else f"no runs for {model!r} (a spec with a `search` makes them)")
 
     emit(rows, as_json, human)
@@ -76,19 +82,27 @@ def runs_show(model: str, run: int, as_json: bool = JsonOpt) -> None:
                       f"{s['skipped']} skipped, {s['pending']} pending)")
         for note in d["notes"]:
             console.print(f"[dim]{note}[/dim]")
-        t = Table("", "rank", "trial", "kind", "params", f"cv {s['metric']}", "± std",
-                  f"holdout {s['metric']}", "fit s", "status")
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        t.add_column("#", no_wrap=True)
+        t.add_column("trial", no_wrap=True)
+        t.add_column("candidate", overflow="fold", min_width=24)
+        t.add_column(f"cv {s['metric']}", no_wrap=True, justify="right")
+        t.add_column("holdout", no_wrap=True, justify="right")
+        t.add_column("fit s", no_wrap=True, justify="right")
         for r in d["trials"]:
-            status = r.get("status", "")
-            if r.get("reason"):
-                status += f": {r['reason'][:70]}"
-            t.add_row("[green]★[/green]" if r["best"] else "", _fmt(r["rank"]), r["hash"],
-                      str(r.get("kind")), _params(r.get("params")), _fmt(r["value"]),
-                      _fmt((r.get("cv_std") or {}).get(s["metric"])),
+            std = (r.get("cv_std") or {}).get(s["metric"])
+            mark = "★" if r["best"] else " "
+            rank = _fmt(r["rank"]) if r["rank"] else _MARKS.get(r.get("status", ""), "?")
+            t.add_row(mark + rank, r["hash"],
+                      f"{r.get('kind')} {_params(r.get('params'), 200)}".strip(),
+                      _fmt(r["value"]) + (f"±{std:.3f}" if std is not None else ""),
                       _fmt((r.get("holdout") or {}).get(s["metric"])),
-                      _fmt(r.get("fit_seconds"), 2), status,
-                      style="bold" if r["best"] else None)
+                      _fmt(r.get("fit_seconds"), 2),
+                      style="bold green" if r["best"] else None)
         console.print(t)
+        for r in d["trials"]:
+            if r.get("reason"):
+                console.print(f"{r['hash']} {r.get('status')}: {r['reason']}", soft_wrap=True)
         if s.get("version_status"):
             console.print(f"version {s['version']}: {s['version_status']}"
                           f"{' (champion)' if s.get('promoted') else ''}")
@@ -127,7 +141,7 @@ def runs_compare(run_a: str = typer.Argument(..., help="MODEL:RUN, or RUN with -
         for label, key in (("status", "status"), ("dataset", "dataset_key"),
                            ("spec", "spec_hash"), ("trials", "trials"), ("ok", "ok"),
                            ("failed", "failed"), ("seconds", "seconds")):
-            t.add_row(label, _fmt(sa.get(key))[:40], _fmt(sb.get(key))[:40])
+            t.add_row(label, _fmt(sa.get(key), 1)[:40], _fmt(sb.get(key), 1)[:40])
         ba, bb = sa["best"] or {}, sb["best"] or {}
         t.add_row(f"best {d['metric']}", _fmt(ba.get("cv")), _fmt(bb.get("cv")))
         t.add_row("best candidate", f"{ba.get('kind')} {_params(ba.get('params'), 40)}",
@@ -138,10 +152,15 @@ def runs_compare(run_a: str = typer.Argument(..., help="MODEL:RUN, or RUN with -
                           f"({'b' if d['better'] == 'b' else 'a'} is better)"
                           if d["better"] else f"best {d['metric']}: equal")
         if d["common"]:
-            c = Table("trial", "kind", "params", "a", "b", "delta")
+            c = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="candidates both runs tried")
+            c.add_column("trial", no_wrap=True)
+            c.add_column("candidate", overflow="fold", min_width=24)
+            for name in ("a", "b", "delta"):
+                c.add_column(name, no_wrap=True, justify="right")
             for r in d["common"]:
-                c.add_row(r["hash"], str(r["kind"]), _params(r["params"], 40), _fmt(r["a"]),
-                          _fmt(r["b"]), _fmt(r["delta"]))
+                c.add_row(r["hash"], f"{r['kind']} {_params(r['params'], 200)}".strip(),
+                          _fmt(r["a"]), _fmt(r["b"]),
+                          "–" if r["delta"] is None else f"{r['delta']:+.4f}")
             console.print(c)
 
     emit(json.loads(json.dumps(out, default=str)), as_json, human)
