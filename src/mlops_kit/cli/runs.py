@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.errors import ValidationError
 
 app = typer.Typer(help="Experiment runs: candidates tried per upload, compared.",
                   no_args_is_help=True)
@@ -114,12 +114,12 @@ def _ref(ref: str, model: str | None) -> tuple[str, int]:
     name, _, number = ref.rpartition(":")
     name = name or model or ""
     if not name:
-        raise MlopsKitError(f"run {ref!r}: write MODEL:RUN (e.g. churn:3) or give --model",
+        raise ValidationError(f"run {ref!r}: write MODEL:RUN (e.g. churn:3) or give --model",
                             field="run")
     try:
         return name, int(number)
     except ValueError:
-        raise MlopsKitError(f"run {ref!r}: the run is a number (e.g. churn:3)", field="run") from None
+        raise ValidationError(f"run {ref!r}: the run is a number (e.g. churn:3)", field="run") from None
 
 
 @app.command("compare")
