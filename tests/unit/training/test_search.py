@@ -117,3 +117,14 @@ def test_random_search_samples_ranges_deterministically_within_bounds():
 
 def test_a_spec_check_without_search_is_a_no_op():
     assert check_search(parse_spec(CHURN_SPEC)) is None
+
+
+def test_the_example_search_spec_is_valid():
+    from pathlib import Path
+
+    from mlops_kit.core.spec import load_spec_bytes
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "churn-search.yaml"
+    spec = load_spec_bytes(path.read_bytes(), source=str(path))
+    plan = check_search(spec)
+    assert spec.search.strategy == "grid" and 1 < len(plan.trials) <= spec.search.max_candidates
