@@ -8,7 +8,7 @@ import json
 import logging
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from mlops_kit import __version__
 from mlops_kit.core import layout
@@ -72,9 +72,9 @@ def _read_frame(ctx: Context, job: dict[str, Any], spec: ModelSpec):
         if fmt == "parquet":  # Parquet needs a seekable file: spool it (to disk past 64 MB)
             shutil.copyfileobj(reader, tmp, 1 << 20)
             tmp.seek(0)
-            df = read_frame(tmp, fmt, spec)
+            df = read_frame(cast(BinaryIO, tmp), fmt, spec)
         else:
-            df = read_frame(reader, fmt, spec)
+            df = read_frame(cast(BinaryIO, reader), fmt, spec)
         sha = reader.drain()
     return df if sha == job["sha256"] else None
 
