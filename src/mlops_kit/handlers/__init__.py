@@ -4,7 +4,7 @@ the Azure emulator call into here; each cloud's shell only translates its event 
 
 - `events`: the objects a validate-queue message announces (Event Grid BlobCreated in the
   Event Grid or CloudEvents schema, or our own {"key": ...} body);
-- `jobs`: validate / train / monitor a message's worth of work, with the retry semantics
+- `jobs`: validate / train a message's worth of work, with the retry semantics
   (a final failure is an outcome: reported and acknowledged; a retryable one raises);
 - `http`: the serve shell over core.serving.http_api.HttpApi (one per warm instance);
 - `schedule`: the topology's rate(...) schedule as an Azure NCRONTAB expression;
@@ -13,17 +13,9 @@ the Azure emulator call into here; each cloud's shell only translates its event 
 
 from mlops_kit.handlers.events import CreatedObject, created_objects
 from mlops_kit.handlers.http import HttpShell
-from mlops_kit.handlers.jobs import (
-    MonitoringFailed,
-    is_retryable,
-    monitor_models,
-    settle,
-    train_message,
-    validate_message,
-)
+from mlops_kit.handlers.jobs import is_retryable, settle, train_message, validate_message
 from mlops_kit.handlers.runtime import Runtime
 from mlops_kit.handlers.schedule import ncrontab, ncrontab_seconds, rate_seconds
 
-__all__ = ["CreatedObject", "HttpShell", "MonitoringFailed", "Runtime", "created_objects",
-           "is_retryable", "monitor_models", "ncrontab", "ncrontab_seconds", "rate_seconds",
-           "settle", "train_message", "validate_message"]
+__all__ = ["CreatedObject", "HttpShell", "Runtime", "created_objects", "is_retryable", "ncrontab",
+           "ncrontab_seconds", "rate_seconds", "settle", "train_message", "validate_message"]

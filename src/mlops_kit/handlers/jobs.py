@@ -1,4 +1,4 @@
-"""A queue message's or a schedule's worth of work, with the retry semantics (DESIGN: failures
+"""A queue message's worth of work, with the retry semantics (DESIGN: failures
 are retryable or final).
 
 - final (the data, the spec, the model, a malformed message): logged, notified, and returned as
@@ -20,8 +20,6 @@ from typing import Any, TypeVar, cast
 
 from mlops_kit.core.context import Context
 from mlops_kit.core.jobs import FAILED, run_job
-from mlops_kit.core.monitoring.monitor import run_monitor
-from mlops_kit.core.monitoring.retrain import Announce
 from mlops_kit.core.pipeline import on_object_created
 from mlops_kit.errors import ValidationError, describe, is_retryable
 from mlops_kit.handlers.events import CreatedObject, created_objects
@@ -29,13 +27,7 @@ from mlops_kit.ports import Notifier
 
 log = logging.getLogger("mlops_kit.handlers")
 T = TypeVar("T")
-__all__ = ["FAILED", "MonitoringFailed", "is_retryable", "monitor_models", "settle",
-           "train_message", "validate_message"]
-
-
-class MonitoringFailed(RuntimeError):
-    """Monitoring failed for at least one model (the others ran): the scheduled run fails, so
-    the platform's failure metrics and alerts see it."""
+__all__ = ["FAILED", "is_retryable", "settle", "train_message", "validate_message"]
 
 
 def settle(notifier: Notifier, stage: str, fn: Callable[[], T], **about: Any) -> T | dict[str, Any]:
@@ -100,23 +92,3 @@ def train_message(ctx: Context, body: Any) -> dict[str, Any]:
     about = {"model": peek.get("model"), "key": peek.get("dataset_key")} \
         if isinstance(peek, dict) else {}
     return settle(ctx.notifier, "train", run, **about)
-
-
-def monitor_models(ctx: Context, *, announce: Announce | None = None) -> dict[str, Any]:
-    """run_monitor for every registered model. One model failing does not stop the others; the
-    run then raises MonitoringFailed. On a cloud `announce` is None: the object-created event
-    of the retrain dataset (Event Grid, S3) starts its validation."""
-    reports, failures = [], []
-    for model in ctx.registry.list_models():
-        try:
-            r = run_monitor(ctx, model, announce=announce)
-        except Exception as exc:  # noqa: BLE001 - one model must not stop the others
-            log.error("monitoring %s failed: %s", model, describe(exc))
-            failures.append({"model": model, "error": describe(exc)})
-            continue
-        reports.append({k: r.get(k) for k in ("model", "version", "status", "rows", "drifted",
-                                               "report_key", "reason", "retrain")})
-    if failures:
-        raise MonitoringFailed(f"monitoring failed for {[f['model'] for f in failures]}: "
-                               f"{failures}")
-    return {"reports": reports, "errors": failures}
