@@ -116,6 +116,11 @@ def test_train_message_refuses_what_is_not_a_job(backend):
     out = train_message(backend.ctx, json.dumps({"model": "churn"}).encode())
     assert out["status"] == "failed" and "not a training job" in out["error"]
     assert out["model"] == "churn"
+    # an experiment's trial message is a job: it reaches the use case (no spec here: final)
+    trial = {"type": "trial", "model": "churn", "run": 1, "hash": "h",
+             "dataset_key": "datasets/churn/a.csv", "job": {}}
+    out = train_message(backend.ctx, json.dumps(trial).encode())
+    assert out["status"] == "failed" and "not a training job" not in out["error"]
 
 
 @pytest.mark.parametrize("rate, cron, seconds", [

@@ -69,9 +69,10 @@ def _load(body: Any) -> Any:
 
 def _job(body: Any) -> dict[str, Any]:
     body = _load(body)
+    # a job, or one trial of an experiment ({"type": "trial", ...}): both name these two
     if not isinstance(body, dict) or not isinstance(body.get("model"), str) \
-            or not isinstance(body.get("dataset_key"), str) or "sha256" not in body:
-        raise ValidationError("message: not a training job (model, dataset_key, sha256)",
+            or not isinstance(body.get("dataset_key"), str):
+        raise ValidationError("message: not a training job (model, dataset_key)",
                               field="message")
     return body
 
