@@ -5,8 +5,11 @@ The only place that chooses a backend. Handlers, the CLI and the local server ca
 from __future__ import annotations
 
 import importlib
+import os
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit.clock import SystemClock
 from mlops_kit.core.context import Context
@@ -39,6 +42,24 @@ class Backend:
         return ModelService(self.ctx.store, self.ctx.registry, capture=buffer,
                             notifier=self.ctx.notifier, refresh_seconds=s.refresh_seconds)
 
+    def console(self, authorize: Callable[[Mapping[str, str]], None] | None = None) -> Callable:
+        """The read-only console's /ui/ handler for HttpApi(ui=...). The console package is
+        imported and built on the first /ui/ request, never on the inference path."""
+        built: list = []
+        lock = threading.Lock()
+
+        def handle(method: str, path: str, headers: Mapping[str, str], body: bytes | None):
+            if not built:
+                with lock:
+                    if not built:
+                        from mlops_kit.console import Console
+
+                        built.append(Console(self.ctx.store, self.ctx.registry,
+                                             authorize=authorize))
+            return built[0](method, path, headers, body)
+
+        return handle
+
 
 # backend name -> (factory module, the extra that installs its SDKs)
 FACTORIES = {
@@ -60,11 +81,35 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
             raise
         raise MlopsKitError(f"the {settings.backend} backend needs {exc.name}: "
                             f"pip install 'mlops-kit[{extra}]'", field="backend") from None
-    parts = factory.build(settings, topology or default_topology())
+    topology = topology or default_topology()
+    parts = factory.build(settings, topology)
+    # after this long a pending version's job is neither running nor waiting: it is stuck
+    stuck_after = (settings.train_visibility_s if settings.backend == "local"
+                   else topology.visibility_timeout("train"))
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
-                  notifier=parts.notifier, clock=clock or SystemClock(), jobs=parts.jobs,
-                  limits=route_limits(settings))
+                  notifier=parts.notifier, clock=clock or SystemClock(),
+                  stuck_after_s=stuck_after, jobs=parts.jobs,
+                  limits=route_limits(settings), **experiment_engine(settings))
     return Backend(ctx, parts.validate_queue, settings)
+
+
+def experiment_engine(settings: Settings) -> dict[str, Any]:
+    """Where a search's trials run (Context.trial_runner / fan_out_trials) and the optional
+    MLflow tracker. Builds nothing heavy: runners import scikit-learn only when they run."""
+    from mlops_kit.core.training.trials import JoblibRunner
+
+    mode = settings.trials
+    if mode == "auto":
+        mode = "processes" if settings.backend == "local" else "queue"
+    out: dict[str, Any] = {"fan_out_trials": mode == "queue"}
+    if mode == "processes":
+        out["trial_runner"] = JoblibRunner(settings.trial_workers or len(os.sched_getaffinity(0)))
+    if settings.mlflow_tracking_uri:
+        # imports mlflow only when a run is logged: serving never needs it
+        from mlops_kit.adapters.mlflow_tracking import MlflowTracker
+
+        out["tracker"] = MlflowTracker(settings.mlflow_tracking_uri, settings.mlflow_experiment)
+    return out
 
 
 def route_limits(settings: Settings) -> RouteLimits:

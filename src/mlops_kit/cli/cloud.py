@@ -68,11 +68,27 @@ def emulate(
         help="Seconds before a failed message is visible again (the visibility timeout)."),
     prefix: str = typer.Option("mlops-kit", help="Resource name prefix."),
     region: str = typer.Option("us-east-1"),
-    functions: Path = typer.Option(None, "--functions-dir", help="Default: ./functions."),
+    functions: Path = typer.Option(None, "--functions-dir", help="Default: ./functions "
+                                   "(aws), ./functions/azure (azure)."),
+    enforce_iam: bool = typer.Option(
+        False, "--enforce-iam",
+        help="moto checks every request: each function runs under its role's rendered policy; "
+             "clients use the operator keys printed in the JSON line (\"credentials\")."),
+    cloud: str = typer.Option("aws", "--cloud", help="aws (moto) or azure (Azurite; "
+                              "--prefix, --region and --enforce-iam are AWS-only)."),
 ) -> None:
     """Run the AWS code path locally: moto server + the topology's resources + the handlers.
-    Prints one JSON line (endpoint, names, inference URL), then runs until SIGINT/SIGTERM."""
+    Prints one JSON line (endpoint, names, inference URL), then runs until SIGINT/SIGTERM.
+    With --cloud azure: Azurite + the Azure Functions app in functions/azure; the JSON line
+    carries the connection string and the bearer token for the inference URL."""
     import logging
+
+    if cloud not in ("aws", "azure"):
+        err.print(f"[red]error:[/red] --cloud: {cloud!r} is not aws or azure")
+        raise typer.Exit(2)
+    if cloud == "azure":
+        emulate_azure(host, port, monitor_every, retry_after, functions)
+        return
 
     from mlops_kit.emulate import Emulator
 
@@ -80,6 +96,7 @@ def emulate(
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     emu = Emulator(host=host, gateway_port=port, monitor_every=monitor_every,
                    retry_after=retry_after, prefix=prefix, region=region, functions=functions,
+                   enforce_iam=enforce_iam,
                    workspace=state.get("workspace"))  # where "Batch" jobs keep their state
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -90,6 +107,38 @@ def emulate(
         sys.stdout.flush()
         err.print(f"emulating on {resources.endpoint_url}; inference at "
                   f"{resources.inference_url}; Ctrl-C to stop")
+        if enforce_iam:
+            err.print("IAM enforced: use the operator keys in the JSON line's \"credentials\"")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+
+
+# -- emulate --cloud azure -------------------------------------------------------------------
+def emulate_azure(host: str, port: int, monitor_every: float | None, retry_after: int,
+                  functions: Path | None) -> None:
+    """Azurite + the topology's containers, queues and table + the Azure Functions app
+    (functions/azure): BlobCreated events for uploads reach the validate queue, the queue and
+    timer triggers run, the HTTP triggers are served behind a bearer token. Prints one JSON
+    line (connection string, names, inference URL, token), then runs until SIGINT/SIGTERM."""
+    import logging
+
+    from mlops_kit.emulate.azure_emulator import AzureEmulator
+
+    logging.getLogger("mlops_kit.emulate.azure").setLevel(logging.INFO)
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs' per-request lines
+    emu = AzureEmulator(host=host, gateway_port=port, monitor_every=monitor_every,
+                        retry_after=retry_after, functions=functions)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        summary = emu.start()
+        sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+        sys.stdout.flush()
+        err.print(f"emulating Azure on Azurite; inference at {summary['inference_url']}; "
+                  "Ctrl-C to stop")
         while not stop.wait(0.5):
             pass
     finally:

@@ -19,7 +19,8 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
           no_auth: bool = typer.Option(False, "--no-auth",
                                        help="Allow anonymous requests (explicit opt-out)."),
           as_json: bool = JsonOpt) -> None:
-    """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2)."""
+    """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2) and the
+    read-only web console at /ui/."""
     from mlops_kit.local.auth import ensure_token
     from mlops_kit.local.server import ServerThread, build_api
 
@@ -35,7 +36,8 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
         sys.stdout.write(json.dumps({"url": srv.url, "auth": not no_auth, "token": token}) + "\n")
         sys.stdout.flush()
     else:
-        err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict)")
+        err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict; "
+                  f"console: {srv.url}/ui/)")
     try:
         srv._threads[0].join()
     except KeyboardInterrupt:

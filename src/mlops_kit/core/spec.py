@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from mlops_kit.core import layout
+from mlops_kit.core.spec_search import EstimatorKind, Search
 from mlops_kit.errors import SpecError
 
 MAX_SPEC_BYTES = 256 * 1024
@@ -78,16 +79,7 @@ REGRESSORS = {
 
 
 class Estimator(_Strict):
-    kind: Literal[
-        "logistic_regression",
-        "random_forest",
-        "gradient_boosting",
-        "hist_gradient_boosting",
-        "linear_regression",
-        "ridge",
-        "random_forest_regressor",
-        "gradient_boosting_regressor",
-    ] = "logistic_regression"
+    kind: EstimatorKind = "logistic_regression"
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -146,6 +138,8 @@ class ModelSpec(_Strict):
     validation: ValidationRules = Field(default_factory=ValidationRules)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
+    # Experiments: several candidates per upload; None trains `estimator` alone (as before).
+    search: Search | None = None
     training: TrainingPolicy = Field(default_factory=TrainingPolicy)
     test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
@@ -180,7 +174,18 @@ class ModelSpec(_Strict):
             )
         if self.task is Task.multiclass and self.promotion.metric == "roc_auc":
             pass  # computed one-vs-rest, weighted
+        if self.search is not None:
+            self._check_search(self.search, allowed)
         return self
+
+    def _check_search(self, search: Search, allowed: set[str]) -> None:
+        kinds = CLASSIFIERS if self.task.is_classification else REGRESSORS
+        for i, c in enumerate(search.candidates):
+            if c.kind not in kinds:
+                raise ValueError(f"search.candidates.{i}.kind {c.kind!r} does not fit task "
+                                 f"{self.task.value}: use one of {sorted(kinds)}")
+        if search.metric is not None and search.metric not in allowed:
+            raise ValueError(f"search.metric {search.metric!r} is not one of {sorted(allowed)}")
 
     # -- helpers --------------------------------------------------------------------------
     @property
@@ -201,18 +206,23 @@ class ModelSpec(_Strict):
             return self.promotion.higher_is_better
         return metric not in LOWER_IS_BETTER
 
-    def canonical_json(self) -> str:
+    def _canonical(self, *, for_hash: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        if self.training == TrainingPolicy():
-            data.pop("training")  # specs that do not set it keep their canonical form
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+        if data.get("search") is None:
+            # a spec without a search hashes exactly as it did before searches existed
+            data.pop("search", None)
+        # Where a model trains does not change it: never in the hash (the same data and spec
+        # give the same run key whichever engine trains it), and absent when not set.
+        if for_hash or self.training == TrainingPolicy():
+            data.pop("training", None)
+        return data
+
+    def canonical_json(self) -> str:
+        return json.dumps(self._canonical(), sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
-        # The engine does not change the model: the same data and spec give the same run key
-        # (and version) whichever engine trains it.
-        data = self.model_dump(mode="json", exclude={"training"})
-        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-                              ).hexdigest()
+        return hashlib.sha256(json.dumps(self._canonical(for_hash=True), sort_keys=True,
+                                         separators=(",", ":")).encode()).hexdigest()
 
 
 def _format_pydantic(err: PydanticValidationError) -> str:

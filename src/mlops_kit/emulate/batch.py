@@ -88,6 +88,8 @@ def provision_batch(client: Callable[[str], Any], topology: Topology, res: Resou
                 "Action": "sqs:SendMessage", "Resource": target,
                 "Condition": {"ArnEquals": {"aws:SourceArn": rule["RuleArn"]}}}]})})
         events.put_targets(Rule=f"{name}-state", Targets=[{"Id": "jobs-queue", "Arn": target}])
+        res.batch_arns[job.name] = (queue["jobQueueArn"],
+                                    definition["jobDefinitionArn"].rsplit(":", 1)[0])
         res.batch_job_queue = queue["jobQueueArn"]
         res.batch_job_definition = definition["jobDefinitionName"]  # latest active revision
 

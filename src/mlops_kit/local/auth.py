@@ -40,14 +40,36 @@ def rotate_token(workspace: Path) -> str:
 
 
 class BearerAuth:
+    """Checks `Authorization: Bearer <token>` against the stored digest. A rotation
+    (`mlops-kit token --rotate`) takes effect on a running server: the file is re-read when it
+    changes (one stat per request), and generation() changes, which ends console sessions."""
+
     def __init__(self, workspace: Path) -> None:
-        data = json.loads((Path(workspace) / TOKEN_FILE).read_text())
-        self._digest = data["sha256"]
+        self._path = Path(workspace) / TOKEN_FILE
+        self._stamp: tuple[int, int, int] | None = None
+        self._digest = ""
+        self._load()
+
+    def _load(self) -> None:
+        st = self._path.stat()
+        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if stamp != self._stamp:
+            self._digest = json.loads(self._path.read_text())["sha256"]
+            self._stamp = stamp
+
+    def generation(self) -> str:
+        """Changes when the token does (the console binds its sessions to it)."""
+        try:
+            self._load()
+        except (OSError, ValueError, KeyError):
+            raise Unauthorized("authorization: no token is configured (mlops-kit token)",
+                               field="authorization") from None
+        return self._digest
 
     def __call__(self, headers: Mapping[str, str]) -> None:
         value = headers.get("authorization", "")
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("authorization: a bearer token is required", field="authorization")
-        if not hmac.compare_digest(_hash(token.strip()), self._digest):
+        if not hmac.compare_digest(_hash(token.strip()), self.generation()):
             raise Unauthorized("authorization: the token is not valid", field="authorization")

@@ -55,7 +55,7 @@ def make_server(api: HttpApi, host: str = "127.0.0.1", port: int = 0) -> Threadi
             rid = self.headers.get("x-request-id") or uuid.uuid4().hex
             resp = api.handle(self.command, self.path, dict(self.headers.items()), body,
                               request_id=rid)
-            self._send(resp.status, resp.json_bytes(), {**resp.headers, "x-request-id": rid})
+            self._send(resp.status, resp.payload(), {**resp.headers, "x-request-id": rid})
 
         do_GET = do_POST = do_PUT = do_DELETE = _handle
 
@@ -79,7 +79,7 @@ class ServerThread:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def _flush_loop(self) -> None:
         capture = self.api.service.capture
@@ -107,4 +107,5 @@ def build_api(backend, *, auth: bool = True, workspace=None) -> HttpApi:
     from mlops_kit.local.auth import BearerAuth
 
     authorize = BearerAuth(workspace) if auth else None
-    return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document)
+    return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document,
+                   ui=backend.console(authorize))

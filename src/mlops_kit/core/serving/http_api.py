@@ -36,9 +36,13 @@ class Response:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
+    raw: bytes | None = None  # a non-JSON payload (the console's HTML and CSS)
 
     def json_bytes(self) -> bytes:
         return json.dumps(self.body, separators=(",", ":"), allow_nan=False).encode()
+
+    def payload(self) -> bytes:
+        return self.raw if self.raw is not None else self.json_bytes()
 
 
 def _error(exc: MlopsKitError) -> Response:
@@ -78,8 +82,8 @@ def parse_json_body(body: bytes | str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError("body: must be a JSON object", field="body")
     # Nesting depth needs that many '{' or '['; a small request cannot be too deep.
-    if body.count(b"{" if isinstance(body, bytes) else "{") + \
-            body.count(b"[" if isinstance(body, bytes) else "[") > MAX_JSON_DEPTH \
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH \
             and not _depth_ok(data):
         raise ValidationError(f"body: JSON nested deeper than {MAX_JSON_DEPTH}", field="body")
     return data
@@ -147,10 +151,12 @@ class HttpApi:
         *,
         authorize: Callable[[Mapping[str, str]], None] | None = None,
         openapi: Callable[[], dict] | None = None,
+        ui: Callable[[str, str, Mapping[str, str], bytes | None], Response] | None = None,
     ) -> None:
         self.service = service
         self.authorize = authorize
         self.openapi = openapi
+        self.ui = ui  # the read-only console (mlops_kit.console), mounted under /ui/
 
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
@@ -172,6 +178,8 @@ class HttpApi:
             return Response(500, {"error": "internal error", "code": "internal_error"})
 
     def _route(self, method, path, headers, body, request_id) -> Response:
+        if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
+            return self.ui(method, path, headers, body)  # the console applies the same auth
         if path in ("/v2/health/live", "/v2/health/ready", "/healthz"):
             return Response(200, {"live": True, "ready": True})
         if path == "/v2":
