@@ -351,7 +351,7 @@ def with_batch(t: Topology, *, vcpu: float = 4, memory_mb: int = 16384, timeout_
         TRAIN_JOB, ("python3", "-m", "mlops_kit.train_job"), vcpu=vcpu, memory_mb=memory_mb,
         timeout_s=timeout_s, attempts=attempts, reports_to=JOBS_QUEUE, submitted_by=train.name,
         retry_on=BATCH_RETRY_ON, stores=train.stores, table=train.table,
-        publishes=train.publishes)
+        sends_to=train.sends_to, publishes=train.publishes)
     # on_job_state: get_version, then complete_version (a conditional put)
     settle = Function("jobs", "jobs.handler", "zip", memory_mb=512, timeout_s=60,
                       table=("get", "put"), publishes=True)

@@ -31,7 +31,10 @@ def main(env: dict[str, str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     env = dict(os.environ if env is None else env)
     try:
-        backend = build_backend(get_settings())
+        settings = get_settings()
+        if settings.trials == "auto":  # a search's trials stay in this job (worker processes)
+            settings = settings.model_copy(update={"trials": "processes"})
+        backend = build_backend(settings)
         outcome, code = run_job(backend.ctx, env)
     except TransientError as exc:  # e.g. the table throttled before the job could start
         outcome, code = {"status": "retry", "reason": exc.message}, EXIT_RETRY

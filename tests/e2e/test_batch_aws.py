@@ -151,7 +151,7 @@ def test_large_dataset_goes_to_batch_once_however_often_the_message_comes(world)
     _state_change(world, job["jobId"])
     assert world["pumps"]["jobs"].drain() == 1
     assert registry.get_version("churn", pending["version"])["status"] == "registered"
-    assert not [a for a in _alerts(world) if a.get("event") == "training_failed"]
+    assert not [a for a in _alerts(world) if a.get("event") == "trained" and a.get("status") == "failed"]
 
 
 def test_a_submit_after_a_lost_marker_finds_the_job_by_name(world):
@@ -187,7 +187,7 @@ def test_a_failed_job_marks_its_version_failed_and_notifies(world, monkeypatch):
     record = registry.get_version("churn", version["version"])
     assert record["status"] == "failed"
     assert job["jobName"] in record["reasons"][0] and "failed on batch" in record["reasons"][0]
-    [alert] = [a for a in _alerts(world) if a.get("event") == "training_failed"]
+    [alert] = [a for a in _alerts(world) if a.get("event") == "trained" and a.get("status") == "failed"]
     assert alert["version"] == version["version"] and alert["reasons"] == record["reasons"]
     # the event again (EventBridge is at-least-once): settled, no second notification
     _state_change(world, job["jobId"])

@@ -69,6 +69,6 @@ def test_a_failing_job_leaves_a_failed_version_and_one_alert(tmp_path):
     assert "estimator.params.C" in settled["reasons"][0]
     [version] = b.ctx.registry.list_versions("churn")
     assert version["status"] == "failed" and "estimator.params.C" in version["reasons"][0]
-    alerts = [n for n in notifications(b) if n["event"] == "training_failed"]
+    alerts = [n for n in notifications(b) if n["event"] == "trained" and n["status"] == "failed"]
     assert len(alerts) == 1 and alerts[0]["version"] == version["version"]
     assert b.ctx.registry.champion_version("churn") is None

@@ -128,7 +128,7 @@ def test_a_model_failure_is_final(world):
     assert code == EXIT_FINAL and "estimator.params.C" in out["reason"]
     [record] = b.ctx.registry.list_versions("churn")
     assert record["status"] == "failed" and "estimator.params.C" in record["reasons"][0]
-    [alert] = [n for n in notifications(b) if n["event"] == "training_failed"]
+    [alert] = [n for n in notifications(b) if n["event"] == "trained" and n["status"] == "failed"]
     assert alert["reasons"] == record["reasons"]
     # Batch then reports FAILED: the version is settled already, no second alert
     state = JobState("memory", "n", "id", "FAILED", "Essential container in task exited",
@@ -136,7 +136,7 @@ def test_a_model_failure_is_final(world):
     out = on_job_state(b.ctx, state)
     assert out["status"] == "failed" and out["settled_here"] is False
     assert "estimator.params.C" in out["reasons"][0]  # the job's own reason stands
-    assert len([n for n in notifications(b) if n["event"] == "training_failed"]) == 1
+    assert len([n for n in notifications(b) if n["event"] == "trained" and n["status"] == "failed"]) == 1
 
 
 def test_a_transient_fault_asks_for_a_retry_and_leaves_the_version_pending(world):
@@ -177,7 +177,7 @@ def test_an_engine_failure_settles_the_pending_version_once(world):
     assert record["status"] == "failed" and "OutOfMemoryError" in record["reasons"][0]
     assert record["job"]["attempts"] == 2
     assert on_job_state(b.ctx, died)["settled_here"] is False  # at-least-once delivery
-    assert len([n for n in notifications(b) if n["event"] == "training_failed"]) == 1
+    assert len([n for n in notifications(b) if n["event"] == "trained" and n["status"] == "failed"]) == 1
 
 
 def test_a_job_that_succeeded_without_completing_its_version_is_failed(world):

@@ -30,7 +30,7 @@ from mlops_kit.core.registry import FAILED, PENDING
 from mlops_kit.core.sizing import JobSize, choose_engine
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training import runs
-from mlops_kit.errors import MlopsKitError, TransientError
+from mlops_kit.errors import MlopsKitError, describe, is_retryable
 from mlops_kit.ports import JobState
 
 log = logging.getLogger("mlops_kit.train.jobs")
@@ -56,7 +56,12 @@ def job_name(model: str, run_key: str) -> str:
 
 # -- the consumer ------------------------------------------------------------------------------
 def route_training(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
-    """Train a small job here; hand a large one to the batch engine (ctx.jobs)."""
+    """Train a small job here; hand a large one to the batch engine (ctx.jobs). A search's
+    trial fanned out on the train queue trains here (its run was routed already)."""
+    if job.get("type") == "trial":
+        from mlops_kit.core.training.usecase import train_job
+
+        return train_job(ctx, job)
     spec = load_spec(ctx.store, job["model"])
     size = JobSize.from_dict(job.get("size"))
     route = choose_engine(spec.training.engine, size,
@@ -122,29 +127,30 @@ def job_from_env(env: dict[str, str]) -> dict[str, Any]:
 
 def run_job(ctx: Context, env: dict[str, str]) -> tuple[dict[str, Any], int]:
     """Run one batch training job: the same train use case (and registry reservation) as the
-    function. Returns the outcome and the process exit code (0, FINAL or RETRY)."""
+    function. Returns the outcome and the process exit code: OK (registered, rejected or a
+    duplicate), FINAL (the version is `failed`, an alert went out) or RETRY (a transient fault:
+    the engine retries the attempt; the version stays pending and the retry resumes it)."""
     job = job_from_env(env)
     model, version = job["model"], int(env[ENV_VERSION])
     from mlops_kit.core.training.usecase import train_job
 
     try:
-        outcome = train_job(ctx, job)
-    except TransientError as exc:
-        log.warning("training job for %s v%s: transient failure, retrying: %s", model, version,
-                    exc.message)
-        return {"status": "retry", "model": model, "version": version,
-                "reason": exc.message}, EXIT_RETRY
-    except MlopsKitError as exc:  # data, spec or model: final
-        reason = exc.message
-    except MemoryError:
-        reason = "out of memory while training: raise the batch job's memory"
-    except Exception as exc:  # noqa: BLE001 - a bug: retrying the same input fails the same way
-        log.exception("training job for %s v%s crashed", model, version)
-        reason = f"training crashed: {type(exc).__name__}: {exc}"[:500]
-    else:
-        return outcome, EXIT_OK
-    _fail(ctx, model, version, reason, {"engine": "batch"})
-    return {"status": FAILED, "model": model, "version": version, "reason": reason}, EXIT_FINAL
+        outcome = train_job(ctx, job)  # a final failure after the reservation: status failed
+    except Exception as exc:  # noqa: BLE001 - classified: retry, or the version fails here
+        if is_retryable(exc):
+            log.warning("training job for %s v%s: transient failure, retrying: %s", model,
+                        version, describe(exc))
+            return {"status": "retry", "model": model, "version": version,
+                    "reason": describe(exc)}, EXIT_RETRY
+        reason = ("out of memory while training: raise the batch job's memory"
+                  if isinstance(exc, MemoryError) else describe(exc))
+        _fail(ctx, model, version, reason, {"engine": "batch"})  # e.g. the spec is gone
+        return {"status": FAILED, "model": model, "version": version, "reason": reason,
+                "reasons": [reason]}, EXIT_FINAL
+    if outcome.get("status") == FAILED:
+        reasons = outcome.get("reasons") or [outcome.get("error")]
+        return {**outcome, "reason": "; ".join(str(r) for r in reasons)}, EXIT_FINAL
+    return outcome, EXIT_OK
 
 
 # -- the engine's report -----------------------------------------------------------------------
@@ -188,7 +194,9 @@ def _fail(ctx: Context, model: str, version: int, reason: str, job: dict[str, An
         "status": FAILED, "reasons": [reason], "job": {**job, "settled_by": token}})
     if (record.get("job") or {}).get("settled_by") != token:
         return False
-    ctx.notifier.publish(f"mlops-kit: {model} v{version} failed", {
-        "event": "training_failed", "model": model, "version": version, "status": FAILED,
-        "reasons": [reason], **{k: v for k, v in job.items() if v is not None}})
+    # the same alert a failed training in the function sends (core/training/usecase.py)
+    ctx.notifier.publish(f"mlops-kit: {model} v{version} {FAILED}", {
+        "event": "trained", "model": model, "version": version, "status": FAILED,
+        "promoted": False, "reasons": [reason],
+        **{k: v for k, v in job.items() if v is not None}})
     return True
