@@ -13,7 +13,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
+from mlops_kit.cli.common import JsonOpt, backend, console, emit, err, handle_errors
+from mlops_kit.cli.progress import Steps
 from mlops_kit.core import layout
 from mlops_kit.core.layout import check_name
 from mlops_kit.errors import NotFound
@@ -30,8 +31,13 @@ def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours
     from mlops_kit.local.worker import announcer
 
     b = backend()
-    report = run_monitor(b.ctx, model, window_hours=window_hours,
-                         announce=announcer(b) if b.settings.backend == "local" else None)
+    with Steps(err) as steps:
+        steps.begin(f"monitoring {model}: drift and live quality over captured requests")
+        report = run_monitor(b.ctx, model, window_hours=window_hours,
+                             announce=announcer(b) if b.settings.backend == "local" else None)
+        steps.end("monitored", f"monitored {model}: {report.get('status')}, "
+                               f"{report.get('rows', 0) or 0:,} rows"
+                               + (", drift detected" if report.get("drifted") else ""))
 
     def human(r):
         if r.get("status") != "ok":
@@ -64,7 +70,7 @@ def report(
     model: str,
     open_: bool = typer.Option(False, "--open", help="Open the HTML report in a browser."),
     path: bool = typer.Option(False, "--path", help="Print the local path of the HTML report."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """The latest monitoring report of MODEL (run `mlops-kit monitor MODEL` to make one)."""
     check_name(model)

@@ -131,7 +131,7 @@ def registry_approve(model: str, version: int, actor: str = typer.Option("cli", 
 @handle_errors
 def registry_rollback(model: str, reason: str = typer.Option("rollback", "--reason"),
                       actor: str = typer.Option("cli", "--actor"), as_json: bool = JsonOpt) -> None:
-    """Restore the previous champion in one call."""
+    """Undo the last champion move; a second rollback goes one further back, never forward."""
     out = _registry().rollback(model, actor=actor, reason=reason)
     emit(out, as_json, lambda d: console.print(
         f"[yellow]{model}[/yellow] rolled back: v{d['previous']} -> v{d['version']}"))

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
 
-from mlops_kit.cli.common import JsonOpt, backend, console, emit, err, handle_errors, settings
+from mlops_kit.cli.common import (
+    JsonOpt,
+    UsageError,
+    backend,
+    console,
+    emit,
+    err,
+    handle_errors,
+    port_error,
+    settings,
+    to_json,
+)
 
 app = typer.Typer()
 
@@ -20,19 +30,26 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
                                        help="Allow anonymous requests (explicit opt-out)."),
           as_json: bool = JsonOpt) -> None:
     """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2)."""
-    from mlops_kit.local.auth import ensure_token
+    from mlops_kit.local.auth import BearerAuth, ensure_token
     from mlops_kit.local.server import ServerThread, build_api
 
     b = backend()
     ws = Path(b.settings.workspace)
+    api = build_api(b, auth=False)
+    try:
+        srv = ServerThread(api, host, port)  # binds now, serves after start()
+    except OSError as exc:
+        raise port_error(host, port, exc) from None
     token = None
-    if not no_auth:
+    if not no_auth:  # only once the port is ours: a new token is never created in vain
         token = ensure_token(ws)
+        api.authorize = BearerAuth(ws)
         if token and not as_json:
             err.print(f"[bold]API token (shown once, stored hashed):[/bold] {token}")
-    srv = ServerThread(build_api(b, auth=not no_auth, workspace=ws), host, port).start()
+    srv.start()
     if as_json:  # one line a script can read: where to connect, and the token if new
-        sys.stdout.write(json.dumps({"url": srv.url, "auth": not no_auth, "token": token}) + "\n")
+        sys.stdout.write(to_json({"url": srv.url, "auth": not no_auth, "token": token},
+                                 indent=None) + "\n")
         sys.stdout.flush()
     else:
         err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict)")
@@ -51,8 +68,9 @@ def token(rotate: bool = typer.Option(False, "--rotate"), as_json: bool = JsonOp
     ws = Path(settings().workspace)
     value = rotate_token(ws) if rotate else ensure_token(ws)
     if value is None:
-        err.print("a token already exists (stored hashed); use --rotate for a new one")
-        raise typer.Exit(1)
+        raise UsageError("a token already exists (stored hashed, never shown again); "
+                         "use --rotate for a new one (running servers switch within a "
+                         "second)", field="token")
     emit({"token": value}, as_json, lambda d: console.print(d["token"]))
 
 

@@ -5,6 +5,7 @@ durable SQLite queue. A failing message is released and retried, then dead-lette
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,20 +53,30 @@ def _process(queue: Queue, msg: Message, fn) -> dict[str, Any]:
     return result
 
 
-def run_once(backend: Backend, *, max_messages: int = 10) -> list[dict[str, Any]]:
-    """Drain both queues until empty (or only in-flight / delayed messages remain)."""
+def run_once(backend: Backend, *, max_messages: int = 10,
+             progress: Callable[[str, dict[str, Any]], None] | None = None
+             ) -> list[dict[str, Any]]:
+    """Drain both queues until empty (or only in-flight / delayed messages remain).
+    `progress(event, info)` hears "start" and "done" for each message (the CLI's display)."""
     ctx = backend.ctx
     results: list[dict[str, Any]] = []
+
+    def process(queue: Queue, msg: Message, fn) -> None:
+        if progress:
+            progress("start", {"queue": queue.name, "message_id": msg.id, "body": msg.body})
+        results.append(_process(queue, msg, fn))
+        if progress:
+            progress("done", {"queue": queue.name, "message_id": msg.id, "result": results[-1]})
+
     while True:
         progressed = False
         for msg in backend.validate_queue.receive(max_messages):
             progressed = True
-            results.append(_process(backend.validate_queue, msg,
-                                    lambda b: on_object_created(ctx, b["key"], b.get("etag"),
-                                                                b.get("version_id"))))
+            process(backend.validate_queue, msg,
+                    lambda b: on_object_created(ctx, b["key"], b.get("etag"), b.get("version_id")))
         for msg in ctx.train_queue.receive(1):
             progressed = True
-            results.append(_process(ctx.train_queue, msg, lambda b: train_job(ctx, b)))
+            process(ctx.train_queue, msg, lambda b: train_job(ctx, b))
         if not progressed:
             return results
 

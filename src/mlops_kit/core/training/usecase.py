@@ -64,13 +64,17 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
                                             "is validated and trained on its own"]})
         return {"status": "stale", "model": model, "version": version}
 
+    ctx.step("read", version=version, rows=len(df))
     result = train(spec, df)
+    ctx.step("trained", version=version, estimator=spec.estimator.kind, rows=result.rows_train)
     reasons: list[str] = []
     try:
         onnx_bytes = to_onnx(spec, result.pipeline)
+        ctx.step("exported", version=version, bytes=len(onnx_bytes))
         parity = parity_check(spec, result.pipeline, onnx_bytes, result.X_holdout,
                               spec.promotion.parity_tolerance)
         parity_d = parity.to_dict()
+        ctx.step("parity", version=version, parity=parity_d)
         if not parity.passed:
             reasons.append(f"parity gate failed: {parity.reason}")
     except MlopsKitError as exc:
@@ -114,6 +118,7 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     ctx.store.put(prefix + "card.json", to_json(card), content_type="application/json")
     # Registry entry last: only now does the version exist as registered/rejected.
     record = ctx.registry.complete_version(model, version, record)
+    ctx.step(record["status"], version=version)
     outcome = {"status": record["status"], "model": model, "version": version,
                "metrics": result.metrics, "parity": parity_d, "reasons": record["reasons"],
                "champion_before": champion_version, "promoted": False}
