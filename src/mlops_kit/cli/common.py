@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mlops_kit.errors import ConfigError, MlopsKitError
 from mlops_kit.settings import Settings
@@ -136,7 +137,7 @@ def _error_out(message: str, as_json: bool, *, code: str, field: str | None = No
         sys.stdout.write(to_json({"error": message, "code": code, "field": field}, indent=None)
                          + "\n")
         sys.stdout.flush()
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def port_error(host: str, port: int, exc: OSError) -> UsageError:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlops_kit.cli.common import (
@@ -105,13 +106,14 @@ def labels(file: Path = typer.Argument(..., exists=True, dir_okay=False),
 
 def _print_results(d: dict) -> None:
     if "upload" in d:
-        console.print(f"uploaded [bold]{d['upload']['key']}[/bold] ({d['upload']['size']} bytes)")
+        console.print(f"uploaded [bold]{escape(d['upload']['key'])}[/bold] "
+                      f"({d['upload']['size']} bytes)")
     for r in d.get("results", []):
         status = r.get("status")
         color = {"validated": "green", "registered": "green", "labels_received": "green",
                  "quarantined": "yellow"}.get(status, "red" if status in (
                      "rejected", "failed", "labels_rejected", "labels_quarantined") else "white")
-        line = f"[{color}]{status}[/{color}] {r.get('model', '')}"
+        line = f"[{color}]{status}[/{color}] {escape(str(r.get('model', '')))}"
         if "version" in r:
             line += f" v{r['version']}"
             if r.get("promoted"):
@@ -119,20 +121,20 @@ def _print_results(d: dict) -> None:
         if r.get("duplicate"):
             line += " (already processed)"
         if r.get("summary"):
-            line += f" — {r['summary']}"
+            line += f" — {escape(str(r['summary']))}"
         if r.get("quarantine_key"):
-            line += f" -> {r['quarantine_key']}"
+            line += f" -> {escape(r['quarantine_key'])}"
         for why in (r.get("reason"), "; ".join(r.get("reasons") or []), r.get("error")):
             if why:
-                line += f" — {why}"
+                line += f" — {escape(str(why))}"
         console.print(line, soft_wrap=True)
         if r.get("failed_rules"):
             t = Table("rule", "column", "count", "examples (row: value)",
                       title=f"why: {r.get('quarantine_report_key') or 'report'}")
             for x in r["failed_rules"]:
                 ex = ", ".join(f"{e.get('row')}: {e.get('value')}" for e in x.get("examples") or [])
-                t.add_row(str(x["rule"]), str(x.get("column") or "-"), str(x.get("count")),
-                          ex or (x.get("message") or ""))
+                t.add_row(*(escape(str(c)) for c in (x["rule"], x.get("column") or "-",
+                                                      x.get("count"), ex or x.get("message") or "")))
             console.print(t)
 
 

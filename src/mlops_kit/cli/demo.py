@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from mlops_kit.cli.common import (
@@ -214,7 +215,7 @@ def demo(workspace: Path = typer.Option(None, "--workspace", help="Default: a fr
         t = Table("rule", "column", "count", "examples (row: value)", title="quarantine report")
         for r in summary["quarantine"]["failed_rules"]:
             ex = ", ".join(f"{e['row']}: {e['value']}" for e in (r.get("examples") or [])[:3])
-            t.add_row(str(r["rule"]), str(r.get("column")), str(r.get("count")), ex)
+            t.add_row(*(escape(str(c)) for c in (r["rule"], r.get("column"), r.get("count"), ex)))
         console.print(t)
     if summary.get("failed"):
         raise typer.Exit(EXIT_FAILED)

@@ -11,6 +11,7 @@ import webbrowser
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlops_kit.cli.common import JsonOpt, backend, console, emit, err, handle_errors
@@ -41,7 +42,7 @@ def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours
 
     def human(r):
         if r.get("status") != "ok":
-            console.print(f"{model}: {r.get('status')} — {r.get('reason', '')}")
+            console.print(f"{model}: {r.get('status')} — {escape(str(r.get('reason', '')))}")
             return
         drift = r["drift"]
         t = Table("feature", "type", "psi", "drifted", "reasons")
@@ -96,7 +97,7 @@ def report(
     def human(r: dict) -> None:
         console.print(f"[bold]{r['model']} v{r['version']}[/bold] {r.get('generated_at')} "
                       f"({r.get('status')}, {r.get('rows', 0):,} rows)")
-        console.print(r.get("summary", ""))
+        console.print(escape(str(r.get("summary", ""))))
         feats = (r.get("drift") or {}).get("features") or {}
         if feats:
             t = Table("feature", "type", "test", "statistic", "psi", "missing now",

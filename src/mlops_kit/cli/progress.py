@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 
 OK, BAD, SKIP = "[green]✓[/green]", "[red]✗[/red]", "[yellow]•[/yellow]"
@@ -48,14 +49,14 @@ class Steps:
             self.end(self._label, self._label)
         self._label, self._t0 = label, time.monotonic()
         if self._status is not None:
-            self._status.update(f"{label} …")
+            self._status.update(f"{escape(label)} …")
 
     def end(self, step: str, detail: str, *, mark: str = OK) -> None:
         seconds = time.monotonic() - self._t0
         self.record.append({"step": step, "seconds": round(seconds, 3), "detail": detail})
         if self.enabled:
-            self.console.print(f"{mark} {detail} [dim]({seconds:.1f} s)[/dim]", highlight=False,
-                               soft_wrap=True)
+            self.console.print(f"{mark} {escape(detail)} [dim]({seconds:.1f} s)[/dim]",
+                               highlight=False, soft_wrap=True)
         self._label, self._t0 = None, time.monotonic()
         if self._status is not None:
             self._status.update("")
@@ -80,7 +81,7 @@ class Steps:
             if self._label is not None:
                 self._label = f"training v{v} on {info.get('rows', '?'):,} rows"
                 if self._status is not None:
-                    self._status.update(f"{self._label} …")
+                    self._status.update(f"{escape(self._label)} …")
         elif name == "trained":
             self.end("trained", f"trained v{v} ({info.get('estimator')}, "
                                 f"{info.get('rows', '?'):,} training rows)")

@@ -62,8 +62,8 @@ class BearerAuth:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._digest = ""
-        self._checked = float("-inf")
         self._reload()
+        self._checked = monotonic()
 
     def _reload(self) -> None:
         st = self._path.stat()
