@@ -30,6 +30,21 @@ class Settings(BaseSettings):
     train_queue_url: str | None = None
     topic_arn: str | None = None
 
+    # Azure (set by the deployment as app settings; by the emulator locally). No keys: the
+    # managed identity authenticates (DefaultAzureCredential). Names default to the topology's.
+    azure_storage_account: str | None = None
+    azure_endpoint_suffix: str = "core.windows.net"
+    azure_client_id: str | None = Field(default=None, description="user-assigned identity")
+    azure_connection_string: str | None = Field(
+        default=None, repr=False,
+        description="Azurite only: refused unless its endpoints are on loopback")
+    azure_data_container: str | None = None
+    azure_artifact_container: str | None = None
+    azure_table_name: str | None = None
+    azure_validate_queue: str | None = None
+    azure_train_queue: str | None = None
+    azure_alerts_queue: str | None = None
+
     # serving
     # how often a warm server re-reads the champion/challenger aliases (one small table read
     # each); a promotion or rollback is served within this many seconds (docs/serving.md)

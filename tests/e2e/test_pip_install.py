@@ -3,7 +3,7 @@ into a fresh virtual environment (no source checkout on the path, run from an em
 
 - the base install runs the local lifecycle (spec -> upload -> train -> register -> predict);
 - what needs an extra says which one, with an exit code and without a traceback;
-- `invoke` and, with [aws], `emulate` work from the wheel (the handlers ship inside it)."""
+- `invoke` and, with [emulate], `emulate` work from the wheel (the handlers ship inside it)."""
 
 from __future__ import annotations
 
@@ -85,13 +85,13 @@ def test_what_needs_an_extra_names_it(installed):
     assert "Traceback" not in r.stderr + r.stdout
     r = run([mk, "emulate", "--json"], cwd=work, env=env, check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "pip install 'mlops-kit[aws]'" in r.stderr
+    assert "pip install 'mlops-kit[emulate]'" in r.stderr
     assert json.loads(r.stdout)["code"] == "environment"
 
 
-def test_aws_extra_makes_emulate_work_from_the_wheel(installed, tmp_path):
+def test_emulate_extra_makes_emulate_work_from_the_wheel(installed, tmp_path):
     bindir, env, work, wheel = installed
-    run([bindir / "python", "-m", "pip", "install", "--quiet", f"{wheel}[aws]"], cwd=work)
+    run([bindir / "python", "-m", "pip", "install", "--quiet", f"{wheel}[emulate]"], cwd=work)
     log = tmp_path / "emulate.log"
     with open(log, "w") as errf:
         proc = subprocess.Popen([bindir / "mlops-kit", "emulate", "--json"], cwd=work, text=True,

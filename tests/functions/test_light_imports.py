@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.packaging import requirements_for
+from infra.lambda_zips import requirements_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

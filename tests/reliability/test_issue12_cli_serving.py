@@ -192,14 +192,15 @@ def test_10_missing_sdk_names_the_extra_without_a_traceback(tmp_path):
 def test_10_base_dependencies_run_the_cli_and_the_serve_zip_stays_light():
     import tomllib
 
-    from infra.packaging import _dist_name, requirements_for
+    from infra.lambda_zips import _dist_name, requirements_for
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     base = {_dist_name(r) for r in project["dependencies"]}
     assert {"typer", "rich", "scikit-learn", "skl2onnx", "pyarrow", "pyyaml"} <= base
     extras = project["optional-dependencies"]
-    assert {"aws", "infra", "dev"} <= set(extras)
-    assert {_dist_name(r) for r in extras["aws"]} >= {"boto3", "moto"}
+    assert {"aws", "emulate", "infra", "dev"} <= set(extras)
+    assert {_dist_name(r) for r in extras["aws"]} >= {"boto3", "aws-lambda-powertools"}
+    assert {_dist_name(r) for r in extras["emulate"]} >= {"moto", "mlops-kit"}
     serve = {_dist_name(r) for r in requirements_for("serve")}
     assert not serve & {"typer", "rich", "scikit-learn", "skl2onnx", "pandas", "pyarrow", "moto"}
 

@@ -89,7 +89,7 @@ def emulate(
     """Run the AWS code path locally (moto server, the topology's resources, the handlers).
 
     Prints one JSON line on stdout (endpoint, names, inference URL), then runs until
-    SIGINT/SIGTERM. Needs the aws extra: pip install 'mlops-kit\\[aws]'."""
+    SIGINT/SIGTERM. Needs the emulate extra: pip install 'mlops-kit\\[emulate]'."""
     import logging
 
     from mlops_kit.emulate import Emulator

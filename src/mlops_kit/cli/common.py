@@ -45,9 +45,10 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.
 F = TypeVar("F", bound=Callable[..., Any])
 
 # A missing import -> the extra that installs it.
-EXTRAS = {"boto3": "aws", "botocore": "aws", "aws_lambda_powertools": "aws", "moto": "aws",
-          "flask": "aws", "werkzeug": "aws", "pulumi": "infra", "pulumi_aws": "infra",
-          "pulumi_docker_build": "infra", "azure": "azure", "pulumi_azure_native": "azure"}
+EXTRAS = {"boto3": "aws", "botocore": "aws", "aws_lambda_powertools": "aws", "moto": "emulate",
+          "flask": "emulate", "werkzeug": "emulate", "flask_cors": "emulate", "pulumi": "infra",
+          "pulumi_aws": "infra", "pulumi_docker_build": "infra", "azure": "azure",
+          "pulumi_azure_native": "azure-infra"}
 
 
 def settings() -> Settings:

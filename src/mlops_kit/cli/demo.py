@@ -150,7 +150,7 @@ def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[
             "drifted_features": report.get("drift", {}).get("drifted_features", []),
             "prediction_drift": report.get("prediction_drift", {}).get("drifted"),
             "rows": report.get("rows"), "report_key": report.get("report_key"),
-            "html_report": str(b.ctx.store.local_path(report["html_key"]))
+            "html_report": str(b.ctx.store.local_path(report["html_key"]))  # type: ignore[attr-defined]
             if report.get("html_key") else None}
         steps.end("monitoring", f"drift {'DETECTED' if report.get('drifted') else 'not detected'}"
                                 f" on {summary['drift']['drifted_features']} "

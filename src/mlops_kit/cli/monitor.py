@@ -88,7 +88,7 @@ def report(
     html_path = _html_file(store, html_key, model, stamp) if (open_ or path) else None
     if html_path is not None:
         doc["html_path"] = str(html_path)
-    if open_:
+    if open_ and html_path is not None:
         webbrowser.open(html_path.resolve().as_uri())
     if path and not as_json:
         console.print(str(html_path), soft_wrap=True, highlight=False)

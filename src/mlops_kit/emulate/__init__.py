@@ -1,6 +1,7 @@
 """The clouds on one machine: moto (server or in-process) with the topology rendered into it,
 the Lambda SQS event source (pumps), an HTTP API gateway and the schedule (AWS); the tests and
-`mlops-kit emulate` / `mlops-kit invoke` use the same pieces."""
+`mlops-kit emulate` / `mlops-kit invoke` use the same pieces. Azurite, the Azure Storage
+emulator, is installed and run by azurite.py (imported on its own: it needs node + npm)."""
 
 from mlops_kit.emulate.aws_resources import ACCOUNT, TEST_CREDENTIALS, Resources, provision
 from mlops_kit.emulate.emulator import Emulator, in_process

@@ -65,7 +65,8 @@ def provision(client: Callable[[str], Any], topology: Topology | None = None, *,
                 "Rules": [{"ID": f"expire-{p.strip('/')}", "Status": "Enabled",
                            "Filter": {"Prefix": p}, "Expiration": {"Days": d}}
                           for p, d in st.expire_days.items()]})
-    urls, arns = {}, {}
+    urls: dict[str, str] = {}
+    arns: dict[str, str] = {}
     for q in topology.queues:
         for name, attrs in ((q.dlq, {"MessageRetentionPeriod": str(14 * 86400)}), (q.name, None)):
             if attrs is None:

@@ -12,6 +12,7 @@ The pieces (provision, SqsPump, Gateway) are also what the end-to-end tests use 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -115,7 +116,7 @@ class Emulator:
             pump = SqsPump(self.client("sqs"), res.queue_urls[q.name], res.queue_arns[q.name],
                            handlers[q.consumer].handler, batch_size=q.batch_size,
                            region=self.region, retry_after=self.retry_after,
-                           context=lambda c=q.consumer: context_for(self.topology, c))
+                           context=functools.partial(context_for, self.topology, q.consumer))
             self._spawn(f"sqs-{q.name}", self._pump_loop, pump)
         http_fn = self.topology.http.function
         self.gateway = make_gateway(handlers[http_fn].handler,

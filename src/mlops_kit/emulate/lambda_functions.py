@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from mlops_kit.emulate.aws_resources import ACCOUNT
 from mlops_kit.topology import Topology
@@ -45,6 +46,8 @@ def load_function(name: str, directory: str | Path | None = None) -> ModuleType:
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
         spec = importlib.util.spec_from_file_location(f"mlops_kit_fn_{name}", path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(f"cannot load {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
@@ -54,11 +57,12 @@ def load_function(name: str, directory: str | Path | None = None) -> ModuleType:
 
 def reset_functions() -> None:
     """Forget the handlers' cached backend (after the environment changed)."""
-    if "_wiring" in sys.modules:
-        sys.modules["_wiring"].reset()
+    wiring: Any = sys.modules.get("_wiring")
+    if wiring is not None:
+        wiring.reset()
     for module in _loaded.values():
         if hasattr(module, "_api"):
-            module._api = None
+            setattr(module, "_api", None)  # noqa: B010 - the serve handler's cached API
 
 
 @dataclass

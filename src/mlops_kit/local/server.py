@@ -83,7 +83,7 @@ class ServerThread:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def _flush_loop(self) -> None:
         capture = self.api.service.capture

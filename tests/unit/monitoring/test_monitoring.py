@@ -284,6 +284,7 @@ def write_synthetic_captures(b, n, *, per_object=5000, labelled_every=10):
     b.ctx.store.put("labels/churn/bulk.csv", labels.getvalue().encode())
 
 
+@pytest.mark.slow
 def test_100k_rows_in_bounded_memory(mon):
     n = 100_000
     write_synthetic_captures(mon, n)

@@ -28,6 +28,9 @@ class _NoNotifier:
 
 def routed_store(settings: Settings, topology: Topology | None = None) -> PrefixRoutedStore:
     topology = topology or default_topology()
+    if not (settings.data_bucket and settings.artifact_bucket):
+        raise ConfigError(f"the aws backend needs {ENV_FOR['data_store']} and "
+                          f"{ENV_FOR['artifact_store']}", field="data_bucket")
     s3 = partial(client, "s3", region=settings.region, endpoint_url=settings.endpoint_url)
     buckets = {DATA: S3ObjectStore(settings.data_bucket, s3),
                ARTIFACTS: S3ObjectStore(settings.artifact_bucket, s3)}
@@ -46,6 +49,7 @@ def build(settings: Settings, topology: Topology) -> Adapters:
         if not boto3.session.Session().region_name:
             raise ConfigError("the aws backend needs a region: set MLOPSKIT_REGION (or "
                               "AWS_REGION, or a region in the AWS profile)", field="region")
+    assert settings.table_name and settings.validate_queue_url and settings.train_queue_url
     conn = {"region": settings.region, "endpoint_url": settings.endpoint_url}
     sqs, ddb, sns = (partial(client, name, **conn) for name in ("sqs", "dynamodb", "sns"))
     return Adapters(

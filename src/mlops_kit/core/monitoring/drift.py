@@ -169,7 +169,7 @@ class PredictionAccumulator:
         ref = self.reference
         out: dict[str, Any] = {"type": ref.get("type"), "rows": self.rows,
                                "threshold": self.threshold}
-        if self.numeric:
+        if isinstance(self.acc, NumericAccumulator):
             acc = self.acc
             value = psi(ref.get("freqs") or [], acc.freqs()) if acc.good and ref.get("freqs") \
                 else 0.0
@@ -179,9 +179,9 @@ class PredictionAccumulator:
                        mean_cur=acc.total / acc.seen if acc.seen else None,
                        histogram=acc.histogram())
         else:
-            ref_f = dict(ref.get("freqs") or {})
+            ref_f: dict[str, float] = dict(ref.get("freqs") or {})
             cur = self.acc.freqs()
-            keys = sorted(set(ref_f) | set(cur))
+            keys: list[str] = sorted(set(ref_f) | set(cur))
             value = (psi([ref_f.get(k, 0.0) for k in keys], [cur.get(k, 0.0) for k in keys])
                      if cur and ref_f else 0.0)
             out.update(psi=value, freqs=cur, freqs_ref=ref_f, histogram=self.acc.histogram())

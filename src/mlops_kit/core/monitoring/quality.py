@@ -41,7 +41,7 @@ class Quality:
         self.y_pred.append(np.array([category_key(r.get("prediction")) for r in rows], object))
         probs = [r.get("probabilities") for r in rows]
         if self.proba is not None and all(isinstance(p, list) and p for p in probs) \
-                and len({len(p) for p in probs}) == 1:
+                and len({len(p) for p in probs if p is not None}) == 1:
             self.proba.append(np.asarray(probs, dtype=np.float32))
         else:
             self.proba = None  # some rows without probabilities: no roc_auc / log_loss

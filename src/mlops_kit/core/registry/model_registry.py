@@ -9,7 +9,8 @@ Items (pk = MODEL#<name>):
   META             latest version number (moved by conditional write -> monotonic versions)
 pk = MODELS, sk = <name>: the model index.
 
-Every alias move is a conditional write on the alias's current version plus a history entry,
+Every transaction stays in the model's own partition (MODEL#<name>), on every backend. Every
+alias move is a conditional write on the alias's current version plus a history entry,
 in one transaction: two concurrent promotions cannot both win, and history never disagrees
 with the alias.
 """
@@ -38,9 +39,7 @@ def _vsk(version: int) -> str:
     return f"VERSION#{version:06d}"
 
 
-def _strip(item: dict | None) -> dict | None:
-    if item is None:
-        return None
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
 
@@ -66,6 +65,7 @@ class Registry:
     def reserve_version(self, model: str, run_key: str, lineage: dict[str, Any]) -> Reservation:
         """Take the next version number for this run, or return the one it already has."""
         pk = _pk(model)
+        self._index(model)
         for _ in range(MAX_RETRIES):
             run = self.table.get(pk, f"RUN#{run_key}")
             if run is not None:
@@ -88,13 +88,21 @@ class Registry:
                         Put(pk, "META", {"latest": version}, AbsentOrEquals("latest", meta and latest)),
                         Put(pk, _vsk(version), record, Absent()),
                         Put(pk, f"RUN#{run_key}", {"version": version}, Absent()),
-                        Put("MODELS", model, {"model": model, "created_at": self._now()}, None),
                     ]
                 )
                 return Reservation(version, record, True)
             except ConditionFailed:
                 continue  # lost the race for this number or this run: look again
         raise RegistryConflict(f"could not reserve a version of {model!r}: too much contention")
+
+    def _index(self, model: str) -> None:
+        """The MODELS index row, written before (never with) the model's own rows: every
+        transaction stays in one partition (Azure Table transactions are single-partition). A
+        crash in between leaves an indexed model with no version yet, which lists as empty."""
+        try:
+            self.table.put("MODELS", model, {"model": model, "created_at": self._now()}, Absent())
+        except ConditionFailed:
+            pass  # already indexed
 
     def complete_version(self, model: str, version: int, fields: dict[str, Any]) -> dict:
         """pending -> registered/rejected, exactly once (the registry entry is written last)."""
@@ -109,10 +117,10 @@ class Registry:
         return record
 
     def get_version(self, model: str, version: int) -> dict[str, Any]:
-        item = _strip(self.table.get(_pk(model), _vsk(int(version))))
+        item = self.table.get(_pk(model), _vsk(int(version)))
         if item is None:
             raise NotFound(f"model {model!r} has no version {version}", field="version")
-        return item
+        return _strip(item)
 
     def update_version(self, model: str, version: int, fields: dict[str, Any], actor: str) -> dict:
         """Mutable annotations only (approval); metrics and artifacts stay immutable."""
@@ -134,7 +142,8 @@ class Registry:
 
     # -- aliases ---------------------------------------------------------------------------
     def get_alias(self, model: str, alias: str = CHAMPION) -> dict[str, Any] | None:
-        return _strip(self.table.get(_pk(model), f"ALIAS#{alias}"))
+        item = self.table.get(_pk(model), f"ALIAS#{alias}")
+        return None if item is None else _strip(item)
 
     def champion_version(self, model: str) -> int | None:
         alias = self.get_alias(model, CHAMPION)

@@ -82,8 +82,8 @@ def parse_json_body(body: bytes | str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError("body: must be a JSON object", field="body")
     # Nesting depth needs that many '{' or '['; a small request cannot be too deep.
-    if body.count(b"{" if isinstance(body, bytes) else "{") + \
-            body.count(b"[" if isinstance(body, bytes) else "[") > MAX_JSON_DEPTH \
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH \
             and not _depth_ok(data):
         raise ValidationError(f"body: JSON nested deeper than {MAX_JSON_DEPTH}", field="body")
     return data

@@ -45,10 +45,10 @@ def _fast_inputs(spec: ModelSpec, records: list) -> dict[str, np.ndarray] | None
             missing = None in seen or "" in seen
             if missing and not f.nullable:
                 return None
-            present = seen - {None, ""}
-            if f.categories is not None and not present <= set(f.categories):
+            texts = seen - {None, ""}
+            if f.categories is not None and not texts <= set(f.categories):
                 return None
-            if present and max(map(len, present)) > 256:
+            if texts and max(map(len, texts)) > 256:
                 return None
             if missing:
                 col = [MISSING_CATEGORY if v is None or v == "" else v for v in col]

@@ -87,7 +87,7 @@ class ModelService:
                 return cached.predictor, cached.extra
             pointer = self.registry.get_alias(model, alias) or {}
             version = pointer.get("version")
-            extra = {k: pointer[k] for k in ("mode", "weight") if k in pointer}
+            extra: dict[str, Any] = {k: pointer[k] for k in ("mode", "weight") if k in pointer}
             if cached and cached.version == version:
                 self._cache[key] = _Loaded(version, cached.predictor, now, extra)
                 return cached.predictor, extra
@@ -149,6 +149,8 @@ class ModelService:
         return out
 
     def _capture(self, model, request_id, instances, feed, predictor, out, latency_ms, role):
+        if self.capture is None:
+            return
         self.capture.add_request(CapturedRequest(
             model=model, request_id=request_id, at=self.registry.clock.now(),
             version=predictor.version, role=role, latency_ms=latency_ms,

@@ -77,10 +77,10 @@ def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec
         ) from None
     raw = {name: table.column(name).to_pylist() for name in wanted}
     out: dict[str, Any] = {}
-    for f in spec.numeric:
-        out[f.name] = _numeric(f.name, raw[f.name])
-    for f in spec.categorical:
-        out[f.name] = pd.Series(_categories(raw[f.name]), dtype=object)
+    for nf in spec.numeric:
+        out[nf.name] = _numeric(nf.name, raw[nf.name])
+    for cf in spec.categorical:
+        out[cf.name] = pd.Series(_categories(raw[cf.name]), dtype=object)
     out[spec.target] = _target(spec, raw[spec.target])
     return pd.DataFrame(out, columns=wanted)
 

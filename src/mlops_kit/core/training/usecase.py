@@ -8,7 +8,7 @@ import json
 import logging
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from mlops_kit import __version__
 from mlops_kit.core import layout
@@ -54,9 +54,9 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
         if fmt == "parquet":  # Parquet needs a seekable file: spool it (to disk past 64 MB)
             shutil.copyfileobj(reader, tmp, 1 << 20)
             tmp.seek(0)
-            df = read_frame(tmp, fmt, spec)
+            df = read_frame(cast(BinaryIO, tmp), fmt, spec)
         else:
-            df = read_frame(reader, fmt, spec)
+            df = read_frame(cast(BinaryIO, reader), fmt, spec)
         sha = reader.drain()
     if sha != job["sha256"]:
         ctx.registry.complete_version(model, version, {

@@ -15,7 +15,7 @@ import io
 import math
 import tempfile
 import threading
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from mlops_kit.core.spec import CategoricalFeature, NumericFeature
 from mlops_kit.core.validation.columns import Column
 from mlops_kit.core.validation.rules import ARROW_ERRORS, HEADER_LIMIT, NULL_VALUES, Rule
 
@@ -52,7 +53,7 @@ def decode_text(arr: pa.Array, enc_rule: Rule, off: int, lim: int) -> pa.Array:
     except pa.ArrowInvalid:
         raw = arr.to_pylist()
         bad = np.zeros(len(raw), dtype=bool)
-        out = []
+        out: list[str | None] = []
         for i, b in enumerate(raw):
             if b is None:
                 out.append(None)
@@ -130,7 +131,7 @@ def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str)
             bad = ~arr.is_null().to_numpy(zero_copy_only=False)
             vals = np.full(n, np.nan)
             shown = lambda i, a=arr: str(a[i].as_py())[:100]  # noqa: E731
-        f = col.feature
+        f = col.feature if isinstance(col.feature, NumericFeature) else None
         col.add_numeric(
             vals,
             bad,
@@ -151,7 +152,7 @@ def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str)
                 arr = pa.nulls(n, pa.string())
         elif pa.types.is_null(t):
             arr = pa.nulls(n, pa.string())
-        cats = col.feature.categories if col.feature is not None else None
+        cats = col.feature.categories if isinstance(col.feature, CategoricalFeature) else None
         col.add_text(arr, off, lim, col.cat_rule, cats)
 
 
@@ -262,13 +263,14 @@ def scan_csv(v: Validator, stream: BinaryIO, chunk_bytes: int) -> bool:
     seekable = getattr(stream, "seekable", None)
     start = stream.tell() if seekable is not None and seekable() else None
     head, names, error = _read_header(stream)
-    if error:
-        v.fail_parse(error)
+    if error or names is None:
+        v.fail_parse(error or "no header")
         return False
     if not v.check_header(names):
         return False
     # Unique internal names so duplicate headers still parse; the first occurrence is checked.
-    internal, first = [], {}
+    internal: list[str] = []
+    first: dict[str, str] = {}
     for i, n in enumerate(names):
         internal.append(n if n not in first else f"{n}\x00{i}")
         first.setdefault(n, n)
@@ -319,7 +321,7 @@ def _report_ragged(v: Validator, stream: BinaryIO, start: int | None, width: int
         try:
             found = _locate_ragged(stream, start, width)
             if len(found) == len(ragged):
-                rows = found
+                rows = list(found)
                 v.ragged_rows = found
         except ARROW_ERRORS + (csv.Error,):
             pass
@@ -348,7 +350,7 @@ def scan_parquet(v: Validator, stream: BinaryIO, chunk_bytes: int) -> bool:
         while chunk := stream.read(1 << 20):
             spool.write(chunk)
         spool.seek(0)
-        return _scan_parquet_seekable(v, spool, chunk_bytes)
+        return _scan_parquet_seekable(v, cast(BinaryIO, spool), chunk_bytes)
 
 
 def _scan_parquet_seekable(v: Validator, stream: BinaryIO, chunk_bytes: int) -> bool:
@@ -356,7 +358,7 @@ def _scan_parquet_seekable(v: Validator, stream: BinaryIO, chunk_bytes: int) -> 
     names = list(pf.schema_arrow.names)
     if not v.check_header(names):
         return False
-    index = {}
+    index: dict[str, int] = {}
     for i, n in enumerate(names):
         index.setdefault(n, i)
     wanted = list(v.cols)

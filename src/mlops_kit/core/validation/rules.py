@@ -26,13 +26,13 @@ ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, EOFE
 class Rule:
     rule: str
     column: str | None
-    describe: Callable[[int], str]  # count -> message
+    describe: Callable[..., str]  # count -> message (lambdas bind names as defaults)
     count: int = 0
     examples: list[dict] = field(default_factory=list)
     rows_final: bool = False  # example rows are already file row numbers (not ordinals)
     failed: bool | None = None  # None: failed iff count > 0
 
-    def add(self, mask: np.ndarray, values: Callable[[int], Any], offset: int, limit: int) -> None:
+    def add(self, mask: np.ndarray, values: Callable[..., Any], offset: int, limit: int) -> None:
         hits = int(mask.sum())
         if not hits:
             return

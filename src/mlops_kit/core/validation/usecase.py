@@ -3,7 +3,7 @@ training job on the train queue, fail -> a quarantined copy + report (never dele
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from mlops_kit.core import layout
 from mlops_kit.core.context import Context, load_spec, to_json
@@ -26,7 +26,7 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
     fmt = detect_format(filename)
     with ctx.store.open(key) as raw:
         reader = HashingReader(raw)
-        result = validate_dataset(reader, fmt, spec)
+        result = validate_dataset(cast(BinaryIO, reader), fmt, spec)
         sha256 = reader.drain()
     stamp = ctx.clock.now().strftime("%Y%m%dT%H%M%S")
     report = {
