@@ -38,8 +38,9 @@ class UsageError(MlopsKitError):
 
 
 # What typer/click raise to end a command on purpose: never caught (typer may vendor click).
-_CLICK_ENDS = (typer.Exit, typer.Abort, *(c for c in typer.BadParameter.__mro__
-                                          if c.__name__ == "ClickException"))
+_CLICK_ENDS: tuple[type[BaseException], ...] = (
+    typer.Exit, typer.Abort,
+    *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -118,7 +118,7 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     ctx.store.put(prefix + "card.json", to_json(card), content_type="application/json")
     # Registry entry last: only now does the version exist as registered/rejected.
     record = ctx.registry.complete_version(model, version, record)
-    ctx.step(record["status"], version=version)
+    ctx.step(str(record["status"]), version=version)
     outcome = {"status": record["status"], "model": model, "version": version,
                "metrics": result.metrics, "parity": parity_d, "reasons": record["reasons"],
                "champion_before": champion_version, "promoted": False}
