@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     validate_queue_url: str | None = None
     train_queue_url: str | None = None
     topic_arn: str | None = None
+    # the deployment's name prefix: the Stack dimension of the monitor's metrics (EMF)
+    stack: str | None = None
 
     # Azure (set by the deployment as app settings; by the emulator locally). No keys: the
     # managed identity authenticates (DefaultAzureCredential). Names default to the topology's.

@@ -83,21 +83,19 @@ def test_6_rotated_token_reaches_a_running_server(trained):
         srv.stop()
 
 
-def test_6_auth_rechecks_the_file_at_most_every_half_second(tmp_path):
+def test_6_auth_follows_the_token_file_and_fails_closed(tmp_path):
     from mlops_kit.errors import Unauthorized
     from mlops_kit.local.auth import BearerAuth, ensure_token, rotate_token
 
-    now = [0.0]
     old = ensure_token(tmp_path)
-    auth = BearerAuth(tmp_path, monotonic=lambda: now[0])
-    new = rotate_token(tmp_path)
-    auth({"authorization": f"Bearer {old}"})  # not re-read yet: within the 0.5 s window
-    now[0] = 0.6
+    auth = BearerAuth(tmp_path)
+    auth({"authorization": f"Bearer {old}"})
+    new = rotate_token(tmp_path)  # written beside, renamed over: never a missing file
     auth({"authorization": f"Bearer {new}"})
     with pytest.raises(Unauthorized):
         auth({"authorization": f"Bearer {old}"})
-    (tmp_path / "auth.json").unlink()  # the token file removed: fail closed
-    now[0] = 1.2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["auth.json"]  # no temp file left
+    (tmp_path / "auth.json").unlink()  # the token file removed: every request refused
     with pytest.raises(Unauthorized):
         auth({"authorization": f"Bearer {new}"})
 

@@ -119,12 +119,16 @@ def emit(data: Any, as_json: bool, human=None) -> None:
 
 
 def failed(results: Iterable[Mapping[str, Any]]) -> bool:
-    """Did any job in these results end in a failure (quarantined, rejected, failed)?"""
-    return any(r.get("status") in FAILED_STATUSES for r in results)
+    """Did any job in these results end in a failure (quarantined, rejected, failed)? A retried
+    attempt (`"final": false`) is not an outcome: what it ended in is in a later result."""
+    return any(r.get("status") in FAILED_STATUSES and r.get("final") is not False
+               for r in results)
 
 
-def exit_for(results: Iterable[Mapping[str, Any]]) -> None:
-    if failed(results):
+def exit_for(results: Iterable[Mapping[str, Any]], *, unfinished: bool = False) -> None:
+    """Exit 1 if a job failed, or if one has not finished (its last attempt will be retried
+    or is dead-lettered)."""
+    if failed(results) or unfinished:
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -29,7 +29,8 @@ app = typer.Typer()
 
 
 def _process(b, steps: Steps) -> list[dict[str, Any]]:
-    """Run the local worker until the queues are drained, with progress."""
+    """Run the local worker until the queues are drained, with progress (steps.unfinished
+    then says whether a job is still to be retried)."""
     from mlops_kit.local.worker import run_once
 
     b.ctx.progress = steps.core_step
@@ -78,7 +79,7 @@ def upload(file: Path = typer.Argument(..., exists=True, dir_okay=False),
             out["results"] = _process(b, steps)
     out["steps"] = steps.record
     emit(out, as_json, _print_results)
-    exit_for(out.get("results", []))
+    exit_for(out.get("results", []), unfinished=steps.unfinished)
 
 
 @app.command()
@@ -101,7 +102,7 @@ def labels(file: Path = typer.Argument(..., exists=True, dir_okay=False),
             out["results"] = _process(b, steps)
     out["steps"] = steps.record
     emit(out, as_json, _print_results)
-    exit_for(out.get("results", []))
+    exit_for(out.get("results", []), unfinished=steps.unfinished)
 
 
 def _print_results(d: dict) -> None:
@@ -153,7 +154,7 @@ def worker(once: bool = typer.Option(False, "--once", help="Drain the queues and
         with Steps(err) as steps:
             results = _process(b, steps)
         emit({"results": results, "steps": steps.record}, as_json, _print_results)
-        exit_for(results)
+        exit_for(results, unfinished=steps.unfinished)
         return
     err.print("worker running; Ctrl-C to stop")
     try:

@@ -27,6 +27,7 @@ class Steps:
     def __init__(self, console: Console, *, enabled: bool = True) -> None:
         self.console, self.enabled = console, enabled
         self.record: list[dict[str, Any]] = []
+        self.last: dict[str, dict[str, Any]] = {}  # message id -> its latest result
         self._status: Status | None = None
         self._label: str | None = None
         self._t0 = time.monotonic()
@@ -72,7 +73,14 @@ class Steps:
                 self.begin(f"validating {body.get('key', '')}")
             return
         r = info.get("result") or {}
+        if info.get("message_id") is not None:
+            self.last[str(info["message_id"])] = r
         self._result(queue, r)
+
+    @property
+    def unfinished(self) -> bool:
+        """A message whose latest attempt failed and is to be retried (or dead-lettered)."""
+        return any(r.get("final") is False for r in self.last.values())
 
     def core_step(self, name: str, info: dict[str, Any]) -> None:
         """Context.step(...) from inside a use case."""
@@ -113,8 +121,9 @@ class Steps:
         elif status == "validated":
             self.end("validated", f"validated {r.get('rows', 0):,} rows")
         elif status == "quarantined":
-            self.end("quarantined", f"quarantined -> {r.get('quarantine_key')}: "
-                                    f"{r.get('summary') or ''}", mark=BAD)
+            what = "labels quarantined" if r.get("kind") == "labels" else "quarantined"
+            self.end("quarantined", f"{what} -> {r.get('quarantine_key')}: "
+                                    f"{r.get('summary') or r.get('reason') or ''}", mark=BAD)
         elif status == "labels_received":
             self.end("labels", f"labels received: {r.get('rows', 0):,} rows")
         elif status in ("registered", "rejected") and "promoted" in r:
@@ -127,7 +136,7 @@ class Steps:
                                          f"{why or 'the promotion policy held it back'}",
                          mark=SKIP)
         elif status in ("failed", "labels_rejected", "labels_quarantined"):
-            retry = " (will be retried)" if r.get("retryable") else ""
+            retry = " (will be retried)" if r.get("final") is False else ""
             self.end(status, f"{label}: {status}{retry} — {why}", mark=BAD)
         elif status == "duplicate":
             self.end("duplicate", f"v{r.get('version')} was already trained "

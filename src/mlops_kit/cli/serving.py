@@ -29,30 +29,30 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
           no_auth: bool = typer.Option(False, "--no-auth",
                                        help="Allow anonymous requests (explicit opt-out)."),
           as_json: bool = JsonOpt) -> None:
-    """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2)."""
-    from mlops_kit.local.auth import BearerAuth, ensure_token
+    """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2) and the
+    read-only web console at /ui/."""
+    from mlops_kit.local.auth import TOKEN_FILE, ensure_token
     from mlops_kit.local.server import ServerThread, build_api
 
     b = backend()
     ws = Path(b.settings.workspace)
-    api = build_api(b, auth=False)
+    token = None if no_auth else ensure_token(ws)
     try:
-        srv = ServerThread(api, host, port)  # binds now, serves after start()
+        srv = ServerThread(build_api(b, auth=not no_auth, workspace=ws), host, port)
     except OSError as exc:
+        if token:  # made by this call and shown to nobody: a new token is never made in vain
+            (ws / TOKEN_FILE).unlink(missing_ok=True)
         raise port_error(host, port, exc) from None
-    token = None
-    if not no_auth:  # only once the port is ours: a new token is never created in vain
-        token = ensure_token(ws)
-        api.authorize = BearerAuth(ws)
-        if token and not as_json:
-            err.print(f"[bold]API token (shown once, stored hashed):[/bold] {token}")
+    if token and not as_json:
+        err.print(f"[bold]API token (shown once, stored hashed):[/bold] {token}")
     srv.start()
     if as_json:  # one line a script can read: where to connect, and the token if new
         sys.stdout.write(to_json({"url": srv.url, "auth": not no_auth, "token": token},
                                  indent=None) + "\n")
         sys.stdout.flush()
     else:
-        err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict)")
+        err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict; "
+                  f"console: {srv.url}/ui/)")
     try:
         srv._threads[0].join()
     except KeyboardInterrupt:

@@ -18,9 +18,11 @@ def spec_apply(file: Path = typer.Argument(..., exists=True, dir_okay=False),
                as_json: bool = JsonOpt) -> None:
     """Check a spec and store it under specs/<name>.yaml."""
     from mlops_kit.core.spec import load_spec_bytes
+    from mlops_kit.core.training.estimators import check_params
 
     raw = file.read_bytes()
     spec = load_spec_bytes(raw, source=str(file))
+    check_params(spec)  # an unknown or invalid estimator.params entry is named here
     b = backend()
     suffix = ".json" if raw.lstrip().startswith(b"{") else ".yaml"
     for old in (".yaml", ".yml", ".json"):
@@ -41,8 +43,10 @@ def spec_check(file: Path = typer.Argument(..., exists=True, dir_okay=False),
                as_json: bool = JsonOpt) -> None:
     """Check a spec file without storing it."""
     from mlops_kit.core.spec import load_spec_bytes
+    from mlops_kit.core.training.estimators import check_params
 
     spec = load_spec_bytes(file.read_bytes(), source=str(file))
+    check_params(spec)  # an unknown or invalid estimator.params entry is named here
     emit({"model": spec.name, "valid": True, "spec_hash": spec.spec_hash()}, as_json,
          lambda d: console.print(f"[green]valid[/green] spec {d['model']}"))
 

@@ -26,12 +26,14 @@ class Context:
     train_queue: Queue
     notifier: Notifier
     clock: Clock
+    # the training queue's visibility timeout: a version pending for longer is shown as stuck
+    stuck_after_s: float | None = None
     # Who watches a job's steps (the CLI's progress display); None: nobody.
     progress: Callable[[str, dict[str, Any]], None] | None = None
     registry: Registry = field(init=False)
 
     def __post_init__(self) -> None:
-        self.registry = Registry(self.table, self.clock, self.notifier)
+        self.registry = Registry(self.table, self.clock, self.notifier, self.stuck_after_s)
 
     def step(self, name: str, **info: Any) -> None:
         """A step of the running job ended (trained, exported, parity, registered, ...)."""

@@ -7,8 +7,6 @@ import hmac
 import json
 import os
 import secrets
-import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,9 +33,9 @@ def ensure_token(workspace: Path) -> str | None:
 
 
 def rotate_token(workspace: Path) -> str:
-    """A new token replaces the old one at once: written beside, then renamed over it (running
-    servers never see a missing or half-written file, and notice the change within
-    BearerAuth.RECHECK_S)."""
+    """A new token replaces the old one at once: written beside, then renamed over it, so a
+    running server never sees a missing or half-written file, and its next request checks
+    against the new token."""
     path = Path(workspace) / TOKEN_FILE
     token = "mk_" + secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,40 +48,30 @@ def rotate_token(workspace: Path) -> str:
 
 
 class BearerAuth:
-    """Checks the bearer token against the hashed one on disk. The file is re-read when it
-    changes (stat at most every RECHECK_S), so `mlops-kit token --rotate` reaches a running
-    server within about half a second: the old token stops working, the new one works."""
+    """Checks `Authorization: Bearer <token>` against the stored digest. A rotation
+    (`mlops-kit token --rotate`) takes effect on a running server: the file is re-read when it
+    changes (one stat per request), and generation() changes, which ends console sessions."""
 
-    RECHECK_S = 0.5
-
-    def __init__(self, workspace: Path, *, monotonic=time.monotonic) -> None:
+    def __init__(self, workspace: Path) -> None:
         self._path = Path(workspace) / TOKEN_FILE
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._digest = ""
-        self._reload()
-        self._checked = monotonic()
+        self._load()
 
-    def _reload(self) -> None:
+    def _load(self) -> None:
         st = self._path.stat()
         stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
         if stamp != self._stamp:
             self._digest = json.loads(self._path.read_text())["sha256"]
             self._stamp = stamp
 
-    def _current(self) -> str:
-        now = self._monotonic()
-        if now - self._checked >= self.RECHECK_S:
-            with self._lock:
-                if now - self._checked >= self.RECHECK_S:
-                    try:
-                        self._reload()
-                    except FileNotFoundError:
-                        self._digest, self._stamp = "", None  # token removed: fail closed
-                    except (OSError, ValueError, KeyError):
-                        pass  # being written by a non-atomic writer: keep the last digest
-                    self._checked = now
+    def generation(self) -> str:
+        """Changes when the token does (the console binds its sessions to it)."""
+        try:
+            self._load()
+        except (OSError, ValueError, KeyError):
+            raise Unauthorized("authorization: no token is configured (mlops-kit token)",
+                               field="authorization") from None
         return self._digest
 
     def __call__(self, headers: Mapping[str, str]) -> None:
@@ -91,5 +79,5 @@ class BearerAuth:
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("authorization: a bearer token is required", field="authorization")
-        if not hmac.compare_digest(_hash(token.strip()), self._current()):
+        if not hmac.compare_digest(_hash(token.strip()), self.generation()):
             raise Unauthorized("authorization: the token is not valid", field="authorization")

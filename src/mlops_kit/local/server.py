@@ -57,7 +57,7 @@ def make_server(api: HttpApi, host: str = "127.0.0.1", port: int = 0) -> Threadi
             rid = self.headers.get("x-request-id") or uuid.uuid4().hex
             resp = api.handle(self.command, self.path, dict(self.headers.items()), body,
                               request_id=rid)
-            self._send(resp.status, resp.json_bytes(), {**resp.headers, "x-request-id": rid})
+            self._send(resp.status, resp.payload(), {**resp.headers, "x-request-id": rid})
 
         # every method reaches the API, which answers JSON (405 + Allow, 204 for OPTIONS);
         # the stdlib's default for the rest is a 501 with an HTML page
@@ -111,4 +111,5 @@ def build_api(backend, *, auth: bool = True, workspace=None) -> HttpApi:
     from mlops_kit.local.auth import BearerAuth
 
     authorize = BearerAuth(workspace) if auth else None
-    return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document)
+    return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document,
+                   ui=backend.console(authorize))

@@ -38,11 +38,15 @@ class Response:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
+    raw: bytes | None = None  # a non-JSON payload (the console's HTML and CSS)
 
     def json_bytes(self) -> bytes:
         if self.status == 204:  # No Content: no body at all
             return b""
         return json.dumps(self.body, separators=(",", ":"), allow_nan=False).encode()
+
+    def payload(self) -> bytes:
+        return self.raw if self.raw is not None else self.json_bytes()
 
 
 def _error(exc: MlopsKitError) -> Response:
@@ -159,10 +163,12 @@ class HttpApi:
         *,
         authorize: Callable[[Mapping[str, str]], None] | None = None,
         openapi: Callable[[], dict] | None = None,
+        ui: Callable[[str, str, Mapping[str, str], bytes | None], Response] | None = None,
     ) -> None:
         self.service = service
         self.authorize = authorize
         self.openapi = openapi
+        self.ui = ui  # the read-only console (mlops_kit.console), mounted under /ui/
 
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
@@ -194,6 +200,8 @@ class HttpApi:
         return None
 
     def _route(self, method, path, headers, body, request_id) -> Response:
+        if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
+            return self.ui(method, path, headers, body)  # the console applies the same auth
         allowed = self.allowed_methods(path)
         if method == "OPTIONS":  # no auth: it says what a path accepts, nothing more
             if allowed is None and path != "*":
