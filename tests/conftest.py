@@ -47,6 +47,15 @@ def trained(tmp_path, _trained_template) -> Backend:
 
 
 
+@pytest.fixture
+def aws():
+    """A bare in-process moto account with fresh boto3 clients (tests.moto_support)."""
+    from tests.moto_support import moto_account
+
+    with moto_account():
+        yield
+
+
 @pytest.fixture(scope="session")
 def azurite():
     """One Azurite per test session (per xdist worker) on free loopback ports. npm installs

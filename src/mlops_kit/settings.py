@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     validate_queue_url: str | None = None
     train_queue_url: str | None = None
     topic_arn: str | None = None
+    # the deployment's name prefix: the Stack dimension of the monitor's metrics (EMF)
+    stack: str | None = None
 
     # Azure (set by the deployment as app settings; by the emulator locally). No keys: the
     # managed identity authenticates (DefaultAzureCredential). Names default to the topology's.
@@ -58,6 +60,15 @@ class Settings(BaseSettings):
     train_visibility_s: int = Field(default=900, ge=1)
 
     log_level: str = "INFO"
+
+    # experiments (a spec with a `search`): where trials run. auto = worker processes on the
+    # local backend, one train-queue message per trial (fan-out) on a cloud backend.
+    trials: Literal["auto", "processes", "sequential", "queue"] = "auto"
+    trial_workers: int | None = Field(default=None, ge=1, description="default: usable cores")
+    # optional MLflow mirror of runs and trials (pip install 'mlops-kit[mlflow]'); credentials
+    # go in MLflow's own MLFLOW_TRACKING_TOKEN / _USERNAME / _PASSWORD, never in the URI.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "mlops-kit"
 
 
 @lru_cache(maxsize=1)

@@ -69,6 +69,10 @@ def emulate(
     prefix: str = typer.Option("mlops-kit", help="Resource name prefix."),
     region: str = typer.Option("us-east-1"),
     functions: Path = typer.Option(None, "--functions-dir", help="Default: ./functions."),
+    enforce_iam: bool = typer.Option(
+        False, "--enforce-iam",
+        help="moto checks every request: each function runs under its role's rendered policy; "
+             "clients use the operator keys printed in the JSON line (\"credentials\")."),
 ) -> None:
     """Run the AWS code path locally: moto server + the topology's resources + the handlers.
     Prints one JSON line (endpoint, names, inference URL), then runs until SIGINT/SIGTERM."""
@@ -79,7 +83,8 @@ def emulate(
     logging.getLogger("mlops_kit.emulate.emulator").setLevel(logging.INFO)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     emu = Emulator(host=host, gateway_port=port, monitor_every=monitor_every,
-                   retry_after=retry_after, prefix=prefix, region=region, functions=functions)
+                   retry_after=retry_after, prefix=prefix, region=region, functions=functions,
+                   enforce_iam=enforce_iam)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -89,6 +94,8 @@ def emulate(
         sys.stdout.flush()
         err.print(f"emulating on {resources.endpoint_url}; inference at "
                   f"{resources.inference_url}; Ctrl-C to stop")
+        if enforce_iam:
+            err.print("IAM enforced: use the operator keys in the JSON line's \"credentials\"")
         while not stop.wait(0.5):
             pass
     finally:

@@ -65,6 +65,10 @@ def _print_results(d: dict) -> None:
             line += f" — {'; '.join(r['reasons'])}"
         if r.get("error"):
             line += f" — {r['error']}"
+        if r.get("experiment"):  # a search: say what was tried (mlops-kit runs show M RUN)
+            e = r["experiment"]
+            line += (f" — run {r.get('run')}: best of {e['ok']}/{e['trials']} trials "
+                     f"({e['metric']} {e['cv']:.4f}, trial {e['winner']})")
         console.print(line)
 
 

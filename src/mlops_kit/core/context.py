@@ -10,9 +10,18 @@ from typing import Any
 
 from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
+from mlops_kit.core.registry.experiments import RunStore
 from mlops_kit.core.spec import ModelSpec, load_spec_bytes
 from mlops_kit.errors import SpecError
-from mlops_kit.ports import Clock, KeyValueTable, Notifier, ObjectStore, Queue
+from mlops_kit.ports import (
+    Clock,
+    ExperimentTracker,
+    KeyValueTable,
+    Notifier,
+    ObjectStore,
+    Queue,
+    TrialRunner,
+)
 
 
 @dataclass
@@ -24,10 +33,19 @@ class Context:
     train_queue: Queue
     notifier: Notifier
     clock: Clock
+    # the training queue's visibility timeout: a version pending for longer is shown as stuck
+    stuck_after_s: float | None = None
+    # Experiments: how a search's trials run. In this process with `trial_runner` (None: one
+    # after another), or, with `fan_out_trials`, one train-queue message per trial.
+    trial_runner: TrialRunner | None = None
+    fan_out_trials: bool = False
+    tracker: ExperimentTracker | None = None
     registry: Registry = field(init=False)
+    runs: RunStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.registry = Registry(self.table, self.clock, self.notifier)
+        self.registry = Registry(self.table, self.clock, self.notifier, self.stuck_after_s)
+        self.runs = RunStore(self.table, self.clock)
 
 
 def load_spec(store: ObjectStore, model: str) -> ModelSpec:

@@ -171,10 +171,12 @@ def test_live_quality_below_the_minimum_alerts(mon):
     assert "live accuracy 0.000 < 0.9" in note["message"]["summary"]
 
 
-def test_labels_without_the_target_column_are_rejected(mon):
+def test_labels_without_the_target_column_are_quarantined(mon):
     mon.ctx.store.put("labels/churn/bad.csv", b"request_id,label\nr1,1\n")
     out = ingest_labels(mon.ctx, "churn", "labels/churn/bad.csv")
-    assert out["status"] == "labels_rejected" and "'churned'" in out["reason"]
+    assert out["status"] == "quarantined" and "'churned'" in out["reason"]
+    report = json.loads(mon.ctx.store.get(out["quarantine_report_key"]))
+    assert report["rules"][0]["column"] == "churned" and "'churned'" in report["summary"]
 
 
 def test_retrain_on_drift_respects_the_cooldown(mon):
@@ -318,6 +320,9 @@ def test_emf_document_shape(mon):
     assert doc["Model"] == "churn" and doc["DriftedFeatures"] == len(r["drift"]["drifted_features"])
     assert doc["MaxPSI"] == max(f["psi"] for f in r["drift"]["features"].values()) > 1
     assert not any(n.startswith("Live") for n in names)  # no labels, no live metrics
+    [stacked] = emf_metrics(r, stack="mlk-prod")["_aws"]["CloudWatchMetrics"]
+    assert stacked["Dimensions"] == [["Stack", "Model"]]
+    assert emf_metrics(r, stack="mlk-prod")["Stack"] == "mlk-prod"
 
 
 def test_monitoring_imports_no_training_libraries():

@@ -19,7 +19,7 @@ from mlops_kit.core.features import MISSING_CATEGORY, columns_to_inputs, records
 from mlops_kit.core.spec import CLASSIFIERS, REGRESSORS, parse_spec
 from mlops_kit.core.training import export
 from mlops_kit.core.training import pipeline as training
-from mlops_kit.errors import ExportError, TrainingError, ValidationError
+from mlops_kit.errors import ExportError, SpecError, TrainingError, ValidationError
 
 SMALL = {
     "logistic_regression": {},
@@ -386,7 +386,7 @@ def test_bad_estimator_params_name_the_param(kind, params, name):
         }
     )
     raw = regression_csv(200) if kind in REGRESSORS else synthetic.churn_csv(200)
-    with pytest.raises(TrainingError) as err:
+    with pytest.raises(SpecError) as err:  # a spec error: final, and caught at `spec check`
         fit(spec, raw)
     assert f"estimator.params.{name}:" in err.value.message
     assert err.value.field == f"estimator.params.{name}"

@@ -1,7 +1,7 @@
 """The model registry over a KeyValueTable.
 
 Items (pk = MODEL#<name>):
-  VERSION#000001   immutable version record (status pending -> registered | rejected)
+  VERSION#000001   immutable version record (status pending -> registered | rejected | failed)
   RUN#<key>        idempotency: one version per (dataset sha256, spec hash)
   ALIAS#champion   the served version;  ALIAS#challenger  canary/shadow version + weight
   HIST#<seq>       append-only history of every alias move (who, from, to, why)
@@ -19,6 +19,7 @@ with the alias.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mlops_kit.core.layout import check_name
@@ -29,6 +30,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
 PENDING, REGISTERED, REJECTED = "pending", "registered", "rejected"
+# The training job itself failed for good (bad params, unreadable data, a bug): never servable,
+# `reasons` says why. Rejected means the job ran and a gate said no.
+FAILED = "failed"
 MAX_RETRIES = 20
 
 
@@ -53,11 +57,15 @@ class Reservation:
 
 class Registry:
     def __init__(
-        self, table: KeyValueTable, clock: Clock, notifier: Notifier | None = None
+        self, table: KeyValueTable, clock: Clock, notifier: Notifier | None = None,
+        stuck_after_s: float | None = None,
     ) -> None:
         self.table = table
         self.clock = clock
         self.notifier = notifier
+        # A version `pending` for longer than the training queue's visibility timeout is stuck:
+        # its job is neither running nor waiting (it died, or sits in the dead-letter queue).
+        self.stuck_after_s = stuck_after_s
 
     def _now(self) -> str:
         return self.clock.now().isoformat()
@@ -106,8 +114,9 @@ class Registry:
             pass  # already indexed
 
     def complete_version(self, model: str, version: int, fields: dict[str, Any]) -> dict:
-        """pending -> registered/rejected, exactly once (the registry entry is written last)."""
-        current = self.get_version(model, version)
+        """pending -> registered/rejected/failed, exactly once (the registry entry is written
+        last)."""
+        current = self._stored_version(model, version)
         if current["status"] != PENDING:
             return current
         record = {**current, **fields, "completed_at": self._now()}
@@ -118,6 +127,9 @@ class Registry:
         return record
 
     def get_version(self, model: str, version: int) -> dict[str, Any]:
+        return self._with_stuck(self._stored_version(model, version))
+
+    def _stored_version(self, model: str, version: int) -> dict[str, Any]:
         item = self.table.get(_pk(model), _vsk(int(version)))
         if item is None:
             raise NotFound(f"model {model!r} has no version {version}", field="version")
@@ -129,14 +141,25 @@ class Registry:
         bad = set(fields) - allowed
         if bad:
             raise RegistryConflict(f"version fields {sorted(bad)} are immutable")
-        current = self.get_version(model, version)
+        current = self._stored_version(model, version)
         record = {**current, **fields}
         self.table.put(_pk(model), _vsk(version), record, Equals("status", current["status"]))
         self._append_history(model, "annotate", None, version, actor, str(fields))
         return record
 
     def list_versions(self, model: str) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(_pk(model), "VERSION#")]
+        return [self._with_stuck(_strip(i)) for i in self.table.query(_pk(model), "VERSION#")]
+
+    def _with_stuck(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A pending version gets `stuck` (computed, never stored): true once it is older than
+        the training queue's visibility timeout."""
+        if item.get("status") != PENDING or self.stuck_after_s is None:
+            return item
+        try:
+            age = (self.clock.now() - datetime.fromisoformat(item["created_at"])).total_seconds()
+        except (KeyError, TypeError, ValueError):
+            return item
+        return {**item, "stuck": age > self.stuck_after_s, "pending_seconds": round(age, 1)}
 
     def list_models(self) -> list[str]:
         return [i["sk"] for i in self.table.query("MODELS")]
