@@ -112,6 +112,7 @@ CALLS: dict[str, list[Call]] = {
         ("dynamodb", "Query", "table",
          "console (/ui/): list_models, list_versions, history, aliases, monitoring_runs"),
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/card.json", "console: the model card"),
+        ("s3", "GetObject", f"artifacts:models/{M}/{V}/run.html", "console: an experiment run"),
         ("s3", "GetObject", f"artifacts:reports/{M}/monitoring/20240101T100000.html",
          "console: the latest monitoring report"),
     ],
