@@ -15,7 +15,7 @@ from mlops_kit.clock import SystemClock
 from mlops_kit.core.context import Context
 from mlops_kit.core.serving.capture import CaptureBuffer
 from mlops_kit.core.sizing import RouteLimits
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Clock, Queue
 from mlops_kit.settings import Settings, get_settings
 from mlops_kit.topology import Topology, default_topology
@@ -79,7 +79,7 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
     except ModuleNotFoundError as exc:
         if extra is None or (exc.name or "").startswith("mlops_kit"):
             raise
-        raise MlopsKitError(f"the {settings.backend} backend needs {exc.name}: "
+        raise ConfigError(f"the {settings.backend} backend needs {exc.name}: "
                             f"pip install 'mlops-kit[{extra}]'", field="backend") from None
     topology = topology or default_topology()
     parts = factory.build(settings, topology)

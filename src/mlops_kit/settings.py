@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     function: str | None = None
 
     # serving
-    refresh_seconds: float = Field(default=30.0, ge=0)
+    # how often a warm server re-reads the champion/challenger aliases (one small table read
+    # each); a promotion or rollback is served within this many seconds (docs/serving.md)
+    refresh_seconds: float = Field(default=2.0, ge=0)
     capture: bool = True
     capture_max_rows: int = Field(default=2000, ge=1)
     capture_max_age_s: float = Field(default=10.0, ge=0)

@@ -153,6 +153,7 @@ def test_serve_errors_are_json_with_status(world, trained):
     assert fns["serve"].handler(broken, None)["statusCode"] == 400
     health = sample("http-api-v2-predict.json")
     health.update(rawPath="/v2/health/ready", body=None)
+    health["requestContext"]["http"]["method"] = "GET"  # POST is a 405 with Allow
     assert json.loads(fns["serve"].handler(health, None)["body"]) == {"live": True, "ready": True}
     meta = sample("http-api-v2-predict.json")
     meta.update(rawPath="/prod/v2/models/churn", body=None)  # a named stage prefixes rawPath

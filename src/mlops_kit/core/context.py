@@ -5,6 +5,8 @@ Built by mlops_kit.bootstrap (the composition root); nothing in core builds adap
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,8 @@ class Context:
     trial_runner: TrialRunner | None = None
     fan_out_trials: bool = False
     tracker: ExperimentTracker | None = None
+    # Who watches a job's steps (the CLI's progress display); None: nobody.
+    progress: Callable[[str, dict[str, Any]], None] | None = None
     jobs: JobRunner | None = None  # the batch training engine (core/training/jobs.py)
     limits: RouteLimits = field(default_factory=RouteLimits)  # when training leaves the function
     registry: Registry = field(init=False)
@@ -50,6 +54,15 @@ class Context:
     def __post_init__(self) -> None:
         self.registry = Registry(self.table, self.clock, self.notifier, self.stuck_after_s)
         self.runs = RunStore(self.table, self.clock)
+
+    def step(self, name: str, **info: Any) -> None:
+        """A step of the running job ended (trained, exported, parity, registered, ...)."""
+        if self.progress is not None:
+            try:
+                self.progress(name, info)
+            except Exception:  # noqa: BLE001 - a display problem never fails a job
+                logging.getLogger("mlops_kit.progress").debug("progress callback failed",
+                                                              exc_info=True)
 
 
 def load_spec(store: ObjectStore, model: str) -> ModelSpec:

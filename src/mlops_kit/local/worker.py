@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +56,33 @@ def _process(notifier: Notifier, queue: Queue, msg: Message, stage: str, fn) -> 
 
 
 def run_once(backend: Backend, *, max_messages: int = 10,
+             progress: Callable[[str, dict[str, Any]], None] | None = None,
              wait_jobs: bool = True) -> list[dict[str, Any]]:
     """Drain both queues until empty (or only in-flight / delayed messages remain); with
     wait_jobs, also until the training jobs running in separate processes have ended (the
-    queues keep being served meanwhile: a big training never blocks validation)."""
+    queues keep being served meanwhile: a big training never blocks validation).
+    `progress(event, info)` hears "start" and "done" for each message (the CLI's display)."""
     ctx = backend.ctx
     results: list[dict[str, Any]] = []
+
+    def process(queue: Queue, msg: Message, stage: str, fn) -> None:
+        if progress:
+            progress("start", {"queue": queue.name, "message_id": msg.id, "body": msg.body})
+        results.append(_process(ctx.notifier, queue, msg, stage, fn))
+        if progress:
+            progress("done", {"queue": queue.name, "message_id": msg.id, "result": results[-1]})
+
     while True:
         settled = settle_jobs(backend)  # large trainings: local/jobs.py
         results += settled
         progressed = bool(settled)
         for msg in backend.validate_queue.receive(max_messages):
             progressed = True
-            results.append(_process(ctx.notifier, backend.validate_queue, msg, "validate",
-                                    lambda b: on_object_created(ctx, b["key"], b.get("etag"),
-                                                                b.get("version_id"))))
+            process(backend.validate_queue, msg, "validate",
+                    lambda b: on_object_created(ctx, b["key"], b.get("etag"), b.get("version_id")))
         for msg in ctx.train_queue.receive(1):
             progressed = True
-            results.append(_process(ctx.notifier, ctx.train_queue, msg, "train",
-                                    lambda b: route_training(ctx, b)))
+            process(ctx.train_queue, msg, "train", lambda b: route_training(ctx, b))
         if not progressed:
             if wait_jobs and jobs_running(backend):
                 time.sleep(0.2)

@@ -100,9 +100,12 @@ def _train_version(ctx: Context, spec: ModelSpec, job: dict[str, Any], version: 
             "status": REJECTED, "reasons": ["dataset changed after validation; the new upload "
                                             "is validated and trained on its own"]})
         return {"status": "stale", "model": model, "version": version}
+    ctx.step("read", version=version, rows=len(df))
     if spec.search is not None:
         return run_search(ctx, job, spec, version, lineage, df, STEPS)
-    return _register(ctx, job, spec, version, lineage, train(spec, df))
+    result = train(spec, df)
+    ctx.step("trained", version=version, estimator=spec.estimator.kind, rows=result.rows_train)
+    return _register(ctx, job, spec, version, lineage, result)
 
 
 def _read_frame(ctx: Context, job: dict[str, Any], spec: ModelSpec):
@@ -131,9 +134,11 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
     reasons: list[str] = []
     try:
         onnx_bytes = to_onnx(fitted, result.pipeline, spec_hash=spec.spec_hash())
+        ctx.step("exported", version=version, bytes=len(onnx_bytes))
         parity = parity_check(fitted, result.pipeline, onnx_bytes, result.X_holdout,
                               spec.promotion.parity_tolerance)
         parity_d = parity.to_dict()
+        ctx.step("parity", version=version, parity=parity_d)
         if not parity.passed:
             reasons.append(f"parity gate failed: {parity.reason}")
     except MlopsKitError as exc:
@@ -177,6 +182,7 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
     ctx.store.put(prefix + "card.json", to_json(card), content_type="application/json")
     # Registry entry last: only now does the version exist as registered/rejected.
     record = ctx.registry.complete_version(model, version, record)
+    ctx.step(str(record["status"]), version=version)
     outcome: dict[str, Any] = {"status": record["status"], "model": model, "version": version,
                                **({"run": version} if experiment is not None else {}),
                "metrics": result.metrics, "parity": parity_d, "reasons": record["reasons"],
