@@ -16,34 +16,35 @@ SMALL, LARGE = "datasets/churn/small.csv", "datasets/churn/large.csv"
 
 @pytest.fixture(scope="module")
 def world():
-    import yaml
-
-    from mlops_kit.adapters.aws import client
+    """The deployment with AWS Batch under moto, IAM enforced: each function (and the batch
+    job) holds exactly the policy topology.iam_policy renders for its role."""
     from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
-    from mlops_kit.emulate import SqsPump, context_for, in_process, load_function
     from mlops_kit.topology import default_topology
+    from tests.moto_support import aws_world
 
-    topo = default_topology(batch=True)
+    spec = {**CHURN_SPEC, "estimator": {"kind": "logistic_regression", "params": {}}}
     # the routing threshold lowered: 1500 rows is "large" here, 600 is not
-    env = {"MLOPSKIT_TRAIN_MAX_FUNCTION_ROWS": "1000"}
-    with in_process(topo, extra_env=env) as res:
-        c = lambda s: client(s, region=res.region)  # noqa: E731
-        s3, sqs, sns = c("s3"), c("sqs"), c("sns")
+    with aws_world(spec=spec, topology=default_topology(batch=True),
+                   extra_env={"MLOPSKIT_TRAIN_MAX_FUNCTION_ROWS": "1000"}) as w:
+        sqs, sns = w.client("sqs"), w.client("sns")
         tap = sqs.create_queue(QueueName="alerts-tap")["QueueUrl"]
         tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=res.topic_arn, Protocol="sqs", Endpoint=tap_arn,
+        sns.subscribe(TopicArn=w.res.topic_arn, Protocol="sqs", Endpoint=tap_arn,
                       Attributes={"RawMessageDelivery": "true"})
-        fns = {f.name: load_function(f.name) for f in topo.functions}
-        pumps = {q.name: SqsPump(sqs, res.queue_urls[q.name], res.queue_arns[q.name],
-                                 fns[q.consumer].handler, batch_size=q.batch_size,
-                                 region=res.region, retry_after=0,
-                                 context=lambda n=q.consumer: context_for(topo, n))
-                 for q in topo.queues}
-        s3.put_object(Bucket=res.data_bucket, Key="specs/churn.yaml", Body=yaml.safe_dump(
-            {**CHURN_SPEC, "estimator": {"kind": "logistic_regression", "params": {}}}).encode())
-        yield {"res": res, "s3": s3, "sqs": sqs, "batch": c("batch"), "events": c("events"),
-               "pumps": pumps, "tap": tap, "csv": churn_csv}
+        yield {"w": w, "res": w.res, "s3": w.client("s3"), "sqs": sqs,
+               "batch": w.client("batch"), "events": w.client("events"), "pumps": w.pumps,
+               "tap": tap, "csv": churn_csv}
+
+
+def _as_batch_job(world, env):
+    """`python -m mlops_kit.train_job` as the Batch container runs it: its environment, and
+    the job role's keys (IAM enforced)."""
+    from mlops_kit import train_job
+    from mlops_kit.adapters.aws import acting_as
+
+    with acting_as(world["res"].identities.get("train-large")):
+        return train_job.main(env)
 
 
 def _upload(w, key, rows, seed):
@@ -69,7 +70,7 @@ def _registry():
     from mlops_kit.bootstrap import build_backend
     from mlops_kit.settings import Settings
 
-    return build_backend(Settings()).ctx.registry
+    return build_backend(Settings()).ctx.registry  # the operator's view
 
 
 def _alerts(w):
@@ -110,8 +111,6 @@ def test_small_dataset_trains_in_the_function(world):
 
 
 def test_large_dataset_goes_to_batch_once_however_often_the_message_comes(world):
-    from mlops_kit import train_job
-
     _upload(world, LARGE, 1500, seed=2)
     [message] = _train_messages(world)
     assert message["size"]["rows"] == 1500
@@ -137,13 +136,13 @@ def test_large_dataset_goes_to_batch_once_however_often_the_message_comes(world)
     assert detail["timeout"]["attemptDurationSeconds"] == 4 * 3600
 
     # the Batch container: the same use case, the same reservation, real training
-    assert train_job.main(env) == 0
+    assert _as_batch_job(world, env) == 0
     record = registry.get_version("churn", pending["version"])
     assert record["status"] == "registered" and record["metrics"]["roc_auc"] > 0.6
     assert world["s3"].head_object(Bucket=world["res"].artifact_bucket,
                                    Key=record["artifact_key"])["ContentLength"] > 0
     # a retried attempt (or a second job) registers nothing twice
-    assert train_job.main(env) == 0
+    assert _as_batch_job(world, env) == 0
     assert [v["status"] for v in registry.list_versions("churn")] == ["registered", "registered"]
 
     # Batch reports SUCCEEDED: the version is already complete, nothing to settle or announce
@@ -157,10 +156,10 @@ def test_large_dataset_goes_to_batch_once_however_often_the_message_comes(world)
 def test_a_submit_after_a_lost_marker_finds_the_job_by_name(world):
     """The train function died after submit_job, before it recorded the job: the redelivered
     message finds the job by its name (list_jobs) instead of starting a second."""
-    from mlops_kit.adapters.aws import DynamoTable, client
+    from mlops_kit.adapters.aws import DynamoTable
 
     res = world["res"]
-    table = DynamoTable(res.table, lambda: client("dynamodb", region=res.region))
+    table = DynamoTable(res.table, lambda: world["w"].client("dynamodb"))
     _upload(world, "datasets/churn/again.csv", 1200, seed=4)
     [message] = _train_messages(world)
     assert world["pumps"]["train"].drain() == 1

@@ -15,6 +15,9 @@ AWS gets is the rendered one, unchanged):
 - moto checks TransactWriteItems as the action `dynamodb:TransactWriteItems`, which IAM does not
   have (AWS checks each operation inside; the registry's transactions are Puts only). The moto
   copy allows it to a function that is granted `dynamodb:PutItem`.
+- moto checks Batch requests against "*" too, under an action named after the REST path in
+  lower case (`batch:submitjob`) and compared case-sensitively; the moto copy of a Batch
+  statement also lists its actions in lower case (IAM itself ignores the case).
 - moto evaluates no condition on an S3 request (only StringEquals, and only sts:ExternalId on
   AssumeRole): a ListBucket conditioned on s3:prefix would allow every prefix. It authorizes a
   CopyObject against the destination only (AWS also needs s3:GetObject on the source). And it
@@ -58,6 +61,9 @@ def moto_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
         extra = list(actions)
         if "dynamodb:PutItem" in actions:
             extra.append("dynamodb:TransactWriteItems")
+        # moto names a Batch action after its REST path (batch:submitjob) and compares case
+        # by case; IAM's action names are case-insensitive
+        extra += [a.lower() for a in actions if a.startswith("batch:")]
         out.append({**stmt, "Sid": f"{stmt.get('Sid', 'S')}MotoChecksStar", "Action": extra,
                     "Resource": ["*"]})
     return {**policy, "Statement": out}
