@@ -48,7 +48,9 @@ def test_bad_engine_names_the_field():
 
 
 def test_one_hot_width_from_spec_categories_then_profile_then_guess():
-    assert one_hot_width(SPEC) == (4 + 1) + (4 + 1) + (3 + 1)  # + missing (nullable)
+    # plan (4) and region (4) are not nullable; payment (3) is: + a missing category
+    assert [f.nullable for f in SPEC.categorical] == [False, False, True]
+    assert one_hot_width(SPEC) == 4 + 4 + (3 + 1)
     open_spec = parse_spec({**CHURN_SPEC, "features": [
         {"name": "tenure_months", "type": "numeric"}, {"name": "plan", "type": "categorical"}]})
     assert one_hot_width(open_spec, {"plan": 7}) == 7
