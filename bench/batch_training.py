@@ -188,7 +188,8 @@ def main() -> None:
         baseline="the same upload trained in-process by the worker (the function path)",
         baseline_stats=summary([inproc["wall_s"]]),
         ratio=round(big["wall_s"] / inproc["wall_s"], 2), ratio_label="x the in-process time",
-        note=f"hist_gradient_boosting; routed: {big['route']}; trainer peak "
+        note=f"one run each (noisy on a shared machine); hist_gradient_boosting; routed: "
+             f"{big['route']}; trainer peak "
              f"{big['peak_mb']:.0f} MB, CPU {big['cpu_s']:.0f} s; "
              f"{big['bytes'] / 1e6:.0f} MB CSV"))
     rows.append(estimate_row(big, "the headline"))
