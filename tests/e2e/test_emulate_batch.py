@@ -1,6 +1,7 @@
-"""`mlops-kit emulate` runs "AWS Batch" jobs as separate processes against the emulated S3 and
-DynamoDB, and their final states travel as Batch Job State Change events through the
-EventBridge rule to the `jobs` queue and function, as on AWS."""
+"""`mlops-kit emulate --enforce-iam` runs "AWS Batch" jobs as separate processes against the
+emulated S3 and DynamoDB, under the batch job role's policy, and their final states travel as
+Batch Job State Change events through the EventBridge rule to the `jobs` queue and function
+(under its own role), as on AWS."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def emulator(tmp_path_factory):
     log = ws / "stderr.log"
     with open(log, "w") as err:
         proc = subprocess.Popen([str(BIN / "mlops-kit"), "--workspace", str(ws), "emulate",
-                                 "--retry-after", "1"], cwd=ROOT, env=ENV,
+                                 "--retry-after", "1", "--enforce-iam"], cwd=ROOT, env=ENV,
                                 stdout=subprocess.PIPE, stderr=err, text=True)
     try:
         line = proc.stdout.readline()
@@ -52,7 +53,9 @@ def aws(emulator):
     from mlops_kit.core.synthetic import CHURN_SPEC
 
     info, _ = emulator
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+    keys = info["credentials"]  # IAM enforced: the operator's (admin) keys
+    session = boto3.session.Session(aws_access_key_id=keys["aws_access_key_id"],
+                                    aws_secret_access_key=keys["aws_secret_access_key"],
                                     region_name="us-east-1")
     c = {s: session.client(s, endpoint_url=info["endpoint_url"]) for s in ("s3", "dynamodb")}
     c["s3"].put_object(Bucket=info["data_bucket"], Key="specs/churn.yaml", Body=yaml.safe_dump(

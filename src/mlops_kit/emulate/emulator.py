@@ -26,6 +26,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from mlops_kit.adapters.local.jobs import JOB_ENV
 from mlops_kit.emulate.aws_resources import ACCOUNT, TEST_CREDENTIALS, Resources, provision
 from mlops_kit.emulate.batch import NO_DOCKER, forward_process_jobs, provision_batch
 from mlops_kit.emulate.events import rate_seconds, schedule_event
@@ -88,6 +89,11 @@ class Emulator:
         if self.topology.batch_jobs:  # the train function submits to the process engine
             os.environ.update({"MLOPSKIT_JOB_RUNNER": "process",
                                "MLOPSKIT_WORKSPACE": str(self.workspace)})
+            job = res.identities.get(self.topology.batch_jobs[0].name)
+            if job is not None:  # a job runs under its role's keys, as a Batch task would
+                JOB_ENV.update({"AWS_ACCESS_KEY_ID": job.access_key_id,
+                                "AWS_SECRET_ACCESS_KEY": job.secret_access_key,
+                                "AWS_SESSION_TOKEN": ""})  # an IAM user's keys carry none
         reset_functions()
         ident = res.identities.get
         handlers = {f.name: acting(ident(f.name), load_function(f.name, self.functions).handler)

@@ -36,6 +36,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 # Supervisors this process started, by job folder: any runner on the same root (the train
 # handler's, the emulator's forwarder) reaps them, so none lingers as a zombie.
 _PROCS: dict[Path, subprocess.Popen] = {}
+# Environment every job of this process gets on top of its own (the emulator puts the batch
+# job's IAM keys here under --enforce-iam: its tasks run under the job role, as on AWS).
+JOB_ENV: dict[str, str] = {}
 
 
 def _now() -> str:
@@ -94,7 +97,7 @@ class ProcessRunner:
         try:
             proc = subprocess.Popen(
                 [self.python, "-m", "mlops_kit.adapters.local.jobs", str(self.root), name],
-                env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=log,
+                env={**os.environ, **JOB_ENV, **self.env}, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=log, start_new_session=True)  # a worker's Ctrl-C does not kill it
         finally:
             log.close()
