@@ -82,30 +82,40 @@ def one_hot_width(spec: ModelSpec, distinct: Mapping[str, int] | None = None) ->
     return width
 
 
+def _number(params: Mapping[str, Any], name: str, default: float | None) -> float | None:
+    """A numeric estimator param, or the default: a bad value is the trainer's to report
+    (validation sizes the job; it never fails on params)."""
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value)
+
+
 def tree_nodes(spec: ModelSpec, train_rows: int, n_classes: int = 2) -> int:
     """An upper bound on the nodes of the fitted ensemble (memory of the trees and of their
     ONNX conversion). Deep forests grow about one leaf per distinct bootstrap row."""
     p = spec.estimator.params
     kind = spec.estimator.kind
     if kind in ("random_forest", "random_forest_regressor"):
-        trees = int(p.get("n_estimators", 100))
-        leaf = p.get("min_samples_leaf", 1)
-        leaf = max(1.0, leaf * train_rows if isinstance(leaf, float) and leaf < 1 else leaf)
-        fraction = 0.632 if p.get("bootstrap", True) else 1.0  # distinct rows in a bootstrap
+        trees = _number(p, "n_estimators", 100) or 100
+        leaf = _number(p, "min_samples_leaf", 1) or 1
+        leaf = max(1.0, leaf * train_rows if leaf < 1 else leaf)  # a float: a share of rows
+        fraction = 0.632 if p.get("bootstrap", True) is not False else 1.0  # distinct rows
         by_rows = 2 * fraction * train_rows / leaf
-        max_leaves = p.get("max_leaf_nodes")
+        max_leaves = _number(p, "max_leaf_nodes", None)
         if max_leaves:
-            by_rows = min(by_rows, 2 * int(max_leaves))
-        depth = p.get("max_depth")
-        by_depth = 2 ** (int(depth) + 1) if depth is not None and int(depth) < 40 else math.inf
+            by_rows = min(by_rows, 2 * max_leaves)
+        depth = _number(p, "max_depth", None)
+        by_depth = 2 ** (int(depth) + 1) if depth is not None and depth < 40 else math.inf
         return int(trees * min(by_rows, by_depth))
     if kind in ("gradient_boosting", "gradient_boosting_regressor"):
         per_stage = n_classes if kind == "gradient_boosting" and n_classes > 2 else 1
-        depth = int(p.get("max_depth", 3) or 3)
-        return int(p.get("n_estimators", 100)) * per_stage * 2 ** (min(depth, 30) + 1)
+        depth = int(_number(p, "max_depth", 3) or 3)
+        return int((_number(p, "n_estimators", 100) or 100) * per_stage * 2 ** (min(depth, 30) + 1))
     if kind == "hist_gradient_boosting":
         per_stage = n_classes if n_classes > 2 else 1
-        return int(p.get("max_iter", 100)) * per_stage * 2 * int(p.get("max_leaf_nodes", 31) or 31)
+        leaves = _number(p, "max_leaf_nodes", 31) or 31
+        return int((_number(p, "max_iter", 100) or 100) * per_stage * 2 * leaves)
     return 0
 
 

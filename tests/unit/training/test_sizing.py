@@ -68,6 +68,15 @@ def test_tree_nodes_bounded_by_depth_and_rows():
     assert tree_nodes(gb, 10**9) == 60 * 16  # independent of rows
 
 
+def test_bad_params_never_break_sizing():
+    """Validation sizes the job; a bad param is the trainer's to report (a failed version)."""
+    spec = with_estimator("random_forest", max_depth="deep", n_estimators=None,
+                          min_samples_leaf=0.01)
+    assert tree_nodes(spec, 1000) == int(100 * 2 * 0.632 * 1000 / 10)
+    gb = with_estimator("gradient_boosting", n_estimators="many", max_depth=True)
+    assert tree_nodes(gb, 1000) == 100 * 16
+
+
 def test_estimate_grows_with_rows_width_and_trees():
     small = estimate(SPEC, rows=10_000, nbytes=470_000)
     big = estimate(SPEC, rows=2_000_000, nbytes=94_000_000)
