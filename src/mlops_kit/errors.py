@@ -56,6 +56,13 @@ class InvalidName(ValidationError):
     code = "invalid_name"
 
 
+class ConfigError(MlopsKitError):
+    """The installation or the settings cannot work: a missing extra, a missing or bad
+    MLOPSKIT_* variable. The message names what to install or set (the CLI exits 2)."""
+
+    code = "configuration"
+
+
 class NotFound(MlopsKitError):
     status = 404
     code = "not_found"

@@ -151,6 +151,20 @@ def test_a_handler_under_another_functions_role_fails_its_message_into_a_retry(w
     assert w.backend.ctx.registry.list_versions("churn") == []
 
 
+def test_a_handler_under_another_functions_role_fails_its_invocation(w):
+    """The monitor's code run with validate's keys (get/put on the table, no Query): its first
+    call (listing the models) is refused and the invocation fails, rather than reporting "no
+    models"."""
+    from mlops_kit.emulate import acting
+
+    monitor = acting(w.res.identities["validate"], w.fns["monitor"].module.handler)
+    with pytest.raises(StorageError) as info:
+        monitor({"detail-type": "Scheduled Event"}, None)
+    assert not isinstance(info.value, NotFound)
+    assert w.fns["monitor"].handler({"detail-type": "Scheduled Event"}, None) == {
+        "status": "ok", "reports": [], "errors": []}  # under its own role: nothing to monitor yet
+
+
 def test_validate_under_trains_role_fails_the_message_into_a_retry(w):
     from mlops_kit.emulate import acting, sqs_record
 

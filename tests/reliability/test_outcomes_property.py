@@ -244,9 +244,6 @@ def test_the_cli_reports_the_same_outcome(case):
         doc = json.loads(proc.stdout)
         out = check(case, make_backend(ws), doc["results"])
         expected = 0 if out["status"] == "registered" else 1
-        # TODO(issue 12, CLI half): tighten to `proc.returncode == expected` once the exit
-        # codes (0 done, 1 failed / quarantined / rejected) are merged; until then upload
-        # exits 0 whatever the outcome.
-        assert proc.returncode in (0, expected), (proc.returncode, proc.stderr[-2000:])
+        assert proc.returncode == expected, (proc.returncode, proc.stderr[-2000:])
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -117,7 +117,8 @@ class Emulator:
         rule = f"arn:aws:events:{self.region}:{ACCOUNT}:rule/{self.prefix}-{function}"
         while not self.stop_event.wait(self.monitor_every):
             try:
-                out = handler(schedule_event(rule), context_for(self.topology, function))
+                out = handler(schedule_event(rule, self.region),
+                              context_for(self.topology, function))
                 log.info("%s: %s", function, out)
             except Exception:  # noqa: BLE001 - a failed run is retried on the next tick
                 log.exception("scheduled %s failed", function)

@@ -33,9 +33,17 @@ def ensure_token(workspace: Path) -> str | None:
 
 
 def rotate_token(workspace: Path) -> str:
-    (Path(workspace) / TOKEN_FILE).unlink(missing_ok=True)
-    token = ensure_token(workspace)
-    assert token is not None
+    """A new token replaces the old one at once: written beside, then renamed over it, so a
+    running server never sees a missing or half-written file, and its next request checks
+    against the new token."""
+    path = Path(workspace) / TOKEN_FILE
+    token = "mk_" + secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{TOKEN_FILE}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"sha256": _hash(token), "scheme": "bearer"}, f)
+    os.replace(tmp, path)
     return token
 
 

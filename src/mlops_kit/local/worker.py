@@ -7,6 +7,7 @@ released and retried, then dead-lettered (which notifies: see adapters/local/fac
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +53,30 @@ def _process(notifier: Notifier, queue: Queue, msg: Message, stage: str, fn) -> 
     return result
 
 
-def run_once(backend: Backend, *, max_messages: int = 10) -> list[dict[str, Any]]:
-    """Drain both queues until empty (or only in-flight / delayed messages remain)."""
+def run_once(backend: Backend, *, max_messages: int = 10,
+             progress: Callable[[str, dict[str, Any]], None] | None = None
+             ) -> list[dict[str, Any]]:
+    """Drain both queues until empty (or only in-flight / delayed messages remain).
+    `progress(event, info)` hears "start" and "done" for each message (the CLI's display)."""
     ctx = backend.ctx
     results: list[dict[str, Any]] = []
+
+    def process(queue: Queue, msg: Message, stage: str, fn) -> None:
+        if progress:
+            progress("start", {"queue": queue.name, "message_id": msg.id, "body": msg.body})
+        results.append(_process(ctx.notifier, queue, msg, stage, fn))
+        if progress:
+            progress("done", {"queue": queue.name, "message_id": msg.id, "result": results[-1]})
+
     while True:
         progressed = False
         for msg in backend.validate_queue.receive(max_messages):
             progressed = True
-            results.append(_process(ctx.notifier, backend.validate_queue, msg, "validate",
-                                    lambda b: on_object_created(ctx, b["key"], b.get("etag"),
-                                                                b.get("version_id"))))
+            process(backend.validate_queue, msg, "validate",
+                    lambda b: on_object_created(ctx, b["key"], b.get("etag"), b.get("version_id")))
         for msg in ctx.train_queue.receive(1):
             progressed = True
-            results.append(_process(ctx.notifier, ctx.train_queue, msg, "train",
-                                    lambda b: train_job(ctx, b)))
+            process(ctx.train_queue, msg, "train", lambda b: train_job(ctx, b))
         if not progressed:
             return results
 

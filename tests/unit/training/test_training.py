@@ -262,9 +262,11 @@ def test_training_is_deterministic(kind):
 
 @pytest.mark.parametrize("kind", ["logistic_regression", "gradient_boosting"])
 def test_missing_values_and_unknown_categories_at_inference(kind):
-    # No category list in the spec, so serving lets an unseen region through to the model.
+    # No category list in the spec, so serving lets an unseen region through to the model;
+    # every feature nullable (requests are strict by default), so all-missing rows are served.
     features = [
-        {**f, "categories": None} if f["type"] == "categorical" else f
+        {**f, "categories": None, "nullable": True} if f["type"] == "categorical"
+        else {**f, "nullable": True}
         for f in synthetic.CHURN_SPEC["features"]
     ]
     spec = churn_spec(kind, features=features)

@@ -265,21 +265,35 @@ class Registry:
         )
 
     def rollback(self, model: str, *, actor: str, reason: str = "rollback") -> dict[str, Any]:
-        """Restore the champion that served before the current one."""
+        """Undo the last champion move: history is walked backwards, never forwards. Every
+        move but a rollback pushes the version it replaced; a rollback pops one. So a second
+        rollback goes to the version before, never back to the one just rolled back from."""
         current = self.champion_version(model)
         if current is None:
             raise NotFound(f"model {model!r} has no champion to roll back", field="model")
-        for event in reversed(self.history(model)):
-            if event.get("alias") != CHAMPION or event.get("to_version") != current:
+        return self.set_alias(
+            model, CHAMPION, self.rollback_target(model, current), actor=actor, reason=reason,
+            action="rollback", expected=current,
+        )
+
+    def rollback_target(self, model: str, current: int) -> int:
+        replaced: list[int | None] = []  # the champions replaced so far, undone by rollbacks
+        for event in self.history(model):
+            if event.get("alias") != CHAMPION:
                 continue
-            previous = event.get("from_version")
+            if event.get("action") == "rollback":  # undo up to the version it went back to
+                while replaced and replaced.pop() != event.get("to_version"):
+                    pass
+            else:
+                replaced.append(event.get("from_version"))
+        while replaced:
+            previous = replaced.pop()
             if previous is None:
                 break
-            return self.set_alias(
-                model, CHAMPION, int(previous), actor=actor, reason=reason, action="rollback",
-                expected=current,
-            )
-        raise NotFound(f"model {model!r} has no previous champion to roll back to", field="model")
+            if int(previous) != current:
+                return int(previous)
+        raise NotFound(f"model {model!r} has no previous champion to roll back to",
+                       field="model")
 
     # -- history ---------------------------------------------------------------------------
     def _history_ops(self, model, action, before, after, actor, reason, alias=None) -> list[Put]:
