@@ -133,6 +133,12 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
 
 def main() -> None:
     topology = default_topology()
+    if pulumi.Config().get("cloud") == "azure":  # the same topology, rendered on Azure
+        from infra import azure_stack
+
+        schedule = pulumi.Config().get("schedule") or "rate(1 hour)"
+        azure_stack.main(default_topology(schedule=schedule))
+        return
     cfg = read_config(topology)
     topology = default_topology(schedule=cfg.schedule)
     outputs = build(cfg, topology, zip_artifacts(cfg, topology))

@@ -26,6 +26,8 @@ SSE_ALGORITHMS = ("aws:kms", "AES256")
 # the type Pulumi.yaml declares for each and the StackConfig field it fills (a test checks that
 # Pulumi.yaml's `config:` schema and this module agree: keys, types and defaults).
 SCHEMA: dict[str, tuple[str, str]] = {
+    "cloud": ("string", "cloud"),
+    "azureAuthClientId": ("string", "azure_auth_client_id"),
     "namePrefix": ("string", "name_prefix"),
     "schedule": ("string", "schedule"),
     "memory": ("object", "memory"),
@@ -73,6 +75,8 @@ class ConfigError(ValueError):
 class StackConfig:
     region: str
     name_prefix: str
+    cloud: Literal["aws", "azure"] = "aws"  # azure: infra/azure_stack renders the same topology
+    azure_auth_client_id: str | None = None  # azure: the Entra ID app inference callers use
     schedule: str = "rate(1 hour)"
     memory: Mapping[str, int] = field(default_factory=dict)  # function -> MB override
     auth_mode: AuthMode = "iam"
@@ -172,6 +176,10 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
             f"namePrefix: {name_prefix!r} must be 3-24 chars of a-z, 0-9 and single '-', "
             "starting with a letter (it starts bucket and function names)")
 
+    cloud = str(raw.get("cloud") or "aws")
+    if cloud not in ("aws", "azure"):
+        problems.append(f"cloud: {cloud!r} must be aws or azure")
+
     schedule = str(raw.get("schedule") or "rate(1 hour)")
     rate = _RATE.match(schedule)
     if rate:
@@ -241,7 +249,8 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
     if problems:
         raise ConfigError(problems)
     return StackConfig(
-        region=str(region), name_prefix=name_prefix, schedule=schedule, memory=memory,
+        region=str(region), name_prefix=name_prefix, cloud=cloud,  # type: ignore[arg-type]
+        schedule=schedule, memory=memory,
         auth_mode=auth_mode,  # type: ignore[arg-type]  # checked above
         jwt_issuer=str(jwt_issuer) if jwt_issuer else None, jwt_audience=jwt_audience,
         log_retention_days=retention, deletion_protection=deletion_protection,

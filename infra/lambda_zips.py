@@ -43,9 +43,13 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # zip + layers, unzipped
 PLATFORMS, PYTHON_VERSION = ("manylinux2014_x86_64", "manylinux_2_28_x86_64"), "3.12"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time leaks in
 
-# Distribution names each light function needs beyond the base (pyproject `dependencies`:
-# numpy, onnxruntime, pydantic, pydantic-settings). Only serve runs ONNX models: validate
-# and monitor leave onnxruntime out (a test imports their handlers with it absent).
+# What every light function stands on: the serving core. (`pip install mlops-kit` is the whole
+# local lifecycle -- CLI, validation, training -- so pyproject's base dependencies are not a
+# zip's base: these names are, with the specifiers pyproject gives them.)
+LAMBDA_BASE = ("numpy", "onnxruntime", "pydantic", "pydantic-settings")
+# Distribution names each light function needs beyond LAMBDA_BASE. Only serve runs ONNX
+# models: validate and monitor leave onnxruntime out (a test imports their handlers with it
+# absent).
 EXTRA_DISTS: dict[str, tuple[str, ...]] = {
     "serve": ("pyyaml", "aws-lambda-powertools"),
     "validate": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
@@ -97,17 +101,15 @@ def _dist_name(requirement: str) -> str:
 
 
 def requirements_for(function: str, pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """pyproject's base dependencies plus this function's extra distributions, with their
-    specifiers taken from whichever optional-dependency group declares them."""
+    """LAMBDA_BASE plus this function's extra distributions, with their specifiers taken from
+    whichever pyproject group declares them (the base dependencies or an extra)."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    reqs = list(project["dependencies"])
     declared = {
         _dist_name(r): r
-        for group in project.get("optional-dependencies", {}).values() for r in group
-        if not r.startswith("mlops-kit")
+        for group in (project["dependencies"], *project.get("optional-dependencies", {}).values())
+        for r in group if not r.startswith("mlops-kit")
     }
-    for dist in EXTRA_DISTS.get(function, ()):
-        reqs.append(declared.get(dist, dist))
+    reqs = [declared.get(dist, dist) for dist in (*LAMBDA_BASE, *EXTRA_DISTS.get(function, ()))]
     dropped = set(WITHOUT_DISTS.get(function, ()))
     return sorted({r for r in reqs if _dist_name(r) not in dropped}, key=_dist_name)
 

@@ -47,6 +47,15 @@ def trained(tmp_path, _trained_template) -> Backend:
 
 
 
+@pytest.fixture
+def aws():
+    """A bare in-process moto account with fresh boto3 clients (tests.moto_support)."""
+    from tests.moto_support import moto_account
+
+    with moto_account():
+        yield
+
+
 @pytest.fixture(scope="session")
 def azurite():
     """One Azurite per test session (per xdist worker) on free loopback ports. npm installs
@@ -55,3 +64,13 @@ def azurite():
 
     with running() as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def lifecycle_workspace(tmp_path_factory) -> dict:
+    """Three models with a real history (retrain on drift, rollback, canary, shadow, monitoring
+    runs, labels, XSS payloads in user strings): see tests/lifecycle.py. Built once per worker;
+    treat it as read-only."""
+    from tests.lifecycle import build_console_workspace
+
+    return build_console_workspace(tmp_path_factory.mktemp("lifecycle") / "ws")

@@ -2,8 +2,9 @@
 
 A pure function of resolved names (no pulumi), so its JSON is unit-testable. Drift comes from
 the monitor's Embedded Metric Format lines (`mlops_kit.adapters.aws.emf.emf_metrics`: namespace
-`mlops-kit`, dimension `Model`); models are not known at deploy time, so those widgets use
-CloudWatch SEARCH expressions that draw one line per model that has reported.
+`mlops-kit`, dimensions `Stack` and `Model`); models are not known at deploy time, so those
+widgets use CloudWatch SEARCH expressions, pinned to this stack, that draw one line per model
+that has reported (another stack in the same account and region never shows up).
 """
 
 from __future__ import annotations
@@ -14,21 +15,28 @@ from typing import Any
 from mlops_kit.topology import Topology
 
 EMF_NAMESPACE = "mlops-kit"  # emf_metrics: CloudWatchMetrics[].Namespace
-EMF_DIMENSION = "Model"
+EMF_DIMENSIONS = ("Stack", "Model")  # emf_metrics(report, stack=<name prefix>)
 DRIFT_METRICS = ("MaxPSI", "PredictionPSI")  # feature drift (worst feature), prediction drift
 MODEL_METRICS = ("CapturedRows", "Alerts")
 WIDTH, HEIGHT = 12, 6
 
 
-def _search(metric: str, stat: str, period: int, id_: str) -> dict[str, Any]:
-    expr = f"SEARCH('{{{EMF_NAMESPACE},{EMF_DIMENSION}}} MetricName=\"{metric}\"', '{stat}', {period})"
-    return {"expression": expr, "id": id_, "label": metric}
+def emf_search(stack: str, metric: str, stat: str, period: int) -> str:
+    """One line per model of this stack (the name prefix is [a-z0-9-]: nothing to escape)."""
+    schema = ",".join((EMF_NAMESPACE, *EMF_DIMENSIONS))
+    return (f"SEARCH('{{{schema}}} Stack=\"{stack}\" MetricName=\"{metric}\"', "
+            f"'{stat}', {period})")
+
+
+def _search(stack: str, metric: str, stat: str, period: int, id_: str) -> dict[str, Any]:
+    return {"expression": emf_search(stack, metric, stat, period), "id": id_, "label": metric}
 
 
 def dashboard_body(topology: Topology, region: str, functions: Mapping[str, str],
                    queues: Mapping[str, str], dlqs: Mapping[str, str], api_id: str | None,
-                   stage: str = "$default") -> dict[str, Any]:
-    """functions/queues/dlqs: topology name -> deployed name."""
+                   stage: str = "$default", stack: str = "") -> dict[str, Any]:
+    """functions/queues/dlqs: topology name -> deployed name; stack: the name prefix (the
+    Stack dimension the monitor's metrics carry)."""
     widgets: list[dict[str, Any]] = []
 
     def widget(title: str, metrics: list, stat: str = "Sum", period: int = 300,
@@ -72,9 +80,9 @@ def dashboard_body(topology: Topology, region: str, functions: Mapping[str, str]
                [["AWS/ApiGateway", metric, "ApiId", api_id, "Stage", stage, {"label": metric}]
                 for metric in ("Count", "4xx", "5xx")], period=60)
     widget("Drift score per model (PSI)",
-           [[_search(m, "Maximum", 3600, f"drift{i}")] for i, m in enumerate(DRIFT_METRICS)],
+           [[_search(stack, m, "Maximum", 3600, f"drift{i}")] for i, m in enumerate(DRIFT_METRICS)],
            stat="Maximum", period=3600)
     widget("Monitored rows and alerts per model",
-           [[_search(m, "Sum", 3600, f"model{i}")] for i, m in enumerate(MODEL_METRICS)],
+           [[_search(stack, m, "Sum", 3600, f"model{i}")] for i, m in enumerate(MODEL_METRICS)],
            period=3600)
     return {"widgets": widgets}

@@ -61,7 +61,8 @@ def environment(fn: Function, args: FunctionsArgs) -> dict[str, pulumi.Input[str
     queues), so every function gets every name; what it may *do* with them is its policy.
     The topic only goes to publishers: with it set, the notifier publishes.
     """
-    env: dict[str, pulumi.Input[str]] = {ENV_FOR["backend"]: "aws", REGION_ENV: args.region}
+    env: dict[str, pulumi.Input[str]] = {ENV_FOR["backend"]: "aws", REGION_ENV: args.region,
+                                         ENV_FOR["stack"]: args.name_prefix}
     for store in args.topology.stores:
         env[STORE_ENV[store.name]] = args.bucket_names[store.name]
     env[ENV_FOR["table"]] = args.table_name

@@ -197,7 +197,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{prefix}-dashboard", dashboard_name=f"{prefix}-mlops-kit",
             dashboard_body=names.apply(lambda n: json.dumps(dashboard_body(
                 topo, args.region, n["functions"], n["queues"], n["dlqs"],
-                n["api_id"] or None, args.stage))),
+                n["api_id"] or None, args.stage, stack=prefix))),
             opts=child)
         self.register_outputs({"alarms": sorted(self.alarms), "dashboard": self.dashboard.id,
                                "schedules": {n: r.arn for n, r in self.rules.items()}})

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     validate_queue_url: str | None = None
     train_queue_url: str | None = None
     topic_arn: str | None = None
+    # the deployment's name prefix: the Stack dimension of the monitor's metrics (EMF)
+    stack: str | None = None
 
     # Azure (set by the deployment as app settings; by the emulator locally). No keys: the
     # managed identity authenticates (DefaultAzureCredential). Names default to the topology's.
@@ -44,9 +46,17 @@ class Settings(BaseSettings):
     azure_validate_queue: str | None = None
     azure_train_queue: str | None = None
     azure_alerts_queue: str | None = None
+    # the monitor's schedule, rate(N minutes|hours|days); default: the topology's (Azure
+    # Functions reads it when the app is indexed and renders it as NCRONTAB)
+    monitor_schedule: str | None = None
+    # Azure Functions: the one topology function whose triggers an app registers (one app per
+    # function, each with its own identity); None: every function (one app, the emulator)
+    function: str | None = None
 
     # serving
-    refresh_seconds: float = Field(default=30.0, ge=0)
+    # how often a warm server re-reads the champion/challenger aliases (one small table read
+    # each); a promotion or rollback is served within this many seconds (docs/serving.md)
+    refresh_seconds: float = Field(default=2.0, ge=0)
     capture: bool = True
     capture_max_rows: int = Field(default=2000, ge=1)
     capture_max_age_s: float = Field(default=10.0, ge=0)

@@ -59,8 +59,9 @@ class StoreGrant:
     access: Access
     match: str = "*"  # which keys under the prefix (a glob; "*" is every key)
     lists: bool = False  # lists keys under the prefix
-    # asks whether a key exists (ObjectStore.exists): a missing key must answer 404, which
-    # S3 does only to a caller allowed to list the bucket (otherwise 403, an error)
+    # asks whether a key exists (ObjectStore.exists): on S3 a one-key listing with the key as
+    # prefix, so s3:ListBucket conditioned on this prefix is enough (a HEAD of a missing key
+    # would answer 403 to a caller without an unconditioned ListBucket on the whole bucket)
     probes: bool = False
     multipart: bool = False  # managed transfers (upload_file, copies over 5 GB) that may abort
 
@@ -147,8 +148,9 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
                 Queue("train", consumer="train", batch_size=1, max_concurrency=2)),
         table=Table(),
         # Each grant is what the code calls (tests/infra/test_policy_coverage.py lists the
-        # calls): load_spec probes specs/<model>.yaml|.yml|.json; a quarantine copy is read
-        # back (head) after it is written; the monitor writes only retrain-*.csv datasets.
+        # calls): load_spec probes specs/<model>.yaml|.yml|.json (a listing of that one key);
+        # a quarantine copy is read back (head) after it is written; the monitor writes only
+        # retrain-*.csv datasets.
         functions=(
             Function(
                 "validate", "validate.handler", "zip", memory_mb=1024, timeout_s=120,
@@ -169,8 +171,11 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
             Function(
                 "serve", "serve.handler", "zip", memory_mb=1024, timeout_s=30,
                 stores=(StoreGrant(ARTIFACTS, "models/", r),
-                        StoreGrant(ARTIFACTS, "captures/", w)),
-                table=("get",), publishes=True,
+                        StoreGrant(ARTIFACTS, "captures/", w),
+                        # the read-only console (/ui/): the monitoring reports' HTML only
+                        StoreGrant(ARTIFACTS, "reports/", r, match="*/monitoring/*.html")),
+                # query: the console lists versions, history, aliases and monitoring runs
+                table=("get", "query"), publishes=True,
             ),
             Function(
                 "monitor", "monitor.handler", "zip", memory_mb=2048, timeout_s=600,
@@ -194,6 +199,7 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
             ("POST", "/v2/models/{model}/infer"), ("GET", "/v2/models/{model}"),
             ("GET", "/v2/models/{model}/ready"), ("GET", "/v2/health/ready"),
             ("GET", "/v2/health/live"),
+            ("GET", "/ui"), ("GET", "/ui/{proxy+}"),  # the read-only console
         )),
     )
 
@@ -242,7 +248,6 @@ def iam_policy(topology: Topology, function: str, arns: PolicyArns, *,
     if tracing:
         allow("Tracing", XRAY, ["*"])
     objects: dict[tuple[str, ...], set[str]] = {}
-    probed: set[str] = set()
     listed: dict[str, set[str]] = {}
     for g in fn.stores:
         bucket = arns.buckets[g.store]
@@ -250,20 +255,15 @@ def iam_policy(topology: Topology, function: str, arns: PolicyArns, *,
                                         (S3_WRITE, g.access != "read"),
                                         (S3_ABORT, g.multipart)) if on)
         objects.setdefault(actions, set()).add(f"{bucket}/{g.prefix}{g.match}")
-        if g.probes:
-            probed.add(bucket)
-        if g.lists:
+        if g.lists or g.probes:  # exists() lists with the key as prefix (S3ObjectStore)
             listed.setdefault(bucket, set()).add(f"{g.prefix}*")
     for i, (actions, resources) in enumerate(sorted(objects.items())):
         allow(f"Objects{i}", actions, resources)
-    # S3 answers a missing key with 404 only to a caller allowed s3:ListBucket; a GetObject or
-    # HeadObject request carries no s3:prefix, so a prefix-conditioned grant does not count.
-    for i, bucket in enumerate(sorted(probed)):
-        allow(f"MissingKeyIs404{i}", (S3_LIST,), [bucket])
+    # Listing is granted per prefix only: no function may list a whole bucket, so a GET or
+    # HEAD of a missing key answers 403 (never relied on: exists() lists, see above).
     for i, (bucket, prefixes) in enumerate(sorted(listed.items())):
-        if bucket not in probed:
-            allow(f"ListPrefixes{i}", (S3_LIST,), [bucket],
-                  {"StringLike": {"s3:prefix": sorted(prefixes)}})
+        allow(f"ListPrefixes{i}", (S3_LIST,), [bucket],
+              {"StringLike": {"s3:prefix": sorted(prefixes)}})
     if fn.table:
         allow("RegistryTable", [TABLE_ACTIONS[op] for op in TABLE_ACTIONS if op in fn.table],
               [arns.table])
@@ -288,6 +288,7 @@ ENV_FOR = {
     "validate_queue": "MLOPSKIT_VALIDATE_QUEUE_URL",
     "topic": "MLOPSKIT_TOPIC_ARN",
     "backend": "MLOPSKIT_BACKEND",
+    "stack": "MLOPSKIT_STACK",
 }
 
 # Which ENV_FOR entry carries each store's bucket name and each queue's URL (used by infra/ to

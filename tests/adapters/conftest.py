@@ -1,39 +1,16 @@
 """One contract suite, every adapter: each fixture is parametrized over the local adapters,
-the AWS adapters under moto (moto starts before any client; the client cache is cleared) and
-the Azure adapters under Azurite (one per session; fresh resource names per test)."""
+the AWS adapters under moto (the shared `aws` fixture of tests/conftest.py: moto starts before
+any client; the client cache is cleared) and the Azure adapters under Azurite (one per session;
+fresh resource names per test)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from functools import partial
 
 import pytest
 
-REGION = "us-east-1"
-
-
-@pytest.fixture
-def aws():
-    """An in-process moto account with fresh boto3 clients."""
-    from moto import mock_aws
-
-    from mlops_kit.adapters.aws import clear_clients
-
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}
-    old = {k: os.environ.get(k) for k in [*env, "AWS_ENDPOINT_URL"]}
-    os.environ.update(env)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    clear_clients()
-    with mock_aws():
-        yield
-    clear_clients()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+from tests.moto_support import REGION
 
 
 def _client(service):

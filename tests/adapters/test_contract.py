@@ -25,6 +25,16 @@ def test_put_get_head_roundtrip(store):
     assert not store.exists("models/m/000001/other")
 
 
+def test_exists_is_the_exact_key_not_a_prefix(store):
+    """On S3 exists() is a one-key listing with the key as prefix: only the exact key counts."""
+    store.put("specs/m.yaml.bak", b"x")
+    store.put("specs/m.ya", b"x")
+    assert not store.exists("specs/m.yaml")
+    store.put("specs/m.yaml", b"x")
+    assert store.exists("specs/m.yaml") and store.exists("specs/m.ya")
+    assert not store.exists("specs/m.y") and not store.exists("specs/m.yaml.b")
+
+
 def test_open_streams_and_text_wrapper_reads_lines(store):
     store.put("captures/m/a.jsonl", b'{"a":1}\n{"a":2}\n')
     with store.open("captures/m/a.jsonl") as f:

@@ -110,6 +110,7 @@ def test_function_environment_from_topology(graph):
             "environment"]["variables"]
         assert env[ENV_FOR["backend"]] == "aws"
         assert env["MLOPSKIT_REGION"] == REGION
+        assert env[ENV_FOR["stack"]] == P  # the Stack dimension of the monitor's metrics
         for store in TOPO.stores:
             assert env[STORE_ENV[store.name]] == graph.one(
                 "aws:s3/bucket:Bucket", f"{P}-{store.name}").state["bucket"]

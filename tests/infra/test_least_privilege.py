@@ -39,8 +39,9 @@ def test_role_policy_is_the_topology_rendering(graph, fn):
 
 
 def test_list_bucket_scoping(graph):
-    """Listing is conditioned on the listed prefixes, except on a bucket where the code asks
-    whether a key exists: there S3 needs an unconditioned ListBucket to answer 404."""
+    """Listing is always conditioned on the listed prefixes; no role lists a whole bucket. A
+    function that asks whether a key exists lists that one key (S3ObjectStore.exists), so
+    validate and train may list specs/ only."""
     data = graph.one("aws:s3/bucket:Bucket", f"{P}-data").state["arn"]
     artifacts = graph.one("aws:s3/bucket:Bucket", f"{P}-artifacts").state["arn"]
     lists = {fn.name: {(s["Resource"][0], json.dumps(s.get("Condition"), sort_keys=True))
@@ -48,10 +49,13 @@ def test_list_bucket_scoping(graph):
                        if "s3:ListBucket" in s["Action"]}
              for fn in TOPO.functions}
     assert lists == {
-        "validate": {(data, "null")}, "train": {(data, "null")}, "serve": set(),
+        "validate": {(data, json.dumps({"StringLike": {"s3:prefix": ["specs/*"]}}))},
+        "train": {(data, json.dumps({"StringLike": {"s3:prefix": ["specs/*"]}}))},
+        "serve": set(),
         "monitor": {(data, json.dumps({"StringLike": {"s3:prefix": ["labels/*"]}})),
                     (artifacts, json.dumps({"StringLike": {"s3:prefix": ["captures/*"]}}))},
     }
+    assert all(cond != "null" for grants in lists.values() for _, cond in grants)
 
 
 def test_no_statement_is_empty_or_wildcard_outside_xray(graph):

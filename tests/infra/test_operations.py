@@ -7,7 +7,13 @@ import inspect
 import json
 from datetime import UTC, datetime
 
-from infra.components.dashboard import DRIFT_METRICS, EMF_DIMENSION, EMF_NAMESPACE
+from infra.components.dashboard import (
+    DRIFT_METRICS,
+    EMF_DIMENSIONS,
+    EMF_NAMESPACE,
+    MODEL_METRICS,
+    emf_search,
+)
 from infra.components.tags import COMPONENT_TAG
 from mlops_kit.adapters.aws.emf import emf_metrics
 from mlops_kit.topology import default_topology
@@ -96,24 +102,33 @@ def test_one_dashboard_with_throughput_latency_and_drift(graph):
 
 
 def test_drift_widget_reads_what_the_monitor_emits(graph):
-    """The dashboard's SEARCH expressions name the namespace, dimension and metrics of the
-    monitor's EMF lines (adapters.aws.emf.emf_metrics), per model."""
+    """The dashboard's SEARCH expressions name the namespace, dimensions and metrics of the
+    monitor's EMF lines (adapters.aws.emf.emf_metrics), per model of this stack: the Stack
+    value is the MLOPSKIT_STACK the program gives the monitor."""
     report = {"model": "churn", "version": 1, "status": "ok", "rows": 10,
               "generated_at": datetime(2024, 1, 1, tzinfo=UTC).isoformat(),
               "drift": {"features": {"a": {"psi": 0.3}}, "drifted_features": ["a"]},
               "prediction_drift": {"psi": 0.1}, "alerts": [], "quality": {}}
-    emf = emf_metrics(report)
+    monitor = graph.one("aws:lambda/function:Function", f"{P}-monitor")
+    stack = monitor.inputs["environment"]["variables"]["MLOPSKIT_STACK"]
+    emf = emf_metrics(report, stack=stack)
     (decl,) = emf["_aws"]["CloudWatchMetrics"]
-    assert decl["Namespace"] == EMF_NAMESPACE and decl["Dimensions"] == [[EMF_DIMENSION]]
+    assert decl["Namespace"] == EMF_NAMESPACE and decl["Dimensions"] == [list(EMF_DIMENSIONS)]
+    assert all(emf[d] for d in EMF_DIMENSIONS) and emf["Stack"] == P  # every dimension valued
     emitted = {m["Name"] for m in decl["Metrics"]}
-    assert set(DRIFT_METRICS) <= emitted
+    assert set(DRIFT_METRICS) | set(MODEL_METRICS) <= emitted
     (dash,) = graph.of("aws:cloudwatch/dashboard:Dashboard")
     (drift,) = [w for w in json.loads(dash.inputs["dashboardBody"])["widgets"]
                 if "drift" in w["properties"]["title"].lower()]
     exprs = [m[0]["expression"] for m in drift["properties"]["metrics"]]
     for name in DRIFT_METRICS:
-        assert (f"SEARCH('{{{EMF_NAMESPACE},{EMF_DIMENSION}}} MetricName=\"{name}\"', "
+        assert (f"SEARCH('{{mlops-kit,Stack,Model}} Stack=\"{P}\" MetricName=\"{name}\"', "
                 "'Maximum', 3600)") in exprs
+    assert emf_search(stack, "MaxPSI", "Maximum", 3600) in exprs
+    searches = [m[0]["expression"] for w in json.loads(dash.inputs["dashboardBody"])["widgets"]
+                for m in w["properties"]["metrics"] if isinstance(m[0], dict)]
+    assert len(searches) == len(DRIFT_METRICS) + len(MODEL_METRICS)
+    assert all(f'Stack="{P}"' in e for e in searches)  # never another stack's models
 
 
 def test_cost_sane_defaults(graph, package_dir):

@@ -34,6 +34,8 @@ ESM = "Lambda's SQS event source mapping (the consumer's role)"
 RUNTIME = "Lambda runtime: logs to the function's own log group"
 SPEC = f"data:specs/{M}.yaml"
 NO_SPEC = f"data:specs/{M}.yml"  # load_spec probes .yaml, .yml, .json in turn
+# ObjectStore.exists on S3 is a one-key listing with the key as prefix (S3ObjectStore.exists)
+PROBE_SPEC, PROBE_NO_SPEC = f"list:data:specs/{M}.yaml", f"list:data:specs/{M}.yml"
 LOGS: list[Call] = [("logs", "CreateLogStream", "logs", RUNTIME),
                     ("logs", "PutLogEvents", "logs", RUNTIME)]
 
@@ -51,8 +53,8 @@ CALLS: dict[str, list[Call]] = {
     "validate": LOGS + _consumer("validate") + _publish("validate_upload / ingest_labels") + [
         ("s3", "HeadObject", f"data:datasets/{M}/upload.csv", "validate_upload: ctx.store.head(key)"),
         ("dynamodb", "GetItem", "table", "validate_upload: idempotency marker"),
-        ("s3", "HeadObject", SPEC, "load_spec: store.exists(specs/<model>.yaml)"),
-        ("s3", "HeadObject:missing", NO_SPEC, "load_spec: exists() of a spec name not there"),
+        ("s3", "ListObjectsV2", PROBE_SPEC, "load_spec: store.exists(specs/<model>.yaml)"),
+        ("s3", "ListObjectsV2", PROBE_NO_SPEC, "load_spec: exists() of a spec name not there"),
         ("s3", "GetObject", SPEC, "load_spec: store.get(key)"),
         ("s3", "GetObject", f"data:datasets/{M}/upload.csv", "validate_upload: store.open(key)"),
         ("s3", "PutObject", f"artifacts:reports/{M}/validation/upload.csv.20240101T000000.ab.json",
@@ -75,12 +77,21 @@ CALLS: dict[str, list[Call]] = {
          "validate_upload: the quarantine report"),
         ("dynamodb", "PutItem", "table", "validate_upload: the idempotency marker, last"),
         ("s3", "GetObject", f"data:labels/{M}/labels-1.csv", "ingest_labels: store.open(key)"),
+        ("s3", "HeadObject", f"data:labels/{M}/bad.csv", "labels._quarantine: copy source.head"),
+        ("s3", "CopyObject", f"data:labels/{M}/bad.csv->quarantine/{M}/labels/bad.csv",
+         "labels._quarantine: a bad labels file's copy (issue 12)"),
+        ("s3", "HeadObject", f"data:quarantine/{M}/labels/bad.csv",
+         "S3ObjectStore.copy_from: the copy read back"),
+        ("s3", "PutObject", f"data:quarantine/{M}/labels/bad.csv.report.json",
+         "labels._quarantine: its report"),
     ],
     "train": LOGS + _consumer("train") + _publish("train_job: trained / promoted") + [
-        ("s3", "HeadObject", SPEC, "load_spec"),
-        ("s3", "HeadObject:missing", NO_SPEC, "load_spec"),
+        ("s3", "ListObjectsV2", PROBE_SPEC, "load_spec: store.exists"),
+        ("s3", "ListObjectsV2", PROBE_NO_SPEC, "load_spec: store.exists"),
         ("s3", "GetObject", SPEC, "load_spec"),
         ("dynamodb", "GetItem", "table", "Registry.reserve_version: RUN#, META"),
+        ("sqs", "SendMessage", "queue:train",
+         "experiment._fan_out: one train-queue message per trial (a search on AWS)"),
         ("dynamodb", "TransactWriteItems:Put", "table", "reserve_version / promote (Puts only)"),
         ("dynamodb", "PutItem", "table", "Registry.complete_version"),
         ("dynamodb", "Query", "table", "Registry.history (_resume_promotion)"),
@@ -100,6 +111,12 @@ CALLS: dict[str, list[Call]] = {
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/model.onnx", "ModelService.load_version"),
         ("s3", "PutObject", f"artifacts:captures/{M}/2024-01-01/10/20240101T100000-ab12.jsonl",
          "CaptureBuffer.flush"),
+        ("dynamodb", "Query", "table",
+         "console (/ui/): list_models, list_versions, history, aliases, monitoring_runs"),
+        ("s3", "GetObject", f"artifacts:models/{M}/{V}/card.json", "console: the model card"),
+        ("s3", "GetObject", f"artifacts:models/{M}/{V}/run.html", "console: an experiment run"),
+        ("s3", "GetObject", f"artifacts:reports/{M}/monitoring/20240101T100000.html",
+         "console: the latest monitoring report"),
     ],
     "monitor": LOGS + _publish("monitoring._alert") + [
         ("dynamodb", "Query", "table", "Registry.list_models"),
@@ -132,19 +149,26 @@ CALLS: dict[str, list[Call]] = {
 }
 
 # Calls a function must never be able to make (least privilege, and issue 13's findings).
+# No function may list a whole bucket: a HEAD/GET of a missing key is then 403, not 404, so the
+# code never asks S3 about a missing key that way (exists() lists the one key instead).
 FORBIDDEN: dict[str, list[tuple[str, str, str]]] = {
     "validate": [("s3", "PutObject", f"data:datasets/{M}/upload.csv"),  # never rewrite uploads
                  ("s3", "PutObject", f"artifacts:models/{M}/{V}/model.onnx"),
                  ("s3", "DeleteObject", f"data:datasets/{M}/upload.csv"),
-                 ("dynamodb", "DeleteItem", "table")],
+                 ("dynamodb", "DeleteItem", "table"),
+                 ("s3", "ListObjectsV2", "list:data:"), ("s3", "HeadObject:missing", NO_SPEC),
+                 ("s3", "ListObjectsV2", f"list:data:datasets/{M}/")],
     "train": [("s3", "PutObject", f"data:quarantine/{M}/x.csv"),
               ("s3", "PutObject", f"data:datasets/{M}/x.csv"),
-              ("sqs", "SendMessage", "queue:train"),
-              ("s3", "ListObjectsV2", f"list:artifacts:models/{M}/")],
+              ("s3", "ListObjectsV2", f"list:artifacts:models/{M}/"),
+              ("s3", "ListObjectsV2", "list:data:"), ("s3", "HeadObject:missing", NO_SPEC)],
     "serve": [("s3", "PutObject", f"artifacts:models/{M}/{V}/model.onnx"),
               ("dynamodb", "PutItem", "table"), ("sqs", "SendMessage", "queue:train"),
               ("s3", "GetObject", f"data:datasets/{M}/upload.csv"),
-              ("s3", "ListObjectsV2", f"list:artifacts:captures/{M}/")],
+              ("s3", "ListObjectsV2", f"list:artifacts:captures/{M}/"),
+              # the console reads monitoring reports, never validation reports (row samples)
+              ("s3", "GetObject",
+               f"artifacts:reports/{M}/validation/upload.csv.20240101T000000.ab.json")],
     "monitor": [("sqs", "SendMessage", "queue:train"),  # retrain goes through an upload
                 ("s3", "PutObject", f"data:datasets/{M}/upload.csv"),  # only retrain-*.csv
                 ("s3", "PutObject", f"artifacts:models/{M}/{V}/model.onnx"),
@@ -262,11 +286,15 @@ def test_the_evaluator_refuses_what_aws_refuses():
 
 def test_issue_13_findings_are_fixed(graph):
     """B2: validate reads back its quarantine copy; B3: monitor writes retrain datasets and
-    cannot send to the train queue; a missing spec answers 404 (ListBucket, unconditioned)."""
+    cannot send to the train queue; a missing spec is found missing through a listing of its
+    one key, which a ListBucket conditioned on specs/ allows (no unconditioned ListBucket)."""
     v, m, t = (Arns(graph, f) for f in ("validate", "monitor", "train"))
     assert allows(policy(graph, "validate"), "s3:GetObject", v.obj(f"data:quarantine/{M}/b.csv"))
     assert allows(policy(graph, "monitor"), "s3:PutObject",
                   m.obj(f"data:datasets/{M}/retrain-20240101T000000.csv"))
     assert not allows(policy(graph, "monitor"), "sqs:SendMessage", m.queue("train"))
     for fn, arns in (("validate", v), ("train", t)):
-        assert allows(policy(graph, fn), "s3:ListBucket", arns.buckets["data"], {})
+        doc = policy(graph, fn)
+        assert allows(doc, "s3:ListBucket", arns.buckets["data"], {"s3:prefix": f"specs/{M}.yml"})
+        assert not allows(doc, "s3:ListBucket", arns.buckets["data"], {})
+        assert not allows(doc, "s3:ListBucket", arns.buckets["data"], {"s3:prefix": "datasets/"})

@@ -113,6 +113,11 @@ def test_example_stacks_are_valid(stack, package_dir):
     merged = {f"{PROJECT}:{k}": as_program_sees(v["default"]) for k, v in CONFIG.items()
               if own(k) and "default" in v}
     merged.update({k: as_program_sees(v) for k, v in values.items()})
+    if merged.get(f"{PROJECT}:cloud") == "azure":  # the Azure rendering (infra/azure_stack)
+        from tests.infra.azure_harness import run_azure
+
+        assert run_azure(merged).of("azure-native:web:WebApp")
+        return
     merged[f"{PROJECT}:packageDir"] = str(package_dir)  # the zips `make package` would build
     graph = run_program(merged)
     assert graph.of("aws:lambda/function:Function")

@@ -42,7 +42,8 @@ class NumericFeature(_Strict):
     type: Literal["numeric"] = "numeric"
     min: float | None = None
     max: float | None = None
-    nullable: bool = True
+    # A request without this feature (or with null) is a 400 unless the spec says nullable.
+    nullable: bool = False
 
     @model_validator(mode="after")
     def _range(self) -> NumericFeature:
@@ -57,7 +58,7 @@ class CategoricalFeature(_Strict):
     categories: list[str] | None = Field(
         default=None, description="Allowed values; None accepts any value."
     )
-    nullable: bool = True
+    nullable: bool = False
 
     @field_validator("categories")
     @classmethod
@@ -117,6 +118,14 @@ class MonitoringPolicy(_Strict):
     retrain_cooldown_hours: float = Field(default=24.0, ge=0)
 
 
+class ServingPolicy(_Strict):
+    """How inference requests are checked. Requests are strict by default: a field that is not
+    a feature of the model is a 400 naming it (a typo must never be silently dropped) unless
+    `unknown_fields: ignore`."""
+
+    unknown_fields: Literal["reject", "ignore"] = "reject"
+
+
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
 CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
@@ -133,6 +142,7 @@ class ModelSpec(_Strict):
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
     # Experiments: several candidates per upload; None trains `estimator` alone (as before).
     search: Search | None = None
+    serving: ServingPolicy = Field(default_factory=ServingPolicy)
     test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
     description: str = ""

@@ -4,6 +4,7 @@ the context object they receive."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 import time
@@ -20,13 +21,16 @@ _loaded: dict[Path, ModuleType] = {}
 
 
 def functions_dir(explicit: str | Path | None = None) -> Path:
-    """functions/ next to the working directory, else next to this source checkout."""
+    """The handlers: `explicit`, else ./functions, else the copy shipped in the wheel
+    (mlops_kit/_functions), else functions/ of this source checkout."""
+    here = Path(__file__).resolve()
     candidates = [Path(explicit)] if explicit else [
-        Path.cwd() / "functions", Path(__file__).resolve().parents[2] / "functions"]
+        Path.cwd() / "functions", here.parents[1] / "_functions", here.parents[3] / "functions"]
     for c in candidates:
         if (c / "serve.py").is_file():
             return c.resolve()
-    raise FileNotFoundError(f"no functions/ directory with the handlers in {candidates}")
+    raise FileNotFoundError(f"no functions/ directory with the handlers in "
+                            f"{', '.join(map(str, candidates))}")
 
 
 def load_function(name: str, directory: str | Path | None = None) -> ModuleType:
@@ -71,11 +75,12 @@ class LambdaContext:
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = ""
+    region: str = field(default_factory=lambda: os.environ.get("MLOPSKIT_REGION") or "us-east-1")
     _deadline: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self.invoked_function_arn = self.invoked_function_arn or \
-            f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{self.function_name}"
+            f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.function_name}"
         self.log_group_name = f"/aws/lambda/{self.function_name}"
         self._deadline = time.monotonic() + self.timeout_s
 

@@ -9,7 +9,6 @@ from typing import Any, BinaryIO
 
 from mlops_kit.adapters.aws._errors import mapped
 from mlops_kit.adapters.routing import PrefixRoutedStore, check_key
-from mlops_kit.errors import NotFound
 from mlops_kit.ports import ObjectInfo
 
 __all__ = ["PrefixRoutedStore", "S3ObjectStore", "check_key"]
@@ -90,11 +89,13 @@ class S3ObjectStore:
             return self._info(key, self.s3.head_object(Bucket=self.bucket, Key=key))
 
     def exists(self, key: str) -> bool:
-        try:
-            self.head(key)
-        except NotFound:
-            return False
-        return True
+        """A one-key listing with the key as prefix, not a HEAD: S3 answers a HEAD of a missing
+        key with 403 unless the caller may list the whole bucket, whereas a listing needs only
+        s3:ListBucket conditioned on the prefix (the exact key, if there, sorts first)."""
+        check_key(key)
+        with mapped(f"list {key!r}"):
+            resp = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(obj.get("Key") == key for obj in resp.get("Contents", []))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         with mapped(f"list {prefix!r}"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.errors import ConfigError
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Bounded reads: download in 4 MiB ranges (the SDK's first range is 32 MiB by default).
@@ -34,8 +34,8 @@ class StorageAccount:
         if self.connection_string:
             check_emulator_connection_string(self.connection_string)
         elif not self.name:
-            raise MlopsKitError("the azure backend needs MLOPSKIT_AZURE_STORAGE_ACCOUNT (the "
-                                "storage account name)", field="azure_storage_account")
+            raise ConfigError("the azure backend needs MLOPSKIT_AZURE_STORAGE_ACCOUNT (the "
+                              "storage account name)", field="azure_storage_account")
 
     def url(self, service: str) -> str:
         return f"https://{self.name}.{service}.{self.endpoint_suffix}"
@@ -47,7 +47,7 @@ def check_emulator_connection_string(conn: str) -> None:
         return
     endpoints = [v for k, v in parts.items() if k.endswith("Endpoint")]
     if not endpoints or any(urlparse(u).hostname not in LOOPBACK for u in endpoints):
-        raise MlopsKitError(
+        raise ConfigError(
             "MLOPSKIT_AZURE_CONNECTION_STRING is for the emulator only (endpoints on 127.0.0.1); "
             "in Azure set MLOPSKIT_AZURE_STORAGE_ACCOUNT and grant the managed identity roles",
             field="azure_connection_string")

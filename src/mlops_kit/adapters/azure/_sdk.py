@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.errors import ConfigError
 
 INSTALL = "pip install 'mlops-kit[azure]'"
 
 
-def missing_sdk(exc: ImportError) -> MlopsKitError:
+def missing_sdk(exc: ImportError) -> ConfigError:
     name = exc.name or "an Azure SDK"
-    return MlopsKitError(f"the azure backend needs the Azure SDKs ({name} is not installed): "
-                         f"{INSTALL}")
+    return ConfigError(f"the azure backend needs the Azure SDKs ({name} is not installed): "
+                       f"{INSTALL}")

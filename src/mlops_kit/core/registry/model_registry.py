@@ -1,12 +1,13 @@
 """The model registry over a KeyValueTable.
 
 Items (pk = MODEL#<name>):
-  VERSION#000001   immutable version record (status pending -> registered | rejected)
+  VERSION#000001   immutable version record (status pending -> registered | rejected | failed)
   RUN#<key>        idempotency: one version per (dataset sha256, spec hash)
   ALIAS#champion   the served version;  ALIAS#challenger  canary/shadow version + weight
   HIST#<seq>       append-only history of every alias move (who, from, to, why)
   HISTSEQ          the history sequence (conditional writes give one total order)
   META             latest version number (moved by conditional write -> monotonic versions)
+  MON#<time>       one compact summary per monitoring run (drift scores, live quality)
 pk = MODELS, sk = <name>: the model index.
 
 Every transaction stays in the model's own partition (MODEL#<name>), on every backend. Every
@@ -18,6 +19,7 @@ with the alias.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mlops_kit.core.layout import check_name
@@ -28,6 +30,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
 PENDING, REGISTERED, REJECTED = "pending", "registered", "rejected"
+# The training job itself failed for good (bad params, unreadable data, a bug): never servable,
+# `reasons` says why. Rejected means the job ran and a gate said no.
+FAILED = "failed"
 MAX_RETRIES = 20
 
 
@@ -52,11 +57,15 @@ class Reservation:
 
 class Registry:
     def __init__(
-        self, table: KeyValueTable, clock: Clock, notifier: Notifier | None = None
+        self, table: KeyValueTable, clock: Clock, notifier: Notifier | None = None,
+        stuck_after_s: float | None = None,
     ) -> None:
         self.table = table
         self.clock = clock
         self.notifier = notifier
+        # A version `pending` for longer than the training queue's visibility timeout is stuck:
+        # its job is neither running nor waiting (it died, or sits in the dead-letter queue).
+        self.stuck_after_s = stuck_after_s
 
     def _now(self) -> str:
         return self.clock.now().isoformat()
@@ -105,8 +114,9 @@ class Registry:
             pass  # already indexed
 
     def complete_version(self, model: str, version: int, fields: dict[str, Any]) -> dict:
-        """pending -> registered/rejected, exactly once (the registry entry is written last)."""
-        current = self.get_version(model, version)
+        """pending -> registered/rejected/failed, exactly once (the registry entry is written
+        last)."""
+        current = self._stored_version(model, version)
         if current["status"] != PENDING:
             return current
         record = {**current, **fields, "completed_at": self._now()}
@@ -117,6 +127,9 @@ class Registry:
         return record
 
     def get_version(self, model: str, version: int) -> dict[str, Any]:
+        return self._with_stuck(self._stored_version(model, version))
+
+    def _stored_version(self, model: str, version: int) -> dict[str, Any]:
         item = self.table.get(_pk(model), _vsk(int(version)))
         if item is None:
             raise NotFound(f"model {model!r} has no version {version}", field="version")
@@ -128,17 +141,37 @@ class Registry:
         bad = set(fields) - allowed
         if bad:
             raise RegistryConflict(f"version fields {sorted(bad)} are immutable")
-        current = self.get_version(model, version)
+        current = self._stored_version(model, version)
         record = {**current, **fields}
         self.table.put(_pk(model), _vsk(version), record, Equals("status", current["status"]))
         self._append_history(model, "annotate", None, version, actor, str(fields))
         return record
 
     def list_versions(self, model: str) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(_pk(model), "VERSION#")]
+        return [self._with_stuck(_strip(i)) for i in self.table.query(_pk(model), "VERSION#")]
+
+    def _with_stuck(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A pending version gets `stuck` (computed, never stored): true once it is older than
+        the training queue's visibility timeout."""
+        if item.get("status") != PENDING or self.stuck_after_s is None:
+            return item
+        try:
+            age = (self.clock.now() - datetime.fromisoformat(item["created_at"])).total_seconds()
+        except (KeyError, TypeError, ValueError):
+            return item
+        return {**item, "stuck": age > self.stuck_after_s, "pending_seconds": round(age, 1)}
 
     def list_models(self) -> list[str]:
         return [i["sk"] for i in self.table.query("MODELS")]
+
+    def latest_version(self, model: str) -> int:
+        meta = self.table.get(_pk(model), "META")
+        return int(meta["latest"]) if meta else 0
+
+    def aliases(self, model: str) -> dict[str, dict[str, Any]]:
+        """Both aliases in one query: {"champion": {...}, "challenger": {...}} (those set)."""
+        return {i["sk"].removeprefix("ALIAS#"): {k: v for k, v in i.items() if k not in ("pk", "sk")}
+                for i in self.table.query(_pk(model), "ALIAS#")}
 
     # -- aliases ---------------------------------------------------------------------------
     def get_alias(self, model: str, alias: str = CHAMPION) -> dict[str, Any] | None:
@@ -232,21 +265,35 @@ class Registry:
         )
 
     def rollback(self, model: str, *, actor: str, reason: str = "rollback") -> dict[str, Any]:
-        """Restore the champion that served before the current one."""
+        """Undo the last champion move: history is walked backwards, never forwards. Every
+        move but a rollback pushes the version it replaced; a rollback pops one. So a second
+        rollback goes to the version before, never back to the one just rolled back from."""
         current = self.champion_version(model)
         if current is None:
             raise NotFound(f"model {model!r} has no champion to roll back", field="model")
-        for event in reversed(self.history(model)):
-            if event.get("alias") != CHAMPION or event.get("to_version") != current:
+        return self.set_alias(
+            model, CHAMPION, self.rollback_target(model, current), actor=actor, reason=reason,
+            action="rollback", expected=current,
+        )
+
+    def rollback_target(self, model: str, current: int) -> int:
+        replaced: list[int | None] = []  # the champions replaced so far, undone by rollbacks
+        for event in self.history(model):
+            if event.get("alias") != CHAMPION:
                 continue
-            previous = event.get("from_version")
+            if event.get("action") == "rollback":  # undo up to the version it went back to
+                while replaced and replaced.pop() != event.get("to_version"):
+                    pass
+            else:
+                replaced.append(event.get("from_version"))
+        while replaced:
+            previous = replaced.pop()
             if previous is None:
                 break
-            return self.set_alias(
-                model, CHAMPION, int(previous), actor=actor, reason=reason, action="rollback",
-                expected=current,
-            )
-        raise NotFound(f"model {model!r} has no previous champion to roll back to", field="model")
+            if int(previous) != current:
+                return int(previous)
+        raise NotFound(f"model {model!r} has no previous champion to roll back to",
+                       field="model")
 
     # -- history ---------------------------------------------------------------------------
     def _history_ops(self, model, action, before, after, actor, reason, alias=None) -> list[Put]:
@@ -276,5 +323,16 @@ class Registry:
 
     def history(self, model: str) -> list[dict[str, Any]]:
         return [_strip(i) for i in self.table.query(_pk(model), "HIST#")]
+
+    # -- monitoring index ------------------------------------------------------------------
+    def record_monitoring(self, model: str, entry: dict[str, Any]) -> None:
+        """One compact item per monitoring run (MON#<generated_at>, an idempotent put): the
+        drift and quality trends and the last drift status, read back with one query."""
+        self.table.put(_pk(model), f"MON#{entry['at']}", entry)
+
+    def monitoring_runs(self, model: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The last `limit` monitoring runs, oldest first."""
+        items = self.table.query(_pk(model), "MON#", reverse=True, limit=limit)
+        return [{k: v for k, v in i.items() if k not in ("pk", "sk")} for i in reversed(items)]
 
 

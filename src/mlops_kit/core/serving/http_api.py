@@ -27,6 +27,8 @@ _V1_MODEL = re.compile(rf"^/v1/models/({NAME_PATTERN})$")
 _V2_MODEL = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?$")
 _V2_INFER = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?/infer$")
 _V2_READY = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?/ready$")
+_PUBLIC = ("/v2/health/live", "/v2/health/ready", "/healthz", "/v2", "/openapi.json")
+_READ, _WRITE = ("GET", "HEAD", "OPTIONS"), ("POST", "OPTIONS")
 _V2_DTYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
               "FP16", "FP32", "FP64", "BYTES"}
 
@@ -36,9 +38,15 @@ class Response:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
+    raw: bytes | None = None  # a non-JSON payload (the console's HTML and CSS)
 
     def json_bytes(self) -> bytes:
+        if self.status == 204:  # No Content: no body at all
+            return b""
         return json.dumps(self.body, separators=(",", ":"), allow_nan=False).encode()
+
+    def payload(self) -> bytes:
+        return self.raw if self.raw is not None else self.json_bytes()
 
 
 def _error(exc: MlopsKitError) -> Response:
@@ -85,9 +93,12 @@ def parse_json_body(body: bytes | str | None) -> dict[str, Any]:
     return data
 
 
-def v2_to_records(data: dict[str, Any], feature_names: list[str]) -> list[dict[str, Any]]:
+def v2_to_records(data: dict[str, Any], feature_names: list[str], *,
+                  nullable: frozenset[str] = frozenset(),
+                  ignore_unknown: bool = False) -> list[dict[str, Any]]:
     """Open Inference Protocol request -> records. One input tensor per feature, shape [N] or
-    [N, 1], flat `data` (row-major)."""
+    [N, 1], flat `data` (row-major). As for V1, an unknown tensor is a 400 unless the spec
+    ignores unknown fields, and a missing one is a 400 unless its feature is nullable."""
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise ValidationError("inputs: must be a non-empty list of tensors", field="inputs")
@@ -97,6 +108,8 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str]) -> list[dict[s
         if not isinstance(tensor, dict):
             raise ValidationError(f"inputs[{i}]: must be an object", field="inputs")
         name = tensor.get("name")
+        if name not in feature_names and ignore_unknown and isinstance(name, str):
+            continue
         if name not in feature_names:
             raise ValidationError(
                 f"inputs[{i}].name: {str(name)[:40]!r} is not a feature of this model "
@@ -123,10 +136,13 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str]) -> list[dict[s
             raise ValidationError(f"inputs[{i}].shape: all inputs need the same N", field=name)
         n_rows = shape[0]
         columns[name] = flat
-    missing = [n for n in feature_names if n not in columns]
+    missing = [n for n in feature_names if n not in columns and n not in nullable]
     if missing:
         raise ValidationError(f"inputs: missing tensor for feature {missing[0]!r}", field=missing[0])
-    return [{n: columns[n][r] for n in feature_names} for r in range(n_rows or 0)]
+    if n_rows is None:
+        raise ValidationError("inputs: no tensor for a feature of this model", field="inputs")
+    present = [n for n in feature_names if n in columns]
+    return [{n: columns[n][r] for n in present} for r in range(n_rows)]
 
 
 def _v2_tensor(name: str, values: list, shape: list[int]) -> dict[str, Any]:
@@ -147,10 +163,12 @@ class HttpApi:
         *,
         authorize: Callable[[Mapping[str, str]], None] | None = None,
         openapi: Callable[[], dict] | None = None,
+        ui: Callable[[str, str, Mapping[str, str], bytes | None], Response] | None = None,
     ) -> None:
         self.service = service
         self.authorize = authorize
         self.openapi = openapi
+        self.ui = ui  # the read-only console (mlops_kit.console), mounted under /ui/
 
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
@@ -171,7 +189,32 @@ class HttpApi:
             log.exception("unhandled error serving %s %s", method, path[:100])
             return Response(500, {"error": "internal error", "code": "internal_error"})
 
+    @staticmethod
+    def allowed_methods(path: str) -> tuple[str, ...] | None:
+        """The methods a path answers (the Allow header); None for a path that does not exist."""
+        if path in _PUBLIC or _V1_MODEL.match(path) or _V2_MODEL.match(path) \
+                or _V2_READY.match(path):
+            return _READ
+        if _V1_PREDICT.match(path) or _V2_INFER.match(path):
+            return _WRITE
+        return None
+
     def _route(self, method, path, headers, body, request_id) -> Response:
+        if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
+            return self.ui(method, path, headers, body)  # the console applies the same auth
+        allowed = self.allowed_methods(path)
+        if method == "OPTIONS":  # no auth: it says what a path accepts, nothing more
+            if allowed is None and path != "*":
+                raise NotFound(f"path {path[:100]!r} not found", field="path")
+            return Response(204, {}, {"allow": ", ".join(allowed or ("GET", "HEAD", "POST",
+                                                                       "OPTIONS"))})
+        if allowed is not None and method not in allowed:
+            return Response(405, {"error": f"method {method[:20]} not allowed; use "
+                                           f"{' or '.join(m for m in allowed if m != 'OPTIONS')}",
+                                  "code": "method_not_allowed"},
+                            {"content-type": "application/json", "allow": ", ".join(allowed)})
+        if method == "HEAD":
+            method = "GET"  # the shells send the headers of the GET answer without its body
         if path in ("/v2/health/live", "/v2/health/ready", "/healthz"):
             return Response(200, {"live": True, "ready": True})
         if path == "/v2":
@@ -181,21 +224,15 @@ class HttpApi:
         if self.authorize is not None:
             self.authorize(headers)
         if m := _V1_PREDICT.match(path):
-            if method != "POST":
-                return Response(405, {"error": f"method {method} not allowed; use POST"})
             data = parse_json_body(body)
             if "instances" not in data:
                 raise ValidationError("instances: field required", field="instances")
             return Response(200, self.service.predict(m.group(1), data["instances"],
                                                       request_id=request_id))
         if m := _V2_INFER.match(path):
-            if method != "POST":
-                return Response(405, {"error": f"method {method} not allowed; use POST"})
             self._check_version(m)
             return self._v2_infer(m.group(1), parse_json_body(body), request_id)
         if m := (_V1_MODEL.match(path) or _V2_MODEL.match(path)):
-            if method != "GET":
-                return Response(405, {"error": f"method {method} not allowed; use GET"})
             meta = self._check_version(m) if m.re is _V2_MODEL else self.service.metadata(m.group(1))
             if path.startswith("/v2/"):
                 return Response(200, self._v2_metadata(meta))
@@ -229,9 +266,11 @@ class HttpApi:
                 "inputs": inputs, "outputs": outputs}
 
     def _v2_infer(self, model: str, data: dict[str, Any], request_id: str | None) -> Response:
-        meta_features = self.service.metadata(model)["features"]
-        names = [f["name"] for f in meta_features]
-        records = v2_to_records(data, names)
+        meta = self.service.metadata(model)
+        names = [f["name"] for f in meta["features"]]
+        records = v2_to_records(
+            data, names, nullable=frozenset(f["name"] for f in meta["features"] if f["nullable"]),
+            ignore_unknown=meta.get("unknown_fields") == "ignore")
         rid = data.get("id") if isinstance(data.get("id"), str) else request_id
         out = self.service.predict(model, records, request_id=rid)
         n = len(out["predictions"])

@@ -29,6 +29,10 @@ def _fast_inputs(spec: ModelSpec, records: list) -> dict[str, np.ndarray] | None
     the exact per-value path, which produces the error message (same rules, same wording)."""
     if not all(type(r) is dict for r in records):
         return None
+    # unknown fields (a 400 unless the spec ignores them); missing ones show up as None below
+    if spec.serving.unknown_fields == "reject" and not set().union(*records) <= set(
+            spec.feature_names):
+        return None
     feed: dict[str, np.ndarray] = {}
     for f in spec.features:
         name = f.name
@@ -112,6 +116,9 @@ class Predictor:
         except ValueError as exc:
             raise IntegrityError(f"model {spec.name} v{version}: {exc}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
+        # feature -> ONNX input ("mean radius" is fed as "mean_radius"); requests, captures and
+        # reports keep the feature names
+        self.inputs = onnx_meta.input_map(self.session)
         self.feature_names = spec.feature_names  # a property that builds a list on each call
 
     def inputs_from_request(self, instances: Any) -> dict[str, np.ndarray]:
@@ -143,7 +150,7 @@ class Predictor:
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
         wanted = [self.label_output] + ([self.proba_output] if self.proba_output else [])
-        results = self.session.run(wanted, {k: feed[k] for k in self.input_names})
+        results = self.session.run(wanted, onnx_meta.feed(self.inputs, feed))
         labels = np.asarray(results[0]).reshape(-1)
         out: dict[str, Any] = {"predictions": _native(labels)}
         if self.proba_output:

@@ -46,7 +46,7 @@ class ModelService:
         *,
         capture: CaptureBuffer | None = None,
         notifier: Notifier | None = None,
-        refresh_seconds: float = 30.0,
+        refresh_seconds: float = 2.0,
         monotonic=time.monotonic,
     ) -> None:
         self.store = store
@@ -170,5 +170,6 @@ class ModelService:
             "target": spec.target,
             "classes": champion.classes,
             "features": [f.model_dump(mode="json") for f in spec.features],
+            "unknown_fields": spec.serving.unknown_fields,
             "sha256": champion.sha256,
         }

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlops_kit.core.datasets import class_labels
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.core.stats import OTHER_CATEGORY, Reservoir, numeric_profile_of
 from mlops_kit.core.validation.rules import (
@@ -217,14 +218,42 @@ def null_fraction(col: Column, rows: int, spec: ModelSpec) -> Rule:
     return r
 
 
+def class_counts(col: Column) -> dict:
+    """Target counts by class as training will see them ("1" and "1.0" are the class 1)."""
+    labels = class_labels(k for k in col.counts if k != OTHER_CATEGORY)
+    out: dict = {}
+    for text, count in col.counts.items():
+        key = labels.get(text, text)
+        out[key] = out.get(key, 0) + count
+    return out
+
+
+def task_classes(col: Column, spec: ModelSpec) -> Rule:
+    """A binary task needs exactly two classes: a third one is a data error, caught here."""
+    classes = sorted(class_counts(col), key=str)
+    name, task = col.name, spec.task.value
+    wrong = spec.task.value == "binary_classification" and len(classes) > 2
+    r = Rule("classes", name, lambda c: (
+        f"{name}: {task} needs exactly 2 classes, found {len(classes)}: {classes[:10]}" if wrong
+        else f"{name}: {len(classes)} classes for {task}"))
+    r.count = len(classes) - 2 if wrong else 0
+    r.rows_final = True  # examples name classes, not rows
+    if wrong:
+        counts = class_counts(col)
+        r.examples = [{"row": None, "value": f"{k!r}: {counts[k]} rows"} for k in classes[:10]]
+    return r
+
+
 def class_balance(col: Column, spec: ModelSpec) -> Rule:
-    total = sum(col.counts.values())
+    counts = class_counts(col)
+    total = sum(counts.values())
     floor = spec.validation.min_class_fraction
-    shares = {k: v / total for k, v in col.counts.items()} if total else {}
-    small = sorted(k for k, s in shares.items() if s < floor)
+    shares = {k: v / total for k, v in counts.items()} if total else {}
+    small = sorted((k for k, s in shares.items() if s < floor), key=str)
     name = col.name
     if len(shares) < 2:
-        msg = f"{name}: needs at least 2 classes, found {len(shares)} {sorted(shares)[:5]}"
+        msg = (f"{name}: needs at least 2 classes, found {len(shares)} "
+               f"{sorted(shares, key=str)[:5]}")
         count = 1
     elif small:
         msg = (

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from mlops_kit.core.datasets import HEADER_LIMIT, NULL_VALUES  # noqa: F401 - one definition
+
 if TYPE_CHECKING:
     from mlops_kit.core.spec import ModelSpec
 
-NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
-HEADER_LIMIT = 1 << 20  # a header line longer than this is not a CSV header
 TRACKED_CATEGORIES = 10_000  # distinct values counted per column before lumping into __other__
 PROFILE_CATEGORIES = 100  # values kept in a categorical profile
 PROFILE_SAMPLE = 1000

@@ -21,7 +21,13 @@ from typing import BinaryIO, Literal
 import pyarrow as pa
 
 from mlops_kit.core.spec import ModelSpec
-from mlops_kit.core.validation.columns import Column, class_balance, make_column, null_fraction
+from mlops_kit.core.validation.columns import (
+    Column,
+    class_balance,
+    make_column,
+    null_fraction,
+    task_classes,
+)
 from mlops_kit.core.validation.readers import add_column, scan_csv, scan_parquet
 from mlops_kit.core.validation.rules import (
     ARROW_ERRORS,
@@ -60,6 +66,7 @@ class Validator:
 
     def __init__(self, spec: ModelSpec, fmt: str, seed: int, sample_size: int) -> None:
         self.spec, self.fmt = spec, fmt
+        self.applied: list[str] = []  # missing tokens the CSV reader nulled (scan_csv)
         self.lim = spec.validation.max_examples
         self.rows = 0
         self.header: list[str] = []
@@ -80,7 +87,7 @@ class Validator:
 
     def add_batch(self, columns: dict[str, pa.Array], n: int) -> None:
         for name, col in self.cols.items():
-            add_column(col, columns[name], n, self.rows, self.lim, self.fmt)
+            add_column(col, columns[name], n, self.rows, self.lim, self.fmt, self.applied)
         self.rows += n
 
     def fail_parse(self, message: str) -> None:
@@ -119,6 +126,7 @@ class Validator:
                 if col.is_target:
                     rules.append(col.rules["target"])
                     if spec.task.is_classification:
+                        rules.append(task_classes(col, spec))
                         rules.append(class_balance(col, spec))
                 else:
                     rules.append(null_fraction(col, rows, spec))
