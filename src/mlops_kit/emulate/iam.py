@@ -166,7 +166,7 @@ def create_identities(iam: Any, topology: Topology, arns: PolicyArns, *, prefix:
     from mlops_kit.adapters.aws import Identity
 
     out: dict[str, Identity] = {}
-    principals = [p.name for p in (*topology.functions, *topology.batch_jobs)]  # + batch jobs
+    principals = [f.name for f in topology.functions] + [j.name for j in topology.batch_jobs]
     for name in [ADMIN, *(names or principals)]:
         user = f"{prefix}-{name}"
         rendered = ADMIN_POLICY if name == ADMIN else iam_policy(topology, name, arns)
