@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install azurite demo test test-fast lint package bench clean
+.PHONY: install azurite demo test test-fast lint package bench clean mlflow-server
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,20 @@ azurite: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/mlops-kit demo
 
-test: $(STAMP) azurite
+# The MLflow tracking server tests/adapters/test_mlflow_tracking.py starts: full mlflow pins
+# pyarrow below the kit's, so it gets its own venv (the kit itself uses the [mlflow] client).
+MLFLOW_VENV  ?= .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
+MLFLOW_SERVER_REQ ?= mlflow>=2.10,<4
+
+$(MLFLOW_STAMP): Makefile
+	@test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet '$(MLFLOW_SERVER_REQ)'
+	@touch $(MLFLOW_STAMP)
+
+mlflow-server: $(MLFLOW_STAMP)
+
+test: $(STAMP) azurite $(MLFLOW_STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile -q
 
 test-fast: $(STAMP) azurite
@@ -42,4 +55,4 @@ bench: $(STAMP)
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MLFLOW_VENV) build .pytest_cache .ruff_cache

@@ -5,10 +5,11 @@ The only place that chooses a backend. Handlers, the CLI and the local server ca
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit.clock import SystemClock
 from mlops_kit.core.context import Context
@@ -86,8 +87,27 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
                    else topology.visibility_timeout("train"))
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
                   notifier=parts.notifier, clock=clock or SystemClock(),
-                  stuck_after_s=stuck_after)
+                  stuck_after_s=stuck_after, **experiment_engine(settings))
     return Backend(ctx, parts.validate_queue, settings)
+
+
+def experiment_engine(settings: Settings) -> dict[str, Any]:
+    """Where a search's trials run (Context.trial_runner / fan_out_trials) and the optional
+    MLflow tracker. Builds nothing heavy: runners import scikit-learn only when they run."""
+    from mlops_kit.core.training.trials import JoblibRunner
+
+    mode = settings.trials
+    if mode == "auto":
+        mode = "processes" if settings.backend == "local" else "queue"
+    out: dict[str, Any] = {"fan_out_trials": mode == "queue"}
+    if mode == "processes":
+        out["trial_runner"] = JoblibRunner(settings.trial_workers or len(os.sched_getaffinity(0)))
+    if settings.mlflow_tracking_uri:
+        # imports mlflow only when a run is logged: serving never needs it
+        from mlops_kit.adapters.mlflow_tracking import MlflowTracker
+
+        out["tracker"] = MlflowTracker(settings.mlflow_tracking_uri, settings.mlflow_experiment)
+    return out
 
 
 def local_backend(settings: Settings, clock: Clock | None = None) -> Backend:

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # experiments (a spec with a `search`): where trials run. auto = worker processes on the
+    # local backend, one train-queue message per trial (fan-out) on a cloud backend.
+    trials: Literal["auto", "processes", "sequential", "queue"] = "auto"
+    trial_workers: int | None = Field(default=None, ge=1, description="default: usable cores")
+    # optional MLflow mirror of runs and trials (pip install 'mlops-kit[mlflow]'); credentials
+    # go in MLflow's own MLFLOW_TRACKING_TOKEN / _USERNAME / _PASSWORD, never in the URI.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "mlops-kit"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -165,7 +165,8 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
                 stores=(StoreGrant(DATA, "specs/", r, probes=True),
                         StoreGrant(DATA, "datasets/", r), StoreGrant(ARTIFACTS, "reports/", r),
                         StoreGrant(ARTIFACTS, "models/", rw)),
-                table=("get", "query", "put"), publishes=True,
+                # sends to its own queue: an experiment fans its trials out as messages
+                table=("get", "query", "put"), publishes=True, sends_to=("train",),
             ),
             Function(
                 "serve", "serve.handler", "zip", memory_mb=1024, timeout_s=30,

@@ -126,16 +126,17 @@ def test_a_missing_key_is_403_to_a_function_but_exists_still_answers(w):
 
 
 def test_a_handler_under_another_functions_role_fails_its_invocation(w):
-    """The monitor's code run with serve's keys: its first call (a table Query) is refused and
-    the invocation fails, rather than reporting "no models"."""
+    """The monitor's code run with validate's keys (get/put on the table, no Query): its first
+    call (listing the models) is refused and the invocation fails, rather than reporting "no
+    models"."""
     from mlops_kit.emulate import acting
 
-    monitor = acting(w.res.identities["serve"], w.fns["monitor"].module.handler)
+    monitor = acting(w.res.identities["validate"], w.fns["monitor"].module.handler)
     with pytest.raises(StorageError) as info:
         monitor({"detail-type": "Scheduled Event"}, None)
     assert not isinstance(info.value, NotFound)
     assert w.fns["monitor"].handler({"detail-type": "Scheduled Event"}, None) == {
-        "reports": [], "errors": []}  # under its own role: nothing to monitor yet
+        "status": "ok", "reports": [], "errors": []}  # under its own role: nothing to monitor yet
 
 
 def test_validate_under_trains_role_fails_the_message_into_a_retry(w):

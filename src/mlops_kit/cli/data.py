@@ -128,6 +128,10 @@ def _print_results(d: dict) -> None:
         for why in (r.get("reason"), "; ".join(r.get("reasons") or []), r.get("error")):
             if why:
                 line += f" — {escape(str(why))}"
+        if r.get("experiment"):  # a search: say what was tried (mlops-kit runs show M RUN)
+            e = r["experiment"]
+            line += (f" — run {r.get('run')}: best of {e['ok']}/{e['trials']} trials "
+                     f"({e['metric']} {e['cv']:.4f}, trial {e['winner']})")
         console.print(line, soft_wrap=True)
         if r.get("failed_rules"):
             t = Table("rule", "column", "count", "examples (row: value)",

@@ -33,8 +33,9 @@ TARGET_OPSET = 17
 ML_OPSET = 3
 
 
-def to_onnx(spec: ModelSpec, pipeline: Any) -> bytes:
-    """Convert a fitted pipeline from training.build_pipeline; one input per feature."""
+def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None) -> bytes:
+    """Convert a fitted pipeline from training.build_pipeline; one input per feature.
+    `spec_hash`: the user's spec when `spec` is a search winner's derived spec."""
     initial_types = [
         (
             f.name,
@@ -78,7 +79,7 @@ def to_onnx(spec: ModelSpec, pipeline: Any) -> bytes:
         classes = [_native(c) for c in estimator.classes_]
         meta[onnx_meta.CLASSES_KEY] = json.dumps(classes)
     meta["mlops_kit.model"] = spec.name
-    meta["mlops_kit.spec_sha256"] = spec.spec_hash()
+    meta["mlops_kit.spec_sha256"] = spec_hash or spec.spec_hash()
     onnx.helper.set_model_props(model, meta)
     model.doc_string = f"mlops-kit {spec.name}: {spec.task.value} ({spec.estimator.kind})"
     try:

@@ -37,8 +37,8 @@ from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training.estimators import ESTIMATORS, SCALED, make_estimator
 from mlops_kit.errors import TrainingError, ValidationError
 
-__all__ = ["ESTIMATORS", "TrainResult", "build_pipeline", "make_estimator", "read_frame",
-           "train"]
+__all__ = ["ESTIMATORS", "TrainResult", "build_pipeline", "fit_pipeline", "make_estimator",
+           "read_frame", "split_frame", "train"]
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -151,8 +151,8 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
     return Pipeline([("preprocess", pre), ("model", make_estimator(spec))])
 
 
-def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
-    """Fit the spec's pipeline on a stratified split and score it on the holdout. Deterministic."""
+def split_frame(spec: ModelSpec, df: pd.DataFrame):
+    """The deterministic train/holdout split (stratified for classifiers) every fit uses."""
     missing = [c for c in [*spec.feature_names, spec.target] if c not in df.columns]
     if missing:
         raise TrainingError(
@@ -183,13 +183,16 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
         )
     except ValueError as exc:
         raise TrainingError(f"cannot split {len(X)} rows for a holdout: {exc}") from None
-    X_hold = X_hold.reset_index(drop=True)
+    return X_train, X_hold.reset_index(drop=True), y_train, y_hold
 
+
+def fit_pipeline(spec: ModelSpec, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
+    """Build and fit the spec's pipeline; a fit error becomes a TrainingError naming the param."""
     pipeline = build_pipeline(spec)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
-            pipeline.fit(X_train, y_train)
+            pipeline.fit(X, y)
     except (ValueError, TypeError) as exc:
         # sklearn's InvalidParameterError (a ValueError) names the parameter:
         # "The 'n_estimators' parameter of RandomForestClassifier must be ...". Other
@@ -202,6 +205,14 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
             + message,
             field=f"estimator.params.{param.group(1)}" if param else None,
         ) from None
+    return pipeline
+
+
+def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
+    """Fit the spec's pipeline on a stratified split and score it on the holdout. Deterministic."""
+    X_train, X_hold, y_train, y_hold = split_frame(spec, df)
+    classification = spec.task.is_classification
+    pipeline = fit_pipeline(spec, X_train, y_train)
 
     predictions = pipeline.predict(X_hold)
     classes = _natives(pipeline.classes_) if classification else None

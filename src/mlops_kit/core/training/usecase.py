@@ -27,6 +27,7 @@ from mlops_kit.core.registry import FAILED, PENDING, REGISTERED, REJECTED, decid
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training.estimators import check_params
+from mlops_kit.core.training.experiment import TrainSteps, run_search, trial_job
 from mlops_kit.core.training.export import parity_check, to_onnx
 from mlops_kit.core.training.pipeline import read_frame, train
 from mlops_kit.core.validation.validator import detect_format
@@ -46,7 +47,11 @@ ACTOR = "mlops-kit/train"
 def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     """Train -> export -> parity -> register -> promote. Idempotent on (dataset sha256, spec
     hash); artifacts are written before the registry entry, so a crash leaves at most a
-    `pending` version (never served) that the retry completes."""
+    `pending` version (never served) that the retry completes. A spec with a `search` runs an
+    experiment instead of one fit (core/training/experiment.py); its trials fanned out on the
+    train queue come back here as `{"type": "trial", ...}` messages."""
+    if job.get("type") == "trial":
+        return trial_job(ctx, job, STEPS)
     model = job["model"]
     spec = load_spec(ctx.store, model)
     run_key = f"{job['sha256']}:{spec.spec_hash()[:16]}"
@@ -93,7 +98,22 @@ def _fail_version(ctx: Context, model: str, version: int, exc: Exception) -> dic
 def _train_version(ctx: Context, spec: ModelSpec, job: dict[str, Any], version: int,
                    lineage: dict[str, Any]) -> dict[str, Any]:
     model = spec.name
-    check_params(spec)  # before any data is read: a bad param fails the version at once
+    if spec.search is None:  # a search checks its candidates (experiment.py)
+        check_params(spec)  # before any data is read: a bad param fails the version at once
+    df = _read_frame(ctx, job, spec)
+    if df is None:
+        ctx.registry.complete_version(model, version, {
+            "status": REJECTED, "reasons": ["dataset changed after validation; the new upload "
+                                            "is validated and trained on its own"]})
+        return {"status": "stale", "model": model, "version": version}
+    ctx.step("read", version=version, rows=len(df))
+    if spec.search is not None:
+        return run_search(ctx, job, spec, version, lineage, df, STEPS)
+    return _register(ctx, job, spec, version, lineage, train(spec, df))
+
+
+def _read_frame(ctx: Context, job: dict[str, Any], spec: ModelSpec):
+    """The validated dataset as a training frame; None if it changed since validation."""
     fmt = detect_format(job["dataset_key"])
     with ctx.store.open(job["dataset_key"]) as raw, tempfile.SpooledTemporaryFile(64 << 20) as tmp:
         reader = HashingReader(raw)
@@ -104,20 +124,23 @@ def _train_version(ctx: Context, spec: ModelSpec, job: dict[str, Any], version: 
         else:
             df = read_frame(cast(BinaryIO, reader), fmt, spec)
         sha = reader.drain()
-    if sha != job["sha256"]:
-        ctx.registry.complete_version(model, version, {
-            "status": REJECTED, "reasons": ["dataset changed after validation; the new upload "
-                                            "is validated and trained on its own"]})
-        return {"status": "stale", "model": model, "version": version}
+    return df if sha == job["sha256"] else None
 
-    ctx.step("read", version=version, rows=len(df))
-    result = train(spec, df)
-    ctx.step("trained", version=version, estimator=spec.estimator.kind, rows=result.rows_train)
+
+def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, lineage: dict,
+              result, *, fitted_spec: ModelSpec | None = None,
+              experiment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export, parity, artifacts, gates, registry entry (last), promotion, notification.
+    `fitted_spec`: the spec the pipeline was fitted from (a search's winner) when it differs
+    from the user's `spec`, which is what spec.json and the spec hash keep recording."""
+    model = spec.name
+    fitted = fitted_spec or spec
+    ctx.step("trained", version=version, estimator=fitted.estimator.kind, rows=result.rows_train)
     reasons: list[str] = []
     try:
-        onnx_bytes = to_onnx(spec, result.pipeline)
+        onnx_bytes = to_onnx(fitted, result.pipeline, spec_hash=spec.spec_hash())
         ctx.step("exported", version=version, bytes=len(onnx_bytes))
-        parity = parity_check(spec, result.pipeline, onnx_bytes, result.X_holdout,
+        parity = parity_check(fitted, result.pipeline, onnx_bytes, result.X_holdout,
                               spec.promotion.parity_tolerance)
         parity_d = parity.to_dict()
         ctx.step("parity", version=version, parity=parity_d)
@@ -158,7 +181,7 @@ def _train_version(ctx: Context, spec: ModelSpec, job: dict[str, Any], version: 
         "gates": gates,
         "requires_approval": spec.promotion.require_approval,
         "approved": False,
-        "lineage": lineage,
+        "lineage": lineage if experiment is None else {**lineage, "experiment": experiment},
     }
     card = {"model": model, "version": version, "description": spec.description, **record}
     ctx.store.put(prefix + "card.json", to_json(card), content_type="application/json")
@@ -166,6 +189,7 @@ def _train_version(ctx: Context, spec: ModelSpec, job: dict[str, Any], version: 
     record = ctx.registry.complete_version(model, version, record)
     ctx.step(str(record["status"]), version=version)
     outcome: dict[str, Any] = {"status": record["status"], "model": model, "version": version,
+                               **({"run": version} if experiment is not None else {}),
                "metrics": result.metrics, "parity": parity_d, "reasons": record["reasons"],
                "champion_before": champion_version, "promoted": False}
     if record["status"] == REGISTERED and promote and not spec.promotion.require_approval:
@@ -187,6 +211,9 @@ def _train_version(ctx: Context, spec: ModelSpec, job: dict[str, Any], version: 
                                                          "reasons")}},
     )
     return outcome
+
+
+STEPS = TrainSteps(read=_read_frame, register=_register)
 
 
 def _resume_promotion(ctx: Context, model: str, version: int, record: dict) -> dict[str, Any]:
