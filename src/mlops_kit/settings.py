@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     azure_validate_queue: str | None = None
     azure_train_queue: str | None = None
     azure_alerts_queue: str | None = None
+    # the monitor's schedule, rate(N minutes|hours|days); default: the topology's (Azure
+    # Functions reads it when the app is indexed and renders it as NCRONTAB)
+    monitor_schedule: str | None = None
+    # Azure Functions: the one topology function whose triggers an app registers (one app per
+    # function, each with its own identity); None: every function (one app, the emulator)
+    function: str | None = None
 
     # serving
     # how often a warm server re-reads the champion/challenger aliases (one small table read

@@ -81,20 +81,30 @@ def emulate(
         help="Seconds before a failed message is visible again (the visibility timeout)."),
     prefix: str = typer.Option("mlops-kit", help="Resource name prefix."),
     region: str = typer.Option("us-east-1"),
-    functions: Path = typer.Option(None, "--functions-dir",
-                                   help="Default: ./functions, else the installed handlers."),
+    functions: Path = typer.Option(None, "--functions-dir", help="Default: ./functions "
+                                   "(aws), ./functions/azure (azure), else the installed handlers."),
     enforce_iam: bool = typer.Option(
         False, "--enforce-iam",
         help="moto checks every request: each function runs under its role's rendered policy; "
              "clients use the operator keys printed in the JSON line (\"credentials\")."),
+    cloud: str = typer.Option("aws", "--cloud", help="aws (moto) or azure (Azurite; "
+                              "--prefix, --region and --enforce-iam are AWS-only)."),
     as_json: bool = typer.Option(False, "--json", help="Errors as JSON too (the endpoints "
                                                         "line is always one JSON document)."),
 ) -> None:
     """Run the AWS code path locally (moto server, the topology's resources, the handlers).
 
     Prints one JSON line on stdout (endpoint, names, inference URL), then runs until
-    SIGINT/SIGTERM. Needs the emulate extra: pip install 'mlops-kit\\[emulate]'."""
+    SIGINT/SIGTERM. With --cloud azure: Azurite + the Azure Functions app in functions/azure;
+    the JSON line carries the connection string and the bearer token for the inference URL.
+    Needs the emulate extra: pip install 'mlops-kit\\[emulate]' (azure: also [azure])."""
     import logging
+
+    if cloud not in ("aws", "azure"):
+        raise UsageError(f"--cloud: {cloud[:40]!r} is not aws or azure", field="cloud")
+    if cloud == "azure":
+        emulate_azure(host, port, monitor_every, retry_after, functions)
+        return
 
     from mlops_kit.emulate import Emulator
 
@@ -119,6 +129,41 @@ def emulate(
                   f"{resources.inference_url}; Ctrl-C to stop")
         if enforce_iam:
             err.print("IAM enforced: use the operator keys in the JSON line's \"credentials\"")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+
+
+# -- emulate --cloud azure -------------------------------------------------------------------
+def emulate_azure(host: str, port: int, monitor_every: float | None, retry_after: int,
+                  functions: Path | None) -> None:
+    """Azurite + the topology's containers, queues and table + the Azure Functions app
+    (functions/azure): BlobCreated events for uploads reach the validate queue, the queue and
+    timer triggers run, the HTTP triggers are served behind a bearer token. Prints one JSON
+    line (connection string, names, inference URL, token), then runs until SIGINT/SIGTERM."""
+    import logging
+
+    from mlops_kit.emulate.azure_emulator import AzureEmulator
+
+    logging.getLogger("mlops_kit.emulate.azure").setLevel(logging.INFO)
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs' per-request lines
+    emu = AzureEmulator(host=host, gateway_port=port, monitor_every=monitor_every,
+                        retry_after=retry_after, functions=functions)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        try:
+            summary = emu.start()
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise port_error(host, port, exc) from None
+            raise
+        sys.stdout.write(to_json(summary, indent=None) + "\n")
+        sys.stdout.flush()
+        err.print(f"emulating Azure on Azurite; inference at {summary['inference_url']}; "
+                  "Ctrl-C to stop")
         while not stop.wait(0.5):
             pass
     finally:

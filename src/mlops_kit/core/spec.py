@@ -126,6 +126,8 @@ class ServingPolicy(_Strict):
     unknown_fields: Literal["reject", "ignore"] = "reject"
 
 
+_DEFAULT_SERVING = ServingPolicy().model_dump(mode="json")
+
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
 CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
@@ -140,9 +142,9 @@ class ModelSpec(_Strict):
     validation: ValidationRules = Field(default_factory=ValidationRules)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
-    serving: ServingPolicy = Field(default_factory=ServingPolicy)
     # Experiments: several candidates per upload; None trains `estimator` alone (as before).
     search: Search | None = None
+    serving: ServingPolicy = Field(default_factory=ServingPolicy)
     test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
     description: str = ""
@@ -213,6 +215,8 @@ class ModelSpec(_Strict):
         if data.get("search") is None:
             # a spec without a search hashes exactly as it did before searches existed
             data.pop("search", None)
+        if data.get("serving") == _DEFAULT_SERVING:  # likewise the default serving policy
+            data.pop("serving", None)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
