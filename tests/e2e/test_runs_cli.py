@@ -1,6 +1,5 @@
 """`mlops-kit spec check` / `upload` / `runs list|show|compare` on a spec with a search, as a
-user runs them (the typer app in-process, see tests/e2e/test_cli.py): strict JSON on stdout, exit
-codes."""
+user runs them (the CLI in-process, as tests/e2e/test_cli.py): strict JSON, exit codes."""
 
 from __future__ import annotations
 
