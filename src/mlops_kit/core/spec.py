@@ -126,6 +126,9 @@ class ServingPolicy(_Strict):
     unknown_fields: Literal["reject", "ignore"] = "reject"
 
 
+_DEFAULT_SERVING = ServingPolicy().model_dump(mode="json")
+
+
 class TrainingPolicy(_Strict):
     """Where training runs: auto routes by the job's size (core/sizing.py); function and batch
     force one engine. Where a model trains does not change it: not part of spec_hash."""
@@ -221,6 +224,8 @@ class ModelSpec(_Strict):
         if data.get("search") is None:
             # a spec without a search hashes exactly as it did before searches existed
             data.pop("search", None)
+        if data.get("serving") == _DEFAULT_SERVING:  # likewise the default serving policy
+            data.pop("serving", None)
         # Where a model trains does not change it: never in the hash (the same data and spec
         # give the same run key whichever engine trains it), and absent when not set.
         if for_hash or self.training == TrainingPolicy():

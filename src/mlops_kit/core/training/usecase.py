@@ -111,9 +111,7 @@ def _train_version(ctx: Context, spec: ModelSpec, job: dict[str, Any], version: 
     ctx.step("read", version=version, rows=len(df))
     if spec.search is not None:
         return run_search(ctx, job, spec, version, lineage, df, STEPS)
-    result = train(spec, df)
-    ctx.step("trained", version=version, estimator=spec.estimator.kind, rows=result.rows_train)
-    return _register(ctx, job, spec, version, lineage, result)
+    return _register(ctx, job, spec, version, lineage, train(spec, df))
 
 
 def _read_frame(ctx: Context, job: dict[str, Any], spec: ModelSpec):
@@ -139,6 +137,7 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
     from the user's `spec`, which is what spec.json and the spec hash keep recording."""
     model = spec.name
     fitted = fitted_spec or spec
+    ctx.step("trained", version=version, estimator=fitted.estimator.kind, rows=result.rows_train)
     reasons: list[str] = []
     try:
         onnx_bytes = to_onnx(fitted, result.pipeline, spec_hash=spec.spec_hash())
