@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
+pytestmark = [pytest.mark.slow, pytest.mark.iam_enforced, pytest.mark.filterwarnings("ignore")]
 
 SEARCH = {"cv": 3, "candidates": [
     {"kind": "logistic_regression", "grid": {"C": [0.01, 1.0]}},
@@ -21,33 +21,22 @@ SEARCH = {"cv": 3, "candidates": [
 
 @pytest.fixture(scope="module")
 def flow():
-    import yaml
-
-    from mlops_kit.adapters.aws import DynamoTable, client
+    """The deployment under moto with IAM enforced: each handler runs under its rendered role
+    (the train function sends its trials to its own queue under that role)."""
+    from mlops_kit.adapters.aws import DynamoTable
     from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
-    from mlops_kit.emulate import SqsPump, context_for, in_process, load_function
-    from mlops_kit.topology import default_topology
+    from tests.moto_support import aws_world
 
-    topo = default_topology()
     spec = {**CHURN_SPEC, "estimator": {"kind": "logistic_regression", "params": {}},
             "search": SEARCH}
-    with in_process(topo) as res:
-        c = lambda s: client(s, region=res.region)  # noqa: E731
-        s3, sqs = c("s3"), c("sqs")
-        fns = {f.name: load_function(f.name) for f in topo.functions}
-        pumps = {q.name: SqsPump(sqs, res.queue_urls[q.name], res.queue_arns[q.name],
-                                 fns[q.consumer].handler, batch_size=q.batch_size,
-                                 region=res.region, retry_after=0,
-                                 context=lambda n=q.consumer: context_for(topo, n))
-                 for q in topo.queues}
-        s3.put_object(Bucket=res.data_bucket, Key="specs/churn.yaml",
-                      Body=yaml.safe_dump(spec).encode())
-        s3.put_object(Bucket=res.data_bucket, Key="datasets/churn/jan.csv",
-                      Body=churn_csv(900, seed=5))
-        pumps["validate"].drain()
-        trained = pumps["train"].drain()
-        yield {"res": res, "s3": s3, "sqs": sqs, "pumps": pumps, "trained": trained,
-               "table": DynamoTable(res.table, lambda: c("dynamodb"))}
+    with aws_world(spec=spec) as world:
+        assert world.enforce_iam
+        world.put("datasets/churn/jan.csv", churn_csv(900, seed=5))
+        world.pumps["validate"].drain()
+        trained = world.pumps["train"].drain()
+        yield {"res": world.res, "s3": world.s3, "sqs": world.sqs, "pumps": world.pumps,
+               "trained": trained, "table": DynamoTable(world.res.table,
+                                                        lambda: world.client("dynamodb"))}
 
 
 def test_trials_fan_out_on_the_train_queue_and_the_best_is_registered(flow):
