@@ -12,6 +12,7 @@ from aws_lambda_powertools import Logger
 
 import _wiring
 from mlops_kit.adapters.aws.emf import emf_metrics
+from mlops_kit.core.capture_parquet import compact_captures
 from mlops_kit.core.monitoring.monitor import run_monitor
 from mlops_kit.errors import MlopsKitError
 
@@ -27,6 +28,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     reports, errors = [], []
     for model in ctx.registry.list_models():
         try:
+            # closed hours of captures -> Parquet (Athena / DuckDB); the monitor reads the raw
+            compacted = compact_captures(ctx.store, model, ctx.clock.now())
+            if compacted:
+                logger.info("captures compacted", extra={
+                    "model": model, "hours": [c["hour"] for c in compacted],
+                    "rows": sum(c["rows"] for c in compacted)})
             r = run_monitor(ctx, model)  # a retrain dataset is announced by S3's notification
         except MlopsKitError as exc:
             logger.error("monitoring failed", extra={"model": model, "error": exc.message})

@@ -59,11 +59,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         resp = service.handle(method, path, headers, body, request_id=request_id) if service \
             else Response(503, {"error": "service unavailable", "code": "unavailable"})
         _flush_capture_if_due(service)
-    headers_out = dict(resp.headers)
+    payload, headers = resp.payload()
+    headers_out = dict(headers)
     if isinstance(resp.body, dict) and resp.body.get("request_id"):
         headers_out["x-request-id"] = str(resp.body["request_id"])
+    if resp.binary is not None:  # V2 binary tensors: API Gateway / Function URLs want base64
+        return {"statusCode": resp.status, "headers": headers_out,
+                "body": base64.b64encode(payload).decode(), "isBase64Encoded": True}
     return {"statusCode": resp.status, "headers": headers_out,
-            "body": resp.json_bytes().decode(), "isBase64Encoded": False}
+            "body": payload.decode(), "isBase64Encoded": False}
 
 
 def _flush_capture_if_due(service: HttpApi | None) -> None:

@@ -27,3 +27,18 @@ def feature_records(n: int, seed: int = 3, drift: float = 0.0) -> list[dict]:
 
     return [{k: v for k, v in r.items() if k not in ("churned", "customer_id")}
             for r in churn_records(n, seed=seed, drift=drift)]
+
+
+def captured_rows(body: bytes) -> list[dict]:
+    """The rows of one capture object (columnar .npz or legacy JSON lines) as dicts."""
+    import json
+
+    from mlops_kit.core import capture_format
+
+    if body[:len(capture_format.MAGIC)] == capture_format.MAGIC:  # the columnar format
+        return capture_format.decode(body).to_rows()
+    return [json.loads(x) for x in body.decode().splitlines() if x.strip()]
+
+
+def store_captures(store, prefix: str) -> list[dict]:
+    return [r for info in store.list(prefix) for r in captured_rows(store.get(info.key))]

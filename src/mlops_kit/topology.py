@@ -145,7 +145,8 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
             ),
             Function(
                 "monitor", "monitor.handler", "zip", memory_mb=2048, timeout_s=600,
-                stores=(StoreGrant(ARTIFACTS, "captures/", r), StoreGrant(ARTIFACTS, "models/", r),
+                # captures/ rw: it compacts closed hours to captures/<model>/parquet/ (Put only)
+                stores=(StoreGrant(ARTIFACTS, "captures/", rw), StoreGrant(ARTIFACTS, "models/", r),
                         StoreGrant(DATA, "labels/", r), StoreGrant(DATA, "datasets/", r),
                         StoreGrant(DATA, "specs/", r), StoreGrant(ARTIFACTS, "reports/", rw)),
                 table=rw, sends_to=("train",), publishes=True,

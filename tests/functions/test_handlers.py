@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.functions.conftest import DATASET_KEY, sample
+from tests.support import captured_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -123,9 +124,9 @@ def test_serve_predicts_and_captures(world, trained, name):
     assert body["request_id"] == event["requestContext"]["requestId"]
     assert out["headers"]["content-type"] == "application/json"
     # capture_max_age_s=0: flushed at the end of the invocation
-    captured = [json.loads(line) for key in _keys(s3, res.artifact_bucket, "captures/churn/")
-                for line in s3.get_object(Bucket=res.artifact_bucket, Key=key)["Body"]
-                .read().decode().splitlines()]
+    captured = [r for key in _keys(s3, res.artifact_bucket, "captures/churn/")
+                for r in captured_rows(s3.get_object(Bucket=res.artifact_bucket,
+                                                     Key=key)["Body"].read())]
     assert event["requestContext"]["requestId"] in {c["request_id"] for c in captured}
 
 

@@ -55,7 +55,8 @@ def make_server(api: HttpApi, host: str = "127.0.0.1", port: int = 0) -> Threadi
             rid = self.headers.get("x-request-id") or uuid.uuid4().hex
             resp = api.handle(self.command, self.path, dict(self.headers.items()), body,
                               request_id=rid)
-            self._send(resp.status, resp.json_bytes(), {**resp.headers, "x-request-id": rid})
+            payload, headers = resp.payload()
+            self._send(resp.status, payload, {**headers, "x-request-id": rid})
 
         do_GET = do_POST = do_PUT = do_DELETE = _handle
 

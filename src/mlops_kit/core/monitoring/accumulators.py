@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_kit.core.capture_columns import Categorical
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.core.stats import (
     CHI2_MIN_EFFECT,
@@ -57,8 +58,8 @@ class NumericAccumulator:
         self.seen = 0  # finite values offered to the reservoir
         self._rng = np.random.default_rng(seed)
 
-    def add(self, values: Sequence | np.ndarray) -> None:
-        arr = to_float_array(values)
+    def add(self, values: Sequence | np.ndarray | Categorical) -> None:
+        arr = to_float_array(values.tolist() if isinstance(values, Categorical) else values)
         self.n += arr.size
         nan = np.isnan(arr)
         self.nulls += int(nan.sum())
@@ -162,17 +163,31 @@ class CategoricalAccumulator:
         self.new_counts: dict[str, int] = {}
         self.n = self.nulls = self.invalid = 0
 
-    def add(self, values: Sequence) -> None:
+    def add(self, values: Sequence | np.ndarray | Categorical) -> None:
         self.n += len(values)
         raw: dict[Any, int] = {}
-        try:  # count raw values first: category_key runs once per distinct value
-            for v in values:
-                raw[v] = raw.get(v, 0) + 1
-        except TypeError:  # an unhashable value: normalise every value
-            raw = {}
-            values = [category_key(v) for v in values]
-            for v in values:
-                raw[v] = raw.get(v, 0) + 1
+        if isinstance(values, Categorical):  # codes: counted in C
+            raw, missing = values.counts()
+            if missing:
+                raw[None] = missing
+        elif isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+            uniq, counts = np.unique(values, return_counts=True)
+            raw = dict(zip(uniq.tolist(), counts.tolist(), strict=True))
+            nan = [k for k in raw if isinstance(k, float) and k != k]  # NaNs do not compare equal
+            if nan:
+                raw[None] = sum(raw.pop(k) for k in nan)
+        else:
+            try:  # count raw values first: category_key runs once per distinct value
+                for v in values:
+                    raw[v] = raw.get(v, 0) + 1
+            except TypeError:  # an unhashable value: normalise every value
+                raw = {}
+                for v in values:
+                    k = category_key(v)
+                    raw[k] = raw.get(k, 0) + 1
+        self._add_counts(raw)
+
+    def _add_counts(self, raw: dict[Any, int]) -> None:
         seen: dict[str | None, int] = {}
         for v, c in raw.items():
             k = category_key(v)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_kit.core.capture_columns import Categorical
 from mlops_kit.core.monitoring.accumulators import (
     MAX_NEW_CATEGORIES,
     CategoricalAccumulator,
@@ -160,8 +161,13 @@ class PredictionAccumulator:
         self.acc = (NumericAccumulator(reference, None, seed=7) if self.numeric
                     else CategoricalAccumulator(reference, None, max_new=MAX_NEW_CATEGORIES))
 
-    def add(self, predictions: Sequence) -> None:
-        preds = list(np.asarray(predictions, dtype=object).ravel())
+    def add(self, predictions: Sequence | np.ndarray | Categorical) -> None:
+        if isinstance(predictions, Categorical):
+            preds: Any = predictions
+        elif isinstance(predictions, np.ndarray) and predictions.dtype.kind in "fiub":
+            preds = predictions.ravel()
+        else:
+            preds = list(np.asarray(predictions, dtype=object).ravel())
         self.rows += len(preds)
         self.acc.add(preds)
 

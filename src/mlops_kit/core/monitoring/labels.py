@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core import layout
+from mlops_kit.core.capture_columns import id_keys, label_keys
 from mlops_kit.core.context import load_spec
 from mlops_kit.core.layout import check_name
 from mlops_kit.core.monitoring.captures import CHUNK_ROWS
@@ -18,24 +19,34 @@ from mlops_kit.core.stats import category_key
 
 
 # -- labels -------------------------------------------------------------------------------
-def _id_hash(ids: list[str]) -> np.ndarray:
-    # Python's str hash: 64 bits, stable within the process that builds and probes the index.
-    return np.fromiter((hash(i) for i in ids), dtype=np.int64, count=len(ids))
-
-
 class LabelIndex:
     """Late ground truth keyed by captured row id (request_id, or request_id#i in a batch), as
-    sorted 64-bit id hashes + labels: ~12 bytes per label. Later files win for a repeated id."""
+    sorted 64-bit join keys (capture_columns.label_keys) + labels: ~20 bytes per label, no id
+    strings kept. Later files win for a repeated id."""
 
-    def __init__(self, hashes: np.ndarray, values: np.ndarray, files: int, read: int) -> None:
-        self.hashes, self.values, self.files, self.read = hashes, values, files, read
-        self.hit = np.zeros(hashes.size, dtype=bool)
+    def __init__(self, keys: np.ndarray, origin: np.ndarray, values: np.ndarray, kept: int,
+                 files: int, read: int) -> None:
+        self.keys, self.origin, self.values = keys, origin, values
+        self.kept, self.files, self.read = kept, files, read
+        self.hit = np.zeros(values.size, dtype=bool)
 
     @classmethod
     def load(cls, ctx, model: str, target: str, *, numeric: bool) -> LabelIndex:
-        hashes: list[np.ndarray] = []
+        keys: list[np.ndarray] = []
+        origins: list[np.ndarray] = []
+        primaries: list[np.ndarray] = []
         values: list[np.ndarray] = []
         files = read = 0
+
+        def add(ids: list[str], vals: list[Any]) -> None:
+            nonlocal read
+            k, origin, primary = label_keys(ids)
+            keys.append(k)
+            origins.append(origin + read)
+            primaries.append(primary)
+            values.append(np.asarray(vals, dtype=np.float64 if numeric else object))
+            read += len(ids)
+
         for info in ctx.store.list(layout.labels_prefix(model)):
             if not info.key.endswith(".csv"):
                 continue
@@ -52,36 +63,45 @@ class LabelIndex:
                     ids.append(rid.strip())
                     vals.append(_label_value(v, numeric))
                     if len(ids) >= CHUNK_ROWS * 10:
-                        hashes.append(_id_hash(ids))
-                        values.append(np.asarray(vals, dtype=np.float64 if numeric else object))
-                        read += len(ids)
+                        add(ids, vals)
                         ids, vals = [], []
                 if ids:
-                    hashes.append(_id_hash(ids))
-                    values.append(np.asarray(vals, dtype=np.float64 if numeric else object))
-                    read += len(ids)
-        if not hashes:
-            return cls(np.empty(0, np.int64), np.empty(0, object), files, 0)
-        h = np.concatenate(hashes)
+                    add(ids, vals)
+        if not keys:
+            empty = np.empty(0, np.int64)
+            return cls(empty, empty, np.empty(0, object), 0, files, 0)
+        k, origin, primary = np.concatenate(keys), np.concatenate(origins), \
+            np.concatenate(primaries)
         v = np.concatenate(values)
-        # keep the last occurrence of each id, then sort by hash for searchsorted
-        _, first_in_reversed = np.unique(h[::-1], return_index=True)
-        keep = h.size - 1 - first_in_reversed
-        order = np.argsort(h[keep], kind="stable")
-        return cls(h[keep][order], v[keep][order], files, read)
+        # the last label of each id wins: keep the labels whose id key occurs last
+        pk, po = k[primary], origin[primary]
+        _, last_rev = np.unique(pk[::-1], return_index=True)
+        kept = np.zeros(v.size, dtype=bool)
+        kept[po[::-1][last_rev]] = True
+        sel = kept[origin]
+        o = np.argsort(origin[sel], kind="stable")
+        k, origin = k[sel][o], origin[sel][o]
+        _, last_rev = np.unique(k[::-1], return_index=True)  # a key twice: the later label
+        keep = k.size - 1 - last_rev
+        order = np.argsort(k[keep], kind="stable")
+        return cls(k[keep][order], origin[keep][order], v, int(kept.sum()), files, read)
 
     def __len__(self) -> int:
-        return int(self.hashes.size)
+        return self.kept
+
+    def lookup_keys(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mask of row keys that have a label, their labels)."""
+        if not self.keys.size or not keys.size:
+            return np.zeros(keys.size, dtype=bool), self.values[:0]
+        pos = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+        found = self.keys[pos] == keys
+        labels = self.origin[pos[found]]
+        self.hit[labels] = True
+        return found, self.values[labels]
 
     def lookup(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(mask of ids that have a label, their labels)."""
-        if not self.hashes.size or not ids:
-            return np.zeros(len(ids), dtype=bool), self.values[:0]
-        h = _id_hash(ids)
-        pos = np.minimum(np.searchsorted(self.hashes, h), self.hashes.size - 1)
-        found = self.hashes[pos] == h
-        self.hit[pos[found]] = True
-        return found, self.values[pos[found]]
+        """(mask of row ids that have a label, their labels): ids spelled out."""
+        return self.lookup_keys(id_keys(ids))
 
 
 def _label_value(v: str, numeric: bool) -> Any:

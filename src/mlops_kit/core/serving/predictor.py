@@ -72,6 +72,8 @@ def _fast_inputs(spec: ModelSpec, records: list) -> dict[str, np.ndarray] | None
 
 def _native(values: np.ndarray) -> list:
     out = values.tolist()
+    if values.dtype.kind in "fiub":
+        return out
     return [v.decode() if isinstance(v, bytes) else v for v in out]
 
 
@@ -112,6 +114,7 @@ class Predictor:
         except ValueError as exc:
             raise IntegrityError(f"model {spec.name} v{version}: {exc}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self._wanted = [self.label_output] + ([self.proba_output] if self.proba_output else [])
         self.feature_names = spec.feature_names  # a property that builds a list on each call
 
     def inputs_from_request(self, instances: Any) -> dict[str, np.ndarray]:
@@ -141,16 +144,23 @@ class Predictor:
             return fast
         return records_to_inputs(self.spec, records)
 
-    def run(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
-        wanted = [self.label_output] + ([self.proba_output] if self.proba_output else [])
-        results = self.session.run(wanted, {k: feed[k] for k in self.input_names})
+    def run_arrays(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(labels or values [N], probabilities [N, classes] or None), as onnxruntime gives them."""
+        results = self.session.run(self._wanted, {k: feed[k] for k in self.input_names})
         labels = np.asarray(results[0]).reshape(-1)
+        return labels, (np.asarray(results[1]) if self.proba_output else None)
+
+    def format(self, labels: np.ndarray, proba: np.ndarray | None) -> dict[str, Any]:
+        """JSON-ready outputs: native labels, probabilities rounded to 6 decimals."""
         out: dict[str, Any] = {"predictions": _native(labels)}
-        if self.proba_output:
-            out["probabilities"] = np.round(np.asarray(results[1], dtype=np.float64), 6).tolist()
+        if proba is not None:
+            out["probabilities"] = np.round(proba.astype(np.float64), 6).tolist()
             if self.classes is not None:
                 out["classes"] = self.classes
         return out
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
+        return self.format(*self.run_arrays(feed))
 
     def predict(self, instances: Any) -> dict[str, Any]:
         out = self.run(self.inputs_from_request(instances))

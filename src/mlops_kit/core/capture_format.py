@@ -1,0 +1,206 @@
+"""The capture object: what the serve side writes per flush (one model, one feature schema) and
+monitoring and the Parquet compaction read. numpy only: serving imports no pyarrow.
+
+Chosen by measurement (bench/capture_formats.py, against JSON lines, .npz, Arrow IPC and
+Parquet): a JSON header and the raw little-endian arrays, 8-byte aligned. Writing is a
+`tobytes()` per column; reading is one JSON parse and a zero-copy `np.frombuffer` per column
+(.npz parses a header per member with `ast`: ~20x slower to read). Never pickled.
+
+    b"MKCAPT01" | uint32 LE header length | header JSON | padding | arrays
+
+Header: {"format": "mlops-kit-capture/1", "model", "features": [[name, "numeric" |
+"categorical"], ...], "prediction": "number" | "category", "vocab": {column: [values]},
+"arrays": {name: [dtype, shape, offset]}} with the arrays
+
+  req.id          S [R]        request ids, UTF-8 (late labels join on the row ids)
+  req.rows        int32 [R]    rows per request (a row's id: the request id, or id#i in a batch)
+  req.at_us       int64 [R]    request time, microseconds since the epoch (UTC)
+  req.version     int32 [R]    the model version that answered
+  req.shadow      bool [R]     a shadow model's answer (never returned to the client)
+  req.latency_ms  float32 [R]
+  f.<name>        float32 [N]  a numeric feature, NaN = missing
+  c.<name>        int32 [N]    a categorical feature: codes into vocab[name], -1 = missing
+  prediction      int64 | float64 [N], or c.prediction + vocab["prediction"]
+  probabilities   float32 [N, classes] (classifiers)
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlops_kit.core.capture_columns import CaptureChunk, Categorical, Column
+
+FORMAT = "mlops-kit-capture/1"
+SUFFIX = ".cap"
+LEGACY_SUFFIX = ".jsonl"
+MAGIC = b"MKCAPT01"
+MISSING_CATEGORY = "__missing__"  # features.MISSING_CATEGORY (the serving encoding)
+_ALLOWED = {"<f4", "<f8", "<i4", "<i8", "|b1"}  # + |S<n>; never object
+_LEN = struct.Struct("<I")
+
+
+class CaptureFormatError(ValueError):
+    pass
+
+
+@dataclass
+class RequestBlock:
+    """One served request as the arrays it was scored with (what the capture buffer holds)."""
+
+    request_id: str
+    at_us: int
+    version: int
+    shadow: bool
+    latency_ms: float
+    feed: dict[str, np.ndarray]  # feature -> [n, 1] (float32 numeric, object categorical)
+    labels: np.ndarray  # [n] predictions (int64, float, str or object)
+    probabilities: np.ndarray | None  # [n, classes]
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    def schema_key(self) -> tuple:
+        return (tuple((k, v.dtype.kind == "f") for k, v in self.feed.items()),
+                self.labels.dtype.kind in "fiub",
+                None if self.probabilities is None else self.probabilities.shape[1])
+
+
+def encode_categorical(arr: np.ndarray, missing: str = MISSING_CATEGORY) -> Categorical:
+    """Values -> codes + vocabulary (first-seen order); `missing` (the serving sentinel), None
+    and '' -> -1. A dict lookup per value: ~5x faster than np.unique's sort of strings."""
+    values = np.asarray(arr).reshape(-1).tolist()
+    index: dict = {}
+    setdefault = index.setdefault
+    codes = np.fromiter((setdefault(v, len(index)) for v in values), dtype=np.int32,
+                        count=len(values))
+    vocab = [v.decode() if isinstance(v, bytes) else str(v) for v in index]
+    gone = [i for i, v in enumerate(index) if v is None or v == missing or v == ""]
+    if gone:
+        remap = np.arange(len(vocab), dtype=np.int32)
+        remap[gone] = -1
+        keep = np.flatnonzero(remap >= 0)
+        remap[keep] = np.arange(keep.size, dtype=np.int32)
+        codes = remap[codes]
+        vocab = [vocab[i] for i in keep.tolist()]
+    return Categorical(codes, np.array(vocab, dtype=str))
+
+
+def encode(model: str, blocks: Sequence[RequestBlock]) -> bytes:
+    """One capture object for requests that share a schema (RequestBlock.schema_key)."""
+    first = blocks[0]
+    arrays: dict[str, np.ndarray] = {
+        "req.id": np.array([b.request_id.encode() for b in blocks], dtype=bytes),
+        "req.rows": np.array([len(b.labels) for b in blocks], dtype=np.int32),
+        "req.at_us": np.array([b.at_us for b in blocks], dtype=np.int64),
+        "req.version": np.array([b.version for b in blocks], dtype=np.int32),
+        "req.shadow": np.array([b.shadow for b in blocks], dtype=bool),
+        "req.latency_ms": np.array([b.latency_ms for b in blocks], dtype=np.float32),
+    }
+    features, vocab = [], {}
+    for name, sample in first.feed.items():
+        col = np.concatenate([b.feed[name] for b in blocks]).reshape(-1)
+        if sample.dtype.kind == "f":
+            arrays[f"f.{name}"] = col.astype(np.float32, copy=False)
+            features.append([name, "numeric"])
+        else:
+            cat = encode_categorical(col)
+            arrays[f"c.{name}"], vocab[name] = cat.codes, cat.values.tolist()
+            features.append([name, "categorical"])
+    labels = np.concatenate([b.labels for b in blocks]).reshape(-1)
+    if labels.dtype.kind in "fiub":
+        arrays["prediction"] = labels.astype(np.float64 if labels.dtype.kind == "f" else np.int64)
+        kind = "number"
+    else:
+        cat = encode_categorical(labels)
+        arrays["c.prediction"], vocab["prediction"] = cat.codes, cat.values.tolist()
+        kind = "category"
+    if first.probabilities is not None:
+        arrays["probabilities"] = np.concatenate(
+            [b.probabilities for b in blocks]).astype(np.float32, copy=False)
+    return pack({"format": FORMAT, "model": model, "features": features, "prediction": kind,
+                 "vocab": vocab}, arrays)
+
+
+def pack(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    layout, parts, offset = {}, [], 0
+    for name, arr in arrays.items():
+        raw = np.ascontiguousarray(arr).tobytes()
+        layout[name] = [arr.dtype.str, list(arr.shape), offset]
+        pad = -len(raw) % 8
+        parts.append(raw + b"\0" * pad)
+        offset += len(raw) + pad
+    head = json.dumps({**header, "arrays": layout}, separators=(",", ":")).encode()
+    head += b" " * (-(len(MAGIC) + 4 + len(head)) % 8)
+    return b"".join([MAGIC, _LEN.pack(len(head)), head, *parts])
+
+
+def unpack(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, arrays) of a capture object; arrays are read-only views of `body`. Checks every
+    bound and dtype: a corrupt or hostile object is a CaptureFormatError, never a crash."""
+    if body[:len(MAGIC)] != MAGIC or len(body) < len(MAGIC) + 4:
+        raise CaptureFormatError("not a capture object (bad magic)")
+    (n,) = _LEN.unpack_from(body, len(MAGIC))
+    start = len(MAGIC) + 4 + n
+    try:
+        header = json.loads(body[len(MAGIC) + 4:start])
+        layout = header["arrays"]
+        if header.get("format") != FORMAT:
+            raise CaptureFormatError(f"unknown capture format {header.get('format')!r}")
+        arrays = {}
+        for name, (dtype, shape, offset) in layout.items():
+            dt = np.dtype(dtype)
+            if dtype not in _ALLOWED and not (dt.kind == "S" and dtype.startswith("|S")):
+                raise CaptureFormatError(f"array {name!r}: dtype {dtype!r} not allowed")
+            count = int(np.prod(shape, dtype=np.int64))
+            lo = start + int(offset)
+            if count < 0 or offset < 0 or lo + count * dt.itemsize > len(body):
+                raise CaptureFormatError(f"array {name!r} runs past the object")
+            arrays[name] = np.frombuffer(body, dtype=dt, count=count, offset=lo).reshape(shape)
+        return header, arrays
+    except CaptureFormatError:
+        raise
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        raise CaptureFormatError(f"not a capture object: {exc}") from None
+
+
+def decode(body: bytes) -> CaptureChunk:
+    header, a = unpack(body)
+    try:
+        rows = a["req.rows"].astype(np.int64)
+        n = int(rows.sum())
+        for name in ("req.id", "req.at_us", "req.version", "req.shadow", "req.latency_ms"):
+            if a[name].shape != rows.shape:
+                raise CaptureFormatError(f"array {name!r} does not match the {rows.size} requests")
+        starts = np.cumsum(rows) - rows
+        vocab = header.get("vocab") or {}
+        features: dict[str, Column] = {}
+        for name, kind in header["features"]:
+            features[name] = a[f"f.{name}"] if kind == "numeric" else \
+                Categorical(a[f"c.{name}"], np.array(vocab[name], dtype=str))
+        prediction: Column = a["prediction"] if header["prediction"] == "number" else \
+            Categorical(a["c.prediction"], np.array(vocab["prediction"], dtype=str))
+        chunk = CaptureChunk(
+            n=n, features=features,
+            version=np.repeat(a["req.version"].astype(np.int64), rows),
+            shadow=np.repeat(a["req.shadow"], rows),
+            at_us=np.repeat(a["req.at_us"], rows),
+            latency_ms=np.repeat(a["req.latency_ms"], rows),
+            prediction=prediction, probabilities=a.get("probabilities"),
+            request_ids=a["req.id"], request_of_row=np.repeat(np.arange(rows.size), rows),
+            position=np.arange(n) - np.repeat(starts, rows),
+            single=np.repeat(rows == 1, rows), schema=header)
+    except CaptureFormatError:
+        raise
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CaptureFormatError(f"capture object is incomplete: {exc}") from None
+    for name, col in [*features.items(), ("prediction", prediction)]:
+        if len(col) != n or (isinstance(col, Categorical) and col.codes.size and (
+                col.codes.max() >= col.values.size or col.codes.min() < -1)):
+            raise CaptureFormatError(f"column {name!r} does not match the {n} rows")
+    return chunk
