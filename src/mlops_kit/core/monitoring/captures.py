@@ -96,7 +96,12 @@ def _jsonl_chunks(ctx, key: str, inside: bool) -> Iterator[CaptureChunk]:
 def version_role_counts(chunk: CaptureChunk, counts: dict[str, dict[str, int]]) -> None:
     """rows per version and role ({"1": {"served": n, "shadow": m}}), counted in numpy."""
     pairs = chunk.version * 2 + chunk.shadow
-    values, n = np.unique(pairs, return_counts=True)
+    if pairs.size and pairs.min() >= 0 and pairs.max() < 1 << 20:  # small versions: bincount
+        n = np.bincount(pairs)
+        values = np.flatnonzero(n)
+        n = n[values]
+    else:
+        values, n = np.unique(pairs, return_counts=True)
     for v, c in zip(values.tolist(), n.tolist(), strict=True):
         role = "shadow" if v % 2 else "served"
         slot = counts.setdefault(str(v // 2), {})

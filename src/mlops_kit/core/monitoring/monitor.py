@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core import layout
+from mlops_kit.core.capture_columns import take
 from mlops_kit.core.monitoring.captures import iter_capture_chunks, version_role_counts
 from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator
 from mlops_kit.core.monitoring.labels import LabelIndex
@@ -91,14 +92,16 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
         if len(labels):
             found, values = labels.lookup_keys(chunk.keys())
             if found.any():
-                matched = chunk.select(found)
-                groups = matched.version * 2 + matched.shadow
+                idx = np.flatnonzero(found)
+                groups = chunk.version[idx] * 2 + chunk.shadow[idx]
                 for g in np.unique(groups).tolist():
                     key = f"{g // 2}{'/shadow' if g % 2 else ''}"
                     pick = groups == g
-                    part = matched.select(pick)
+                    rows_g = idx[pick]
+                    proba = chunk.probabilities
                     quality.setdefault(key, Quality(numeric_target)).add(
-                        part.prediction, part.probabilities, values[pick])
+                        take(chunk.prediction, rows_g),
+                        None if proba is None else proba[rows_g], values[pick])
 
     rows = features.rows
     report: dict[str, Any] = {
