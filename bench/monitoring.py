@@ -32,12 +32,11 @@ def make_captures(ws: Path, model: str, version: int, n: int, *, legacy: bool) -
     """n captured rows in objects of ROWS_PER_OBJECT (columnar, or JSON lines if legacy), plus
     labels for every 10th row, put through the workspace's object store (as the serve side
     would)."""
+    from mlops_kit.bootstrap import local_backend
     from mlops_kit.core import capture_format
     from mlops_kit.core.capture_format import encode_categorical
     from mlops_kit.core.layout import capture_hour_prefix
     from mlops_kit.core.synthetic import churn_columns
-
-    from mlops_kit.bootstrap import local_backend
     from mlops_kit.settings import Settings
 
     store = local_backend(Settings(workspace=ws, backend="local")).ctx.store
@@ -103,7 +102,8 @@ rss0 = peak_kb()
 t0, c0 = time.perf_counter(), time.process_time()
 report = run_monitor(b.ctx, sys.argv[2], window_hours=2)
 dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "rows": report.get("rows"), "drifted": report.get("drifted"),
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "rows": report.get("rows"),
+                  "drifted": report.get("drifted"),
                   "status": report.get("status"),
                   "labelled": (report["quality"].get("champion") or {}).get("labelled"),
                   "rss_kb": peak_kb(),
