@@ -70,6 +70,7 @@ class ModelService:
         self.refresh_seconds = refresh_seconds
         self._monotonic = monotonic
         self._cache: dict[tuple[str, str], _Loaded] = {}
+        self._routes: dict[str, tuple] = {}
         self._lock = threading.Lock()
 
     # -- loading -------------------------------------------------------------------------
@@ -123,9 +124,21 @@ class ModelService:
             self._cache[key] = _Loaded(version, predictor, now, extra)
             return predictor, extra
 
+    def _routing(self, model: str) -> tuple[Predictor | None, Predictor | None, dict]:
+        """(champion, challenger, challenger's routing) with one cache probe on the warm path."""
+        now = self._monotonic()
+        hit = self._routes.get(model)
+        if hit is not None and now - hit[0] < self.refresh_seconds:
+            return hit[1], hit[2], hit[3]
+        champion, _ = self.predictor(model, CHAMPION)
+        challenger, info = self.predictor(model, CHALLENGER)
+        self._routes[model] = (now, champion, challenger, info)
+        return champion, challenger, info
+
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._routes.clear()
 
     # -- predicting ----------------------------------------------------------------------
     def predict(self, model: str, instances: Any, *, request_id: str | None = None) -> dict:
@@ -142,10 +155,9 @@ class ModelService:
         """Route, score and capture. `to_feed` builds the ONNX feed with the champion's schema
         (records for V1 and JSON V2, columns for binary V2); the raw output arrays come back."""
         request_id = request_id or uuid.uuid4().hex
-        champion, _ = self.predictor(model, CHAMPION)
+        champion, challenger, info = self._routing(model)
         if champion is None:
             raise NotFound(f"model {model!r} has no champion to serve", field="model")
-        challenger, info = self.predictor(model, CHALLENGER)
         feed = to_feed(champion)
         answer, shadow = champion, None
         if challenger is not None and challenger.version != champion.version:
