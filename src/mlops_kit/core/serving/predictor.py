@@ -95,10 +95,7 @@ class Predictor:
             raise IntegrityError(
                 f"model {spec.name} v{version}: artifact sha256 does not match the registry"
             )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        opts = onnx_meta.session_options(ort, threads)
         try:
             self.session = ort.InferenceSession(
                 onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"]
