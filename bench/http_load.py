@@ -33,7 +33,10 @@ from mlops_kit.settings import Settings
 settings = Settings()
 backend = local_backend(settings)
 token = rotate_token(settings.workspace)  # a bench workspace: a fresh token each run
-srv = ServerThread(build_api(backend, auth=True, workspace=settings.workspace)).start()
+import os
+switch = os.environ.get("BENCH_SWITCH_INTERVAL")  # exploring the knob: seconds, or "none"
+kw = {} if switch is None else {"switch_interval_s": None if switch == "none" else float(switch)}
+srv = ServerThread(build_api(backend, auth=True, workspace=settings.workspace), **kw).start()
 print(srv.url, token, flush=True)
 sys.stdin.read()
 srv.stop()
@@ -87,7 +90,7 @@ def wrk(url: str, body: bytes, headers: dict[str, str], conns: int, seconds: flo
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body.decode())}"]
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     script.write_text("\n".join(lines) + "\n")
-    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency",
                           "-s", str(script), url], capture_output=True, text=True, check=True,
                          timeout=seconds + 60).stdout
     shutil.rmtree(script.parent)
