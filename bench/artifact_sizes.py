@@ -1,7 +1,7 @@
 """Artifact sizes: each function's deployment package, unzipped, against Lambda's limits
 (250 MB unzipped for zip + layers; 10 GB for a container image).
 
-- zip functions (validate, serve, monitor): built by infra.packaging for the Lambda platform
+- zip functions (validate, serve, monitor): built by infra.lambda_zips for the Lambda platform
   (reproducible zips, pip cache reused between runs under build/bench-lambda);
 - the training function is a container image: its Python dependency closure, installed size;
 - baseline: a serve function shipping the sklearn pipeline instead (scikit-learn, scipy,
@@ -52,14 +52,14 @@ def closure(names: list[str]) -> dict[str, int]:
 
 
 def build_zips(out: Path, smoke: bool) -> tuple[dict, str]:
-    cmd = [sys.executable, "-m", "infra.packaging", "--out", str(out)]
+    cmd = [sys.executable, "-m", "infra.lambda_zips", "--out", str(out)]
     if smoke:
         cmd.append("--no-deps")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=480,
                           check=False)
     manifest = out / "manifest.json"
     if proc.returncode != 0 or not manifest.exists():
-        raise RuntimeError(f"infra.packaging failed: {(proc.stderr or proc.stdout)[-1500:]}")
+        raise RuntimeError(f"infra.lambda_zips failed: {(proc.stderr or proc.stdout)[-1500:]}")
     return json.loads(manifest.read_text()), " ".join(cmd[1:])
 
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(BENCH))
 from common import RESULTS, fmt_num, machine  # noqa: E402
 
 SCRIPTS = ["warm_inference", "cold_start", "http_serving", "http_load", "capture_formats",
-           "validation", "lifecycle", "monitoring", "artifact_sizes"]
+           "validation", "lifecycle", "monitoring", "artifact_sizes", "console", "experiments"]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 

@@ -48,6 +48,9 @@ class Response:
     def json_bytes(self) -> bytes:
         return json.dumps(self.body, separators=(",", ":")).encode()
 
+    def payload(self) -> bytes:  # what the local server sends (the kit's Response has it too)
+        return self.json_bytes()
+
 
 class _NoService:
     capture = None

@@ -1,6 +1,9 @@
-"""monitor: an EventBridge scheduled event -> core.monitoring.run_monitor for every registered
-model (drift report in the artifact store, a notification on drift). One model failing does not
-stop the others; the invocation then fails so the error shows in the function's metrics."""
+"""monitor: an EventBridge scheduled event -> core.monitoring.monitor_all: run_monitor for every
+registered model (drift report in the artifact store, a notification on drift). One model
+failing never stops the others: it is listed in the run's JSON (`errors`) and in one alert on the
+topic. The invocation itself succeeds, so EventBridge's asynchronous retries do not monitor every
+model again. First, the closed hours of captures are compacted to Parquet (core.capture_parquet;
+a failure is logged and retried by the next run)."""
 
 from __future__ import annotations
 
@@ -12,38 +15,29 @@ from aws_lambda_powertools import Logger
 
 import _wiring
 from mlops_kit.adapters.aws.emf import emf_metrics
-from mlops_kit.core.capture_parquet import compact_captures
-from mlops_kit.core.monitoring.monitor import run_monitor
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.core.capture_parquet import compact_all
+from mlops_kit.core.monitoring.monitor import monitor_all
 
 logger = Logger(service="mlops-kit-monitor", stream=sys.stderr)  # stdout stays clean for --json
 
 
-class MonitoringFailed(RuntimeError):
-    pass
+def _emit(report: dict[str, Any]) -> None:
+    logger.info("monitoring done", extra={"report": {k: report.get(k) for k in (
+        "model", "version", "status", "rows", "drifted", "report_key", "reason")}})
+    # CloudWatch Embedded Metric Format: one log line becomes metrics (no PutMetricData call)
+    print(json.dumps(emf_metrics(report, stack=_wiring.backend().settings.stack)),
+          file=sys.stderr, flush=True)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ctx = _wiring.backend().ctx
-    reports, errors = [], []
-    for model in ctx.registry.list_models():
-        try:
-            # closed hours of captures -> Parquet (Athena / DuckDB); the monitor reads the raw
-            compacted = compact_captures(ctx.store, model, ctx.clock.now())
-            if compacted:
-                logger.info("captures compacted", extra={
-                    "model": model, "hours": [c["hour"] for c in compacted],
-                    "rows": sum(c["rows"] for c in compacted)})
-            r = run_monitor(ctx, model)  # a retrain dataset is announced by S3's notification
-        except MlopsKitError as exc:
-            logger.error("monitoring failed", extra={"model": model, "error": exc.message})
-            errors.append({"model": model, "error": exc.message})
-            continue
-        reports.append({k: r.get(k) for k in ("model", "version", "status", "rows", "drifted",
-                                               "report_key", "reason")})
-        logger.info("monitoring done", extra={"report": reports[-1]})
-        # CloudWatch Embedded Metric Format: one log line becomes metrics (no PutMetricData call)
-        print(json.dumps(emf_metrics(r)), file=sys.stderr, flush=True)
-    if errors:
-        raise MonitoringFailed(f"monitoring failed for {[e['model'] for e in errors]}: {errors}")
-    return {"reports": reports, "errors": errors}
+    # closed hours of captures -> Parquet for Athena / DuckDB (docs/captures.md); the monitor
+    # itself reads the raw columnar objects
+    compacted = compact_all(ctx.store, ctx.registry.list_models(), ctx.clock.now())
+    for e in compacted["errors"]:
+        logger.error("capture compaction failed", extra=e)
+    # a retrain dataset is announced by S3's notification (no announce callback here)
+    out = monitor_all(ctx, on_report=_emit)
+    for e in out["errors"]:
+        logger.error("monitoring failed", extra=e)
+    return {**out, "compacted": compacted}

@@ -26,7 +26,9 @@ def api() -> HttpApi:
     if _api is None:
         with _lock:
             if _api is None:
-                _api = HttpApi(_wiring.backend().service(), authorize=None)
+                b = _wiring.backend()
+                # the console (/ui/) is imported on its first request, behind the gateway's auth
+                _api = HttpApi(b.service(), authorize=None, ui=b.console())
     return _api
 
 
@@ -37,11 +39,14 @@ def _request(event: dict[str, Any]) -> tuple[str, str, dict[str, str], bytes | N
     stage = rc.get("stage")
     if stage and stage != "$default" and path.startswith(f"/{stage}/"):
         path = path[len(stage) + 1:]  # a named stage prefixes rawPath
+    headers = dict(event.get("headers") or {})
+    if event.get("cookies"):  # payload 2.0 moves request cookies out of the headers
+        headers["cookie"] = "; ".join(event["cookies"])
     body = event.get("body")
     if body is not None:
         body = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") \
             else body.encode()
-    return method, path, event.get("headers") or {}, body
+    return method, path, headers, body
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -59,15 +64,18 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         resp = service.handle(method, path, headers, body, request_id=request_id) if service \
             else Response(503, {"error": "service unavailable", "code": "unavailable"})
         _flush_capture_if_due(service)
-    payload, headers = resp.payload()
-    headers_out = dict(headers)
+    headers_out = dict(resp.headers)
     if isinstance(resp.body, dict) and resp.body.get("request_id"):
         headers_out["x-request-id"] = str(resp.body["request_id"])
-    if resp.binary is not None:  # V2 binary tensors: API Gateway / Function URLs want base64
-        return {"statusCode": resp.status, "headers": headers_out,
-                "body": base64.b64encode(payload).decode(), "isBase64Encoded": True}
-    return {"statusCode": resp.status, "headers": headers_out,
-            "body": payload.decode(), "isBase64Encoded": False}
+    out: dict[str, Any] = {"statusCode": resp.status, "headers": headers_out}
+    if "set-cookie" in headers_out:  # payload 2.0 answers cookies in their own field
+        out["cookies"] = [headers_out.pop("set-cookie")]
+    payload = resp.payload()
+    try:
+        out.update(body=payload.decode(), isBase64Encoded=False)
+    except UnicodeDecodeError:
+        out.update(body=base64.b64encode(payload).decode(), isBase64Encoded=True)
+    return out
 
 
 def _flush_capture_if_due(service: HttpApi | None) -> None:

@@ -1,10 +1,12 @@
 """train: SQS training jobs -> core.training.usecase.train_job (train, export ONNX, parity gate, register,
 promote). Idempotent on dataset sha256 + spec hash; artifacts first, registry entry last.
-Failures are reported per message (batchItemFailures) and end in the DLQ after the receive
-count."""
+A final failure (bad params, data, a bug) leaves the version `failed`, notifies and is
+acknowledged; only retryable failures are reported in batchItemFailures and end in the DLQ
+(whose depth alarm notifies) after the receive count."""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -17,23 +19,39 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
+from mlops_kit.core.jobs import run_job
 from mlops_kit.core.training.usecase import train_job
+from mlops_kit.errors import ValidationError, describe
 
 logger = Logger(service="mlops-kit-train", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SQSRecord) -> dict[str, Any]:
+def _job(body: str) -> dict[str, Any] | None:
     try:
-        job = record.json_body
-        if not isinstance(job, dict) or "model" not in job or "dataset_key" not in job:
-            raise ValueError("message body is not a training job")
-        result = train_job(_wiring.backend().ctx, job)
-    except Exception:
-        logger.exception("training job failed", extra={"message_id": record.message_id})
+        job = json.loads(body)
+    except ValueError:
+        return None
+    return job if isinstance(job, dict) and "model" in job and "dataset_key" in job else None
+
+
+def _poison(body: dict[str, Any]) -> dict[str, Any]:
+    raise ValidationError(f"message body is not a training job: {body.get('raw', '')[:200]!r}",
+                          field="body")
+
+
+def record_handler(record: SQSRecord) -> dict[str, Any]:
+    ctx = _wiring.backend().ctx
+    job = _job(record.body)
+    try:  # a poison body is a final failure: notified and acknowledged, never retried
+        result = run_job(ctx.notifier, "train", (lambda j: train_job(ctx, j)) if job else _poison,
+                         job or {"message_id": record.message_id, "raw": record.body})
+    except Exception as exc:  # only retryable failures propagate: batchItemFailures
+        logger.warning("training job failed, will be retried",
+                       extra={"message_id": record.message_id, "error": describe(exc)})
         raise
     logger.info("training job done", extra={"result": {k: result.get(k) for k in (
-        "status", "model", "version", "promoted", "reasons")}})
+        "status", "model", "version", "promoted", "reasons", "error")}})
     return result
 
 

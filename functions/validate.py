@@ -1,8 +1,10 @@
 """validate: an SQS batch of S3 notifications -> core.pipeline.on_object_created per object.
 
 S3 test events are ignored; keys are URL-decoded; the core is idempotent per key + etag
-(delivery is at-least-once). A failing message is reported in batchItemFailures so only it is
-redelivered; after the queue's receive count SQS moves it to the dead-letter queue."""
+(delivery is at-least-once). A final failure (no spec, a .json upload, a poison message, a bug)
+is an outcome: quarantined or reported, notified and acknowledged. Only a retryable failure is
+reported in batchItemFailures, so only it is redelivered; after the queue's receive count SQS
+moves it to the dead-letter queue, whose depth alarm notifies."""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
+from mlops_kit.core.jobs import run_job
 from mlops_kit.core.pipeline import on_object_created
+from mlops_kit.errors import ValidationError, describe
 
 logger = Logger(service="mlops-kit-validate", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -28,11 +32,16 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def created_objects(body: str) -> list[dict[str, Any]]:
     """The objects an S3 notification (the SQS message body) announces."""
-    event = json.loads(body)
+    try:
+        event = json.loads(body)
+    except ValueError:
+        event = None
     if isinstance(event, dict) and event.get("Event") == "s3:TestEvent":
         return []
     if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
-        raise ValueError("message body is not an S3 event notification")
+        # a poison message: final (no retry can parse it), logged and notified with an excerpt
+        raise ValidationError(f"message body is not an S3 event notification: {body[:200]!r}",
+                              field="body")
     return [
         {"key": unquote_plus(r["s3"]["object"]["key"]), "etag": r["s3"]["object"].get("eTag"),
          "version_id": r["s3"]["object"].get("versionId")}
@@ -42,15 +51,24 @@ def created_objects(body: str) -> list[dict[str, Any]]:
 
 def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
     ctx = _wiring.backend().ctx
-    try:
-        results = [on_object_created(ctx, o["key"], o["etag"], o["version_id"])
-                   for o in created_objects(record.body)]
-    except Exception:
-        logger.exception("message failed", extra={"message_id": record.message_id})
+
+    def one(o: dict[str, Any]) -> dict[str, Any]:
+        return on_object_created(ctx, o["key"], o["etag"], o["version_id"])
+
+    def every(body: dict[str, Any]) -> list[dict[str, Any]]:
+        return [run_job(ctx.notifier, "validate", one, o) for o in created_objects(body["raw"])]
+
+    try:  # a body that is no S3 notification is a final failure too (poison: never retried)
+        out = run_job(ctx.notifier, "validate", every, {"raw": record.body})
+    except Exception as exc:  # only retryable failures propagate: batchItemFailures
+        logger.warning("message failed, will be retried",
+                       extra={"message_id": record.message_id, "error": describe(exc)})
         raise
+    results = out if isinstance(out, list) else [out]
     for r in results:
         logger.info("object processed", extra={"result": {k: r.get(k) for k in (
-            "status", "model", "dataset_key", "key", "rows", "quarantine_key", "duplicate")}})
+            "status", "model", "dataset_key", "key", "rows", "quarantine_key", "duplicate",
+            "error")}})
     return results
 
 

@@ -2,7 +2,12 @@
 
 Only this module reads configuration (pulumi.Config); components get typed args. Config is
 validated up front (infra/config.py) so a bad key fails `pulumi preview` with every problem
-listed, before anything is created.
+listed, before anything is created. Pulumi.yaml declares the same keys (types, defaults,
+descriptions) and the stack-wide `aws:defaultTags`; each component tags what it creates.
+
+`pulumi preview` installs and builds nothing: the Lambda zips come from the cache `make package`
+fills (or packageDir), and the training image is not built (docker-build skips the build on
+preview; with trainImageUri nothing is built at all).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ for path in (ROOT, ROOT / "src"):  # pulumi runs this file from infra/; make bot
 
 import pulumi  # noqa: E402
 
-from infra import packaging  # noqa: E402
+from infra import lambda_zips  # noqa: E402
 from infra.components import (  # noqa: E402
     AlertsTopic,
     AlertsTopicArgs,
@@ -41,6 +46,7 @@ from infra.config import KEYS, OBJECT_KEYS, StackConfig, parse_config  # noqa: E
 from mlops_kit.topology import ARTIFACTS, DATA, Topology, default_topology  # noqa: E402
 
 BUCKET_OUTPUTS = {DATA: "data_bucket", ARTIFACTS: "artifact_bucket"}
+ZIP_CACHE = ROOT / "build" / "lambda"  # what `make package` fills
 
 
 def _structured(value: str | None):
@@ -61,18 +67,20 @@ def read_config(topology: Topology) -> StackConfig:
     return parse_config(raw, [f.name for f in topology.functions])
 
 
-def zip_artifacts(cfg: StackConfig, topology: Topology) -> dict[str, packaging.Artifact]:
-    functions = packaging.zip_functions(topology)
+def zip_artifacts(cfg: StackConfig, topology: Topology,
+                  preview: bool | None = None) -> dict[str, lambda_zips.Artifact]:
+    functions = lambda_zips.zip_functions(topology)
     if cfg.package_dir:  # prebuilt (make package): no pip during `pulumi up`
         base = Path(cfg.package_dir)
         base = base if base.is_absolute() else ROOT / base
-        return {fn: packaging.load_artifact(fn, base / f"{fn}.zip") for fn in functions}
-    artifacts = packaging.build_all(ROOT / "build" / "lambda", functions)
-    pulumi.log.info("lambda packages:\n" + packaging.report(artifacts))
+        return {fn: lambda_zips.load_artifact(fn, base / f"{fn}.zip") for fn in functions}
+    offline = pulumi.runtime.is_dry_run() if preview is None else preview
+    artifacts = lambda_zips.build_all(ZIP_CACHE, functions, offline=offline)
+    pulumi.log.info("lambda packages:\n" + lambda_zips.report(artifacts))
     return {a.function: a for a in artifacts}
 
 
-def build(cfg: StackConfig, topology: Topology, zips: dict[str, packaging.Artifact]) -> dict:
+def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Artifact]) -> dict:
     """Create every resource; return the stack outputs."""
     p = cfg.name_prefix
     queues = Queues("queues", QueuesArgs(topology, p))
@@ -92,16 +100,18 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, packaging.Artifa
         bucket_names=storage.bucket_names, table_arn=table.arn, table_name=table.name,
         queue_arns=queues.arns, queue_urls=queues.urls, topic_arn=alerts.arn,
         topic_key_arn=alerts.key_arn, zips=zips, image_uri=image.image_uri if image else None,
-        region=cfg.region,
-        log_retention_days=cfg.log_retention_days, memory=cfg.memory,
+        region=cfg.region, log_retention_days=cfg.log_retention_days, memory=cfg.memory,
+        reserved_concurrency=cfg.reserved_concurrency, tracing=cfg.tracing,
         sse_algorithm=cfg.sse_algorithm, protect=cfg.deletion_protection))
     api = InferenceApi("inference-api", InferenceApiArgs(
         topology.http, p, functions.functions[topology.http.function], cfg.auth_mode,
         cfg.jwt_issuer, cfg.jwt_audience, cfg.log_retention_days, cfg.throttle_rate_limit,
-        cfg.throttle_burst_limit))
-    Monitoring("monitoring", MonitoringArgs(
-        topology, p, functions.functions, {n: q.name for n, q in queues.dlqs.items()},
-        alerts.arn, api_id=api.api.id, latency_p99_ms=cfg.latency_p99_ms))
+        cfg.throttle_burst_limit, detailed_metrics=cfg.detailed_api_metrics))
+    monitoring = Monitoring("monitoring", MonitoringArgs(
+        topology, p, cfg.region, functions.functions,
+        {n: q.name for n, q in queues.queues.items()},
+        {n: q.name for n, q in queues.dlqs.items()}, alerts.arn, api_id=api.api.id,
+        latency_p99_ms=cfg.latency_p99_ms))
 
     data = storage.bucket_names[topology.store_for_prefix("datasets/")]
     outputs = {BUCKET_OUTPUTS.get(n, f"{n}_bucket"): b for n, b in storage.bucket_names.items()}
@@ -114,6 +124,7 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, packaging.Artifa
         dlq_urls={n: q.url for n, q in queues.dlqs.items()},
         topic_arn=alerts.arn,
         function_names=functions.names,
+        dashboard=monitoring.dashboard.dashboard_name,
     )
     if image is not None:
         outputs["train_repository_url"] = image.repository.repository_url
@@ -122,6 +133,12 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, packaging.Artifa
 
 def main() -> None:
     topology = default_topology()
+    if pulumi.Config().get("cloud") == "azure":  # the same topology, rendered on Azure
+        from infra import azure_stack
+
+        schedule = pulumi.Config().get("schedule") or "rate(1 hour)"
+        azure_stack.main(default_topology(schedule=schedule))
+        return
     cfg = read_config(topology)
     topology = default_topology(schedule=cfg.schedule)
     outputs = build(cfg, topology, zip_artifacts(cfg, topology))

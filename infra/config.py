@@ -22,13 +22,32 @@ LOG_RETENTION_DAYS = (
 LAMBDA_MEMORY_MB = (128, 10240)  # Lambda's memory range, in MB
 SSE_ALGORITHMS = ("aws:kms", "AES256")
 
-# Project-namespace keys `__main__` reads (pulumi config set <key> ...), plus aws:region.
-KEYS = (
-    "namePrefix", "schedule", "memory", "authMode", "jwtIssuer", "jwtAudience",
-    "logRetentionDays", "deletionProtection", "alarmEmail", "sseAlgorithm", "packageDir",
-    "trainImageUri", "throttleRateLimit", "throttleBurstLimit", "latencyP99Ms",
-)
-OBJECT_KEYS = ("memory", "jwtAudience")  # read with get_object (structured values)
+# Project-namespace keys `__main__` reads (pulumi config set <key> ...), plus aws:region, with
+# the type Pulumi.yaml declares for each and the StackConfig field it fills (a test checks that
+# Pulumi.yaml's `config:` schema and this module agree: keys, types and defaults).
+SCHEMA: dict[str, tuple[str, str]] = {
+    "cloud": ("string", "cloud"),
+    "namePrefix": ("string", "name_prefix"),
+    "schedule": ("string", "schedule"),
+    "memory": ("object", "memory"),
+    "reservedConcurrency": ("object", "reserved_concurrency"),
+    "authMode": ("string", "auth_mode"),
+    "jwtIssuer": ("string", "jwt_issuer"),
+    "jwtAudience": ("array", "jwt_audience"),
+    "logRetentionDays": ("integer", "log_retention_days"),
+    "deletionProtection": ("boolean", "deletion_protection"),
+    "alarmEmail": ("string", "alarm_email"),
+    "sseAlgorithm": ("string", "sse_algorithm"),
+    "packageDir": ("string", "package_dir"),
+    "trainImageUri": ("string", "train_image_uri"),
+    "throttleRateLimit": ("integer", "throttle_rate_limit"),
+    "throttleBurstLimit": ("integer", "throttle_burst_limit"),
+    "latencyP99Ms": ("integer", "latency_p99_ms"),
+    "tracing": ("boolean", "tracing"),
+    "detailedApiMetrics": ("boolean", "detailed_api_metrics"),
+}
+KEYS = tuple(SCHEMA)
+OBJECT_KEYS = tuple(k for k, (t, _) in SCHEMA.items() if t in ("object", "array"))  # JSON
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 # Lower-case so it can start bucket names; short so "<prefix>-<function>" fits every limit.
@@ -36,8 +55,11 @@ _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_IMAGE_URI = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[\w./-]+"
-                        r"(:[\w.-]+|@sha256:[0-9a-f]{64})$")
+# An ECR image: repo:tag, repo@sha256:<digest> or repo:tag@sha256:<digest>. Lambda gets the
+# digest only (it refuses a tag and a digest together); a bare tag is resolved to its digest.
+_IMAGE_URI = re.compile(r"^(?P<repo>\d{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com"
+                        r"(\.cn)?/(?P<name>[a-z0-9][\w./-]*))"
+                        r"(:(?P<tag>[\w][\w.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$")
 
 
 class ConfigError(ValueError):
@@ -52,6 +74,7 @@ class ConfigError(ValueError):
 class StackConfig:
     region: str
     name_prefix: str
+    cloud: Literal["aws", "azure"] = "aws"  # azure: infra/azure renders the same topology
     schedule: str = "rate(1 hour)"
     memory: Mapping[str, int] = field(default_factory=dict)  # function -> MB override
     auth_mode: AuthMode = "iam"
@@ -61,11 +84,16 @@ class StackConfig:
     deletion_protection: bool = True
     alarm_email: str | None = None
     sse_algorithm: str = "aws:kms"
-    package_dir: str | None = None  # prebuilt zips (python -m infra.packaging --out DIR)
+    package_dir: str | None = None  # prebuilt zips (python -m infra.lambda_zips --out DIR)
     train_image_uri: str | None = None  # prebuilt training image; else the program builds it
-    throttle_rate_limit: float = 50.0
+    throttle_rate_limit: int = 50
     throttle_burst_limit: int = 100
     latency_p99_ms: int = 1000
+    # Opt-in only: reserved concurrency is carved out of the account's unreserved pool, and
+    # new accounts (quota 10 or 50) refuse any reservation that leaves less than 10.
+    reserved_concurrency: Mapping[str, int] = field(default_factory=dict)
+    tracing: bool = False  # X-Ray on every function (paid per trace)
+    detailed_api_metrics: bool = False  # per-route API Gateway metrics (paid per metric)
 
     def memory_for(self, function: str, default: int) -> int:
         return int(self.memory.get(function, default))
@@ -97,6 +125,36 @@ def _int(key: str, value: Any, problems: list[str], default: int) -> int:
         return default
 
 
+def _per_function(key: str, value: Any, functions: tuple[str, ...], problems: list[str],
+                  bounds: tuple[int, int], unit: str, example: int) -> dict[str, int]:
+    """An object of function name -> whole number within bounds (memory, reservedConcurrency)."""
+    out: dict[str, int] = {}
+    if value in (None, ""):
+        return out
+    if not isinstance(value, Mapping):
+        problems.append(f"{key}: expected an object like {{\"serve\": {example}}} "
+                        f"(pulumi config set --path {key}.serve {example})")
+        return out
+    lo, hi = bounds
+    for fn, raw_n in value.items():
+        if fn not in functions:
+            problems.append(f"{key}.{fn}: unknown function; known: {', '.join(functions)}")
+            continue
+        n = _int(f"{key}.{fn}", raw_n, problems, -1)
+        if n != -1 and not lo <= n <= hi:
+            problems.append(f"{key}.{fn}: {n} {unit} is outside {lo}-{hi}")
+        out[fn] = n
+    return out
+
+
+def image_uri_parts(uri: str) -> dict[str, str | None]:
+    """repo (registry/name), name, region, tag, digest of a valid trainImageUri."""
+    m = _IMAGE_URI.match(uri)
+    if not m:
+        raise ValueError(f"not an ECR image URI: {uri!r}")
+    return {k: m.group(k) for k in ("repo", "name", "region", "tag", "digest")}
+
+
 def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> StackConfig:
     """Validate raw config values (strings or structured objects) into a StackConfig."""
     problems: list[str] = []
@@ -116,6 +174,10 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
             f"namePrefix: {name_prefix!r} must be 3-24 chars of a-z, 0-9 and single '-', "
             "starting with a letter (it starts bucket and function names)")
 
+    cloud = str(raw.get("cloud") or "aws")
+    if cloud not in ("aws", "azure"):
+        problems.append(f"cloud: {cloud!r} must be aws or azure")
+
     schedule = str(raw.get("schedule") or "rate(1 hour)")
     rate = _RATE.match(schedule)
     if rate:
@@ -126,21 +188,10 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
     elif not _CRON.match(schedule):
         problems.append(f"schedule: {schedule!r} must be rate(N unit) or cron(m h dom mon dow y)")
 
-    memory_raw = raw.get("memory") or {}
-    memory: dict[str, int] = {}
-    if not isinstance(memory_raw, Mapping):
-        problems.append("memory: expected an object like {\"serve\": 2048} "
-                        "(pulumi config set --path memory.serve 2048)")
-    else:
-        lo, hi = LAMBDA_MEMORY_MB
-        for fn, mb in memory_raw.items():
-            if fn not in functions:
-                problems.append(f"memory.{fn}: unknown function; known: {', '.join(functions)}")
-                continue
-            value = _int(f"memory.{fn}", mb, problems, -1)
-            if value != -1 and not lo <= value <= hi:
-                problems.append(f"memory.{fn}: {value} MB is outside Lambda's {lo}-{hi} MB")
-            memory[fn] = value
+    memory = _per_function("memory", raw.get("memory"), functions, problems,
+                           LAMBDA_MEMORY_MB, "MB", example=2048)
+    reserved = _per_function("reservedConcurrency", raw.get("reservedConcurrency"), functions,
+                             problems, (1, 1000), "concurrent executions", example=5)
 
     auth_mode = str(raw.get("authMode") or "iam").strip().lower()
     jwt_issuer = raw.get("jwtIssuer") or None
@@ -173,18 +224,15 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
         problems.append(f"sseAlgorithm: {sse!r} must be one of {', '.join(SSE_ALGORITHMS)}")
 
     image = raw.get("trainImageUri") or None
-    if image and not _IMAGE_URI.match(str(image)):
+    found = _IMAGE_URI.match(str(image)) if image else None
+    if image and not (found and (found.group("tag") or found.group("digest"))):
         problems.append(f"trainImageUri: {image!r} must be an ECR image URI "
-                        "(<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> or @sha256:...)")
+                        "(<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>, @sha256:<digest> "
+                        "or :<tag>@sha256:<digest>)")
 
-    rate_limit = raw.get("throttleRateLimit")
-    try:
-        throttle_rate = 50.0 if rate_limit in (None, "") else float(rate_limit)
-        if throttle_rate <= 0:
-            raise ValueError
-    except (TypeError, ValueError):
-        problems.append(f"throttleRateLimit: expected a positive number, got {rate_limit!r}")
-        throttle_rate = 50.0
+    throttle_rate = _int("throttleRateLimit", raw.get("throttleRateLimit"), problems, 50)
+    if throttle_rate < 1:
+        problems.append(f"throttleRateLimit: expected >= 1 request/s, got {throttle_rate}")
     burst = _int("throttleBurstLimit", raw.get("throttleBurstLimit"), problems, 100)
     if burst < 1:
         problems.append(f"throttleBurstLimit: expected >= 1, got {burst}")
@@ -194,14 +242,18 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
 
     deletion_protection = _bool("deletionProtection", raw.get("deletionProtection"), problems,
                                 True)
+    tracing = _bool("tracing", raw.get("tracing"), problems, False)
+    detailed = _bool("detailedApiMetrics", raw.get("detailedApiMetrics"), problems, False)
     if problems:
         raise ConfigError(problems)
     return StackConfig(
-        region=str(region), name_prefix=name_prefix, schedule=schedule, memory=memory,
+        region=str(region), name_prefix=name_prefix, cloud=cloud,  # type: ignore[arg-type]
+        schedule=schedule, memory=memory,
         auth_mode=auth_mode,  # type: ignore[arg-type]  # checked above
         jwt_issuer=str(jwt_issuer) if jwt_issuer else None, jwt_audience=jwt_audience,
         log_retention_days=retention, deletion_protection=deletion_protection,
         alarm_email=str(alarm_email) if alarm_email else None, sse_algorithm=sse,
         package_dir=raw.get("packageDir") or None, train_image_uri=image,
         throttle_rate_limit=throttle_rate, throttle_burst_limit=burst, latency_p99_ms=latency,
+        reserved_concurrency=reserved, tracing=tracing, detailed_api_metrics=detailed,
     )

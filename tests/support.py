@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import struct
+import zlib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mlops_kit.bootstrap import Backend, local_backend
@@ -27,6 +32,32 @@ def feature_records(n: int, seed: int = 3, drift: float = 0.0) -> list[dict]:
 
     return [{k: v for k, v in r.items() if k not in ("churned", "customer_id")}
             for r in churn_records(n, seed=seed, drift=drift)]
+
+
+def chromium() -> str:
+    """Debian's chromium for the browser tests: they skip without it, except in CI (.ci/run
+    installs it), where a missing browser fails."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("chromium is required in CI (apt-get install -y chromium)")
+    pytest.skip("chromium is not installed")
+
+
+def png_pixels(data: bytes) -> tuple[int, int, bytes]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height = 8, b"", 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", chunk[:8])
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    return width, height, zlib.decompress(idat)
 
 
 def captured_rows(body: bytes) -> list[dict]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.tags import component_tags
 from infra.config import AuthMode
 from mlops_kit.topology import HttpTrigger
 
@@ -62,6 +63,7 @@ class InferenceApiArgs:
     log_retention_days: int = 30
     throttle_rate_limit: float = 50.0
     throttle_burst_limit: int = 100
+    detailed_metrics: bool = False  # per-route metrics cost extra: off unless asked for
 
 
 class InferenceApi(pulumi.ComponentResource):
@@ -72,8 +74,10 @@ class InferenceApi(pulumi.ComponentResource):
             raise ValueError(f"auth_mode must be iam or jwt, got {args.auth_mode!r}")
         child = pulumi.ResourceOptions(parent=self)
         prefix = args.name_prefix
+        tags = component_tags("api")
         self.api = aws.apigatewayv2.Api(f"{prefix}-api", protocol_type="HTTP",
-                                        description="mlops-kit inference API", opts=child)
+                                        description="mlops-kit inference API", tags=tags,
+                                        opts=child)
         integration = aws.apigatewayv2.Integration(
             f"{prefix}-api-{args.http.function}", api_id=self.api.id,
             integration_type="AWS_PROXY", integration_uri=args.function.arn,
@@ -95,14 +99,15 @@ class InferenceApi(pulumi.ComponentResource):
                 authorization_type="AWS_IAM" if args.auth_mode == "iam" else "JWT",
                 authorizer_id=authorizer_id, opts=child)
         access_logs = aws.cloudwatch.LogGroup(
-            f"{prefix}-api-access-logs", retention_in_days=args.log_retention_days, opts=child)
+            f"{prefix}-api-access-logs", retention_in_days=args.log_retention_days, tags=tags,
+            opts=child)
         self.stage = aws.apigatewayv2.Stage(
             f"{prefix}-api-stage", api_id=self.api.id, name="$default", auto_deploy=True,
             default_route_settings={"throttling_rate_limit": args.throttle_rate_limit,
                                     "throttling_burst_limit": args.throttle_burst_limit,
-                                    "detailed_metrics_enabled": True},
+                                    "detailed_metrics_enabled": args.detailed_metrics},
             access_log_settings={"destination_arn": access_logs.arn,
-                                 "format": ACCESS_LOG_FORMAT},
+                                 "format": ACCESS_LOG_FORMAT}, tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.routes.values())))
         aws.lambda_.Permission(
             f"{prefix}-api-invoke-{args.http.function}", action="lambda:InvokeFunction",

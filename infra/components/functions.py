@@ -1,9 +1,14 @@
 """Functions: one Lambda per topology function, each with its own role, policy and log group.
 
-Light functions ship as the reproducible zips from infra/packaging.py, uploaded to a private code
+Light functions ship as the reproducible zips from infra/lambda_zips.py, uploaded to a private code
 bucket under a content-addressed key (zips over 50 MB cannot be sent inline, and an unchanged
 zip is not re-uploaded); training ships as a container image. Queue consumers get an event source
 mapping reporting partial batch failures, so one bad message does not redeliver the batch.
+
+No reserved concurrency unless the stack opts in (reservedConcurrency): new accounts have a
+concurrency quota of 10 or 50 and refuse any reservation that leaves fewer than 10 unreserved,
+so a default reservation fails `pulumi up`. A queue's `max_concurrency` caps its consumer on
+the event source mapping instead (train: 2). X-Ray tracing is opt-in (tracing).
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.components.iam import Arns, assume_role_policy, policy_document
+from infra.components.iam import assume_role_policy, function_policy
 from infra.components.storage import SecureBucket, SecureBucketArgs
-from infra.packaging import Artifact
+from infra.components.tags import component_tags
+from infra.lambda_zips import Artifact
 from mlops_kit.topology import ENV_FOR, QUEUE_ENV, STORE_ENV, Function, Topology
 
 RUNTIME = "python3.12"
@@ -37,12 +43,15 @@ class FunctionsArgs:
     topic_arn: pulumi.Input[str]
     topic_key_arn: pulumi.Input[str]
     zips: Mapping[str, Artifact]  # zip function -> built artifact
-    image_uri: pulumi.Input[str] | None  # for image functions
+    image_uri: pulumi.Input[str] | None  # for image functions: repo@sha256:<digest> only
     region: str
     log_retention_days: int = 30
     memory: Mapping[str, int] = field(default_factory=dict)  # overrides, MB
+    reserved_concurrency: Mapping[str, int] = field(default_factory=dict)  # opt-in only
+    tracing: bool = False
     sse_algorithm: str = "aws:kms"
     protect: bool = True
+    code_noncurrent_days: int = 7  # replaced code zips (noncurrent versions) expire
 
 
 def environment(fn: Function, args: FunctionsArgs) -> dict[str, pulumi.Input[str]]:
@@ -52,7 +61,8 @@ def environment(fn: Function, args: FunctionsArgs) -> dict[str, pulumi.Input[str
     queues), so every function gets every name; what it may *do* with them is its policy.
     The topic only goes to publishers: with it set, the notifier publishes.
     """
-    env: dict[str, pulumi.Input[str]] = {ENV_FOR["backend"]: "aws", REGION_ENV: args.region}
+    env: dict[str, pulumi.Input[str]] = {ENV_FOR["backend"]: "aws", REGION_ENV: args.region,
+                                         ENV_FOR["stack"]: args.name_prefix}
     for store in args.topology.stores:
         env[STORE_ENV[store.name]] = args.bucket_names[store.name]
     env[ENV_FOR["table"]] = args.table_name
@@ -67,14 +77,19 @@ class Functions(pulumi.ComponentResource):
     def __init__(self, name: str, args: FunctionsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlopskit:functions:Functions", name, None, opts)
         topo, prefix = args.topology, args.name_prefix
+        tags = component_tags("functions")
         self.functions: dict[str, aws.lambda_.Function] = {}
         self.roles: dict[str, aws.iam.Role] = {}
         self.log_groups: dict[str, aws.cloudwatch.LogGroup] = {}
         self.mappings: dict[str, aws.lambda_.EventSourceMapping] = {}
         code_bucket = None
         if any(f.package == "zip" for f in topo.functions):
+            # content-addressed keys: a new zip is a new key and Pulumi deletes the old object,
+            # which versioning keeps as a noncurrent version until the lifecycle expires it
             code_bucket = SecureBucket(
-                f"{prefix}-code", SecureBucketArgs(args.sse_algorithm, protect=False),
+                f"{prefix}-code", SecureBucketArgs(
+                    args.sse_algorithm, protect=False, tags=tags,
+                    noncurrent_days=args.code_noncurrent_days),
                 pulumi.ResourceOptions(parent=self)).bucket
 
         for fn in topo.functions:
@@ -82,27 +97,34 @@ class Functions(pulumi.ComponentResource):
             fn_name = f"{prefix}-{fn.name}"
             log_group = aws.cloudwatch.LogGroup(
                 f"{fn_name}-logs", name=f"/aws/lambda/{fn_name}",
-                retention_in_days=args.log_retention_days, opts=child)
+                retention_in_days=args.log_retention_days, tags=tags, opts=child)
             role = aws.iam.Role(f"{fn_name}-role", assume_role_policy=assume_role_policy(),
-                                description=f"mlops-kit {fn.name}: least privilege", opts=child)
-            consumes = tuple(q.name for q in topo.queues if q.consumer == fn.name)
+                                description=f"mlops-kit {fn.name}: least privilege", tags=tags,
+                                opts=child)
+            consumes = topo.consumes(fn.name)
             policy = aws.iam.RolePolicy(
-                f"{fn_name}-policy", role=role.id,
-                policy=self._policy(fn, args, log_group.arn, consumes), opts=child)
+                f"{fn_name}-policy", role=role.id, policy=function_policy(
+                    topo, fn.name, bucket_arns=args.bucket_arns, table_arn=args.table_arn,
+                    queue_arns=args.queue_arns, topic_arn=args.topic_arn,
+                    topic_key_arn=args.topic_key_arn, log_group_arn=log_group.arn,
+                    tracing=args.tracing),
+                opts=child)
 
             common = dict(
                 name=fn_name, role=role.arn, memory_size=args.memory.get(fn.name, fn.memory_mb),
-                timeout=fn.timeout_s, reserved_concurrent_executions=fn.reserved_concurrency,
-                architectures=["x86_64"], tracing_config={"mode": "Active"},
+                timeout=fn.timeout_s,
+                reserved_concurrent_executions=args.reserved_concurrency.get(fn.name),
+                architectures=["x86_64"],
+                tracing_config={"mode": "Active" if args.tracing else "PassThrough"},
                 environment={"variables": environment(fn, args)},
-                logging_config={"log_format": "JSON", "log_group": log_group.name},
+                logging_config={"log_format": "JSON", "log_group": log_group.name}, tags=tags,
                 # the role must hold its permissions before the function (and its mappings) use it
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]))
             if fn.package == "zip":
                 art = args.zips[fn.name]
                 obj = aws.s3.BucketObjectv2(
                     f"{fn_name}-code", bucket=code_bucket.id, key=f"{fn.name}/{art.sha256}.zip",
-                    source=pulumi.FileAsset(art.path), opts=child)
+                    source=pulumi.FileAsset(art.path), tags=tags, opts=child)
                 function = aws.lambda_.Function(
                     fn_name, package_type="Zip", runtime=RUNTIME, handler=fn.handler,
                     s3_bucket=code_bucket.id, s3_key=obj.key,
@@ -120,11 +142,12 @@ class Functions(pulumi.ComponentResource):
                     maximum_batching_window_in_seconds=MAX_BATCHING_WINDOW_S
                     if q.batch_size > 1 else None,
                     function_response_types=["ReportBatchItemFailures"],
-                    # poll no faster than the function may run, or throttled messages burn
-                    # receives and land in the DLQ unprocessed
-                    scaling_config={"maximum_concurrency": max(2, fn.reserved_concurrency)}
-                    if fn.reserved_concurrency else None,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+                    # the cap on concurrent consumers (no reserved concurrency needed); with a
+                    # reservation too, poll no faster than the function may run, or throttled
+                    # messages burn receives and land in the DLQ unprocessed
+                    scaling_config=scaling(q.max_concurrency,
+                                           args.reserved_concurrency.get(fn.name)),
+                    tags=tags, opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
             self.functions[fn.name] = function
             self.roles[fn.name] = role
             self.log_groups[fn.name] = log_group
@@ -133,16 +156,8 @@ class Functions(pulumi.ComponentResource):
         self.register_outputs({"names": self.names,
                                "arns": {n: f.arn for n, f in self.functions.items()}})
 
-    @staticmethod
-    def _policy(fn: Function, args: FunctionsArgs, log_group_arn: pulumi.Output[str],
-                consumes: tuple[str, ...]) -> pulumi.Output[str]:
-        stores = [s.name for s in args.topology.stores]
-        queues = [q.name for q in args.topology.queues]
-        resolved = pulumi.Output.all(
-            [args.bucket_arns[s] for s in stores], args.table_arn,
-            [args.queue_arns[q] for q in queues], args.topic_arn, args.topic_key_arn,
-            log_group_arn)
-        return resolved.apply(lambda r: policy_document(fn, Arns(
-            buckets=dict(zip(stores, r[0], strict=True)), table=r[1],
-            queues=dict(zip(queues, r[2], strict=True)), topic=r[3], topic_key=r[4],
-            log_group=r[5]), consumes))
+
+def scaling(max_concurrency: int | None, reserved: int | None) -> dict | None:
+    """An event source mapping's scaling config: SQS allows 2-1000 concurrent consumers."""
+    caps = [c for c in (max_concurrency, reserved) if c]
+    return {"maximum_concurrency": min(1000, max(2, min(caps)))} if caps else None

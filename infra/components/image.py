@@ -3,23 +3,34 @@
 Training dependencies (scikit-learn, skl2onnx, pandas, pyarrow) do not fit Lambda's 250 MB zip
 limit, so `train` ships as an image built from functions/Dockerfile. With `trainImageUri` set the
 program uses that image and builds nothing; otherwise it builds and pushes with the
-pulumi-docker-build provider (needs a Docker daemon with buildx where `pulumi up` runs).
+pulumi-docker-build provider (needs a Docker daemon with buildx where `pulumi up` runs; never
+during `pulumi preview`, which builds nothing).
+
+Lambda gets the image by digest only (`repo@sha256:...`): it refuses a reference with both a
+tag and a digest, which is what docker-build's `ref` is (`repo:tag@sha256:...`). A prebuilt
+`repo:tag` is resolved to its digest with ECR's DescribeImages.
 
 The build context is staged (pyproject.toml, README.md, src/, functions/*.py) instead of sending
-the repository root (virtualenvs, build outputs). Its content hash is the image tag: the
-repository's tags are immutable, so an unchanged tree means no rebuild and no push.
+the repository root (virtualenvs, build outputs), and is given to the provider as a path
+relative to the working directory, so every checkout has the same inputs. Its content hash is
+the image tag. Tags are mutable: another checkout (or a rebuild with a newer base image) may
+push the same tag again; Lambda pins the digest anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+
+from infra.components.tags import component_tags
+from infra.config import image_uri_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 KEEP_IMAGES = 10
@@ -45,6 +56,21 @@ def stage_context(root: Path, out: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def digest_only(repository_url: str, digest: str) -> str:
+    """The one image reference Lambda accepts for a pinned image: repo@sha256:<digest>."""
+    if "@" in repository_url or ":" in repository_url.rsplit("/", 1)[-1]:
+        raise ValueError(f"{repository_url!r}: a repository URL, without tag or digest")
+    if not digest.startswith("sha256:"):
+        raise ValueError(f"not an image digest: {digest!r}")
+    return f"{repository_url}@{digest}"
+
+
+def relative_to_cwd(path: Path) -> str:
+    """A path as the provider will see it from the program's working directory (the same in
+    every checkout), never an absolute path that changes the resource's inputs."""
+    return Path(os.path.relpath(path, Path.cwd())).as_posix()
+
+
 @dataclass
 class TrainImageArgs:
     name_prefix: str
@@ -58,10 +84,10 @@ class TrainImage(pulumi.ComponentResource):
         super().__init__("mlopskit:functions:TrainImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.repository = aws.ecr.Repository(
-            f"{args.name_prefix}-train", image_tag_mutability="IMMUTABLE",
+            f"{args.name_prefix}-train", image_tag_mutability="MUTABLE",
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS"}],
-            force_delete=args.force_delete, opts=child)
+            force_delete=args.force_delete, tags=component_tags("train-image"), opts=child)
         aws.ecr.LifecyclePolicy(
             f"{args.name_prefix}-train-lifecycle", repository=self.repository.name,
             policy=json.dumps({"rules": [{
@@ -71,11 +97,21 @@ class TrainImage(pulumi.ComponentResource):
                 "action": {"type": "expire"}}]}),
             opts=child)
         if args.image_uri:
-            self.image_uri: pulumi.Output[str] = pulumi.Output.from_input(args.image_uri)
+            self.image_uri: pulumi.Output[str] = self._prebuilt(args.image_uri)
         else:
             self.image_uri = self._build(args, child)
         self.register_outputs({"repository_url": self.repository.repository_url,
                                "image_uri": self.image_uri})
+
+    def _prebuilt(self, uri: str) -> pulumi.Output[str]:
+        parts = image_uri_parts(uri)
+        repo = str(parts["repo"])
+        if parts["digest"]:
+            return pulumi.Output.from_input(f"{repo}@{parts['digest']}")
+        image = aws.ecr.get_image_output(
+            registry_id=repo.split(".", 1)[0], repository_name=parts["name"],
+            image_tag=parts["tag"], opts=pulumi.InvokeOutputOptions(parent=self))
+        return image.image_digest.apply(lambda d: f"{repo}@{d}")
 
     def _build(self, args: TrainImageArgs, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
         try:
@@ -88,15 +124,20 @@ class TrainImage(pulumi.ComponentResource):
         tag = stage_context(ROOT, args.context_dir)
         token = aws.ecr.get_authorization_token_output(
             registry_id=self.repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
+        context = relative_to_cwd(args.context_dir)
         image = docker_build.Image(
             f"{args.name_prefix}-train-image",
-            context={"location": str(args.context_dir)},
-            dockerfile={"location": str(args.context_dir / "functions" / "Dockerfile")},
+            context={"location": context},
+            dockerfile={"location": f"{context}/functions/Dockerfile"},
             platforms=["linux/amd64"],  # Lambda x86_64, whatever builds it
+            # (the provider adds no provenance attestation, so the push is a single image
+            # manifest, not the index Lambda refuses; a manual build needs --provenance=false)
+            build_on_preview=False,  # preview needs no daemon; `up` builds
             push=True,
             tags=[self.repository.repository_url.apply(lambda url: f"{url}:{tag}")],
             registries=[{"address": self.repository.repository_url,
                          "username": token.user_name, "password": token.password}],
             opts=child)
-        # ref is digest-qualified (repo@sha256:...): Lambda pins exactly what was pushed
-        return image.ref
+        # ref is repo:tag@sha256:... (refused by Lambda); pin repo@digest, exactly what was pushed
+        return pulumi.Output.all(self.repository.repository_url, image.digest).apply(
+            lambda a: digest_only(a[0], a[1]))

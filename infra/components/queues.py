@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.tags import component_tags
 from mlops_kit.topology import Topology
 
 RETENTION_S = 4 * 24 * 3600  # main queue: SQS default
@@ -32,15 +33,17 @@ class Queues(pulumi.ComponentResource):
         super().__init__("mlopskit:queues:Queues", name, None, opts)
         self.queues: dict[str, aws.sqs.Queue] = {}
         self.dlqs: dict[str, aws.sqs.Queue] = {}
+        tags = component_tags("queues")
         for q in args.topology.queues:
             dlq = aws.sqs.Queue(
                 f"{args.name_prefix}-{q.dlq}", sqs_managed_sse_enabled=True,
-                message_retention_seconds=DLQ_RETENTION_S,
+                message_retention_seconds=DLQ_RETENTION_S, tags=tags,
                 opts=pulumi.ResourceOptions(parent=self))
             self.queues[q.name] = aws.sqs.Queue(
                 f"{args.name_prefix}-{q.name}", sqs_managed_sse_enabled=True,
                 visibility_timeout_seconds=args.topology.visibility_timeout(q.name),
                 message_retention_seconds=RETENTION_S, receive_wait_time_seconds=LONG_POLL_S,
+                tags=tags,
                 redrive_policy=dlq.arn.apply(
                     lambda arn, n=q.max_receives: json.dumps(
                         {"deadLetterTargetArn": arn, "maxReceiveCount": n})),

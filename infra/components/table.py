@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.tags import component_tags
 from mlops_kit.topology import Table
 
 
@@ -31,6 +32,7 @@ class RegistryTable(pulumi.ComponentResource):
             point_in_time_recovery={"enabled": True},
             server_side_encryption={"enabled": True},  # KMS (AWS-managed key), not the default
             deletion_protection_enabled=args.deletion_protection,
+            tags=component_tags("table"),
             opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection))
         self.name = self.table.name
         self.arn = self.table.arn

@@ -5,13 +5,16 @@ The only place that chooses a backend. Handlers, the CLI and the local server ca
 from __future__ import annotations
 
 import importlib
+import os
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit.clock import SystemClock
 from mlops_kit.core.context import Context
 from mlops_kit.core.serving.capture import CaptureBuffer
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Clock, Queue
 from mlops_kit.settings import Settings, get_settings
 from mlops_kit.topology import Topology, default_topology
@@ -38,6 +41,24 @@ class Backend:
         return ModelService(self.ctx.store, self.ctx.registry, capture=buffer,
                             notifier=self.ctx.notifier, refresh_seconds=s.refresh_seconds)
 
+    def console(self, authorize: Callable[[Mapping[str, str]], None] | None = None) -> Callable:
+        """The read-only console's /ui/ handler for HttpApi(ui=...). The console package is
+        imported and built on the first /ui/ request, never on the inference path."""
+        built: list = []
+        lock = threading.Lock()
+
+        def handle(method: str, path: str, headers: Mapping[str, str], body: bytes | None):
+            if not built:
+                with lock:
+                    if not built:
+                        from mlops_kit.console import Console
+
+                        built.append(Console(self.ctx.store, self.ctx.registry,
+                                             authorize=authorize))
+            return built[0](method, path, headers, body)
+
+        return handle
+
 
 # backend name -> (factory module, the extra that installs its SDKs)
 FACTORIES = {
@@ -57,12 +78,36 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
     except ModuleNotFoundError as exc:
         if extra is None or (exc.name or "").startswith("mlops_kit"):
             raise
-        raise MlopsKitError(f"the {settings.backend} backend needs {exc.name}: "
+        raise ConfigError(f"the {settings.backend} backend needs {exc.name}: "
                             f"pip install 'mlops-kit[{extra}]'", field="backend") from None
-    parts = factory.build(settings, topology or default_topology())
+    topology = topology or default_topology()
+    parts = factory.build(settings, topology)
+    # after this long a pending version's job is neither running nor waiting: it is stuck
+    stuck_after = (settings.train_visibility_s if settings.backend == "local"
+                   else topology.visibility_timeout("train"))
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
-                  notifier=parts.notifier, clock=clock or SystemClock())
+                  notifier=parts.notifier, clock=clock or SystemClock(),
+                  stuck_after_s=stuck_after, **experiment_engine(settings))
     return Backend(ctx, parts.validate_queue, settings)
+
+
+def experiment_engine(settings: Settings) -> dict[str, Any]:
+    """Where a search's trials run (Context.trial_runner / fan_out_trials) and the optional
+    MLflow tracker. Builds nothing heavy: runners import scikit-learn only when they run."""
+    from mlops_kit.core.training.trials import JoblibRunner
+
+    mode = settings.trials
+    if mode == "auto":
+        mode = "processes" if settings.backend == "local" else "queue"
+    out: dict[str, Any] = {"fan_out_trials": mode == "queue"}
+    if mode == "processes":
+        out["trial_runner"] = JoblibRunner(settings.trial_workers or len(os.sched_getaffinity(0)))
+    if settings.mlflow_tracking_uri:
+        # imports mlflow only when a run is logged: serving never needs it
+        from mlops_kit.adapters.mlflow_tracking import MlflowTracker
+
+        out["tracker"] = MlflowTracker(settings.mlflow_tracking_uri, settings.mlflow_experiment)
+    return out
 
 
 def local_backend(settings: Settings, clock: Clock | None = None) -> Backend:

@@ -2,14 +2,24 @@
 
 `status` is the HTTP status a client sees for this error class. Messages are written for users:
 they name the field and the rule, and never carry stack traces or internals.
+
+`retryable` says what a background job (validate, train) does with the error (DESIGN "failures
+are retryable or final"): a retryable error is a transient infrastructure fault, so the message
+is released, redelivered and may end in the dead-letter queue (which notifies); anything else is
+final: the job ends at once (version `failed`, dataset quarantined, notification, message
+acknowledged), because running it again cannot succeed. `is_retryable` extends the rule to
+exceptions that are not ours (see there).
 """
 
 from __future__ import annotations
+
+import sqlite3
 
 
 class MlopsKitError(Exception):
     status = 500
     code = "internal_error"
+    retryable = False  # final unless a subclass says otherwise
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -46,6 +56,13 @@ class InvalidName(ValidationError):
     code = "invalid_name"
 
 
+class ConfigError(MlopsKitError):
+    """The installation or the settings cannot work: a missing extra, a missing or bad
+    MLOPSKIT_* variable. The message names what to install or set (the CLI exits 2)."""
+
+    code = "configuration"
+
+
 class NotFound(MlopsKitError):
     status = 404
     code = "not_found"
@@ -61,6 +78,7 @@ class RegistryConflict(MlopsKitError):
 
     status = 409
     code = "conflict"
+    retryable = True  # contention: the next delivery sees the winner's write
 
 
 class ConditionFailed(RegistryConflict):
@@ -70,6 +88,7 @@ class ConditionFailed(RegistryConflict):
 class PromotionRefused(MlopsKitError):
     status = 409
     code = "promotion_refused"
+    retryable = False  # a policy decision, not a race
 
 
 class IntegrityError(MlopsKitError):
@@ -92,7 +111,35 @@ class TransientError(MlopsKitError):
 
     status = 503
     code = "unavailable"
+    retryable = True
 
 
 class StorageError(MlopsKitError):
+    """A backing store failed (timeouts, denied, unexpected replies): infrastructure, so retried;
+    a persistent one ends in the DLQ, whose arrival notifies an operator."""
+
     code = "storage_error"
+    retryable = True
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Retry only what a later attempt can fix.
+
+    - the kit's errors carry their own `retryable` (TransientError, StorageError, races: yes;
+      spec, validation, training, export, not found, integrity: no);
+    - OSError outside our mapping (connection reset, timeout, disk full, permission) and a
+      locked/busy SQLite database: infrastructure, yes;
+    - anything else (KeyError, AttributeError, ...) is a bug in the kit or its libraries: a
+      retry would hit the same bug, so it is final. The job reports the exception type and
+      message (never the traceback, which goes to the log)."""
+    if isinstance(exc, MlopsKitError):
+        return exc.retryable
+    return isinstance(exc, (OSError, sqlite3.OperationalError))
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line message for a job outcome: ours verbatim, others as `Type: first line`."""
+    if isinstance(exc, MlopsKitError):
+        return exc.message
+    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"internal error {type(exc).__name__}" + (f": {text}" if text else "")

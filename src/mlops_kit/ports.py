@@ -140,6 +140,29 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+# -- experiments --------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class TrialRunner(Protocol):
+    """Runs a search's trials and yields one outcome dict per trial (any order) as each ends.
+    core/training/trials.py has the in-process and the worker-process runners; a Batch
+    container or another engine can bring its own."""
+
+    def __call__(self, spec: Any, frame: Any, trials: list[dict[str, Any]], *,
+                 max_seconds: float | None = None) -> Iterator[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class ExperimentTracker(Protocol):
+    """An outside experiment tracker (MLflow) that mirrors finished runs; optional."""
+
+    def log_run(self, run: dict[str, Any], trials: list[dict[str, Any]],
+                outcome: dict[str, Any], model_onnx: bytes | None) -> str | None:
+        """Log a finished run and its trials (idempotent); returns the tracker's run id."""
+        ...
+
+
 @dataclass(frozen=True)
 class Adapters:
     """What an adapter factory (adapters/<backend>/factory.py) hands the composition root."""

@@ -29,9 +29,34 @@ class Settings(BaseSettings):
     validate_queue_url: str | None = None
     train_queue_url: str | None = None
     topic_arn: str | None = None
+    # the deployment's name prefix: the Stack dimension of the monitor's metrics (EMF)
+    stack: str | None = None
+
+    # Azure (set by the deployment as app settings; by the emulator locally). No keys: the
+    # managed identity authenticates (DefaultAzureCredential). Names default to the topology's.
+    azure_storage_account: str | None = None
+    azure_endpoint_suffix: str = "core.windows.net"
+    azure_client_id: str | None = Field(default=None, description="user-assigned identity")
+    azure_connection_string: str | None = Field(
+        default=None, repr=False,
+        description="Azurite only: refused unless its endpoints are on loopback")
+    azure_data_container: str | None = None
+    azure_artifact_container: str | None = None
+    azure_table_name: str | None = None
+    azure_validate_queue: str | None = None
+    azure_train_queue: str | None = None
+    azure_alerts_queue: str | None = None
+    # the monitor's schedule, rate(N minutes|hours|days); default: the topology's (Azure
+    # Functions reads it when the app is indexed and renders it as NCRONTAB)
+    monitor_schedule: str | None = None
+    # Azure Functions: the one topology function whose triggers an app registers (one app per
+    # function, each with its own identity); None: every function (one app, the emulator)
+    function: str | None = None
 
     # serving
-    refresh_seconds: float = Field(default=30.0, ge=0)
+    # how often a warm server re-reads the champion/challenger aliases (one small table read
+    # each); a promotion or rollback is served within this many seconds (docs/serving.md)
+    refresh_seconds: float = Field(default=2.0, ge=0)
     capture: bool = True
     capture_max_rows: int = Field(default=2000, ge=1)
     capture_max_age_s: float = Field(default=10.0, ge=0)
@@ -43,6 +68,15 @@ class Settings(BaseSettings):
     train_visibility_s: int = Field(default=900, ge=1)
 
     log_level: str = "INFO"
+
+    # experiments (a spec with a `search`): where trials run. auto = worker processes on the
+    # local backend, one train-queue message per trial (fan-out) on a cloud backend.
+    trials: Literal["auto", "processes", "sequential", "queue"] = "auto"
+    trial_workers: int | None = Field(default=None, ge=1, description="default: usable cores")
+    # optional MLflow mirror of runs and trials (pip install 'mlops-kit[mlflow]'); credentials
+    # go in MLflow's own MLFLOW_TRACKING_TOKEN / _USERNAME / _PASSWORD, never in the URI.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "mlops-kit"
 
 
 @lru_cache(maxsize=1)

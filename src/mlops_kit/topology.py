@@ -1,16 +1,21 @@
 """The cloud-neutral description of a deployment: one source of truth.
 
 infra/ renders it with pulumi-aws; `mlops-kit emulate` renders it against moto; the tests
-assert both against it. Nothing here names a cloud service: a "store" is a bucket on AWS, a
-"queue" is SQS, the "table" is DynamoDB, a "topic" is SNS.
+assert both against it. A "store" is a bucket on AWS, a "queue" is SQS, the "table" is
+DynamoDB, a "topic" is SNS. What each function may do is declared here in the ports'
+vocabulary (read/write a prefix, list it, probe it for a missing key; get/query/put/delete in
+the table; send to a queue; publish) and `iam_policy` renders it into the one IAM policy
+document per function that both the Pulumi program and the IAM-enforced emulation use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Access = Literal["read", "write", "readwrite"]
+TableOp = Literal["get", "query", "put", "delete"]  # transactions are puts and deletes
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,9 @@ class Store:
     name: str
     prefixes: tuple[str, ...]
     expire_days: dict[str, int] = field(default_factory=dict)  # prefix -> days (lifecycle)
+    # Stores are versioned; overwritten/deleted versions expire after this many days (None:
+    # kept, e.g. datasets, whose version ids the registry's lineage records).
+    noncurrent_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,9 @@ class Queue:
     consumer: str  # function name
     max_receives: int = 3
     batch_size: int = 10
+    # At most this many consumer instances at once (the event source mapping's cap; >= 2).
+    # It bounds a consumer without reserved concurrency, which new accounts cannot spare.
+    max_concurrency: int | None = None
 
     @property
     def dlq(self) -> str:
@@ -41,9 +52,18 @@ class Table:
 
 @dataclass(frozen=True)
 class StoreGrant:
+    """What a function's code does under one prefix of a store (nothing more is granted)."""
+
     store: str
     prefix: str
     access: Access
+    match: str = "*"  # which keys under the prefix (a glob; "*" is every key)
+    lists: bool = False  # lists keys under the prefix
+    # asks whether a key exists (ObjectStore.exists): on S3 a one-key listing with the key as
+    # prefix, so s3:ListBucket conditioned on this prefix is enough (a HEAD of a missing key
+    # would answer 403 to a caller without an unconditioned ListBucket on the whole bucket)
+    probes: bool = False
+    multipart: bool = False  # managed transfers (upload_file, copies over 5 GB) that may abort
 
 
 @dataclass(frozen=True)
@@ -53,9 +73,8 @@ class Function:
     package: Literal["zip", "image"]
     memory_mb: int
     timeout_s: int
-    reserved_concurrency: int | None = None
     stores: tuple[StoreGrant, ...] = ()
-    table: Access | None = None
+    table: tuple[TableOp, ...] = ()
     sends_to: tuple[str, ...] = ()  # queues it may send to
     publishes: bool = False  # may publish to the alerts topic
     light: bool = True  # imports no sklearn (serving / monitoring / validation)
@@ -103,6 +122,9 @@ class Topology:
     def store_for_prefix(self, prefix: str) -> str:
         return next(s.name for s in self.stores if prefix in s.prefixes)
 
+    def consumes(self, function: str) -> tuple[str, ...]:
+        return tuple(q.name for q in self.queues if q.consumer == function)
+
     def visibility_timeout(self, queue: str) -> int:
         """SQS guidance: at least 6x the consumer's timeout, so a slow batch is not redelivered."""
         return 6 * self.function(self.queue(queue).consumer).timeout_s
@@ -112,44 +134,61 @@ DATA, ARTIFACTS = "data", "artifacts"
 
 
 def default_topology(schedule: str = "rate(1 hour)") -> Topology:
-    r, w, rw = "read", "write", "readwrite"
+    r: Access = "read"
+    w: Access = "write"
+    rw: Access = "readwrite"
     return Topology(
         stores=(
             Store(DATA, ("specs/", "datasets/", "quarantine/", "labels/"),
                   expire_days={"quarantine/": 90}),
             Store(ARTIFACTS, ("models/", "captures/", "reports/"),
-                  expire_days={"captures/": 30}),
+                  expire_days={"captures/": 30}, noncurrent_days=30),
         ),
-        queues=(Queue("validate", consumer="validate"), Queue("train", consumer="train",
-                                                               batch_size=1)),
+        queues=(Queue("validate", consumer="validate"),
+                Queue("train", consumer="train", batch_size=1, max_concurrency=2)),
         table=Table(),
+        # Each grant is what the code calls (tests/infra/test_policy_coverage.py lists the
+        # calls): load_spec probes specs/<model>.yaml|.yml|.json (a listing of that one key);
+        # a quarantine copy is read back (head) after it is written; the monitor writes only
+        # retrain-*.csv datasets.
         functions=(
             Function(
                 "validate", "validate.handler", "zip", memory_mb=1024, timeout_s=120,
-                stores=(StoreGrant(DATA, "specs/", r), StoreGrant(DATA, "datasets/", r),
-                        StoreGrant(DATA, "labels/", r), StoreGrant(DATA, "quarantine/", w),
+                stores=(StoreGrant(DATA, "specs/", r, probes=True),
+                        StoreGrant(DATA, "datasets/", r), StoreGrant(DATA, "labels/", r),
+                        StoreGrant(DATA, "quarantine/", rw, multipart=True),
                         StoreGrant(ARTIFACTS, "reports/", w)),
-                table=rw, sends_to=("train",), publishes=True,
+                table=("get", "put"), sends_to=("train",), publishes=True,
             ),
             Function(
-                "train", "train.handler", "image", memory_mb=3008, timeout_s=900,
-                reserved_concurrency=2, light=False,
-                stores=(StoreGrant(DATA, "specs/", r), StoreGrant(DATA, "datasets/", r),
-                        StoreGrant(ARTIFACTS, "reports/", r), StoreGrant(ARTIFACTS, "models/", rw)),
-                table=rw, publishes=True,
+                "train", "train.handler", "image", memory_mb=3008, timeout_s=900, light=False,
+                stores=(StoreGrant(DATA, "specs/", r, probes=True),
+                        StoreGrant(DATA, "datasets/", r), StoreGrant(ARTIFACTS, "reports/", r),
+                        StoreGrant(ARTIFACTS, "models/", rw)),
+                # sends to its own queue: an experiment fans its trials out as messages
+                table=("get", "query", "put"), publishes=True, sends_to=("train",),
             ),
             Function(
                 "serve", "serve.handler", "zip", memory_mb=1024, timeout_s=30,
-                stores=(StoreGrant(ARTIFACTS, "models/", r), StoreGrant(ARTIFACTS, "captures/", w)),
-                table=r, publishes=True,
+                stores=(StoreGrant(ARTIFACTS, "models/", r),
+                        StoreGrant(ARTIFACTS, "captures/", w),
+                        # the read-only console (/ui/): the monitoring reports' HTML only
+                        StoreGrant(ARTIFACTS, "reports/", r, match="*/monitoring/*.html")),
+                # query: the console lists versions, history, aliases and monitoring runs
+                table=("get", "query"), publishes=True,
             ),
             Function(
                 "monitor", "monitor.handler", "zip", memory_mb=2048, timeout_s=600,
-                # captures/ rw: it compacts closed hours to captures/<model>/parquet/ (Put only)
-                stores=(StoreGrant(ARTIFACTS, "captures/", rw), StoreGrant(ARTIFACTS, "models/", r),
-                        StoreGrant(DATA, "labels/", r), StoreGrant(DATA, "datasets/", r),
-                        StoreGrant(DATA, "specs/", r), StoreGrant(ARTIFACTS, "reports/", rw)),
-                table=rw, sends_to=("train",), publishes=True,
+                stores=(StoreGrant(ARTIFACTS, "captures/", r, lists=True),
+                        # closed hours compacted to captures/<model>/parquet/ (Put only)
+                        StoreGrant(ARTIFACTS, "captures/", w, match="*/parquet/*"),
+                        StoreGrant(ARTIFACTS, "models/", r),
+                        StoreGrant(DATA, "labels/", r, lists=True),
+                        StoreGrant(DATA, "datasets/", r),
+                        StoreGrant(DATA, "datasets/", w, match="*/retrain-*.csv",
+                                   multipart=True),
+                        StoreGrant(ARTIFACTS, "reports/", w)),
+                table=("get", "query", "put", "delete"), publishes=True,
             ),
         ),
         object_triggers=(
@@ -162,8 +201,84 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
             ("POST", "/v2/models/{model}/infer"), ("GET", "/v2/models/{model}"),
             ("GET", "/v2/models/{model}/ready"), ("GET", "/v2/health/ready"),
             ("GET", "/v2/health/live"),
+            ("GET", "/ui"), ("GET", "/ui/{proxy+}"),  # the read-only console
         )),
     )
+
+
+# -- the IAM policy of a function (AWS), rendered for Pulumi and for moto alike --------------
+S3_READ, S3_WRITE, S3_ABORT, S3_LIST = (
+    "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucket")
+TABLE_ACTIONS: dict[str, str] = {"get": "dynamodb:GetItem", "query": "dynamodb:Query",
+                                 "put": "dynamodb:PutItem", "delete": "dynamodb:DeleteItem"}
+# What the Lambda event source mapping calls with the consumer's role.
+SQS_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+SQS_SEND = ("sqs:SendMessage",)
+LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
+# X-Ray's write APIs have no resource-level permissions: their Resource must be "*".
+XRAY = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+KMS_PUBLISH = ("kms:GenerateDataKey", "kms:Decrypt")  # SNS topic with a customer-managed key
+
+
+@dataclass(frozen=True)
+class PolicyArns:
+    """The resolved ARNs a policy may name (plain strings: Pulumi resolves its outputs first)."""
+
+    buckets: Mapping[str, str]  # store name -> bucket ARN
+    table: str
+    queues: Mapping[str, str]  # queue name -> ARN
+    topic: str
+    topic_key: str | None = None  # the topic's KMS key, when it has one
+    log_group: str | None = None  # the function's own log group
+
+
+def iam_policy(topology: Topology, function: str, arns: PolicyArns, *,
+               tracing: bool = False) -> dict[str, Any]:
+    """The IAM policy document (JSON-ready) of one function: exactly what its code calls."""
+    fn = topology.function(function)
+    out: list[dict[str, Any]] = []
+
+    def allow(sid: str, actions, resources, condition: dict | None = None) -> None:
+        stmt: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": list(actions),
+                                "Resource": sorted(resources)}
+        if condition:
+            stmt["Condition"] = condition
+        out.append(stmt)
+
+    if arns.log_group:
+        allow("OwnLogGroup", LOGS, [f"{arns.log_group}:*"])
+    if tracing:
+        allow("Tracing", XRAY, ["*"])
+    objects: dict[tuple[str, ...], set[str]] = {}
+    listed: dict[str, set[str]] = {}
+    for g in fn.stores:
+        bucket = arns.buckets[g.store]
+        actions = tuple(a for a, on in ((S3_READ, g.access != "write"),
+                                        (S3_WRITE, g.access != "read"),
+                                        (S3_ABORT, g.multipart)) if on)
+        objects.setdefault(actions, set()).add(f"{bucket}/{g.prefix}{g.match}")
+        if g.lists or g.probes:  # exists() lists with the key as prefix (S3ObjectStore)
+            listed.setdefault(bucket, set()).add(f"{g.prefix}*")
+    for i, (actions, resources) in enumerate(sorted(objects.items())):
+        allow(f"Objects{i}", actions, resources)
+    # Listing is granted per prefix only: no function may list a whole bucket, so a GET or
+    # HEAD of a missing key answers 403 (never relied on: exists() lists, see above).
+    for i, (bucket, prefixes) in enumerate(sorted(listed.items())):
+        allow(f"ListPrefixes{i}", (S3_LIST,), [bucket],
+              {"StringLike": {"s3:prefix": sorted(prefixes)}})
+    if fn.table:
+        allow("RegistryTable", [TABLE_ACTIONS[op] for op in TABLE_ACTIONS if op in fn.table],
+              [arns.table])
+    consumed = topology.consumes(fn.name)
+    if consumed:
+        allow("ConsumeQueue", SQS_CONSUME, [arns.queues[q] for q in consumed])
+    if fn.sends_to:
+        allow("SendToQueues", SQS_SEND, [arns.queues[q] for q in fn.sends_to])
+    if fn.publishes:
+        allow("PublishAlerts", ("sns:Publish",), [arns.topic])
+        if arns.topic_key:
+            allow("AlertsKey", KMS_PUBLISH, [arns.topic_key])
+    return {"Version": "2012-10-17", "Statement": out}
 
 
 # Environment variable each function gets, per resource (names from settings.Settings).
@@ -175,6 +290,7 @@ ENV_FOR = {
     "validate_queue": "MLOPSKIT_VALIDATE_QUEUE_URL",
     "topic": "MLOPSKIT_TOPIC_ARN",
     "backend": "MLOPSKIT_BACKEND",
+    "stack": "MLOPSKIT_STACK",
 }
 
 # Which ENV_FOR entry carries each store's bucket name and each queue's URL (used by infra/ to

@@ -1,4 +1,5 @@
-"""The port contracts. Every test runs against the local adapter and the AWS adapter (moto)."""
+"""The port contracts. Every test runs against the local adapter, the AWS adapter (moto) and the
+Azure adapter (Azurite)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ def test_put_get_head_roundtrip(store):
     assert (head.key, head.size, head.etag) == ("models/m/000001/model.onnx", 5, info.etag)
     assert store.exists("models/m/000001/model.onnx")
     assert not store.exists("models/m/000001/other")
+
+
+def test_exists_is_the_exact_key_not_a_prefix(store):
+    """On S3 exists() is a one-key listing with the key as prefix: only the exact key counts."""
+    store.put("specs/m.yaml.bak", b"x")
+    store.put("specs/m.ya", b"x")
+    assert not store.exists("specs/m.yaml")
+    store.put("specs/m.yaml", b"x")
+    assert store.exists("specs/m.yaml") and store.exists("specs/m.ya")
+    assert not store.exists("specs/m.y") and not store.exists("specs/m.yaml.b")
 
 
 def test_open_streams_and_text_wrapper_reads_lines(store):
@@ -62,6 +73,17 @@ def test_copy_keeps_source_and_put_file(store, tmp_path):
     assert store.get("datasets/m/d.csv") == b"a,b\n1,2\n"  # the original is kept
 
 
+def test_keys_with_url_special_characters(store):
+    keys = ["datasets/m/a b#c?d.csv", "datasets/m/100%+x&y=z.csv", "datasets/m/é 日本.csv"]
+    for k in keys:
+        store.put(k, k.encode())
+    assert [i.key for i in store.list("datasets/m/")] == sorted(keys)
+    for k in keys:
+        assert store.get(k) == k.encode() and store.head(k).key == k
+    store.copy(keys[0], "quarantine/m/a b#c?d.csv")
+    assert store.get("quarantine/m/a b#c?d.csv") == keys[0].encode()
+
+
 def test_delete_is_idempotent(store):
     store.put("specs/m.yaml", b"x")
     store.delete("specs/m.yaml")
@@ -75,7 +97,7 @@ def test_bad_keys_refused(store, bad):
         store.put(bad, b"x")
 
 
-@pytest.mark.parametrize("store", ["s3-routed"], indirect=True)
+@pytest.mark.parametrize("store", ["s3-routed", "blob-routed"], indirect=True)
 def test_routed_store_puts_each_prefix_in_its_topology_bucket(store):
     from mlops_kit.topology import default_topology
 
@@ -111,6 +133,22 @@ def test_put_get_query_prefix_reverse_limit(table):
                                                       "VERSION#000003"]
     assert table.query("M#zzz") == []
     assert table.get("M#a", "nope") is None
+
+
+def test_keys_with_any_character_roundtrip_and_sort_by_code_point(table):
+    """Registry keys carry object keys (`VALIDATED#datasets/m/<file>#<etag>`): '#', '/', '?',
+    '\\', tabs and any Unicode must work, sorted by code point (UTF-8 byte order) everywhere."""
+    pk = "MODEL#a/b?c\\d é"
+    names = ["a b.csv", "a?b.csv", "a\\b", "é.csv", "日本.csv", "a#b", "A.csv", "a\tb",
+             "\U0001f600.csv", "\uff5a.csv"]
+    sks = [f"VALIDATED#datasets/m/{n}#e{i}" for i, n in enumerate(names)]
+    for i, sk in enumerate([*sks, "VALIDATED$", "VALIDATED"]):
+        table.put(pk, sk, {"i": i})
+    assert [i["sk"] for i in table.query(pk, "VALIDATED#")] == sorted(sks)
+    assert [i["sk"] for i in table.query(pk, "VALIDATED#datasets/m/a")] == sorted(
+        sk for sk in sks if sk.startswith("VALIDATED#datasets/m/a"))
+    assert table.get(pk, sks[1]) == {"i": 1, "pk": pk, "sk": sks[1]}
+    assert len(table.query(pk)) == len(sks) + 2
 
 
 def test_floats_nested_values_roundtrip(table):

@@ -1,5 +1,8 @@
-"""`mlops-kit emulate` driven by unmodified clients as subprocesses: the AWS CLI uploads a spec
-and a dataset, curl calls the inference URL."""
+"""`mlops-kit emulate --enforce-iam` driven by unmodified clients as subprocesses: the AWS CLI
+uploads a spec and a dataset, curl calls the inference URL. moto checks every request, each
+function runs under its role's rendered policy, and the clients use the operator keys the
+emulator prints. Without the flag (the default) the same emulator takes any keys: an in-process
+check below."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.iam_enforced]
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -25,12 +28,18 @@ ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 def emulator(tmp_path_factory):
     log = tmp_path_factory.mktemp("emulate") / "stderr.log"
     with open(log, "w") as err:  # a file, not a pipe: nobody reads it while the test runs
-        proc = subprocess.Popen([str(BIN / "mlops-kit"), "emulate", "--monitor-every", "2"],
-                                cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen([str(BIN / "mlops-kit"), "emulate", "--monitor-every", "2",
+                                 "--enforce-iam"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                                stderr=err, text=True)
     try:
         line = proc.stdout.readline()  # the one JSON line, printed when everything is up
         assert line, log.read_text()
-        yield proc, json.loads(line)
+        info = json.loads(line)
+        assert info["enforce_iam"] is True
+        keys = info["credentials"]  # the operator's: the dummy keys are refused
+        info["env"] = {**ENV, "AWS_ACCESS_KEY_ID": keys["aws_access_key_id"],
+                       "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"]}
+        yield proc, info
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -42,9 +51,18 @@ def emulator(tmp_path_factory):
 
 def aws(info, *args):
     out = subprocess.run([str(BIN / "aws"), "--endpoint-url", info["endpoint_url"], *args],
-                         env=ENV, capture_output=True, text=True, timeout=60)
+                         env=info["env"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+def boto(info, service, env=None):
+    import boto3  # polling through boto3: the AWS CLI costs a second per call
+
+    env = env or info["env"]
+    return boto3.client(service, endpoint_url=info["endpoint_url"], region_name=info["region"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
 
 def curl(url, body):
@@ -65,10 +83,7 @@ def test_emulate_aws_cli_upload_then_curl_predict(emulator, tmp_path):
     aws(info, "s3", "cp", str(ROOT / "examples" / "churn.yaml"),
         f"s3://{info['data_bucket']}/specs/churn.yaml")
     aws(info, "s3", "cp", str(dataset), f"s3://{info['data_bucket']}/datasets/churn/{dataset.name}")
-    import boto3  # polling through boto3: the AWS CLI costs a second per call
-
-    ddb = boto3.client("dynamodb", endpoint_url=info["endpoint_url"], region_name=info["region"],
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ddb = boto(info, "dynamodb")
     key = {"pk": {"S": "MODEL#churn"}, "sk": {"S": "ALIAS#champion"}}
     deadline = time.monotonic() + 60
     item = {}
@@ -90,8 +105,7 @@ def test_emulate_aws_cli_upload_then_curl_predict(emulator, tmp_path):
     assert status == 400 and body["field"] == "age"
 
     # the schedule runs the monitor every 2 s: a report appears in the artifact bucket
-    s3 = boto3.client("s3", endpoint_url=info["endpoint_url"], region_name=info["region"],
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto(info, "s3")
     deadline = time.monotonic() + 30
     reports = []
     while time.monotonic() < deadline and not reports:
@@ -100,3 +114,50 @@ def test_emulate_aws_cli_upload_then_curl_predict(emulator, tmp_path):
                                      Prefix="reports/churn/monitoring/").get("Contents", [])
     assert reports, "no monitoring report within 30 s"
     assert proc.poll() is None  # still serving
+
+
+def test_enforced_emulator_refuses_unknown_keys_and_gives_each_function_its_policy(emulator):
+    """With --enforce-iam the usual dummy keys are refused, and each function's IAM user holds
+    exactly the policy topology.iam_policy renders for these resources (+ the moto-only
+    statements of mlops_kit.emulate.iam)."""
+    from botocore.exceptions import ClientError
+
+    from mlops_kit.emulate import moto_policy
+    from mlops_kit.topology import PolicyArns, default_topology, iam_policy
+
+    proc, info = emulator
+    with pytest.raises(ClientError) as refused:
+        boto(info, "s3", ENV).list_buckets()
+    assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    iam, sqs = boto(info, "iam"), boto(info, "sqs")
+    topo = default_topology()
+    queue_arn = {q: sqs.get_queue_attributes(QueueUrl=info[f"{q.replace('-', '_')}_url" if
+                                                           q.endswith("-dlq") else
+                                                           f"{q}_queue_url"],
+                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                 for q in ("validate", "train")}
+    arns = PolicyArns(buckets={"data": f"arn:aws:s3:::{info['data_bucket']}",
+                               "artifacts": f"arn:aws:s3:::{info['artifact_bucket']}"},
+                      table=boto(info, "dynamodb").describe_table(
+                          TableName=info["table"])["Table"]["TableArn"],
+                      queues=queue_arn, topic=info["topic_arn"])
+    for fn in topo.functions:
+        user = f"mlops-kit-{fn.name}"
+        doc = iam.get_user_policy(UserName=user, PolicyName=f"{user}-policy")["PolicyDocument"]
+        doc = json.loads(doc) if isinstance(doc, str) else doc
+        assert doc == moto_policy(iam_policy(topo, fn.name, arns))
+    assert proc.poll() is None
+
+
+def test_without_the_flag_any_keys_do_and_no_credentials_are_printed():
+    """The default emulation (in-process here: the same provisioning) checks no keys."""
+    import boto3
+
+    from mlops_kit.emulate import in_process
+
+    with in_process(prefix="open") as res:
+        info = res.summary()
+        assert "credentials" not in info and "enforce_iam" not in info and not res.identities
+        s3 = boto3.client("s3", region_name=res.region, aws_access_key_id="anything",
+                          aws_secret_access_key="goes")
+        assert {b["Name"] for b in s3.list_buckets()["Buckets"]} == {"open-data", "open-artifacts"}

@@ -4,12 +4,8 @@ report` finds it. Skips only when Chromium is missing outside CI (in CI a missin
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import struct
 import subprocess
-import zlib
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
@@ -20,20 +16,10 @@ from mlops_kit.bootstrap import local_backend
 from mlops_kit.clock import FixedClock
 from mlops_kit.core.monitoring.monitor import run_monitor
 from mlops_kit.core.monitoring.report_html import render_report
-from tests.support import feature_records
+from tests.support import chromium, feature_records, png_pixels
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age", "plan", "region",
             "payment"]
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("chromium is required in CI (apt-get install -y chromium)")
-    pytest.skip("chromium is not installed")
 
 
 def browse(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess:
@@ -71,20 +57,6 @@ class Charts(HTMLParser):
             self._depth -= 1
             if self._depth == 0:
                 self._current = None
-
-
-def png_pixels(data: bytes) -> tuple[int, int, bytes]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width, height = 8, b"", 0, 0
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height = struct.unpack(">II", chunk[:8])
-        elif kind == b"IDAT":
-            idat += chunk
-        pos += 12 + length
-    return width, height, zlib.decompress(idat)
 
 
 @pytest.fixture

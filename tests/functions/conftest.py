@@ -19,20 +19,12 @@ def sample(name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def world():
-    """moto with the topology's resources, the churn spec and a dataset at the sample's key."""
-    import yaml
-
-    from mlops_kit.adapters.aws import client
+    """moto with the topology's resources, the churn spec and a dataset at the sample's key;
+    IAM enforced: each handler runs under its own role's policy (tests.moto_support)."""
     from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
-    from mlops_kit.emulate import in_process, load_function
+    from tests.moto_support import aws_world
 
-    with in_process(extra_env={"MLOPSKIT_CAPTURE_MAX_AGE_S": "0",
-                               "MLOPSKIT_REFRESH_SECONDS": "0"}) as res:
-        s3 = client("s3", region=res.region)
-        s3.put_object(Bucket=res.data_bucket, Key="specs/churn.yaml",
-                      Body=yaml.safe_dump(CHURN_SPEC).encode())
-        s3.put_object(Bucket=res.data_bucket, Key=DATASET_KEY, Body=churn_csv(800, seed=3))
-        sqs = client("sqs", region=res.region)
-        sqs.purge_queue(QueueUrl=res.queue_urls["validate"])  # real notifications: not used here
-        fns = {n: load_function(n) for n in ("validate", "train", "serve", "monitor")}
-        yield res, fns, s3, sqs
+    with aws_world(spec=CHURN_SPEC) as w:
+        w.put(DATASET_KEY, churn_csv(800, seed=3))
+        w.sqs.purge_queue(QueueUrl=w.res.queue_urls["validate"])  # notifications: not used here
+        yield w.res, w.fns, w.s3, w.sqs

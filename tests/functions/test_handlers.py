@@ -9,7 +9,7 @@ import pytest
 from tests.functions.conftest import DATASET_KEY, sample
 from tests.support import captured_rows
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.iam_enforced]
 
 
 def _keys(s3, bucket, prefix):
@@ -70,7 +70,10 @@ def test_s3_test_event_is_ignored(world):
     assert len(_table(res).query("IDEMPOTENCY")) == before
 
 
-def test_poison_message_fails_alone(world):
+def test_poison_and_final_failures_are_acknowledged_not_retried(world):
+    """A body that is no S3 notification, and an object that no longer exists, can never
+    succeed: each is a final outcome (logged, notified), so none is in batchItemFailures and
+    nothing is redelivered towards the DLQ. Retryable failures are (test_faults_aws)."""
     res, fns, _, sqs = world
     good = sample("s3-test-event-in-sqs.json")["Records"][0]
     poison = dict(good, messageId="poison-1", body="this is not json")
@@ -78,9 +81,17 @@ def test_poison_message_fails_alone(world):
     missing = sample("s3-put-in-sqs.json")["Records"][0]
     missing["messageId"] = "missing-object"
     missing["body"] = missing["body"].replace("churn+jan+2026.csv", "nope.csv")
-    out = fns["validate"].handler({"Records": [good, poison, not_s3, missing]}, None)
-    assert sorted(f["itemIdentifier"] for f in out["batchItemFailures"]) == [
-        "missing-object", "poison-1", "poison-2"]
+    validate = fns["validate"].module  # the handler's module
+    outcomes = [validate.record_handler(validate.SQSRecord(r)) for r in (poison, not_s3, missing)]
+    assert [[o["status"] for o in out] for out in outcomes] == [["failed"]] * 3
+    assert all(o["final"] for out in outcomes for o in out)
+    assert "not an S3 event notification" in outcomes[0][0]["error"]
+    assert outcomes[2][0]["error_type"] == "NotFound"
+    # the module's handler, not the IAM-acting wrapper: this is about final vs retryable; under
+    # enforcement moto refuses the prefix-conditioned listing a missing key's probe makes (it
+    # evaluates StringEquals only; tests/functions/test_iam_enforced.py covers the policies)
+    out = validate.handler({"Records": [good, poison, not_s3, missing]}, None)
+    assert out["batchItemFailures"] == []
 
 
 def test_labels_upload_is_accepted(world):
@@ -104,12 +115,12 @@ def test_train_registers_artifact_and_champion(world, trained):
     assert hashlib.sha256(artifact["Body"].read()).hexdigest() == version["sha256"]
 
 
-def test_train_rejects_a_bad_job(world):
+def test_train_rejects_a_bad_job_for_good(world):
     _, fns, _, _ = world
     event = sample("train-job-sqs.json")
     event["Records"][0]["body"] = json.dumps({"model": "churn"})
-    assert fns["train"].handler(event, None)["batchItemFailures"] == [
-        {"itemIdentifier": event["Records"][0]["messageId"]}]
+    # a body that is no training job is final: acknowledged (and notified), never retried
+    assert fns["train"].handler(event, None)["batchItemFailures"] == []
 
 
 @pytest.mark.parametrize("name", ["http-api-v2-predict.json", "function-url-predict.json"])
@@ -143,6 +154,7 @@ def test_serve_errors_are_json_with_status(world, trained):
     assert fns["serve"].handler(broken, None)["statusCode"] == 400
     health = sample("http-api-v2-predict.json")
     health.update(rawPath="/v2/health/ready", body=None)
+    health["requestContext"]["http"]["method"] = "GET"  # POST is a 405 with Allow
     assert json.loads(fns["serve"].handler(health, None)["body"]) == {"live": True, "ready": True}
     meta = sample("http-api-v2-predict.json")
     meta.update(rawPath="/prod/v2/models/churn", body=None)  # a named stage prefixes rawPath
@@ -171,3 +183,29 @@ def test_invoke_cli_runs_a_handler_on_a_sample(world, trained):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["statusCode"] == 200 and len(json.loads(out["body"])["predictions"]) == 2
+
+
+def test_serve_shows_the_console_behind_the_gateway(world, trained):
+    """On AWS the gateway authorizes every route (IAM or JWT): the console pages are served
+    by the same function, read through the AWS adapters, with the same headers."""
+    res, fns, s3, _ = world
+    fns["monitor"].handler(sample("schedule.json"), None)
+
+    def get(path, stage="$default"):
+        event = sample("http-api-v2-predict.json")
+        event.update(rawPath=path, body=None, isBase64Encoded=False)
+        event["requestContext"].update(stage=stage, http={"method": "GET"})
+        return fns["serve"].handler(event, None)
+
+    for path in ("/ui/", "/ui/models/churn", "/ui/models/churn/versions/1",
+                 "/ui/models/churn/report"):
+        out = get(path)
+        assert out["statusCode"] == 200, (path, out["body"][:300])
+        assert out["headers"]["content-type"] == "text/html; charset=utf-8"
+        assert "default-src 'none'" in out["headers"]["content-security-policy"]
+        assert out["isBase64Encoded"] is False and "churn" in out["body"]
+    assert 'data-feature="monthly_charges"' in get("/ui/models/churn")["body"]
+    assert "Will a customer cancel" in get("/ui/models/churn/versions/1")["body"]
+    staged = get("/prod/ui", stage="prod")  # a named stage: relative redirect into the folder
+    assert staged["statusCode"] == 308 and staged["headers"]["location"] == "ui/"
+    assert get("/ui/static/console.css")["headers"]["content-type"].startswith("text/css")

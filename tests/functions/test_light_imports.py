@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.packaging import requirements_for
+from infra.lambda_zips import requirements_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,3 +33,21 @@ def test_zip_requirements_leave_out_onnxruntime(function):
     names = [r.split(">")[0].split("=")[0] for r in requirements_for(function)]
     assert "onnxruntime" not in names and "pyarrow" in names
     assert "onnxruntime" in [r.split(">")[0] for r in requirements_for("serve")]
+
+
+def test_serve_imports_the_console_only_for_ui_paths(tmp_path):
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(ROOT / 'functions')!r}); import serve\n"
+        "def get(path):\n"
+        "    return serve.handler({'rawPath': path, 'requestContext': {'http': {'method': 'GET'}},"
+        " 'headers': {}}, None)['statusCode']\n"
+        "a = get('/v2/health/ready'); b = get('/v1/models/none')\n"
+        "before = 'mlops_kit.console' in sys.modules\n"
+        "c = get('/ui/')\n"
+        "print(json.dumps([a, b, before, c, 'mlops_kit.console' in sys.modules]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "MLOPSKIT_BACKEND": "local",
+                            "MLOPSKIT_WORKSPACE": str(tmp_path / "ws")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[200, 404, false, 200, true]"

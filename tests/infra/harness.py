@@ -5,11 +5,17 @@ the CLI does), runs the same steps as `infra/__main__.main` inside a `@pulumi.ru
 function (so every RPC is awaited and a failing apply fails the run), and returns every
 `new_resource` call with its resolved, camelCase inputs plus the resolved stack outputs.
 Graph tests then assert on that recorded state with plain asserts.
+
+The mocks answer what the real providers answer where the program depends on it: docker-build's
+`ref` is `repo:tag@sha256:<digest>` (never digest-only) and `digest` is `sha256:<digest>`;
+ecr.getImage resolves a tag to a digest; computed names and ARNs have the providers' shapes.
+Each resource's explicit dependencies (depends_on) and Python class are recorded too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -26,7 +32,7 @@ for p in (ROOT, ROOT / "src"):
         sys.path.insert(0, str(p))
 
 from infra import __main__ as program  # noqa: E402
-from infra import packaging  # noqa: E402
+from infra import lambda_zips  # noqa: E402
 from mlops_kit.topology import default_topology  # noqa: E402
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
@@ -46,6 +52,8 @@ class Graph:
     resources: list[Res]
     outputs: dict[str, Any] = field(default_factory=dict)
     parents: dict[tuple[str, str], str | None] = field(default_factory=dict)  # -> parent type
+    depends_on: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
+    classes: dict[tuple[str, str], type] = field(default_factory=dict)
 
     def of(self, typ: str) -> list[Res]:
         return [r for r in self.resources if r.typ == typ]
@@ -98,7 +106,11 @@ class GraphMocks(pulumi.runtime.Mocks):
             state["registryId"] = ACCOUNT
             state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}"
         elif typ == "docker-build:index:Image":
-            state["ref"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/repo@sha256:{'0' * 64}"
+            # what pulumi-docker-build answers: ref = the first tag + the pushed digest
+            digest = "sha256:" + hashlib.sha256(inputs["tags"][0].encode()).hexdigest()
+            state["digest"] = digest
+            state["ref"] = f"{inputs['tags'][0]}@{digest}"
+            state["contextHash"] = "0" * 64
         state.setdefault("arn", f"arn:aws:{svc}:{REGION}:{ACCOUNT}:{name}")
         state.setdefault("name", name)
         self.resources.append(Res(typ, name, inputs, state))
@@ -111,6 +123,15 @@ class GraphMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
                     "reverseDnsPrefix": "com.amazonaws"}, []
+        if args.token == "aws:ecr/getImage:getImage":
+            tag = args.args.get("imageTag")
+            digest = "sha256:" + hashlib.sha256(str(tag).encode()).hexdigest()
+            registry = f"{args.args.get('registryId')}.dkr.ecr.{REGION}.amazonaws.com"
+            return {"id": digest, "imageDigest": digest, "imageTag": tag, "imageTags": [tag],
+                    "imageUri": f"{registry}/{args.args.get('repositoryName')}@{digest}",
+                    "repositoryName": args.args.get("repositoryName"),
+                    "registryId": args.args.get("registryId"), "imagePushedAt": 0,
+                    "imageSizeInBytes": 1, "region": REGION}, []
         if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {"userName": "AWS", "password": "pw", "authorizationToken": "dG9rZW4=",
                     "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
@@ -124,9 +145,15 @@ def make_zips(out: Path) -> Path:
     src = out / "src"
     src.mkdir(parents=True, exist_ok=True)
     (src / "handler.py").write_text("def handler(event, context):\n    return {}\n")
-    for fn in packaging.zip_functions(default_topology()):
-        packaging.write_zip({f"{fn}.py": src / "handler.py"}, out / f"{fn}.zip")
+    for fn in lambda_zips.zip_functions(default_topology()):
+        lambda_zips.write_zip({f"{fn}.py": src / "handler.py"}, out / f"{fn}.zip")
     return out
+
+
+def max_prefix() -> str:
+    """The longest namePrefix config accepts (24 chars): the worst case for name lengths."""
+    return "mlk-" + "x" * 19 + "1"
+
 
 
 def base_config(package_dir: Path, **overrides: Any) -> dict[str, Any]:
@@ -139,16 +166,19 @@ def base_config(package_dir: Path, **overrides: Any) -> dict[str, Any]:
 
 
 def run_program(config: dict[str, Any], run_main: bool = False,
-                check: Callable[[dict[str, Any]], None] | None = None) -> Graph:
+                check: Callable[[dict[str, Any]], None] | None = None,
+                preview: bool = False) -> Graph:
     """Run the program once under fresh mocks; return the recorded graph and outputs."""
     mocks = GraphMocks()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     old = os.environ.get("PULUMI_CONFIG")
     os.environ["PULUMI_CONFIG"] = json.dumps(config)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=preview)
     outputs: dict[str, Any] = {}
     parents: dict[tuple[str, str], str | None] = {}
+    depends: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    classes: dict[tuple[str, str], type] = {}
 
     active = [True]  # the root stack outlives this run: its transformations stay registered
 
@@ -156,8 +186,13 @@ def run_program(config: dict[str, Any], run_main: bool = False,
         if not active[0]:
             return None
         parent = args.opts.parent if args.opts else None
-        ptype = getattr(parent, "_type", None)  # test-only introspection
-        parents[(args.type_, args.name)] = None if ptype == "pulumi:pulumi:Stack" else ptype
+        ptype = parent.pulumi_resource_type if parent is not None else None
+        key = (args.type_, args.name)
+        parents[key] = None if ptype == "pulumi:pulumi:Stack" else ptype
+        deps = (args.opts.depends_on if args.opts else None) or []
+        depends[key] = [(d.pulumi_resource_type, d.pulumi_resource_name)
+                        for d in (deps if isinstance(deps, list) else [deps])]
+        classes[key] = type(args.resource)
         return None
 
     try:
@@ -189,4 +224,4 @@ def run_program(config: dict[str, Any], run_main: bool = False,
             os.environ["PULUMI_CONFIG"] = old
         loop.close()
         asyncio.set_event_loop(None)
-    return Graph(mocks.resources, outputs, parents)
+    return Graph(mocks.resources, outputs, parents, depends, classes)

@@ -30,13 +30,13 @@ def test_full_config_parses():
                         "authMode": "JWT", "jwtIssuer": "https://issuer.example.com",
                         "jwtAudience": "a, b", "logRetentionDays": "90",
                         "deletionProtection": "false", "alarmEmail": "ops@example.com",
-                        "sseAlgorithm": "AES256", "throttleRateLimit": "10.5",
+                        "sseAlgorithm": "AES256", "throttleRateLimit": "10",
                         "throttleBurstLimit": "20", "latencyP99Ms": "500"}, FUNCTIONS)
     assert cfg.memory == {"serve": 2048} and cfg.memory_for("serve", 1) == 2048
     assert cfg.memory_for("train", 3008) == 3008
     assert cfg.auth_mode == "jwt" and cfg.jwt_audience == ("a", "b")
     assert cfg.log_retention_days == 90 and cfg.deletion_protection is False
-    assert cfg.throttle_rate_limit == 10.5 and cfg.throttle_burst_limit == 20
+    assert cfg.throttle_rate_limit == 10 and cfg.throttle_burst_limit == 20
 
 
 def test_bad_auth_mode():
@@ -85,7 +85,7 @@ def test_bad_schedule(expr):
 def test_memory_overrides_checked():
     msg = errors(memory={"serv": 1024, "train": 20000, "serve": "lots"})
     assert "memory.serv: unknown function; known: validate, train, serve, monitor" in msg
-    assert "memory.train: 20000 MB is outside Lambda's 128-10240 MB" in msg
+    assert "memory.train: 20000 MB is outside 128-10240" in msg
     assert "memory.serve: expected a whole number, got 'lots'" in msg
     assert "memory: expected an object" in errors(memory="2048")
 
@@ -95,7 +95,35 @@ def test_other_keys_checked():
     assert "sseAlgorithm: 'none' must be one of aws:kms, AES256" in errors(sseAlgorithm="none")
     assert "deletionProtection: expected true or false" in errors(deletionProtection="maybe")
     assert "trainImageUri" in errors(trainImageUri="docker.io/library/python:3.12")
-    assert "throttleRateLimit: expected a positive number" in errors(throttleRateLimit="0")
+    assert "throttleRateLimit: expected >= 1 request/s" in errors(throttleRateLimit="0")
+    assert "throttleRateLimit: expected a whole number" in errors(throttleRateLimit="2.5")
+
+
+def test_reserved_concurrency_is_opt_in_and_checked():
+    assert parse_config(GOOD, FUNCTIONS).reserved_concurrency == {}
+    cfg = parse_config({**GOOD, "reservedConcurrency": {"train": "3"}}, FUNCTIONS)
+    assert cfg.reserved_concurrency == {"train": 3}
+    msg = errors(reservedConcurrency={"trian": 2, "serve": 0})
+    assert "reservedConcurrency.trian: unknown function" in msg
+    assert "reservedConcurrency.serve: 0 concurrent executions is outside 1-1000" in msg
+
+
+@pytest.mark.parametrize("uri", [
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlk-train:abc123",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlk-train@sha256:" + "a" * 64,
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/mlk-train:v1@sha256:" + "b" * 64,
+])
+def test_train_image_uri_accepts_tag_digest_or_both(uri):
+    assert parse_config({**GOOD, "trainImageUri": uri}, FUNCTIONS).train_image_uri == uri
+
+
+@pytest.mark.parametrize("uri", [
+    "docker.io/library/python:3.12",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlk-train",  # neither tag nor digest
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlk-train@sha256:short",
+])
+def test_train_image_uri_refused(uri):
+    assert "trainImageUri" in errors(trainImageUri=uri)
 
 
 def test_every_problem_reported_at_once():

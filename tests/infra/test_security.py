@@ -174,9 +174,20 @@ def test_log_retention_set(graph):
         assert f.inputs["loggingConfig"]["logGroup"] == f"/aws/lambda/mlk-test-{fn.name}"
 
 
-def test_tracing_active(graph):
+def test_tracing_is_opt_in(graph, package_dir):
+    """X-Ray costs per trace: off by default (and no X-Ray grant), on for every function when
+    the stack asks for it (with the grant X-Ray needs)."""
+    def xray_granted(g):
+        return {json.dumps(json.loads(p.inputs["policy"])).count("xray:PutTraceSegments") > 0
+                for p in g.of("aws:iam/rolePolicy:RolePolicy")}
+
     for f in graph.of("aws:lambda/function:Function"):
+        assert f.inputs["tracingConfig"] == {"mode": "PassThrough"}
+    assert xray_granted(graph) == {False}
+    traced = run_program(base_config(package_dir, tracing="true"))
+    for f in traced.of("aws:lambda/function:Function"):
         assert f.inputs["tracingConfig"] == {"mode": "Active"}
+    assert xray_granted(traced) == {True}
 
 
 def test_alerts_topic_kms_encrypted(graph):

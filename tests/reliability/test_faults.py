@@ -214,16 +214,18 @@ def test_concurrent_uploads_processed_by_two_workers(tmp_path):
 
 def test_crash_between_registry_write_and_promotion_is_finished_by_the_retry(backend,
                                                                             monkeypatch):
-    """The run dies after the version is registered but before the alias moves: the
-    redelivered job does not train again, it finishes the promotion the policy granted."""
+    """The run is interrupted (the table times out; a killed process is redelivered the same
+    way) after the version is registered but before the alias moves: the redelivered job does
+    not train again, it finishes the promotion the policy granted."""
     from mlops_kit.core.registry import model_registry as registry_mod
+    from mlops_kit.errors import TransientError
     real = registry_mod.Registry.promote
     calls = []
 
     def die_once(self, *a, **k):
         calls.append(1)
         if len(calls) == 1:
-            raise RuntimeError("killed after the registry write")
+            raise TransientError("table timed out after the registry write")
         return real(self, *a, **k)
 
     monkeypatch.setattr(registry_mod.Registry, "promote", die_once)

@@ -11,14 +11,16 @@ import json
 import pytest
 
 from mlops_kit.core.synthetic import churn_csv
+from mlops_kit.errors import TransientError
 from tests.reliability.datasets import BAD
 from tests.support import feature_records
 
+pytestmark = pytest.mark.iam_enforced
 DATASET = "datasets/churn/a.csv"
 
 
 def upload(cloud, key: str, data: bytes) -> None:
-    cloud.s3.put_object(Bucket=cloud.res.data_bucket, Key=key, Body=data)
+    cloud.put(key, data)
 
 
 def serve(cloud, records) -> tuple[int, dict]:
@@ -62,9 +64,9 @@ def test_crash_between_artifact_and_registry_write_then_retry(cloud, monkeypatch
     crashes = []
 
     def crash_once(self, *a, **k):
-        if not crashes:
+        if not crashes:  # a timeout (a killed container is redelivered the same way)
             crashes.append(1)
-            raise RuntimeError("function timed out / container killed")
+            raise TransientError("table write timed out")
         return real(self, *a, **k)
 
     monkeypatch.setattr(registry_mod.Registry, "complete_version", crash_once)
@@ -146,7 +148,7 @@ def test_s3_slowdown_on_the_artifact_write_is_retried_by_the_client(cloud, no_ba
                         b"rate</Message></Error>",
                         lambda r: r.method == "PUT" and r.url.split("?")[0].endswith(
                             "/models/churn/000001/model.onnx"))
-    cloud.client("s3").meta.events.register_first("before-send.s3.PutObject", throttle)
+    cloud.client_as("train", "s3").meta.events.register_first("before-send.s3.PutObject", throttle)
     upload(cloud, DATASET, churn_csv(600, seed=33))
     cloud.pumps["validate"].drain()
     train = cloud.pumps["train"]
@@ -166,8 +168,8 @@ def _run_lookup(request) -> bool:  # reserve_version's first read: GetItem of RU
 
 def test_dynamodb_throttling_is_retried_by_the_client(cloud, no_backoff):
     throttle = Throttle(3, 400, THROTTLED, _run_lookup)
-    cloud.client("dynamodb").meta.events.register_first("before-send.dynamodb.GetItem",
-                                                        throttle)
+    cloud.client_as("train", "dynamodb").meta.events.register_first(
+        "before-send.dynamodb.GetItem", throttle)
     upload(cloud, DATASET, churn_csv(600, seed=34))
     cloud.pumps["validate"].drain()
     assert cloud.pumps["train"].drain() == 1
@@ -181,7 +183,7 @@ def test_permanent_throttling_ends_in_the_dlq_then_a_redrive_completes_once(clou
     lost, nothing half-registered, nothing served. Once the table recovers, a redrive from the
     DLQ trains and registers exactly one version."""
     throttle = Throttle(-1, 400, THROTTLED, _run_lookup)
-    ddb = cloud.client("dynamodb")
+    ddb = cloud.client_as("train", "dynamodb")  # the client train's handler uses
     ddb.meta.events.register_first("before-send.dynamodb.GetItem", throttle)
     upload(cloud, DATASET, churn_csv(600, seed=35))
     cloud.pumps["validate"].drain()
@@ -212,8 +214,8 @@ def test_lost_response_on_the_registry_write_is_finished_by_the_retry(cloud, no_
     The redelivered job does not train again; it sees the registered version and finishes the
     promotion. One version, one champion move."""
     throttle = Throttle(-1, 400, THROTTLED, lambda r: b"VERSION#" in _body(r))
-    cloud.client("dynamodb").meta.events.register_first("before-send.dynamodb.PutItem",
-                                                        throttle)
+    cloud.client_as("train", "dynamodb").meta.events.register_first(
+        "before-send.dynamodb.PutItem", throttle)
     upload(cloud, DATASET, churn_csv(600, seed=36))
     cloud.pumps["validate"].drain()
     train = cloud.pumps["train"]

@@ -1,71 +1,146 @@
-"""`mlops-kit upload | labels | worker`: data in, and the local worker that processes it."""
+"""`mlops-kit upload | labels | worker`: data in, and the local worker that processes it.
+
+Each shows its progress on stderr (one line per step with its time) and exits 1 when a job
+failed: a dataset quarantined, training failed, a version rejected, labels rejected."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
+from mlops_kit.cli.common import (
+    JsonOpt,
+    backend,
+    console,
+    emit,
+    err,
+    exit_for,
+    handle_errors,
+    to_json,
+)
+from mlops_kit.cli.progress import Steps
 
 app = typer.Typer()
+
+
+def _process(b, steps: Steps) -> list[dict[str, Any]]:
+    """Run the local worker until the queues are drained, with progress (steps.unfinished
+    then says whether a job is still to be retried)."""
+    from mlops_kit.local.worker import run_once
+
+    b.ctx.progress = steps.core_step
+    try:
+        results = run_once(b, progress=steps.worker_event)
+    finally:
+        b.ctx.progress = None
+    for r in results:
+        _explain(b, r)
+    return results
+
+
+def _explain(b, r: dict[str, Any]) -> None:
+    """A quarantine's failed rules (rule, column, count, examples) from its report."""
+    key = r.get("quarantine_report_key") or r.get("report_key")
+    if r.get("status") not in ("quarantined", "labels_quarantined") or not key:
+        return
+    try:
+        report = json.loads(b.ctx.store.get(key))
+    except Exception:  # noqa: BLE001 - the outcome stands without its details
+        return
+    r["failed_rules"] = [
+        {"rule": x.get("rule"), "column": x.get("column"), "count": x.get("count"),
+         "message": x.get("message"), "examples": (x.get("examples") or [])[:3]}
+        for x in report.get("rules", []) if not x.get("passed", True)]
 
 
 @app.command()
 @handle_errors
 def upload(file: Path = typer.Argument(..., exists=True, dir_okay=False),
            model: str = typer.Option(..., "--model", "-m"),
-           process: bool = typer.Option(True, help="Run the worker once after uploading."),
+           process: bool = typer.Option(True, help="Run the worker after uploading (local)."),
            as_json: bool = JsonOpt) -> None:
-    """Upload a dataset to datasets/<model>/ (starts validation -> training)."""
-    from mlops_kit.local.worker import run_once
+    """Upload a dataset to datasets/<model>/ (starts validation -> training).
+
+    Exits 1 if the dataset was quarantined, training failed or the version was rejected."""
     from mlops_kit.local.worker import upload as do_upload
 
     b = backend()
-    out: dict[str, Any] = {"upload": do_upload(b, file, model)}
-    if process and b.settings.backend == "local":
-        out["results"] = run_once(b)
+    with Steps(err) as steps:
+        steps.begin(f"uploading {file.name}")
+        up = do_upload(b, file, model)
+        steps.end("uploaded", f"uploaded {up['key']} ({up['size']:,} bytes)")
+        out: dict[str, Any] = {"upload": up}
+        if process and b.settings.backend == "local":
+            out["results"] = _process(b, steps)
+    out["steps"] = steps.record
     emit(out, as_json, _print_results)
+    exit_for(out.get("results", []), unfinished=steps.unfinished)
 
 
 @app.command()
 @handle_errors
 def labels(file: Path = typer.Argument(..., exists=True, dir_okay=False),
            model: str = typer.Option(..., "--model", "-m"), as_json: bool = JsonOpt) -> None:
-    """Upload late ground truth (request_id + target column) to labels/<model>/."""
+    """Upload late ground truth (request_id + target column) to labels/<model>/.
+
+    Exits 1 (and says why) if the labels file is rejected."""
     from mlops_kit.core.layout import labels_key
-    from mlops_kit.local.worker import put_object, run_once
+    from mlops_kit.local.worker import put_object
 
     b = backend()
     key = labels_key(model, file.name)
-    out: dict[str, Any] = {"upload": put_object(b, key, file.read_bytes())}
-    if b.settings.backend == "local":
-        out["results"] = run_once(b)
+    with Steps(err) as steps:
+        steps.begin(f"uploading {file.name}")
+        out: dict[str, Any] = {"upload": put_object(b, key, file.read_bytes())}
+        steps.end("uploaded", f"uploaded {key} ({out['upload']['size']:,} bytes)")
+        if b.settings.backend == "local":
+            out["results"] = _process(b, steps)
+    out["steps"] = steps.record
     emit(out, as_json, _print_results)
+    exit_for(out.get("results", []), unfinished=steps.unfinished)
 
 
 def _print_results(d: dict) -> None:
     if "upload" in d:
-        console.print(f"uploaded [bold]{d['upload']['key']}[/bold] ({d['upload']['size']} bytes)")
+        console.print(f"uploaded [bold]{escape(d['upload']['key'])}[/bold] "
+                      f"({d['upload']['size']} bytes)")
     for r in d.get("results", []):
         status = r.get("status")
-        color = {"validated": "green", "registered": "green", "quarantined": "yellow",
-                 "rejected": "red", "failed": "red"}.get(status, "white")
-        line = f"[{color}]{status}[/{color}] {r.get('model', '')}"
+        color = {"validated": "green", "registered": "green", "labels_received": "green",
+                 "quarantined": "yellow"}.get(status, "red" if status in (
+                     "rejected", "failed", "labels_rejected", "labels_quarantined") else "white")
+        line = f"[{color}]{status}[/{color}] {escape(str(r.get('model', '')))}"
         if "version" in r:
             line += f" v{r['version']}"
             if r.get("promoted"):
                 line += " [bold green](champion)[/bold green]"
+        if r.get("duplicate"):
+            line += " (already processed)"
         if r.get("summary"):
-            line += f" — {r['summary']}"
+            line += f" — {escape(str(r['summary']))}"
         if r.get("quarantine_key"):
-            line += f" -> {r['quarantine_key']}"
-        if r.get("reasons"):
-            line += f" — {'; '.join(r['reasons'])}"
-        if r.get("error"):
-            line += f" — {r['error']}"
-        console.print(line)
+            line += f" -> {escape(r['quarantine_key'])}"
+        for why in (r.get("reason"), "; ".join(r.get("reasons") or []), r.get("error")):
+            if why:
+                line += f" — {escape(str(why))}"
+        if r.get("experiment"):  # a search: say what was tried (mlops-kit runs show M RUN)
+            e = r["experiment"]
+            line += (f" — run {r.get('run')}: best of {e['ok']}/{e['trials']} trials "
+                     f"({e['metric']} {e['cv']:.4f}, trial {e['winner']})")
+        console.print(line, soft_wrap=True)
+        if r.get("failed_rules"):
+            t = Table("rule", "column", "count", "examples (row: value)",
+                      title=f"why: {r.get('quarantine_report_key') or 'report'}")
+            for x in r["failed_rules"]:
+                ex = ", ".join(f"{e.get('row')}: {e.get('value')}" for e in x.get("examples") or [])
+                t.add_row(*(escape(str(c)) for c in (x["rule"], x.get("column") or "-",
+                                                      x.get("count"), ex or x.get("message") or "")))
+            console.print(t)
 
 
 @app.command()
@@ -73,23 +148,28 @@ def _print_results(d: dict) -> None:
 def worker(once: bool = typer.Option(False, "--once", help="Drain the queues and exit."),
            poll: float = typer.Option(1.0, help="Seconds between polls."),
            as_json: bool = JsonOpt) -> None:
-    """Process the validation and training queues (the local runtime)."""
-    import time
+    """Process the validation and training queues (the local runtime).
 
-    from mlops_kit.local.worker import run_once
+    With --once, exits 1 if any job failed."""
+    import time
 
     b = backend()
     if once:
-        emit({"results": run_once(b)}, as_json, _print_results)
+        with Steps(err) as steps:
+            results = _process(b, steps)
+        emit({"results": results, "steps": steps.record}, as_json, _print_results)
+        exit_for(results, unfinished=steps.unfinished)
         return
-    console.print("worker running; Ctrl-C to stop")
+    err.print("worker running; Ctrl-C to stop")
     try:
         while True:
-            results = run_once(b)
+            with Steps(err) as steps:
+                results = _process(b, steps)
             if results:
-                _print_results({"results": results})
+                if as_json:  # a stream: one JSON document per line, per round
+                    print(to_json({"results": results}, indent=None), flush=True)
+                else:
+                    _print_results({"results": results})
             time.sleep(poll)
     except KeyboardInterrupt:
         pass
-
-

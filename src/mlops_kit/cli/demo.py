@@ -14,10 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
-from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from mlops_kit.cli.common import console, emit, handle_errors, settings
+from mlops_kit.cli.common import (
+    EXIT_FAILED,
+    UsageError,
+    console,
+    emit,
+    err,
+    failed,
+    handle_errors,
+    settings,
+)
+from mlops_kit.cli.progress import BAD, OK, Steps
 from mlops_kit.core import layout
 
 app = typer.Typer()
@@ -36,6 +46,32 @@ def _http(url: str, body: dict | None, token: str | None) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+MARKER = ".mlops-kit-demo"  # written into every workspace the demo creates
+
+
+def prepare_workspace(workspace: Path) -> Path:
+    """A workspace the demo may fill. It never deletes a folder it did not create: a new or
+    empty folder is used as is; a folder holding the demo's marker (an earlier demo run) is
+    cleared; anything else is refused, and so is the current directory or one of its parents."""
+    workspace = workspace.expanduser().resolve()
+    if workspace.exists() and not workspace.is_dir():
+        raise UsageError(f"--workspace {workspace}: exists and is not a folder", field="workspace")
+    if workspace.exists() and any(workspace.iterdir()):
+        cwd = Path.cwd().resolve()
+        if not (workspace / MARKER).is_file():
+            raise UsageError(
+                f"--workspace {workspace}: the folder is not empty and was not created by the "
+                "demo; give a new or empty folder (nothing was deleted)", field="workspace")
+        if workspace == cwd or workspace in cwd.parents:
+            raise UsageError(f"--workspace {workspace}: is the current directory (or holds "
+                             "it); run the demo from elsewhere (nothing was deleted)",
+                             field="workspace")
+        shutil.rmtree(workspace)  # an earlier demo run's folder: ours to clear
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / MARKER).write_text("created by `mlops-kit demo`; the demo may clear it\n")
+    return workspace
+
+
 def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[str, Any]:
     from mlops_kit.bootstrap import local_backend
     from mlops_kit.core.monitoring.monitor import run_monitor
@@ -44,46 +80,45 @@ def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[
     from mlops_kit.local.server import ServerThread, build_api
     from mlops_kit.local.worker import announcer, run_once, upload
 
-    if workspace.exists():
-        shutil.rmtree(workspace)
-    workspace.mkdir(parents=True)
+    workspace = prepare_workspace(workspace)
     s = settings().model_copy(update={"workspace": workspace, "backend": "local",
                                       "refresh_seconds": 0.0})
     b = local_backend(s)
     inputs = workspace / "inputs"
     inputs.mkdir()
     summary: dict[str, Any] = {"workspace": str(workspace)}
-    steps = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console,
-                     disable=quiet, transient=False)
-    with steps:
-        t = steps.add_task("spec: churn (binary classification, 7 features)")
+    with Steps(err, enabled=True) as steps:
         import yaml
 
+        steps.begin("applying the churn spec")
         b.ctx.store.put(layout.spec_key("churn"), yaml.safe_dump(CHURN_SPEC, sort_keys=False).encode())
-        steps.update(t, description="spec applied: specs/churn.yaml")
+        steps.end("spec", "spec applied: specs/churn.yaml (binary classification, 7 features)")
 
-        t = steps.add_task(f"dataset: {rows} synthetic customers with missing values")
+        steps.begin(f"generating {rows} synthetic customers with missing values")
         (inputs / "churn.csv").write_bytes(churn_csv(rows, seed=7))
         up = upload(b, inputs / "churn.csv", "churn")
-        steps.update(t, description=f"uploaded {up['key']} ({up['size']:,} bytes)")
+        steps.end("uploaded", f"uploaded {up['key']} ({up['size']:,} bytes)")
 
-        t = steps.add_task("validate -> train -> export ONNX -> parity -> register -> promote")
-        results = run_once(b)
-        trained = next(r for r in results if "version" in r)
-        validated = next(r for r in results if r.get("status") == "validated")
-        steps.update(t, description=(
-            f"v{trained['version']} {trained['status']}, promoted={trained['promoted']}, "
-            f"roc_auc={trained['metrics'].get('roc_auc', 0):.3f}, parity max diff "
-            f"{trained['parity'].get('max_abs_diff', 0):.2e}"))
+        b.ctx.progress = steps.core_step
+        results = run_once(b, progress=steps.worker_event)
+        b.ctx.progress = None
+        trained = next((r for r in results if "version" in r and "metrics" in r), None)
+        validated = next((r for r in results if r.get("status") == "validated"), None)
+        if trained is None or validated is None or failed(results):
+            summary.update(model="churn", status="failed", failed=True, results=results,
+                           steps=steps.record)
+            return summary
         summary.update(model="churn", version=trained["version"], metrics=trained["metrics"],
                        parity=trained["parity"], promoted=trained["promoted"],
                        validation={"rows": validated["rows"], "report_key": validated["report_key"]})
 
-        t = steps.add_task("HTTP server on a free localhost port (bearer token auth)")
+        steps.begin("starting the HTTP server on a free localhost port (bearer token auth)")
         token = ensure_token(workspace)
         srv = ServerThread(build_api(b, auth=True, workspace=workspace)).start()
         try:
+            steps.end("serving", f"serving at {srv.url}")
             url = f"{srv.url}/v1/models/churn:predict"
+            steps.begin("a good request, a bad one and one without a token")
             good = churn_records(2, seed=99)
             for r in good:
                 r.pop("churned"), r.pop("customer_id")
@@ -94,11 +129,11 @@ def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[
             summary["bad_request"] = {"status": bad_status, **bad_body}
             noauth_status, _ = _http(url, {"instances": good}, None)
             summary["unauthenticated_status"] = noauth_status
-            steps.update(t, description=(
-                f"served at {srv.url}: good request {status} -> {body.get('predictions')}, "
-                f"bad request {bad_status} ({bad_body.get('error')}), no token {noauth_status}"))
+            steps.end("requests", f"good request {status} -> {body.get('predictions')}, bad "
+                                  f"request {bad_status} ({bad_body.get('error')}), no token "
+                                  f"{noauth_status}")
 
-            t = steps.add_task("drifted traffic: 600 requests from a shifted population")
+            steps.begin("drifted traffic: 600 requests from a shifted population")
             drifted = churn_records(600, seed=5, drift=1.0)
             for i in range(0, len(drifted), 50):
                 batch = [{k: v for k, v in r.items() if k not in ("churned", "customer_id")}
@@ -106,37 +141,42 @@ def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[
                 _http(url, {"instances": batch}, token)
         finally:
             srv.stop()
-        steps.update(t, description="drifted traffic sent and captured")
+        steps.end("drifted traffic", "drifted traffic sent and captured (600 requests)")
 
-        t = steps.add_task("monitoring: drift vs the training profile")
+        steps.begin("monitoring: drift vs the training profile")
         report = run_monitor(b.ctx, "churn", window_hours=1, announce=announcer(b))
         summary["drift"] = {
             "status": report.get("status"), "drifted": report.get("drifted"),
             "drifted_features": report.get("drift", {}).get("drifted_features", []),
             "prediction_drift": report.get("prediction_drift", {}).get("drifted"),
             "rows": report.get("rows"), "report_key": report.get("report_key"),
-            "html_report": str(b.ctx.store.local_path(report["html_key"]))
+            "html_report": str(b.ctx.store.local_path(report["html_key"]))  # type: ignore[attr-defined]
             if report.get("html_key") else None}
-        steps.update(t, description=(
-            f"drift {'DETECTED' if report.get('drifted') else 'not detected'} on "
-            f"{summary['drift']['drifted_features']} ({report.get('rows')} rows)"))
+        steps.end("monitoring", f"drift {'DETECTED' if report.get('drifted') else 'not detected'}"
+                                f" on {summary['drift']['drifted_features']} "
+                                f"({report.get('rows')} rows)")
 
-        t = steps.add_task("a broken dataset upload")
+        steps.begin("uploading a broken dataset (it must be quarantined)")
         (inputs / "churn-broken.csv").write_bytes(broken_churn_csv())
         upload(b, inputs / "churn-broken.csv", "churn")
-        q = next(r for r in run_once(b) if r.get("status") in ("quarantined", "validated"))
+        q = next((r for r in run_once(b) if r.get("status") in ("quarantined", "validated")), {})
         report_doc = json.loads(b.ctx.store.get(q["quarantine_report_key"])) \
             if q.get("quarantine_key") else {}
-        failed = [r for r in report_doc.get("rules", []) if not r.get("passed")]
-        summary["quarantine"] = {"status": q["status"], "quarantined_key": q.get("quarantine_key"),
+        rules = [r for r in report_doc.get("rules", []) if not r.get("passed")]
+        summary["quarantine"] = {"status": q.get("status"),
+                                 "quarantined_key": q.get("quarantine_key"),
                                  "report_key": q.get("quarantine_report_key"),
-                                 "original_kept": b.ctx.store.exists(q["dataset_key"]),
+                                 "original_kept": b.ctx.store.exists(q["dataset_key"])
+                                 if q.get("dataset_key") else False,
                                  "summary": q.get("summary"),
                                  "failed_rules": [{k: r.get(k) for k in
                                                    ("rule", "column", "count", "examples")}
-                                                  for r in failed]}
+                                                  for r in rules]}
         summary["quarantined_key"] = q.get("quarantine_key")
-        steps.update(t, description=f"{q['status']}: {q.get('quarantine_key')} — {q.get('summary')}")
+        steps.end("quarantine", f"{q.get('status')}: {q.get('quarantine_key')} — "
+                                f"{q.get('summary')}", mark=OK if q.get("quarantine_key") else BAD)
+    summary["failed"] = not q.get("quarantine_key")  # the broken dataset got through: a bug
+    summary["steps"] = steps.record
     return summary
 
 
@@ -144,11 +184,18 @@ def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[
 @handle_errors
 def demo(workspace: Path = typer.Option(None, "--workspace", help="Default: a fresh temp dir."),
          rows: int = typer.Option(4000, min=300), as_json: bool = typer.Option(False, "--json")) -> None:
-    """Run the whole lifecycle on the embedded local backend."""
+    """Run the whole lifecycle on the embedded local backend.
+
+    Never deletes a folder it did not create. Exits 1 if the demo's own job failed."""
     ws = workspace or Path(tempfile.mkdtemp(prefix="mlops-kit-demo-"))
     summary = run_demo(ws, rows=rows, quiet=as_json)
-    if as_json:
-        emit(summary, True)
+    if as_json or summary.get("status") == "failed":
+        emit(summary, as_json, lambda d: err.print(
+            "[red]demo failed:[/red] " + "; ".join(
+                f"{r.get('status')} {r.get('error') or r.get('summary') or r.get('reasons') or ''}"
+                for r in d.get("results", [])), soft_wrap=True))
+        if summary.get("failed"):
+            raise typer.Exit(EXIT_FAILED)
         return
     console.print(Panel.fit(
         f"model [bold]churn[/bold] v{summary['version']} champion={summary['promoted']}\n"
@@ -168,5 +215,7 @@ def demo(workspace: Path = typer.Option(None, "--workspace", help="Default: a fr
         t = Table("rule", "column", "count", "examples (row: value)", title="quarantine report")
         for r in summary["quarantine"]["failed_rules"]:
             ex = ", ".join(f"{e['row']}: {e['value']}" for e in (r.get("examples") or [])[:3])
-            t.add_row(str(r["rule"]), str(r.get("column")), str(r.get("count")), ex)
+            t.add_row(*(escape(str(c)) for c in (r["rule"], r.get("column"), r.get("count"), ex)))
         console.print(t)
+    if summary.get("failed"):
+        raise typer.Exit(EXIT_FAILED)

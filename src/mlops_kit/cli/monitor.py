@@ -11,9 +11,11 @@ import webbrowser
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
+from mlops_kit.cli.common import JsonOpt, backend, console, emit, err, handle_errors
+from mlops_kit.cli.progress import Steps
 from mlops_kit.core import layout
 from mlops_kit.core.layout import check_name
 from mlops_kit.errors import NotFound
@@ -32,12 +34,17 @@ def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours
 
     b = backend()
     compact_captures(b.ctx.store, model, b.ctx.clock.now())  # closed hours -> Parquet
-    report = run_monitor(b.ctx, model, window_hours=window_hours,
-                         announce=announcer(b) if b.settings.backend == "local" else None)
+    with Steps(err) as steps:
+        steps.begin(f"monitoring {model}: drift and live quality over captured requests")
+        report = run_monitor(b.ctx, model, window_hours=window_hours,
+                             announce=announcer(b) if b.settings.backend == "local" else None)
+        steps.end("monitored", f"monitored {model}: {report.get('status')}, "
+                               f"{report.get('rows', 0) or 0:,} rows"
+                               + (", drift detected" if report.get("drifted") else ""))
 
     def human(r):
         if r.get("status") != "ok":
-            console.print(f"{model}: {r.get('status')} — {r.get('reason', '')}")
+            console.print(f"{model}: {r.get('status')} — {escape(str(r.get('reason', '')))}")
             return
         drift = r["drift"]
         t = Table("feature", "type", "psi", "drifted", "reasons")
@@ -66,7 +73,7 @@ def report(
     model: str,
     open_: bool = typer.Option(False, "--open", help="Open the HTML report in a browser."),
     path: bool = typer.Option(False, "--path", help="Print the local path of the HTML report."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """The latest monitoring report of MODEL (run `mlops-kit monitor MODEL` to make one)."""
     check_name(model)
@@ -83,7 +90,7 @@ def report(
     html_path = _html_file(store, html_key, model, stamp) if (open_ or path) else None
     if html_path is not None:
         doc["html_path"] = str(html_path)
-    if open_:
+    if open_ and html_path is not None:
         webbrowser.open(html_path.resolve().as_uri())
     if path and not as_json:
         console.print(str(html_path), soft_wrap=True, highlight=False)
@@ -92,7 +99,7 @@ def report(
     def human(r: dict) -> None:
         console.print(f"[bold]{r['model']} v{r['version']}[/bold] {r.get('generated_at')} "
                       f"({r.get('status')}, {r.get('rows', 0):,} rows)")
-        console.print(r.get("summary", ""))
+        console.print(escape(str(r.get("summary", ""))))
         feats = (r.get("drift") or {}).get("features") or {}
         if feats:
             t = Table("feature", "type", "test", "statistic", "psi", "missing now",

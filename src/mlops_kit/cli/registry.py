@@ -7,8 +7,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from mlops_kit.cli.common import JsonOpt, backend, console, emit, fail, handle_errors
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.cli.common import JsonOpt, UsageError, backend, console, emit, fail, handle_errors
+from mlops_kit.errors import NotFound
 
 app = typer.Typer(help="The model registry: versions, aliases, history.", no_args_is_help=True)
 
@@ -71,7 +71,7 @@ def registry_show(model: str, version: int = typer.Argument(None),
     reg = _registry()
     version = version or reg.champion_version(model)
     if version is None:
-        raise MlopsKitError(f"model {model!r} has no champion; give a version")
+        raise NotFound(f"model {model!r} has no champion; give a version", field="model")
     record = reg.get_version(model, version)
     emit(record, as_json)
 
@@ -131,7 +131,7 @@ def registry_approve(model: str, version: int, actor: str = typer.Option("cli", 
 @handle_errors
 def registry_rollback(model: str, reason: str = typer.Option("rollback", "--reason"),
                       actor: str = typer.Option("cli", "--actor"), as_json: bool = JsonOpt) -> None:
-    """Restore the previous champion in one call."""
+    """Undo the last champion move; a second rollback goes one further back, never forward."""
     out = _registry().rollback(model, actor=actor, reason=reason)
     emit(out, as_json, lambda d: console.print(
         f"[yellow]{model}[/yellow] rolled back: v{d['previous']} -> v{d['version']}"))
@@ -146,7 +146,7 @@ def registry_challenger(model: str, version: int = typer.Argument(None),
                         as_json: bool = JsonOpt) -> None:
     """Set (or clear, with no version) the challenger: canary share or shadow scoring."""
     if mode not in ("canary", "shadow"):
-        fail(MlopsKitError("mode: must be canary or shadow", field="mode"), as_json)
+        fail(UsageError("mode: must be canary or shadow", field="mode"), as_json)
     out = _registry().set_alias(model, "challenger", version, actor=actor,
                                 reason=f"{mode} {weight:.0%}" if version else "cleared",
                                 extra={"mode": mode, "weight": weight})

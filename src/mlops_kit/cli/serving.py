@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
 
-from mlops_kit.cli.common import JsonOpt, backend, console, emit, err, handle_errors, settings
+from mlops_kit.cli.common import (
+    JsonOpt,
+    UsageError,
+    backend,
+    console,
+    emit,
+    err,
+    handle_errors,
+    port_error,
+    settings,
+    to_json,
+)
 
 app = typer.Typer()
 
@@ -19,23 +29,30 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
           no_auth: bool = typer.Option(False, "--no-auth",
                                        help="Allow anonymous requests (explicit opt-out)."),
           as_json: bool = JsonOpt) -> None:
-    """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2)."""
-    from mlops_kit.local.auth import ensure_token
+    """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2) and the
+    read-only web console at /ui/."""
+    from mlops_kit.local.auth import TOKEN_FILE, ensure_token
     from mlops_kit.local.server import ServerThread, build_api
 
     b = backend()
     ws = Path(b.settings.workspace)
-    token = None
-    if not no_auth:
-        token = ensure_token(ws)
-        if token and not as_json:
-            err.print(f"[bold]API token (shown once, stored hashed):[/bold] {token}")
-    srv = ServerThread(build_api(b, auth=not no_auth, workspace=ws), host, port).start()
+    token = None if no_auth else ensure_token(ws)
+    try:
+        srv = ServerThread(build_api(b, auth=not no_auth, workspace=ws), host, port)
+    except OSError as exc:
+        if token:  # made by this call and shown to nobody: a new token is never made in vain
+            (ws / TOKEN_FILE).unlink(missing_ok=True)
+        raise port_error(host, port, exc) from None
+    if token and not as_json:
+        err.print(f"[bold]API token (shown once, stored hashed):[/bold] {token}")
+    srv.start()
     if as_json:  # one line a script can read: where to connect, and the token if new
-        sys.stdout.write(json.dumps({"url": srv.url, "auth": not no_auth, "token": token}) + "\n")
+        sys.stdout.write(to_json({"url": srv.url, "auth": not no_auth, "token": token},
+                                 indent=None) + "\n")
         sys.stdout.flush()
     else:
-        err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict)")
+        err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict; "
+                  f"console: {srv.url}/ui/)")
     try:
         srv._threads[0].join()
     except KeyboardInterrupt:
@@ -51,8 +68,9 @@ def token(rotate: bool = typer.Option(False, "--rotate"), as_json: bool = JsonOp
     ws = Path(settings().workspace)
     value = rotate_token(ws) if rotate else ensure_token(ws)
     if value is None:
-        err.print("a token already exists (stored hashed); use --rotate for a new one")
-        raise typer.Exit(1)
+        raise UsageError("a token already exists (stored hashed, never shown again); "
+                         "use --rotate for a new one (running servers switch within a "
+                         "second)", field="token")
     emit({"token": value}, as_json, lambda d: console.print(d["token"]))
 
 

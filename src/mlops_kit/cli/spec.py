@@ -18,9 +18,12 @@ def spec_apply(file: Path = typer.Argument(..., exists=True, dir_okay=False),
                as_json: bool = JsonOpt) -> None:
     """Check a spec and store it under specs/<name>.yaml."""
     from mlops_kit.core.spec import load_spec_bytes
+    from mlops_kit.core.training.estimators import check_params
 
     raw = file.read_bytes()
     spec = load_spec_bytes(raw, source=str(file))
+    check_params(spec)  # an unknown or invalid estimator.params entry is named here
+    _check_search(spec)
     b = backend()
     suffix = ".json" if raw.lstrip().startswith(b"{") else ".yaml"
     for old in (".yaml", ".yml", ".json"):
@@ -41,9 +44,26 @@ def spec_check(file: Path = typer.Argument(..., exists=True, dir_okay=False),
                as_json: bool = JsonOpt) -> None:
     """Check a spec file without storing it."""
     from mlops_kit.core.spec import load_spec_bytes
+    from mlops_kit.core.training.estimators import check_params
 
     spec = load_spec_bytes(file.read_bytes(), source=str(file))
-    emit({"model": spec.name, "valid": True, "spec_hash": spec.spec_hash()}, as_json,
-         lambda d: console.print(f"[green]valid[/green] spec {d['model']}"))
+    check_params(spec)  # an unknown or invalid estimator.params entry is named here
+    trials = _check_search(spec)
+    out = {"model": spec.name, "valid": True, "spec_hash": spec.spec_hash()}
+    if trials is not None:
+        out["search_trials"] = trials
+    emit(out, as_json, lambda d: console.print(
+        f"[green]valid[/green] spec {d['model']}"
+        + (f" (search: {d['search_trials']} trials)" if "search_trials" in d else "")))
+
+
+def _check_search(spec) -> int | None:
+    """A search's candidates against scikit-learn: unknown or bad parameters named now."""
+    if spec.search is None:
+        return None
+    from mlops_kit.core.training.search import check_search
+
+    plan = check_search(spec)
+    return len(plan.trials) if plan else 0
 
 

@@ -218,7 +218,8 @@ def chunk_from_rows(rows: list[dict[str, Any]], at_us: Sequence[int]) -> Capture
     features: dict[str, Column] = {k: [f.get(k) for f in feats] for k in names}
     probs = [r.get("probabilities") for r in rows]
     proba = None
-    if n and all(isinstance(p, list) and p for p in probs) and len({len(p) for p in probs}) == 1:
+    if n and all(isinstance(p, list) and p for p in probs) \
+            and len({len(p) for p in probs if isinstance(p, list)}) == 1:
         proba = np.asarray(probs, dtype=np.float32)
     roles = [r.get("role") for r in rows]
     return CaptureChunk(

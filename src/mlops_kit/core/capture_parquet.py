@@ -147,3 +147,18 @@ def compact_captures(store, model: str, now: datetime, *, lookback_hours: int = 
             done.append(compact_hour(store, model, hour))
         hour += timedelta(hours=1)
     return done
+
+
+def compact_all(store, models, now: datetime) -> dict[str, Any]:
+    """compact_captures for every model, each isolated: a model that fails (a transient store
+    error, a bug) is listed in `errors` and retried by the next run (its manifest is missing)."""
+    hours: list[dict] = []
+    errors: list[dict[str, Any]] = []
+    for model in list(models):
+        try:
+            hours += [{"model": model, "hour": m["hour"], "rows": m["rows"]}
+                      for m in compact_captures(store, model, now)]
+        except Exception as exc:  # noqa: BLE001 - one model never stops the others
+            log.warning("compacting captures of %s failed: %s", model, exc)
+            errors.append({"model": model, "error": f"{type(exc).__name__}: {exc}"[:500]})
+    return {"hours": hours, "errors": errors}

@@ -5,14 +5,25 @@ Built by mlops_kit.bootstrap (the composition root); nothing in core builds adap
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
+from mlops_kit.core.registry.experiments import RunStore
 from mlops_kit.core.spec import ModelSpec, load_spec_bytes
 from mlops_kit.errors import SpecError
-from mlops_kit.ports import Clock, KeyValueTable, Notifier, ObjectStore, Queue
+from mlops_kit.ports import (
+    Clock,
+    ExperimentTracker,
+    KeyValueTable,
+    Notifier,
+    ObjectStore,
+    Queue,
+    TrialRunner,
+)
 
 
 @dataclass
@@ -24,10 +35,30 @@ class Context:
     train_queue: Queue
     notifier: Notifier
     clock: Clock
+    # the training queue's visibility timeout: a version pending for longer is shown as stuck
+    stuck_after_s: float | None = None
+    # Experiments: how a search's trials run. In this process with `trial_runner` (None: one
+    # after another), or, with `fan_out_trials`, one train-queue message per trial.
+    trial_runner: TrialRunner | None = None
+    fan_out_trials: bool = False
+    tracker: ExperimentTracker | None = None
+    # Who watches a job's steps (the CLI's progress display); None: nobody.
+    progress: Callable[[str, dict[str, Any]], None] | None = None
     registry: Registry = field(init=False)
+    runs: RunStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.registry = Registry(self.table, self.clock, self.notifier)
+        self.registry = Registry(self.table, self.clock, self.notifier, self.stuck_after_s)
+        self.runs = RunStore(self.table, self.clock)
+
+    def step(self, name: str, **info: Any) -> None:
+        """A step of the running job ended (trained, exported, parity, registered, ...)."""
+        if self.progress is not None:
+            try:
+                self.progress(name, info)
+            except Exception:  # noqa: BLE001 - a display problem never fails a job
+                logging.getLogger("mlops_kit.progress").debug("progress callback failed",
+                                                              exc_info=True)
 
 
 def load_spec(store: ObjectStore, model: str) -> ModelSpec:

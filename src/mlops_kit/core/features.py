@@ -9,6 +9,7 @@ Encoding contract (the ONNX graph has one input per feature, shape [N, 1]):
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -76,23 +77,41 @@ def coerce_category(name: str, value: Any, feature: CategoricalFeature, row: int
     return text
 
 
+def check_fields(spec: ModelSpec, row: int, record: Mapping[str, Any], *,
+                 reject_unknown: bool) -> None:
+    """Requests are strict by default. A field that is not a feature is a 400 naming it (with
+    the closest feature name: it is most often a typo) unless the spec says
+    `serving: {unknown_fields: ignore}`; a missing feature is a 400 unless it is nullable."""
+    names = spec.feature_names
+    if reject_unknown:
+        known = set(names)
+        extra = sorted(str(k) for k in record if k not in known)
+        if extra:
+            close = difflib.get_close_matches(extra[0], names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; the features are {names}"
+            raise ValidationError(
+                f"instances[{row}].{extra[0][:60]}: unknown field{hint}", field=extra[0][:60])
+    for f in spec.features:
+        if not f.nullable and f.name not in record:
+            raise ValidationError(
+                f"instances[{row}].{f.name}: is required (missing, and the spec does not say "
+                "nullable: true)", field=f.name)
+
+
 def records_to_inputs(
-    spec: ModelSpec, records: Sequence[Mapping[str, Any]], *, strict_unknown: bool = False
+    spec: ModelSpec, records: Sequence[Mapping[str, Any]], *, strict_unknown: bool | None = None
 ) -> dict[str, np.ndarray]:
-    """Validate request records against the spec and build the ONNX input feed."""
-    names = set(spec.feature_names)
+    """Validate request records against the spec and build the ONNX input feed. Unknown
+    fields follow spec.serving.unknown_fields unless strict_unknown overrides it."""
+    reject_unknown = spec.serving.unknown_fields == "reject" if strict_unknown is None \
+        else strict_unknown
     columns: dict[str, list] = {f.name: [] for f in spec.features}
     for i, rec in enumerate(records):
         if not isinstance(rec, Mapping):
             raise ValidationError(
                 f"instances[{i}]: expected an object of feature values", field="instances"
             )
-        if strict_unknown:
-            extra = sorted(k for k in rec if k not in names)
-            if extra:
-                raise ValidationError(
-                    f"instances[{i}].{extra[0]}: unknown feature", field=str(extra[0])
-                )
+        check_fields(spec, i, rec, reject_unknown=reject_unknown)
         for f in spec.features:
             value = rec.get(f.name)
             if isinstance(f, NumericFeature):

@@ -60,6 +60,11 @@ def quarantine_key(model: str, filename: str) -> str:
     return f"{QUARANTINE}{check_name(model)}/{safe_filename(filename)}"
 
 
+def labels_quarantine_key(model: str, filename: str) -> str:
+    """A bad labels file's copy (beside quarantined datasets, in a folder of its own)."""
+    return f"{QUARANTINE}{check_name(model)}/labels/{safe_filename(filename)}"
+
+
 def retrain_dataset_key(model: str, at: datetime) -> str:
     """Retrain on drift writes here; the upload trigger validates and trains it like any other."""
     return f"{dataset_prefix(model)}retrain-{at:%Y%m%dT%H%M%S}.csv"

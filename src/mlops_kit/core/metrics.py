@@ -114,38 +114,38 @@ def log_loss(y_true: np.ndarray, proba: np.ndarray, labels: Sequence) -> float:
 
 
 def compute_metrics(
-    task: str, y_true: Sequence, y_pred: Sequence, proba: Any | None = None,
+    task: str, y_true: Sequence | np.ndarray, y_pred: Sequence | np.ndarray, proba: Any | None = None,
     classes: Sequence | None = None,
 ) -> dict[str, float]:
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
+    yt = np.asarray(y_true)
+    yp = np.asarray(y_pred)
     if task == "regression":
-        y_true = y_true.astype(float)
-        y_pred = y_pred.astype(float)
+        yt = yt.astype(float)
+        yp = yp.astype(float)
         return {
-            "rmse": rmse(y_true, y_pred),
-            "mae": mae(y_true, y_pred),
-            "r2": r2(y_true, y_pred) if len(y_true) > 1 else float("nan"),
+            "rmse": rmse(yt, yp),
+            "mae": mae(yt, yp),
+            "r2": r2(yt, yp) if len(yt) > 1 else float("nan"),
         }
-    out: dict[str, float] = {"accuracy": accuracy(y_true, y_pred)}
-    labels = list(classes) if classes is not None else sorted(set(y_true.tolist()))
+    out: dict[str, float] = {"accuracy": accuracy(yt, yp)}
+    labels = list(classes) if classes is not None else sorted(set(yt.tolist()))
     if task == "binary_classification" and len(labels) == 2:
-        out["f1"] = f1_binary(y_true, y_pred, labels[1])
+        out["f1"] = f1_binary(yt, yp, labels[1])
     else:
-        out["f1"] = f1_weighted(y_true, y_pred)
-    if proba is not None and len(set(y_true.tolist())) > 1:
+        out["f1"] = f1_weighted(yt, yp)
+    if proba is not None and len(set(yt.tolist())) > 1:
         p = np.asarray(proba, dtype=float)
         p = np.clip(p, 1e-15, 1)
         p = p / p.sum(axis=1, keepdims=True)
         try:
             if p.shape[1] == 2:
-                out["roc_auc"] = roc_auc_binary(y_true == labels[1], p[:, 1])
+                out["roc_auc"] = roc_auc_binary(yt == labels[1], p[:, 1])
             else:
-                out["roc_auc"] = roc_auc_ovr_weighted(y_true, p, labels)
+                out["roc_auc"] = roc_auc_ovr_weighted(yt, p, labels)
         except ValueError:
             pass
         try:
-            out["log_loss"] = log_loss(y_true, p, labels)
+            out["log_loss"] = log_loss(yt, p, labels)
         except ValueError:
             pass
     return out

@@ -1,7 +1,11 @@
 """What serving needs to know about an exported ONNX model. numpy + onnxruntime only (no sklearn).
 
-Exported graphs (core/export.py) have one input per feature, named as the feature, shape [N, 1]
-(numeric: tensor(float), categorical: tensor(string)), and these outputs:
+Exported graphs (core/export.py) have one input per feature, shape [N, 1] (numeric:
+tensor(float), categorical: tensor(string)), named as the feature where ONNX allows it: the
+converter turns a name ONNX cannot carry ("mean radius", "a.b", "c-d") into a safe one
+("mean_radius", ...). The map feature -> input name is stored in the model's metadata
+(INPUTS_KEY); every API, report and capture keeps the user's feature names, and only the last
+step before onnxruntime (`feed`) uses the input names. And these outputs:
 - classifiers: "label" (tensor(int64) or tensor(string), shape [N]) and "probabilities"
   (tensor(float), shape [N, n_classes], columns in the order of `classes`)
 - regressors: "variable" (tensor(float), shape [N, 1])
@@ -16,10 +20,13 @@ from typing import Any
 __all__ = [
     "CLASSES_KEY",
     "FEATURES_KEY",
+    "INPUTS_KEY",
     "LABEL_OUTPUT",
     "PROBABILITIES_OUTPUT",
     "VALUE_OUTPUT",
     "classes",
+    "feed",
+    "input_map",
     "output_names",
     "session_options",
 ]
@@ -29,6 +36,7 @@ PROBABILITIES_OUTPUT = "probabilities"
 VALUE_OUTPUT = "variable"
 CLASSES_KEY = "mlops_kit.classes"
 FEATURES_KEY = "mlops_kit.features"
+INPUTS_KEY = "mlops_kit.inputs"  # {feature name: ONNX input name}
 
 
 def output_names(session: Any) -> tuple[str, str | None]:
@@ -77,3 +85,18 @@ def feature_names(session: Any) -> list[str]:
     meta = session.get_modelmeta().custom_metadata_map
     raw = meta.get(FEATURES_KEY)
     return json.loads(raw) if raw is not None else [i.name for i in session.get_inputs()]
+
+
+def input_map(session: Any) -> dict[str, str]:
+    """Feature name -> ONNX input name. From the metadata; a model exported before the map
+    existed has inputs named as its features (it could not pass the parity gate otherwise)."""
+    meta = session.get_modelmeta().custom_metadata_map
+    raw = meta.get(INPUTS_KEY)
+    if raw is not None:
+        return dict(json.loads(raw))
+    return {name: name for name in (i.name for i in session.get_inputs())}
+
+
+def feed(inputs: dict[str, str], columns: dict[str, Any]) -> dict[str, Any]:
+    """The onnxruntime feed: arrays keyed by feature name, renamed to the graph's inputs."""
+    return {inputs[name]: columns[name] for name in inputs}

@@ -16,6 +16,8 @@ __all__ = ["on_object_created"]
 def on_object_created(ctx: Context, key: str, etag: str | None = None,
                       version_id: str | None = None) -> dict[str, Any]:
     parsed = layout.parse_key(key)
+    if parsed.model is None:
+        return {"status": "ignored", "key": key, "reason": "not a key of the layout"}
     if parsed.kind == "dataset":
         return validate_upload(ctx, parsed.model, key, etag=etag, version_id=version_id)
     if parsed.kind == "labels":

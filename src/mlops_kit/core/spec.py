@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from mlops_kit.core import layout
+from mlops_kit.core.spec_search import EstimatorKind, Search
 from mlops_kit.errors import SpecError
 
 MAX_SPEC_BYTES = 256 * 1024
@@ -41,7 +42,8 @@ class NumericFeature(_Strict):
     type: Literal["numeric"] = "numeric"
     min: float | None = None
     max: float | None = None
-    nullable: bool = True
+    # A request without this feature (or with null) is a 400 unless the spec says nullable.
+    nullable: bool = False
 
     @model_validator(mode="after")
     def _range(self) -> NumericFeature:
@@ -56,7 +58,7 @@ class CategoricalFeature(_Strict):
     categories: list[str] | None = Field(
         default=None, description="Allowed values; None accepts any value."
     )
-    nullable: bool = True
+    nullable: bool = False
 
     @field_validator("categories")
     @classmethod
@@ -78,16 +80,7 @@ REGRESSORS = {
 
 
 class Estimator(_Strict):
-    kind: Literal[
-        "logistic_regression",
-        "random_forest",
-        "gradient_boosting",
-        "hist_gradient_boosting",
-        "linear_regression",
-        "ridge",
-        "random_forest_regressor",
-        "gradient_boosting_regressor",
-    ] = "logistic_regression"
+    kind: EstimatorKind = "logistic_regression"
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -125,6 +118,14 @@ class MonitoringPolicy(_Strict):
     retrain_cooldown_hours: float = Field(default=24.0, ge=0)
 
 
+class ServingPolicy(_Strict):
+    """How inference requests are checked. Requests are strict by default: a field that is not
+    a feature of the model is a 400 naming it (a typo must never be silently dropped) unless
+    `unknown_fields: ignore`."""
+
+    unknown_fields: Literal["reject", "ignore"] = "reject"
+
+
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
 CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
@@ -139,6 +140,9 @@ class ModelSpec(_Strict):
     validation: ValidationRules = Field(default_factory=ValidationRules)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
+    # Experiments: several candidates per upload; None trains `estimator` alone (as before).
+    search: Search | None = None
+    serving: ServingPolicy = Field(default_factory=ServingPolicy)
     test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
     description: str = ""
@@ -172,7 +176,18 @@ class ModelSpec(_Strict):
             )
         if self.task is Task.multiclass and self.promotion.metric == "roc_auc":
             pass  # computed one-vs-rest, weighted
+        if self.search is not None:
+            self._check_search(self.search, allowed)
         return self
+
+    def _check_search(self, search: Search, allowed: set[str]) -> None:
+        kinds = CLASSIFIERS if self.task.is_classification else REGRESSORS
+        for i, c in enumerate(search.candidates):
+            if c.kind not in kinds:
+                raise ValueError(f"search.candidates.{i}.kind {c.kind!r} does not fit task "
+                                 f"{self.task.value}: use one of {sorted(kinds)}")
+        if search.metric is not None and search.metric not in allowed:
+            raise ValueError(f"search.metric {search.metric!r} is not one of {sorted(allowed)}")
 
     # -- helpers --------------------------------------------------------------------------
     @property
@@ -194,7 +209,11 @@ class ModelSpec(_Strict):
         return metric not in LOWER_IS_BETTER
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        if data.get("search") is None:
+            # a spec without a search hashes exactly as it did before searches existed
+            data.pop("search", None)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()

@@ -116,25 +116,35 @@ def categorical_freqs(values: Sequence[str | None]) -> dict[str, float]:
     return {k: c / total for k, c in counts.items()} if total else {}
 
 
-def numeric_profile(values: Sequence | np.ndarray, *, seed: int = 0) -> dict:
-    arr = to_float_array(values)
-    n = arr.size
-    good = arr[~np.isnan(arr)]
-    edges = quantile_edges(good)
-    rng = np.random.default_rng(seed)
-    sample = good if good.size <= PROFILE_SAMPLE else rng.choice(good, PROFILE_SAMPLE, False)
+def numeric_profile_of(*, count: int, null_rate: float, mean: float, std: float, lo: float,
+                       hi: float, sample: np.ndarray) -> dict:
+    """The one shape of a numeric reference profile, from moments and a uniform sample (the
+    validator streams them; numeric_profile computes them from an array)."""
+    edges = quantile_edges(sample)
     return {
         "type": "numeric",
-        "count": int(good.size),
-        "null_rate": float(1 - good.size / n) if n else 0.0,
-        "mean": float(good.mean()) if good.size else 0.0,
-        "std": float(good.std()) if good.size else 0.0,
-        "min": float(good.min()) if good.size else 0.0,
-        "max": float(good.max()) if good.size else 0.0,
+        "count": int(count),
+        "null_rate": float(null_rate),
+        "mean": float(mean) if count else 0.0,
+        "std": float(std) if count else 0.0,
+        "min": float(lo) if count else 0.0,
+        "max": float(hi) if count else 0.0,
         "edges": edges,
-        "freqs": numeric_freqs(good, edges) if good.size else [],
-        "sample": [float(x) for x in sample],
+        "freqs": numeric_freqs(sample, edges) if count else [],
+        "sample": [float(x) for x in sample[:PROFILE_SAMPLE]],
     }
+
+
+def numeric_profile(values: Sequence | np.ndarray, *, seed: int = 0) -> dict:
+    arr = to_float_array(values)
+    good = arr[~np.isnan(arr)]
+    reservoir = Reservoir(max(PROFILE_SAMPLE, 1), seed)
+    reservoir.offer(good)
+    return numeric_profile_of(
+        count=good.size, null_rate=1 - good.size / arr.size if arr.size else 0.0,
+        mean=good.mean() if good.size else 0.0, std=good.std() if good.size else 0.0,
+        lo=good.min() if good.size else 0.0, hi=good.max() if good.size else 0.0,
+        sample=reservoir.sample())
 
 
 def categorical_profile(values: Sequence) -> dict:
@@ -234,3 +244,39 @@ def chi2_test(ref: Mapping[str, float], cur_counts: Mapping[str, int], eps: floa
 def _clean(values: Sequence | np.ndarray) -> np.ndarray:
     arr = to_float_array(values)
     return arr[np.isfinite(arr)]
+
+
+class Reservoir:
+    """A bounded uniform sample of a stream, by random priorities: keep the `size` values with
+    the smallest keys ever drawn. Vectorised per chunk; seed-stable (one key per value offered);
+    holds copies, never views of a caller's batch. Used for the reference profile (validation)
+    and for the live window (monitoring)."""
+
+    def __init__(self, size: int, seed: int | Sequence[int] = 0) -> None:
+        self.size = size
+        self.seen = 0
+        self._rng = np.random.default_rng(seed)
+        self._vals = np.empty(0)
+        self._keys = np.empty(0)
+        self._max = 1.0
+
+    def offer(self, values: np.ndarray) -> None:
+        self.seen += values.size
+        keys = self._rng.random(values.size)  # drawn for every value: the sample is seed-stable
+        if self._keys.size >= self.size:  # full: only smaller keys can enter
+            enter = keys < self._max
+            if not enter.any():
+                return
+            keys, values = keys[enter], values[enter]
+        keys = np.concatenate([self._keys, keys])
+        pool = np.concatenate([self._vals, values.astype(np.float64, copy=True)])
+        if keys.size > self.size:
+            keep = np.argpartition(keys, self.size)[: self.size]
+            keys, pool = keys[keep], pool[keep]
+        self._keys, self._vals = keys, pool
+        self._max = float(keys.max()) if keys.size >= self.size else 1.0
+
+    def sample(self) -> np.ndarray:
+        """The sample in random (key) order, stable for a seed."""
+        return self._vals[np.argsort(self._keys)]
+

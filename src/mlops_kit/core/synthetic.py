@@ -39,7 +39,7 @@ CHURN_SPEC = {
         {"name": "age", "type": "numeric", "min": 18, "max": 120},
         {"name": "plan", "type": "categorical", "categories": PLANS + ["enterprise"]},
         {"name": "region", "type": "categorical", "categories": REGIONS},
-        {"name": "payment", "type": "categorical", "categories": PAYMENTS},
+        {"name": "payment", "type": "categorical", "categories": PAYMENTS, "nullable": True},
     ],
     "estimator": {"kind": "gradient_boosting", "params": {"n_estimators": 60, "max_depth": 3}},
     "validation": {"min_rows": 200, "max_null_fraction": 0.2, "min_class_fraction": 0.05},

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
-from mlops_kit.topology import ENV_FOR, Topology, default_topology
+from mlops_kit.topology import ENV_FOR, PolicyArns, Topology, default_topology
+
+if TYPE_CHECKING:
+    from mlops_kit.adapters.aws import Identity
 
 ACCOUNT = "123456789012"
 
@@ -28,6 +31,18 @@ class Resources:
     table: str
     topic_arn: str
     inference_url: str | None = None
+    buckets: dict[str, str] = field(default_factory=dict)  # topology store name -> bucket
+    table_arn: str = ""
+    stack: str = ""  # the name prefix (MLOPSKIT_STACK: the Stack dimension of the metrics)
+    # IAM enforced (emulate.iam): "admin" and one identity per function; empty otherwise
+    identities: dict[str, Identity] = field(default_factory=dict, repr=False)
+
+    def policy_arns(self) -> PolicyArns:
+        """What the Pulumi program resolves before rendering a policy, for these resources
+        (no KMS key on the topic, no log groups: see emulate.iam)."""
+        return PolicyArns(buckets={s: f"arn:aws:s3:::{b}" for s, b in self.buckets.items()},
+                          table=self.table_arn, queues=dict(self.queue_arns),
+                          topic=self.topic_arn)
 
     def env(self) -> dict[str, str]:
         """The MLOPSKIT_* variables a deployed function gets (topology.ENV_FOR)."""
@@ -39,11 +54,19 @@ class Resources:
                ENV_FOR["topic"]: self.topic_arn}
         if self.endpoint_url:
             out["MLOPSKIT_ENDPOINT_URL"] = self.endpoint_url
+        if self.stack:
+            out[ENV_FOR["stack"]] = self.stack
         return out
 
     def summary(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("queue_arns")
+        skip = {"queue_arns", "buckets", "table_arn", "identities"}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        d["queue_urls"] = dict(self.queue_urls)
+        if self.identities:  # IAM enforced: the operator's keys (the only ones clients get)
+            admin = self.identities["admin"]
+            d["enforce_iam"] = True
+            d["credentials"] = {"aws_access_key_id": admin.access_key_id,
+                                "aws_secret_access_key": admin.secret_access_key}
         for name, url in self.queue_urls.items():
             d[f"{name.replace('-', '_')}_url" if name.endswith("-dlq") else f"{name}_queue_url"] = url
         return d
@@ -65,7 +88,8 @@ def provision(client: Callable[[str], Any], topology: Topology | None = None, *,
                 "Rules": [{"ID": f"expire-{p.strip('/')}", "Status": "Enabled",
                            "Filter": {"Prefix": p}, "Expiration": {"Days": d}}
                           for p, d in st.expire_days.items()]})
-    urls, arns = {}, {}
+    urls: dict[str, str] = {}
+    arns: dict[str, str] = {}
     for q in topology.queues:
         for name, attrs in ((q.dlq, {"MessageRetentionPeriod": str(14 * 86400)}), (q.name, None)):
             if attrs is None:
@@ -92,13 +116,14 @@ def provision(client: Callable[[str], Any], topology: Topology | None = None, *,
                 for t in triggers]})
     t = topology.table
     table = f"{prefix}-{t.name}"
-    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+    table_arn = ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                      KeySchema=[{"AttributeName": t.partition_key, "KeyType": "HASH"},
                                 {"AttributeName": t.sort_key, "KeyType": "RANGE"}],
                      AttributeDefinitions=[{"AttributeName": t.partition_key, "AttributeType": "S"},
-                                           {"AttributeName": t.sort_key, "AttributeType": "S"}])
+                                           {"AttributeName": t.sort_key, "AttributeType": "S"}]
+                                 )["TableDescription"]["TableArn"]
     topic_arn = sns.create_topic(Name=f"{prefix}-{topology.topic}")["TopicArn"]
     from mlops_kit.topology import ARTIFACTS, DATA
 
     return Resources(region, endpoint_url, buckets[DATA], buckets[ARTIFACTS], urls, arns, table,
-                     topic_arn)
+                     topic_arn, buckets=buckets, table_arn=table_arn, stack=prefix)

@@ -7,22 +7,28 @@ source does (batches, batchItemFailures, visibility timeout, receive count, DLQ)
 runs on its schedule; a stdlib HTTP gateway turns requests into HTTP API (payload 2.0) events
 for the serve handler. Unmodified clients (AWS CLI, boto3, curl) drive it.
 
+With `enforce_iam`, moto checks every request once the resources exist: each function runs
+under an IAM user holding the policy the Pulumi program renders for its role (emulate.iam), and
+clients must use the operator's keys printed at start.
+
 The pieces (provision, SqsPump, Gateway) are also what the end-to-end tests use under moto.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from mlops_kit.emulate.aws_resources import ACCOUNT, TEST_CREDENTIALS, Resources, provision
 from mlops_kit.emulate.events import rate_seconds, schedule_event
 from mlops_kit.emulate.gateway import free_port, make_gateway
+from mlops_kit.emulate.iam import ADMIN, acting, create_identities, enforce_on_server
 from mlops_kit.emulate.lambda_functions import context_for, functions_dir, load_function, reset_functions
 from mlops_kit.emulate.pumps import SqsPump
 from mlops_kit.topology import Topology, default_topology
@@ -30,73 +36,26 @@ from mlops_kit.topology import Topology, default_topology
 log = logging.getLogger("mlops_kit.emulate.emulator")
 
 
-# -- resources ---------------------------------------------------------------------------
-
-
-
-
-
-
-# -- functions ---------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# -- SQS -> function ---------------------------------------------------------------------
-
-
-
-
-
-
-# -- HTTP gateway ------------------------------------------------------------------------
-
-
-
-
-
-
-# -- schedule ----------------------------------------------------------------------------
-
-
-
-
-
-
-
-# -- the emulator ------------------------------------------------------------------------
-
-
-
-
 class Emulator:
     def __init__(self, *, host: str = "127.0.0.1", gateway_port: int = 0,
                  monitor_every: float | None = None, retry_after: int = 5,
                  prefix: str = "mlops-kit", region: str = "us-east-1",
-                 functions: str | Path | None = None, topology: Topology | None = None) -> None:
+                 functions: str | Path | None = None, topology: Topology | None = None,
+                 enforce_iam: bool = False) -> None:
         self.host, self.gateway_port, self.prefix, self.region = host, gateway_port, prefix, region
         self.topology = topology or default_topology()
         sched = self.topology.schedules[0]
         self.monitor_every = monitor_every or rate_seconds(sched.expression)
         self.retry_after = retry_after
         self.functions = functions_dir(functions)
+        self.enforce_iam = enforce_iam
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Resources:
         from moto.server import ThreadedMotoServer
 
-        from mlops_kit.adapters.aws import clear_clients, client
+        from mlops_kit.adapters.aws import acting_as, clear_clients, client
 
         for k, v in TEST_CREDENTIALS.items():
             os.environ.setdefault(k, v)
@@ -105,26 +64,37 @@ class Emulator:
         self.moto.start()
         endpoint = f"http://{self.host}:{port}"
         clear_clients()
-        self.client = lambda s: client(s, region=self.region, endpoint_url=endpoint)
+        connect = {"region": self.region, "endpoint_url": endpoint}
+        self.client = lambda s: client(s, **connect)
         res = provision(self.client, self.topology, prefix=self.prefix, region=self.region,
                         endpoint_url=endpoint)
+        if self.enforce_iam:
+            res.identities = create_identities(self.client("iam"), self.topology,
+                                               res.policy_arns(), prefix=self.prefix)
+            enforce_on_server(endpoint)
+            admin = res.identities[ADMIN]
+            self.client = lambda s: _client_as(admin, s, connect)  # the emulator's own calls
         os.environ.update(res.env())
         reset_functions()
-        handlers = {f.name: load_function(f.name, self.functions) for f in self.topology.functions}
+        ident = res.identities.get
+        handlers = {f.name: acting(ident(f.name), load_function(f.name, self.functions).handler)
+                    for f in self.topology.functions}
         for q in self.topology.queues:
-            pump = SqsPump(self.client("sqs"), res.queue_urls[q.name], res.queue_arns[q.name],
-                           handlers[q.consumer].handler, batch_size=q.batch_size,
+            with acting_as(ident(q.consumer)):  # the event source mapping uses the consumer's role
+                sqs = client("sqs", **connect)
+            pump = SqsPump(sqs, res.queue_urls[q.name], res.queue_arns[q.name],
+                           handlers[q.consumer], batch_size=q.batch_size,
                            region=self.region, retry_after=self.retry_after,
-                           context=lambda c=q.consumer: context_for(self.topology, c))
+                           context=functools.partial(context_for, self.topology, q.consumer),
+                           control=self.client("sqs"))
             self._spawn(f"sqs-{q.name}", self._pump_loop, pump)
         http_fn = self.topology.http.function
-        self.gateway = make_gateway(handlers[http_fn].handler,
+        self.gateway = make_gateway(handlers[http_fn],
                                     lambda: context_for(self.topology, http_fn),
                                     self.host, self.gateway_port)
         self._spawn("gateway", self.gateway.serve_forever)
         sched = self.topology.schedules[0]
-        self._spawn("schedule", self._schedule_loop, handlers[sched.function].handler,
-                    sched.function)
+        self._spawn("schedule", self._schedule_loop, handlers[sched.function], sched.function)
         res.inference_url = f"http://{self.host}:{self.gateway.server_address[1]}"
         self.resources = res
         return res
@@ -147,7 +117,8 @@ class Emulator:
         rule = f"arn:aws:events:{self.region}:{ACCOUNT}:rule/{self.prefix}-{function}"
         while not self.stop_event.wait(self.monitor_every):
             try:
-                out = handler(schedule_event(rule), context_for(self.topology, function))
+                out = handler(schedule_event(rule, self.region),
+                              context_for(self.topology, function))
                 log.info("%s: %s", function, out)
             except Exception:  # noqa: BLE001 - a failed run is retried on the next tick
                 log.exception("scheduled %s failed", function)
@@ -164,13 +135,26 @@ class Emulator:
             self.moto.stop()
 
 
+def _client_as(identity: Any, service: str, connect: dict[str, Any]) -> Any:
+    from mlops_kit.adapters.aws import acting_as, client
+
+    with acting_as(identity):
+        return client(service, **connect)
+
+
 @contextmanager
 def in_process(topology: Topology | None = None, *, prefix: str = "mlops-kit",
-               region: str = "us-east-1", extra_env: dict[str, str] | None = None
-               ) -> Iterator[Resources]:
+               region: str = "us-east-1", extra_env: dict[str, str] | None = None,
+               enforce_iam: bool = False) -> Iterator[Resources]:
     """The same resources under moto's in-process mock (tests, notebooks): the mock starts
-    before any client, the handlers see MLOPSKIT_* for it, everything is restored after."""
+    before any client, the handlers see MLOPSKIT_* for it, everything is restored after.
+
+    With `enforce_iam`, moto checks every request once the resources exist; the environment's
+    credentials are then the admin user's (the caller plays the operator) and
+    `res.identities[<function>]` are the keys to invoke each handler under
+    (`emulate.iam.acting`)."""
     from moto import mock_aws
+    from moto.core import enable_iam_authentication
 
     from mlops_kit.adapters.aws import clear_clients, client
 
@@ -180,11 +164,21 @@ def in_process(topology: Topology | None = None, *, prefix: str = "mlops-kit",
     clear_clients()
     try:
         with mock_aws():
+            topology = topology or default_topology()
             res = provision(lambda s: client(s, region=region), topology, prefix=prefix,
                             region=region)
+            if enforce_iam:
+                res.identities = create_identities(client("iam", region=region), topology,
+                                                   res.policy_arns(), prefix=prefix)
+                admin = res.identities[ADMIN]
+                os.environ.pop("AWS_SESSION_TOKEN", None)  # an IAM user's keys carry none
+                os.environ.update({"AWS_ACCESS_KEY_ID": admin.access_key_id,
+                                   "AWS_SECRET_ACCESS_KEY": admin.secret_access_key})
+                clear_clients()
             os.environ.update({**res.env(), **(extra_env or {})})
             reset_functions()
-            yield res
+            with enable_iam_authentication() if enforce_iam else nullcontext():
+                yield res
     finally:
         os.environ.clear()
         os.environ.update(saved)

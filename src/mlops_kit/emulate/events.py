@@ -63,8 +63,12 @@ def rate_seconds(expression: str) -> float:
     return int(m.group(1)) * unit
 
 
-def schedule_event(rule_arn: str) -> dict[str, Any]:
+def schedule_event(rule_arn: str, region: str | None = None) -> dict[str, Any]:
+    """An EventBridge scheduled event; the region is the rule's (from its ARN) unless given."""
+    if region is None:
+        parts = rule_arn.split(":")
+        region = parts[3] if len(parts) > 3 and parts[3] else "us-east-1"
     return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
             "source": "aws.events", "account": ACCOUNT,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": "us-east-1",
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
             "resources": [rule_arn], "detail": {}}

@@ -30,9 +30,11 @@ def make_gateway(handler: Callable, context: Callable[[], Any], host: str = "127
             for k, v in headers.items():
                 if k.lower() != "content-length":
                     self.send_header(k, v)
-            self.send_header("content-length", str(len(payload)))
+            if status != 204:
+                self.send_header("content-length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":  # API Gateway drops the body of a HEAD answer
+                self.wfile.write(payload)
 
         def _handle(self) -> None:
             try:
@@ -59,7 +61,7 @@ def make_gateway(handler: Callable, context: Callable[[], Any], host: str = "127
                 self._send(500, {"content-type": "application/json"},
                            b'{"message":"Internal Server Error"}')
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
     server = ThreadingHTTPServer((host, port), Gateway)
     server.daemon_threads = True

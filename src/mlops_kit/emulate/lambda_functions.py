@@ -4,6 +4,7 @@ the context object they receive."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 import time
@@ -11,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from mlops_kit.emulate.aws_resources import ACCOUNT
 from mlops_kit.topology import Topology
@@ -19,13 +21,16 @@ _loaded: dict[Path, ModuleType] = {}
 
 
 def functions_dir(explicit: str | Path | None = None) -> Path:
-    """functions/ next to the working directory, else next to this source checkout."""
+    """The handlers: `explicit`, else ./functions, else the copy shipped in the wheel
+    (mlops_kit/_functions), else functions/ of this source checkout."""
+    here = Path(__file__).resolve()
     candidates = [Path(explicit)] if explicit else [
-        Path.cwd() / "functions", Path(__file__).resolve().parents[2] / "functions"]
+        Path.cwd() / "functions", here.parents[1] / "_functions", here.parents[3] / "functions"]
     for c in candidates:
         if (c / "serve.py").is_file():
             return c.resolve()
-    raise FileNotFoundError(f"no functions/ directory with the handlers in {candidates}")
+    raise FileNotFoundError(f"no functions/ directory with the handlers in "
+                            f"{', '.join(map(str, candidates))}")
 
 
 def load_function(name: str, directory: str | Path | None = None) -> ModuleType:
@@ -41,6 +46,8 @@ def load_function(name: str, directory: str | Path | None = None) -> ModuleType:
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
         spec = importlib.util.spec_from_file_location(f"mlops_kit_fn_{name}", path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(f"cannot load {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
@@ -50,11 +57,12 @@ def load_function(name: str, directory: str | Path | None = None) -> ModuleType:
 
 def reset_functions() -> None:
     """Forget the handlers' cached backend (after the environment changed)."""
-    if "_wiring" in sys.modules:
-        sys.modules["_wiring"].reset()
+    wiring: Any = sys.modules.get("_wiring")
+    if wiring is not None:
+        wiring.reset()
     for module in _loaded.values():
         if hasattr(module, "_api"):
-            module._api = None
+            setattr(module, "_api", None)  # noqa: B010 - the serve handler's cached API
 
 
 @dataclass
@@ -67,11 +75,12 @@ class LambdaContext:
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = ""
+    region: str = field(default_factory=lambda: os.environ.get("MLOPSKIT_REGION") or "us-east-1")
     _deadline: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self.invoked_function_arn = self.invoked_function_arn or \
-            f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{self.function_name}"
+            f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.function_name}"
         self.log_group_name = f"/aws/lambda/{self.function_name}"
         self._deadline = time.monotonic() + self.timeout_s
 

@@ -15,13 +15,19 @@ log = logging.getLogger("mlops_kit.emulate")
 class SqsPump:
     """The SQS event source mapping: receive a batch, invoke, delete what succeeded. Failed
     messages stay in the queue and come back after `retry_after` seconds (the visibility
-    timeout; None keeps the queue's own); SQS redrives them to the DLQ after maxReceiveCount."""
+    timeout; None keeps the queue's own); SQS redrives them to the DLQ after maxReceiveCount.
+
+    `sqs` receives and deletes (as the mapping does, with the consumer's role); `control`
+    (default: the same client) shortens a failed message's visibility, which the real mapping
+    never does, so it is the emulator's own call, not the role's."""
 
     def __init__(self, sqs: Any, url: str, arn: str, handler: Callable, *, batch_size: int,
-                 region: str, context: Callable[[], Any], retry_after: int | None = None) -> None:
+                 region: str, context: Callable[[], Any], retry_after: int | None = None,
+                 control: Any = None) -> None:
         self.sqs, self.url, self.arn, self.handler = sqs, url, arn, handler
         self.batch_size, self.region, self.context = batch_size, region, context
         self.retry_after = retry_after
+        self.control = control or sqs
         self.delivered = self.failed = 0
 
     def poll_once(self, wait_seconds: int = 0) -> int:
@@ -42,7 +48,7 @@ class SqsPump:
             if m["MessageId"] in failed:
                 self.failed += 1
                 if self.retry_after is not None:
-                    self.sqs.change_message_visibility(QueueUrl=self.url,
+                    self.control.change_message_visibility(QueueUrl=self.url,
                                                        ReceiptHandle=m["ReceiptHandle"],
                                                        VisibilityTimeout=self.retry_after)
             else:

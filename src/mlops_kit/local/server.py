@@ -32,9 +32,11 @@ def make_server(api: HttpApi, host: str = "127.0.0.1", port: int = 0) -> Threadi
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
-            self.send_header("content-length", str(len(payload)))
+            if status != 204:
+                self.send_header("content-length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":  # HEAD: the GET answer's headers, never a body
+                self.wfile.write(payload)
 
         def _handle(self) -> None:
             length = self.headers.get("content-length")
@@ -56,10 +58,11 @@ def make_server(api: HttpApi, host: str = "127.0.0.1", port: int = 0) -> Threadi
             rid = self.headers.get("x-request-id") or uuid.uuid4().hex
             resp = api.handle(self.command, self.path, dict(self.headers.items()), body,
                               request_id=rid)
-            payload, headers = resp.payload()
-            self._send(resp.status, payload, {**headers, "x-request-id": rid})
+            self._send(resp.status, resp.payload(), {**resp.headers, "x-request-id": rid})
 
-        do_GET = do_POST = do_PUT = do_DELETE = _handle
+        # every method reaches the API, which answers JSON (405 + Allow, 204 for OPTIONS);
+        # the stdlib's default for the rest is a 501 with an HTML page
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
     server = _Server((host, port), Handler)
     server.daemon_threads = True
@@ -103,7 +106,7 @@ class ServerThread:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def _flush_loop(self) -> None:
         capture = self.api.service.capture
@@ -133,4 +136,5 @@ def build_api(backend, *, auth: bool = True, workspace=None) -> HttpApi:
     from mlops_kit.local.auth import BearerAuth
 
     authorize = BearerAuth(workspace) if auth else None
-    return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document)
+    return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document,
+                   ui=backend.console(authorize))

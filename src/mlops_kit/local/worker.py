@@ -1,19 +1,23 @@
 """The local runtime: wires uploads and queues the way the cloud does (object created ->
 validate queue -> validate; pass -> train queue -> train), with SQS semantics from the
-durable SQLite queue. A failing message is released and retried, then dead-lettered."""
+durable SQLite queue. A final failure (bad data, spec or model; a bug) ends the job at once with
+its outcome and the message is acknowledged; only a retryable one (transient infrastructure) is
+released and retried, then dead-lettered (which notifies: see adapters/local/factory)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlops_kit.bootstrap import Backend
 from mlops_kit.core import layout
+from mlops_kit.core.jobs import run_job
 from mlops_kit.core.pipeline import on_object_created
 from mlops_kit.core.training.usecase import train_job
-from mlops_kit.errors import MlopsKitError
-from mlops_kit.ports import Message, Queue
+from mlops_kit.errors import describe
+from mlops_kit.ports import Message, Notifier, Queue
 
 log = logging.getLogger("mlops_kit.local.worker")
 
@@ -34,38 +38,45 @@ def put_object(backend: Backend, key: str, data: bytes) -> dict:
     return {"key": key, "etag": info.etag, "size": info.size}
 
 
-def _process(queue: Queue, msg: Message, fn) -> dict[str, Any]:
+def _process(notifier: Notifier, queue: Queue, msg: Message, stage: str, fn) -> dict[str, Any]:
     try:
-        result = fn(msg.body)
-    except MlopsKitError as exc:
-        log.warning("%s message %s failed (receive %d): %s", queue.name, msg.id,
-                    msg.receive_count, exc.message)
+        result = run_job(notifier, stage, fn, msg.body)  # a final failure is an outcome
+    except Exception as exc:  # noqa: BLE001 - only retryable failures get here
+        log.warning("%s message %s failed, will retry (receive %d): %s", queue.name, msg.id,
+                    msg.receive_count, describe(exc))
         queue.release(msg)
-        return {"status": "failed", "error": exc.message, "message_id": msg.id,
-                "receive_count": msg.receive_count}
-    except Exception as exc:  # noqa: BLE001 - a bug in one job must not kill the worker
-        log.exception("%s message %s crashed", queue.name, msg.id)
-        queue.release(msg)
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "message_id": msg.id,
+        # an attempt, not an outcome: the message comes back (or reaches the DLQ, which notifies)
+        return {"status": "failed", "retryable": True, "final": False, "error": describe(exc),
+                "error_type": type(exc).__name__, "message_id": msg.id,
                 "receive_count": msg.receive_count}
     queue.ack(msg)
     return result
 
 
-def run_once(backend: Backend, *, max_messages: int = 10) -> list[dict[str, Any]]:
-    """Drain both queues until empty (or only in-flight / delayed messages remain)."""
+def run_once(backend: Backend, *, max_messages: int = 10,
+             progress: Callable[[str, dict[str, Any]], None] | None = None
+             ) -> list[dict[str, Any]]:
+    """Drain both queues until empty (or only in-flight / delayed messages remain).
+    `progress(event, info)` hears "start" and "done" for each message (the CLI's display)."""
     ctx = backend.ctx
     results: list[dict[str, Any]] = []
+
+    def process(queue: Queue, msg: Message, stage: str, fn) -> None:
+        if progress:
+            progress("start", {"queue": queue.name, "message_id": msg.id, "body": msg.body})
+        results.append(_process(ctx.notifier, queue, msg, stage, fn))
+        if progress:
+            progress("done", {"queue": queue.name, "message_id": msg.id, "result": results[-1]})
+
     while True:
         progressed = False
         for msg in backend.validate_queue.receive(max_messages):
             progressed = True
-            results.append(_process(backend.validate_queue, msg,
-                                    lambda b: on_object_created(ctx, b["key"], b.get("etag"),
-                                                                b.get("version_id"))))
+            process(backend.validate_queue, msg, "validate",
+                    lambda b: on_object_created(ctx, b["key"], b.get("etag"), b.get("version_id")))
         for msg in ctx.train_queue.receive(1):
             progressed = True
-            results.append(_process(ctx.train_queue, msg, lambda b: train_job(ctx, b)))
+            process(ctx.train_queue, msg, "train", lambda b: train_job(ctx, b))
         if not progressed:
             return results
 

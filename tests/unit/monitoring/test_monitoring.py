@@ -171,10 +171,12 @@ def test_live_quality_below_the_minimum_alerts(mon):
     assert "live accuracy 0.000 < 0.9" in note["message"]["summary"]
 
 
-def test_labels_without_the_target_column_are_rejected(mon):
+def test_labels_without_the_target_column_are_quarantined(mon):
     mon.ctx.store.put("labels/churn/bad.csv", b"request_id,label\nr1,1\n")
     out = ingest_labels(mon.ctx, "churn", "labels/churn/bad.csv")
-    assert out["status"] == "labels_rejected" and "'churned'" in out["reason"]
+    assert out["status"] == "quarantined" and "'churned'" in out["reason"]
+    report = json.loads(mon.ctx.store.get(out["quarantine_report_key"]))
+    assert report["rules"][0]["column"] == "churned" and "'churned'" in report["summary"]
 
 
 def test_retrain_on_drift_respects_the_cooldown(mon):
@@ -284,6 +286,7 @@ def write_synthetic_captures(b, n, *, per_object=5000, labelled_every=10):
     b.ctx.store.put("labels/churn/bulk.csv", labels.getvalue().encode())
 
 
+@pytest.mark.slow
 def test_100k_rows_in_bounded_memory(mon):
     n = 100_000
     write_synthetic_captures(mon, n)
@@ -317,6 +320,9 @@ def test_emf_document_shape(mon):
     assert doc["Model"] == "churn" and doc["DriftedFeatures"] == len(r["drift"]["drifted_features"])
     assert doc["MaxPSI"] == max(f["psi"] for f in r["drift"]["features"].values()) > 1
     assert not any(n.startswith("Live") for n in names)  # no labels, no live metrics
+    [stacked] = emf_metrics(r, stack="mlk-prod")["_aws"]["CloudWatchMetrics"]
+    assert stacked["Dimensions"] == [["Stack", "Model"]]
+    assert emf_metrics(r, stack="mlk-prod")["Stack"] == "mlk-prod"
 
 
 def test_monitoring_imports_no_training_libraries():
@@ -325,3 +331,22 @@ def test_monitoring_imports_no_training_libraries():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_each_run_leaves_a_trend_item_in_the_registry(mon):
+    serve(mon, feature_records(300, seed=3, drift=1.0))
+    r = run_monitor(mon.ctx, "churn", window_hours=1)
+    [item] = mon.ctx.registry.monitoring_runs("churn")
+    assert item["at"] == r["generated_at"] and item["version"] == 1 and item["drifted"]
+    assert item["html_key"] == r["html_key"] and item["rows"] == 300
+    assert set(item["features"]) == set(r["drift"]["features"])
+    for name, f in r["drift"]["features"].items():
+        assert item["features"][name]["psi"] == pytest.approx(f["psi"])
+        assert item["features"][name]["drifted"] == f["drifted"]
+    assert item["prediction_psi"] == pytest.approx(r["prediction_drift"]["psi"])
+    assert item["threshold"] == 0.2 and "feature_drift" in item["alerts"]
+    assert item["quality"]["value"] is None and item["quality"]["labelled"] == 0  # no labels
+    mon.ctx.clock.advance(hours=3)
+    run_monitor(mon.ctx, "churn", window_hours=1)  # an empty window: insufficient data
+    runs = mon.ctx.registry.monitoring_runs("churn")
+    assert [x["status"] for x in runs] == ["ok", "insufficient_data"]

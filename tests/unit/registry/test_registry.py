@@ -162,3 +162,24 @@ def test_promotion_gates(policy, cand, champ, parity, ok, needle):
         assert any(needle in r for r in reasons), reasons
     else:
         assert reasons == []
+
+
+def test_aliases_latest_version_and_monitoring_runs(reg):
+    assert reg.latest_version("m") == 0 and reg.aliases("m") == {}
+    _register(reg, run="a")
+    _register(reg, run="b")
+    reg.promote("m", 2, actor="t", reason="r")
+    reg.set_alias("m", "challenger", 1, actor="t", reason="c", extra={"mode": "shadow",
+                                                                       "weight": 1.0})
+    aliases = reg.aliases("m")
+    assert reg.latest_version("m") == 2
+    assert aliases["champion"]["version"] == 2 and aliases["challenger"]["mode"] == "shadow"
+    assert "pk" not in aliases["champion"] and "sk" not in aliases["challenger"]
+    for hour in (10, 11, 12):  # written out of order; read back in time order
+        reg.record_monitoring("m", {"at": f"2026-03-02T{hour:02d}:00:00+00:00", "drifted": False,
+                                    "rows": hour})
+    reg.record_monitoring("m", {"at": "2026-03-02T09:00:00+00:00", "rows": 9})
+    reg.record_monitoring("m", {"at": "2026-03-02T12:00:00+00:00", "rows": 120})  # a re-run
+    assert [r["rows"] for r in reg.monitoring_runs("m")] == [9, 10, 11, 120]
+    assert [r["rows"] for r in reg.monitoring_runs("m", limit=2)] == [11, 120]
+    assert [v["version"] for v in reg.list_versions("m")] == [1, 2]  # MON# items stay apart

@@ -85,13 +85,15 @@ def test_bad_dataset_is_quarantined_with_report_and_original_kept(backend, tmp_p
     assert notes[-1]["message"]["event"] == "quarantined"
 
 
-def test_missing_spec_goes_to_dlq_after_max_receives(backend):
+def test_missing_spec_is_quarantined_at_once_never_retried(backend):
     put_object(backend, "datasets/nospec/a.csv", churn_csv(300))
     results = run_once(backend)
-    assert [r["status"] for r in results] == ["failed"] * 3
-    assert "no spec for model 'nospec'" in results[0]["error"]
-    dead = backend.validate_queue.dead_letters()
-    assert len(dead) == 1 and dead[0].body["key"] == "datasets/nospec/a.csv"
+    assert [r["status"] for r in results] == ["quarantined"]
+    assert "no spec for model 'nospec'" in results[0]["summary"]
+    report = json.loads(backend.ctx.store.get("quarantine/nospec/a.csv.report.json"))
+    assert [(r["rule"], r["passed"]) for r in report["rules"]] == [("spec", False)]
+    assert backend.validate_queue.dead_letters() == [] and backend.validate_queue.depth() == 0
+    assert backend.ctx.notifier.messages()[-1]["message"]["event"] == "quarantined"
 
 
 def test_worse_model_is_registered_but_not_promoted(trained, tmp_path):

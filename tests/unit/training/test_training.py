@@ -19,7 +19,7 @@ from mlops_kit.core.features import MISSING_CATEGORY, columns_to_inputs, records
 from mlops_kit.core.spec import CLASSIFIERS, REGRESSORS, parse_spec
 from mlops_kit.core.training import export
 from mlops_kit.core.training import pipeline as training
-from mlops_kit.errors import ExportError, TrainingError, ValidationError
+from mlops_kit.errors import ExportError, SpecError, TrainingError, ValidationError
 
 SMALL = {
     "logistic_regression": {},
@@ -262,9 +262,11 @@ def test_training_is_deterministic(kind):
 
 @pytest.mark.parametrize("kind", ["logistic_regression", "gradient_boosting"])
 def test_missing_values_and_unknown_categories_at_inference(kind):
-    # No category list in the spec, so serving lets an unseen region through to the model.
+    # No category list in the spec, so serving lets an unseen region through to the model;
+    # every feature nullable (requests are strict by default), so all-missing rows are served.
     features = [
-        {**f, "categories": None} if f["type"] == "categorical" else f
+        {**f, "categories": None, "nullable": True} if f["type"] == "categorical"
+        else {**f, "nullable": True}
         for f in synthetic.CHURN_SPEC["features"]
     ]
     spec = churn_spec(kind, features=features)
@@ -385,7 +387,7 @@ def test_bad_estimator_params_name_the_param(kind, params, name):
         }
     )
     raw = regression_csv(200) if kind in REGRESSORS else synthetic.churn_csv(200)
-    with pytest.raises(TrainingError) as err:
+    with pytest.raises(SpecError) as err:  # a spec error: final, and caught at `spec check`
         fit(spec, raw)
     assert f"estimator.params.{name}:" in err.value.message
     assert err.value.field == f"estimator.params.{name}"

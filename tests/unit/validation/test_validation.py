@@ -198,7 +198,8 @@ def test_not_nullable_null_fraction_min_rows_and_class_balance():
     assert bad[("null_fraction", "payment")]["count"] == nulls
     assert "above validation.max_null_fraction" in bad[("null_fraction", "payment")]["message"]
     assert bad[("min_rows", None)]["message"] == "300 rows, fewer than validation.min_rows 500"
-    assert "'1'" in bad[("class_balance", "churned")]["message"]
+    # classes as training sees them: the integer 1, not the text '1'
+    assert "classes 1 (" in bad[("class_balance", "churned")]["message"]
 
 
 def test_single_class_target_fails():

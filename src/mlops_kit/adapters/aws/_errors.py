@@ -5,9 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
-from mlops_kit.errors import ConditionFailed, MlopsKitError, NotFound, StorageError, TransientError
+from mlops_kit.errors import (
+    ConditionFailed,
+    ConfigError,
+    MlopsKitError,
+    NotFound,
+    StorageError,
+    TransientError,
+)
 
 NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket", "ResourceNotFoundException",
              "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
@@ -37,6 +51,9 @@ def translate(exc: Exception, what: str) -> MlopsKitError:
         return StorageError(f"{what} failed ({code or status})")
     if isinstance(exc, (ConnectionError, HTTPClientError)):
         return TransientError(f"{what}: connection failed")
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return ConfigError(f"{what}: no AWS credentials (set AWS_PROFILE, or run where a role "
+                           "provides them)")
     return StorageError(f"{what} failed ({type(exc).__name__})")
 
 

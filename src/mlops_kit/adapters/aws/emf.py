@@ -1,5 +1,6 @@
 """CloudWatch Embedded Metric Format for a monitoring report: the AWS monitor handler prints it
-as one log line and CloudWatch turns it into metrics (namespace mlops-kit, dimension Model)."""
+as one log line and CloudWatch turns it into metrics (namespace mlops-kit, dimensions Stack and
+Model: two stacks in one account and region never share a series)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ def _camel(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
 
 
-def emf_metrics(report: dict) -> dict[str, Any]:
+NAMESPACE = "mlops-kit"
+
+
+def emf_metrics(report: dict, stack: str | None = None) -> dict[str, Any]:
     """One EMF document for a monitoring report (the AWS monitor handler prints it as a line;
-    CloudWatch turns it into metrics under the mlops-kit namespace, dimension Model)."""
+    CloudWatch turns it into metrics under the mlops-kit namespace, dimensions Stack (the
+    deployment's name prefix, MLOPSKIT_STACK) and Model; Model alone without a stack)."""
     drift = report.get("drift") or {}
     feats = drift.get("features") or {}
     quality = report.get("quality") or {}
@@ -40,8 +45,9 @@ def emf_metrics(report: dict) -> dict[str, Any]:
     ts = int(datetime.fromisoformat(stamp).timestamp() * 1000) if stamp else 0
     return {
         "_aws": {"Timestamp": ts, "CloudWatchMetrics": [{
-            "Namespace": "mlops-kit", "Dimensions": [["Model"]],
+            "Namespace": NAMESPACE, "Dimensions": [["Stack", "Model"] if stack else ["Model"]],
             "Metrics": [{"Name": k, "Unit": u} for k, (_, u) in values.items()]}]},
+        **({"Stack": stack} if stack else {}),
         "Model": report.get("model"), "Version": str(report.get("version")),
         "Status": report.get("status"),
         **{k: v for k, (v, _) in values.items()},

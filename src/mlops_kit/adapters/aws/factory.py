@@ -9,7 +9,7 @@ from mlops_kit.adapters.aws.notifier import SnsNotifier
 from mlops_kit.adapters.aws.queue import SqsQueue
 from mlops_kit.adapters.aws.store import PrefixRoutedStore, S3ObjectStore
 from mlops_kit.adapters.aws.table import DynamoTable
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Adapters
 from mlops_kit.settings import Settings
 from mlops_kit.topology import ARTIFACTS, DATA, ENV_FOR, Topology, default_topology
@@ -28,6 +28,9 @@ class _NoNotifier:
 
 def routed_store(settings: Settings, topology: Topology | None = None) -> PrefixRoutedStore:
     topology = topology or default_topology()
+    if not (settings.data_bucket and settings.artifact_bucket):
+        raise ConfigError(f"the aws backend needs {ENV_FOR['data_store']} and "
+                          f"{ENV_FOR['artifact_store']}", field="data_bucket")
     s3 = partial(client, "s3", region=settings.region, endpoint_url=settings.endpoint_url)
     buckets = {DATA: S3ObjectStore(settings.data_bucket, s3),
                ARTIFACTS: S3ObjectStore(settings.artifact_bucket, s3)}
@@ -38,8 +41,15 @@ def build(settings: Settings, topology: Topology) -> Adapters:
     missing = [f for f in REQUIRED if f != "topic_arn" and not getattr(settings, f)]
     if missing:
         names = ", ".join(ENV_FOR[REQUIRED[f]] for f in missing)
-        raise MlopsKitError(f"the aws backend needs {names} (set by the deployment or `emulate`)",
+        raise ConfigError(f"the aws backend needs {names} (set by the deployment or `emulate`)",
                             field=missing[0])
+    if not settings.region:
+        import boto3  # the region may come from AWS_REGION, AWS_DEFAULT_REGION or a profile
+
+        if not boto3.session.Session().region_name:
+            raise ConfigError("the aws backend needs a region: set MLOPSKIT_REGION (or "
+                              "AWS_REGION, or a region in the AWS profile)", field="region")
+    assert settings.table_name and settings.validate_queue_url and settings.train_queue_url
     conn = {"region": settings.region, "endpoint_url": settings.endpoint_url}
     sqs, ddb, sns = (partial(client, name, **conn) for name in ("sqs", "dynamodb", "sns"))
     return Adapters(

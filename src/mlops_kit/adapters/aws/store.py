@@ -1,5 +1,5 @@
-"""S3 object stores: one bucket (S3ObjectStore), and the layout router (PrefixRoutedStore)
-that sends each top-level prefix to the bucket the topology gives it."""
+"""S3 object store: one bucket (S3ObjectStore). The layout router that sends each top-level
+prefix to the bucket the topology gives it is cloud-neutral: adapters/routing.py."""
 
 from __future__ import annotations
 
@@ -8,18 +8,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from mlops_kit.adapters.aws._errors import mapped
-from mlops_kit.errors import InvalidName, NotFound
-from mlops_kit.ports import ObjectInfo, ObjectStore
+from mlops_kit.adapters.routing import PrefixRoutedStore, check_key
+from mlops_kit.ports import ObjectInfo
+
+__all__ = ["PrefixRoutedStore", "S3ObjectStore", "check_key"]
 
 MAX_SINGLE_COPY = 5 * 1024**3  # CopyObject limit; larger objects use the managed copy
-
-
-def check_key(key: str) -> str:
-    """The same key rules as the local store, so a key valid here is valid everywhere."""
-    if (not key or key.startswith("/") or "\\" in key or "\x00" in key or len(key) > 1024
-            or any(part in ("", ".", "..") for part in key.split("/"))):
-        raise InvalidName(f"object key {key!r} is invalid", field="key")
-    return key
 
 
 def _etag(raw: str | None) -> str:
@@ -35,7 +29,7 @@ class _BodyReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         with mapped("read object"):
             data = self._body.read(len(buffer))
         buffer[: len(data)] = data
@@ -95,11 +89,13 @@ class S3ObjectStore:
             return self._info(key, self.s3.head_object(Bucket=self.bucket, Key=key))
 
     def exists(self, key: str) -> bool:
-        try:
-            self.head(key)
-        except NotFound:
-            return False
-        return True
+        """A one-key listing with the key as prefix, not a HEAD: S3 answers a HEAD of a missing
+        key with 403 unless the caller may list the whole bucket, whereas a listing needs only
+        s3:ListBucket conditioned on the prefix (the exact key, if there, sorts first)."""
+        check_key(key)
+        with mapped(f"list {key!r}"):
+            resp = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(obj.get("Key") == key for obj in resp.get("Contents", []))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         with mapped(f"list {prefix!r}"):
@@ -130,58 +126,3 @@ class S3ObjectStore:
         check_key(key)
         with mapped(f"delete {key!r}"):
             self.s3.delete_object(Bucket=self.bucket, Key=key)
-
-
-class PrefixRoutedStore:
-    """One ObjectStore over several buckets: each layout prefix (specs/, models/, ...) lives in
-    the bucket the topology assigns. Keys outside every prefix are refused."""
-
-    def __init__(self, routes: Mapping[str, ObjectStore]) -> None:
-        # longest prefix first, so a nested prefix could override its parent
-        self.routes = dict(sorted(routes.items(), key=lambda kv: -len(kv[0])))
-
-    def store_for(self, key: str) -> ObjectStore:
-        for prefix, store in self.routes.items():
-            if key.startswith(prefix):
-                return store
-        raise InvalidName(f"object key {key!r} is outside the layout "
-                          f"({', '.join(sorted(self.routes))})", field="key")
-
-    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo:
-        return self.store_for(key).put(key, data, content_type=content_type)
-
-    def put_file(self, key: str, path: str) -> ObjectInfo:
-        return self.store_for(key).put_file(key, path)
-
-    def get(self, key: str) -> bytes:
-        return self.store_for(key).get(key)
-
-    def open(self, key: str) -> BinaryIO:
-        return self.store_for(key).open(key)
-
-    def head(self, key: str) -> ObjectInfo:
-        return self.store_for(key).head(key)
-
-    def exists(self, key: str) -> bool:
-        return self.store_for(key).exists(key)
-
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        hits = [p for p in self.routes if prefix.startswith(p)]
-        if hits:
-            yield from self.routes[hits[0]].list(prefix)
-            return
-        # a prefix shorter than a layout prefix ("" or "mo"): every matching route, in key order
-        for p in sorted(p for p in self.routes if p.startswith(prefix)):
-            yield from self.routes[p].list(p)
-
-    def copy(self, src: str, dst: str) -> ObjectInfo:
-        s, d = self.store_for(src), self.store_for(dst)
-        if s is d:
-            return s.copy(src, dst)
-        if isinstance(s, S3ObjectStore) and isinstance(d, S3ObjectStore):
-            return d.copy_from(s, src, dst)
-        with s.open(src) as f:  # different kinds of store: stream through
-            return d.put(dst, f.read())
-
-    def delete(self, key: str) -> None:
-        self.store_for(key).delete(key)

@@ -16,7 +16,7 @@ class SqliteDb:
         self._schema = schema
         self.connect().conn.executescript(schema)
 
-    def connect(self) -> sqlite3.Connection:
+    def connect(self) -> _Tx:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)

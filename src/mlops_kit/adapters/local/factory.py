@@ -9,7 +9,7 @@ from mlops_kit.adapters.local.notifier import FileNotifier
 from mlops_kit.adapters.local.queue import SqliteQueue
 from mlops_kit.adapters.local.store import FileObjectStore
 from mlops_kit.adapters.local.table import SqliteTable
-from mlops_kit.ports import Adapters
+from mlops_kit.ports import Adapters, Message, Notifier
 from mlops_kit.settings import Settings
 from mlops_kit.topology import Topology
 
@@ -18,13 +18,30 @@ def build(settings: Settings, topology: Topology) -> Adapters:
     root = Path(settings.workspace).resolve()
     root.mkdir(parents=True, exist_ok=True)
     queues_db = root / "queues.db"
+    notifier = FileNotifier(root / "notifications.jsonl")
     return Adapters(
         store=FileObjectStore(root / "store"),
         table=SqliteTable(root / "registry.db"),
         validate_queue=SqliteQueue(queues_db, "validate",
                                    visibility_timeout=settings.validate_visibility_s,
-                                   max_receives=settings.max_receives),
+                                   max_receives=settings.max_receives,
+                                   on_dead_letter=dead_letter_alert(notifier, "validate")),
         train_queue=SqliteQueue(queues_db, "train", visibility_timeout=settings.train_visibility_s,
-                                max_receives=settings.max_receives),
-        notifier=FileNotifier(root / "notifications.jsonl"),
+                                max_receives=settings.max_receives,
+                                on_dead_letter=dead_letter_alert(notifier, "train")),
+        notifier=notifier,
     )
+
+
+def dead_letter_alert(notifier: Notifier, queue: str):
+    """What the cloud's DLQ-depth alarm does: tell an operator a message gave up retrying."""
+
+    def alert(msg: Message) -> None:
+        body = msg.body if isinstance(msg.body, dict) else {}
+        notifier.publish(
+            f"mlops-kit ALERT: a {queue} message reached the dead-letter queue",
+            {"event": "dead_letter", "queue": queue, "message_id": msg.id,
+             "receive_count": msg.receive_count, "model": body.get("model"),
+             "key": body.get("dataset_key") or body.get("key")})
+
+    return alert

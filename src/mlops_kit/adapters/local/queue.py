@@ -1,6 +1,9 @@
 """SQLite durable queue with SQS semantics: visibility timeout, receive count, and a
 dead-letter queue after `max_receives` receives. Survives restarts and killed workers: a
-message being processed by a dead worker becomes visible again when its timeout expires."""
+message being processed by a dead worker becomes visible again when its timeout expires.
+
+A dead-lettered message is announced through `on_dead_letter` (the factory wires it to the
+notifier): the local counterpart of the cloud's alarm on a DLQ's depth."""
 
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ class SqliteQueue:
         max_receives: int = 3,
         dlq_name: str | None = None,
         clock: Callable[[], float] = time.time,
+        on_dead_letter: Callable[[Message], None] | None = None,
     ) -> None:
         self.db = SqliteDb(path, SCHEMA)
         self.name = name
@@ -41,6 +45,7 @@ class SqliteQueue:
         self.max_receives = max_receives
         self.dlq_name = dlq_name or f"{name}-dlq"
         self._clock = clock
+        self.on_dead_letter = on_dead_letter
 
     def send(self, body: dict[str, Any], *, delay_seconds: int = 0) -> str:
         mid = uuid.uuid4().hex
@@ -66,6 +71,7 @@ class SqliteQueue:
         timeout = self.visibility_timeout if visibility_timeout is None else visibility_timeout
         now = self._clock()
         out: list[Message] = []
+        dead: list[Message] = []
         with self.db.connect() as conn:
             rows = conn.execute(
                 "SELECT id, body, receive_count FROM messages WHERE queue=? AND visible_at<=? "
@@ -79,6 +85,7 @@ class SqliteQueue:
                         "UPDATE messages SET queue=?, visible_at=?, receipt=NULL WHERE id=?",
                         (self.dlq_name, now, mid),
                     )
+                    dead.append(Message(mid, json.loads(body), "", count))
                     continue
                 if len(out) >= max_messages:
                     break
@@ -88,6 +95,11 @@ class SqliteQueue:
                     (now + timeout, count + 1, receipt, mid),
                 )
                 out.append(Message(mid, json.loads(body), receipt, count + 1))
+        # announced after the commit: a notification never names a move that rolled back
+        announce = self.on_dead_letter
+        if announce is not None:
+            for msg in dead:
+                announce(msg)
         return out
 
     def ack(self, message: Message) -> None:

@@ -9,29 +9,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlops_kit.adapters.conditions import check as _check
 from mlops_kit.adapters.local._sqlite import SqliteDb
-from mlops_kit.errors import ConditionFailed
-from mlops_kit.ports import Absent, AbsentOrEquals, Condition, Delete, Equals, Put
+from mlops_kit.ports import Condition, Delete, Put
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
   pk TEXT NOT NULL, sk TEXT NOT NULL, item TEXT NOT NULL, PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 """
-
-
-def _check(current: dict | None, cond: Condition, pk: str, sk: str) -> None:
-    if cond is None:
-        return
-    ok = True
-    if isinstance(cond, Absent):
-        ok = current is None
-    elif isinstance(cond, Equals):
-        ok = current is not None and current.get(cond.attr) == cond.value
-    elif isinstance(cond, AbsentOrEquals):
-        ok = current is None or current.get(cond.attr) == cond.value
-    if not ok:
-        raise ConditionFailed(f"condition {cond} failed for {pk}/{sk}")
 
 
 class SqliteTable:

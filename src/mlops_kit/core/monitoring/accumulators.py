@@ -19,6 +19,7 @@ from mlops_kit.core.stats import (
     KS_P_VALUE,
     NEW_CATEGORY_SHARE,
     OTHER_CATEGORY,
+    Reservoir,
     category_key,
     chi2_test,
     jensen_shannon,
@@ -54,9 +55,7 @@ class NumericAccumulator:
         self.hi = feat.max if feat is not None else None
         self.n = self.nulls = self.outside = 0
         self.total = self.min = self.max = 0.0
-        self.sample = np.empty(reservoir, dtype=np.float64)
-        self.seen = 0  # finite values offered to the reservoir
-        self._rng = np.random.default_rng(seed)
+        self.reservoir = Reservoir(reservoir, seed)
 
     def add(self, values: Sequence | np.ndarray | Categorical) -> None:
         arr = to_float_array(values.tolist() if isinstance(values, Categorical) else values)
@@ -81,32 +80,23 @@ class NumericAccumulator:
         self.outside += int(outside.sum())
         fin = good if good is arr else good[finite]
         if fin.size:
-            first = self.seen == 0
+            first = self.reservoir.seen == 0
             self.total += float(fin.sum())
             self.min = float(fin.min()) if first else min(self.min, float(fin.min()))
             self.max = float(fin.max()) if first else max(self.max, float(fin.max()))
-            self._offer(fin)
-
-    def _offer(self, x: np.ndarray) -> None:
-        """Reservoir sampling (Vitter's algorithm R), vectorised per chunk."""
-        k = self.sample.size
-        filled = min(self.seen, k)
-        take = min(k - filled, x.size)
-        self.sample[filled:filled + take] = x[:take]
-        rest = x[take:]
-        if rest.size:
-            index = self.seen + take + np.arange(rest.size)
-            j = (self._rng.random(rest.size) * (index + 1)).astype(np.int64)
-            keep = j < k
-            self.sample[j[keep]] = rest[keep]
-        self.seen += x.size
+            self.reservoir.offer(fin)
 
     @property
     def good(self) -> int:
         return self.n - self.nulls
 
+    @property
+    def seen(self) -> int:
+        """Finite values offered to the reservoir."""
+        return self.reservoir.seen
+
     def current_sample(self) -> np.ndarray:
-        return self.sample[: min(self.seen, self.sample.size)]
+        return self.reservoir.sample()
 
     def freqs(self) -> list[float]:
         total = int(self.counts.sum())
@@ -172,7 +162,8 @@ class CategoricalAccumulator:
         self.n += len(values)
         raw: dict[Any, int] = {}
         if isinstance(values, Categorical):  # codes: counted in C
-            raw, missing = values.counts()
+            counted, missing = values.counts()
+            raw.update(counted)
             if missing:
                 raw[None] = missing
         elif isinstance(values, np.ndarray) and values.dtype.kind in "iub" and values.size \
@@ -203,7 +194,8 @@ class CategoricalAccumulator:
             k = category_key(v)
             seen[k] = seen.get(k, 0) + c
         self.nulls += seen.pop(None, 0)
-        for k, c in seen.items():
+        for key, c in seen.items():
+            k = str(key)  # None (missing) was popped above
             if k not in self.ref_freqs:
                 if self.allowed is not None and k not in self.allowed:
                     self.invalid += c

@@ -90,7 +90,8 @@ class FeatureDriftAccumulator:
                     ref, feat if isinstance(feat, CategoricalFeature) else None)
         self.rows = 0
 
-    def add_columns(self, columns: Mapping[str, Sequence], n: int | None = None) -> None:
+    def add_columns(self, columns: Mapping[str, Sequence | np.ndarray | Categorical],
+                    n: int | None = None) -> None:
         if n is None:
             n = max((len(v) for v in columns.values()), default=0)
         self.rows += n
@@ -175,7 +176,7 @@ class PredictionAccumulator:
         ref = self.reference
         out: dict[str, Any] = {"type": ref.get("type"), "rows": self.rows,
                                "threshold": self.threshold}
-        if self.numeric:
+        if isinstance(self.acc, NumericAccumulator):
             acc = self.acc
             value = psi(ref.get("freqs") or [], acc.freqs()) if acc.good and ref.get("freqs") \
                 else 0.0
@@ -185,9 +186,9 @@ class PredictionAccumulator:
                        mean_cur=acc.total / acc.seen if acc.seen else None,
                        histogram=acc.histogram())
         else:
-            ref_f = dict(ref.get("freqs") or {})
+            ref_f: dict[str, float] = dict(ref.get("freqs") or {})
             cur = self.acc.freqs()
-            keys = sorted(set(ref_f) | set(cur))
+            keys: list[str] = sorted(set(ref_f) | set(cur))
             value = (psi([ref_f.get(k, 0.0) for k in keys], [cur.get(k, 0.0) for k in keys])
                      if cur and ref_f else 0.0)
             out.update(psi=value, freqs=cur, freqs_ref=ref_f, histogram=self.acc.histogram())

@@ -1,13 +1,15 @@
 """Late ground truth: labels files under labels/<model>/ (request_id + target), checked on
-upload and indexed as two numpy arrays (64-bit id hash + label) for the join."""
+upload and indexed as numpy arrays (64-bit join keys + labels) for the join."""
 
 from __future__ import annotations
 
 import csv
 import io
 import itertools
+import json
 import math
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -15,20 +17,25 @@ from mlops_kit.core import layout
 from mlops_kit.core.capture_columns import id_keys, label_keys
 from mlops_kit.core.context import load_spec
 from mlops_kit.core.layout import check_name
+from mlops_kit.core.missing import is_missing_text
 from mlops_kit.core.monitoring.captures import CHUNK_ROWS
 from mlops_kit.core.stats import category_key
+from mlops_kit.errors import MlopsKitError, SpecError, ValidationError
 
 
 # -- labels -------------------------------------------------------------------------------
 class LabelIndex:
     """Late ground truth keyed by captured row id (request_id, or request_id#i in a batch), as
     sorted 64-bit join keys (capture_columns.label_keys) + labels: ~20 bytes per label, no id
-    strings kept. Later files win for a repeated id."""
+    strings kept. Later files win for a repeated id. A file that cannot be read (not UTF-8, no
+    target column: what ingest quarantines) is skipped and listed in `skipped`, so one bad file
+    never stops monitoring."""
 
     def __init__(self, keys: np.ndarray, origin: np.ndarray, values: np.ndarray, kept: int,
-                 files: int, read: int) -> None:
+                 files: int, read: int, skipped: list[dict[str, str]] | None = None) -> None:
         self.keys, self.origin, self.values = keys, origin, values
         self.kept, self.files, self.read = kept, files, read
+        self.skipped = skipped or []
         self.hit = np.zeros(values.size, dtype=bool)
 
     @classmethod
@@ -37,28 +44,33 @@ class LabelIndex:
         origins: list[np.ndarray] = []
         primaries: list[np.ndarray] = []
         values: list[np.ndarray] = []
+        skipped: list[dict[str, str]] = []
         files = read = 0
-
-        def add(ids: list[str], vals: list[str]) -> None:
-            nonlocal read
-            k, origin, primary = label_keys(ids)
-            keys.append(k)
-            origins.append(origin + read)
-            primaries.append(primary)
-            values.append(_label_values(vals, numeric))
-            read += len(ids)
-
         for info in ctx.store.list(layout.labels_prefix(model)):
             if not info.key.endswith(".csv"):
                 continue
             files += 1
-            with ctx.store.open(info.key) as f:
-                for ids, vals in _read_pairs(io.TextIOWrapper(f, encoding="utf-8-sig",
-                                                              newline=""), target):
-                    add(ids, vals)
+            parts: list[tuple] = []
+            file_read = 0
+            try:
+                with ctx.store.open(info.key) as f:
+                    for ids, vals in read_labels(f, info.key, target, numeric):
+                        k, origin, primary = label_keys(ids)
+                        parts.append((k, origin + read + file_read, primary,
+                                      np.asarray(vals, dtype=np.float64 if numeric else object)))
+                        file_read += len(ids)
+            except ValidationError as exc:
+                skipped.append({"key": info.key, "reason": exc.message})
+                continue
+            for k, origin, primary, v in parts:
+                keys.append(k)
+                origins.append(origin)
+                primaries.append(primary)
+                values.append(v)
+            read += file_read
         if not keys:
             empty = np.empty(0, np.int64)
-            return cls(empty, empty, np.empty(0, object), 0, files, 0)
+            return cls(empty, empty, np.empty(0, object), 0, files, 0, skipped)
         k, origin, primary = np.concatenate(keys), np.concatenate(origins), \
             np.concatenate(primaries)
         v = np.concatenate(values)
@@ -73,7 +85,7 @@ class LabelIndex:
         _, last_rev = np.unique(k[::-1], return_index=True)  # a key twice: the later label
         keep = k.size - 1 - last_rev
         order = np.argsort(k[keep], kind="stable")
-        return cls(k[keep][order], origin[keep][order], v, int(kept.sum()), files, read)
+        return cls(k[keep][order], origin[keep][order], v, int(kept.sum()), files, read, skipped)
 
     def __len__(self) -> int:
         return self.kept
@@ -93,46 +105,19 @@ class LabelIndex:
         return self.lookup_keys(id_keys(ids))
 
 
-def _read_pairs(text, target: str, size: int = CHUNK_ROWS * 50):
-    """(row ids, raw label strings) in chunks of `size` rows: csv.reader, columns taken by
-    position with C-level transposes (a DictReader builds a dict per row: ~10x slower). A row's
-    id is request_id, or id when that is empty; rows without an id or a label are skipped."""
-    reader = csv.reader(text)
-    header = next(reader, None) or []
-    col = {name: i for i, name in reversed(list(enumerate(header)))}  # first of a repeated name
-    t = col.get(target)
-    primary, fallback = col.get("request_id"), col.get("id")
-    if t is None or (primary is None and fallback is None):
-        return
-    width = len(header)
-    while rows := list(itertools.islice(reader, size)):
-        if any(len(r) != width for r in rows):  # ragged rows: pad them
-            rows = [r + [""] * (width - len(r)) if len(r) < width else r for r in rows]
-        cols = list(zip(*rows, strict=False))
-        ids = list(map(str.strip, cols[primary] if primary is not None else cols[fallback]))
-        if fallback is not None and primary is not None and "" in ids:
-            ids = [i or f.strip() for i, f in zip(ids, cols[fallback], strict=True)]
-        vals = list(cols[t])
-        blank = list(map(str.strip, vals))
-        if "" in ids or "" in blank:
-            keep = [i for i, (a, b) in enumerate(zip(ids, blank, strict=True)) if a and b]
-            ids, vals = [ids[i] for i in keep], [vals[i] for i in keep]
-        if ids:
-            yield ids, vals
-
-
-def _label_values(vals: list[str], numeric: bool) -> np.ndarray:
-    """Raw label strings -> float64 (unparseable: NaN) or category keys, each distinct value
-    converted once."""
+def _label_values(vals: list[str], numeric: bool | None) -> list[Any]:
+    """Raw label strings -> float (unparseable: NaN), category keys, or stripped text (None:
+    as written), each distinct value converted once."""
     index: dict[str, int] = {}
     setdefault = index.setdefault
-    codes = np.fromiter((setdefault(v, len(index)) for v in vals), dtype=np.int64,
-                        count=len(vals))
-    if numeric:
-        conv = np.array([_float(u) for u in index], dtype=np.float64)
+    codes = [setdefault(v, len(index)) for v in vals]
+    if numeric is None:
+        conv: list[Any] = [u.strip() for u in index]
+    elif numeric:
+        conv = [_float(u) for u in index]
     else:
-        conv = np.array([category_key(u.strip()) for u in index] + [None], dtype=object)[:-1]
-    return conv[codes]
+        conv = [category_key(u.strip()) for u in index]
+    return [conv[c] for c in codes]
 
 
 def _float(v: str) -> float:
@@ -142,40 +127,93 @@ def _float(v: str) -> float:
         return math.nan
 
 
+def read_labels(stream: BinaryIO, key: str, target: str, numeric: bool | None,
+                chunk: int = CHUNK_ROWS * 50) -> Iterator[tuple[list[str], list[Any]]]:
+    """(ids, labels) chunks of a labels CSV (request_id or id + the target column). Rows whose
+    id or label is missing (core/missing.py) are skipped. ValidationError, naming the file and
+    the reason, for a file that is not UTF-8 CSV or lacks a column. csv.reader with columns
+    taken by C-level transposes (a DictReader builds a dict per row: ~10x slower)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        reader = csv.reader(text)
+        header = next(reader, None) or []
+        missing = [c for c in ("request_id", target)
+                   if c not in header and not (c == "request_id" and "id" in header)]
+        if missing:
+            raise ValidationError(f"{key}: labels need the columns request_id and {target!r}; "
+                                  f"missing {missing} (header: {header[:20]})", field=missing[0])
+        # the last column of a repeated name, as DictReader reads it
+        col = {name: i for i, name in enumerate(header)}
+        id_at, t_at, width = col["request_id" if "request_id" in col else "id"], col[target], \
+            len(header)
+        while rows := list(itertools.islice(reader, chunk)):
+            if any(len(r) < width for r in rows):  # short rows: the missing cells are empty
+                rows = [r + [""] * (width - len(r)) if len(r) < width else r for r in rows]
+            cols = list(zip(*rows, strict=False))
+            ids, vals = list(cols[id_at]), list(cols[t_at])
+            keep = [i for i, (rid, v) in enumerate(zip(ids, vals, strict=True))
+                    if not (is_missing_text(rid) or is_missing_text(v))]
+            if len(keep) < len(rows):
+                ids, vals = [ids[i] for i in keep], [vals[i] for i in keep]
+            if ids:
+                yield list(map(str.strip, ids)), _label_values(list(vals), numeric)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{key}: not valid UTF-8 (byte {exc.start} of a block): save "
+                              "the labels as UTF-8 CSV", field="labels") from None
+    except csv.Error as exc:
+        raise ValidationError(f"{key}: not a CSV file: {exc}", field="labels") from None
+    finally:
+        text.detach()
+
+
 def load_labels(ctx, model: str, target: str) -> dict[str, Any]:
-    """All labels as a dict (small label sets, tools and tests; monitoring uses LabelIndex)."""
+    """All labels as text by id (small label sets, tools and tests; monitoring uses LabelIndex).
+    Unreadable files are skipped, as monitoring skips them."""
     labels: dict[str, Any] = {}
     for info in ctx.store.list(layout.labels_prefix(model)):
         if not info.key.endswith(".csv"):
             continue
-        with ctx.store.open(info.key) as f:
-            for row in csv.DictReader(io.TextIOWrapper(f, encoding="utf-8-sig")):
-                rid = row.get("request_id") or row.get("id")
-                if rid and row.get(target) not in (None, ""):
-                    labels[rid] = row[target]
+        found: dict[str, Any] = {}
+        try:
+            with ctx.store.open(info.key) as f:
+                for ids, vals in read_labels(f, info.key, target, None):
+                    found.update(zip(ids, vals, strict=True))
+        except ValidationError:
+            continue
+        labels.update(found)
     return labels
 
 
 def ingest_labels(ctx, model: str, key: str) -> dict[str, Any]:
-    """A labels upload: check its header (request_id + the target column) and count rows.
-    The labels are joined at the next monitoring run; nothing else happens now."""
-
-
+    """A labels upload: check it (UTF-8 CSV with request_id + the target column) and count its
+    rows. The labels are joined at the next monitoring run; nothing else happens now. A bad
+    file is quarantined with a report, like a bad dataset (final: never retried)."""
     check_name(model)
-    target = load_spec(ctx.store, model).target
-    rows = 0
-    with ctx.store.open(key) as f:
-        reader = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8-sig"))
-        header = reader.fieldnames or []
-        missing = [c for c in ("request_id", target) if c not in header
-                   and not (c == "request_id" and "id" in header)]
-        if missing:
-            reason = (f"{key}: labels need columns request_id and {target!r}; missing {missing} "
-                      f"(header: {header})")
-            ctx.notifier.publish(f"mlops-kit: labels for {model} rejected",
-                                 {"event": "labels_rejected", "model": model, "key": key,
-                                  "reason": reason})
-            return {"status": "labels_rejected", "model": model, "key": key, "reason": reason}
-        for row in reader:
-            rows += bool(row.get(target) not in (None, ""))
+    try:
+        spec = load_spec(ctx.store, model)
+        rows = 0
+        with ctx.store.open(key) as f:
+            for ids, _ in read_labels(f, key, spec.target, not spec.task.is_classification):
+                rows += len(ids)
+    except (ValidationError, SpecError) as exc:
+        return _quarantine(ctx, model, key, exc)
     return {"status": "labels_received", "model": model, "key": key, "rows": rows}
+
+
+def _quarantine(ctx, model: str, key: str, exc: MlopsKitError) -> dict[str, Any]:
+    qkey = layout.labels_quarantine_key(model, key.rsplit("/", 1)[-1])
+    reason = exc.message
+    report = {"passed": False, "kind": "labels", "model": model, "labels_key": key,
+              "summary": f"failed: {reason}", "checked_at": ctx.clock.now().isoformat(),
+              "rules": [{"rule": "spec" if isinstance(exc, SpecError) else "labels",
+                         "column": exc.field, "passed": False, "count": 1, "message": reason,
+                         "examples": []}]}
+    ctx.store.copy(key, qkey)  # a copy: monitoring skips the original, which is kept
+    ctx.store.put(qkey + ".report.json", json.dumps(report, indent=2).encode(),
+                  content_type="application/json")
+    ctx.notifier.publish(f"mlops-kit: labels for {model} quarantined",
+                         {"event": "labels_quarantined", "model": model, "key": key,
+                          "quarantine_key": qkey, "reason": reason})
+    return {"status": "quarantined", "kind": "labels", "model": model, "key": key,
+            "reason": reason, "summary": f"failed: {reason}", "quarantine_key": qkey,
+            "quarantine_report_key": qkey + ".report.json"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -26,35 +27,48 @@ from mlops_kit.core.monitoring.labels import LabelIndex
 from mlops_kit.core.monitoring.quality import Quality, quality_check
 from mlops_kit.core.monitoring.report_html import render_report
 from mlops_kit.core.monitoring.retrain import Announce, maybe_retrain
+from mlops_kit.core.monitoring.trend import trend_entry
 from mlops_kit.core.spec import parse_spec
+from mlops_kit.errors import MlopsKitError, describe
 
-__all__ = ["run_monitor"]
+__all__ = ["monitor_all", "run_monitor"]
 
 log = logging.getLogger("mlops_kit.monitoring")
 
 
+# -- every model ---------------------------------------------------------------------------
+SUMMARY_KEYS = ("model", "version", "status", "rows", "drifted", "report_key", "reason",
+                "summary")
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+def monitor_all(ctx, models: Iterable[str] | None = None, *, announce: Announce | None = None,
+                on_report: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """The scheduled run: every model (or `models`), each isolated from the others. A model
+    whose monitoring fails (a bad artifact, a bug) is listed in `errors` with the reason and
+    one alert names them all; the other models are monitored and reported as usual."""
+    reports: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for model in list(ctx.registry.list_models() if models is None else models):
+        try:
+            report = run_monitor(ctx, model, announce=announce)
+        except Exception as exc:  # noqa: BLE001 - one model never stops the others
+            if isinstance(exc, MlopsKitError):
+                log.warning("monitoring %s failed: %s", model, exc.message)
+            else:
+                log.error("monitoring %s crashed: %s", model, describe(exc), exc_info=exc)
+            errors.append({"model": model, "error": describe(exc),
+                           "error_type": type(exc).__name__})
+            continue
+        if on_report is not None:
+            on_report(report)
+        reports.append({k: report.get(k) for k in SUMMARY_KEYS})
+    if errors:
+        ctx.notifier.publish(
+            f"mlops-kit ALERT: monitoring failed for {len(errors)} of "
+            f"{len(errors) + len(reports)} models",
+            {"event": "monitoring_failed", "errors": errors,
+             "monitored": [r["model"] for r in reports]})
+    return {"status": "partial" if errors else "ok", "reports": reports, "errors": errors}
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -77,7 +91,8 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
 
     labels = LabelIndex.load(ctx, model, spec.target, numeric=numeric_target)
     features = FeatureDriftAccumulator(profile, spec)
-    preds = PredictionAccumulator(profile["predictions"]) if profile.get("predictions") else None
+    preds = (PredictionAccumulator(profile["predictions"], spec.monitoring.threshold)
+             if profile.get("predictions") else None)
     quality: dict[str, Quality] = {}
     counts: dict[str, dict[str, int]] = {}
     stats: dict[str, int] = {}
@@ -142,6 +157,8 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
                   latest_key=f"{base}latest.json")
     report["retrain"] = maybe_retrain(ctx, spec, report, labels, start, end, announce)
     _store_report(ctx, report, base)
+    # the registry's trend item last, like every registry entry: it points at stored reports
+    ctx.registry.record_monitoring(model, trend_entry(report))
     if alerts:
         _alert(ctx, report)
     return report
@@ -184,7 +201,8 @@ def _quality_report(ctx, spec, model, record, quality, labels: LabelIndex, count
                    "matched_rows": matched, "window_rows": window_rows,
                    "coverage": matched / window_rows if window_rows else 0.0,
                    "labels_matched": int(labels.hit.sum()),
-                   "labels_unmatched": int(len(labels) - labels.hit.sum())},
+                   "labels_unmatched": int(len(labels) - labels.hit.sum()),
+                   **({"skipped_files": labels.skipped} if labels.skipped else {})},
         "by_version": by_version, "champion": champion, "alert": alert, "reasons": reasons,
     }
 
@@ -238,13 +256,5 @@ def _store_report(ctx, report: dict, base: str) -> None:
     # latest.*: full copies written last, so `mlops-kit report MODEL` reads one object
     ctx.store.put(f"{base}latest.json", body, content_type="application/json")
     ctx.store.put(f"{base}latest.html", html, content_type="text/html; charset=utf-8")
-
-
-
-
-
-
-
-
 
 

@@ -8,6 +8,8 @@ import json
 from html import escape
 from typing import Any
 
+from mlops_kit.core.monitoring.run_plot import run_plot_svg
+
 __all__ = ["bar_chart", "render_report"]
 
 REF_COLOR = "#9aa5b1"
@@ -170,6 +172,23 @@ def _kv_table(d: dict, cls: str) -> str:
     return f'<table class="{cls}">' + "".join(rows) + "</table>"
 
 
+def _experiment(exp: dict) -> list[str]:
+    """The champion's training run: the winner against the trials it beat (from lineage)."""
+    metric = str(exp.get("metric"))
+    winner = exp.get("winner") or {}
+    points = [{**winner, "value": (winner.get("cv") or {}).get(metric), "best": True,
+               "status": "ok"}]
+    points += [{**t, "value": t.get("cv"), "best": False, "status": "ok"}
+               for t in exp.get("beat") or []]
+    return [f"<h2>Training run {escape(str(exp.get('run')))}</h2>",
+            f"<p>{_fmt(exp.get('trials'))} trials ({escape(str(exp.get('strategy')))} search, "
+            f"{_fmt(exp.get('ok'))} ok, {_fmt(exp.get('failed'))} failed, "
+            f"{_fmt(exp.get('skipped'))} skipped); the winner "
+            f"{escape(str(winner.get('kind')))} {escape(str(winner.get('hash')))} beat "
+            f"{len(exp.get('beat') or [])} on CV {escape(metric)}.</p>",
+            '<figure class="run">' + run_plot_svg(points, metric) + "</figure>"]
+
+
 def render_report(report: dict) -> str:
     model, version = report.get("model", "?"), report.get("version", "?")
     status = report.get("status", "?")
@@ -213,8 +232,11 @@ def render_report(report: dict) -> str:
         body += ["<h2>Retrain</h2>", _kv_table(report["retrain"], "retrain")]
     if report.get("lineage"):
         lineage = dict(report["lineage"])
-        inner = lineage.pop("lineage", None) or {}
+        inner = dict(lineage.pop("lineage", None) or {})
+        experiment = inner.pop("experiment", None)
         body += ["<h2>Champion lineage</h2>", _kv_table({**lineage, **inner}, "lineage")]
+        if isinstance(experiment, dict):
+            body += _experiment(experiment)
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<title>{escape(str(model))} v{escape(str(version))} monitoring</title>"

@@ -8,6 +8,7 @@ from mlops_kit.core.registry.model_registry import (
     ALIASES,
     CHALLENGER,
     CHAMPION,
+    FAILED,
     PENDING,
     REGISTERED,
     REJECTED,
@@ -15,5 +16,5 @@ from mlops_kit.core.registry.model_registry import (
     Reservation,
 )
 
-__all__ = ["ALIASES", "CHALLENGER", "CHAMPION", "PENDING", "REGISTERED", "REJECTED", "Registry",
+__all__ = ["ALIASES", "CHALLENGER", "CHAMPION", "FAILED", "PENDING", "REGISTERED", "REJECTED", "Registry",
            "Reservation", "decide_promotion"]

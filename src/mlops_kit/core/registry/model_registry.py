@@ -1,15 +1,17 @@
 """The model registry over a KeyValueTable.
 
 Items (pk = MODEL#<name>):
-  VERSION#000001   immutable version record (status pending -> registered | rejected)
+  VERSION#000001   immutable version record (status pending -> registered | rejected | failed)
   RUN#<key>        idempotency: one version per (dataset sha256, spec hash)
   ALIAS#champion   the served version;  ALIAS#challenger  canary/shadow version + weight
   HIST#<seq>       append-only history of every alias move (who, from, to, why)
   HISTSEQ          the history sequence (conditional writes give one total order)
   META             latest version number (moved by conditional write -> monotonic versions)
+  MON#<time>       one compact summary per monitoring run (drift scores, live quality)
 pk = MODELS, sk = <name>: the model index.
 
-Every alias move is a conditional write on the alias's current version plus a history entry,
+Every transaction stays in the model's own partition (MODEL#<name>), on every backend. Every
+alias move is a conditional write on the alias's current version plus a history entry,
 in one transaction: two concurrent promotions cannot both win, and history never disagrees
 with the alias.
 """
@@ -17,6 +19,7 @@ with the alias.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mlops_kit.core.layout import check_name
@@ -27,6 +30,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
 PENDING, REGISTERED, REJECTED = "pending", "registered", "rejected"
+# The training job itself failed for good (bad params, unreadable data, a bug): never servable,
+# `reasons` says why. Rejected means the job ran and a gate said no.
+FAILED = "failed"
 MAX_RETRIES = 20
 
 
@@ -38,9 +44,7 @@ def _vsk(version: int) -> str:
     return f"VERSION#{version:06d}"
 
 
-def _strip(item: dict | None) -> dict | None:
-    if item is None:
-        return None
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
 
@@ -53,11 +57,15 @@ class Reservation:
 
 class Registry:
     def __init__(
-        self, table: KeyValueTable, clock: Clock, notifier: Notifier | None = None
+        self, table: KeyValueTable, clock: Clock, notifier: Notifier | None = None,
+        stuck_after_s: float | None = None,
     ) -> None:
         self.table = table
         self.clock = clock
         self.notifier = notifier
+        # A version `pending` for longer than the training queue's visibility timeout is stuck:
+        # its job is neither running nor waiting (it died, or sits in the dead-letter queue).
+        self.stuck_after_s = stuck_after_s
 
     def _now(self) -> str:
         return self.clock.now().isoformat()
@@ -66,6 +74,7 @@ class Registry:
     def reserve_version(self, model: str, run_key: str, lineage: dict[str, Any]) -> Reservation:
         """Take the next version number for this run, or return the one it already has."""
         pk = _pk(model)
+        self._index(model)
         for _ in range(MAX_RETRIES):
             run = self.table.get(pk, f"RUN#{run_key}")
             if run is not None:
@@ -88,7 +97,6 @@ class Registry:
                         Put(pk, "META", {"latest": version}, AbsentOrEquals("latest", meta and latest)),
                         Put(pk, _vsk(version), record, Absent()),
                         Put(pk, f"RUN#{run_key}", {"version": version}, Absent()),
-                        Put("MODELS", model, {"model": model, "created_at": self._now()}, None),
                     ]
                 )
                 return Reservation(version, record, True)
@@ -96,9 +104,19 @@ class Registry:
                 continue  # lost the race for this number or this run: look again
         raise RegistryConflict(f"could not reserve a version of {model!r}: too much contention")
 
+    def _index(self, model: str) -> None:
+        """The MODELS index row, written before (never with) the model's own rows: every
+        transaction stays in one partition (Azure Table transactions are single-partition). A
+        crash in between leaves an indexed model with no version yet, which lists as empty."""
+        try:
+            self.table.put("MODELS", model, {"model": model, "created_at": self._now()}, Absent())
+        except ConditionFailed:
+            pass  # already indexed
+
     def complete_version(self, model: str, version: int, fields: dict[str, Any]) -> dict:
-        """pending -> registered/rejected, exactly once (the registry entry is written last)."""
-        current = self.get_version(model, version)
+        """pending -> registered/rejected/failed, exactly once (the registry entry is written
+        last)."""
+        current = self._stored_version(model, version)
         if current["status"] != PENDING:
             return current
         record = {**current, **fields, "completed_at": self._now()}
@@ -109,10 +127,13 @@ class Registry:
         return record
 
     def get_version(self, model: str, version: int) -> dict[str, Any]:
-        item = _strip(self.table.get(_pk(model), _vsk(int(version))))
+        return self._with_stuck(self._stored_version(model, version))
+
+    def _stored_version(self, model: str, version: int) -> dict[str, Any]:
+        item = self.table.get(_pk(model), _vsk(int(version)))
         if item is None:
             raise NotFound(f"model {model!r} has no version {version}", field="version")
-        return item
+        return _strip(item)
 
     def update_version(self, model: str, version: int, fields: dict[str, Any], actor: str) -> dict:
         """Mutable annotations only (approval); metrics and artifacts stay immutable."""
@@ -120,21 +141,42 @@ class Registry:
         bad = set(fields) - allowed
         if bad:
             raise RegistryConflict(f"version fields {sorted(bad)} are immutable")
-        current = self.get_version(model, version)
+        current = self._stored_version(model, version)
         record = {**current, **fields}
         self.table.put(_pk(model), _vsk(version), record, Equals("status", current["status"]))
         self._append_history(model, "annotate", None, version, actor, str(fields))
         return record
 
     def list_versions(self, model: str) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(_pk(model), "VERSION#")]
+        return [self._with_stuck(_strip(i)) for i in self.table.query(_pk(model), "VERSION#")]
+
+    def _with_stuck(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A pending version gets `stuck` (computed, never stored): true once it is older than
+        the training queue's visibility timeout."""
+        if item.get("status") != PENDING or self.stuck_after_s is None:
+            return item
+        try:
+            age = (self.clock.now() - datetime.fromisoformat(item["created_at"])).total_seconds()
+        except (KeyError, TypeError, ValueError):
+            return item
+        return {**item, "stuck": age > self.stuck_after_s, "pending_seconds": round(age, 1)}
 
     def list_models(self) -> list[str]:
         return [i["sk"] for i in self.table.query("MODELS")]
 
+    def latest_version(self, model: str) -> int:
+        meta = self.table.get(_pk(model), "META")
+        return int(meta["latest"]) if meta else 0
+
+    def aliases(self, model: str) -> dict[str, dict[str, Any]]:
+        """Both aliases in one query: {"champion": {...}, "challenger": {...}} (those set)."""
+        return {i["sk"].removeprefix("ALIAS#"): {k: v for k, v in i.items() if k not in ("pk", "sk")}
+                for i in self.table.query(_pk(model), "ALIAS#")}
+
     # -- aliases ---------------------------------------------------------------------------
     def get_alias(self, model: str, alias: str = CHAMPION) -> dict[str, Any] | None:
-        return _strip(self.table.get(_pk(model), f"ALIAS#{alias}"))
+        item = self.table.get(_pk(model), f"ALIAS#{alias}")
+        return None if item is None else _strip(item)
 
     def champion_version(self, model: str) -> int | None:
         alias = self.get_alias(model, CHAMPION)
@@ -223,21 +265,35 @@ class Registry:
         )
 
     def rollback(self, model: str, *, actor: str, reason: str = "rollback") -> dict[str, Any]:
-        """Restore the champion that served before the current one."""
+        """Undo the last champion move: history is walked backwards, never forwards. Every
+        move but a rollback pushes the version it replaced; a rollback pops one. So a second
+        rollback goes to the version before, never back to the one just rolled back from."""
         current = self.champion_version(model)
         if current is None:
             raise NotFound(f"model {model!r} has no champion to roll back", field="model")
-        for event in reversed(self.history(model)):
-            if event.get("alias") != CHAMPION or event.get("to_version") != current:
+        return self.set_alias(
+            model, CHAMPION, self.rollback_target(model, current), actor=actor, reason=reason,
+            action="rollback", expected=current,
+        )
+
+    def rollback_target(self, model: str, current: int) -> int:
+        replaced: list[int | None] = []  # the champions replaced so far, undone by rollbacks
+        for event in self.history(model):
+            if event.get("alias") != CHAMPION:
                 continue
-            previous = event.get("from_version")
+            if event.get("action") == "rollback":  # undo up to the version it went back to
+                while replaced and replaced.pop() != event.get("to_version"):
+                    pass
+            else:
+                replaced.append(event.get("from_version"))
+        while replaced:
+            previous = replaced.pop()
             if previous is None:
                 break
-            return self.set_alias(
-                model, CHAMPION, int(previous), actor=actor, reason=reason, action="rollback",
-                expected=current,
-            )
-        raise NotFound(f"model {model!r} has no previous champion to roll back to", field="model")
+            if int(previous) != current:
+                return int(previous)
+        raise NotFound(f"model {model!r} has no previous champion to roll back to",
+                       field="model")
 
     # -- history ---------------------------------------------------------------------------
     def _history_ops(self, model, action, before, after, actor, reason, alias=None) -> list[Put]:
@@ -267,5 +323,16 @@ class Registry:
 
     def history(self, model: str) -> list[dict[str, Any]]:
         return [_strip(i) for i in self.table.query(_pk(model), "HIST#")]
+
+    # -- monitoring index ------------------------------------------------------------------
+    def record_monitoring(self, model: str, entry: dict[str, Any]) -> None:
+        """One compact item per monitoring run (MON#<generated_at>, an idempotent put): the
+        drift and quality trends and the last drift status, read back with one query."""
+        self.table.put(_pk(model), f"MON#{entry['at']}", entry)
+
+    def monitoring_runs(self, model: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The last `limit` monitoring runs, oldest first."""
+        items = self.table.query(_pk(model), "MON#", reverse=True, limit=limit)
+        return [{k: v for k, v in i.items() if k not in ("pk", "sk")} for i in reversed(items)]
 
 

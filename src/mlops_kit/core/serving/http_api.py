@@ -31,6 +31,8 @@ _V1_MODEL = re.compile(rf"^/v1/models/({NAME_PATTERN})$")
 _V2_MODEL = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?$")
 _V2_INFER = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?/infer$")
 _V2_READY = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?/ready$")
+_PUBLIC = ("/v2/health/live", "/v2/health/ready", "/healthz", "/v2", "/openapi.json")
+_READ, _WRITE = ("GET", "HEAD", "OPTIONS"), ("POST", "OPTIONS")
 _V2_DTYPES = v2_binary.DATATYPES
 
 
@@ -39,19 +41,16 @@ class Response:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
-    binary: bytes | None = None  # V2 binary tensors, sent after the JSON header
+    raw: bytes | None = None  # a non-JSON payload (console HTML/CSS, V2 binary tensors)
 
     def json_bytes(self) -> bytes:
+        if self.status == 204:  # No Content: no body at all
+            return b""
         # orjson: ~5x faster than json.dumps; NaN/inf become null instead of raising
         return orjson.dumps(self.body, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    def payload(self) -> tuple[bytes, dict[str, str]]:
-        """The bytes to send and the headers to send with them."""
-        head = self.json_bytes()
-        if self.binary is None:
-            return head, self.headers
-        return head + self.binary, {**self.headers, "content-type": "application/octet-stream",
-                                    "inference-header-content-length": str(len(head))}
+    def payload(self) -> bytes:
+        return self.raw if self.raw is not None else self.json_bytes()
 
 
 def _error(exc: MlopsKitError) -> Response:
@@ -100,17 +99,20 @@ def parse_json_body(body: bytes | str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError("body: must be a JSON object", field="body")
     # Nesting depth needs that many '{' or '['; a small request cannot be too deep.
-    if body.count(b"{" if isinstance(body, bytes) else "{") + \
-            body.count(b"[" if isinstance(body, bytes) else "[") > MAX_JSON_DEPTH \
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH \
             and not _depth_ok(data):
         raise ValidationError(f"body: JSON nested deeper than {MAX_JSON_DEPTH}", field="body")
     return data
 
 
-def v2_to_records(data: dict[str, Any], feature_names: list[str],
+def v2_to_records(data: dict[str, Any], feature_names: list[str], *,
+                  nullable: frozenset[str] = frozenset(), ignore_unknown: bool = False,
                   tail: memoryview | None = None) -> list[dict[str, Any]]:
     """Open Inference Protocol request -> records. One input tensor per feature, shape [N] or
-    [N, 1], flat `data` (row-major) or binary data after the JSON header (v2_binary)."""
+    [N, 1], flat `data` (row-major) or binary data after the JSON header (v2_binary). As for
+    V1, an unknown tensor is a 400 unless the spec ignores unknown fields, and a missing one
+    is a 400 unless its feature is nullable."""
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise ValidationError("inputs: must be a non-empty list of tensors", field="inputs")
@@ -121,6 +123,8 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str],
         if not isinstance(tensor, dict):
             raise ValidationError(f"inputs[{i}]: must be an object", field="inputs")
         name = tensor.get("name")
+        if name not in feature_names and ignore_unknown and isinstance(name, str):
+            continue
         if name not in feature_names:
             raise ValidationError(
                 f"inputs[{i}].name: {str(name)[:40]!r} is not a feature of this model "
@@ -153,10 +157,13 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str],
             raise ValidationError(f"inputs[{i}].shape: all inputs need the same N", field=name)
         n_rows = shape[0]
         columns[name] = flat
-    missing = [n for n in feature_names if n not in columns]
+    missing = [n for n in feature_names if n not in columns and n not in nullable]
     if missing:
         raise ValidationError(f"inputs: missing tensor for feature {missing[0]!r}", field=missing[0])
-    return [{n: columns[n][r] for n in feature_names} for r in range(n_rows or 0)]
+    if n_rows is None:
+        raise ValidationError("inputs: no tensor for a feature of this model", field="inputs")
+    present = [n for n in feature_names if n in columns]
+    return [{n: columns[n][r] for n in present} for r in range(n_rows)]
 
 
 class HttpApi:
@@ -166,10 +173,12 @@ class HttpApi:
         *,
         authorize: Callable[[Mapping[str, str]], None] | None = None,
         openapi: Callable[[], dict] | None = None,
+        ui: Callable[[str, str, Mapping[str, str], bytes | None], Response] | None = None,
     ) -> None:
         self.service = service
         self.authorize = authorize
         self.openapi = openapi
+        self.ui = ui  # the read-only console (mlops_kit.console), mounted under /ui/
 
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
@@ -190,7 +199,32 @@ class HttpApi:
             log.exception("unhandled error serving %s %s", method, path[:100])
             return Response(500, {"error": "internal error", "code": "internal_error"})
 
+    @staticmethod
+    def allowed_methods(path: str) -> tuple[str, ...] | None:
+        """The methods a path answers (the Allow header); None for a path that does not exist."""
+        if path in _PUBLIC or _V1_MODEL.match(path) or _V2_MODEL.match(path) \
+                or _V2_READY.match(path):
+            return _READ
+        if _V1_PREDICT.match(path) or _V2_INFER.match(path):
+            return _WRITE
+        return None
+
     def _route(self, method, path, headers, body, request_id) -> Response:
+        if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
+            return self.ui(method, path, headers, body)  # the console applies the same auth
+        allowed = self.allowed_methods(path)
+        if method == "OPTIONS":  # no auth: it says what a path accepts, nothing more
+            if allowed is None and path != "*":
+                raise NotFound(f"path {path[:100]!r} not found", field="path")
+            return Response(204, {}, {"allow": ", ".join(allowed or ("GET", "HEAD", "POST",
+                                                                       "OPTIONS"))})
+        if allowed is not None and method not in allowed:
+            return Response(405, {"error": f"method {method[:20]} not allowed; use "
+                                           f"{' or '.join(m for m in allowed if m != 'OPTIONS')}",
+                                  "code": "method_not_allowed"},
+                            {"content-type": "application/json", "allow": ", ".join(allowed)})
+        if method == "HEAD":
+            method = "GET"  # the shells send the headers of the GET answer without its body
         if path in ("/v2/health/live", "/v2/health/ready", "/healthz"):
             return Response(200, {"live": True, "ready": True})
         if path == "/v2":
@@ -201,22 +235,16 @@ class HttpApi:
         if self.authorize is not None:
             self.authorize(headers)
         if m := _V1_PREDICT.match(path):
-            if method != "POST":
-                return Response(405, {"error": f"method {method} not allowed; use POST"})
             data = parse_json_body(body)
             if "instances" not in data:
                 raise ValidationError("instances: field required", field="instances")
             return Response(200, self.service.predict(m.group(1), data["instances"],
                                                       request_id=request_id))
         if m := _V2_INFER.match(path):
-            if method != "POST":
-                return Response(405, {"error": f"method {method} not allowed; use POST"})
             self._check_version(m)
             head, tail = v2_binary.split_body(body or b"", headers.get(v2_binary.HEADER))
             return self._v2_infer(m.group(1), parse_json_body(head), tail, request_id)
         if m := (_V1_MODEL.match(path) or _V2_MODEL.match(path)):
-            if method != "GET":
-                return Response(405, {"error": f"method {method} not allowed; use GET"})
             meta = self._check_version(m) if m.re is _V2_MODEL else self.service.metadata(m.group(1))
             if path.startswith("/v2/"):
                 return Response(200, self._v2_metadata(meta))
@@ -228,7 +256,7 @@ class HttpApi:
 
     def _check_version(self, m: re.Match) -> dict[str, Any]:
         """/v2/models/{name}/versions/{v}/...: only the served (champion) version answers."""
-        meta = self.service.metadata(m.group(1))
+        meta = self.service.metadata(m.group(1), copy_out=False)
         if m.group(2) is not None and int(m.group(2)) != meta["version"]:
             raise NotFound(f"version {int(m.group(2))} of {m.group(1)!r} is not served "
                            f"(the champion is version {meta['version']})", field="version")
@@ -251,9 +279,11 @@ class HttpApi:
 
     def _v2_infer(self, model: str, data: dict[str, Any], tail: memoryview | None,
                   request_id: str | None) -> Response:
-        meta_features = self.service.metadata(model)["features"]
-        names = [f["name"] for f in meta_features]
-        records = v2_to_records(data, names, tail)
+        meta = self.service.metadata(model, copy_out=False)
+        names = [f["name"] for f in meta["features"]]
+        records = v2_to_records(
+            data, names, nullable=frozenset(f["name"] for f in meta["features"] if f["nullable"]),
+            ignore_unknown=meta.get("unknown_fields") == "ignore", tail=tail)
         rid = data.get("id") if isinstance(data.get("id"), str) else request_id
         inf = self.service.infer(model, lambda p: p.inputs_from_request(records), request_id=rid)
         labels, proba = inf.labels, inf.probabilities
@@ -271,4 +301,9 @@ class HttpApi:
                 parts.append(raw)
         body = {"model_name": model, "model_version": str(inf.predictor.version),
                 "outputs": outputs, "id": inf.request_id}
-        return Response(200, body, binary=b"".join(parts) if parts else None)
+        if not parts:
+            return Response(200, body)
+        head = orjson.dumps(body)
+        return Response(200, body, raw=head + b"".join(parts), headers={
+            "content-type": "application/octet-stream",
+            v2_binary.HEADER: str(len(head))})

@@ -30,6 +30,10 @@ def _fast_inputs(spec: ModelSpec, records: list) -> dict[str, np.ndarray] | None
     the exact per-value path, which produces the error message (same rules, same wording)."""
     if not all(type(r) is dict for r in records):
         return None
+    # unknown fields (a 400 unless the spec ignores them); missing ones show up as None below
+    if spec.serving.unknown_fields == "reject" and not set().union(*records) <= set(
+            spec.feature_names):
+        return None
     feed: dict[str, np.ndarray] = {}
     for f in spec.features:
         name = f.name
@@ -42,10 +46,10 @@ def _fast_inputs(spec: ModelSpec, records: list) -> dict[str, np.ndarray] | None
             missing = None in seen or "" in seen
             if missing and not f.nullable:
                 return None
-            present = seen - {None, ""}
-            if f.categories is not None and not present <= set(f.categories):
+            texts = seen - {None, ""}
+            if f.categories is not None and not texts <= set(f.categories):
                 return None
-            if present and max(map(len, present)) > 256:
+            if texts and max(map(len, texts)) > 256:
                 return None
             if missing:
                 col = [MISSING_CATEGORY if v is None or v == "" else v for v in col]
@@ -113,8 +117,13 @@ class Predictor:
             raise IntegrityError(f"model {spec.name} v{version}: {exc}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self._wanted = [self.label_output] + ([self.proba_output] if self.proba_output else [])
+        # feature -> ONNX input ("mean radius" is fed as "mean_radius"); requests, captures and
+        # reports keep the feature names
+        self.inputs = onnx_meta.input_map(self.session)
+        self._renamed = any(k != v for k, v in self.inputs.items())
         self.feature_names = spec.feature_names  # a property that builds a list on each call
         self.validator = RecordValidator(spec)  # the warm path's 1-record requests
+        self.metadata: dict[str, Any] | None = None  # ModelService.metadata's cache
 
     def inputs_from_request(self, instances: Any) -> dict[str, np.ndarray]:
         """V1 instances: a list of records (objects) or of arrays in the spec's feature order."""
@@ -146,9 +155,10 @@ class Predictor:
         return records_to_inputs(self.spec, records)
 
     def run_arrays(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-        """(labels or values [N], probabilities [N, classes] or None), as onnxruntime gives them."""
-        if len(feed) != len(self.input_names):
-            feed = {k: feed[k] for k in self.input_names}
+        """(labels or values [N], probabilities [N, classes] or None), as onnxruntime gives them.
+        `feed` is keyed by feature name."""
+        if self._renamed or len(feed) != len(self.inputs):
+            feed = onnx_meta.feed(self.inputs, feed)
         results = self.session.run(self._wanted, feed)
         labels = np.asarray(results[0]).reshape(-1)
         return labels, (np.asarray(results[1]) if self.proba_output else None)

@@ -4,6 +4,7 @@ both call this; neither has serving logic of its own."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -60,7 +61,7 @@ class ModelService:
         *,
         capture: CaptureBuffer | None = None,
         notifier: Notifier | None = None,
-        refresh_seconds: float = 30.0,
+        refresh_seconds: float = 2.0,
         monotonic=time.monotonic,
     ) -> None:
         self.store = store
@@ -102,7 +103,7 @@ class ModelService:
                 return cached.predictor, cached.extra
             pointer = self.registry.get_alias(model, alias) or {}
             version = pointer.get("version")
-            extra = {k: pointer[k] for k in ("mode", "weight") if k in pointer}
+            extra: dict[str, Any] = {k: pointer[k] for k in ("mode", "weight") if k in pointer}
             if cached and cached.version == version:
                 self._cache[key] = _Loaded(version, cached.predictor, now, extra)
                 return cached.predictor, extra
@@ -183,17 +184,22 @@ class ModelService:
                     log.warning("shadow model failed: %s", exc.message)
         return Inference(answer, labels, proba, request_id, answer is not champion)
 
-    def metadata(self, model: str) -> dict[str, Any]:
+    def metadata(self, model: str, *, copy_out: bool = True) -> dict[str, Any]:
+        """The served model's description. copy_out=False: the cached dict itself (read only)."""
         champion, _ = self.predictor(model, CHAMPION)
         if champion is None:
             raise NotFound(f"model {model!r} has no champion to serve", field="model")
-        spec = champion.spec
-        return {
-            "name": model,
-            "version": champion.version,
-            "task": spec.task.value,
-            "target": spec.target,
-            "classes": champion.classes,
-            "features": [f.model_dump(mode="json") for f in spec.features],
-            "sha256": champion.sha256,
-        }
+        meta = champion.metadata  # built once per loaded version (V2 infer asks per request)
+        if meta is None:
+            spec = champion.spec
+            meta = champion.metadata = {
+                "name": model,
+                "version": champion.version,
+                "task": spec.task.value,
+                "target": spec.target,
+                "classes": champion.classes,
+                "features": [f.model_dump(mode="json") for f in spec.features],
+                "unknown_fields": spec.serving.unknown_fields,
+                "sha256": champion.sha256,
+            }
+        return copy.deepcopy(meta) if copy_out else meta

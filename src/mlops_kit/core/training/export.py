@@ -38,8 +38,10 @@ TARGET_OPSET = 17
 ML_OPSET = 3
 
 
-def to_onnx(spec: ModelSpec, pipeline: Any, *, fast_trees: bool = True) -> bytes:
+def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None,
+            fast_trees: bool = True) -> bytes:
     """Convert a fitted pipeline from training.build_pipeline; one input per feature.
+    `spec_hash`: the user's spec when `spec` is a search winner's derived spec.
     fast_trees: tree attributes computed per tree in numpy (tree_attrs), and random forests'
     tree node filled in place (forest_export): the same operator and values as skl2onnx's."""
     initial_types = [
@@ -77,12 +79,20 @@ def to_onnx(spec: ModelSpec, pipeline: Any, *, fast_trees: bool = True) -> bytes
             f"cannot convert {spec.estimator.kind} to ONNX: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}"
         ) from None
-    meta = {onnx_meta.FEATURES_KEY: json.dumps(spec.feature_names)}
+    # skl2onnx renames inputs ONNX cannot carry ("mean radius" -> "mean_radius", a clash gets a
+    # suffix), keeping their order: record the map so every caller feeds by feature name.
+    inputs = [i.name for i in model.graph.input]
+    if len(inputs) != len(spec.feature_names):
+        raise ExportError(f"the ONNX graph has {len(inputs)} inputs for "
+                          f"{len(spec.feature_names)} features")
+    meta = {onnx_meta.FEATURES_KEY: json.dumps(spec.feature_names),
+            onnx_meta.INPUTS_KEY: json.dumps(dict(zip(spec.feature_names, inputs,
+                                                      strict=True)))}
     if classifier:
         classes = [_native(c) for c in estimator.classes_]
         meta[onnx_meta.CLASSES_KEY] = json.dumps(classes)
     meta["mlops_kit.model"] = spec.name
-    meta["mlops_kit.spec_sha256"] = spec.spec_hash()
+    meta["mlops_kit.spec_sha256"] = spec_hash or spec.spec_hash()
     onnx.helper.set_model_props(model, meta)
     model.doc_string = f"mlops-kit {spec.name}: {spec.task.value} ({spec.estimator.kind})"
     try:
@@ -131,7 +141,7 @@ def run_onnx(
     label_name, proba_name = onnx_meta.output_names(session)
     feed = columns_to_inputs(spec, {col: X[col].tolist() for col in spec.feature_names})
     names = [label_name] + ([proba_name] if proba_name else [])
-    result = session.run(names, feed)
+    result = session.run(names, onnx_meta.feed(onnx_meta.input_map(session), feed))
     values = np.asarray(result[0]).reshape(len(X), -1)
     values = values[:, 0] if values.shape[1] == 1 else values
     proba = np.asarray(result[1], dtype=np.float64) if proba_name else None

@@ -7,7 +7,6 @@ see identical numbers) and categorical missing values are the MISSING_CATEGORY s
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -16,173 +15,100 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import (
-    GradientBoostingClassifier,
-    GradientBoostingRegressor,
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from mlops_kit.core.datasets import (
+    class_labels,
+    label_text,
+    missing_markers,
+    normalise,
+    read_columns,
+    to_float,
+    to_text,
+)
 from mlops_kit.core.features import MISSING_CATEGORY
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.training.estimators import ESTIMATORS, SCALED, make_estimator
 from mlops_kit.errors import TrainingError, ValidationError
 
-__all__ = ["ESTIMATORS", "TrainResult", "build_pipeline", "read_frame", "train"]
-
-ESTIMATORS: dict[str, type[BaseEstimator]] = {
-    "logistic_regression": LogisticRegression,
-    "random_forest": RandomForestClassifier,
-    "gradient_boosting": GradientBoostingClassifier,
-    "hist_gradient_boosting": HistGradientBoostingClassifier,
-    "linear_regression": LinearRegression,
-    "ridge": Ridge,
-    "random_forest_regressor": RandomForestRegressor,
-    "gradient_boosting_regressor": GradientBoostingRegressor,
-}
-# Only linear models get a StandardScaler. Trees are scale-invariant, and scaling breaks ONNX
-# parity for them: sklearn scales in float64 then casts to float32 for the tree, ONNX scales in
-# float32, the results differ by an ulp and rows right at a split threshold take the other
-# branch (seen: probabilities off by 0.04 on 1% of rows for random_forest).
-SCALED = {"logistic_regression", "linear_regression", "ridge"}
-# Defaults that differ from sklearn's: LogisticRegression's 100 iterations warn on unscaled
-# one-hot data far too often; it is still overridable through spec.estimator.params.
-_DEFAULTS: dict[str, dict[str, Any]] = {"logistic_regression": {"max_iter": 1000}}
+__all__ = ["ESTIMATORS", "TrainResult", "build_pipeline", "fit_pipeline", "make_estimator",
+           "read_frame", "split_frame", "train"]
 
 
 # -- reading ---------------------------------------------------------------------------------
 def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec) -> pd.DataFrame:
-    """Read a CSV/Parquet dataset into a typed frame with the spec's features and target only."""
+    """Read a CSV/Parquet dataset into a typed frame with the spec's features and target only,
+    through the one dataset reader validation uses (core/datasets.py): what validation passed
+    reads here with the same values and the same meaning of missing."""
     wanted = [*spec.feature_names, spec.target]
     try:
-        if fmt == "csv":
-            table = _read_csv(stream, wanted)
-        elif fmt == "parquet":
-            table = _read_parquet(stream, wanted)
-        else:
-            raise ValidationError(f"unsupported dataset format {fmt!r}: use csv or parquet")
+        raw = read_columns(stream, fmt, wanted)
+        out: dict[str, Any] = {}
+        for nf in spec.numeric:
+            out[nf.name] = _numeric(nf.name, normalise(raw[nf.name], missing_markers()))
+        for cf in spec.categorical:
+            arr = normalise(raw[cf.name], missing_markers(cf.categories))
+            out[cf.name] = pd.Series(_categories(cf.name, arr), dtype=object)
+        out[spec.target] = _target(spec, normalise(raw[spec.target], missing_markers()))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(
             f"cannot read {fmt} dataset: {str(exc).splitlines()[0]}", field="dataset"
         ) from None
-    raw = {name: table.column(name).to_pylist() for name in wanted}
-    out: dict[str, Any] = {}
-    for f in spec.numeric:
-        out[f.name] = _numeric(f.name, raw[f.name])
-    for f in spec.categorical:
-        out[f.name] = pd.Series(_categories(raw[f.name]), dtype=object)
-    out[spec.target] = _target(spec, raw[spec.target])
     return pd.DataFrame(out, columns=wanted)
 
 
-def _read_csv(stream: BinaryIO, wanted: list[str]) -> pa.Table:
-    # Every column is read as a string (only the empty string is null), then typed here, so a
-    # category like "NA" or an id like "007" survives and the typing rules are ours, not arrow's.
-    convert = pacsv.ConvertOptions(
-        column_types={name: pa.string() for name in wanted},
-        include_columns=wanted,
-        strings_can_be_null=True,
-        null_values=[""],
-        quoted_strings_can_be_null=True,
-    )
-    try:
-        # Blocks at least as large as validation's (8 MB): a long row that validation read
-        # must not fail here with "straddling object straddles two block boundaries".
-        return pacsv.read_csv(stream, read_options=pacsv.ReadOptions(block_size=16 << 20),
-                              convert_options=convert)
-    except (pa.ArrowInvalid, KeyError) as exc:
-        absent = _MISSING_COLUMN.search(str(exc))
-        if absent:
-            name = absent.group(1)
-            raise ValidationError(
-                f"column {name!r} is missing from the dataset", field=name
-            ) from None
-        raise
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
 
 
-_MISSING_COLUMN = re.compile(r"Column '([^']*)' in include_columns does not exist")
-
-
-def _read_parquet(stream: BinaryIO, wanted: list[str]) -> pa.Table:
-    names = pq.read_schema(stream).names
-    missing = [n for n in wanted if n not in names]
-    if missing:
+def _numeric(name: str, arr: pa.Array) -> np.ndarray:
+    vals, bad = to_float(arr)
+    if bad is not None and bad.any():
+        i = _first(bad)
         raise ValidationError(
-            f"column {missing[0]!r} is missing from the dataset", field=missing[0]
-        )
-    stream.seek(0)
-    return pq.read_table(stream, columns=wanted)
-
-
-def _numeric(name: str, values: list) -> np.ndarray:
-    out = np.empty(len(values), dtype=np.float64)
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, str) and v.strip() == ""):
-            out[i] = math.nan
-            continue
-        try:
-            out[i] = float(v)
-        except (TypeError, ValueError):
-            raise ValidationError(
-                f"row {i}: column {name!r}: expected a number, got {str(v)[:40]!r}", field=name
-            ) from None
-        if not math.isfinite(out[i]):
-            raise ValidationError(f"row {i}: column {name!r}: must be a finite number", field=name)
+            f"row {i + 1}: column {name!r}: expected a finite number, got "
+            f"{str(arr[i].as_py())[:40]!r}", field=name)
     # Round through float32: the ONNX graph sees float32, so sklearn must see the same values.
-    return out.astype(np.float32).astype(np.float64)
+    return vals.astype(np.float32).astype(np.float64)
 
 
-def _categories(values: list) -> list[str]:
-    out = []
-    for v in values:
-        if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):
-            out.append(MISSING_CATEGORY)
-        else:
-            out.append(str(v))  # the same str() serving applies (features.coerce_category)
-    return out
+def _categories(name: str, arr: pa.Array) -> list[str]:
+    text, bad = to_text(arr)
+    if bad is not None and bad.any():
+        raise ValidationError(f"row {_first(bad) + 1}: column {name!r}: expected text",
+                              field=name)
+    # the same str() serving applies (features.coerce_category); missing is its own category
+    return [MISSING_CATEGORY if v is None else v for v in text.to_pylist()]
 
 
-def _target(spec: ModelSpec, values: list) -> np.ndarray:
-    missing = [
-        i for i, v in enumerate(values) if v is None or (isinstance(v, float) and math.isnan(v))
-    ]
-    if missing:
-        raise ValidationError(
-            f"target {spec.target!r} is missing on {len(missing)} rows (first at row {missing[0]})",
-            field=spec.target,
-        )
+def _target(spec: ModelSpec, arr: pa.Array) -> np.ndarray:
+    name = spec.target
     if not spec.task.is_classification:
-        return _numeric(spec.target, values).astype(np.float64)
-    ints = _as_ints(values)
-    if ints is not None:
-        return ints
-    return np.asarray([str(v) for v in values], dtype=object)
-
-
-def _as_ints(values: list) -> np.ndarray | None:
-    out = np.empty(len(values), dtype=np.int64)
-    for i, v in enumerate(values):
-        if isinstance(v, bool):
-            out[i] = int(v)
-            continue
-        try:
-            number = float(v)
-        except (TypeError, ValueError):
-            return None
-        if not number.is_integer():
-            return None
-        out[i] = int(number)
-    return out
+        vals = _numeric(name, arr)
+        missing = np.isnan(vals)
+    else:
+        text, bad = label_text(arr)
+        if bad is not None and bad.any():
+            raise ValidationError(f"row {_first(bad) + 1}: target {name!r}: not a class label",
+                                  field=name)
+        values = text.to_pylist()
+        missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    if missing.any():
+        raise ValidationError(
+            f"target {name!r} is missing on {int(missing.sum())} rows (first at row "
+            f"{_first(missing) + 1})", field=name)
+    if not spec.task.is_classification:
+        return vals
+    labels = class_labels(values)
+    if all(isinstance(v, int) for v in labels.values()):
+        return np.asarray([labels[v] for v in values], dtype=np.int64)
+    return np.asarray(values, dtype=object)
 
 
 _PARAM_IN_ERROR = re.compile(r"The '(\w+)' parameter of \w+ must be")
@@ -200,23 +126,6 @@ class TrainResult:
     rows_train: int
     rows_holdout: int
     holdout_predictions: list = field(default_factory=list)
-
-
-def make_estimator(spec: ModelSpec) -> BaseEstimator:
-    kind = spec.estimator.kind
-    cls = ESTIMATORS[kind]
-    accepted = set(cls().get_params())
-    params = {**_DEFAULTS.get(kind, {}), **spec.estimator.params}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise TrainingError(
-            f"estimator.params.{unknown[0]}: not a parameter of {kind} "
-            f"({cls.__name__}); accepted: {sorted(accepted)}",
-            field=f"estimator.params.{unknown[0]}",
-        )
-    if "random_state" in accepted and "random_state" not in spec.estimator.params:
-        params["random_state"] = spec.seed
-    return cls(**params)
 
 
 def build_pipeline(spec: ModelSpec) -> Pipeline:
@@ -242,8 +151,8 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
     return Pipeline([("preprocess", pre), ("model", make_estimator(spec))])
 
 
-def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
-    """Fit the spec's pipeline on a stratified split and score it on the holdout. Deterministic."""
+def split_frame(spec: ModelSpec, df: pd.DataFrame):
+    """The deterministic train/holdout split (stratified for classifiers) every fit uses."""
     missing = [c for c in [*spec.feature_names, spec.target] if c not in df.columns]
     if missing:
         raise TrainingError(
@@ -274,13 +183,16 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
         )
     except ValueError as exc:
         raise TrainingError(f"cannot split {len(X)} rows for a holdout: {exc}") from None
-    X_hold = X_hold.reset_index(drop=True)
+    return X_train, X_hold.reset_index(drop=True), y_train, y_hold
 
+
+def fit_pipeline(spec: ModelSpec, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
+    """Build and fit the spec's pipeline; a fit error becomes a TrainingError naming the param."""
     pipeline = build_pipeline(spec)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
-            pipeline.fit(X_train, y_train)
+            pipeline.fit(X, y)
     except (ValueError, TypeError) as exc:
         # sklearn's InvalidParameterError (a ValueError) names the parameter:
         # "The 'n_estimators' parameter of RandomForestClassifier must be ...". Other
@@ -293,6 +205,14 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
             + message,
             field=f"estimator.params.{param.group(1)}" if param else None,
         ) from None
+    return pipeline
+
+
+def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
+    """Fit the spec's pipeline on a stratified split and score it on the holdout. Deterministic."""
+    X_train, X_hold, y_train, y_hold = split_frame(spec, df)
+    classification = spec.task.is_classification
+    pipeline = fit_pipeline(spec, X_train, y_train)
 
     predictions = pipeline.predict(X_hold)
     classes = _natives(pipeline.classes_) if classification else None

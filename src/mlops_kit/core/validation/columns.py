@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlops_kit.core.datasets import class_labels
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
-from mlops_kit.core.stats import OTHER_CATEGORY, numeric_freqs, quantile_edges
+from mlops_kit.core.stats import OTHER_CATEGORY, Reservoir, numeric_profile_of
 from mlops_kit.core.validation.rules import (
     PROFILE_CATEGORIES,
-    PROFILE_SAMPLE,
     TRACKED_CATEGORIES,
     Rule,
     fmt_bound,
@@ -24,6 +24,12 @@ from mlops_kit.core.validation.rules import (
 
 class Column:
     """Per-column state across batches: rule counters plus profile statistics."""
+
+    # set by make_column from the spec
+    encoding: Rule
+    range_rule: Rule | None
+    cat_rule: Rule | None
+    feature: NumericFeature | CategoricalFeature | None
 
     def __init__(
         self,
@@ -48,10 +54,7 @@ class Column:
             self.n, self.mean, self.m2 = 0, 0.0, 0.0
             self.lo, self.hi = math.inf, -math.inf
             self.sample_size = sample_size
-            self.res_vals = np.empty(0)
-            self.res_keys = np.empty(0)
-            self.res_max = 1.0
-            self.rng = np.random.default_rng([seed, len(name)])
+            self.reservoir = Reservoir(sample_size, [seed, len(name)])
         else:
             self.rules["type"] = Rule(
                 "type",
@@ -122,24 +125,7 @@ class Column:
         self.m2 += m2_b + delta * delta * self.n * n_b / total
         self.n = total
         self.lo, self.hi = min(self.lo, float(good.min())), max(self.hi, float(good.max()))
-        self._sample(good)
-
-    def _sample(self, good: np.ndarray) -> None:
-        """Reservoir by random priorities: keep the sample_size smallest keys ever seen. The
-        reservoir holds copies (never views of a batch), so it stays sample_size values."""
-        keys = self.rng.random(good.size)  # drawn for every value: the sample is seed-stable
-        if self.res_keys.size >= self.sample_size:  # full: only smaller keys can enter
-            enter = keys < self.res_max
-            if not enter.any():
-                return
-            keys, good = keys[enter], good[enter]
-        keys = np.concatenate([self.res_keys, keys])
-        pool = np.concatenate([self.res_vals, good])
-        if keys.size > self.sample_size:
-            keep = np.argpartition(keys, self.sample_size)[: self.sample_size]
-            keys, pool = keys[keep], pool[keep]
-        self.res_keys, self.res_vals = keys, pool
-        self.res_max = float(keys.max()) if keys.size >= self.sample_size else 1.0
+        self.reservoir.offer(good)
 
     # categorical -------------------------------------------------------------------------
     def add_text(
@@ -175,20 +161,10 @@ class Column:
             if rest:
                 freqs[OTHER_CATEGORY] = freqs.get(OTHER_CATEGORY, 0.0) + rest / total
             return {"type": "categorical", "null_rate": null_rate, "freqs": freqs}
-        sample = self.res_vals[np.argsort(self.res_keys)]  # random order, seed-stable
-        edges = quantile_edges(sample)
-        return {
-            "type": "numeric",
-            "count": self.n,
-            "null_rate": null_rate,
-            "mean": self.mean if self.n else 0.0,
-            "std": math.sqrt(self.m2 / self.n) if self.n else 0.0,
-            "min": self.lo if self.n else 0.0,
-            "max": self.hi if self.n else 0.0,
-            "edges": edges,
-            "freqs": numeric_freqs(sample, edges) if self.n else [],
-            "sample": [float(x) for x in sample[:PROFILE_SAMPLE]],
-        }
+        return numeric_profile_of(
+            count=self.n, null_rate=null_rate, mean=self.mean,
+            std=math.sqrt(self.m2 / self.n) if self.n else 0.0, lo=self.lo, hi=self.hi,
+            sample=self.reservoir.sample())  # random order, seed-stable
 
 
 def make_column(
@@ -242,14 +218,42 @@ def null_fraction(col: Column, rows: int, spec: ModelSpec) -> Rule:
     return r
 
 
+def class_counts(col: Column) -> dict:
+    """Target counts by class as training will see them ("1" and "1.0" are the class 1)."""
+    labels = class_labels(k for k in col.counts if k != OTHER_CATEGORY)
+    out: dict = {}
+    for text, count in col.counts.items():
+        key = labels.get(text, text)
+        out[key] = out.get(key, 0) + count
+    return out
+
+
+def task_classes(col: Column, spec: ModelSpec) -> Rule:
+    """A binary task needs exactly two classes: a third one is a data error, caught here."""
+    classes = sorted(class_counts(col), key=str)
+    name, task = col.name, spec.task.value
+    wrong = spec.task.value == "binary_classification" and len(classes) > 2
+    r = Rule("classes", name, lambda c: (
+        f"{name}: {task} needs exactly 2 classes, found {len(classes)}: {classes[:10]}" if wrong
+        else f"{name}: {len(classes)} classes for {task}"))
+    r.count = len(classes) - 2 if wrong else 0
+    r.rows_final = True  # examples name classes, not rows
+    if wrong:
+        counts = class_counts(col)
+        r.examples = [{"row": None, "value": f"{k!r}: {counts[k]} rows"} for k in classes[:10]]
+    return r
+
+
 def class_balance(col: Column, spec: ModelSpec) -> Rule:
-    total = sum(col.counts.values())
+    counts = class_counts(col)
+    total = sum(counts.values())
     floor = spec.validation.min_class_fraction
-    shares = {k: v / total for k, v in col.counts.items()} if total else {}
-    small = sorted(k for k, s in shares.items() if s < floor)
+    shares = {k: v / total for k, v in counts.items()} if total else {}
+    small = sorted((k for k, s in shares.items() if s < floor), key=str)
     name = col.name
     if len(shares) < 2:
-        msg = f"{name}: needs at least 2 classes, found {len(shares)} {sorted(shares)[:5]}"
+        msg = (f"{name}: needs at least 2 classes, found {len(shares)} "
+               f"{sorted(shares, key=str)[:5]}")
         count = 1
     elif small:
         msg = (

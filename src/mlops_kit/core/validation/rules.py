@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from mlops_kit.core.datasets import HEADER_LIMIT, NULL_VALUES  # noqa: F401 - one definition
+
 if TYPE_CHECKING:
     from mlops_kit.core.spec import ModelSpec
 
-NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
-HEADER_LIMIT = 1 << 20  # a header line longer than this is not a CSV header
 TRACKED_CATEGORIES = 10_000  # distinct values counted per column before lumping into __other__
 PROFILE_CATEGORIES = 100  # values kept in a categorical profile
 PROFILE_SAMPLE = 1000
@@ -26,13 +26,13 @@ ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, EOFE
 class Rule:
     rule: str
     column: str | None
-    describe: Callable[[int], str]  # count -> message
+    describe: Callable[..., str]  # count -> message (lambdas bind names as defaults)
     count: int = 0
     examples: list[dict] = field(default_factory=list)
     rows_final: bool = False  # example rows are already file row numbers (not ordinals)
     failed: bool | None = None  # None: failed iff count > 0
 
-    def add(self, mask: np.ndarray, values: Callable[[int], Any], offset: int, limit: int) -> None:
+    def add(self, mask: np.ndarray, values: Callable[..., Any], offset: int, limit: int) -> None:
         hits = int(mask.sum())
         if not hits:
             return

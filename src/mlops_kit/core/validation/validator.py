@@ -21,7 +21,13 @@ from typing import BinaryIO, Literal
 import pyarrow as pa
 
 from mlops_kit.core.spec import ModelSpec
-from mlops_kit.core.validation.columns import Column, class_balance, make_column, null_fraction
+from mlops_kit.core.validation.columns import (
+    Column,
+    class_balance,
+    make_column,
+    null_fraction,
+    task_classes,
+)
 from mlops_kit.core.validation.readers import add_column, scan_csv, scan_parquet
 from mlops_kit.core.validation.rules import (
     ARROW_ERRORS,
@@ -119,6 +125,7 @@ class Validator:
                 if col.is_target:
                     rules.append(col.rules["target"])
                     if spec.task.is_classification:
+                        rules.append(task_classes(col, spec))
                         rules.append(class_balance(col, spec))
                 else:
                     rules.append(null_fraction(col, rows, spec))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import packaging
-from infra.packaging import (
+from infra import lambda_zips
+from infra.lambda_zips import (
     Artifact,
     PackageTooLarge,
     build_function,
@@ -85,15 +85,15 @@ def test_size_check_and_report(tmp_path):
         assert art.unzipped_bytes == sum(i.file_size for i in zf.infolist())
         assert art.files == len(zf.infolist())
     assert load_artifact("serve", Path(art.path)) == art
-    text = packaging.report([art])
-    assert "serve" in text and packaging.mb(art.unzipped_bytes) in text and "of 250 MB" in text
+    text = lambda_zips.report([art])
+    assert "serve" in text and lambda_zips.mb(art.unzipped_bytes) in text and "of 250 MB" in text
 
     with pytest.raises(PackageTooLarge, match=r"serve: .* unzipped exceeds Lambda's 0\.0 MB"):
         build_function("serve", tmp_path / "out", root / "deps", root, limit=1000)
 
 
 def test_load_artifact_missing_zip_says_how_to_build(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m infra.packaging --out"):
+    with pytest.raises(FileNotFoundError, match="python -m infra.lambda_zips --out"):
         load_artifact("serve", tmp_path / "serve.zip")
 
 
@@ -104,18 +104,18 @@ def test_source_code_hash_is_base64_sha256():
 
 
 def test_requirements_come_from_pyproject():
-    serve = packaging.requirements_for("serve")
-    names = {packaging._dist_name(r) for r in serve}
+    serve = lambda_zips.requirements_for("serve")
+    names = {lambda_zips._dist_name(r) for r in serve}
     assert {"numpy", "onnxruntime", "pydantic", "pydantic-settings"} <= names
     assert not names & {"pyarrow", "scikit-learn", "skl2onnx", "pandas"}  # serving stays light
-    validate = {packaging._dist_name(r) for r in packaging.requirements_for("validate")}
+    validate = {lambda_zips._dist_name(r) for r in lambda_zips.requirements_for("validate")}
     assert "pyarrow" in validate and "scikit-learn" not in validate
-    assert any(r.startswith("pyarrow>=") for r in packaging.requirements_for("validate"))
-    assert packaging.zip_functions() == ["validate", "serve", "monitor"]
+    assert any(r.startswith("pyarrow>=") for r in lambda_zips.requirements_for("validate"))
+    assert lambda_zips.zip_functions() == ["validate", "serve", "monitor"]
 
 
 def test_cli_without_deps(tmp_path, capsys):
-    assert packaging.main(["--out", str(tmp_path), "--no-deps", "--function", "serve"]) == 0
+    assert lambda_zips.main(["--out", str(tmp_path), "--no-deps", "--function", "serve"]) == 0
     out = capsys.readouterr().out
     assert "serve" in out and "wrote 1 artifact(s)" in out
     with zipfile.ZipFile(tmp_path / "serve.zip") as zf:
@@ -126,11 +126,24 @@ def test_cli_without_deps(tmp_path, capsys):
 @pytest.mark.slow
 def test_real_build_for_lambda_platform(tmp_path):
     """pip-installs manylinux / CPython 3.12 wheels (network) and checks the 250 MB limit."""
-    art, = packaging.build_all(tmp_path, ["serve"])
-    print("\n" + packaging.report([art]), file=sys.stderr)
+    art, = lambda_zips.build_all(tmp_path, ["serve"])
+    print("\n" + lambda_zips.report([art]), file=sys.stderr)
     with zipfile.ZipFile(art.path) as zf:
         names = zf.namelist()
     assert any(n.startswith("onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-x86_64")
                for n in names)
     assert any(n.startswith("numpy/") and "cpython-312-x86_64-linux-gnu.so" in n for n in names)
-    assert art.unzipped_bytes < packaging.LAMBDA_UNZIPPED_LIMIT
+    assert art.unzipped_bytes < lambda_zips.LAMBDA_UNZIPPED_LIMIT
+
+
+def test_no_module_in_infra_shadows_an_installed_package():
+    """Pulumi runs the program with infra/ first on sys.path: a module there named like an
+    installed top-level package (infra/packaging.py was one: pulumi imports `packaging`)
+    would be imported in its place."""
+    from importlib.metadata import packages_distributions
+
+    installed = set(packages_distributions()) | set(sys.stdlib_module_names)
+    ours = {p.stem for p in (ROOT / "infra").glob("*.py") if p.stem != "__main__"}
+    ours |= {p.name for p in (ROOT / "infra").iterdir() if (p / "__init__.py").is_file()}
+    assert "packaging" in installed  # the check sees what pulumi imports
+    assert ours & installed == set(), f"rename {sorted(ours & installed)} in infra/"

@@ -1,13 +1,19 @@
 """Reproducible Lambda zip artifacts for the light functions (validate, serve, monitor).
 
-    python -m infra.packaging --out build/lambda            # all zip functions of the topology
-    python -m infra.packaging --out build/lambda --function serve
+    python -m infra.lambda_zips --out build/lambda            # all zip functions of the topology
+    python -m infra.lambda_zips --out build/lambda --function serve
 
 Dependencies are installed for the Lambda platform, not this machine (manylinux2014_x86_64,
 CPython 3.12, wheels only), then zipped with src/mlops_kit and functions/*.py. Entries are
 sorted and carry a fixed timestamp and mode, so the same inputs give the same bytes and the same
 sha256 (no spurious Lambda updates). Each artifact is checked against Lambda's 250 MB unzipped
 limit and its sizes are reported (and written to manifest.json).
+
+manifest.json also records a fingerprint of each zip's inputs (its requirement specifiers and
+the bytes of src/mlops_kit and functions/*.py): an unchanged function is not zipped again, so a
+`pulumi preview` or `up` after `make package` reuses the cached zips. With `offline=True` (what
+`pulumi preview` uses) nothing is installed or zipped: a missing or stale zip is an error that
+says to run `make package`.
 
 Version specifiers come from pyproject.toml (never re-declared here); which extras each function
 needs is the only knowledge this module adds.
@@ -37,9 +43,13 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # zip + layers, unzipped
 PLATFORMS, PYTHON_VERSION = ("manylinux2014_x86_64", "manylinux_2_28_x86_64"), "3.12"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time leaks in
 
-# Distribution names each light function needs beyond the base (pyproject `dependencies`:
-# numpy, onnxruntime, pydantic, pydantic-settings). Only serve runs ONNX models: validate
-# and monitor leave onnxruntime out (a test imports their handlers with it absent).
+# What every light function stands on: the serving core. (`pip install mlops-kit` is the whole
+# local lifecycle -- CLI, validation, training -- so pyproject's base dependencies are not a
+# zip's base: these names are, with the specifiers pyproject gives them.)
+LAMBDA_BASE = ("numpy", "onnxruntime", "orjson", "pydantic", "pydantic-settings")
+# Distribution names each light function needs beyond LAMBDA_BASE. Only serve runs ONNX
+# models: validate and monitor leave onnxruntime out (a test imports their handlers with it
+# absent).
 EXTRA_DISTS: dict[str, tuple[str, ...]] = {
     "serve": ("pyyaml", "aws-lambda-powertools"),
     "validate": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
@@ -67,6 +77,10 @@ class PackageTooLarge(RuntimeError):
     pass
 
 
+class PackagesNotBuilt(RuntimeError):
+    """Offline (pulumi preview): a zip is missing or older than its inputs."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     function: str
@@ -87,17 +101,15 @@ def _dist_name(requirement: str) -> str:
 
 
 def requirements_for(function: str, pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """pyproject's base dependencies plus this function's extra distributions, with their
-    specifiers taken from whichever optional-dependency group declares them."""
+    """LAMBDA_BASE plus this function's extra distributions, with their specifiers taken from
+    whichever pyproject group declares them (the base dependencies or an extra)."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    reqs = list(project["dependencies"])
     declared = {
         _dist_name(r): r
-        for group in project.get("optional-dependencies", {}).values() for r in group
-        if not r.startswith("mlops-kit")
+        for group in (project["dependencies"], *project.get("optional-dependencies", {}).values())
+        for r in group if not r.startswith("mlops-kit")
     }
-    for dist in EXTRA_DISTS.get(function, ()):
-        reqs.append(declared.get(dist, dist))
+    reqs = [declared.get(dist, dist) for dist in (*LAMBDA_BASE, *EXTRA_DISTS.get(function, ()))]
     dropped = set(WITHOUT_DISTS.get(function, ()))
     return sorted({r for r in reqs if _dist_name(r) not in dropped}, key=_dist_name)
 
@@ -191,7 +203,7 @@ def load_artifact(function: str, path: Path, limit: int = LAMBDA_UNZIPPED_LIMIT)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no zip for function {function}; build it with "
-            f"`python -m infra.packaging --out {path.parent}`")
+            f"`python -m infra.lambda_zips --out {path.parent}`")
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
     artifact = Artifact(function, str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -208,13 +220,46 @@ def zip_functions(topology=None) -> list[str]:
     return [f.name for f in topology.functions if f.package == "zip"]
 
 
+def inputs_fingerprint(function: str, install: bool = True, root: Path = ROOT) -> str:
+    """sha256 of what a function's zip is made of: requirement specifiers and our own files."""
+    digest = hashlib.sha256()
+    digest.update(("\n".join(requirements_for(function, root / "pyproject.toml"))
+                   if install else "no-deps").encode() + b"\0")
+    for arcname, path in sorted(collect_entries(None, root).items()):
+        digest.update(arcname.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _cached(out_dir: Path, fn: str, inputs: str) -> Artifact | None:
+    manifest = out_dir / "manifest.json"
+    try:
+        entry = json.loads(manifest.read_text()).get(fn) or {}
+    except (OSError, ValueError):
+        return None
+    path = out_dir / f"{fn}.zip"
+    if entry.get("inputs") != inputs or not path.is_file():
+        return None
+    artifact = load_artifact(fn, path)
+    return artifact if artifact.sha256 == entry.get("sha256") else None
+
+
 def build_all(out_dir: Path, functions: Iterable[str] | None = None,
-              install: bool = True) -> list[Artifact]:
-    """Build each function's zip; identical requirement sets share one install."""
+              install: bool = True, offline: bool = False) -> list[Artifact]:
+    """Build each function's zip unless the cached one has the same inputs; identical
+    requirement sets share one install. offline: never install or zip (pulumi preview)."""
     out_dir = Path(out_dir)
     deps_root = out_dir / ".deps"
-    artifacts = []
+    artifacts, inputs = [], {}
     for fn in functions or zip_functions():
+        inputs[fn] = inputs_fingerprint(fn, install)
+        cached = _cached(out_dir, fn, inputs[fn])
+        if cached is not None:
+            artifacts.append(cached)
+            continue
+        if offline:
+            raise PackagesNotBuilt(
+                f"{out_dir / (fn + '.zip')}: missing or older than the code; `pulumi preview` "
+                "installs nothing: run `make package` first (or set packageDir)")
         deps_dir = None
         if install:
             reqs = requirements_for(fn)
@@ -223,8 +268,14 @@ def build_all(out_dir: Path, functions: Iterable[str] | None = None,
                 install_deps(reqs, deps_dir)
                 (deps_dir / ".complete").write_text("\n".join(reqs))
         artifacts.append(build_function(fn, out_dir, deps_dir))
-    manifest = {a.function: asdict(a) for a in artifacts}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    manifest_path = out_dir / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    manifest.update({a.function: {**asdict(a), "inputs": inputs[a.function]} for a in artifacts})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return artifacts
 
 
@@ -239,7 +290,7 @@ def report(artifacts: Iterable[Artifact]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.packaging", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m infra.lambda_zips", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "lambda")
     parser.add_argument("--function", action="append", help="only this function (repeatable)")

@@ -1,0 +1,72 @@
+"""The Azure rendering of mlops_kit.topology (`pulumi config set mlops-kit:cloud azure`): a
+resource group; a storage account (shared-key access off, TLS 1.2, no public blob access,
+versioning and soft delete) with the containers, queues (+ poison) and table; an Event Grid
+system topic delivering BlobCreated to the validate queue; one Flex Consumption app per
+function, each with its own managed identity and least-privilege role assignments;
+Application Insights and alerts. Only `main` reads configuration.
+
+Named azure_stack, not azure: Pulumi puts infra/ first on sys.path, and a package named azure
+would shadow the Azure SDKs' namespace package."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import authorization, resources
+
+from infra.azure_stack.config import AzureConfig, parse_azure_config
+from infra.azure_stack.events import BlobEvents, BlobEventsArgs
+from infra.azure_stack.functions import FunctionApps, FunctionAppsArgs
+from infra.azure_stack.monitoring import Alerts, AlertsArgs, Insights, InsightsArgs
+from infra.azure_stack.rbac import grants
+from infra.azure_stack.storage import AzureStorage, AzureStorageArgs
+from mlops_kit.topology import Topology
+
+__all__ = ["build", "main"]
+
+
+def build(cfg: AzureConfig, topology: Topology, subscription_id: pulumi.Input[str]) -> dict[str, Any]:
+    rg = resources.ResourceGroup("rg", resource_group_name=f"{cfg.name_prefix}-rg",
+                                 location=cfg.location, tags={"mlops-kit:component": "stack"})
+    st = AzureStorage("storage", AzureStorageArgs(topology, cfg.storage_account, rg.name,
+                                                  cfg.location))
+    scopes: dict[tuple[str, str], pulumi.Input[str]] = {
+        **{("container", n): c.id for n, c in st.containers.items()},
+        **{("queue", n): q.id for n, q in st.queues.items()},
+        ("table", topology.table.name): st.table.id,
+    }
+    insights = Insights("insights", InsightsArgs(cfg.name_prefix, rg.name, cfg.location,
+                                                 cfg.log_retention_days))
+    scopes[("component", "insights")] = insights.component.id
+    apps = FunctionApps("functions", FunctionAppsArgs(
+        topology, cfg.name_prefix, rg.name, cfg.location, subscription_id, st.account.name,
+        scopes, grants(topology), insights.component.connection_string,
+        python_version=cfg.python_version, instance_memory_mb=cfg.instance_memory_mb,
+        maximum_instance_count=cfg.maximum_instance_count))
+    BlobEvents("blob-events", BlobEventsArgs(topology, rg.name, cfg.location, st.account.id,
+                                             {n: q.id for n, q in st.queues.items()},
+                                             subscription_id))
+    Alerts("alerts", AlertsArgs(cfg.name_prefix, rg.name, cfg.alarm_email,
+                                {n: a.id for n, a in apps.apps.items()}, insights.component.id,
+                                st.account.id))
+    http = topology.http.function
+    return {
+        "resource_group": rg.name,
+        "storage_account": st.account.name,
+        "upload_command": pulumi.Output.concat(
+            "az storage blob upload --auth-mode login --account-name ", st.account.name,
+            " --container-name data --name datasets/<model>/<file> --file <file>"),
+        "inference_url": apps.apps[http].default_host_name.apply(
+            lambda h: f"https://{h}/api" if h else None),
+        "function_apps": {n: a.name for n, a in apps.apps.items()},
+    }
+
+
+def main(topology: Topology) -> None:
+    cfg = pulumi.Config()
+    raw = {k: cfg.get(k) for k in ("namePrefix", "alarmEmail", "logRetentionDays")}
+    raw["location"] = pulumi.Config("azure-native").get("location")
+    client = authorization.get_client_config()
+    for name, value in build(parse_azure_config(raw), topology, client.subscription_id).items():
+        pulumi.export(name, value)

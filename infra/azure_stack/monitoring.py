@@ -1,0 +1,89 @@
+"""Application Insights on a Log Analytics workspace (Entra ID ingestion only), an action group
+that emails the alarm address, and metric alerts: function errors (HTTP 5xx) per app, failed
+requests and exceptions from Application Insights, and the poison queues' presence via the
+storage account's queue message count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import applicationinsights, monitor, operationalinsights
+
+TAGS = {"mlops-kit:component": "monitoring"}
+
+
+@dataclass
+class InsightsArgs:
+    prefix: str
+    resource_group: pulumi.Input[str]
+    location: str
+    retention_days: int
+
+
+class Insights(pulumi.ComponentResource):
+    def __init__(self, name: str, args: InsightsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops-kit:azure:Insights", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.workspace = operationalinsights.Workspace(
+            f"{name}-logs", resource_group_name=args.resource_group, location=args.location,
+            retention_in_days=args.retention_days,
+            sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"), tags=TAGS, opts=child)
+        self.component = applicationinsights.Component(
+            f"{name}-insights", resource_name_=f"{args.prefix}-insights",
+            resource_group_name=args.resource_group, location=args.location, kind="web",
+            application_type="web", workspace_resource_id=self.workspace.id,
+            disable_local_auth=True, ingestion_mode="LogAnalytics", tags=TAGS, opts=child)
+        self.register_outputs({})
+
+
+@dataclass
+class AlertsArgs:
+    prefix: str
+    resource_group: pulumi.Input[str]
+    alarm_email: str | None
+    app_ids: dict[str, pulumi.Input[str]]
+    insights_id: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+
+
+def _alert(name: str, args: AlertsArgs, scope, metric: str, namespace: str, threshold: float,
+           aggregation: str, description: str, actions, parent) -> monitor.MetricAlert:
+    return monitor.MetricAlert(
+        name, resource_group_name=args.resource_group, location="global", severity=2,
+        enabled=True, scopes=[scope], evaluation_frequency="PT5M", window_size="PT15M",
+        description=description, auto_mitigate=True,
+        criteria=monitor.MetricAlertSingleResourceMultipleMetricCriteriaArgs(
+            odata_type="Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
+            all_of=[monitor.MetricCriteriaArgs(
+                criterion_type="StaticThresholdCriterion", name=metric, metric_name=metric,
+                metric_namespace=namespace, operator="GreaterThan", threshold=threshold,
+                time_aggregation=aggregation)]),
+        actions=actions, tags=TAGS, opts=pulumi.ResourceOptions(parent=parent))
+
+
+class Alerts(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AlertsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops-kit:azure:Alerts", name, None, opts)
+        actions = []
+        if args.alarm_email:
+            group = monitor.ActionGroup(
+                f"{name}-oncall", resource_group_name=args.resource_group, location="global",
+                group_short_name="mlopskit", enabled=True,
+                email_receivers=[monitor.MicrosoftCommonEmailReceiverArgs(
+                    name="oncall", email_address=args.alarm_email, use_common_alert_schema=True)],
+                tags=TAGS, opts=pulumi.ResourceOptions(parent=self))
+            actions = [monitor.MetricAlertActionArgs(action_group_id=group.id)]
+        self.alerts = [
+            _alert(f"{name}-{fn}-5xx", args, app_id, "Http5xx", "Microsoft.Web/sites", 0, "Total",
+                   f"{fn}: HTTP 5xx responses", actions, self)
+            for fn, app_id in args.app_ids.items()]
+        self.alerts.append(_alert(
+            f"{name}-failed-requests", args, args.insights_id, "requests/failed",
+            "microsoft.insights/components", 0, "Count", "failed function invocations",
+            actions, self))
+        self.alerts.append(_alert(
+            f"{name}-exceptions", args, args.insights_id, "exceptions/count",
+            "microsoft.insights/components", 0, "Count", "exceptions in any function",
+            actions, self))
+        self.register_outputs({})

@@ -1,0 +1,125 @@
+"""What each console page reads, through the registry and the object store ports only.
+
+Reads are bounded per page: the models list is three table reads per model (latest version,
+both aliases in one query, the last monitoring run); a model page is one query each for
+versions, history and monitoring runs. Objects that never change once written (a version's
+model card: artifacts are immutable) are kept in a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from mlops_kit.core import layout
+from mlops_kit.core.registry import Registry
+from mlops_kit.errors import MlopsKitError, NotFound
+from mlops_kit.ports import ObjectStore
+
+__all__ = ["ConsoleData", "primary_metric"]
+
+HISTORY_LIMIT = 200  # newest history events on a model page
+MONITORING_LIMIT = 60  # monitoring runs plotted (an hourly schedule: the last 2.5 days)
+
+
+def primary_metric(record: dict[str, Any]) -> str | None:
+    """The metric the promotion gates used (the spec's), else the first one recorded."""
+    metric = (record.get("gates") or {}).get("metric")
+    return metric or next(iter(record.get("metrics") or {}), None)
+
+
+class _Lru:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class ConsoleData:
+    def __init__(self, store: ObjectStore, registry: Registry, *, cache_size: int = 1024) -> None:
+        self.store = store
+        self.registry = registry
+        self._cards = _Lru(cache_size)
+
+    # -- the models list --------------------------------------------------------------------
+    def overview(self) -> list[dict[str, Any]]:
+        out = []
+        for name in sorted(self.registry.list_models()):
+            runs = self.registry.monitoring_runs(name, limit=1)
+            aliases = self.registry.aliases(name)
+            champion = (aliases.get("champion") or {}).get("version")
+            metric = None
+            if champion is not None:
+                record = self.registry.get_version(name, int(champion))
+                key = primary_metric(record)
+                metric = (key, (record.get("metrics") or {}).get(key)) if key else None
+            out.append({"model": name, "latest": self.registry.latest_version(name),
+                        "aliases": aliases, "champion_metric": metric,
+                        "monitoring": runs[-1] if runs else None})
+        return out
+
+    # -- one model --------------------------------------------------------------------------
+    def model(self, name: str) -> dict[str, Any]:
+        layout.check_name(name)
+        versions = self.registry.list_versions(name)
+        if not versions:
+            raise NotFound(f"model {name!r} is not in the registry", field="model")
+        history = self.registry.history(name)
+        return {"model": name, "versions": versions, "aliases": self.registry.aliases(name),
+                "history": history[-HISTORY_LIMIT:], "history_total": len(history),
+                "monitoring": self.registry.monitoring_runs(name, limit=MONITORING_LIMIT),
+                "runs": self.runs(name)}
+
+    def runs(self, name: str) -> list[dict[str, Any]] | None:
+        """Experiment runs (issue 18), when the registry records them: None = not supported."""
+        list_runs = getattr(self.registry, "list_runs", None)
+        return list(list_runs(name)) if callable(list_runs) else None
+
+    # -- one version ------------------------------------------------------------------------
+    def version(self, name: str, version: int) -> dict[str, Any]:
+        layout.check_name(name)
+        record = self.registry.get_version(name, version)
+        history = [h for h in self.registry.history(name)
+                   if version in (h.get("to_version"), h.get("from_version"))]
+        return {"model": name, "record": record, "card": self.card(name, version),
+                "aliases": self.registry.aliases(name), "history": history}
+
+    def card(self, name: str, version: int) -> dict[str, Any] | None:
+        key = layout.artifact_key(name, version, "card.json")
+        cached = self._cards.get(key)
+        if cached is None:
+            try:
+                cached = json.loads(self.store.get(key))
+            except (MlopsKitError, ValueError):  # not written (failed run) or unreadable
+                return None
+            if not isinstance(cached, dict):
+                return None
+            self._cards.put(key, cached)
+        return cached
+
+    # -- the latest monitoring report -------------------------------------------------------
+    def report_html(self, name: str) -> bytes:
+        layout.check_name(name)
+        runs = self.registry.monitoring_runs(name, limit=1)
+        key = (runs[-1].get("html_key") if runs else None) \
+            or f"{layout.reports_prefix(name, 'monitoring')}latest.html"
+        try:
+            return self.store.get(key)
+        except MlopsKitError:  # missing; or, in a cloud, outside what this function may read
+            raise NotFound(f"model {name!r} has no monitoring report yet", field="model") from None

@@ -1,0 +1,120 @@
+"""The front door of the emulated function app: a stdlib HTTP server that does what App Service
+authentication and the Functions host do with a request before the HTTP-trigger function runs.
+
+- Authentication (the stand-in for App Service authentication with Microsoft Entra ID and
+  "return 401" for unauthenticated requests): the caller's bearer token is checked against
+  the emulator's token (only its sha256 is kept); a good one becomes the X-MS-CLIENT-PRINCIPAL*
+  headers the platform injects, any such header a client sent is dropped, and a missing or
+  wrong token is a 401 for every path, before any function runs.
+- Routing: the app's HTTP triggers by route template and method (FunctionsApp.match); no match
+  is the host's empty 404; a function that raises is the host's empty 500.
+- The request becomes a func.HttpRequest; the func.HttpResponse goes back with its status and
+  headers (content-type from its mimetype, + charset for text/*, when it sets none).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from mlops_kit.emulate.azure_functions import FunctionsApp
+
+log = logging.getLogger("mlops_kit.emulate.azure")
+
+MAX_BODY = 100 * 1024 * 1024  # the Functions host's request size limit
+PRINCIPAL_HEADERS = ("x-ms-client-principal", "x-ms-client-principal-id",
+                     "x-ms-client-principal-name", "x-ms-client-principal-idp")
+
+
+class EasyAuth:
+    """Bearer-token authentication in front of the app (see the module docstring)."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token or "mk_" + secrets.token_urlsafe(32)
+        self._digest = hashlib.sha256(self.token.encode()).digest()
+
+    def principal(self, headers: Mapping[str, str]) -> dict[str, str] | None:
+        """The headers the platform adds for an authenticated caller, or None (401)."""
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        if not hmac.compare_digest(hashlib.sha256(token.strip().encode()).digest(), self._digest):
+            return None
+        claims = {"auth_typ": "aad", "name_typ": "name", "role_typ": "roles",
+                  "claims": [{"typ": "name", "val": "mlops-kit emulate"}]}
+        return {"x-ms-client-principal-id": "00000000-0000-0000-0000-00000000e4e4",
+                "x-ms-client-principal-name": "mlops-kit emulate",
+                "x-ms-client-principal-idp": "aad",
+                "x-ms-client-principal": base64.b64encode(json.dumps(claims).encode()).decode()}
+
+
+def make_functions_gateway(app: FunctionsApp, auth: EasyAuth | None, host: str = "127.0.0.1",
+                           port: int = 0) -> ThreadingHTTPServer:
+    import azure.functions as func
+
+    class Gateway(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):
+            log.debug("%s %s", self.command, self.path[:100])
+
+        def _send(self, status: int, headers: Mapping[str, str], payload: bytes) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(k, v)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _handle(self) -> None:
+            try:
+                n = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                n = -1
+            if n < 0 or n > MAX_BODY:
+                self.close_connection = True
+                self._send(413 if n > 0 else 400, {}, b"")
+                return
+            body = self.rfile.read(n) if n else b""
+            headers = {k.lower(): v for k, v in self.headers.items()
+                       if k.lower() not in PRINCIPAL_HEADERS}  # clients cannot set these
+            if auth is not None:
+                principal = auth.principal(headers)
+                if principal is None:
+                    self._send(401, {"www-authenticate": 'Bearer realm="mlops-kit emulate"'}, b"")
+                    return
+                headers.update(principal)
+            parts = urlsplit(self.path)
+            found = app.match(self.command, parts.path)
+            if found is None:
+                self._send(404, {}, b"")
+                return
+            fn, route_params = found
+            req = func.HttpRequest(self.command, f"http://{self.headers.get('host', host)}{self.path}",
+                                   headers=headers, params=dict(parse_qsl(parts.query)),
+                                   route_params=route_params, body=body)
+            try:
+                resp = fn.fn(req)
+            except Exception:  # noqa: BLE001 - what the host answers when a function fails
+                log.exception("HTTP function %s failed", fn.name)
+                self._send(500, {}, b"")
+                return
+            out = {k.lower(): v for k, v in resp.headers.items()}
+            if "content-type" not in out:  # what the worker does with mimetype and charset
+                out["content-type"] = f"{resp.mimetype}; charset={resp.charset}" \
+                    if resp.mimetype.startswith("text/") else resp.mimetype
+            self._send(resp.status_code, out, resp.get_body() or b"")
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+    server = ThreadingHTTPServer((host, port), Gateway)
+    server.daemon_threads = True
+    return server

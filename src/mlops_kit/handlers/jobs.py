@@ -1,0 +1,95 @@
+"""A queue message's worth of work, with the retry semantics (DESIGN: failures
+are retryable or final).
+
+- final (the data, the spec, the model, a malformed message): logged, notified, and returned as
+  a `failed` outcome, so the shell returns normally and the platform deletes the message;
+- retryable (a transient infrastructure fault): raised, so the platform makes the message
+  visible again and, after the queue's max receives, moves it to `<queue>-poison` (Azure) or
+  the DLQ (AWS).
+
+The classification is errors.is_retryable and the outcome core.jobs.run_job's, as in the AWS
+handlers; this module adds what a message is (events.created_objects) and the per-object loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar, cast
+
+from mlops_kit.core.context import Context
+from mlops_kit.core.jobs import FAILED, run_job
+from mlops_kit.core.pipeline import on_object_created
+from mlops_kit.errors import ValidationError, describe, is_retryable
+from mlops_kit.handlers.events import CreatedObject, created_objects
+from mlops_kit.ports import Notifier
+
+log = logging.getLogger("mlops_kit.handlers")
+T = TypeVar("T")
+__all__ = ["FAILED", "is_retryable", "settle", "train_message", "validate_message"]
+
+
+def settle(notifier: Notifier, stage: str, fn: Callable[[], T], **about: Any) -> T | dict[str, Any]:
+    """core.jobs.run_job for a call: a final failure becomes a `failed` outcome (logged,
+    notified with `about`: model, key); a retryable one (errors.is_retryable) propagates."""
+    body = {k: v for k, v in about.items() if v is not None}
+    try:
+        return cast("T | dict[str, Any]", run_job(notifier, stage, lambda _: cast(dict, fn()), body))
+    except Exception as exc:  # only a retryable failure gets here
+        log.warning("%s failed, will be retried: %s %s", stage, describe(exc), body)
+        raise
+
+
+def validate_message(ctx: Context, body: Any, *, containers: Collection[str] | None = None
+                     ) -> list[dict[str, Any]]:
+    """Every object the message announces -> on_object_created (idempotent per key + etag, so
+    a redelivered message repeats nothing that was done). One outcome per object; a message
+    that cannot be read is one `failed` outcome."""
+    parsed = settle(ctx.notifier, "validate", lambda: created_objects(body, containers=containers))
+    if isinstance(parsed, dict):
+        return [parsed]
+    from mlops_kit.core import layout
+
+    def one(o: CreatedObject) -> Callable[[], dict[str, Any]]:
+        return lambda: on_object_created(ctx, o.key, o.etag, o.version_id)
+
+    return [settle(ctx.notifier, "validate", one(o), key=o.key,
+                   model=layout.parse_key(o.key).model) for o in parsed]
+
+
+def _load(body: Any) -> Any:
+    if isinstance(body, (bytes, str)):
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ValidationError("message: not JSON", field="message") from None
+    return body
+
+
+def _job(body: Any) -> dict[str, Any]:
+    body = _load(body)
+    # a job, or one trial of an experiment ({"type": "trial", ...}): both name these two
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str) \
+            or not isinstance(body.get("dataset_key"), str):
+        raise ValidationError("message: not a training job (model, dataset_key)",
+                              field="message")
+    return body
+
+
+def train_message(ctx: Context, body: Any) -> dict[str, Any]:
+    """A training job -> train_job (idempotent on dataset sha256 + spec hash)."""
+
+    def run() -> dict[str, Any]:
+        job = _job(body)
+        from mlops_kit.core.training.usecase import train_job  # sklearn: only when training
+
+        return train_job(ctx, job)
+
+    try:
+        peek = _load(body)
+    except ValidationError:
+        peek = None
+    about = {"model": peek.get("model"), "key": peek.get("dataset_key")} \
+        if isinstance(peek, dict) else {}
+    return settle(ctx.notifier, "train", run, **about)

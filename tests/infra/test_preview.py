@@ -1,0 +1,60 @@
+"""`pulumi preview` needs no Docker daemon and installs nothing: the zips come from the cache
+`make package` fills, and the training image is not built."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import __main__ as program
+from infra import lambda_zips
+from tests.infra.harness import base_config, run_program
+
+
+@pytest.fixture
+def no_pip(monkeypatch):
+    calls = []
+
+    def install(reqs, target):
+        calls.append(target)
+        target.mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(lambda_zips, "install_deps", install)
+    return calls
+
+
+def test_preview_without_cached_zips_says_make_package(tmp_path, monkeypatch, no_pip):
+    monkeypatch.setattr(program, "ZIP_CACHE", tmp_path / "lambda")
+    with pytest.raises(lambda_zips.PackagesNotBuilt, match="run `make package` first"):
+        run_program(base_config(None, packageDir=None), preview=True)
+    assert no_pip == []  # nothing was installed
+
+
+def test_preview_uses_the_cache_and_builds_no_image(tmp_path, monkeypatch, no_pip):
+    cache = tmp_path / "lambda"
+    monkeypatch.setattr(program, "ZIP_CACHE", cache)
+    # `make package` (pip stubbed out: this test is about the cache, not about wheels)
+    built = {a.function: a.sha256 for a in lambda_zips.build_all(cache)}
+    installs = len(no_pip)
+    assert installs >= 1
+    pytest.importorskip("pulumi_docker_build")
+    g = run_program(base_config(None, packageDir=None, trainImageUri=None), preview=True)
+    assert len(no_pip) == installs  # the preview installed nothing
+    for fn, sha in built.items():
+        code = g.one("aws:s3/bucketObjectv2:BucketObjectv2", f"mlk-test-{fn}-code")
+        assert code.inputs["key"] == f"{fn}/{sha}.zip"  # the cached zip, not a new one
+    (image,) = g.of("docker-build:index:Image")
+    assert image.inputs["buildOnPreview"] is False
+
+
+def test_a_changed_source_file_invalidates_the_cache(tmp_path, monkeypatch, no_pip):
+    root = tmp_path / "repo"
+    (root / "src" / "mlops_kit").mkdir(parents=True)
+    (root / "functions").mkdir()
+    (root / "pyproject.toml").write_text(
+        (lambda_zips.ROOT / "pyproject.toml").read_text())
+    (root / "src" / "mlops_kit" / "__init__.py").write_text("V = 1\n")
+    (root / "functions" / "serve.py").write_text("def handler(e, c):\n    return e\n")
+    first = lambda_zips.inputs_fingerprint("serve", root=root)
+    assert lambda_zips.inputs_fingerprint("serve", root=root) == first
+    (root / "src" / "mlops_kit" / "__init__.py").write_text("V = 2\n")
+    assert lambda_zips.inputs_fingerprint("serve", root=root) != first
