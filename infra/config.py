@@ -27,6 +27,7 @@ SSE_ALGORITHMS = ("aws:kms", "AES256")
 # Pulumi.yaml's `config:` schema and this module agree: keys, types and defaults).
 SCHEMA: dict[str, tuple[str, str]] = {
     "cloud": ("string", "cloud"),
+    "azureAuthClientId": ("string", "azure_auth_client_id"),
     "namePrefix": ("string", "name_prefix"),
     "schedule": ("string", "schedule"),
     "memory": ("object", "memory"),
@@ -74,7 +75,8 @@ class ConfigError(ValueError):
 class StackConfig:
     region: str
     name_prefix: str
-    cloud: Literal["aws", "azure"] = "aws"  # azure: infra/azure renders the same topology
+    cloud: Literal["aws", "azure"] = "aws"  # azure: infra/azure_stack renders the same topology
+    azure_auth_client_id: str | None = None  # azure: the Entra ID app inference callers use
     schedule: str = "rate(1 hour)"
     memory: Mapping[str, int] = field(default_factory=dict)  # function -> MB override
     auth_mode: AuthMode = "iam"

@@ -1,7 +1,8 @@
 """A workspace with a real lifecycle for the console (and anything else that wants one):
 several models and versions trained for real on the local backend, served traffic that drifts
-hour after hour, late labels, monitoring runs, a retrain on drift, a rollback, a canary, and
-user-controlled strings carrying XSS payloads (a spec description and a dataset file name).
+hour after hour, late labels, monitoring runs, a retrain on drift, a rollback, a canary, an
+experiment run, and user-controlled strings carrying XSS payloads (a spec description and a
+dataset file name).
 
 Small on purpose (1,200 rows, logistic regression / a 10-tree forest): about 20 s on 2 cores.
 """
@@ -40,6 +41,10 @@ FOREST = {**CHURN, "name": "churn-forest",
           "estimator": {"kind": "random_forest",
                         "params": {"n_estimators": 10, "max_depth": 5, "n_jobs": 1}},
           "monitoring": {"threshold": 0.2, "min_rows": 50}}
+# the forest's second upload is an experiment: the spec's estimator + a 2-value grid, 2-fold CV
+FOREST_SEARCH = {"cv": 2, "candidates": [
+    {"kind": "random_forest", "params": {"n_estimators": 10, "n_jobs": 1},
+     "grid": {"max_depth": [3, 6]}}]}
 HOSTILE = {**FAST_SPEC, "name": "xss-lab", "description": XSS_DESCRIPTION,
            "promotion": {"metric": "roc_auc", "minimum": 0.6, "min_gain": -1.0}}
 
@@ -111,10 +116,11 @@ def build_console_workspace(ws: Path) -> dict[str, Any]:
     _serve_hour(b, "churn", 6, drift=1.0)
     run_monitor(b.ctx, "churn", window_hours=1, announce=announce)
 
-    # churn-forest: two versions, v1 scored in shadow; quiet traffic
+    # churn-forest: two versions (the second from an experiment run), v1 scored in shadow
     _train(b, inputs / "forest-a.csv", "churn-forest", seed=11)
     clock.advance(minutes=20)
-    _train(b, inputs / "forest-b.csv", "churn-forest", seed=12)
+    _apply(b, {**FOREST, "search": FOREST_SEARCH})
+    story["run"] = _train(b, inputs / "forest-b.csv", "churn-forest", seed=12)
     reg.set_alias("churn-forest", "challenger", 1, actor="ci", reason="shadow",
                   extra={"mode": "shadow", "weight": 1.0})
     for hour in (7, 8):

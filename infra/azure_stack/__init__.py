@@ -26,7 +26,8 @@ from mlops_kit.topology import Topology
 __all__ = ["build", "main"]
 
 
-def build(cfg: AzureConfig, topology: Topology, subscription_id: pulumi.Input[str]) -> dict[str, Any]:
+def build(cfg: AzureConfig, topology: Topology, subscription_id: pulumi.Input[str],
+          tenant_id: pulumi.Input[str]) -> dict[str, Any]:
     rg = resources.ResourceGroup("rg", resource_group_name=f"{cfg.name_prefix}-rg",
                                  location=cfg.location, tags={"mlops-kit:component": "stack"})
     st = AzureStorage("storage", AzureStorageArgs(topology, cfg.storage_account, rg.name,
@@ -43,7 +44,8 @@ def build(cfg: AzureConfig, topology: Topology, subscription_id: pulumi.Input[st
         topology, cfg.name_prefix, rg.name, cfg.location, subscription_id, st.account.name,
         scopes, grants(topology), insights.component.connection_string,
         python_version=cfg.python_version, instance_memory_mb=cfg.instance_memory_mb,
-        maximum_instance_count=cfg.maximum_instance_count))
+        maximum_instance_count=cfg.maximum_instance_count, tenant_id=tenant_id,
+        auth_client_id=cfg.auth_client_id))
     BlobEvents("blob-events", BlobEventsArgs(topology, rg.name, cfg.location, st.account.id,
                                              {n: q.id for n, q in st.queues.items()},
                                              subscription_id))
@@ -65,8 +67,10 @@ def build(cfg: AzureConfig, topology: Topology, subscription_id: pulumi.Input[st
 
 def main(topology: Topology) -> None:
     cfg = pulumi.Config()
-    raw = {k: cfg.get(k) for k in ("namePrefix", "alarmEmail", "logRetentionDays")}
+    raw = {k: cfg.get(k) for k in ("namePrefix", "alarmEmail", "logRetentionDays",
+                                   "azureAuthClientId")}
     raw["location"] = pulumi.Config("azure-native").get("location")
     client = authorization.get_client_config()
-    for name, value in build(parse_azure_config(raw), topology, client.subscription_id).items():
+    outputs = build(parse_azure_config(raw), topology, client.subscription_id, client.tenant_id)
+    for name, value in outputs.items():
         pulumi.export(name, value)

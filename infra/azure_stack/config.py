@@ -23,6 +23,9 @@ class AzureConfig:
     python_version: str = "3.11"
     instance_memory_mb: int = 2048
     maximum_instance_count: int = 40
+    # The Entra ID app registration that inference callers get tokens for (App Service
+    # authentication validates them before the serve function runs; required).
+    auth_client_id: str = ""
 
     @property
     def storage_account(self) -> str:
@@ -39,10 +42,15 @@ def parse_azure_config(raw: Mapping[str, Any]) -> AzureConfig:
     if not _PREFIX.match(prefix):
         problems.append(f"namePrefix: {raw.get('namePrefix')!r}: on Azure, 3-16 lowercase letters "
                         "and digits after removing '-' (it starts the storage account name)")
+    auth = str(raw.get("azureAuthClientId") or "")
+    if not re.match(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$", auth):
+        problems.append("azureAuthClientId: required on Azure: the client id (a GUID) of the "
+                        "Entra ID app registration inference callers get tokens for")
     days = int(raw.get("logRetentionDays") or 30)
     if not 30 <= days <= 730:
         problems.append(f"logRetentionDays: {days}: Log Analytics keeps 30-730 days")
     if problems:
         raise ValueError("invalid stack configuration:\n  " + "\n  ".join(problems))
     return AzureConfig(location=location, name_prefix=prefix,
-                       alarm_email=raw.get("alarmEmail") or None, log_retention_days=days)
+                       alarm_email=raw.get("alarmEmail") or None, log_retention_days=days,
+                       auth_client_id=auth)

@@ -34,6 +34,8 @@ class FunctionAppsArgs:
     python_version: str = "3.11"
     instance_memory_mb: int = 2048
     maximum_instance_count: int = 40
+    tenant_id: pulumi.Input[str] = ""
+    auth_client_id: str = ""
 
 
 def role_id(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
@@ -121,4 +123,25 @@ class FunctionApps(pulumi.ComponentResource):
                                   for k, v in settings.items()]),
                 tags=tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[host_owner, deployments]))
+        # Inference is authenticated before the code runs: App Service authentication (Entra ID)
+        # validates the caller's bearer token; the serve function also refuses any request
+        # without the principal header only the platform sets (functions/azure).
+        http = t.http.function
+        self.auth = web.WebAppAuthSettingsV2(
+            f"{name}-{http}-auth", name=self.apps[http].name, resource_group_name=rg,
+            platform=web.AuthPlatformArgs(enabled=True),
+            global_validation=web.GlobalValidationArgs(
+                require_authentication=True,
+                unauthenticated_client_action=web.UnauthenticatedClientActionV2.RETURN401),
+            identity_providers=web.IdentityProvidersArgs(
+                azure_active_directory=web.AzureActiveDirectoryArgs(
+                    enabled=True,
+                    registration=web.AzureActiveDirectoryRegistrationArgs(
+                        client_id=args.auth_client_id,
+                        open_id_issuer=pulumi.Output.concat(
+                            "https://login.microsoftonline.com/", args.tenant_id, "/v2.0")),
+                    validation=web.AzureActiveDirectoryValidationArgs(
+                        allowed_audiences=[f"api://{args.auth_client_id}",
+                                           args.auth_client_id]))),
+            opts=child)
         self.register_outputs({})

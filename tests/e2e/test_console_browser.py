@@ -192,3 +192,19 @@ def test_the_latest_monitoring_report_opens_sandboxed(page, site):
     resp = nav.value
     assert resp.status == 200 and "sandbox" in resp.headers["content-security-policy"]
     assert page.locator("figure.feature svg").count() == len(FEATURES)
+
+
+def test_experiment_runs_are_listed_and_open(page, site):
+    url, token, backend = site
+    [run] = backend.ctx.runs.list_runs("churn-forest")
+    sign_in(page, url, token, "/ui/models/churn-forest")
+    row = page.locator(f'#runs tr[data-run="{run["run"]}"]').inner_text()
+    assert "finished" in row and f"{run['done']} / {run['total']}" in row and "v2" in row
+    assert page.locator("#runs tbody tr").count() == 1
+    assert page.locator("#versions tbody tr").count() == 2
+    with page.expect_navigation() as nav:
+        page.click(f'#runs a[href$="runs/{run["run"]}"]')
+    resp = nav.value
+    assert resp.status == 200 and "sandbox" in resp.headers["content-security-policy"]
+    assert "random_forest" in page.inner_text("body")  # the stored run page: trials ranked
+    assert page.goto(url + "/ui/models/churn/runs/1").status == 404  # churn had no search

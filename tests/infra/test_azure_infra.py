@@ -20,6 +20,7 @@ FUNCTIONS = [f.name for f in T.functions]
 def graph():
     return run_azure({"mlops-kit:cloud": "azure", "mlops-kit:namePrefix": "mlk-test",
                       "mlops-kit:alarmEmail": "oncall@example.com",
+                      "mlops-kit:azureAuthClientId": "11111111-2222-3333-4444-555555555555",
                       "azure-native:location": LOCATION})
 
 
@@ -146,8 +147,19 @@ def test_insights_takes_entra_id_only_and_alerts_page_oncall(graph):
     assert all(a.inputs["actions"] for a in alerts)
 
 
+def test_inference_is_authenticated_by_the_platform(graph):
+    auth = graph.of("azure-native:web:WebAppAuthSettingsV2")
+    assert len(auth) == 1 and auth[0].inputs["name"] == f"mlktest-{T.http.function}"
+    v = auth[0].inputs["globalValidation"]
+    assert v["requireAuthentication"] is True and v["unauthenticatedClientAction"] == "Return401"
+    aad = auth[0].inputs["identityProviders"]["azureActiveDirectory"]
+    assert aad["enabled"] is True
+    assert aad["registration"]["openIdIssuer"].endswith("/v2.0")
+
+
 def test_bad_azure_config_is_refused_with_every_problem():
     with pytest.raises(ValueError) as e:
         parse_azure_config({"namePrefix": "X", "location": "", "logRetentionDays": "5"})
     msg = str(e.value)
     assert "azure-native:location" in msg and "namePrefix" in msg and "logRetentionDays" in msg
+    assert "azureAuthClientId" in msg

@@ -35,7 +35,7 @@ PREFIX = "/ui"
 MAX_FORM_BYTES = 4096
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
-# The stored monitoring report has inline CSS and no script; sandboxed all the same.
+# Stored pages (monitoring report, run page) have inline CSS and no script; sandboxed anyway.
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox")
 # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` with the sign-in
@@ -46,7 +46,8 @@ SECURITY_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "sam
 _MODEL = re.compile(rf"^models/({NAME_PATTERN})$")
 _VERSION = re.compile(rf"^models/({NAME_PATTERN})/versions/(\d{{1,9}})$")
 _REPORT = re.compile(rf"^models/({NAME_PATTERN})/report$")
-_NEXT = re.compile(rf"^(models/{NAME_PATTERN}(/versions/\d{{1,9}}|/report)?)?$")
+_RUN = re.compile(rf"^models/({NAME_PATTERN})/runs/(\d{{1,9}})$")
+_NEXT = re.compile(rf"^(models/{NAME_PATTERN}(/versions/\d{{1,9}}|/runs/\d{{1,9}}|/report)?)?$")
 
 Authorize = Callable[[Mapping[str, str]], None]
 
@@ -114,6 +115,9 @@ class Console:
         if m := _REPORT.match(rel):
             return _response(200, self.data.report_html(m.group(1)), "text/html; charset=utf-8",
                              csp=REPORT_CSP)
+        if m := _RUN.match(rel):  # the run's own page (trials ranked), sandboxed like reports
+            return _response(200, self.data.run_html(m.group(1), int(m.group(2))),
+                             "text/html; charset=utf-8", csp=REPORT_CSP)
         raise NotFound(f"no console page at {rel[:100]!r}", field="path")
 
     # -- auth -----------------------------------------------------------------------------

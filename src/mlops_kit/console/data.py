@@ -15,6 +15,7 @@ from typing import Any
 
 from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
+from mlops_kit.core.registry.experiments import RunStore
 from mlops_kit.errors import MlopsKitError, NotFound
 from mlops_kit.ports import ObjectStore
 
@@ -86,10 +87,16 @@ class ConsoleData:
                 "monitoring": self.registry.monitoring_runs(name, limit=MONITORING_LIMIT),
                 "runs": self.runs(name)}
 
-    def runs(self, name: str) -> list[dict[str, Any]] | None:
-        """Experiment runs (issue 18), when the registry records them: None = not supported."""
-        list_runs = getattr(self.registry, "list_runs", None)
-        return list(list_runs(name)) if callable(list_runs) else None
+    def runs(self, name: str) -> list[dict[str, Any]]:
+        """Experiment runs (a spec with `search`), oldest first: one query."""
+        return RunStore(self.registry.table, self.registry.clock).list_runs(name)
+
+    def run_html(self, name: str, run: int) -> bytes:
+        """The run's page, written beside the version's artifacts when the run ends."""
+        try:
+            return self.store.get(layout.artifact_key(name, run, "run.html"))
+        except MlopsKitError:
+            raise NotFound(f"model {name!r} has no finished run {run}", field="run") from None
 
     # -- one version ------------------------------------------------------------------------
     def version(self, name: str, version: int) -> dict[str, Any]:

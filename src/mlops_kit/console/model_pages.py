@@ -135,19 +135,33 @@ def _timeline(history: list[dict], total: int) -> Html:
     return html('<ol class="timeline" id="history">{}</ol>{}', join(items), more)
 
 
-def _runs(runs: list[dict] | None) -> Html:
-    """Experiment runs (issue 18): shown when the registry records them."""
-    if runs is None:
-        return html("")
+def _runs(root: str, model: str, runs: list[dict]) -> Html:
+    """Experiment runs (a spec with `search`): one row per run, its winner and counts."""
     if not runs:
-        return html('<h2>Experiment runs</h2><p class="muted">No runs recorded.</p>')
-    rows = [html('<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td class="num">{}</td>'
-                 '<td>{}</td></tr>', r.get("run_id", r.get("id", "")), r.get("status", ""),
-                 short_time(r.get("created_at", r.get("at"))), len(r.get("trials") or []),
-                 r.get("best", r.get("best_trial", ""))) for r in runs]
+        return html("")
+    rows = []
+    for r in reversed(runs):
+        planned = {t.get("hash"): t for t in r.get("trials") or []}
+        winner = planned.get(r.get("winner")) or {}
+        counts = r.get("counts") or {}
+        best = (r.get("best") or {}).get(r.get("metric"))
+        status = str(r.get("status", ""))
+        rows.append(html(
+            '<tr data-run="{}"><td><a href="{}models/{}/runs/{}">run {}</a></td><td><span '
+            'class="badge {}">{}</span></td><td>{}</td><td class="num">{} / {}</td><td>{}</td>'
+            '<td class="num">{}</td><td>{}</td><td><a href="{}models/{}/versions/{}">v{}</a> {}'
+            '</td><td>{}</td></tr>',
+            r.get("run"), root, model, r.get("run"), r.get("run"),
+            {"finished": "ok", "failed": "bad"}.get(status, "warn"), status,
+            r.get("strategy", ""), r.get("done", 0), r.get("total", 0),
+            ", ".join(f"{counts[k]} {k}" for k in ("ok", "failed", "skipped") if counts.get(k)),
+            fmt(best), winner.get("kind", ""), root, model, r.get("version"), r.get("version"),
+            "promoted" if r.get("promoted") else "", short_time(r.get("started_at"))))
+    metric = runs[-1].get("metric", "")
     return html('<h2>Experiment runs</h2><table id="runs"><thead><tr><th>run</th><th>status</th>'
-                '<th>started</th><th class="num">trials</th><th>best</th></tr></thead>'
-                '<tbody>{}</tbody></table>', join(rows))
+                '<th>strategy</th><th class="num">trials</th><th>outcomes</th><th class="num">'
+                'best CV {}</th><th>winner</th><th>version</th><th>started</th></tr></thead>'
+                '<tbody>{}</tbody></table>', metric, join(rows))
 
 
 def model_page(d: dict[str, Any], *, root: str, signed_in: bool) -> Html:
@@ -169,5 +183,5 @@ def model_page(d: dict[str, Any], *, root: str, signed_in: bool) -> Html:
         '<h2>Versions</h2>{}{}<h2>Monitoring</h2>{}<h2>Promotion history</h2>{}{}',
         root, model, model, cards, _metric_chart(model, versions, champ.get("version")),
         _versions_table(root, model, versions, aliases), _monitoring(root, model, runs),
-        _timeline(d["history"], d["history_total"]), _runs(d.get("runs")))
+        _timeline(d["history"], d["history_total"]), _runs(root, model, d.get("runs") or []))
     return page(model, body, root=root, signed_in=signed_in)

@@ -31,9 +31,9 @@ from mlops_kit.core.datasets.values import (
     to_float,
     to_text,
 )
-from mlops_kit.core.missing import NULL_VALUES, missing_markers
+from mlops_kit.core.missing import NULL_VALUES, missing_markers, shared_markers
 
 __all__ = ["CSV_BLOCKS_AHEAD", "HEADER_LIMIT", "NULL_VALUES", "HashingReader", "class_labels",
            "csv_batches", "decode_text", "is_number_type", "is_text_type", "label_text",
            "missing_markers", "normalise", "parquet_batches", "read_columns", "read_csv_header",
-           "to_float", "to_text"]
+           "shared_markers", "to_float", "to_text"]

@@ -11,7 +11,7 @@ import hashlib
 import io
 import tempfile
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from contextlib import closing
 from typing import Any, BinaryIO
 
@@ -141,9 +141,11 @@ class _Prefixed(io.RawIOBase):
 
 def csv_batches(stream: BinaryIO, head: bytes, names: list[str], wanted: list[str],
                 chunk_bytes: int, on_invalid_row: Callable[[Any], str] | None = None,
+                null_values: Collection[str] = ("",),
                 ) -> Generator[pa.RecordBatch, None, None]:
-    """Batches of the wanted columns (binary, only the empty field null: missing tokens are
-    applied per column by `normalise`). A duplicate name reads its first occurrence."""
+    """Batches of the wanted columns, binary. `null_values`: the missing tokens every column
+    shares (missing.shared_markers), made null by the reader; `normalise` applies the rest per
+    column. A duplicate name reads its first occurrence."""
     internal: list[str] = []
     first: dict[str, str] = {}
     for i, n in enumerate(names):
@@ -157,7 +159,8 @@ def csv_batches(stream: BinaryIO, head: bytes, names: list[str], wanted: list[st
         parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
         convert_options=pcsv.ConvertOptions(
             column_types={n: pa.binary() for n in wanted}, include_columns=wanted,
-            null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True),
+            null_values=list(null_values), strings_can_be_null=True,
+            quoted_strings_can_be_null=True),
     )
     try:
         while True:
@@ -204,7 +207,8 @@ def _parquet_seekable(stream, wanted, chunk_bytes, on_header) -> Iterator[dict[s
 
 # -- the whole file (training) --------------------------------------------------------------
 def read_columns(stream: BinaryIO, fmt: str, wanted: list[str], *,
-                 chunk_bytes: int = 16 << 20) -> dict[str, pa.Array]:
+                 chunk_bytes: int = 16 << 20,
+                 null_values: Collection[str] = ("",)) -> dict[str, pa.Array]:
     """Every row of the wanted columns, raw (apply `normalise`): the reader validation streams,
     read to the end. Whatever validation would report fails here with a ValidationError."""
     def check(names: list[str]) -> bool:
@@ -224,7 +228,8 @@ def read_columns(stream: BinaryIO, fmt: str, wanted: list[str], *,
         if error or names is None:
             raise ValidationError(error or "no header row", field="dataset")
         check(names)
-        with closing(csv_batches(stream, head, names, wanted, chunk_bytes, ragged)) as batches:
+        with closing(csv_batches(stream, head, names, wanted, chunk_bytes, ragged,
+                                 null_values)) as batches:
             for batch in batches:
                 for n in wanted:
                     parts[n].append(batch.column(n))

@@ -7,7 +7,7 @@ every label is one ("1" and "1.0" are the class 1), text otherwise."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -45,18 +45,22 @@ def decode_text(arr: pa.Array, on_invalid: InvalidUtf8 | None = None) -> pa.Arra
 
 
 def normalise(arr: pa.Array | pa.ChunkedArray, markers: list[str],
-              on_invalid_utf8: InvalidUtf8 | None = None) -> pa.Array:
+              on_invalid_utf8: InvalidUtf8 | None = None,
+              applied: Collection[str] = ()) -> pa.Array:
     """One batch of one column, any Arrow type -> a plain array: chunks combined, dictionaries
-    decoded (a pandas category column), binary decoded as UTF-8, missing tokens made null."""
+    decoded (a pandas category column), binary decoded as UTF-8, missing tokens made null.
+    `applied`: tokens the CSV reader already made null (see missing.shared_markers)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
         arr = decode_text(arr, on_invalid_utf8)
-    if (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) and markers:
-        marker = pc.is_in(arr, value_set=pa.array(markers, arr.type))
-        arr = pc.if_else(marker, pa.scalar(None, arr.type), arr)
+    left = [m for m in markers if m not in applied]
+    if (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) and left:
+        marker = pc.is_in(arr, value_set=pa.array(left, arr.type))
+        if pc.any(marker).as_py():  # if_else copies the column: only when a token is there
+            arr = pc.if_else(marker, pa.scalar(None, arr.type), arr)
     return arr
 
 

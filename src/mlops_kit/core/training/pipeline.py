@@ -28,6 +28,7 @@ from mlops_kit.core.datasets import (
     missing_markers,
     normalise,
     read_columns,
+    shared_markers,
     to_float,
     to_text,
 )
@@ -47,15 +48,18 @@ def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec
     through the one dataset reader validation uses (core/datasets.py): what validation passed
     reads here with the same values and the same meaning of missing."""
     wanted = [*spec.feature_names, spec.target]
+    markers = {f.name: missing_markers(getattr(f, "categories", None)) for f in spec.features}
+    markers[spec.target] = missing_markers()
+    applied = shared_markers(markers.values()) if fmt == "csv" else []
     try:
-        raw = read_columns(stream, fmt, wanted)
+        raw = read_columns(stream, fmt, wanted, null_values=applied or [""])
+        col = {n: normalise(raw[n], markers[n], applied=applied) for n in wanted}
         out: dict[str, Any] = {}
         for nf in spec.numeric:
-            out[nf.name] = _numeric(nf.name, normalise(raw[nf.name], missing_markers()))
+            out[nf.name] = _numeric(nf.name, col[nf.name])
         for cf in spec.categorical:
-            arr = normalise(raw[cf.name], missing_markers(cf.categories))
-            out[cf.name] = pd.Series(_categories(cf.name, arr), dtype=object)
-        out[spec.target] = _target(spec, normalise(raw[spec.target], missing_markers()))
+            out[cf.name] = pd.Series(_categories(cf.name, col[cf.name]), dtype=object)
+        out[spec.target] = _target(spec, col[spec.target])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(
             f"cannot read {fmt} dataset: {str(exc).splitlines()[0]}", field="dataset"

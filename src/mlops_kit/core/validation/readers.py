@@ -24,6 +24,7 @@ from mlops_kit.core.datasets import (
     normalise,
     parquet_batches,
     read_csv_header,
+    shared_markers,
     to_float,
     to_text,
 )
@@ -37,6 +38,7 @@ class Validator(Protocol):
     below the validator in the import graph)."""
 
     lim: int
+    applied: list[str]  # the missing tokens the CSV reader nulls itself (shared_markers)
     parse: Rule
     ragged_rows: list[int]
     cols: dict[str, Column]
@@ -46,15 +48,20 @@ class Validator(Protocol):
     def fail_parse(self, message: str) -> None: ...
 
 
-def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str) -> None:
+def _categories(col: Column) -> list[str] | None:
+    return col.feature.categories if isinstance(col.feature, CategoricalFeature) else None
+
+
+def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str,
+               applied: list[str] | None = None) -> None:
     """Normalise one batch of one column (any Arrow type) and count it into col."""
     num = col.feature if isinstance(col.feature, NumericFeature) else None
-    cats = col.feature.categories if isinstance(col.feature, CategoricalFeature) else None
+    cats = _categories(col)
 
     def invalid_utf8(bad: np.ndarray, decoded: list) -> None:
         col.encoding.add(bad, lambda i: decoded[i], off, lim)
 
-    arr = normalise(arr, missing_markers(cats), invalid_utf8)
+    arr = normalise(arr, missing_markers(cats), invalid_utf8, applied or ())
     if col.kind == "numeric":
         vals, bad = to_float(arr)
         if is_text_type(arr.type):
@@ -99,6 +106,7 @@ def scan_csv(v: Validator, stream: BinaryIO, chunk_bytes: int) -> bool:
     if not v.check_header(names):
         return False
     wanted = list(v.cols)
+    v.applied = shared_markers(missing_markers(_categories(c)) for c in v.cols.values())
     ragged: list[tuple[int, int, str]] = []
 
     def on_invalid(row) -> str:
@@ -106,7 +114,8 @@ def scan_csv(v: Validator, stream: BinaryIO, chunk_bytes: int) -> bool:
         return "skip"
 
     try:
-        with closing(csv_batches(stream, head, names, wanted, chunk_bytes, on_invalid)) as rd:
+        with closing(csv_batches(stream, head, names, wanted, chunk_bytes, on_invalid,
+                                 v.applied or [""])) as rd:
             for batch in rd:
                 v.add_batch({n: batch.column(n) for n in wanted}, batch.num_rows)
     finally:

@@ -66,6 +66,7 @@ class Validator:
 
     def __init__(self, spec: ModelSpec, fmt: str, seed: int, sample_size: int) -> None:
         self.spec, self.fmt = spec, fmt
+        self.applied: list[str] = []  # missing tokens the CSV reader nulled (scan_csv)
         self.lim = spec.validation.max_examples
         self.rows = 0
         self.header: list[str] = []
@@ -86,7 +87,7 @@ class Validator:
 
     def add_batch(self, columns: dict[str, pa.Array], n: int) -> None:
         for name, col in self.cols.items():
-            add_column(col, columns[name], n, self.rows, self.lim, self.fmt)
+            add_column(col, columns[name], n, self.rows, self.lim, self.fmt, self.applied)
         self.rows += n
 
     def fail_parse(self, message: str) -> None:
