@@ -34,10 +34,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # closed hours of captures -> Parquet for Athena / DuckDB (docs/captures.md); the monitor
     # itself reads the raw columnar objects
     compacted = compact_all(ctx.store, ctx.registry.list_models(), ctx.clock.now())
+    if compacted["hours"]:
+        logger.info("captures compacted", extra={"hours": compacted["hours"]})
     for e in compacted["errors"]:
         logger.error("capture compaction failed", extra=e)
     # a retrain dataset is announced by S3's notification (no announce callback here)
     out = monitor_all(ctx, on_report=_emit)
     for e in out["errors"]:
         logger.error("monitoring failed", extra=e)
-    return {**out, "compacted": compacted}
+    return out

@@ -168,5 +168,6 @@ def test_bad_binary_requests_are_400_naming_the_problem(served):
     bad = json.dumps({"inputs": inputs, "outputs": [{"name": "nope"}]}).encode()
     status, body, _ = post(bad + raw, len(bad))
     assert status == 400 and "outputs[0].name" in json.loads(body)["error"]
-    with pytest.raises(InferenceServerException):  # through the client: a clear 400
-        client.infer("churn", inputs_for(b, [rec])[:-1], headers=headers)
+    with pytest.raises(InferenceServerException) as err:  # through the client: a clear 400
+        client.infer("churn", inputs_for(b, [rec])[1:], headers=headers)
+    assert err.value.status() == "400" and "tenure_months" in err.value.message()

@@ -141,8 +141,11 @@ def compact_captures(store, model: str, now: datetime, *, lookback_hours: int = 
     done = []
     last = _hour_start(now - GRACE) - timedelta(hours=1)  # the newest closed hour
     hour = last - timedelta(hours=lookback_hours - 1)
+    # one listing of the compacted side, then a raw listing only for hours not compacted yet
+    compacted = {i.key for i in store.list(layout.capture_parquet_prefix(model))
+                 if i.key.endswith("/_manifest.json")}
     while hour <= last:
-        if not store.exists(layout.capture_parquet_manifest_key(model, hour)) and any(
+        if layout.capture_parquet_manifest_key(model, hour) not in compacted and any(
                 True for _ in store.list(layout.capture_hour_prefix(model, hour))):
             done.append(compact_hour(store, model, hour))
         hour += timedelta(hours=1)
