@@ -49,7 +49,7 @@ class CaptureFormatError(ValueError):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestBlock:
     """One served request as the arrays it was scored with (what the capture buffer holds)."""
 

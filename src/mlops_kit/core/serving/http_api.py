@@ -202,11 +202,11 @@ class HttpApi:
     @staticmethod
     def allowed_methods(path: str) -> tuple[str, ...] | None:
         """The methods a path answers (the Allow header); None for a path that does not exist."""
+        if _V1_PREDICT.match(path) or _V2_INFER.match(path):  # the hot paths first
+            return _WRITE
         if path in _PUBLIC or _V1_MODEL.match(path) or _V2_MODEL.match(path) \
                 or _V2_READY.match(path):
             return _READ
-        if _V1_PREDICT.match(path) or _V2_INFER.match(path):
-            return _WRITE
         return None
 
     def _route(self, method, path, headers, body, request_id) -> Response:

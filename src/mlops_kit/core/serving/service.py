@@ -34,7 +34,7 @@ def canary_share(request_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Inference:
     """What one request got: the predictor that answered and its raw outputs."""
 
