@@ -59,9 +59,11 @@ class StoreGrant:
     access: Access
     match: str = "*"  # which keys under the prefix (a glob; "*" is every key)
     lists: bool = False  # lists keys under the prefix
-    # asks whether a key exists (ObjectStore.exists): on S3 a one-key listing with the key as
-    # prefix, so s3:ListBucket conditioned on this prefix is enough (a HEAD of a missing key
-    # would answer 403 to a caller without an unconditioned ListBucket on the whole bucket)
+    # asks whether a key exists (ObjectStore.exists), or reads a key that may be gone (a
+    # missing upload is a final NotFound, not a retried denial): on S3 a one-key listing with
+    # the key as prefix, so s3:ListBucket conditioned on this prefix is enough (S3 answers a
+    # GET/HEAD of a missing key with 403 to a caller that may not list the whole bucket; the
+    # adapter then lists the one key to tell missing from denied)
     probes: bool = False
     multipart: bool = False  # managed transfers (upload_file, copies over 5 GB) that may abort
 
@@ -149,13 +151,15 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
         table=Table(),
         # Each grant is what the code calls (tests/infra/test_policy_coverage.py lists the
         # calls): load_spec probes specs/<model>.yaml|.yml|.json (a listing of that one key);
-        # a quarantine copy is read back (head) after it is written; the monitor writes only
-        # retrain-*.csv datasets.
+        # an upload (dataset, labels) may be gone when its job runs: probed so that is a final
+        # NotFound; a quarantine copy is read back (head) after it is written; the monitor
+        # writes only retrain-*.csv datasets.
         functions=(
             Function(
                 "validate", "validate.handler", "zip", memory_mb=1024, timeout_s=120,
                 stores=(StoreGrant(DATA, "specs/", r, probes=True),
-                        StoreGrant(DATA, "datasets/", r), StoreGrant(DATA, "labels/", r),
+                        StoreGrant(DATA, "datasets/", r, probes=True),
+                        StoreGrant(DATA, "labels/", r, probes=True),
                         StoreGrant(DATA, "quarantine/", rw, multipart=True),
                         StoreGrant(ARTIFACTS, "reports/", w)),
                 table=("get", "put"), sends_to=("train",), publishes=True,
@@ -163,7 +167,8 @@ def default_topology(schedule: str = "rate(1 hour)") -> Topology:
             Function(
                 "train", "train.handler", "image", memory_mb=3008, timeout_s=900, light=False,
                 stores=(StoreGrant(DATA, "specs/", r, probes=True),
-                        StoreGrant(DATA, "datasets/", r), StoreGrant(ARTIFACTS, "reports/", r),
+                        StoreGrant(DATA, "datasets/", r, probes=True),
+                        StoreGrant(ARTIFACTS, "reports/", r),
                         StoreGrant(ARTIFACTS, "models/", rw)),
                 # sends to its own queue: an experiment fans its trials out as messages
                 table=("get", "query", "put"), publishes=True, sends_to=("train",),

@@ -61,3 +61,38 @@ def test_sns_subject_is_made_valid():
     fake = Failing(_error("Throttling", 400))
     with pytest.raises(TransientError):
         SnsNotifier("arn:aws:sns:us-east-1:1:t", lambda: fake).publish("s", {"a": 1})
+
+
+class DeniedHead:
+    """S3 as a caller without an unconditioned ListBucket sees it: a HEAD/GET of any key is
+    403; a listing answers per `listing` (a list of keys, or an exception when denied too)."""
+
+    def __init__(self, listing) -> None:
+        self.listing = listing
+
+    def head_object(self, **kwargs):
+        raise _error("403", 403)
+
+    def get_object(self, **kwargs):
+        raise _error("AccessDenied", 403)
+
+    def list_objects_v2(self, **kwargs):
+        if isinstance(self.listing, Exception):
+            raise self.listing
+        return {"Contents": [{"Key": k} for k in self.listing if k.startswith(kwargs["Prefix"])]}
+
+
+def test_a_403_on_a_missing_key_is_not_found_when_the_key_can_be_listed():
+    gone = S3ObjectStore("b", lambda: DeniedHead(["datasets/m/a.csv.bak"]))
+    with pytest.raises(NotFound):
+        gone.head("datasets/m/a.csv")
+    with pytest.raises(NotFound):
+        gone.get("datasets/m/a.csv")
+    there = S3ObjectStore("b", lambda: DeniedHead(["datasets/m/a.csv"]))  # a real denial
+    with pytest.raises(StorageError) as info:
+        there.head("datasets/m/a.csv")
+    assert type(info.value) is StorageError
+    unlisted = S3ObjectStore("b", lambda: DeniedHead(_error("AccessDenied", 403)))
+    with pytest.raises(StorageError) as info:
+        unlisted.get("models/m/x")
+    assert type(info.value) is StorageError and "AccessDenied" in info.value.message

@@ -1,5 +1,5 @@
 """`mlops-kit spec check` / `upload` / `runs list|show|compare` on a spec with a search, as a
-user runs them: subprocesses, strict JSON on stdout, exit codes."""
+user runs them (the CLI in-process, as tests/e2e/test_cli.py): strict JSON, exit codes."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_spec_check_counts_trials_and_names_a_bad_parameter(tmp_path):
     bad.write_text(yaml.safe_dump({**SPEC, "search": {"candidates": [
         {"kind": "random_forest", "grid": {"max_dept": [2, 3]}}]}}))
     r = cli(tmp_path / "w", "spec", "check", str(bad), "--json", check=False)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
     err = strict(r)
     assert "max_dept" in err["error"] and err["field"] == "search.candidates.0.max_dept"
 
@@ -86,5 +86,5 @@ def test_runs_compare(ws):
                                   ("runs", "compare", "churn:x", "churn:1")])
 def test_runs_errors_are_messages_with_exit_2(ws, args):
     r = cli(ws, *args, "--json", check=False)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
     assert strict(r)["error"]

@@ -82,8 +82,12 @@ def test_poison_and_final_failures_are_acknowledged_not_retried(world):
     missing = sample("s3-put-in-sqs.json")["Records"][0]
     missing["messageId"] = "missing-object"
     missing["body"] = missing["body"].replace("churn+jan+2026.csv", "nope.csv")
-    validate = fns["validate"].module  # the handler's module
-    outcomes = [validate.record_handler(validate.SQSRecord(r)) for r in (poison, not_s3, missing)]
+    from mlops_kit.adapters.aws import acting_as
+
+    validate = fns["validate"].module  # the handler's module, run under validate's role:
+    with acting_as(res.identities["validate"]):  # S3 answers its HEAD of a missing key with 403
+        outcomes = [validate.record_handler(validate.SQSRecord(r))
+                    for r in (poison, not_s3, missing)]
     assert [[o["status"] for o in out] for out in outcomes] == [["failed"]] * 3
     assert all(o["final"] for out in outcomes for o in out)
     assert "not an S3 event notification" in outcomes[0][0]["error"]

@@ -111,18 +111,44 @@ def test_monitor_sending_to_the_train_queue_is_refused(w):
     assert queued() == before
 
 
-def test_a_missing_key_is_403_to_a_function_but_exists_still_answers(w):
-    """S3 answers a GET of a missing key with 403 to a caller that may not list the bucket;
-    exists() lists the one key under a prefix the role may list, so it answers False."""
+def test_a_missing_key_is_403_to_a_function_yet_not_found_where_it_may_probe(w):
+    """S3 answers a GET of a missing key with 403 to a caller that may not list the bucket
+    (no function may). Where the role may list the key's prefix (a `probes` grant: validate
+    on specs/), the adapter lists that one key and answers NotFound, as every backend does;
+    elsewhere (serve on models/) the denial stands. exists() is that one-key listing."""
     store = w.backend.ctx.store
+    with pytest.raises(ClientError) as raw:  # what S3 itself answers validate
+        w.client_as("validate", "s3").get_object(Bucket=w.res.data_bucket,
+                                                 Key="specs/nothing.yaml")
+    assert raw.value.response["Error"]["Code"] == "AccessDenied"
     with _as(w, "validate"):
-        with pytest.raises(StorageError) as info:
+        with pytest.raises(NotFound):
             store.get("specs/nothing.yaml")
         assert store.exists("specs/churn.yaml") is True
         assert store.exists("specs/churn.yml") is False
-    assert not isinstance(info.value, NotFound)
+    with _as(w, "serve"), pytest.raises(StorageError) as denied:
+        store.get("models/churn/000009/model.onnx")
+    assert not isinstance(denied.value, NotFound) and "AccessDenied" in denied.value.message
     with pytest.raises(NotFound):  # the operator, who may list the bucket, gets a 404
-        w.backend.ctx.store.get("specs/nothing.yaml")
+        store.get("models/churn/000009/model.onnx")
+
+
+def test_a_handler_under_another_functions_role_fails_its_message_into_a_retry(w):
+    """train's code run with serve's keys: its first call (listing specs/ for the spec) is
+    refused; a refusal is a retryable StorageError, so the message is reported failed (SQS
+    retries it, then the DLQ and its alarm), and nothing is registered."""
+    from mlops_kit.emulate import acting
+
+    job = {"type": "train", "model": "churn", "dataset_key": "datasets/churn/upload.csv",
+           "sha256": "0" * 64, "rows": 300}
+    event = {"Records": [{"messageId": "m-1", "receiptHandle": "r", "body": json.dumps(job),
+                          "attributes": {"ApproximateReceiveCount": "1"},
+                          "messageAttributes": {}, "eventSource": "aws:sqs",
+                          "eventSourceARN": w.res.queue_arns["train"],
+                          "awsRegion": w.res.region}]}
+    wrong = acting(w.res.identities["serve"], w.fns["train"].module.handler)
+    assert wrong(event, None)["batchItemFailures"] == [{"itemIdentifier": "m-1"}]
+    assert w.backend.ctx.registry.list_versions("churn") == []
 
 
 def test_a_handler_under_another_functions_role_fails_its_invocation(w):

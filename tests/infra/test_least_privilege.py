@@ -40,8 +40,8 @@ def test_role_policy_is_the_topology_rendering(graph, fn):
 
 def test_list_bucket_scoping(graph):
     """Listing is always conditioned on the listed prefixes; no role lists a whole bucket. A
-    function that asks whether a key exists lists that one key (S3ObjectStore.exists), so
-    validate and train may list specs/ only."""
+    function that asks whether a key exists (or reads an upload that may be gone) lists that
+    one key (S3ObjectStore.exists / _missing_if_denied) under the prefixes it probes."""
     data = graph.one("aws:s3/bucket:Bucket", f"{P}-data").state["arn"]
     artifacts = graph.one("aws:s3/bucket:Bucket", f"{P}-artifacts").state["arn"]
     lists = {fn.name: {(s["Resource"][0], json.dumps(s.get("Condition"), sort_keys=True))
@@ -49,8 +49,9 @@ def test_list_bucket_scoping(graph):
                        if "s3:ListBucket" in s["Action"]}
              for fn in TOPO.functions}
     assert lists == {
-        "validate": {(data, json.dumps({"StringLike": {"s3:prefix": ["specs/*"]}}))},
-        "train": {(data, json.dumps({"StringLike": {"s3:prefix": ["specs/*"]}}))},
+        "validate": {(data, json.dumps({"StringLike": {"s3:prefix": [
+            "datasets/*", "labels/*", "specs/*"]}}))},
+        "train": {(data, json.dumps({"StringLike": {"s3:prefix": ["datasets/*", "specs/*"]}}))},
         "serve": set(),
         "monitor": {(data, json.dumps({"StringLike": {"s3:prefix": ["labels/*"]}})),
                     (artifacts, json.dumps({"StringLike": {"s3:prefix": ["captures/*"]}}))},

@@ -77,6 +77,10 @@ CALLS: dict[str, list[Call]] = {
          "validate_upload: the quarantine report"),
         ("dynamodb", "PutItem", "table", "validate_upload: the idempotency marker, last"),
         ("s3", "GetObject", f"data:labels/{M}/labels-1.csv", "ingest_labels: store.open(key)"),
+        ("s3", "ListObjectsV2", f"list:data:datasets/{M}/gone.csv",
+         "S3ObjectStore.head/open of an upload deleted since: S3's 403 -> list the one key -> "
+         "NotFound (a final failure, not a retried denial)"),
+        ("s3", "ListObjectsV2", f"list:data:labels/{M}/gone.csv", "the same for a labels file"),
         ("s3", "HeadObject", f"data:labels/{M}/bad.csv", "labels._quarantine: copy source.head"),
         ("s3", "CopyObject", f"data:labels/{M}/bad.csv->quarantine/{M}/labels/bad.csv",
          "labels._quarantine: a bad labels file's copy (issue 12)"),
@@ -96,6 +100,8 @@ CALLS: dict[str, list[Call]] = {
         ("dynamodb", "PutItem", "table", "Registry.complete_version"),
         ("dynamodb", "Query", "table", "Registry.history (_resume_promotion)"),
         ("s3", "GetObject", f"data:datasets/{M}/upload.csv", "train_job: store.open(dataset)"),
+        ("s3", "ListObjectsV2", f"list:data:datasets/{M}/gone.csv",
+         "S3ObjectStore.open of a dataset deleted since: 403 -> one-key listing -> NotFound"),
         ("s3", "GetObject",
          f"artifacts:reports/{M}/validation/upload.csv.20240101T000000.ab.profile.json",
          "train_job: store.get(profile_key)"),
@@ -168,9 +174,10 @@ FORBIDDEN: dict[str, list[tuple[str, str, str]]] = {
                  ("s3", "DeleteObject", f"data:datasets/{M}/upload.csv"),
                  ("dynamodb", "DeleteItem", "table"),
                  ("s3", "ListObjectsV2", "list:data:"), ("s3", "HeadObject:missing", NO_SPEC),
-                 ("s3", "ListObjectsV2", f"list:data:datasets/{M}/")],
+                 ("s3", "ListObjectsV2", f"list:data:quarantine/{M}/")],
     "train": [("s3", "PutObject", f"data:quarantine/{M}/x.csv"),
               ("s3", "PutObject", f"data:datasets/{M}/x.csv"),
+              ("sqs", "SendMessage", "queue:validate"),
               ("s3", "ListObjectsV2", f"list:artifacts:models/{M}/"),
               ("s3", "ListObjectsV2", "list:data:"), ("s3", "HeadObject:missing", NO_SPEC)],
     "serve": [("s3", "PutObject", f"artifacts:models/{M}/{V}/model.onnx"),
@@ -310,4 +317,5 @@ def test_issue_13_findings_are_fixed(graph):
         doc = policy(graph, fn)
         assert allows(doc, "s3:ListBucket", arns.buckets["data"], {"s3:prefix": f"specs/{M}.yml"})
         assert not allows(doc, "s3:ListBucket", arns.buckets["data"], {})
-        assert not allows(doc, "s3:ListBucket", arns.buckets["data"], {"s3:prefix": "datasets/"})
+        assert not allows(doc, "s3:ListBucket", arns.buckets["data"],
+                          {"s3:prefix": "quarantine/"})

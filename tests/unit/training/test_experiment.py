@@ -173,3 +173,23 @@ def test_runners_agree_and_a_zero_budget_starts_nothing():
         assert o.get("cv") == pytest.approx(par[h].get("cv"))
         assert o.get("holdout") == pytest.approx(par[h].get("holdout"))
     assert {o["status"] for o in run_sequential(spec, frame, trials, max_seconds=0)} == {"skipped"}
+
+
+def test_a_final_failure_while_finishing_a_fanned_out_run_ends_run_and_version(tmp_path,
+                                                                               monkeypatch):
+    """The last trial's invocation refits the winner; a deterministic error there (not
+    retryable) must not leave the version pending behind a message bouncing to the DLQ."""
+    from mlops_kit.core.training import experiment
+    from mlops_kit.errors import TrainingError
+
+    def broken(spec, frame):
+        raise TrainingError("winner refit failed (injected)")
+
+    monkeypatch.setattr(experiment, "train", broken)
+    b = make_backend(tmp_path / "ws", trials="queue")
+    results = _train(b, SEARCH_SPEC)
+    assert results[-1]["status"] == "failed" and "injected" in results[-1]["reasons"][0]
+    assert b.ctx.registry.get_version("churn", 1)["status"] == "failed"
+    run = b.ctx.runs.get_run("churn", 1)
+    assert run["status"] == "failed" and "injected" in run["reason"]
+    assert b.ctx.train_queue.depth() == 0 and b.ctx.train_queue.dead_letters() == []

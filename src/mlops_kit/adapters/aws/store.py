@@ -7,8 +7,11 @@ import io
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
-from mlops_kit.adapters.aws._errors import mapped
+from botocore.exceptions import ClientError
+
+from mlops_kit.adapters.aws._errors import error_code, mapped
 from mlops_kit.adapters.routing import PrefixRoutedStore, check_key
+from mlops_kit.errors import MlopsKitError, NotFound
 from mlops_kit.ports import ObjectInfo
 
 __all__ = ["PrefixRoutedStore", "S3ObjectStore", "check_key"]
@@ -80,13 +83,35 @@ class S3ObjectStore:
     def open(self, key: str) -> BinaryIO:
         check_key(key)
         with mapped(f"object {key!r}"):
-            resp = self.s3.get_object(Bucket=self.bucket, Key=key)
+            try:
+                resp = self.s3.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                self._missing_if_denied(key, exc)
+                raise
         return io.BufferedReader(_BodyReader(resp["Body"]), buffer_size=1 << 20)
 
     def head(self, key: str) -> ObjectInfo:
         check_key(key)
         with mapped(f"object {key!r}"):
-            return self._info(key, self.s3.head_object(Bucket=self.bucket, Key=key))
+            try:
+                return self._info(key, self.s3.head_object(Bucket=self.bucket, Key=key))
+            except ClientError as exc:
+                self._missing_if_denied(key, exc)
+                raise
+
+    def _missing_if_denied(self, key: str, exc: ClientError) -> None:
+        """S3 answers a GET/HEAD of a missing key with 403 to a caller that may not list the
+        whole bucket (no function may). One listing of the key, which s3:ListBucket conditioned
+        on its prefix allows (a `probes` grant in the topology), tells a missing key (NotFound,
+        as on every backend: a final failure) from a real denial (left as it is: retried)."""
+        if error_code(exc) not in ("403", "AccessDenied"):
+            return
+        try:
+            missing = not self.exists(key)
+        except MlopsKitError:
+            return  # may not list it either: the denial stands
+        if missing:
+            raise NotFound(f"object {key!r} not found", field="key") from exc
 
     def exists(self, key: str) -> bool:
         """A one-key listing with the key as prefix, not a HEAD: S3 answers a HEAD of a missing

@@ -115,15 +115,15 @@ def param_plots(points: list[dict[str, Any]], metric: str, *, width: int = 300,
                  f'data-param="{escape(name)}"><title>{escape(name)} vs {escape(metric)}</title>'
                  f'<rect x="{pl}" y="{pt}" width="{pr - pl}" height="{pb - pt}" fill="none" '
                  'stroke="#e4e7eb"/>']
-        for frac in (0.0, 1.0):
-            yv = ylo + (yhi - ylo) * frac
-            parts.append(f'<text x="{pl - 4}" y="{pb - (pb - pt) * frac + 4:.1f}" font-size="9" '
+        values = [p["value"] for _, p in pts]
+        for yv in (min(values), max(values)):  # label the data's extremes, not the padding
+            y = pb - (yv - ylo) / (yhi - ylo) * (pb - pt)
+            parts.append(f'<text x="{pl - 4}" y="{y + 3:.1f}" font-size="9" '
                          f'text-anchor="end" fill="#616e7c">{yv:.3f}</text>')
-            xv = xlo + (xhi - xlo) * frac
-            label = f"{10 ** xv:.3g}" if log else f"{xv:.3g}"
-            parts.append(f'<text x="{pl + (pr - pl) * frac:.1f}" y="{pb + 12}" font-size="9" '
-                         f'text-anchor="{"start" if frac == 0 else "end"}" fill="#616e7c">'
-                         f'{label}</text>')
+        for xv, anchor in ((min(xs), "start"), (max(xs), "end")):
+            x = pl + ((math.log10(xv) if log else xv) - xlo) / (xhi - xlo) * (pr - pl)
+            parts.append(f'<text x="{x:.1f}" y="{pb + 12}" font-size="9" text-anchor="{anchor}" '
+                         f'fill="#616e7c">{xv:.3g}</text>')
         parts.append(f'<text x="{(pl + pr) / 2:.1f}" y="{height - 6}" font-size="11" '
                      f'text-anchor="middle" fill="#3e4c59">{escape(name)}{" (log)" if log else ""}'
                      "</text>")

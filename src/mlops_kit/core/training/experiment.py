@@ -31,8 +31,9 @@ from mlops_kit.core.spec import ModelSpec, load_spec_bytes
 from mlops_kit.core.training.pipeline import split_frame, train
 from mlops_kit.core.training.search import candidate_spec, check_search, search_metric
 from mlops_kit.core.training.trials import run_sequential, run_trial, skipped
+from mlops_kit.errors import NotFound
 
-__all__ = ["TrainSteps", "finish_search", "rank_trials", "run_search", "trial_job"]
+__all__ = ["TrainSteps", "fail_run", "finish_search", "rank_trials", "run_search", "trial_job"]
 
 log = logging.getLogger("mlops_kit.experiment")
 MAX_BEAT = 200  # lineage lists at most this many beaten trials (the run keeps them all)
@@ -182,6 +183,14 @@ def finish_search(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: i
     return {**outcome, "run": version, "experiment": {
         "trials": run["total"], **counts, "winner": best["hash"], "metric": metric,
         "cv": best["cv"][metric]}}
+
+
+def fail_run(ctx: Context, model: str, run: int, reason: str) -> None:
+    """A final failure outside the trials (data, spec, a bug) ends the run too, if it began."""
+    try:
+        ctx.runs.finish_run(model, run, {"status": FAILED, "reason": reason})
+    except NotFound:
+        pass  # failed before the run was created: the version says why
 
 
 def _page(ctx: Context, run: dict[str, Any], trials: list[dict[str, Any]]) -> None:

@@ -27,7 +27,7 @@ from mlops_kit.core.registry import FAILED, PENDING, REGISTERED, REJECTED, decid
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training.estimators import check_params
-from mlops_kit.core.training.experiment import TrainSteps, run_search, trial_job
+from mlops_kit.core.training.experiment import TrainSteps, fail_run, run_search, trial_job
 from mlops_kit.core.training.export import parity_check, to_onnx
 from mlops_kit.core.training.pipeline import read_frame, train
 from mlops_kit.core.validation.validator import detect_format
@@ -51,7 +51,13 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     experiment instead of one fit (core/training/experiment.py); its trials fanned out on the
     train queue come back here as `{"type": "trial", ...}` messages."""
     if job.get("type") == "trial":
-        return trial_job(ctx, job, STEPS)
+        try:
+            return trial_job(ctx, job, STEPS)
+        except Exception as exc:  # noqa: BLE001 - as below: a final failure ends run and version
+            if is_retryable(exc):
+                raise
+            fail_run(ctx, job["model"], int(job["run"]), describe(exc))
+            return _fail_version(ctx, job["model"], int(job["run"]), exc)
     model = job["model"]
     spec = load_spec(ctx.store, model)
     run_key = f"{job['sha256']}:{spec.spec_hash()[:16]}"
@@ -71,6 +77,8 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - classified: retry, or the version fails for good
         if is_retryable(exc):
             raise
+        if spec.search is not None:
+            fail_run(ctx, model, version, describe(exc))
         return _fail_version(ctx, model, version, exc)
 
 
