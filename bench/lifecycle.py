@@ -9,6 +9,7 @@ joblib.dump (no validation, no ONNX, no registry)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections import defaultdict
@@ -47,6 +48,10 @@ def run_kit(workdir: Path, data: Path, model: str, spec_d: dict) -> dict[str, fl
     from mlops_kit.core.validation import validator as validation
     from mlops_kit.local.worker import run_once, upload
 
+    # import every module that binds these functions by name before patching them
+    for mod in ("mlops_kit.core.pipeline", "mlops_kit.core.training.usecase",
+                "mlops_kit.core.training.experiment", "mlops_kit.core.validation.usecase"):
+        importlib.import_module(mod)
     stages: dict[str, float] = defaultdict(float)
     patches = [(validation, "validate_dataset", "validate"), (training, "read_frame", "read"),
                (training, "train", "train"), (export, "to_onnx", "export + parity"),
@@ -54,9 +59,20 @@ def run_kit(workdir: Path, data: Path, model: str, spec_d: dict) -> dict[str, fl
                (Registry, "complete_version", "register/promote"),
                (Registry, "promote", "register/promote"),
                (Registry, "reserve_version", "register/promote")]
-    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+    # a function is patched where it is defined and wherever a module imported it by name
+    # (`from ... import to_onnx` binds its own reference)
+    import sys
+
+    saved = []
     for obj, name, stage in patches:
-        setattr(obj, name, timed(stages, stage, getattr(obj, name)))
+        original = getattr(obj, name)
+        wrapped = timed(stages, stage, original)
+        holders = [obj] + [m for m in list(sys.modules.values())
+                           if getattr(m, "__name__", "").startswith("mlops_kit")
+                           and m is not obj and getattr(m, name, None) is original]
+        for holder in holders:
+            saved.append((holder, name, original))
+            setattr(holder, name, wrapped)
     try:
         ws = workdir / f"lifecycle-{model}-{time.time_ns()}"
         b = local_backend(settings_for(ws, capture=False))

@@ -99,11 +99,8 @@ class Predictor:
             raise IntegrityError(
                 f"model {spec.name} v{version}: artifact sha256 does not match the registry"
             )
-        opts = onnx_meta.session_options(ort, threads)
         try:
-            self.session = ort.InferenceSession(
-                onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"]
-            )
+            self.session = onnx_meta.session(ort, onnx_bytes, threads)
         except Exception as exc:  # noqa: BLE001 - a corrupt artifact is an integrity problem
             raise IntegrityError(f"model {spec.name} v{version} cannot be loaded: {exc}") from None
         self.spec = spec

@@ -136,8 +136,7 @@ def run_onnx(
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str | None]]:
     """(labels-or-values, probabilities or None, output names) from onnxruntime, fed the
     serving encoding, with serving's session options (threads 0: onnxruntime's default)."""
-    session = ort.InferenceSession(onnx_bytes, onnx_meta.session_options(ort, threads),
-                                   providers=["CPUExecutionProvider"])
+    session = onnx_meta.session(ort, onnx_bytes, threads)
     label_name, proba_name = onnx_meta.output_names(session)
     feed = columns_to_inputs(spec, {col: X[col].tolist() for col in spec.feature_names})
     names = [label_name] + ([proba_name] if proba_name else [])

@@ -107,29 +107,33 @@ def _tag(field: int, wire: int) -> bytes:
 
 def _varints(values: np.ndarray) -> bytes:
     """Base-128 varints of non-negative integers, concatenated."""
-    v = np.asarray(values).astype(np.uint64).reshape(-1)
+    v = np.asarray(values).reshape(-1)
     if not v.size:
         return b""
     top = int(v.max())
+    v = v.astype(np.uint32 if top < 2**32 else np.uint64)
     width = max(1, (top.bit_length() + 6) // 7)
+    if width == 1:
+        return v.astype(np.uint8).tobytes()
+    one = v.dtype.type(1)
     size = np.ones(v.size, dtype=np.int8)
     for k in range(1, width):
-        size += v >= np.uint64(1 << (7 * k))
+        size += v >= (one << v.dtype.type(7 * k))
     out = np.empty((v.size, width), dtype=np.uint8)
     for k in range(width):
-        byte = ((v >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
-        out[:, k] = byte | ((size > k + 1).astype(np.uint8) << 7)
-    return out[np.arange(width) < size[:, None]].tobytes() if width > 1 else out.tobytes()
+        out[:, k] = ((v >> v.dtype.type(7 * k)) & v.dtype.type(0x7F)).astype(np.uint8) \
+            | ((size > k + 1).astype(np.uint8) << 7)
+    return out[np.arange(width) < size[:, None]].tobytes()
 
 
 def _strings(which: np.ndarray, choices: tuple[bytes, bytes]) -> bytes:
     """Repeated `strings` field entries: choices[1] where `which`, else choices[0]."""
-    chunks = [_tag(_STRINGS_FIELD, 2) + _varints(np.array([len(c)])) + c for c in choices]
-    sizes = np.where(which, len(chunks[1]), len(chunks[0]))
-    ends = np.cumsum(sizes)
-    out = np.empty(int(ends[-1]) if ends.size else 0, dtype=np.uint8)
-    for pick, chunk in ((~which, chunks[0]), (which, chunks[1])):
-        starts = (ends - sizes)[pick]
-        for j, byte in enumerate(chunk):
-            out[starts + j] = byte
-    return out.tobytes()
+    chunks = [np.frombuffer(_tag(_STRINGS_FIELD, 2) + _varints(np.array([len(c)])) + c,
+                            dtype=np.uint8) for c in choices]
+    width = max(c.size for c in chunks)
+    padded = np.zeros((2, width), dtype=np.uint8)
+    for i, c in enumerate(chunks):
+        padded[i, :c.size] = c
+    rows = padded[which.astype(np.intp)]  # one padded entry per element
+    sizes = np.where(which, chunks[1].size, chunks[0].size)
+    return rows[np.arange(width) < sizes[:, None]].tobytes()
