@@ -38,6 +38,8 @@ class RecordValidator:
                 numeric.append((f.name, lo, hi, f.nullable))
         self.numeric = tuple(numeric)
         self.categorical = tuple(categorical)
+        self.numeric_names = tuple(n for n, *_ in numeric)
+        self.categorical_names = tuple(n for n, *_ in categorical)
 
     def feed(self, records: list[Any]) -> dict[str, np.ndarray] | None:
         """The ONNX feed for records the exact path would accept unchanged, else None."""
@@ -45,15 +47,19 @@ class RecordValidator:
         nums: list[list[float]] = []
         cats: list[list[str]] = []
         for rec in records:
-            if type(rec) is not dict or len(rec) != len(keys) or rec.keys() != keys:
+            if type(rec) is not dict or rec.keys() != keys:
                 return None
             row = []
             for name, lo, hi, nullable in self.numeric:
                 v = rec[name]
                 t = type(v)
-                if t is float or t is int:
+                if t is float:
                     if not lo <= v <= hi:  # NaN fails too
                         return None
+                elif t is int:
+                    if not lo <= v <= hi:
+                        return None
+                    v = float(v)  # as the exact path converts: int -> float -> float32
                 elif v is None and nullable:
                     v = nan
                 else:
@@ -72,14 +78,17 @@ class RecordValidator:
                     return None
                 crow.append(v)
             cats.append(crow)
+        n = len(records)
+        if n == 1:  # the common request: [k] arrays, no transpose
+            nums_t: Any = nums[0]
+            cats_t: Any = cats[0]
+        else:  # one C-contiguous row per feature
+            nums_t, cats_t = list(zip(*nums)), list(zip(*cats))
         feed: dict[str, np.ndarray] = {}
-        if self.numeric:
-            # via float64, as the exact path (float(value) -> float32) converts
-            cols = np.array(nums, dtype=np.float64).T.astype(np.float32, order="C")  # a row per column
-            for i, (name, *_) in enumerate(self.numeric):
-                feed[name] = cols[i].reshape(-1, 1)
+        if self.numeric:  # Python floats -> float32, as columns_to_inputs converts them
+            feed.update(zip(self.numeric_names,
+                            np.array(nums_t, dtype=np.float32).reshape(-1, n, 1)))
         if self.categorical:
-            ccols = np.array(cats, dtype=object).T.copy()
-            for i, (name, *_) in enumerate(self.categorical):
-                feed[name] = ccols[i].reshape(-1, 1)
+            feed.update(zip(self.categorical_names,
+                            np.array(cats_t, dtype=object).reshape(-1, n, 1)))
         return feed
