@@ -1,5 +1,7 @@
-"""train: SQS training jobs -> core.training.usecase.train_job (train, export ONNX, parity gate, register,
-promote). Idempotent on dataset sha256 + spec hash; artifacts first, registry entry last.
+"""train: SQS training jobs -> core.training.jobs.route_training: a small job trains here
+(core.training.usecase.train_job: train, export ONNX, parity gate, register, promote); a large
+one is submitted to AWS Batch (docs/training-engines.md). Idempotent on dataset sha256 + spec
+hash; artifacts first, registry entry last.
 A final failure (bad params, data, a bug) leaves the version `failed`, notifies and is
 acknowledged; only retryable failures are reported in batchItemFailures and end in the DLQ
 (whose depth alarm notifies) after the receive count."""
@@ -20,7 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
 from mlops_kit.core.jobs import run_job
-from mlops_kit.core.training.usecase import train_job
+from mlops_kit.core.training.jobs import route_training
 from mlops_kit.errors import ValidationError, describe
 
 logger = Logger(service="mlops-kit-train", stream=sys.stderr)  # stdout stays clean for --json
@@ -44,14 +46,14 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
     ctx = _wiring.backend().ctx
     job = _job(record.body)
     try:  # a poison body is a final failure: notified and acknowledged, never retried
-        result = run_job(ctx.notifier, "train", (lambda j: train_job(ctx, j)) if job else _poison,
+        result = run_job(ctx.notifier, "train", (lambda j: route_training(ctx, j)) if job else _poison,
                          job or {"message_id": record.message_id, "raw": record.body})
     except Exception as exc:  # only retryable failures propagate: batchItemFailures
         logger.warning("training job failed, will be retried",
                        extra={"message_id": record.message_id, "error": describe(exc)})
         raise
     logger.info("training job done", extra={"result": {k: result.get(k) for k in (
-        "status", "model", "version", "promoted", "reasons", "error")}})
+        "status", "model", "version", "promoted", "reasons", "error", "engine", "job_id")}})
     return result
 
 

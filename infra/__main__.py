@@ -27,6 +27,8 @@ from infra import lambda_zips  # noqa: E402
 from infra.components import (  # noqa: E402
     AlertsTopic,
     AlertsTopicArgs,
+    BatchTraining,
+    BatchTrainingArgs,
     Functions,
     FunctionsArgs,
     InferenceApi,
@@ -43,7 +45,13 @@ from infra.components import (  # noqa: E402
     TrainImageArgs,
 )
 from infra.config import KEYS, OBJECT_KEYS, StackConfig, parse_config  # noqa: E402
-from mlops_kit.topology import ARTIFACTS, DATA, Topology, default_topology  # noqa: E402
+from mlops_kit.topology import (  # noqa: E402
+    ARTIFACTS,
+    DATA,
+    Topology,
+    default_topology,
+    with_batch,
+)
 
 BUCKET_OUTPUTS = {DATA: "data_bucket", ARTIFACTS: "artifact_bucket"}
 ZIP_CACHE = ROOT / "build" / "lambda"  # what `make package` fills
@@ -80,6 +88,14 @@ def zip_artifacts(cfg: StackConfig, topology: Topology,
     return {a.function: a for a in artifacts}
 
 
+def stack_topology(cfg: StackConfig) -> Topology:
+    """The topology this stack renders: the schedule, and the batch job sized from config."""
+    topology = default_topology(schedule=cfg.schedule)
+    b = cfg.batch
+    return with_batch(topology, vcpu=b.vcpu, memory_mb=b.memory_mb, attempts=b.attempts,
+                      timeout_s=b.timeout_minutes * 60) if b.enabled else topology
+
+
 def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Artifact]) -> dict:
     """Create every resource; return the stack outputs."""
     p = cfg.name_prefix
@@ -94,6 +110,15 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
     if any(f.package == "image" for f in topology.functions):
         image = TrainImage("train-image", TrainImageArgs(
             p, image_uri=cfg.train_image_uri, force_delete=not cfg.deletion_protection))
+    batch = None
+    if topology.batch_jobs:  # batch.enabled: large datasets train on AWS Batch (issue 15)
+        [job] = topology.batch_jobs
+        batch = BatchTraining("batch", BatchTrainingArgs(
+            topology, job, p, cfg.region, cfg.batch, image.image_uri, image.repository.arn,
+            {n: b.arn for n, b in storage.buckets.items()}, storage.bucket_names, table.arn,
+            table.name, queues.arns, queues.urls, alerts.arn, alerts.key_arn,
+            cfg.log_retention_days,
+            cfg.memory.get(job.submitted_by, topology.function(job.submitted_by).memory_mb)))
     functions = Functions("functions", FunctionsArgs(
         topology, p,
         bucket_arns={n: b.arn for n, b in storage.buckets.items()},
@@ -102,7 +127,9 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
         topic_key_arn=alerts.key_arn, zips=zips, image_uri=image.image_uri if image else None,
         region=cfg.region, log_retention_days=cfg.log_retention_days, memory=cfg.memory,
         reserved_concurrency=cfg.reserved_concurrency, tracing=cfg.tracing,
-        sse_algorithm=cfg.sse_algorithm, protect=cfg.deletion_protection))
+        sse_algorithm=cfg.sse_algorithm, protect=cfg.deletion_protection,
+        extra_env=batch.function_env if batch else {},
+        batch_arns=batch.policy_arns if batch else {}))
     api = InferenceApi("inference-api", InferenceApiArgs(
         topology.http, p, functions.functions[topology.http.function], cfg.auth_mode,
         cfg.jwt_issuer, cfg.jwt_audience, cfg.log_retention_days, cfg.throttle_rate_limit,
@@ -128,6 +155,9 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
     )
     if image is not None:
         outputs["train_repository_url"] = image.repository.repository_url
+    if batch is not None:
+        outputs.update(batch_job_queue=batch.job_queue.arn,
+                       batch_job_definition=batch.job_definition.name)
     return outputs
 
 
@@ -140,7 +170,7 @@ def main() -> None:
         azure_stack.main(default_topology(schedule=schedule))
         return
     cfg = read_config(topology)
-    topology = default_topology(schedule=cfg.schedule)
+    topology = stack_topology(cfg)
     outputs = build(cfg, topology, zip_artifacts(cfg, topology))
     for name, value in outputs.items():
         pulumi.export(name, value)

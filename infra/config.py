@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from infra.batch_config import BatchConfig, parse_batch
+
 AuthMode = Literal["iam", "jwt"]
 
 # The only values CloudWatch Logs accepts for retentionInDays (PutRetentionPolicy).
@@ -46,6 +48,7 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "latencyP99Ms": ("integer", "latency_p99_ms"),
     "tracing": ("boolean", "tracing"),
     "detailedApiMetrics": ("boolean", "detailed_api_metrics"),
+    "batch": ("object", "batch"),  # infra/batch_config.py
 }
 KEYS = tuple(SCHEMA)
 OBJECT_KEYS = tuple(k for k, (t, _) in SCHEMA.items() if t in ("object", "array"))  # JSON
@@ -96,6 +99,7 @@ class StackConfig:
     reserved_concurrency: Mapping[str, int] = field(default_factory=dict)
     tracing: bool = False  # X-Ray on every function (paid per trace)
     detailed_api_metrics: bool = False  # per-route API Gateway metrics (paid per metric)
+    batch: BatchConfig = field(default_factory=BatchConfig)  # training on AWS Batch
 
     def memory_for(self, function: str, default: int) -> int:
         return int(self.memory.get(function, default))
@@ -246,6 +250,7 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
                                 True)
     tracing = _bool("tracing", raw.get("tracing"), problems, False)
     detailed = _bool("detailedApiMetrics", raw.get("detailedApiMetrics"), problems, False)
+    batch = parse_batch(raw.get("batch"), problems)
     if problems:
         raise ConfigError(problems)
     return StackConfig(
@@ -258,4 +263,5 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
         package_dir=raw.get("packageDir") or None, train_image_uri=image,
         throttle_rate_limit=throttle_rate, throttle_burst_limit=burst, latency_p99_ms=latency,
         reserved_concurrency=reserved, tracing=tracing, detailed_api_metrics=detailed,
+        batch=batch,
     )

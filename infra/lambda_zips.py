@@ -54,10 +54,12 @@ EXTRA_DISTS: dict[str, tuple[str, ...]] = {
     "serve": ("pyyaml", "aws-lambda-powertools"),
     "validate": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
     "monitor": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
+    "jobs": ("aws-lambda-powertools",),  # batch job state changes (issue 15): registry only
 }
 WITHOUT_DISTS: dict[str, tuple[str, ...]] = {
     "validate": ("onnxruntime",),
     "monitor": ("onnxruntime",),
+    "jobs": ("onnxruntime",),
 }
 # Never needed at run time; dropping them keeps pyarrow + onnxruntime + numpy under the limit.
 _PRUNE_DIRS = {"__pycache__", "tests", "test", "include"}

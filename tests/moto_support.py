@@ -117,7 +117,8 @@ class AwsWorld:
 
 @contextmanager
 def aws_world(*, enforce_iam: bool = True, spec: dict | None = None,
-              extra_env: dict[str, str] | None = None) -> Iterator[AwsWorld]:
+              extra_env: dict[str, str] | None = None, topology: Any = None
+              ) -> Iterator[AwsWorld]:
     """The deployment under moto, driven through the real handlers; `spec` is uploaded to
     specs/. The s3:TestEvent S3 sends when notifications are configured is delivered to
     validate first (which ignores it), so the queues start empty."""
@@ -126,7 +127,7 @@ def aws_world(*, enforce_iam: bool = True, spec: dict | None = None,
     from mlops_kit.settings import Settings
     from mlops_kit.topology import default_topology
 
-    topo = default_topology()
+    topo = topology or default_topology()  # default_topology(batch=True): with AWS Batch
     env = {"MLOPSKIT_REFRESH_SECONDS": "0", "MLOPSKIT_CAPTURE_MAX_AGE_S": "0",
            **(extra_env or {})}
     with in_process(topo, extra_env=env, enforce_iam=enforce_iam) as res:

@@ -52,6 +52,10 @@ class FunctionsArgs:
     sse_algorithm: str = "aws:kms"
     protect: bool = True
     code_noncurrent_days: int = 7  # replaced code zips (noncurrent versions) expire
+    # training on AWS Batch (infra/components/batch.py): the submitter's names and ARNs
+    extra_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
+    batch_arns: Mapping[str, tuple[pulumi.Input[str], pulumi.Input[str]]] = field(
+        default_factory=dict)
 
 
 def environment(fn: Function, args: FunctionsArgs) -> dict[str, pulumi.Input[str]]:
@@ -70,6 +74,7 @@ def environment(fn: Function, args: FunctionsArgs) -> dict[str, pulumi.Input[str
         env[QUEUE_ENV[queue.name]] = args.queue_urls[queue.name]
     if fn.publishes:
         env[ENV_FOR["topic"]] = args.topic_arn
+    env.update(args.extra_env.get(fn.name, {}))
     return env
 
 
@@ -107,7 +112,7 @@ class Functions(pulumi.ComponentResource):
                     topo, fn.name, bucket_arns=args.bucket_arns, table_arn=args.table_arn,
                     queue_arns=args.queue_arns, topic_arn=args.topic_arn,
                     topic_key_arn=args.topic_key_arn, log_group_arn=log_group.arn,
-                    tracing=args.tracing),
+                    tracing=args.tracing, batch_arns=args.batch_arns),
                 opts=child)
 
             common = dict(

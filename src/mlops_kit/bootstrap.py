@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_kit.clock import SystemClock
 from mlops_kit.core.context import Context
 from mlops_kit.core.serving.capture import CaptureBuffer
+from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Clock, Queue
 from mlops_kit.settings import Settings, get_settings
@@ -87,7 +88,8 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
                    else topology.visibility_timeout("train"))
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
                   notifier=parts.notifier, clock=clock or SystemClock(),
-                  stuck_after_s=stuck_after, **experiment_engine(settings))
+                  stuck_after_s=stuck_after, jobs=parts.jobs,
+                  limits=route_limits(settings), **experiment_engine(settings))
     return Backend(ctx, parts.validate_queue, settings)
 
 
@@ -108,6 +110,13 @@ def experiment_engine(settings: Settings) -> dict[str, Any]:
 
         out["tracker"] = MlflowTracker(settings.mlflow_tracking_uri, settings.mlflow_experiment)
     return out
+
+
+def route_limits(settings: Settings) -> RouteLimits:
+    """When training leaves the function (docs/training-engines.md)."""
+    return RouteLimits(function_memory_mb=settings.train_function_memory_mb,
+                       memory_fraction=settings.train_memory_fraction,
+                       max_function_rows=settings.train_max_function_rows)
 
 
 def local_backend(settings: Settings, clock: Clock | None = None) -> Backend:

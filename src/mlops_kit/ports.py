@@ -140,6 +140,42 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+# -- training engines ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    """A training job handed to an engine (AWS Batch; a separate process locally)."""
+
+    engine: str
+    name: str  # the engine's job name, derived from the run key
+    job_id: str
+    created: bool  # False: a job with this name already existed (a duplicate submit)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job's state change as an engine reports it (Batch Job State Change; a process exit)."""
+
+    engine: str
+    name: str
+    job_id: str
+    status: str  # SUBMITTED | PENDING | RUNNABLE | STARTING | RUNNING | SUCCEEDED | FAILED
+    reason: str | None = None  # why it stopped (the engine's words)
+    env: dict[str, str] = field(default_factory=dict)  # the job's environment (model, run id)
+    attempts: int = 0
+
+
+@runtime_checkable
+class JobRunner(Protocol):
+    """Runs one training job outside the queue consumer. `submit` is idempotent by name: a
+    redelivered message finds the job it already started instead of starting a second."""
+
+    engine: str
+
+    def submit(self, name: str, env: dict[str, str]) -> JobHandle: ...
+
+
 # -- experiments --------------------------------------------------------------------------------
 
 
@@ -172,3 +208,4 @@ class Adapters:
     validate_queue: Queue
     train_queue: Queue
     notifier: Notifier
+    jobs: JobRunner | None = None  # the batch training engine, when one is configured

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     validate_queue_url: str | None = None
     train_queue_url: str | None = None
     topic_arn: str | None = None
+    jobs_queue_url: str | None = None  # batch job state changes (the `jobs` function's queue)
     # the deployment's name prefix: the Stack dimension of the monitor's metrics (EMF)
     stack: str | None = None
 
@@ -77,6 +78,19 @@ class Settings(BaseSettings):
     # go in MLflow's own MLFLOW_TRACKING_TOKEN / _USERNAME / _PASSWORD, never in the URI.
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "mlops-kit"
+
+    # training engines (docs/training-engines.md): when a job leaves the train function
+    train_function_memory_mb: int = Field(default=3008, ge=128)  # the deployment sets it
+    train_memory_fraction: float = Field(default=0.7, gt=0, le=1)  # peak estimate budget
+    train_max_function_rows: int = Field(default=1_000_000, ge=1)
+    batch_job_queue: str | None = None  # AWS Batch (set by the deployment when enabled)
+    batch_job_definition: str | None = None
+    batch_attempts: int = Field(default=2, ge=1, le=10)
+    batch_timeout_s: int = Field(default=4 * 3600, ge=60)
+    # Where large jobs go: batch (AWS Batch), process (`python -m mlops_kit.train_job` in a
+    # separate process: the local default, and `emulate`'s "Batch"), none (train in the
+    # consumer). Unset: process locally, batch on aws when batch_job_queue is set.
+    job_runner: Literal["batch", "process", "none"] | None = None
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ document per function that both the Pulumi program and the IAM-enforced emulatio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Access = Literal["read", "write", "readwrite"]
@@ -83,6 +83,33 @@ class Function:
 
 
 @dataclass(frozen=True)
+class BatchJob:
+    """A container job on the batch engine (AWS Batch on Fargate): training that outgrew the
+    train function. Same image and entry point family as `train`; its grants use the
+    functions' vocabulary, so its role's policy is rendered the way theirs is.
+
+    `retry_on` lists the infrastructure reasons an attempt is retried for (on AWS, Batch
+    `evaluateOnExit` patterns); exit code `retry_exit_code` is the job's own transient fault.
+    Anything else is final. `reports_to` is the queue its state changes go to."""
+
+    name: str
+    command: tuple[str, ...]
+    vcpu: float
+    memory_mb: int
+    timeout_s: int
+    attempts: int
+    reports_to: str
+    submitted_by: str  # the function that may submit it
+    retry_on: tuple[tuple[str, str], ...] = ()
+    retry_exit_code: int = 75
+    stores: tuple[StoreGrant, ...] = ()
+    table: tuple[TableOp, ...] = ()
+    sends_to: tuple[str, ...] = ()
+    publishes: bool = False
+    light: bool = False
+
+
+@dataclass(frozen=True)
 class ObjectCreatedTrigger:
     store: str
     prefix: str
@@ -111,6 +138,15 @@ class Topology:
     schedules: tuple[ScheduleTrigger, ...]
     http: HttpTrigger
     topic: str = "alerts"
+    batch_jobs: tuple[BatchJob, ...] = ()
+
+    def batch_job(self, name: str) -> BatchJob:
+        return next(j for j in self.batch_jobs if j.name == name)
+
+    def principal(self, name: str) -> Function | BatchJob:
+        """A function or a batch job by name: whatever a policy is rendered for."""
+        principals: tuple[Function | BatchJob, ...] = (*self.functions, *self.batch_jobs)
+        return next(p for p in principals if p.name == name)
 
     def function(self, name: str) -> Function:
         return next(f for f in self.functions if f.name == name)
@@ -135,7 +171,15 @@ class Topology:
 DATA, ARTIFACTS = "data", "artifacts"
 
 
-def default_topology(schedule: str = "rate(1 hour)") -> Topology:
+def default_topology(schedule: str = "rate(1 hour)", *, batch: bool = False) -> Topology:
+    """The deployment. batch=True adds training on the batch engine: the job, the queue its
+    state changes land in and the light function that settles them (docs/training-engines.md).
+    """
+    base = _base_topology(schedule)
+    return with_batch(base) if batch else base
+
+
+def _base_topology(schedule: str) -> Topology:
     r: Access = "read"
     w: Access = "write"
     rw: Access = "readwrite"
@@ -223,6 +267,7 @@ LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
 # X-Ray's write APIs have no resource-level permissions: their Resource must be "*".
 XRAY = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 KMS_PUBLISH = ("kms:GenerateDataKey", "kms:Decrypt")  # SNS topic with a customer-managed key
+BATCH_SUBMIT, BATCH_FIND = ("batch:SubmitJob",), ("batch:ListJobs",)
 
 
 @dataclass(frozen=True)
@@ -235,12 +280,15 @@ class PolicyArns:
     topic: str
     topic_key: str | None = None  # the topic's KMS key, when it has one
     log_group: str | None = None  # the function's own log group
+    # batch job name -> (job queue ARN, job definition ARN without its :revision)
+    batch_jobs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def iam_policy(topology: Topology, function: str, arns: PolicyArns, *,
                tracing: bool = False) -> dict[str, Any]:
-    """The IAM policy document (JSON-ready) of one function: exactly what its code calls."""
-    fn = topology.function(function)
+    """The IAM policy document (JSON-ready) of one function, or of a batch job's role:
+    exactly what its code calls."""
+    fn = topology.principal(function)
     out: list[dict[str, Any]] = []
 
     def allow(sid: str, actions, resources, condition: dict | None = None) -> None:
@@ -283,7 +331,59 @@ def iam_policy(topology: Topology, function: str, arns: PolicyArns, *,
         allow("PublishAlerts", ("sns:Publish",), [arns.topic])
         if arns.topic_key:
             allow("AlertsKey", KMS_PUBLISH, [arns.topic_key])
+    submits = [j.name for j in topology.batch_jobs if j.submitted_by == fn.name]
+    if submits:  # route_training: BatchRunner.submit (every revision of the definition)
+        allow("SubmitBatchJob", BATCH_SUBMIT,
+              [r for j in submits for r in (arns.batch_jobs[j][0], f"{arns.batch_jobs[j][1]}:*")])
+        # ListJobs has no resource-level permissions: finding a job by name needs "*"
+        allow("FindBatchJob", BATCH_FIND, ["*"])
     return {"Version": "2012-10-17", "Statement": out}
+
+
+# -- training on the batch engine (issue 15) ---------------------------------------------------
+TRAIN_JOB, JOBS_QUEUE = "train-large", "jobs"
+# Attempts retried for infrastructure reasons only (Batch evaluateOnExit patterns): the host
+# went away, the Fargate task could not start, the image could not be pulled.
+BATCH_RETRY_ON = (("onStatusReason", "Host EC2*"),
+                  ("onStatusReason", "ResourceInitializationError*"),
+                  ("onReason", "CannotPullContainerError*"))
+
+
+def with_batch(t: Topology, *, vcpu: float = 4, memory_mb: int = 16384, timeout_s: int = 4 * 3600,
+               attempts: int = 2) -> Topology:
+    """`t` plus the batch training job (what `train` may submit), the `jobs` queue and the
+    `jobs` function that turns the engine's state changes into registry states + alerts."""
+    train = t.function("train")
+    job = BatchJob(
+        TRAIN_JOB, ("python3", "-m", "mlops_kit.train_job"), vcpu=vcpu, memory_mb=memory_mb,
+        timeout_s=timeout_s, attempts=attempts, reports_to=JOBS_QUEUE, submitted_by=train.name,
+        retry_on=BATCH_RETRY_ON, stores=train.stores, table=train.table,
+        sends_to=train.sends_to, publishes=train.publishes)
+    # on_job_state: get_version, then complete_version (a conditional put)
+    settle = Function("jobs", "jobs.handler", "zip", memory_mb=512, timeout_s=60,
+                      table=("get", "put"), publishes=True)
+    return replace(t, functions=(*t.functions, settle),
+                   queues=(*t.queues, Queue(JOBS_QUEUE, consumer="jobs")),
+                   batch_jobs=(*t.batch_jobs, job))
+
+
+def batch_retry_strategy(job: BatchJob, attempts: int | None = None) -> dict[str, Any]:
+    """AWS Batch's retryStrategy for a job (job definition and submit_job alike): RETRY on the
+    infrastructure reasons and the job's transient exit code, EXIT on anything else. Batch
+    retries what matches no condition, hence the catch-all; it takes at most 5 conditions."""
+    rules = [{key: pattern, "action": "RETRY"} for key, pattern in job.retry_on]
+    rules.append({"onExitCode": str(job.retry_exit_code), "action": "RETRY"})
+    rules.append({"onStatusReason": "*", "action": "EXIT"})
+    if len(rules) > 5:
+        raise ValueError(f"batch job {job.name}: at most 5 evaluateOnExit conditions")
+    return {"attempts": attempts or job.attempts, "evaluateOnExit": rules}
+
+
+def batch_event_pattern(job_queue_arn: str) -> dict[str, Any]:
+    """The EventBridge pattern of a queue's final job states (the only ones that settle a
+    version; intermediate states would only cost invocations)."""
+    return {"source": ["aws.batch"], "detail-type": ["Batch Job State Change"],
+            "detail": {"jobQueue": [job_queue_arn], "status": ["SUCCEEDED", "FAILED"]}}
 
 
 # Environment variable each function gets, per resource (names from settings.Settings).
@@ -296,9 +396,13 @@ ENV_FOR = {
     "topic": "MLOPSKIT_TOPIC_ARN",
     "backend": "MLOPSKIT_BACKEND",
     "stack": "MLOPSKIT_STACK",
+    "jobs_queue": "MLOPSKIT_JOBS_QUEUE_URL",
+    "batch_job_queue": "MLOPSKIT_BATCH_JOB_QUEUE",
+    "batch_job_definition": "MLOPSKIT_BATCH_JOB_DEFINITION",
 }
 
 # Which ENV_FOR entry carries each store's bucket name and each queue's URL (used by infra/ to
 # set function environments by looping over the topology instead of naming resources again).
 STORE_ENV = {DATA: ENV_FOR["data_store"], ARTIFACTS: ENV_FOR["artifact_store"]}
-QUEUE_ENV = {"validate": ENV_FOR["validate_queue"], "train": ENV_FOR["train_queue"]}
+QUEUE_ENV = {"validate": ENV_FOR["validate_queue"], "train": ENV_FOR["train_queue"],
+             JOBS_QUEUE: ENV_FOR["jobs_queue"]}

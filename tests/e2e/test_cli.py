@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from mlops_kit.cli.app import app
 from mlops_kit.core.synthetic import broken_churn_csv, churn_csv
-from tests.support import FAST_SPEC, feature_records
+from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend
 
 runner = CliRunner()
 
@@ -182,9 +182,7 @@ def test_subprocess_exit_codes_strict_json_and_no_traceback(tmp_path):
     """As the shell sees it: 0 done, 1 the job failed, 2 usage; --json stdout is one strict
     JSON document in every case; an unexpected error is one line (traceback with -v)."""
     ws = tmp_path / "ws"
-    spec = tmp_path / "churn.yaml"
-    spec.write_text(yaml.safe_dump(FAST_SPEC))
-    assert spawn(ws, "spec", "apply", spec).returncode == 0
+    apply_spec(make_backend(ws), FAST_SPEC)
     data = tmp_path / "broken.csv"
     data.write_bytes(broken_churn_csv())
     r = spawn(ws, "upload", data, "-m", "churn", "--json")

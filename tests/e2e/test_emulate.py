@@ -130,18 +130,21 @@ def test_enforced_emulator_refuses_unknown_keys_and_gives_each_function_its_poli
         boto(info, "s3", ENV).list_buckets()
     assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
     iam, sqs = boto(info, "iam"), boto(info, "sqs")
-    topo = default_topology()
+    topo = default_topology(batch=True)  # emulate includes "AWS Batch" (training-engines.md)
     queue_arn = {q: sqs.get_queue_attributes(QueueUrl=info[f"{q.replace('-', '_')}_url" if
                                                            q.endswith("-dlq") else
                                                            f"{q}_queue_url"],
                                              AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-                 for q in ("validate", "train")}
+                 for q in ("validate", "train", "jobs")}
+    definition = f"arn:aws:batch:us-east-1:123456789012:job-definition/" \
+                 f"{info['batch_job_definition']}"
     arns = PolicyArns(buckets={"data": f"arn:aws:s3:::{info['data_bucket']}",
                                "artifacts": f"arn:aws:s3:::{info['artifact_bucket']}"},
                       table=boto(info, "dynamodb").describe_table(
                           TableName=info["table"])["Table"]["TableArn"],
-                      queues=queue_arn, topic=info["topic_arn"])
-    for fn in topo.functions:
+                      queues=queue_arn, topic=info["topic_arn"],
+                      batch_jobs={"train-large": (info["batch_job_queue"], definition)})
+    for fn in (*topo.functions, *topo.batch_jobs):
         user = f"mlops-kit-{fn.name}"
         doc = iam.get_user_policy(UserName=user, PolicyName=f"{user}-policy")["PolicyDocument"]
         doc = json.loads(doc) if isinstance(doc, str) else doc

@@ -74,6 +74,9 @@ def test_base_install_runs_the_local_lifecycle(installed):
     where = run([bindir / "python", "-c", "from mlops_kit.emulate import functions_dir; "
                  "print(functions_dir())"], cwd=work, env=env).stdout.strip()
     assert where.endswith(os.path.join("site-packages", "mlops_kit", "_functions"))
+    azure_app = run([bindir / "python", "-c", "from mlops_kit.emulate.azure_functions import "
+                     "app_dir; print(app_dir())"], cwd=work, env=env).stdout.strip()
+    assert azure_app.endswith(os.path.join("mlops_kit", "_functions", "azure"))
 
 
 def test_what_needs_an_extra_names_it(installed):

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
     ("validate", ("onnxruntime", "sklearn", "skl2onnx", "scipy")),
     ("monitor", ("onnxruntime", "sklearn", "skl2onnx", "scipy")),
     ("serve", ("sklearn", "skl2onnx", "scipy", "pyarrow", "pandas")),
+    # batch job state changes: the registry and the notifier only (issue 15)
+    ("jobs", ("onnxruntime", "sklearn", "skl2onnx", "scipy", "pyarrow", "pandas")),
 ])
 def test_handler_imports_stay_light(function, forbidden):
     code = (

@@ -69,6 +69,12 @@ class Graph:
         return found[0]
 
 
+# EC2 resources whose id is a prefixed hex id (vpc-0a1b..., subnet-..., sg-...)
+EC2_IDS = {"Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg", "RouteTable": "rtb",
+           "VpcEndpoint": "vpce", "InternetGateway": "igw", "NatGateway": "nat",
+           "Eip": "eipalloc"}
+
+
 class GraphMocks(pulumi.runtime.Mocks):
     """Records every resource; fills in the computed attributes later resources read."""
 
@@ -105,6 +111,22 @@ class GraphMocks(pulumi.runtime.Mocks):
         elif typ == "aws:ecr/repository:Repository":
             state["registryId"] = ACCOUNT
             state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}"
+        elif typ == "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{inputs.get('name', name)}"
+        elif typ.startswith("aws:batch/"):  # Batch ARNs name the resource type and name
+            kind = {"aws:batch/computeEnvironment:ComputeEnvironment": "compute-environment",
+                    "aws:batch/jobQueue:JobQueue": "job-queue",
+                    "aws:batch/jobDefinition:JobDefinition": "job-definition"}[typ]
+            rid = state["name"] = inputs.get("name", name)
+            state["arn"] = f"arn:aws:batch:{REGION}:{ACCOUNT}:{kind}/{rid}"
+            if kind == "job-definition":
+                state["arnPrefix"], state["revision"] = state["arn"], 1
+                state["arn"] = rid = f"{state['arn']}:1"
+        elif typ == "aws:cloudwatch/eventRule:EventRule":
+            rid = state["name"] = inputs.get("name", f"{name}-1a2b3c")
+            state["arn"] = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rid}"
+        elif typ.startswith("aws:ec2/") and typ.split(":")[-1] in EC2_IDS:
+            rid = f"{EC2_IDS[typ.split(':')[-1]]}-{hashlib.sha256(name.encode()).hexdigest()[:17]}"
         elif typ == "docker-build:index:Image":
             # what pulumi-docker-build answers: ref = the first tag + the pushed digest
             digest = "sha256:" + hashlib.sha256(inputs["tags"][0].encode()).hexdigest()
@@ -132,6 +154,10 @@ class GraphMocks(pulumi.runtime.Mocks):
                     "repositoryName": args.args.get("repositoryName"),
                     "registryId": args.args.get("registryId"), "imagePushedAt": 0,
                     "imageSizeInBytes": 1, "region": REGION}, []
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            zones = [f"{REGION}{z}" for z in "abc"]
+            return {"id": REGION, "names": zones, "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)],
+                    "groupNames": [REGION], "state": "available"}, []
         if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {"userName": "AWS", "password": "pw", "authorizationToken": "dG9rZW4=",
                     "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
@@ -145,7 +171,7 @@ def make_zips(out: Path) -> Path:
     src = out / "src"
     src.mkdir(parents=True, exist_ok=True)
     (src / "handler.py").write_text("def handler(event, context):\n    return {}\n")
-    for fn in lambda_zips.zip_functions(default_topology()):
+    for fn in lambda_zips.zip_functions(default_topology(batch=True)):  # every function
         lambda_zips.write_zip({f"{fn}.py": src / "handler.py"}, out / f"{fn}.zip")
     return out
 
@@ -204,7 +230,7 @@ def run_program(config: dict[str, Any], run_main: bool = False,
                 return None
             topology = default_topology()
             cfg = program.read_config(topology)
-            topology = default_topology(schedule=cfg.schedule)
+            topology = program.stack_topology(cfg)
             result = program.build(cfg, topology, program.zip_artifacts(cfg, topology))
             keys = list(result)
 

@@ -143,6 +143,8 @@ def test_7_a_spec_can_opt_into_ignoring_unknown_fields():
         records_to_inputs(strict, [record])
     lenient = parse_spec({**FAST_SPEC, "serving": {"unknown_fields": "ignore"}})
     assert records_to_inputs(lenient, [record])["age"].shape == (1, 1)
+    assert lenient.spec_hash() != strict.spec_hash()  # the policy is part of the spec's identity
+    assert strict.spec_hash() == parse_spec({**FAST_SPEC, "serving": {}}).spec_hash()
     with pytest.raises(Exception, match="serving.unknown_fields"):
         parse_spec({**FAST_SPEC, "serving": {"unknown_fields": "drop"}})
 

@@ -101,8 +101,7 @@ def emulate(
     import logging
 
     if cloud not in ("aws", "azure"):
-        err.print(f"[red]error:[/red] --cloud: {cloud!r} is not aws or azure")
-        raise typer.Exit(2)
+        raise UsageError(f"--cloud: {cloud[:40]!r} is not aws or azure", field="cloud")
     if cloud == "azure":
         emulate_azure(host, port, monitor_every, retry_after, functions)
         return
@@ -113,7 +112,8 @@ def emulate(
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     emu = Emulator(host=host, gateway_port=port, monitor_every=monitor_every,
                    retry_after=retry_after, prefix=prefix, region=region, functions=functions,
-                   enforce_iam=enforce_iam)
+                   enforce_iam=enforce_iam,
+                   workspace=state.get("workspace"))  # where "Batch" jobs keep their state
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -155,8 +155,13 @@ def emulate_azure(host: str, port: int, monitor_every: float | None, retry_after
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        summary = emu.start()
-        sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+        try:
+            summary = emu.start()
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise port_error(host, port, exc) from None
+            raise
+        sys.stdout.write(to_json(summary, indent=None) + "\n")
         sys.stdout.flush()
         err.print(f"emulating Azure on Azurite; inference at {summary['inference_url']}; "
                   "Ctrl-C to stop")

@@ -115,6 +115,8 @@ def _print_results(d: dict) -> None:
                  "quarantined": "yellow"}.get(status, "red" if status in (
                      "rejected", "failed", "labels_rejected", "labels_quarantined") else "white")
         line = f"[{color}]{status}[/{color}] {escape(str(r.get('model', '')))}"
+        if r.get("type") == "job":  # a training job on the batch engine ended
+            line += f" (job {escape(str(r.get('job_status')))})"
         if "version" in r:
             line += f" v{r['version']}"
             if r.get("promoted"):
@@ -132,6 +134,8 @@ def _print_results(d: dict) -> None:
             e = r["experiment"]
             line += (f" — run {r.get('run')}: best of {e['ok']}/{e['trials']} trials "
                      f"({e['metric']} {e['cv']:.4f}, trial {e['winner']})")
+        if status == "submitted":
+            line += escape(f" — training on {r.get('engine')}: {r.get('route')}")
         console.print(line, soft_wrap=True)
         if r.get("failed_rules"):
             t = Table("rule", "column", "count", "examples (row: value)",

@@ -13,11 +13,13 @@ from typing import Any
 from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
 from mlops_kit.core.registry.experiments import RunStore
+from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.core.spec import ModelSpec, load_spec_bytes
 from mlops_kit.errors import SpecError
 from mlops_kit.ports import (
     Clock,
     ExperimentTracker,
+    JobRunner,
     KeyValueTable,
     Notifier,
     ObjectStore,
@@ -44,6 +46,8 @@ class Context:
     tracker: ExperimentTracker | None = None
     # Who watches a job's steps (the CLI's progress display); None: nobody.
     progress: Callable[[str, dict[str, Any]], None] | None = None
+    jobs: JobRunner | None = None  # the batch training engine (core/training/jobs.py)
+    limits: RouteLimits = field(default_factory=RouteLimits)  # when training leaves the function
     registry: Registry = field(init=False)
     runs: RunStore = field(init=False)
 

@@ -126,6 +126,16 @@ class ServingPolicy(_Strict):
     unknown_fields: Literal["reject", "ignore"] = "reject"
 
 
+_DEFAULT_SERVING = ServingPolicy().model_dump(mode="json")
+
+
+class TrainingPolicy(_Strict):
+    """Where training runs: auto routes by the job's size (core/sizing.py); function and batch
+    force one engine. Where a model trains does not change it: not part of spec_hash."""
+
+    engine: Literal["auto", "function", "batch"] = "auto"
+
+
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
 CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
@@ -143,6 +153,7 @@ class ModelSpec(_Strict):
     # Experiments: several candidates per upload; None trains `estimator` alone (as before).
     search: Search | None = None
     serving: ServingPolicy = Field(default_factory=ServingPolicy)
+    training: TrainingPolicy = Field(default_factory=TrainingPolicy)
     test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
     description: str = ""
@@ -208,15 +219,25 @@ class ModelSpec(_Strict):
             return self.promotion.higher_is_better
         return metric not in LOWER_IS_BETTER
 
-    def canonical_json(self) -> str:
+    def _canonical(self, *, for_hash: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         if data.get("search") is None:
             # a spec without a search hashes exactly as it did before searches existed
             data.pop("search", None)
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+        if data.get("serving") == _DEFAULT_SERVING:  # likewise the default serving policy
+            data.pop("serving", None)
+        # Where a model trains does not change it: never in the hash (the same data and spec
+        # give the same run key whichever engine trains it), and absent when not set.
+        if for_hash or self.training == TrainingPolicy():
+            data.pop("training", None)
+        return data
+
+    def canonical_json(self) -> str:
+        return json.dumps(self._canonical(), sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        return hashlib.sha256(json.dumps(self._canonical(for_hash=True), sort_keys=True,
+                                         separators=(",", ":")).encode()).hexdigest()
 
 
 def _format_pydantic(err: PydanticValidationError) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from mlops_kit.topology import ENV_FOR, PolicyArns, Topology, default_topology
+from mlops_kit.topology import ENV_FOR, QUEUE_ENV, PolicyArns, Topology, default_topology
 
 if TYPE_CHECKING:
     from mlops_kit.adapters.aws import Identity
@@ -34,6 +34,11 @@ class Resources:
     buckets: dict[str, str] = field(default_factory=dict)  # topology store name -> bucket
     table_arn: str = ""
     stack: str = ""  # the name prefix (MLOPSKIT_STACK: the Stack dimension of the metrics)
+    batch_job_queue: str | None = None  # training on the batch engine (emulate/batch.py)
+    batch_job_definition: str | None = None
+    # batch job -> (job queue ARN, job definition ARN without its revision): the submitter's
+    # policy names them
+    batch_arns: dict[str, tuple[str, str]] = field(default_factory=dict)
     # IAM enforced (emulate.iam): "admin" and one identity per function; empty otherwise
     identities: dict[str, Identity] = field(default_factory=dict, repr=False)
 
@@ -42,7 +47,7 @@ class Resources:
         (no KMS key on the topic, no log groups: see emulate.iam)."""
         return PolicyArns(buckets={s: f"arn:aws:s3:::{b}" for s, b in self.buckets.items()},
                           table=self.table_arn, queues=dict(self.queue_arns),
-                          topic=self.topic_arn)
+                          topic=self.topic_arn, batch_jobs=dict(self.batch_arns))
 
     def env(self) -> dict[str, str]:
         """The MLOPSKIT_* variables a deployed function gets (topology.ENV_FOR)."""
@@ -56,6 +61,12 @@ class Resources:
             out["MLOPSKIT_ENDPOINT_URL"] = self.endpoint_url
         if self.stack:
             out[ENV_FOR["stack"]] = self.stack
+        for queue, env in QUEUE_ENV.items():
+            if queue in self.queue_urls and env not in out:
+                out[env] = self.queue_urls[queue]
+        if self.batch_job_queue:
+            out[ENV_FOR["batch_job_queue"]] = self.batch_job_queue
+            out[ENV_FOR["batch_job_definition"]] = self.batch_job_definition or ""
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -125,5 +136,6 @@ def provision(client: Callable[[str], Any], topology: Topology | None = None, *,
     topic_arn = sns.create_topic(Name=f"{prefix}-{topology.topic}")["TopicArn"]
     from mlops_kit.topology import ARTIFACTS, DATA
 
+    # (a topology's batch jobs: emulate.batch.provision_batch, after this)
     return Resources(region, endpoint_url, buckets[DATA], buckets[ARTIFACTS], urls, arns, table,
                      topic_arn, buckets=buckets, table_arn=table_arn, stack=prefix)

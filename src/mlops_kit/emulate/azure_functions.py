@@ -32,9 +32,12 @@ LEASE_S = 600  # the host holds a message invisible while the function runs (and
 
 
 def app_dir(explicit: str | Path | None = None) -> Path:
-    """functions/azure next to the working directory, else next to this source checkout."""
+    """functions/azure next to the working directory, else the copy shipped in the wheel
+    (mlops_kit/_functions/azure), else next to this source checkout."""
+    here = Path(__file__).resolve()
     candidates = [Path(explicit)] if explicit else [
-        Path.cwd() / "functions" / "azure", Path(__file__).resolve().parents[3] / "functions" / "azure"]
+        Path.cwd() / "functions" / "azure", here.parents[1] / "_functions" / "azure",
+        here.parents[3] / "functions" / "azure"]
     for c in candidates:
         if (c / "function_app.py").is_file() and (c / "host.json").is_file():
             return c.resolve()

@@ -19,13 +19,16 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from mlops_kit.adapters.local.jobs import JOB_ENV
 from mlops_kit.emulate.aws_resources import ACCOUNT, TEST_CREDENTIALS, Resources, provision
+from mlops_kit.emulate.batch import NO_DOCKER, forward_process_jobs, provision_batch
 from mlops_kit.emulate.events import rate_seconds, schedule_event
 from mlops_kit.emulate.gateway import free_port, make_gateway
 from mlops_kit.emulate.iam import ADMIN, acting, create_identities, enforce_on_server
@@ -41,9 +44,12 @@ class Emulator:
                  monitor_every: float | None = None, retry_after: int = 5,
                  prefix: str = "mlops-kit", region: str = "us-east-1",
                  functions: str | Path | None = None, topology: Topology | None = None,
-                 enforce_iam: bool = False) -> None:
+                 enforce_iam: bool = False, workspace: str | Path | None = None) -> None:
         self.host, self.gateway_port, self.prefix, self.region = host, gateway_port, prefix, region
-        self.topology = topology or default_topology()
+        # "AWS Batch" included: large trainings run as separate processes (emulate/batch.py)
+        self.topology = topology or default_topology(batch=True)
+        # where the process engine keeps its jobs (state, logs); a fresh folder by default
+        self.workspace = Path(workspace or tempfile.mkdtemp(prefix="mlops-kit-emulate-"))
         sched = self.topology.schedules[0]
         self.monitor_every = monitor_every or rate_seconds(sched.expression)
         self.retry_after = retry_after
@@ -63,11 +69,16 @@ class Emulator:
         self.moto = ThreadedMotoServer(ip_address=self.host, port=port, verbose=False)
         self.moto.start()
         endpoint = f"http://{self.host}:{port}"
+        if self.topology.batch_jobs:  # moto's Batch would start Docker containers
+            from moto.core.config import default_user_config
+
+            default_user_config["batch"] = {"use_docker": False}
         clear_clients()
         connect = {"region": self.region, "endpoint_url": endpoint}
         self.client = lambda s: client(s, **connect)
         res = provision(self.client, self.topology, prefix=self.prefix, region=self.region,
                         endpoint_url=endpoint)
+        provision_batch(self.client, self.topology, res, prefix=self.prefix)
         if self.enforce_iam:
             res.identities = create_identities(self.client("iam"), self.topology,
                                                res.policy_arns(), prefix=self.prefix)
@@ -75,6 +86,14 @@ class Emulator:
             admin = res.identities[ADMIN]
             self.client = lambda s: _client_as(admin, s, connect)  # the emulator's own calls
         os.environ.update(res.env())
+        if self.topology.batch_jobs:  # the train function submits to the process engine
+            os.environ.update({"MLOPSKIT_JOB_RUNNER": "process",
+                               "MLOPSKIT_WORKSPACE": str(self.workspace)})
+            job = res.identities.get(self.topology.batch_jobs[0].name)
+            if job is not None:  # a job runs under its role's keys, as a Batch task would
+                JOB_ENV.update({"AWS_ACCESS_KEY_ID": job.access_key_id,
+                                "AWS_SECRET_ACCESS_KEY": job.secret_access_key,
+                                "AWS_SESSION_TOKEN": ""})  # an IAM user's keys carry none
         reset_functions()
         ident = res.identities.get
         handlers = {f.name: acting(ident(f.name), load_function(f.name, self.functions).handler)
@@ -95,6 +114,8 @@ class Emulator:
         self._spawn("gateway", self.gateway.serve_forever)
         sched = self.topology.schedules[0]
         self._spawn("schedule", self._schedule_loop, handlers[sched.function], sched.function)
+        if res.batch_job_queue:
+            self._spawn("batch-events", self._batch_loop, res.batch_job_queue)
         res.inference_url = f"http://{self.host}:{self.gateway.server_address[1]}"
         self.resources = res
         return res
@@ -123,6 +144,19 @@ class Emulator:
             except Exception:  # noqa: BLE001 - a failed run is retried on the next tick
                 log.exception("scheduled %s failed", function)
 
+    def _batch_loop(self, queue_arn: str) -> None:
+        """EventBridge's side of Batch: each job's final state becomes a state change event."""
+        from mlops_kit.adapters.aws.factory import job_runner
+        from mlops_kit.settings import Settings
+
+        runner = job_runner(Settings(), self.topology)  # the env above: the process engine
+        while not self.stop_event.wait(0.5):
+            try:
+                forward_process_jobs(runner, self.client("events"), queue_arn=queue_arn,
+                                     region=self.region)
+            except Exception:  # noqa: BLE001 - reported again on the next tick
+                log.exception("forwarding batch job states failed")
+
     def stop(self) -> None:
         self.stop_event.set()
         if hasattr(self, "gateway"):
@@ -145,14 +179,16 @@ def _client_as(identity: Any, service: str, connect: dict[str, Any]) -> Any:
 @contextmanager
 def in_process(topology: Topology | None = None, *, prefix: str = "mlops-kit",
                region: str = "us-east-1", extra_env: dict[str, str] | None = None,
-               enforce_iam: bool = False) -> Iterator[Resources]:
+               enforce_iam: bool = False,
+               moto_config: dict[str, Any] | None = None) -> Iterator[Resources]:
     """The same resources under moto's in-process mock (tests, notebooks): the mock starts
     before any client, the handlers see MLOPSKIT_* for it, everything is restored after.
 
     With `enforce_iam`, moto checks every request once the resources exist; the environment's
     credentials are then the admin user's (the caller plays the operator) and
     `res.identities[<function>]` are the keys to invoke each handler under
-    (`emulate.iam.acting`)."""
+    (`emulate.iam.acting`). A topology with batch jobs runs moto's Batch without Docker
+    (emulate/batch.py)."""
     from moto import mock_aws
     from moto.core import enable_iam_authentication
 
@@ -163,10 +199,16 @@ def in_process(topology: Topology | None = None, *, prefix: str = "mlops-kit",
     os.environ.pop("AWS_ENDPOINT_URL", None)
     clear_clients()
     try:
-        with mock_aws():
+        if topology is not None and topology.batch_jobs:
+            moto_config = {**NO_DOCKER, **(moto_config or {})}
+        with mock_aws(config=moto_config):  # type: ignore[arg-type]
             topology = topology or default_topology()
-            res = provision(lambda s: client(s, region=region), topology, prefix=prefix,
-                            region=region)
+
+            def regional(service: str) -> Any:
+                return client(service, region=region)
+
+            res = provision(regional, topology, prefix=prefix, region=region)
+            provision_batch(regional, topology, res, prefix=prefix)
             if enforce_iam:
                 res.identities = create_identities(client("iam", region=region), topology,
                                                    res.policy_arns(), prefix=prefix)

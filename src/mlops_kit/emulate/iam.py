@@ -15,6 +15,9 @@ AWS gets is the rendered one, unchanged):
 - moto checks TransactWriteItems as the action `dynamodb:TransactWriteItems`, which IAM does not
   have (AWS checks each operation inside; the registry's transactions are Puts only). The moto
   copy allows it to a function that is granted `dynamodb:PutItem`.
+- moto checks Batch requests against "*" too, under an action named after the REST path in
+  lower case (`batch:submitjob`) and compared case-sensitively; the moto copy of a Batch
+  statement also lists its actions in lower case (IAM itself ignores the case).
 - moto evaluates no condition on an S3 request (only StringEquals, and only sts:ExternalId on
   AssumeRole): a ListBucket conditioned on s3:prefix would allow every prefix. It authorizes a
   CopyObject against the destination only (AWS also needs s3:GetObject on the source). And it
@@ -39,7 +42,7 @@ if TYPE_CHECKING:  # boto3 is imported only when the AWS path runs
     from mlops_kit.adapters.aws import Identity
 
 ADMIN = "admin"  # the operator (and the provisioning): the identity the user's clients get
-MOTO_UNSCOPED = ("dynamodb:", "sns:")  # moto checks these against Resource "*"
+MOTO_UNSCOPED = ("dynamodb:", "sns:", "batch:")  # moto checks these against Resource "*"
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [
     {"Sid": "EmulatorOperator", "Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
@@ -58,6 +61,9 @@ def moto_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
         extra = list(actions)
         if "dynamodb:PutItem" in actions:
             extra.append("dynamodb:TransactWriteItems")
+        # moto names a Batch action after its REST path (batch:submitjob) and compares case
+        # by case; IAM's action names are case-insensitive
+        extra += [a.lower() for a in actions if a.startswith("batch:")]
         out.append({**stmt, "Sid": f"{stmt.get('Sid', 'S')}MotoChecksStar", "Action": extra,
                     "Resource": ["*"]})
     return {**policy, "Statement": out}
@@ -160,7 +166,8 @@ def create_identities(iam: Any, topology: Topology, arns: PolicyArns, *, prefix:
     from mlops_kit.adapters.aws import Identity
 
     out: dict[str, Identity] = {}
-    for name in [ADMIN, *(names or [f.name for f in topology.functions])]:
+    principals = [f.name for f in topology.functions] + [j.name for j in topology.batch_jobs]
+    for name in [ADMIN, *(names or principals)]:
         user = f"{prefix}-{name}"
         rendered = ADMIN_POLICY if name == ADMIN else iam_policy(topology, name, arns)
         iam.create_user(UserName=user)

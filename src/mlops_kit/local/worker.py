@@ -7,6 +7,7 @@ released and retried, then dead-lettered (which notifies: see adapters/local/fac
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ from mlops_kit.bootstrap import Backend
 from mlops_kit.core import layout
 from mlops_kit.core.jobs import run_job
 from mlops_kit.core.pipeline import on_object_created
-from mlops_kit.core.training.usecase import train_job
+from mlops_kit.core.training.jobs import route_training
 from mlops_kit.errors import describe
+from mlops_kit.local.jobs import jobs_running, settle_jobs
 from mlops_kit.ports import Message, Notifier, Queue
 
 log = logging.getLogger("mlops_kit.local.worker")
@@ -54,9 +56,11 @@ def _process(notifier: Notifier, queue: Queue, msg: Message, stage: str, fn) -> 
 
 
 def run_once(backend: Backend, *, max_messages: int = 10,
-             progress: Callable[[str, dict[str, Any]], None] | None = None
-             ) -> list[dict[str, Any]]:
-    """Drain both queues until empty (or only in-flight / delayed messages remain).
+             progress: Callable[[str, dict[str, Any]], None] | None = None,
+             wait_jobs: bool = True) -> list[dict[str, Any]]:
+    """Drain both queues until empty (or only in-flight / delayed messages remain); with
+    wait_jobs, also until the training jobs running in separate processes have ended (the
+    queues keep being served meanwhile: a big training never blocks validation).
     `progress(event, info)` hears "start" and "done" for each message (the CLI's display)."""
     ctx = backend.ctx
     results: list[dict[str, Any]] = []
@@ -69,15 +73,20 @@ def run_once(backend: Backend, *, max_messages: int = 10,
             progress("done", {"queue": queue.name, "message_id": msg.id, "result": results[-1]})
 
     while True:
-        progressed = False
+        settled = settle_jobs(backend)  # large trainings: local/jobs.py
+        results += settled
+        progressed = bool(settled)
         for msg in backend.validate_queue.receive(max_messages):
             progressed = True
             process(backend.validate_queue, msg, "validate",
                     lambda b: on_object_created(ctx, b["key"], b.get("etag"), b.get("version_id")))
         for msg in ctx.train_queue.receive(1):
             progressed = True
-            process(ctx.train_queue, msg, "train", lambda b: train_job(ctx, b))
+            process(ctx.train_queue, msg, "train", lambda b: route_training(ctx, b))
         if not progressed:
+            if wait_jobs and jobs_running(backend):
+                time.sleep(0.2)
+                continue
             return results
 
 

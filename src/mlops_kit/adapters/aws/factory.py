@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from mlops_kit.adapters.aws._clients import client
 from mlops_kit.adapters.aws.notifier import SnsNotifier
@@ -12,7 +13,7 @@ from mlops_kit.adapters.aws.table import DynamoTable
 from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Adapters
 from mlops_kit.settings import Settings
-from mlops_kit.topology import ARTIFACTS, DATA, ENV_FOR, Topology, default_topology
+from mlops_kit.topology import ARTIFACTS, DATA, ENV_FOR, Topology, default_topology, with_batch
 
 REQUIRED = {"data_bucket": "data_store", "artifact_bucket": "artifact_store",
             "table_name": "table", "validate_queue_url": "validate_queue",
@@ -58,4 +59,28 @@ def build(settings: Settings, topology: Topology) -> Adapters:
         validate_queue=SqsQueue(settings.validate_queue_url, sqs, name="validate"),
         train_queue=SqsQueue(settings.train_queue_url, sqs, name="train"),
         notifier=SnsNotifier(settings.topic_arn, sns) if settings.topic_arn else _NoNotifier(),
+        jobs=job_runner(settings, topology),
     )
+
+
+def job_runner(settings: Settings, topology: Topology):
+    """The batch training engine: AWS Batch when the deployment configured it; a separate
+    process under `emulate` (MLOPSKIT_JOB_RUNNER=process); else none (train in the function)."""
+    if settings.job_runner == "process":
+        from mlops_kit.adapters.local.jobs import ProcessRunner
+
+        return ProcessRunner(Path(settings.workspace).resolve() / "jobs",
+                             attempts=settings.batch_attempts, timeout_s=settings.batch_timeout_s)
+    if settings.job_runner == "none" or not settings.batch_job_queue:
+        return None
+    if not settings.batch_job_definition:
+        raise ConfigError(f"{ENV_FOR['batch_job_queue']} is set without "
+                            f"{ENV_FOR['batch_job_definition']}", field="batch_job_definition")
+    from mlops_kit.adapters.aws.batch import BatchRunner
+
+    jobs = topology.batch_jobs or with_batch(topology).batch_jobs
+    return BatchRunner(settings.batch_job_queue, settings.batch_job_definition,
+                       partial(client, "batch", region=settings.region,
+                               endpoint_url=settings.endpoint_url),
+                       jobs[0], attempts=settings.batch_attempts,
+                       timeout_s=settings.batch_timeout_s)

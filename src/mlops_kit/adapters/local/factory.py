@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlops_kit.adapters.local.jobs import ProcessRunner
 from mlops_kit.adapters.local.notifier import FileNotifier
 from mlops_kit.adapters.local.queue import SqliteQueue
 from mlops_kit.adapters.local.store import FileObjectStore
@@ -30,6 +31,8 @@ def build(settings: Settings, topology: Topology) -> Adapters:
                                 max_receives=settings.max_receives,
                                 on_dead_letter=dead_letter_alert(notifier, "train")),
         notifier=notifier,
+        jobs=process_runner(settings, {"MLOPSKIT_BACKEND": "local", "MLOPSKIT_WORKSPACE": str(root)})
+        if settings.job_runner in (None, "process") else None,
     )
 
 
@@ -45,3 +48,10 @@ def dead_letter_alert(notifier: Notifier, queue: str):
              "key": body.get("dataset_key") or body.get("key")})
 
     return alert
+
+
+def process_runner(settings: Settings, env: dict[str, str]) -> ProcessRunner:
+    """Large training jobs in a separate process (`python -m mlops_kit.train_job`)."""
+    return ProcessRunner(Path(settings.workspace).resolve() / "jobs",
+                         attempts=settings.batch_attempts, timeout_s=settings.batch_timeout_s,
+                         env=env)

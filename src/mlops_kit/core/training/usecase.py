@@ -15,7 +15,6 @@ import shutil
 import tempfile
 from typing import Any, BinaryIO, cast
 
-from mlops_kit import __version__
 from mlops_kit.core import layout
 from mlops_kit.core.context import Context, load_spec, to_json
 from mlops_kit.core.datasets import HashingReader
@@ -26,6 +25,7 @@ from mlops_kit.core.monitoring.drift import build_prediction_profile
 from mlops_kit.core.registry import FAILED, PENDING, REGISTERED, REJECTED, decide_promotion
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.training import runs
 from mlops_kit.core.training.estimators import check_params
 from mlops_kit.core.training.experiment import TrainSteps, fail_run, run_search, trial_job
 from mlops_kit.core.training.export import parity_check, to_onnx
@@ -60,16 +60,10 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
             return _fail_version(ctx, job["model"], int(job["run"]), exc)
     model = job["model"]
     spec = load_spec(ctx.store, model)
-    run_key = f"{job['sha256']}:{spec.spec_hash()[:16]}"
-    lineage = {
-        "dataset_key": job["dataset_key"], "dataset_etag": job.get("etag"),
-        "dataset_version_id": job.get("version_id"), "dataset_sha256": job["sha256"],
-        "rows": job.get("rows"), "validation_report": job.get("report_key"),
-        "spec_hash": spec.spec_hash(), "package_version": __version__,
-        "estimator": spec.estimator.kind, "trigger": job.get("trigger", "upload"),
-    }
+    run_key, lineage = runs.run_key(job, spec), runs.lineage(job, spec)
     reservation = ctx.registry.reserve_version(model, run_key, lineage)
     version = reservation.version
+    lineage = {**lineage, **(reservation.record.get("lineage") or {})}  # as reserved (engine)
     if reservation.record.get("status") != PENDING:
         return _resume_promotion(ctx, model, version, reservation.record)
     try:
@@ -117,9 +111,7 @@ def _train_version(ctx: Context, spec: ModelSpec, job: dict[str, Any], version: 
     ctx.step("read", version=version, rows=len(df))
     if spec.search is not None:
         return run_search(ctx, job, spec, version, lineage, df, STEPS)
-    result = train(spec, df)
-    ctx.step("trained", version=version, estimator=spec.estimator.kind, rows=result.rows_train)
-    return _register(ctx, job, spec, version, lineage, result)
+    return _register(ctx, job, spec, version, lineage, train(spec, df))
 
 
 def _read_frame(ctx: Context, job: dict[str, Any], spec: ModelSpec):
@@ -145,6 +137,7 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
     from the user's `spec`, which is what spec.json and the spec hash keep recording."""
     model = spec.name
     fitted = fitted_spec or spec
+    ctx.step("trained", version=version, estimator=fitted.estimator.kind, rows=result.rows_train)
     reasons: list[str] = []
     try:
         onnx_bytes = to_onnx(fitted, result.pipeline, spec_hash=spec.spec_hash())

@@ -14,6 +14,7 @@ from mlops_kit.core import layout
 from mlops_kit.core.context import Context, load_spec, to_json
 from mlops_kit.core.datasets import HashingReader
 from mlops_kit.core.jobs import log_failure
+from mlops_kit.core.sizing import estimate_from_profile
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.validation.validator import detect_format, validate_dataset
 from mlops_kit.errors import MlopsKitError, SpecError, describe, is_retryable
@@ -59,6 +60,10 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
 
     report = {**result.report, **base, "sha256": sha256}
     stamp = ctx.clock.now().strftime("%Y%m%dT%H%M%S")
+    # The job's size: the train-queue consumer routes on it (core/sizing.py).
+    size = estimate_from_profile(spec, rows=result.rows, nbytes=info.size,
+                                 profile=result.profile).to_dict() if result.passed else None
+    report["size"] = size
     report_key = layout.validation_report_key(model, filename, stamp, etag)
     ctx.store.put(report_key, to_json(report), content_type="application/json")
     outcome: dict[str, Any] = {
@@ -72,7 +77,7 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
             "type": "train", "model": model, "dataset_key": key, "etag": etag,
             "version_id": version_id, "sha256": sha256, "rows": result.rows,
             "report_key": report_key, "profile_key": profile_key,
-            "spec_hash": spec_hash,
+            "spec_hash": spec_hash, "size": size,
             # the monitor writes retrain-<stamp> datasets when drift triggers a retrain
             "trigger": "drift" if filename.startswith("retrain-") else "upload",
         }

@@ -1,0 +1,217 @@
+"""Training on AWS Batch (Fargate) when the data outgrows the train function (issue 15,
+docs/training-engines.md). Renders the topology's batch job:
+
+- a Fargate (or Fargate Spot) compute environment in private subnets: the stack's own
+  (TrainingNetwork) or the ones given in config; no public IP, a security group without ingress;
+- a job queue, and a job definition running the train function's image (digest only) with
+  `python3 -m mlops_kit.train_job`, vCPU/memory from config, the topology's retry strategy
+  (infrastructure reasons and exit 75 only) and a timeout; logs in a log group of its own;
+- an execution role (pull this image, write this log group) and a job role whose policy is
+  `mlops_kit.topology.iam_policy` of the job (the functions' renderer), each least privilege;
+- an EventBridge rule on the queue's final job states -> the `jobs` queue (its queue policy
+  admits only this rule), which the light `jobs` function consumes.
+
+The train function gets the queue and definition names (env) and may submit to exactly this
+queue and definition (iam_policy renders its grant).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.batch_config import BatchConfig
+from infra.components.iam import assume_role_policy
+from infra.components.network import NetworkArgs, TrainingNetwork
+from infra.components.tags import component_tags
+from mlops_kit.topology import (
+    ENV_FOR,
+    QUEUE_ENV,
+    STORE_ENV,
+    BatchJob,
+    PolicyArns,
+    Topology,
+    batch_event_pattern,
+    batch_retry_strategy,
+    iam_policy,
+)
+
+ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+ECR_AUTH = ("ecr:GetAuthorizationToken",)  # no resource-level permissions: "*"
+LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
+
+
+@dataclass
+class BatchTrainingArgs:
+    topology: Topology
+    job: BatchJob
+    name_prefix: str
+    region: str
+    config: BatchConfig
+    image_uri: pulumi.Input[str]  # repo@sha256:<digest>: the train function's image
+    repository_arn: pulumi.Input[str]
+    bucket_arns: Mapping[str, pulumi.Input[str]]
+    bucket_names: Mapping[str, pulumi.Input[str]]
+    table_arn: pulumi.Input[str]
+    table_name: pulumi.Input[str]
+    queue_arns: Mapping[str, pulumi.Input[str]]
+    queue_urls: Mapping[str, pulumi.Input[str]]
+    topic_arn: pulumi.Input[str]
+    topic_key_arn: pulumi.Input[str] | None = None
+    log_retention_days: int = 30
+    train_memory_mb: int = 3008  # the train function's memory (routing budget)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def job_environment(args: BatchTrainingArgs) -> dict[str, pulumi.Input[str]]:
+    """What the job's backend needs (names, never secrets): what the train function gets."""
+    env: dict[str, pulumi.Input[str]] = {ENV_FOR["backend"]: "aws", "MLOPSKIT_REGION": args.region}
+    for store in args.topology.stores:
+        env[STORE_ENV[store.name]] = args.bucket_names[store.name]
+    env[ENV_FOR["table"]] = args.table_name
+    for queue in args.topology.queues:
+        env[QUEUE_ENV[queue.name]] = args.queue_urls[queue.name]
+    if args.job.publishes:
+        env[ENV_FOR["topic"]] = args.topic_arn
+    return env
+
+
+def container_properties(job: BatchJob, image: str, execution_role: str, job_role: str,
+                         log_group: str, region: str, env: Mapping[str, str]) -> str:
+    return json.dumps({
+        "image": image, "command": list(job.command),
+        "resourceRequirements": [{"type": "VCPU", "value": f"{job.vcpu:g}"},
+                                 {"type": "MEMORY", "value": str(job.memory_mb)}],
+        "executionRoleArn": execution_role, "jobRoleArn": job_role,
+        "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "networkConfiguration": {"assignPublicIp": "DISABLED"},
+        "fargatePlatformConfiguration": {"platformVersion": "LATEST"},
+        "readonlyRootFilesystem": False,  # the trainer spools Parquet to /tmp
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": log_group, "awslogs-region": region,
+            "awslogs-stream-prefix": job.name}},
+    }, sort_keys=True)
+
+
+class BatchTraining(pulumi.ComponentResource):
+    def __init__(self, name: str, args: BatchTrainingArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlopskit:batch:BatchTraining", name, None, opts)
+        job, cfg = args.job, args.config
+        p, tags = f"{args.name_prefix}-{job.name}", {**component_tags("batch"), **args.tags}
+        child = pulumi.ResourceOptions(parent=self)
+
+        if cfg.own_vpc:
+            net = TrainingNetwork("network", NetworkArgs(args.name_prefix, args.region,
+                                                         cfg.network), child)
+            subnets, groups = net.subnet_ids, net.security_group_ids
+        else:
+            subnets, groups = list(cfg.subnet_ids), list(cfg.security_group_ids)
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{p}-logs", name=f"/aws/batch/{p}", retention_in_days=args.log_retention_days,
+            tags=tags, opts=child)
+        trust = assume_role_policy("ecs-tasks.amazonaws.com")
+        self.execution_role = aws.iam.Role(
+            f"{p}-execution-role", assume_role_policy=trust, tags=tags, opts=child,
+            description=f"mlops-kit {job.name}: pull the train image, write the job's logs")
+        execution_policy = aws.iam.RolePolicy(
+            f"{p}-execution-policy", role=self.execution_role.id, opts=child,
+            policy=pulumi.Output.all(args.repository_arn, self.log_group.arn).apply(
+                lambda r: json.dumps({"Version": "2012-10-17", "Statement": [
+                    {"Sid": "PullTrainImage", "Effect": "Allow", "Action": list(ECR_PULL),
+                     "Resource": [r[0]]},
+                    {"Sid": "RegistryLogin", "Effect": "Allow", "Action": list(ECR_AUTH),
+                     "Resource": ["*"]},
+                    {"Sid": "JobLogs", "Effect": "Allow", "Action": list(LOGS),
+                     "Resource": [f"{r[1]}:*"]}]})))
+        self.job_role = aws.iam.Role(
+            f"{p}-job-role", assume_role_policy=trust, tags=tags, opts=child,
+            description=f"mlops-kit {job.name}: least privilege (topology.iam_policy)")
+        job_policy = aws.iam.RolePolicy(
+            f"{p}-job-policy", role=self.job_role.id, opts=child,
+            policy=self._job_policy(args))
+
+        self.compute_environment = aws.batch.ComputeEnvironment(
+            f"{p}-ce", name=f"{p}-ce", type="MANAGED", state="ENABLED",
+            compute_resources={"type": "FARGATE_SPOT" if cfg.spot else "FARGATE",
+                               "max_vcpus": cfg.max_vcpus, "subnets": subnets,
+                               "security_group_ids": groups},
+            # no service_role: Batch uses its service-linked role (AWSServiceRoleForBatch)
+            tags=tags, opts=child)
+        self.job_queue = aws.batch.JobQueue(
+            f"{p}-queue", name=f"{p}-queue", state="ENABLED", priority=1,
+            compute_environment_orders=[{"order": 1, "compute_environment":
+                                         self.compute_environment.arn}],
+            tags=tags, opts=child)
+        env = job_environment(args)
+        keys = sorted(env)
+        self.job_definition = aws.batch.JobDefinition(
+            f"{p}-job", name=f"{p}-job", type="container", platform_capabilities=["FARGATE"],
+            container_properties=pulumi.Output.all(
+                args.image_uri, self.execution_role.arn, self.job_role.arn, self.log_group.name,
+                *[env[k] for k in keys]).apply(lambda r: container_properties(
+                    job, r[0], r[1], r[2], r[3], args.region, dict(zip(keys, r[4:], strict=True)))),
+            retry_strategy=_retry_strategy(job, cfg.attempts),
+            timeout={"attempt_duration_seconds": job.timeout_s}, propagate_tags=True,
+            tags=tags, opts=pulumi.ResourceOptions(parent=self,
+                                                   depends_on=[execution_policy, job_policy]))
+
+        self.rule = aws.cloudwatch.EventRule(
+            f"{p}-state", description=f"final states of {job.name} jobs -> the jobs queue",
+            event_pattern=self.job_queue.arn.apply(
+                lambda arn: json.dumps(batch_event_pattern(arn))),
+            tags=tags, opts=child)
+        target_arn = args.queue_arns[job.reports_to]
+        queue_policy = aws.sqs.QueuePolicy(
+            f"{p}-events-to-{job.reports_to}", queue_url=args.queue_urls[job.reports_to],
+            policy=pulumi.Output.all(target_arn, self.rule.arn).apply(lambda r: json.dumps({
+                "Version": "2012-10-17", "Statement": [{
+                    "Sid": "BatchStateChanges", "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage", "Resource": r[0],
+                    "Condition": {"ArnEquals": {"aws:SourceArn": r[1]}}}]})),
+            opts=child)
+        aws.cloudwatch.EventTarget(
+            f"{p}-state-to-{job.reports_to}", rule=self.rule.name, arn=target_arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[queue_policy]))
+
+        # what the submitting function needs: names (env) and ARNs (its policy)
+        self.function_env: dict[str, dict[str, pulumi.Input[str]]] = {job.submitted_by: {
+            ENV_FOR["batch_job_queue"]: self.job_queue.arn,
+            ENV_FOR["batch_job_definition"]: self.job_definition.name,
+            "MLOPSKIT_BATCH_ATTEMPTS": str(cfg.attempts),
+            "MLOPSKIT_BATCH_TIMEOUT_S": str(job.timeout_s),
+            "MLOPSKIT_TRAIN_FUNCTION_MEMORY_MB": str(args.train_memory_mb),
+            "MLOPSKIT_TRAIN_MAX_FUNCTION_ROWS": str(cfg.max_function_rows),
+            "MLOPSKIT_TRAIN_MEMORY_FRACTION": f"{cfg.memory_fraction:g}",
+        }}
+        self.policy_arns = {job.name: (self.job_queue.arn, self.job_definition.arn_prefix)}
+        self.register_outputs({"job_queue": self.job_queue.arn,
+                               "job_definition": self.job_definition.name})
+
+    @staticmethod
+    def _job_policy(args: BatchTrainingArgs) -> pulumi.Output[str]:
+        stores = [s.name for s in args.topology.stores]
+        queues = [q.name for q in args.topology.queues]
+        resolved = pulumi.Output.all(
+            [args.bucket_arns[s] for s in stores], args.table_arn,
+            [args.queue_arns[q] for q in queues], args.topic_arn, args.topic_key_arn)
+        return resolved.apply(lambda r: json.dumps(iam_policy(args.topology, args.job.name,
+                                                              PolicyArns(
+            buckets=dict(zip(stores, r[0], strict=True)), table=r[1],
+            queues=dict(zip(queues, r[2], strict=True)), topic=r[3], topic_key=r[4]))))
+
+
+def _retry_strategy(job: BatchJob, attempts: int) -> dict:
+    """topology.batch_retry_strategy in the provider's argument names."""
+    strategy = batch_retry_strategy(job, attempts)
+    names = {"onExitCode": "on_exit_code", "onReason": "on_reason",
+             "onStatusReason": "on_status_reason", "action": "action"}
+    return {"attempts": strategy["attempts"], "evaluate_on_exits": [
+        {names[k]: v.lower() if k == "action" else v for k, v in rule.items()}
+        for rule in strategy["evaluateOnExit"]]}
