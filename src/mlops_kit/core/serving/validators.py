@@ -83,12 +83,12 @@ class RecordValidator:
             nums_t: Any = nums[0]
             cats_t: Any = cats[0]
         else:  # one C-contiguous row per feature
-            nums_t, cats_t = list(zip(*nums)), list(zip(*cats))
+            nums_t, cats_t = list(zip(*nums, strict=True)), list(zip(*cats, strict=True))
         feed: dict[str, np.ndarray] = {}
         if self.numeric:  # Python floats -> float32, as columns_to_inputs converts them
             feed.update(zip(self.numeric_names,
-                            np.array(nums_t, dtype=np.float32).reshape(-1, n, 1)))
+                            np.array(nums_t, dtype=np.float32).reshape(-1, n, 1), strict=True))
         if self.categorical:
             feed.update(zip(self.categorical_names,
-                            np.array(cats_t, dtype=object).reshape(-1, n, 1)))
+                            np.array(cats_t, dtype=object).reshape(-1, n, 1), strict=True))
         return feed
