@@ -42,7 +42,8 @@ def azure_env(connection_string: str, suffix: str = "") -> dict[str, str]:
     env = {"MLOPSKIT_BACKEND": "azure", "MLOPSKIT_AZURE_CONNECTION_STRING": connection_string,
            "MLOPSKIT_QUEUES": connection_string}
     if suffix:
-        if not suffix.isalnum() or not suffix.islower():
+        # "1234abcd".islower() is True but "12345678".islower() is False (no cased letter)
+        if not (suffix.isascii() and suffix.isalnum() and suffix == suffix.lower()):
             raise ValueError("suffix: lowercase letters and digits only (Azure names)")
         defaults = {"data": DATA, "artifacts": "artifacts", "table": "registry",
                     "validate": "validate", "train": "train", "alerts": "alerts"}
