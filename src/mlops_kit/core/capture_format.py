@@ -72,11 +72,11 @@ class RequestBlock:
                 None if self.probabilities is None else self.probabilities.shape[1])
 
 
-def encode_categorical(arr: np.ndarray, missing: str = MISSING_CATEGORY) -> Categorical:
+def encode_categorical(arr: np.ndarray | list, missing: str = MISSING_CATEGORY) -> Categorical:
     """Values -> codes + vocabulary (first-seen order); `missing` (the serving sentinel), None
     and '' -> -1. Every pass over the values runs in C (dict.fromkeys, map of a dict lookup):
     2,000 values in ~0.1 ms, ~4x faster than a Python loop and np.unique's sort of strings."""
-    values = np.asarray(arr).reshape(-1).tolist()
+    values = arr if isinstance(arr, list) else np.asarray(arr).reshape(-1).tolist()
     seen = list(dict.fromkeys(values))
     vocab = [v for v in seen if not (v is None or v == missing or v == "")]
     index = {v: i for i, v in enumerate(vocab)}
@@ -87,40 +87,93 @@ def encode_categorical(arr: np.ndarray, missing: str = MISSING_CATEGORY) -> Cate
                                         for v in vocab], dtype=str))
 
 
+class Columns:
+    """The rows of one capture object, gathered column by column as requests are captured
+    (RequestBlocks of one schema), so a flush only turns lists into arrays. Gathering a
+    one-record request is ~2 us on the request path; encoding 2,000 such rows is ~1 ms (it
+    was ~8 ms concatenating 2,000 tiny arrays per column at flush time, while sharing the
+    GIL with the requests being served)."""
+
+    __slots__ = ("features", "numeric", "ids", "rows", "at_us", "versions", "shadow",
+                 "latency", "values", "labels", "label_kind", "proba", "classes")
+
+    def __init__(self, first: RequestBlock) -> None:
+        self.features = list(first.feed)
+        self.numeric = [first.feed[n].dtype.kind == "f" for n in self.features]
+        self.ids: list[str] = []
+        self.rows: list[int] = []
+        self.at_us: list[int] = []
+        self.versions: list[int] = []
+        self.shadow: list[bool] = []
+        self.latency: list[float] = []
+        self.values: list[list] = [[] for _ in self.features]
+        self.labels: list = []
+        self.label_kind = first.labels.dtype.kind
+        self.proba: list[float] | None = None if first.probabilities is None else []
+        self.classes = 0 if first.probabilities is None else first.probabilities.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def add(self, block: RequestBlock) -> None:
+        n = block.size
+        self.ids.append(block.request_id)
+        self.rows.append(n)
+        self.at_us.append(block.at_us)
+        self.versions.append(block.version)
+        self.shadow.append(block.shadow)
+        self.latency.append(block.latency_ms)
+        feed = block.feed
+        if n == 1:  # the common online request: one value per column
+            for values, name in zip(self.values, self.features, strict=True):
+                values.append(feed[name].item())
+            self.labels.append(block.labels.item())
+        else:
+            for values, name in zip(self.values, self.features, strict=True):
+                values.extend(feed[name].reshape(-1).tolist())
+            self.labels.extend(block.labels.reshape(-1).tolist())
+        if self.proba is not None and block.probabilities is not None:
+            self.proba.extend(block.probabilities.reshape(-1).tolist())
+
+    def encode(self, model: str) -> bytes:
+        arrays: dict[str, np.ndarray] = {
+            "req.id": np.array([i.encode() for i in self.ids], dtype=bytes),
+            "req.rows": np.array(self.rows, dtype=np.int32),
+            "req.at_us": np.array(self.at_us, dtype=np.int64),
+            "req.version": np.array(self.versions, dtype=np.int32),
+            "req.shadow": np.array(self.shadow, dtype=bool),
+            "req.latency_ms": np.array(self.latency, dtype=np.float32),
+        }
+        features, vocab = [], {}
+        for name, numeric, values in zip(self.features, self.numeric, self.values, strict=True):
+            if numeric:  # float32 -> Python float -> float32: exact
+                arrays[f"f.{name}"] = np.array(values, dtype=np.float32)
+                features.append([name, "numeric"])
+            else:
+                cat = encode_categorical(values)
+                arrays[f"c.{name}"], vocab[name] = cat.codes, cat.values.tolist()
+                features.append([name, "categorical"])
+        if self.label_kind in "fiub":
+            arrays["prediction"] = np.array(
+                self.labels, dtype=np.float64 if self.label_kind == "f" else np.int64)
+            kind = "number"
+        else:
+            cat = encode_categorical(self.labels)
+            arrays["c.prediction"], vocab["prediction"] = cat.codes, cat.values.tolist()
+            kind = "category"
+        if self.proba is not None:
+            arrays["probabilities"] = np.array(self.proba, dtype=np.float32).reshape(
+                -1, self.classes)
+        return pack({"format": FORMAT, "model": model, "features": features, "prediction": kind,
+                     "vocab": vocab}, arrays)
+
+
 def encode(model: str, blocks: Sequence[RequestBlock]) -> bytes:
     """One capture object for requests that share a schema (RequestBlock.schema_key)."""
-    first = blocks[0]
-    arrays: dict[str, np.ndarray] = {
-        "req.id": np.array([b.request_id.encode() for b in blocks], dtype=bytes),
-        "req.rows": np.array([len(b.labels) for b in blocks], dtype=np.int32),
-        "req.at_us": np.array([b.at_us for b in blocks], dtype=np.int64),
-        "req.version": np.array([b.version for b in blocks], dtype=np.int32),
-        "req.shadow": np.array([b.shadow for b in blocks], dtype=bool),
-        "req.latency_ms": np.array([b.latency_ms for b in blocks], dtype=np.float32),
-    }
-    features, vocab = [], {}
-    for name, sample in first.feed.items():
-        col = np.concatenate([b.feed[name] for b in blocks]).reshape(-1)
-        if sample.dtype.kind == "f":
-            arrays[f"f.{name}"] = col.astype(np.float32, copy=False)
-            features.append([name, "numeric"])
-        else:
-            cat = encode_categorical(col)
-            arrays[f"c.{name}"], vocab[name] = cat.codes, cat.values.tolist()
-            features.append([name, "categorical"])
-    labels = np.concatenate([b.labels for b in blocks]).reshape(-1)
-    if labels.dtype.kind in "fiub":
-        arrays["prediction"] = labels.astype(np.float64 if labels.dtype.kind == "f" else np.int64)
-        kind = "number"
-    else:
-        cat = encode_categorical(labels)
-        arrays["c.prediction"], vocab["prediction"] = cat.codes, cat.values.tolist()
-        kind = "category"
-    if first.probabilities is not None:
-        arrays["probabilities"] = np.concatenate(
-            [b.probabilities for b in blocks]).astype(np.float32, copy=False)
-    return pack({"format": FORMAT, "model": model, "features": features, "prediction": kind,
-                 "vocab": vocab}, arrays)
+    columns = Columns(blocks[0])
+    for block in blocks:
+        columns.add(block)
+    return columns.encode(model)
 
 
 def pack(header: dict, arrays: dict[str, np.ndarray]) -> bytes:

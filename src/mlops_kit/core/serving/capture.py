@@ -1,11 +1,11 @@
 """Capture of served requests for monitoring, with bounded overhead on the request path.
 
-A request is kept as the arrays it was scored with (no per-row Python object, ~2 µs to add).
-A flush writes one columnar object per model and feature schema (core.capture_format: .npz of
-the scored arrays, the ids late labels join on and the schema), partitioned by model and hour
-so a monitoring window lists only the hours it needs. Encoding 2,000 rows is a few numpy
-calls (well under a millisecond), so a flush never holds the GIL long: the local server
-flushes on a background thread, the serve function at the end of an invocation."""
+A request's values join per-column lists of its model and schema as it is captured (~2 µs for
+one record, no per-request object kept). A flush turns those lists into one columnar object
+per model and schema (core.capture_format: a JSON header + the raw arrays, the ids late labels
+join on), partitioned by model and hour so a monitoring window lists only the hours it needs.
+Encoding 2,000 rows takes ~1 ms, so a flush never holds the GIL long: the local server flushes
+on a background thread, the serve function at the end of an invocation."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from mlops_kit.core import capture_format
-from mlops_kit.core.capture_format import RequestBlock
+from mlops_kit.core.capture_format import Columns, RequestBlock
 from mlops_kit.core.layout import capture_object_key
 from mlops_kit.ports import Clock, ObjectStore
 
@@ -48,7 +48,8 @@ class CaptureBuffer:
         self.clock = clock
         self.max_rows = max_rows
         self.max_age_s = max_age_s
-        self._pending: list[tuple[str, RequestBlock]] = []
+        self._pending: dict[tuple, Columns] = {}
+        self._schemas: dict[tuple[str, int], tuple] = {}
         self._count = 0
         self._first_at: datetime | None = None
         self._lock = threading.Lock()
@@ -57,7 +58,15 @@ class CaptureBuffer:
 
     def add(self, model: str, block: RequestBlock, at: datetime) -> None:
         with self._lock:
-            self._pending.append((model, block))
+            # A model version fixes the schema (features, dtypes, outputs): one schema_key per
+            # version, then the rows join the columns of their model and schema.
+            schema = self._schemas.get((model, block.version))
+            if schema is None:
+                schema = self._schemas[(model, block.version)] = block.schema_key()
+            columns = self._pending.get((model, schema))
+            if columns is None:
+                columns = self._pending[(model, schema)] = Columns(block)
+            columns.add(block)
             self._count += block.size
             if self._first_at is None:
                 self._first_at = at
@@ -83,16 +92,13 @@ class CaptureBuffer:
         named by the flush's own time and a random suffix, so two never collide anyway)."""
         with self._flush_lock:
             with self._lock:
-                pending, self._pending, self._count, self._first_at = self._pending, [], 0, None
-            groups: dict[tuple, list[RequestBlock]] = {}
-            for model, block in pending:
-                groups.setdefault((model, block.schema_key()), []).append(block)
+                pending, self._pending, self._count, self._first_at = self._pending, {}, 0, None
             written = 0
             now = self.clock.now()
-            for (model, _), blocks in groups.items():
-                body = capture_format.encode(model, blocks)
+            for (model, _), columns in pending.items():
+                body = columns.encode(model)
                 key = capture_object_key(model, now, uuid.uuid4().hex[:8], capture_format.SUFFIX)
                 self.store.put(key, body, content_type="application/octet-stream")
-                written += sum(b.size for b in blocks)
+                written += len(columns)
                 self.written_objects += 1
             return written
