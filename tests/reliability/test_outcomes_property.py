@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from mlops_kit.local.worker import put_object, run_once
@@ -167,7 +167,10 @@ def check(case: Case, backend, results: list[dict]) -> dict:
     if case.fmt == "json":
         assert status == "quarantined" and out["report"]["rules"][0]["rule"] == "format", out
         return out
-    if case.spec["task"] == "binary_classification" and len(case.labels) == 3:
+    target = case.frame[case.spec["target"]]
+    if case.spec["task"] == "binary_classification" and target.nunique() > 2:
+        # (the labels follow the first feature's buckets: three listed labels do not always
+        # give three classes in the data)
         assert status == "quarantined", out
         failed = {(r["rule"], r["column"]) for r in out["report"]["rules"] if not r["passed"]}
         assert ("classes", case.spec["target"]) in failed or ("parse", None) in failed, failed
@@ -204,14 +207,7 @@ def _spec_bytes(spec: dict) -> bytes:
     return yaml.safe_dump(spec, allow_unicode=True).encode()
 
 
-# KNOWN (end of session 2): after merging the strict-request half of issue 12 (nullable now
-# defaults to false), this property found two cases where its oracle and the pipeline disagree:
-# a third class in a binary target is reported as `nullable` when the same file also has nulls
-# in a non-nullable column, and one case the oracle expects quarantined registers. Every case
-# still ends in one final outcome (no pending, no DLQ, no traceback); the per-case expectation
-# needs updating. Non-strict so it keeps running and reporting; see the closing note.
-@pytest.mark.xfail(strict=False, reason="oracle vs strict nullable default: see comment above")
-@settings(max_examples=25, deadline=None, database=None,
+@settings(max_examples=40, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=cases())
 def test_every_upload_ends_in_one_final_outcome(case):
@@ -221,6 +217,8 @@ def test_every_upload_ends_in_one_final_outcome(case):
         if case.spec is not None:
             backend.ctx.store.put(f"specs/{MODEL}.yaml", _spec_bytes(case.spec))
         put_object(backend, f"datasets/{MODEL}/{case.filename}", case.data())
+        note(f"spec={case.spec!r} fmt={case.fmt} encoding={case.encoding} "
+             f"null_token={case.null_token!r}\n{case.frame.head(8).to_string()}")
         out = check(case, backend, run_once(backend))
         event(out["status"])  # --hypothesis-show-statistics: how the outcomes spread
         if out["status"] == "quarantined":
