@@ -46,6 +46,20 @@ def test_round_trip_rows_ids_and_missing_values():
     assert chunk.ids() == ["a#0", "a#1", "a#2", "b"]
 
 
+def test_one_record_requests_and_batches_keep_their_order():
+    """One-record requests are gathered as values, batches kept as arrays: interleaved, the
+    rows come back in arrival order, each with its own request's values."""
+    blocks = [block("a", 1, offset=5.0), block("b", 1, offset=6.0), block("c", 3, offset=10.0),
+              block("d", 1, offset=7.0), block("e", 2, offset=20.0)]
+    rows = capture_format.decode(capture_format.encode("churn", blocks)).to_rows()
+    assert [r["id"] for r in rows] == ["a", "b", "c#0", "c#1", "c#2", "d", "e#0", "e#1"]
+    assert [r["features"]["age"] for r in rows] == [5.0, 6.0, None, 11.0, 12.0, 7.0, None, 21.0]
+    assert [r["features"]["plan"] for r in rows] == ["basic", "basic", "basic", None, "pro",
+                                                     "basic", "basic", None]
+    assert [r["prediction"] for r in rows] == [0, 0, 0, 1, 0, 0, 0, 1]
+    assert [r["probabilities"] for r in rows][2:4] == [[1.0, 0.0], [0.25, 0.75]]
+
+
 def test_string_predictions_and_regression_values():
     regs = block("r", 2, labels=np.array([1.5, -2.0], dtype=np.float32))
     regs.probabilities = None
