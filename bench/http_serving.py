@@ -1,7 +1,7 @@
 """HTTP serving: requests/s and p50/p99 latency of the local server (mlops_kit.local.server, the same
 HttpApi the cloud function runs, capture on) under a concurrent keep-alive client on loopback,
-against a baseline server of the same shape (make_server: ThreadingHTTPServer + the same
-handler class) over the sklearn/joblib pipeline. One record per request.
+against a baseline server of the same shape (make_server: the same asyncio server and
+request parsing) over the sklearn/joblib pipeline. One record per request.
 
 The server runs in its own process; the client (N threads, one persistent connection each)
 in this one, so each gets a core of the 2-core machine."""

@@ -9,6 +9,7 @@ joblib.dump (no validation, no ONNX, no registry)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections import defaultdict
@@ -47,6 +48,10 @@ def run_kit(workdir: Path, data: Path, model: str, spec_d: dict) -> dict[str, fl
     from mlops_kit.core.validation import validator as validation
     from mlops_kit.local.worker import run_once, upload
 
+    # import every module that binds these functions by name before patching them
+    for mod in ("mlops_kit.core.pipeline", "mlops_kit.core.training.usecase",
+                "mlops_kit.core.training.experiment", "mlops_kit.core.validation.usecase"):
+        importlib.import_module(mod)
     stages: dict[str, float] = defaultdict(float)
     patches = [(validation, "validate_dataset", "validate"), (training, "read_frame", "read"),
                (training, "train", "train"), (export, "to_onnx", "export + parity"),
@@ -54,9 +59,20 @@ def run_kit(workdir: Path, data: Path, model: str, spec_d: dict) -> dict[str, fl
                (Registry, "complete_version", "register/promote"),
                (Registry, "promote", "register/promote"),
                (Registry, "reserve_version", "register/promote")]
-    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+    # a function is patched where it is defined and wherever a module imported it by name
+    # (`from ... import to_onnx` binds its own reference)
+    import sys
+
+    saved = []
     for obj, name, stage in patches:
-        setattr(obj, name, timed(stages, stage, getattr(obj, name)))
+        original = getattr(obj, name)
+        wrapped = timed(stages, stage, original)
+        holders = [obj] + [m for m in list(sys.modules.values())
+                           if getattr(m, "__name__", "").startswith("mlops_kit")
+                           and m is not obj and getattr(m, name, None) is original]
+        for holder in holders:
+            saved.append((holder, name, original))
+            setattr(holder, name, wrapped)
     try:
         ws = workdir / f"lifecycle-{model}-{time.time_ns()}"
         b = local_backend(settings_for(ws, capture=False))
@@ -105,7 +121,7 @@ def main() -> None:
     from mlops_kit.core.synthetic import churn_csv
 
     n = 3_000 if args.smoke else 100_000
-    repeats = 1  # one run: ~90 s for both models; the random forest's export dominates
+    repeats = 1 if args.smoke else 2
     data = args.workdir / f"churn-{n}.csv"
     if not data.exists():
         data.write_bytes(churn_csv(n, seed=17))
@@ -118,11 +134,13 @@ def main() -> None:
         total = summary([r["total"] for r in runs])
         stages = {k: summary([r.get(k, 0.0) for r in runs]) for k in runs[0]}
         parts = ", ".join(f"{k} {v['median']:.2f}" for k, v in stages.items() if k != "total")
+        ratio = total["median"] / base["median"]
         rows.append(row(
             f"lifecycle, {n:,} rows: upload -> serving champion", model, "total", total, "s",
             baseline="pandas read_csv + same pipeline fit + joblib.dump", baseline_stats=base,
-            ratio=total["median"] / base["median"], ratio_label="x the baseline's time",
-            note=f"{MODEL_LABELS[model]}; per stage (s): {parts}", stages=stages))
+            ratio=ratio, ratio_label="x the baseline's time", target="<= 2x",
+            met=ratio <= 2.0, note=f"{MODEL_LABELS[model]}; per stage (s): {parts}",
+            stages=stages))
     path = write_result("lifecycle", rows, smoke=args.smoke, out_dir=args.out,
                         extra={"dataset_rows": n, "dataset_mb": data.stat().st_size / 2**20})
     print(path)

@@ -23,8 +23,8 @@ sys.path.insert(0, str(BENCH))
 
 from common import RESULTS, fmt_num, machine  # noqa: E402
 
-SCRIPTS = ["warm_inference", "cold_start", "http_serving", "validation", "lifecycle",
-           "monitoring", "artifact_sizes", "console", "experiments",
+SCRIPTS = ["warm_inference", "cold_start", "http_serving", "http_load", "capture_formats",
+           "validation", "lifecycle", "monitoring", "artifact_sizes", "console", "experiments",
            "batch_training"]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 

@@ -1,6 +1,6 @@
 """The baseline: what a user writes without the kit. The same trained sklearn pipeline, loaded
 with joblib once per container, called from a Lambda handler for HTTP API v2 events (and from
-the same ThreadingHTTPServer shape as the kit's local server, through `SklearnApi.handle`).
+the same server as the kit's local server (make_server), through `SklearnApi.handle`).
 
 It is deliberately generous to the baseline: no schema validation, no capture, no canary; just
 JSON -> DataFrame -> predict_proba -> JSON.

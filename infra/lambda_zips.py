@@ -46,7 +46,7 @@ FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time
 # What every light function stands on: the serving core. (`pip install mlops-kit` is the whole
 # local lifecycle -- CLI, validation, training -- so pyproject's base dependencies are not a
 # zip's base: these names are, with the specifiers pyproject gives them.)
-LAMBDA_BASE = ("numpy", "onnxruntime", "pydantic", "pydantic-settings")
+LAMBDA_BASE = ("numpy", "onnxruntime", "orjson", "pydantic", "pydantic-settings")
 # Distribution names each light function needs beyond LAMBDA_BASE. Only serve runs ONNX
 # models: validate and monitor leave onnxruntime out (a test imports their handlers with it
 # absent).

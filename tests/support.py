@@ -58,3 +58,18 @@ def png_pixels(data: bytes) -> tuple[int, int, bytes]:
             idat += chunk
         pos += 12 + length
     return width, height, zlib.decompress(idat)
+
+
+def captured_rows(body: bytes) -> list[dict]:
+    """The rows of one capture object (columnar .npz or legacy JSON lines) as dicts."""
+    import json
+
+    from mlops_kit.core import capture_format
+
+    if body[:len(capture_format.MAGIC)] == capture_format.MAGIC:  # the columnar format
+        return capture_format.decode(body).to_rows()
+    return [json.loads(x) for x in body.decode().splitlines() if x.strip()]
+
+
+def store_captures(store, prefix: str) -> list[dict]:
+    return [r for info in store.list(prefix) for r in captured_rows(store.get(info.key))]

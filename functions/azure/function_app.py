@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 import azure.functions as func
 
 from mlops_kit.adapters.azure.factory import Names
+from mlops_kit.core.capture_parquet import compact_all
 from mlops_kit.core.monitoring.monitor import monitor_all
 from mlops_kit.errors import Unauthorized
 from mlops_kit.handlers import HttpShell, Runtime, ncrontab, train_message, validate_message
@@ -96,8 +97,12 @@ for _fn in (validate, train):
 def monitor(timer: func.TimerRequest) -> None:
     # every model, each isolated: a failing one is listed in `errors` and alerted, the run
     # succeeds (as on AWS). A retrain dataset written here is announced by Event Grid.
-    out = monitor_all(runtime.backend().ctx)
-    log.info("monitor (past due: %s): %s", timer.past_due, out)
+    ctx = runtime.backend().ctx
+    # closed hours of captures -> Parquet (docs/captures.md); a failure is retried next run
+    compacted = compact_all(ctx.store, ctx.registry.list_models(), ctx.clock.now())
+    out = monitor_all(ctx)
+    log.info("monitor (past due: %s): %s; captures compacted: %s", timer.past_due, out,
+             compacted)
 
 
 if registers("monitor"):

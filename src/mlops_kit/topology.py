@@ -229,6 +229,8 @@ def _base_topology(schedule: str) -> Topology:
             Function(
                 "monitor", "monitor.handler", "zip", memory_mb=2048, timeout_s=600,
                 stores=(StoreGrant(ARTIFACTS, "captures/", r, lists=True),
+                        # closed hours compacted to captures/<model>/parquet/ (Put only)
+                        StoreGrant(ARTIFACTS, "captures/", w, match="*/parquet/*"),
                         StoreGrant(ARTIFACTS, "models/", r),
                         StoreGrant(DATA, "labels/", r, lists=True),
                         StoreGrant(DATA, "datasets/", r),

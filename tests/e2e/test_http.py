@@ -11,7 +11,7 @@ import pytest
 
 from mlops_kit.local.auth import ensure_token
 from mlops_kit.local.server import ServerThread, build_api
-from tests.support import feature_records
+from tests.support import captured_rows, feature_records
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def test_captured_requests_are_batched(server):
     srv.api.service.capture.flush()
     objs = list(b.ctx.store.list("captures/churn/"))
     assert len(objs) == 1
-    rows = [json.loads(x) for x in b.ctx.store.get(objs[0].key).decode().splitlines()]
+    rows = captured_rows(b.ctx.store.get(objs[0].key))
     assert len(rows) == 20 and {r["version"] for r in rows} == {1}
     assert all("latency_ms" in r and r["id"].startswith(r["request_id"]) for r in rows)
 

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from mlops_kit.core.synthetic import CHURN_SPEC
 from tests.functions.conftest import DATASET_KEY, sample
+from tests.support import captured_rows
 
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.iam_enforced]
 
@@ -138,10 +140,53 @@ def test_serve_predicts_and_captures(world, trained, name):
     assert body["request_id"] == event["requestContext"]["requestId"]
     assert out["headers"]["content-type"] == "application/json"
     # capture_max_age_s=0: flushed at the end of the invocation
-    captured = [json.loads(line) for key in _keys(s3, res.artifact_bucket, "captures/churn/")
-                for line in s3.get_object(Bucket=res.artifact_bucket, Key=key)["Body"]
-                .read().decode().splitlines()]
+    captured = [r for key in _keys(s3, res.artifact_bucket, "captures/churn/")
+                for r in captured_rows(s3.get_object(Bucket=res.artifact_bucket,
+                                                     Key=key)["Body"].read())]
     assert event["requestContext"]["requestId"] in {c["request_id"] for c in captured}
+
+
+def test_serve_answers_binary_v2_tensors_through_the_gateway(world, trained):
+    """Open Inference Protocol binary tensors on Lambda: the gateway hands the body over in
+    base64 and takes the binary answer back in base64, header length included."""
+    import base64
+    import struct
+
+    import numpy as np
+
+    _, fns, _, _ = world
+    event = sample("http-api-v2-predict.json")
+    records = json.loads(event["body"])["instances"]
+    v1 = json.loads(fns["serve"].handler(event, None)["body"])
+    spec = [f for f in CHURN_SPEC["features"]]
+    inputs, raw = [], b""
+    for f in spec:
+        values = [r[f["name"]] for r in records]
+        if f["type"] == "numeric":
+            data = np.array([np.nan if v is None else v for v in values], "<f8").tobytes()
+            dtype = "FP64"
+        else:
+            data = b"".join(struct.pack("<I", len(v.encode())) + v.encode() for v in values)
+            dtype = "BYTES"
+        inputs.append({"name": f["name"], "shape": [len(values), 1], "datatype": dtype,
+                       "parameters": {"binary_data_size": len(data)}})
+        raw += data
+    head = json.dumps({"inputs": inputs, "parameters": {"binary_data_output": True}}).encode()
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/v2/models/churn/infer"
+    event["headers"]["content-type"] = "application/octet-stream"
+    event["headers"]["inference-header-content-length"] = str(len(head))
+    event.update(body=base64.b64encode(head + raw).decode(), isBase64Encoded=True)
+    out = fns["serve"].handler(event, None)
+    assert out["statusCode"] == 200, out["body"][:300]
+    payload = base64.b64decode(out["body"]) if out["isBase64Encoded"] else out["body"].encode()
+    n = int(out["headers"]["inference-header-content-length"])
+    answer = json.loads(payload[:n])
+    label, proba = answer["outputs"]
+    assert label["datatype"] == "INT64" and "data" not in label
+    labels = np.frombuffer(payload[n:n + label["parameters"]["binary_data_size"]], "<i8")
+    probs = np.frombuffer(payload[n + label["parameters"]["binary_data_size"]:], "<f4")
+    assert labels.tolist() == v1["predictions"]
+    assert np.allclose(probs.reshape(len(records), -1), v1["probabilities"], atol=1e-6)
 
 
 def test_serve_errors_are_json_with_status(world, trained):

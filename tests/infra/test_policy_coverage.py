@@ -115,7 +115,7 @@ CALLS: dict[str, list[Call]] = {
         ("dynamodb", "GetItem", "table", "Registry.get_alias / get_version"),
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/spec.json", "ModelService.load_version"),
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/model.onnx", "ModelService.load_version"),
-        ("s3", "PutObject", f"artifacts:captures/{M}/2024-01-01/10/20240101T100000-ab12.jsonl",
+        ("s3", "PutObject", f"artifacts:captures/{M}/2024-01-01/10/20240101T100000-ab12.cap",
          "CaptureBuffer.flush"),
         ("dynamodb", "Query", "table",
          "console (/ui/): list_models, list_versions, history, aliases, monitoring_runs"),
@@ -131,8 +131,19 @@ CALLS: dict[str, list[Call]] = {
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/profile.json", "run_monitor"),
         ("s3", "ListObjectsV2", f"list:data:labels/{M}/", "LabelIndex.load"),
         ("s3", "GetObject", f"data:labels/{M}/labels-1.csv", "LabelIndex.load"),
-        ("s3", "ListObjectsV2", f"list:artifacts:captures/{M}/2024-01-01/10/", "iter_captures"),
-        ("s3", "GetObject", f"artifacts:captures/{M}/2024-01-01/10/x.jsonl", "iter_captures"),
+        ("s3", "ListObjectsV2", f"list:artifacts:captures/{M}/2024-01-01/10/",
+         "iter_capture_chunks / compact_hour"),
+        ("s3", "GetObject", f"artifacts:captures/{M}/2024-01-01/10/x.cap",
+         "iter_capture_chunks / compact_hour"),
+        ("s3", "GetObject", f"artifacts:captures/{M}/2024-01-01/10/x.jsonl",
+         "iter_capture_chunks: captures of older versions"),
+        ("s3", "ListObjectsV2", f"list:artifacts:captures/{M}/parquet/",
+         "compact_captures: the hours compacted already"),
+        ("s3", "PutObject",
+         f"artifacts:captures/{M}/parquet/dt=2024-01-01/hour=10/{M}-20240101T10-000.parquet",
+         "compact_hour: a Parquet part"),
+        ("s3", "PutObject", f"artifacts:captures/{M}/parquet/dt=2024-01-01/hour=10/_manifest.json",
+         "compact_hour: the manifest, last"),
         *[("s3", "PutObject", f"artifacts:reports/{M}/monitoring/{name}", "_store_report")
           for name in ("20240101T100000.json", "20240101T100000.html", "latest.json",
                        "latest.html")],
@@ -180,7 +191,9 @@ FORBIDDEN: dict[str, list[tuple[str, str, str]]] = {
                 ("s3", "PutObject", f"data:datasets/{M}/upload.csv"),  # only retrain-*.csv
                 ("s3", "PutObject", f"artifacts:models/{M}/{V}/model.onnx"),
                 ("s3", "GetObject", f"data:specs/{M}.yaml"),
-                ("s3", "ListObjectsV2", f"list:data:datasets/{M}/")],
+                ("s3", "ListObjectsV2", f"list:data:datasets/{M}/"),
+                # compaction writes Parquet only: the serve side's raw captures are not its own
+                ("s3", "PutObject", f"artifacts:captures/{M}/2024-01-01/10/x.cap")],
 }
 
 

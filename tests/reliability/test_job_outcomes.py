@@ -23,7 +23,7 @@ from mlops_kit.errors import SpecError, TransientError
 from mlops_kit.local.worker import put_object, run_once
 from tests.reliability.faults import Flaky, model_artifact
 from tests.reliability.job_cases import churn_cols, outcome, to_csv
-from tests.support import FAST_SPEC, apply_spec, feature_records
+from tests.support import FAST_SPEC, apply_spec, captured_rows, feature_records
 
 NULLABLE_SPEC = {**FAST_SPEC, "features": [
     {**f, "nullable": True} for f in FAST_SPEC["features"]]}  # churn data has nulls
@@ -185,8 +185,8 @@ def test_item3_breast_cancer_raw_column_names_train_and_serve(backend):
     svc.capture.flush()
     keys = [i.key for i in backend.ctx.store.list("captures/cancer/")]
     assert keys
-    captured = backend.ctx.store.get(keys[0]).decode()
-    assert "mean radius" in captured and "mean_radius" not in captured
+    [captured] = captured_rows(backend.ctx.store.get(keys[0]))
+    assert "mean radius" in captured["features"] and "mean_radius" not in captured["features"]
 
 
 def test_item3_names_with_dots_dashes_and_clashes_keep_their_own_columns(backend):

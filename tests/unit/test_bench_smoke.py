@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
-SCRIPTS = ["warm_inference", "cold_start", "http_serving", "validation", "lifecycle",
-           "monitoring", "artifact_sizes", "console", "experiments",
+SCRIPTS = ["warm_inference", "cold_start", "http_serving", "http_load", "capture_formats",
+           "validation", "lifecycle", "monitoring", "artifact_sizes", "console", "experiments",
            "batch_training"]
 ROW_KEYS = {"figure", "model", "metric", "unit", "stats", "baseline", "baseline_stats", "ratio",
             "ratio_label", "target", "met", "note"}

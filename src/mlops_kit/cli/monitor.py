@@ -28,10 +28,12 @@ app = typer.Typer()
 def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours"),
             as_json: bool = JsonOpt) -> None:
     """Run monitoring now: drift and live quality over captured requests."""
+    from mlops_kit.core.capture_parquet import compact_captures
     from mlops_kit.core.monitoring.monitor import run_monitor
     from mlops_kit.local.worker import announcer
 
     b = backend()
+    compact_captures(b.ctx.store, model, b.ctx.clock.now())  # closed hours -> Parquet
     with Steps(err) as steps:
         steps.begin(f"monitoring {model}: drift and live quality over captured requests")
         report = run_monitor(b.ctx, model, window_hours=window_hours,

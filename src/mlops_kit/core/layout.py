@@ -91,7 +91,38 @@ def capture_prefix(model: str) -> str:
 
 
 def capture_hour_prefix(model: str, at: datetime) -> str:
+    """Raw captures of one hour: captures/<model>/<YYYY-MM-DD>/<HH>/ (serve writes here)."""
     return f"{capture_prefix(model)}{at:%Y-%m-%d}/{at:%H}/"
+
+
+def capture_object_key(model: str, at: datetime, unique: str, suffix: str) -> str:
+    """One flush of the capture buffer: named by the flush time (its hour partition) and a
+    random suffix, so concurrent writers never collide."""
+    return f"{capture_hour_prefix(model, at)}{at:%Y%m%dT%H%M%S}-{unique}{suffix}"
+
+
+# Compacted captures live apart from the raw ones (query engines read every object under a
+# table's location), Hive-style so DuckDB / Athena / Spark see dt and hour as columns.
+CAPTURE_PARQUET = "parquet/"
+
+
+def capture_parquet_prefix(model: str) -> str:
+    return f"{capture_prefix(model)}{CAPTURE_PARQUET}"
+
+
+def capture_parquet_hour_prefix(model: str, hour: datetime) -> str:
+    return f"{capture_parquet_prefix(model)}dt={hour:%Y-%m-%d}/hour={hour:%H}/"
+
+
+def capture_parquet_key(model: str, hour: datetime, part: int = 0) -> str:
+    """Part `part` of the Parquet compaction of one hour partition."""
+    return f"{capture_parquet_hour_prefix(model, hour)}{check_name(model)}-{hour:%Y%m%dT%H}-" \
+           f"{int(part):03d}.parquet"
+
+
+def capture_parquet_manifest_key(model: str, hour: datetime) -> str:
+    """Written last by the compaction; query engines skip names that start with '_'."""
+    return f"{capture_parquet_hour_prefix(model, hour)}_manifest.json"
 
 
 def reports_prefix(model: str, kind: str) -> str:

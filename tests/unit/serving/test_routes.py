@@ -3,15 +3,13 @@ approval-gated promotion — on the real local backend with real ONNX models."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from mlops_kit.core.serving.service import canary_share
 from mlops_kit.core.synthetic import churn_csv
 from mlops_kit.errors import IntegrityError
 from mlops_kit.local.worker import put_object, run_once
-from tests.support import FAST_SPEC, apply_spec, feature_records
+from tests.support import FAST_SPEC, apply_spec, feature_records, store_captures
 
 
 @pytest.fixture
@@ -58,9 +56,7 @@ def test_shadow_scores_every_request_and_only_champion_answers(two_versions):
         out = svc.predict("churn", feature_records(2, seed=i), request_id=f"r{i}")
         assert out["version"] == 1 and "role" not in out
     svc.capture.flush()
-    rows = []
-    for info in two_versions.ctx.store.list("captures/churn/"):
-        rows += [json.loads(x) for x in two_versions.ctx.store.get(info.key).decode().splitlines()]
+    rows = store_captures(two_versions.ctx.store, "captures/churn/")
     served = [r for r in rows if r["role"] == "served"]
     shadow = [r for r in rows if r["role"] == "shadow"]
     assert len(served) == len(shadow) == 20

@@ -340,17 +340,16 @@ class FixedClassifier:
 
 
 def test_parity_excuses_label_flips_only_on_near_ties():
-    X = pd.DataFrame({"a": [0.0, 1.0, 2.0]})
     onnx_labels = np.asarray([1, 0, 1])
     onnx_proba = np.asarray([[0.49999, 0.50001], [0.9, 0.1], [0.6, 0.4]])
     # row 0: sklearn says 0 by a margin of 2e-5 < tol -> excused; row 2 disagrees for real
     sk = FixedClassifier([0, 0, 0], [[0.50001, 0.49999], [0.9, 0.1], [0.6, 0.4]])
-    result = export._classification_parity(sk, X, onnx_labels, onnx_proba, 1e-4)
+    result = export._classification_parity(sk.labels, sk.proba, onnx_labels, onnx_proba, 1e-4)
     assert not result.passed and result.near_ties == 1
     assert result.reason.startswith("labels differ on 1 of 3 rows (first row 2: sklearn 0, onnx 1)")
     sk_ok = FixedClassifier([0, 0, 1], [[0.50001, 0.49999], [0.9, 0.1], [0.4, 0.6]])
     fixed = np.asarray([[0.49999, 0.50001], [0.9, 0.1], [0.4, 0.6]])
-    ok = export._classification_parity(sk_ok, X, onnx_labels, fixed, 1e-4)
+    ok = export._classification_parity(sk_ok.labels, sk_ok.proba, onnx_labels, fixed, 1e-4)
     assert ok.passed and ok.reason is None and ok.near_ties == 1
     assert ok.label_agreement == pytest.approx(2 / 3) and ok.max_abs_diff == pytest.approx(2e-5)
     # the real logistic graph is exact to ~1e-7: a 1e-12 tolerance must fail on probabilities

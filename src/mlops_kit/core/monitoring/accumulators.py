@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_kit.core.capture_columns import Categorical
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.core.stats import (
     CHI2_MIN_EFFECT,
@@ -56,12 +57,17 @@ class NumericAccumulator:
         self.total = self.min = self.max = 0.0
         self.reservoir = Reservoir(reservoir, seed)
 
-    def add(self, values: Sequence | np.ndarray) -> None:
-        arr = to_float_array(values)
+    def add(self, values: Sequence | np.ndarray | Categorical) -> None:
+        arr = to_float_array(values.tolist() if isinstance(values, Categorical) else values)
         self.n += arr.size
-        nan = np.isnan(arr)
-        self.nulls += int(nan.sum())
-        good = arr[~nan]
+        finite = np.isfinite(arr)
+        if finite.all():  # the common case: one pass instead of five
+            good = arr
+        else:
+            nan = np.isnan(arr)
+            self.nulls += int(nan.sum())
+            good = arr[~nan]
+            finite = finite[~nan]
         if not good.size:
             return
         self.counts += np.bincount(np.searchsorted(self.edges, good, side="left"),
@@ -72,7 +78,7 @@ class NumericAccumulator:
         if self.hi is not None:
             outside |= good > self.hi
         self.outside += int(outside.sum())
-        fin = good[np.isfinite(good)]
+        fin = good if good is arr else good[finite]
         if fin.size:
             first = self.reservoir.seen == 0
             self.total += float(fin.sum())
@@ -152,17 +158,37 @@ class CategoricalAccumulator:
         self.new_counts: dict[str, int] = {}
         self.n = self.nulls = self.invalid = 0
 
-    def add(self, values: Sequence) -> None:
+    def add(self, values: Sequence | np.ndarray | Categorical) -> None:
         self.n += len(values)
         raw: dict[Any, int] = {}
-        try:  # count raw values first: category_key runs once per distinct value
-            for v in values:
-                raw[v] = raw.get(v, 0) + 1
-        except TypeError:  # an unhashable value: normalise every value
-            raw = {}
-            values = [category_key(v) for v in values]
-            for v in values:
-                raw[v] = raw.get(v, 0) + 1
+        if isinstance(values, Categorical):  # codes: counted in C
+            counted, missing = values.counts()
+            raw.update(counted)
+            if missing:
+                raw[None] = missing
+        elif isinstance(values, np.ndarray) and values.dtype.kind in "iub" and values.size \
+                and values.min() >= 0 and values.max() < 1 << 16:  # class labels: bincount
+            counts = np.bincount(values.astype(np.int64, copy=False).ravel())
+            nz = np.flatnonzero(counts)
+            raw = dict(zip(nz.astype(values.dtype).tolist(), counts[nz].tolist(), strict=True))
+        elif isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+            uniq, counts = np.unique(values, return_counts=True)
+            raw = dict(zip(uniq.tolist(), counts.tolist(), strict=True))
+            nan = [k for k in raw if isinstance(k, float) and k != k]  # NaNs do not compare equal
+            if nan:
+                raw[None] = sum(raw.pop(k) for k in nan)
+        else:
+            try:  # count raw values first: category_key runs once per distinct value
+                for v in values:
+                    raw[v] = raw.get(v, 0) + 1
+            except TypeError:  # an unhashable value: normalise every value
+                raw = {}
+                for v in values:
+                    k = category_key(v)
+                    raw[k] = raw.get(k, 0) + 1
+        self._add_counts(raw)
+
+    def _add_counts(self, raw: dict[Any, int]) -> None:
         seen: dict[str | None, int] = {}
         for v, c in raw.items():
             k = category_key(v)

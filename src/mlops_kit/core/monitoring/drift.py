@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_kit.core.capture_columns import Categorical
 from mlops_kit.core.monitoring.accumulators import (
     MAX_NEW_CATEGORIES,
     CategoricalAccumulator,
@@ -89,7 +90,8 @@ class FeatureDriftAccumulator:
                     ref, feat if isinstance(feat, CategoricalFeature) else None)
         self.rows = 0
 
-    def add_columns(self, columns: Mapping[str, Sequence], n: int | None = None) -> None:
+    def add_columns(self, columns: Mapping[str, Sequence | np.ndarray | Categorical],
+                    n: int | None = None) -> None:
         if n is None:
             n = max((len(v) for v in columns.values()), default=0)
         self.rows += n
@@ -160,8 +162,13 @@ class PredictionAccumulator:
         self.acc = (NumericAccumulator(reference, None, seed=7) if self.numeric
                     else CategoricalAccumulator(reference, None, max_new=MAX_NEW_CATEGORIES))
 
-    def add(self, predictions: Sequence) -> None:
-        preds = list(np.asarray(predictions, dtype=object).ravel())
+    def add(self, predictions: Sequence | np.ndarray | Categorical) -> None:
+        if isinstance(predictions, Categorical):
+            preds: Any = predictions
+        elif isinstance(predictions, np.ndarray) and predictions.dtype.kind in "fiub":
+            preds = predictions.ravel()
+        else:
+            preds = list(np.asarray(predictions, dtype=object).ravel())
         self.rows += len(preds)
         self.acc.add(preds)
 

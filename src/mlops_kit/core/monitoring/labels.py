@@ -1,10 +1,11 @@
 """Late ground truth: labels files under labels/<model>/ (request_id + target), checked on
-upload and indexed as two numpy arrays (64-bit id hash + label) for the join."""
+upload and indexed as numpy arrays (64-bit join keys + labels) for the join."""
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from mlops_kit.core import layout
+from mlops_kit.core.capture_columns import id_keys, label_keys
 from mlops_kit.core.context import load_spec
 from mlops_kit.core.layout import check_name
 from mlops_kit.core.missing import is_missing_text
@@ -22,26 +24,25 @@ from mlops_kit.errors import MlopsKitError, SpecError, ValidationError
 
 
 # -- labels -------------------------------------------------------------------------------
-def _id_hash(ids: list[str]) -> np.ndarray:
-    # Python's str hash: 64 bits, stable within the process that builds and probes the index.
-    return np.fromiter((hash(i) for i in ids), dtype=np.int64, count=len(ids))
-
-
 class LabelIndex:
     """Late ground truth keyed by captured row id (request_id, or request_id#i in a batch), as
-    sorted 64-bit id hashes + labels: ~12 bytes per label. Later files win for a repeated id.
-    A file that cannot be read (not UTF-8, no target column: what ingest quarantines) is skipped
-    and listed in `skipped`, so one bad file never stops monitoring."""
+    sorted 64-bit join keys (capture_columns.label_keys) + labels: ~20 bytes per label, no id
+    strings kept. Later files win for a repeated id. A file that cannot be read (not UTF-8, no
+    target column: what ingest quarantines) is skipped and listed in `skipped`, so one bad file
+    never stops monitoring."""
 
-    def __init__(self, hashes: np.ndarray, values: np.ndarray, files: int, read: int,
-                 skipped: list[dict[str, str]] | None = None) -> None:
-        self.hashes, self.values, self.files, self.read = hashes, values, files, read
+    def __init__(self, keys: np.ndarray, origin: np.ndarray, values: np.ndarray, kept: int,
+                 files: int, read: int, skipped: list[dict[str, str]] | None = None) -> None:
+        self.keys, self.origin, self.values = keys, origin, values
+        self.kept, self.files, self.read = kept, files, read
         self.skipped = skipped or []
-        self.hit = np.zeros(hashes.size, dtype=bool)
+        self.hit = np.zeros(values.size, dtype=bool)
 
     @classmethod
     def load(cls, ctx, model: str, target: str, *, numeric: bool) -> LabelIndex:
-        hashes: list[np.ndarray] = []
+        keys: list[np.ndarray] = []
+        origins: list[np.ndarray] = []
+        primaries: list[np.ndarray] = []
         values: list[np.ndarray] = []
         skipped: list[dict[str, str]] = []
         files = read = 0
@@ -49,83 +50,113 @@ class LabelIndex:
             if not info.key.endswith(".csv"):
                 continue
             files += 1
-            file_hashes, file_values, file_read = [], [], 0
+            parts: list[tuple] = []
+            file_read = 0
             try:
                 with ctx.store.open(info.key) as f:
                     for ids, vals in read_labels(f, info.key, target, numeric):
-                        file_hashes.append(_id_hash(ids))
-                        file_values.append(np.asarray(vals, dtype=np.float64 if numeric
-                                                      else object))
+                        k, origin, primary = label_keys(ids)
+                        parts.append((k, origin + read + file_read, primary,
+                                      np.asarray(vals, dtype=np.float64 if numeric else object)))
                         file_read += len(ids)
             except ValidationError as exc:
                 skipped.append({"key": info.key, "reason": exc.message})
                 continue
-            hashes += file_hashes
-            values += file_values
+            for k, origin, primary, v in parts:
+                keys.append(k)
+                origins.append(origin)
+                primaries.append(primary)
+                values.append(v)
             read += file_read
-        if not hashes:
-            return cls(np.empty(0, np.int64), np.empty(0, object), files, 0, skipped)
-        h = np.concatenate(hashes)
+        if not keys:
+            empty = np.empty(0, np.int64)
+            return cls(empty, empty, np.empty(0, object), 0, files, 0, skipped)
+        k, origin, primary = np.concatenate(keys), np.concatenate(origins), \
+            np.concatenate(primaries)
         v = np.concatenate(values)
-        # keep the last occurrence of each id, then sort by hash for searchsorted
-        _, first_in_reversed = np.unique(h[::-1], return_index=True)
-        keep = h.size - 1 - first_in_reversed
-        order = np.argsort(h[keep], kind="stable")
-        return cls(h[keep][order], v[keep][order], files, read, skipped)
+        # the last label of each id wins: keep the labels whose id key occurs last
+        pk, po = k[primary], origin[primary]
+        _, last_rev = np.unique(pk[::-1], return_index=True)
+        kept = np.zeros(v.size, dtype=bool)
+        kept[po[::-1][last_rev]] = True
+        sel = kept[origin]
+        o = np.argsort(origin[sel], kind="stable")
+        k, origin = k[sel][o], origin[sel][o]
+        _, last_rev = np.unique(k[::-1], return_index=True)  # a key twice: the later label
+        keep = k.size - 1 - last_rev
+        order = np.argsort(k[keep], kind="stable")
+        return cls(k[keep][order], origin[keep][order], v, int(kept.sum()), files, read, skipped)
 
     def __len__(self) -> int:
-        return int(self.hashes.size)
+        return self.kept
+
+    def lookup_keys(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mask of row keys that have a label, their labels)."""
+        if not self.keys.size or not keys.size:
+            return np.zeros(keys.size, dtype=bool), self.values[:0]
+        pos = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+        found = self.keys[pos] == keys
+        labels = self.origin[pos[found]]
+        self.hit[labels] = True
+        return found, self.values[labels]
 
     def lookup(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(mask of ids that have a label, their labels)."""
-        if not self.hashes.size or not ids:
-            return np.zeros(len(ids), dtype=bool), self.values[:0]
-        h = _id_hash(ids)
-        pos = np.minimum(np.searchsorted(self.hashes, h), self.hashes.size - 1)
-        found = self.hashes[pos] == h
-        self.hit[pos[found]] = True
-        return found, self.values[pos[found]]
+        """(mask of row ids that have a label, their labels): ids spelled out."""
+        return self.lookup_keys(id_keys(ids))
 
 
-def _label_value(v: str, numeric: bool | None) -> Any:
-    if numeric is None:  # as written
-        return v.strip()
-    if numeric:
-        try:
-            return float(v)
-        except ValueError:
-            return math.nan
-    return category_key(v.strip())
+def _label_values(vals: list[str], numeric: bool | None) -> list[Any]:
+    """Raw label strings -> float (unparseable: NaN), category keys, or stripped text (None:
+    as written), each distinct value converted once."""
+    index: dict[str, int] = {}
+    setdefault = index.setdefault
+    codes = [setdefault(v, len(index)) for v in vals]
+    if numeric is None:
+        conv: list[Any] = [u.strip() for u in index]
+    elif numeric:
+        conv = [_float(u) for u in index]
+    else:
+        conv = [category_key(u.strip()) for u in index]
+    return [conv[c] for c in codes]
+
+
+def _float(v: str) -> float:
+    try:
+        return float(v)
+    except ValueError:
+        return math.nan
 
 
 def read_labels(stream: BinaryIO, key: str, target: str, numeric: bool | None,
-                chunk: int = CHUNK_ROWS * 10) -> Iterator[tuple[list[str], list[Any]]]:
+                chunk: int = CHUNK_ROWS * 50) -> Iterator[tuple[list[str], list[Any]]]:
     """(ids, labels) chunks of a labels CSV (request_id or id + the target column). Rows whose
     id or label is missing (core/missing.py) are skipped. ValidationError, naming the file and
-    the reason, for a file that is not UTF-8 CSV or lacks a column."""
+    the reason, for a file that is not UTF-8 CSV or lacks a column. csv.reader with columns
+    taken by C-level transposes (a DictReader builds a dict per row: ~10x slower)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     try:
-        reader = csv.DictReader(text)
-        header = reader.fieldnames or []
+        reader = csv.reader(text)
+        header = next(reader, None) or []
         missing = [c for c in ("request_id", target)
                    if c not in header and not (c == "request_id" and "id" in header)]
         if missing:
             raise ValidationError(f"{key}: labels need the columns request_id and {target!r}; "
                                   f"missing {missing} (header: {header[:20]})", field=missing[0])
-        id_col = "request_id" if "request_id" in header else "id"
-        ids: list[str] = []
-        vals: list[Any] = []
-        for row in reader:
-            rid, v = row.get(id_col), row.get(target)
-            if rid is None or v is None or is_missing_text(rid) or is_missing_text(v):
-                continue
-            ids.append(rid.strip())
-            vals.append(_label_value(v, numeric))
-            if len(ids) >= chunk:
-                yield ids, vals
-                ids, vals = [], []
-        if ids:
-            yield ids, vals
+        # the last column of a repeated name, as DictReader reads it
+        col = {name: i for i, name in enumerate(header)}
+        id_at, t_at, width = col["request_id" if "request_id" in col else "id"], col[target], \
+            len(header)
+        while rows := list(itertools.islice(reader, chunk)):
+            if any(len(r) < width for r in rows):  # short rows: the missing cells are empty
+                rows = [r + [""] * (width - len(r)) if len(r) < width else r for r in rows]
+            cols = list(zip(*rows, strict=False))
+            ids, vals = list(cols[id_at]), list(cols[t_at])
+            keep = [i for i, (rid, v) in enumerate(zip(ids, vals, strict=True))
+                    if not (is_missing_text(rid) or is_missing_text(v))]
+            if len(keep) < len(rows):
+                ids, vals = [ids[i] for i in keep], [vals[i] for i in keep]
+            if ids:
+                yield list(map(str.strip, ids)), _label_values(list(vals), numeric)
     except UnicodeDecodeError as exc:
         raise ValidationError(f"{key}: not valid UTF-8 (byte {exc.start} of a block): save "
                               "the labels as UTF-8 CSV", field="labels") from None

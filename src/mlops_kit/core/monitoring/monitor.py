@@ -2,9 +2,10 @@
 champion's training profile (feature drift, missing and out-of-range rates, prediction drift),
 live quality from late labels, an alert, an optional retrain, and a report (JSON + HTML).
 
-Bounded cost: captures are read hour partition by hour partition, row by row, and fed in
-chunks of CHUNK_ROWS to streaming accumulators (core.drift); labels are held as two numpy
-arrays (64-bit id hash + label); live metrics keep at most MAX_LABELLED_ROWS labelled rows.
+Bounded cost: captures are read hour partition by hour partition, one columnar capture object
+(core.capture_format) at a time, and fed as column chunks to streaming accumulators
+(core.drift); labels are held as numpy arrays (64-bit join keys + labels); live metrics keep
+at most MAX_LABELLED_ROWS labelled rows.
 numpy only (no scikit-learn, pandas or pyarrow): this runs in the light monitor function.
 """
 
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core import layout
-from mlops_kit.core.monitoring.captures import chunks, iter_captures
+from mlops_kit.core.capture_columns import take
+from mlops_kit.core.monitoring.captures import iter_capture_chunks, version_role_counts
 from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator
 from mlops_kit.core.monitoring.labels import LabelIndex
 from mlops_kit.core.monitoring.quality import Quality, quality_check
@@ -94,31 +96,27 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
     quality: dict[str, Quality] = {}
     counts: dict[str, dict[str, int]] = {}
     stats: dict[str, int] = {}
-    names = spec.feature_names
-    for chunk in chunks(iter_captures(ctx, model, start, end, stats)):
-        served = []
-        for r in chunk:
-            v, role = str(r.get("version")), r.get("role") or "served"
-            c = counts.setdefault(v, {})
-            c[role] = c.get(role, 0) + 1
-            if r.get("version") == version and role != "shadow":
-                served.append(r)
-        if served:
-            cols = {n: [r["features"].get(n) for r in served] for n in names}
-            features.add_columns(cols, len(served))
+    for chunk in iter_capture_chunks(ctx, model, start, end, stats):
+        version_role_counts(chunk, counts)
+        served_mask = (chunk.version == version) & ~chunk.shadow
+        served = chunk if served_mask.all() else chunk.select(served_mask)
+        if served.n:
+            features.add_columns(served.features, served.n)
             if preds is not None:
-                preds.add([r.get("prediction") for r in served])
+                preds.add(served.prediction)
         if len(labels):
-            found, values = labels.lookup([str(r.get("id")) for r in chunk])
+            found, values = labels.lookup_keys(chunk.keys())
             if found.any():
-                matched = [r for r, ok in zip(chunk, found, strict=True) if ok]
-                groups: dict[str, list[int]] = {}
-                for i, r in enumerate(matched):
-                    key = f"{r.get('version')}{'/shadow' if r.get('role') == 'shadow' else ''}"
-                    groups.setdefault(key, []).append(i)
-                for key, idx in groups.items():
+                idx = np.flatnonzero(found)
+                groups = chunk.version[idx] * 2 + chunk.shadow[idx]
+                for g in np.unique(groups).tolist():
+                    key = f"{g // 2}{'/shadow' if g % 2 else ''}"
+                    pick = groups == g
+                    rows_g = idx[pick]
+                    proba = chunk.probabilities
                     quality.setdefault(key, Quality(numeric_target)).add(
-                        [matched[i] for i in idx], values[np.asarray(idx)])
+                        take(chunk.prediction, rows_g),
+                        None if proba is None else proba[rows_g], values[pick])
 
     rows = features.rows
     report: dict[str, Any] = {
@@ -126,6 +124,7 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
         "window": {"start": start.isoformat(), "end": end.isoformat(), "hours": hours},
         "rows": rows, "rows_by_version": counts,
         "capture_objects": stats.get("objects", 0), "capture_bytes": stats.get("bytes", 0),
+        "capture_objects_unreadable": stats.get("unreadable", 0),
         "policy": spec.monitoring.model_dump(mode="json"),
         "lineage": _lineage(ctx, model, version, record),
     }

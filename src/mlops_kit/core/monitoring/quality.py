@@ -4,13 +4,13 @@ metrics as training, and the check against the spec's promotion minimum."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
+from mlops_kit.core.capture_columns import Categorical, Column
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.spec import LOWER_IS_BETTER, ModelSpec
-from mlops_kit.core.stats import category_key
+from mlops_kit.core.stats import category_key, to_float_array
 
 MAX_LABELLED_ROWS = 1_000_000
 
@@ -26,23 +26,28 @@ class Quality:
         self.proba: list[np.ndarray] | None = []
         self.kept = self.labelled = 0
 
-    def add(self, rows: list[dict], labels: np.ndarray) -> None:
-        self.labelled += len(rows)
+    def add(self, predictions: Column, probabilities: np.ndarray | None,
+            labels: np.ndarray) -> None:
+        """Labelled rows of one chunk: their predictions, probabilities (or None) and labels."""
+        n = len(labels)
+        self.labelled += n
         room = MAX_LABELLED_ROWS - self.kept
         if room <= 0:
             return
-        rows, labels = rows[:room], labels[:room]
-        self.kept += len(rows)
+        take = min(room, n)
+        preds = predictions[:take]
+        labels = labels[:take]
+        self.kept += take
         if self.numeric:
             self.y_true.append(labels.astype(np.float64))
-            self.y_pred.append(np.array([_float(r.get("prediction")) for r in rows]))
+            self.y_pred.append(to_float_array(
+                preds.tolist() if isinstance(preds, Categorical) else preds))
             return
         self.y_true.append(labels.astype(object))
-        self.y_pred.append(np.array([category_key(r.get("prediction")) for r in rows], object))
-        probs = [r.get("probabilities") for r in rows]
-        if self.proba is not None and all(isinstance(p, list) and p for p in probs) \
-                and len({len(p) for p in probs if p is not None}) == 1:
-            self.proba.append(np.asarray(probs, dtype=np.float32))
+        self.y_pred.append(_category_keys(preds))
+        if self.proba is not None and probabilities is not None and probabilities.ndim == 2 \
+                and probabilities.shape[1]:
+            self.proba.append(np.asarray(probabilities[:take], dtype=np.float32))
         else:
             self.proba = None  # some rows without probabilities: no roc_auc / log_loss
 
@@ -60,11 +65,15 @@ class Quality:
         return _finite(compute_metrics(task, y_true.astype(str), y_pred.astype(str), proba, keys))
 
 
-def _float(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
+def _category_keys(preds: Column) -> np.ndarray:
+    """category_key of every prediction, computed once per distinct value."""
+    if isinstance(preds, Categorical):
+        keys = np.array([category_key(v) for v in preds.values.tolist()] + [None], dtype=object)
+        return keys[preds.codes]
+    if isinstance(preds, np.ndarray) and preds.dtype.kind in "fiub":
+        uniq, inverse = np.unique(preds, return_inverse=True)
+        return np.array([category_key(v) for v in uniq.tolist()], dtype=object)[inverse]
+    return np.array([category_key(v) for v in preds], dtype=object)
 
 
 def _finite(d: dict[str, float]) -> dict[str, float]:

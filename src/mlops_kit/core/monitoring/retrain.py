@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlops_kit.core import layout
-from mlops_kit.core.monitoring.captures import chunks, iter_captures
+from mlops_kit.core.capture_columns import values_of
+from mlops_kit.core.monitoring.captures import iter_capture_chunks
 from mlops_kit.core.monitoring.labels import LabelIndex
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.errors import ConditionFailed
@@ -103,16 +104,19 @@ def _write_retrain_dataset(ctx, spec: ModelSpec, base_key: str, key: str, labels
                 writer.writerow(header)
                 for row in reader:
                     writer.writerow(row)
-            features = set(spec.feature_names)
-            for chunk in chunks(iter_captures(ctx, spec.name, start, end)):
-                chunk = [r for r in chunk if r.get("role") != "shadow"]
-                found, values = labels.lookup([str(r.get("id")) for r in chunk])
-                for r, y in zip([r for r, ok in zip(chunk, found, strict=True) if ok], values,
-                                strict=True):
-                    feats = r.get("features") or {}
-                    writer.writerow([_cell(y) if c == spec.target else
-                                     _cell(feats.get(c)) if c in features else "" for c in header])
-                    added += 1
+            for chunk in iter_capture_chunks(ctx, spec.name, start, end):
+                chunk = chunk.select(~chunk.shadow)
+                found, values = labels.lookup_keys(chunk.keys())
+                if not found.any():
+                    continue
+                matched = chunk.select(found)
+                cols = {c: values_of(matched.features[c]) for c in header
+                        if c in matched.features and c in spec.feature_names}
+                ys = values.tolist()
+                for i in range(matched.n):
+                    writer.writerow([_cell(ys[i]) if c == spec.target else
+                                     _cell(cols[c][i]) if c in cols else "" for c in header])
+                added += matched.n
         return ctx.store.put_file(key, path), added
     finally:
         os.unlink(path)

@@ -13,8 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import orjson
+
 from mlops_kit import __version__
 from mlops_kit.core.layout import NAME_PATTERN
+from mlops_kit.core.serving import v2_binary
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.errors import MlopsKitError, NotFound, PayloadTooLarge, ValidationError
 
@@ -29,8 +33,7 @@ _V2_INFER = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?
 _V2_READY = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?/ready$")
 _PUBLIC = ("/v2/health/live", "/v2/health/ready", "/healthz", "/v2", "/openapi.json")
 _READ, _WRITE = ("GET", "HEAD", "OPTIONS"), ("POST", "OPTIONS")
-_V2_DTYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-              "FP16", "FP32", "FP64", "BYTES"}
+_V2_DTYPES = v2_binary.DATATYPES
 
 
 @dataclass
@@ -38,12 +41,13 @@ class Response:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
-    raw: bytes | None = None  # a non-JSON payload (the console's HTML and CSS)
+    raw: bytes | None = None  # a non-JSON payload (console HTML/CSS, V2 binary tensors)
 
     def json_bytes(self) -> bytes:
         if self.status == 204:  # No Content: no body at all
             return b""
-        return json.dumps(self.body, separators=(",", ":"), allow_nan=False).encode()
+        # orjson: ~5x faster than json.dumps; NaN/inf become null instead of raising
+        return orjson.dumps(self.body, option=orjson.OPT_SERIALIZE_NUMPY)
 
     def payload(self) -> bytes:
         return self.raw if self.raw is not None else self.json_bytes()
@@ -72,17 +76,26 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _stdlib_loads(body: bytes | str) -> Any:
+    """The json module's reading (and error messages): numbers out of double or 64-bit range
+    parse, so validation names the field; NaN / Infinity literals are refused."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValidationError("body: JSON nested too deeply", field="body") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"body: not valid JSON ({str(exc)[:80]})", field="body") from None
+
+
 def parse_json_body(body: bytes | str | None) -> dict[str, Any]:
     if body is None or body == b"" or body == "":
         raise ValidationError("body: a JSON object is required", field="body")
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body: larger than {MAX_BODY_BYTES} bytes", field="body")
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ValidationError("body: JSON nested too deeply", field="body") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"body: not valid JSON ({str(exc)[:80]})", field="body") from None
+        data = orjson.loads(body)  # ~3x faster than json.loads on a 1-record request
+    except orjson.JSONDecodeError:
+        data = _stdlib_loads(body)  # what orjson refuses beyond JSON's grammar (1e999, 2**70)
     if not isinstance(data, dict):
         raise ValidationError("body: must be a JSON object", field="body")
     # Nesting depth needs that many '{' or '['; a small request cannot be too deep.
@@ -94,14 +107,16 @@ def parse_json_body(body: bytes | str | None) -> dict[str, Any]:
 
 
 def v2_to_records(data: dict[str, Any], feature_names: list[str], *,
-                  nullable: frozenset[str] = frozenset(),
-                  ignore_unknown: bool = False) -> list[dict[str, Any]]:
+                  nullable: frozenset[str] = frozenset(), ignore_unknown: bool = False,
+                  tail: memoryview | None = None) -> list[dict[str, Any]]:
     """Open Inference Protocol request -> records. One input tensor per feature, shape [N] or
-    [N, 1], flat `data` (row-major). As for V1, an unknown tensor is a 400 unless the spec
-    ignores unknown fields, and a missing one is a 400 unless its feature is nullable."""
+    [N, 1], flat `data` (row-major) or binary data after the JSON header (v2_binary). As for
+    V1, an unknown tensor is a 400 unless the spec ignores unknown fields, and a missing one
+    is a 400 unless its feature is nullable."""
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise ValidationError("inputs: must be a non-empty list of tensors", field="inputs")
+    raw = v2_binary.take_binary(inputs, tail)
     columns: dict[str, list] = {}
     n_rows: int | None = None
     for i, tensor in enumerate(inputs):
@@ -124,10 +139,16 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str], *,
             raise ValidationError(f"inputs[{i}].datatype: {str(dtype)[:20]!r} is unknown", field=name)
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
             raise ValidationError(f"inputs[{i}].shape: must be [N] or [N, 1]", field=name)
-        if not isinstance(values, list):
+        if raw[i] is not None:
+            if values is not None:
+                raise ValidationError(f"inputs[{i}]: both data and binary_data_size", field=name)
+            decoded = v2_binary.decode_tensor(raw[i], dtype, shape[0], f"inputs[{i}]")
+            flat = decoded.tolist() if isinstance(decoded, np.ndarray) else decoded
+        elif not isinstance(values, list):
             raise ValidationError(f"inputs[{i}].data: must be a list", field=name)
-        flat = values[0] if len(values) == 1 and isinstance(values[0], list) else values
-        flat = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in flat]
+        else:
+            flat = values[0] if len(values) == 1 and isinstance(values[0], list) else values
+            flat = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in flat]
         if len(flat) != shape[0]:
             raise ValidationError(
                 f"inputs[{i}].data: has {len(flat)} values but shape says {shape[0]}", field=name
@@ -143,17 +164,6 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str], *,
         raise ValidationError("inputs: no tensor for a feature of this model", field="inputs")
     present = [n for n in feature_names if n in columns]
     return [{n: columns[n][r] for n in present} for r in range(n_rows)]
-
-
-def _v2_tensor(name: str, values: list, shape: list[int]) -> dict[str, Any]:
-    sample = values[0] if values else 0.0
-    while isinstance(sample, list):
-        sample = sample[0] if sample else 0.0
-    dtype = "BYTES" if isinstance(sample, str) else "INT64" if isinstance(sample, int) else "FP32"
-    flat: list = []
-    for v in values:
-        flat.extend(v if isinstance(v, list) else [v])
-    return {"name": name, "shape": shape, "datatype": dtype, "data": flat}
 
 
 class HttpApi:
@@ -192,11 +202,11 @@ class HttpApi:
     @staticmethod
     def allowed_methods(path: str) -> tuple[str, ...] | None:
         """The methods a path answers (the Allow header); None for a path that does not exist."""
+        if _V1_PREDICT.match(path) or _V2_INFER.match(path):  # the hot paths first
+            return _WRITE
         if path in _PUBLIC or _V1_MODEL.match(path) or _V2_MODEL.match(path) \
                 or _V2_READY.match(path):
             return _READ
-        if _V1_PREDICT.match(path) or _V2_INFER.match(path):
-            return _WRITE
         return None
 
     def _route(self, method, path, headers, body, request_id) -> Response:
@@ -218,7 +228,8 @@ class HttpApi:
         if path in ("/v2/health/live", "/v2/health/ready", "/healthz"):
             return Response(200, {"live": True, "ready": True})
         if path == "/v2":
-            return Response(200, {"name": "mlops-kit", "version": __version__, "extensions": []})
+            return Response(200, {"name": "mlops-kit", "version": __version__,
+                                  "extensions": ["binary_tensor_data"]})
         if path == "/openapi.json" and self.openapi is not None:
             return Response(200, self.openapi())
         if self.authorize is not None:
@@ -231,7 +242,8 @@ class HttpApi:
                                                       request_id=request_id))
         if m := _V2_INFER.match(path):
             self._check_version(m)
-            return self._v2_infer(m.group(1), parse_json_body(body), request_id)
+            head, tail = v2_binary.split_body(body or b"", headers.get(v2_binary.HEADER))
+            return self._v2_infer(m.group(1), parse_json_body(head), tail, request_id)
         if m := (_V1_MODEL.match(path) or _V2_MODEL.match(path)):
             meta = self._check_version(m) if m.re is _V2_MODEL else self.service.metadata(m.group(1))
             if path.startswith("/v2/"):
@@ -244,7 +256,7 @@ class HttpApi:
 
     def _check_version(self, m: re.Match) -> dict[str, Any]:
         """/v2/models/{name}/versions/{v}/...: only the served (champion) version answers."""
-        meta = self.service.metadata(m.group(1))
+        meta = self.service.metadata(m.group(1), copy_out=False)
         if m.group(2) is not None and int(m.group(2)) != meta["version"]:
             raise NotFound(f"version {int(m.group(2))} of {m.group(1)!r} is not served "
                            f"(the champion is version {meta['version']})", field="version")
@@ -265,19 +277,33 @@ class HttpApi:
         return {"name": meta["name"], "versions": [str(meta["version"])], "platform": "onnxruntime",
                 "inputs": inputs, "outputs": outputs}
 
-    def _v2_infer(self, model: str, data: dict[str, Any], request_id: str | None) -> Response:
-        meta = self.service.metadata(model)
+    def _v2_infer(self, model: str, data: dict[str, Any], tail: memoryview | None,
+                  request_id: str | None) -> Response:
+        meta = self.service.metadata(model, copy_out=False)
         names = [f["name"] for f in meta["features"]]
         records = v2_to_records(
             data, names, nullable=frozenset(f["name"] for f in meta["features"] if f["nullable"]),
-            ignore_unknown=meta.get("unknown_fields") == "ignore")
+            ignore_unknown=meta.get("unknown_fields") == "ignore", tail=tail)
         rid = data.get("id") if isinstance(data.get("id"), str) else request_id
-        out = self.service.predict(model, records, request_id=rid)
-        n = len(out["predictions"])
-        outputs = [_v2_tensor("label", out["predictions"], [n])]
-        if "probabilities" in out:
-            k = len(out["probabilities"][0]) if n else 0
-            outputs.append(_v2_tensor("probabilities", out["probabilities"], [n, k]))
-        body = {"model_name": model, "model_version": str(out["version"]), "outputs": outputs,
-                "id": out["request_id"]}
-        return Response(200, body)
+        inf = self.service.infer(model, lambda p: p.inputs_from_request(records), request_id=rid)
+        labels, proba = inf.labels, inf.probabilities
+        n = int(labels.shape[0])
+        available = {"label": v2_binary.Output("label", v2_binary.label_datatype(labels), [n],
+                                               labels)}
+        if proba is not None:
+            available["probabilities"] = v2_binary.Output(
+                "probabilities", "FP32", [n, int(proba.shape[1])], proba, decimals=6)
+        outputs, parts = [], []
+        for name, binary in v2_binary.wanted_outputs(data, list(available)).items():
+            tensor, raw = available[name].tensor(binary)
+            outputs.append(tensor)
+            if raw is not None:
+                parts.append(raw)
+        body = {"model_name": model, "model_version": str(inf.predictor.version),
+                "outputs": outputs, "id": inf.request_id}
+        if not parts:
+            return Response(200, body)
+        head = orjson.dumps(body)
+        return Response(200, body, raw=head + b"".join(parts), headers={
+            "content-type": "application/octet-stream",
+            v2_binary.HEADER: str(len(head))})

@@ -8,6 +8,9 @@ probabilities too, not only labels: some converters get labels right with wrong 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +26,8 @@ from sklearn.utils.validation import check_is_fitted
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import columns_to_inputs
 from mlops_kit.core.spec import ModelSpec, NumericFeature
+from mlops_kit.core.training import forest_export
+from mlops_kit.core.training.tree_attrs import fast_tree_attributes
 from mlops_kit.errors import ExportError
 
 __all__ = ["ML_OPSET", "TARGET_OPSET", "ParityResult", "parity_check", "to_onnx"]
@@ -33,9 +38,12 @@ TARGET_OPSET = 17
 ML_OPSET = 3
 
 
-def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None) -> bytes:
+def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None,
+            fast_trees: bool = True) -> bytes:
     """Convert a fitted pipeline from training.build_pipeline; one input per feature.
-    `spec_hash`: the user's spec when `spec` is a search winner's derived spec."""
+    `spec_hash`: the user's spec when `spec` is a search winner's derived spec.
+    fast_trees: tree attributes computed per tree in numpy (tree_attrs), and random forests'
+    tree node filled in place (forest_export): the same operator and values as skl2onnx's."""
     initial_types = [
         (
             f.name,
@@ -53,14 +61,19 @@ def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None) -> 
         ) from None
     estimator = pipeline.steps[-1][1]
     classifier = spec.task.is_classification
-    options = {id(estimator): {"zipmap": False}} if classifier else None
+
+    def convert(pipe: Any, est: Any) -> onnx.ModelProto:
+        return _skl2onnx(pipe, initial_types=initial_types,
+                         target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
+                         options={id(est): {"zipmap": False}} if classifier else None)
+
+    fill: Callable[[], None] = lambda: None  # noqa: E731
     try:
-        model = _skl2onnx(
-            pipeline,
-            initial_types=initial_types,
-            target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
-            options=options,
-        )
+        if fast_trees and forest_export.applies(pipeline):
+            model, fill = forest_export.convert(pipeline, convert)
+        else:
+            with fast_tree_attributes() if fast_trees else nullcontext():
+                model = convert(pipeline, estimator)
     except Exception as exc:  # noqa: BLE001 - converter errors come in every type
         raise ExportError(
             f"cannot convert {spec.estimator.kind} to ONNX: {type(exc).__name__}: "
@@ -86,6 +99,11 @@ def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None) -> 
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"exported ONNX graph is invalid: {str(exc).splitlines()[0]}") from None
+    try:
+        fill()  # a forest's trees, after the check (it serialises the whole model)
+    except Exception as exc:  # noqa: BLE001 - same contract as the converter's errors
+        raise ExportError(f"cannot convert {spec.estimator.kind} to ONNX: "
+                          f"{type(exc).__name__}: {exc}") from None
     return model.SerializeToString()
 
 
@@ -114,11 +132,11 @@ class ParityResult:
 
 
 def run_onnx(
-    spec: ModelSpec, onnx_bytes: bytes, X: pd.DataFrame
+    spec: ModelSpec, onnx_bytes: bytes, X: pd.DataFrame, threads: int = 0
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str | None]]:
     """(labels-or-values, probabilities or None, output names) from onnxruntime, fed the
-    serving encoding."""
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    serving encoding, with serving's session options (threads 0: onnxruntime's default)."""
+    session = onnx_meta.session(ort, onnx_bytes, threads)
     label_name, proba_name = onnx_meta.output_names(session)
     feed = columns_to_inputs(spec, {col: X[col].tolist() for col in spec.feature_names})
     names = [label_name] + ([proba_name] if proba_name else [])
@@ -142,25 +160,40 @@ def parity_check(
     rows = len(X_holdout)
     if rows == 0:
         return ParityResult.failed(0, tol, "no holdout rows to compare")
-    try:
-        onnx_values, onnx_proba, outputs = run_onnx(spec, onnx_bytes, X_holdout)
-    except Exception as exc:  # noqa: BLE001 - any runtime failure fails the gate, with its reason
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        return ParityResult.failed(
-            rows, tol, f"onnxruntime could not run the model: {type(exc).__name__}: {detail}"
-        )
+    # onnxruntime (session load + run, GIL released) on a second thread while sklearn
+    # predicts on this one (its tree traversal releases the GIL too): a big forest's gate
+    # takes the longer of the two instead of their sum.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        onnx_run = pool.submit(run_onnx, spec, onnx_bytes, X_holdout, 1)
+        sk = _sklearn_outputs(spec, pipeline, X_holdout)
+        try:
+            onnx_values, onnx_proba, outputs = onnx_run.result()
+        except Exception as exc:  # noqa: BLE001 - any runtime failure fails the gate
+            detail = str(exc).splitlines()[0] if str(exc) else ""
+            return ParityResult.failed(
+                rows, tol, f"onnxruntime could not run the model: {type(exc).__name__}: {detail}"
+            )
     if spec.task.is_classification:
-        result = _classification_parity(pipeline, X_holdout, onnx_values, onnx_proba, tol)
+        result = _classification_parity(*sk, onnx_values, onnx_proba, tol)
     else:
-        result = _regression_parity(pipeline, X_holdout, onnx_values, tol)
+        result = _regression_parity(sk[0], onnx_values, tol)
     result.outputs = outputs
     return result
 
 
-def _classification_parity(pipeline, X, onnx_labels, onnx_proba, tol) -> ParityResult:
-    rows = len(X)
-    sk_labels = pipeline.predict(X)
-    sk_proba = pipeline.predict_proba(X)
+def _sklearn_outputs(spec: ModelSpec, pipeline: Any, X: pd.DataFrame
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(labels, probabilities) of a classifier, (values, None) of a regressor."""
+    if not spec.task.is_classification:
+        return np.asarray(pipeline.predict(X)), None
+    proba = pipeline.predict_proba(X)
+    if forest_export.applies(pipeline):  # a forest's predict is exactly this: predict once
+        return pipeline.steps[-1][1].classes_.take(np.argmax(proba, axis=1)), proba
+    return pipeline.predict(X), proba
+
+
+def _classification_parity(sk_labels, sk_proba, onnx_labels, onnx_proba, tol) -> ParityResult:
+    rows = len(sk_labels)
     if onnx_proba is None or onnx_proba.shape != sk_proba.shape:
         shape = None if onnx_proba is None else onnx_proba.shape
         return ParityResult.failed(
@@ -204,9 +237,9 @@ def _native(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _regression_parity(pipeline, X, onnx_values, tol) -> ParityResult:
-    rows = len(X)
-    sk = np.asarray(pipeline.predict(X), dtype=np.float64).reshape(-1)
+def _regression_parity(sk_values, onnx_values, tol) -> ParityResult:
+    rows = len(sk_values)
+    sk = np.asarray(sk_values, dtype=np.float64).reshape(-1)
     ox = np.asarray(onnx_values, dtype=np.float64).reshape(-1)
     if ox.shape != sk.shape:
         return ParityResult.failed(

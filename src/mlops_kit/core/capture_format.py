@@ -1,0 +1,298 @@
+"""The capture object: what the serve side writes per flush (one model, one feature schema) and
+monitoring and the Parquet compaction read. numpy only: serving imports no pyarrow.
+
+Chosen by measurement (bench/capture_formats.py, against JSON lines, .npz, Arrow IPC and
+Parquet): a JSON header and the raw little-endian arrays, 8-byte aligned. Writing is a
+`tobytes()` per column; reading is one JSON parse and a zero-copy `np.frombuffer` per column
+(.npz parses a header per member with `ast`: ~20x slower to read). Never pickled.
+
+    b"MKCAPT01" | uint32 LE header length | header JSON | padding | arrays
+
+Header: {"format": "mlops-kit-capture/1", "model", "features": [[name, "numeric" |
+"categorical"], ...], "prediction": "number" | "category", "vocab": {column: [values]},
+"arrays": {name: [dtype, shape, offset]}} with the arrays
+
+  req.id          S [R]        request ids, UTF-8 (late labels join on the row ids)
+  req.rows        int32 [R]    rows per request (a row's id: the request id, or id#i in a batch)
+  req.at_us       int64 [R]    request time, microseconds since the epoch (UTC)
+  req.version     int32 [R]    the model version that answered
+  req.shadow      bool [R]     a shadow model's answer (never returned to the client)
+  req.latency_ms  float32 [R]
+  f.<name>        float32 [N]  a numeric feature, NaN = missing
+  c.<name>        int32 [N]    a categorical feature: codes into vocab[name], -1 = missing
+  prediction      int64 | float64 [N], or c.prediction + vocab["prediction"]
+  probabilities   float32 [N, classes] (classifiers)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlops_kit.core.capture_columns import CaptureChunk, Categorical, Column
+
+FORMAT = "mlops-kit-capture/1"
+SUFFIX = ".cap"
+LEGACY_SUFFIX = ".jsonl"
+MAGIC = b"MKCAPT01"
+MISSING_CATEGORY = "__missing__"  # features.MISSING_CATEGORY (the serving encoding)
+_ALLOWED = {"<f4", "<f8", "<i4", "<i8", "|b1"}  # + |S<n>; never object
+_LEN = struct.Struct("<I")
+
+
+class CaptureFormatError(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class RequestBlock:
+    """One served request as the arrays it was scored with (what the capture buffer holds)."""
+
+    request_id: str
+    at_us: int
+    version: int
+    shadow: bool
+    latency_ms: float
+    feed: dict[str, np.ndarray]  # feature -> [n, 1] (float32 numeric, object categorical)
+    labels: np.ndarray  # [n] predictions (int64, float, str or object)
+    probabilities: np.ndarray | None  # [n, classes]
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    def schema_key(self) -> tuple:
+        return (tuple((k, v.dtype.kind == "f") for k, v in self.feed.items()),
+                self.labels.dtype.kind in "fiub",
+                None if self.probabilities is None else self.probabilities.shape[1])
+
+
+def encode_categorical(arr: np.ndarray | list, missing: str = MISSING_CATEGORY) -> Categorical:
+    """Values -> codes + vocabulary (first-seen order); `missing` (the serving sentinel), None
+    and '' -> -1. Every pass over the values runs in C (dict.fromkeys, map of a dict lookup):
+    2,000 values in ~0.1 ms, ~4x faster than a Python loop and np.unique's sort of strings."""
+    values = arr if isinstance(arr, list) else np.asarray(arr).reshape(-1).tolist()
+    seen = list(dict.fromkeys(values))
+    vocab = [v for v in seen if not (v is None or v == missing or v == "")]
+    index = {v: i for i, v in enumerate(vocab)}
+    if len(vocab) < len(seen):
+        index.update((v, -1) for v in seen if v is None or v == missing or v == "")
+    codes = np.fromiter(map(index.__getitem__, values), dtype=np.int32, count=len(values))
+    return Categorical(codes, np.array([v.decode() if isinstance(v, bytes) else str(v)
+                                        for v in vocab], dtype=str))
+
+
+class _Run:
+    """Consecutive one-record requests of a Columns, as Python lists (one per column)."""
+
+    __slots__ = ("values", "labels", "proba")
+
+    def __init__(self, columns: int, proba: bool) -> None:
+        self.values: list[list] = [[] for _ in range(columns)]
+        self.labels: list = []
+        self.proba: list[float] | None = [] if proba else None
+
+
+class Columns:
+    """The rows of one capture object (RequestBlocks of one schema) as they are captured, so a
+    flush only joins them. A one-record request's values join per-column lists (~10 us on the
+    request path); a batch keeps its arrays. Encoding 2,000 one-record rows is ~2 ms (it was
+    ~9 ms concatenating 2,000 tiny arrays per column at flush time, sharing the GIL with the
+    requests being served); a 1,000-record batch is never turned into Python objects."""
+
+    __slots__ = ("features", "numeric", "ids", "rows", "at_us", "versions", "shadow",
+                 "latency", "parts", "size", "label_kind", "has_proba", "classes")
+
+    def __init__(self, first: RequestBlock) -> None:
+        self.features = list(first.feed)
+        self.numeric = [first.feed[n].dtype.kind == "f" for n in self.features]
+        self.ids: list[str] = []
+        self.rows: list[int] = []
+        self.at_us: list[int] = []
+        self.versions: list[int] = []
+        self.shadow: list[bool] = []
+        self.latency: list[float] = []
+        self.parts: list[_Run | RequestBlock] = []  # in arrival order
+        self.size = 0
+        self.label_kind = first.labels.dtype.kind
+        self.has_proba = first.probabilities is not None
+        self.classes = first.probabilities.shape[1] if first.probabilities is not None else 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, block: RequestBlock) -> None:
+        n = block.size
+        self.size += n
+        self.ids.append(block.request_id)
+        self.rows.append(n)
+        self.at_us.append(block.at_us)
+        self.versions.append(block.version)
+        self.shadow.append(block.shadow)
+        self.latency.append(block.latency_ms)
+        if n != 1:
+            self.parts.append(block)
+            return
+        run = self.parts[-1] if self.parts else None
+        if not isinstance(run, _Run):
+            run = _Run(len(self.features), self.has_proba)
+            self.parts.append(run)
+        feed = block.feed
+        for values, name in zip(run.values, self.features, strict=True):
+            values.append(feed[name].item())
+        run.labels.append(block.labels.item())
+        if run.proba is not None and block.probabilities is not None:
+            run.proba.extend(block.probabilities.reshape(-1).tolist())
+
+    def _numbers(self, i: int | None, dtype: type) -> np.ndarray:
+        """Column i (None: the labels) as one array, runs and batches in order."""
+        out: list[np.ndarray] = []
+        for p in self.parts:
+            if isinstance(p, _Run):
+                out.append(np.array(p.values[i] if i is not None else p.labels, dtype=dtype))
+            else:
+                arr = p.feed[self.features[i]] if i is not None else p.labels
+                out.append(arr.reshape(-1).astype(dtype, copy=False))
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def _objects(self, i: int | None) -> list:
+        out: list = []
+        for p in self.parts:
+            if isinstance(p, _Run):
+                out.extend(p.values[i] if i is not None else p.labels)
+            else:
+                arr = p.feed[self.features[i]] if i is not None else p.labels
+                out.extend(arr.reshape(-1).tolist())
+        return out
+
+    def encode(self, model: str) -> bytes:
+        arrays: dict[str, np.ndarray] = {
+            "req.id": np.array([i.encode() for i in self.ids], dtype=bytes),
+            "req.rows": np.array(self.rows, dtype=np.int32),
+            "req.at_us": np.array(self.at_us, dtype=np.int64),
+            "req.version": np.array(self.versions, dtype=np.int32),
+            "req.shadow": np.array(self.shadow, dtype=bool),
+            "req.latency_ms": np.array(self.latency, dtype=np.float32),
+        }
+        features, vocab = [], {}
+        for i, (name, numeric) in enumerate(zip(self.features, self.numeric, strict=True)):
+            if numeric:  # float32 -> Python float -> float32: exact
+                arrays[f"f.{name}"] = self._numbers(i, np.float32)
+                features.append([name, "numeric"])
+            else:
+                cat = encode_categorical(self._objects(i))
+                arrays[f"c.{name}"], vocab[name] = cat.codes, cat.values.tolist()
+                features.append([name, "categorical"])
+        if self.label_kind in "fiub":
+            arrays["prediction"] = self._numbers(
+                None, np.float64 if self.label_kind == "f" else np.int64)
+            kind = "number"
+        else:
+            cat = encode_categorical(self._objects(None))
+            arrays["c.prediction"], vocab["prediction"] = cat.codes, cat.values.tolist()
+            kind = "category"
+        if self.has_proba:
+            arrays["probabilities"] = np.concatenate([
+                np.array(p.proba, dtype=np.float32).reshape(-1, self.classes)
+                if isinstance(p, _Run) else
+                p.probabilities.astype(np.float32, copy=False)  # type: ignore[union-attr]
+                for p in self.parts])
+        return pack({"format": FORMAT, "model": model, "features": features, "prediction": kind,
+                     "vocab": vocab}, arrays)
+
+
+def encode(model: str, blocks: Sequence[RequestBlock]) -> bytes:
+    """One capture object for requests that share a schema (RequestBlock.schema_key)."""
+    columns = Columns(blocks[0])
+    for block in blocks:
+        columns.add(block)
+    return columns.encode(model)
+
+
+def pack(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    layout, parts, offset = {}, [], 0
+    for name, arr in arrays.items():
+        raw = np.ascontiguousarray(arr).tobytes()
+        layout[name] = [arr.dtype.str, list(arr.shape), offset]
+        pad = -len(raw) % 8
+        parts.append(raw + b"\0" * pad)
+        offset += len(raw) + pad
+    head = json.dumps({**header, "arrays": layout}, separators=(",", ":")).encode()
+    head += b" " * (-(len(MAGIC) + 4 + len(head)) % 8)
+    return b"".join([MAGIC, _LEN.pack(len(head)), head, *parts])
+
+
+def unpack(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, arrays) of a capture object; arrays are read-only views of `body`. Checks every
+    bound and dtype: a corrupt or hostile object is a CaptureFormatError, never a crash."""
+    if body[:len(MAGIC)] != MAGIC or len(body) < len(MAGIC) + 4:
+        raise CaptureFormatError("not a capture object (bad magic)")
+    (n,) = _LEN.unpack_from(body, len(MAGIC))
+    start = len(MAGIC) + 4 + n
+    try:
+        header = json.loads(body[len(MAGIC) + 4:start])
+        layout = header["arrays"]
+        if header.get("format") != FORMAT:
+            raise CaptureFormatError(f"unknown capture format {header.get('format')!r}")
+        arrays = {}
+        for name, (dtype, shape, offset) in layout.items():
+            dt = np.dtype(dtype)
+            if dtype not in _ALLOWED and not (dt.kind == "S" and dtype.startswith("|S")):
+                raise CaptureFormatError(f"array {name!r}: dtype {dtype!r} not allowed")
+            count = math.prod(shape) if all(type(d) is int for d in shape) else -1
+            lo = start + int(offset)
+            if count < 0 or offset < 0 or lo + count * dt.itemsize > len(body):
+                raise CaptureFormatError(f"array {name!r} runs past the object")
+            arrays[name] = np.frombuffer(body, dtype=dt, count=count, offset=lo).reshape(shape)
+        return header, arrays
+    except CaptureFormatError:
+        raise
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        raise CaptureFormatError(f"not a capture object: {exc}") from None
+
+
+def decode(body: bytes) -> CaptureChunk:
+    header, a = unpack(body)
+    try:
+        rows = a["req.rows"].astype(np.int64)
+        n = int(rows.sum())
+        for name in ("req.id", "req.at_us", "req.version", "req.shadow", "req.latency_ms"):
+            if a[name].shape != rows.shape:
+                raise CaptureFormatError(f"array {name!r} does not match the {rows.size} requests")
+        vocab = header.get("vocab") or {}
+        features: dict[str, Column] = {}
+        for name, kind in header["features"]:
+            features[name] = a[f"f.{name}"] if kind == "numeric" else \
+                Categorical(a[f"c.{name}"], np.array(vocab[name], dtype=str))
+        prediction: Column = a["prediction"] if header["prediction"] == "number" else \
+            Categorical(a["c.prediction"], np.array(vocab["prediction"], dtype=str))
+        if n == rows.size:  # one row per request (1-record traffic): nothing to expand
+            per_row = a["req.version"].astype(np.int64), a["req.shadow"], a["req.at_us"], \
+                a["req.latency_ms"], np.arange(n), np.zeros(n, np.int64), np.ones(n, bool)
+        else:
+            per_row = (np.repeat(a["req.version"].astype(np.int64), rows),
+                       np.repeat(a["req.shadow"], rows), np.repeat(a["req.at_us"], rows),
+                       np.repeat(a["req.latency_ms"], rows),
+                       np.repeat(np.arange(rows.size), rows),
+                       np.arange(n) - np.repeat(np.cumsum(rows) - rows, rows),
+                       np.repeat(rows == 1, rows))
+        version, shadow, at_us, latency, request_of_row, position, single = per_row
+        chunk = CaptureChunk(
+            n=n, features=features, version=version, shadow=shadow, at_us=at_us,
+            latency_ms=latency, prediction=prediction, probabilities=a.get("probabilities"),
+            request_ids=a["req.id"], request_of_row=request_of_row, position=position,
+            single=single, schema=header)
+    except CaptureFormatError:
+        raise
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CaptureFormatError(f"capture object is incomplete: {exc}") from None
+    for name, col in [*features.items(), ("prediction", prediction)]:
+        if len(col) != n or (isinstance(col, Categorical) and col.codes.size and (
+                col.codes.max() >= col.values.size or col.codes.min() < -1)):
+            raise CaptureFormatError(f"column {name!r} does not match the {n} rows")
+    return chunk
