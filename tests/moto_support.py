@@ -7,7 +7,7 @@
   functions/, the Lambda SQS event source (`SqsPump`) and optionally the HTTP gateway.
 
   With `enforce_iam` (the default) moto checks every request once the resources exist, and each
-  function runs as an IAM user holding exactly the policy `topology.iam_policy` renders for its
+  function runs as an IAM user holding exactly the policy `mlops_kit.iam.iam_policy` renders for its
   role (plus the moto-only adaptations documented in `mlops_kit.emulate.iam`). The test itself
   plays the operator (an admin user: the environment's keys); `world.client_as(fn, service)`
   is the client a function's handler uses.

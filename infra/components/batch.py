@@ -7,7 +7,7 @@ docs/training-engines.md). Renders the topology's batch job:
   `python3 -m mlops_kit.train_job`, vCPU/memory from config, the topology's retry strategy
   (infrastructure reasons and exit 75 only) and a timeout; logs in a log group of its own;
 - an execution role (pull this image, write this log group) and a job role whose policy is
-  `mlops_kit.topology.iam_policy` of the job (the functions' renderer), each least privilege;
+  `mlops_kit.iam.iam_policy` of the job (the functions' renderer), each least privilege;
 - an EventBridge rule on the queue's final job states -> the `jobs` queue (its queue policy
   admits only this rule), which the light `jobs` function consumes.
 
@@ -28,16 +28,15 @@ from infra.batch_config import BatchConfig
 from infra.components.iam import assume_role_policy
 from infra.components.network import NetworkArgs, TrainingNetwork
 from infra.components.tags import component_tags
+from mlops_kit.iam import PolicyArns, iam_policy
 from mlops_kit.topology import (
     ENV_FOR,
     QUEUE_ENV,
     STORE_ENV,
     BatchJob,
-    PolicyArns,
     Topology,
     batch_event_pattern,
     batch_retry_strategy,
-    iam_policy,
 )
 
 ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
@@ -131,7 +130,7 @@ class BatchTraining(pulumi.ComponentResource):
                      "Resource": [f"{r[1]}:*"]}]})))
         self.job_role = aws.iam.Role(
             f"{p}-job-role", assume_role_policy=trust, tags=tags, opts=child,
-            description=f"mlops-kit {job.name}: least privilege (topology.iam_policy)")
+            description=f"mlops-kit {job.name}: least privilege (iam.iam_policy)")
         job_policy = aws.iam.RolePolicy(
             f"{p}-job-policy", role=self.job_role.id, opts=child,
             policy=self._job_policy(args))

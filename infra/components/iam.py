@@ -1,5 +1,5 @@
 """IAM glue for Pulumi: the trust policy, and each function's policy document rendered by
-`mlops_kit.topology.iam_policy` (the one renderer, shared with the IAM-enforced emulation)
+`mlops_kit.iam.iam_policy` (the one renderer, shared with the IAM-enforced emulation)
 once Pulumi has resolved the ARNs it names."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from collections.abc import Mapping
 
 import pulumi
 
-from mlops_kit.topology import PolicyArns, Topology, iam_policy
+from mlops_kit.iam import PolicyArns, iam_policy
+from mlops_kit.topology import Topology
 
 
 def assume_role_policy(service: str = "lambda.amazonaws.com") -> str:

@@ -17,7 +17,7 @@ SMALL, LARGE = "datasets/churn/small.csv", "datasets/churn/large.csv"
 @pytest.fixture(scope="module")
 def world():
     """The deployment with AWS Batch under moto, IAM enforced: each function (and the batch
-    job) holds exactly the policy topology.iam_policy renders for its role."""
+    job) holds exactly the policy iam.iam_policy renders for its role."""
     from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
     from mlops_kit.topology import default_topology
     from tests.moto_support import aws_world

@@ -118,12 +118,13 @@ def test_emulate_aws_cli_upload_then_curl_predict(emulator, tmp_path):
 
 def test_enforced_emulator_refuses_unknown_keys_and_gives_each_function_its_policy(emulator):
     """With --enforce-iam the usual dummy keys are refused, and each function's IAM user holds
-    exactly the policy topology.iam_policy renders for these resources (+ the moto-only
+    exactly the policy iam.iam_policy renders for these resources (+ the moto-only
     statements of mlops_kit.emulate.iam)."""
     from botocore.exceptions import ClientError
 
     from mlops_kit.emulate import moto_policy
-    from mlops_kit.topology import PolicyArns, default_topology, iam_policy
+    from mlops_kit.iam import PolicyArns, iam_policy
+    from mlops_kit.topology import default_topology
 
     proc, info = emulator
     with pytest.raises(ClientError) as refused:

@@ -12,7 +12,8 @@ import pytest
 
 from infra.batch_config import BatchConfig, parse_batch
 from infra.config import ConfigError, parse_config
-from mlops_kit.topology import PolicyArns, batch_event_pattern, iam_policy, with_batch
+from mlops_kit.iam import PolicyArns, iam_policy
+from mlops_kit.topology import batch_event_pattern, with_batch
 from tests.infra.harness import ACCOUNT, REGION, Graph, base_config, run_program
 from tests.infra.iam_eval import allows
 

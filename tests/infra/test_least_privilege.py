@@ -1,4 +1,4 @@
-"""One renderer: each role's policy is exactly `mlops_kit.topology.iam_policy` of that function,
+"""One renderer: each role's policy is exactly `mlops_kit.iam.iam_policy` of that function,
 the document the IAM-enforced emulation uses too. (What the policies allow is checked call by
 call in test_policy_coverage.py.)"""
 
@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from mlops_kit.topology import PolicyArns, default_topology, iam_policy
+from mlops_kit.iam import PolicyArns, iam_policy
+from mlops_kit.topology import default_topology
 from tests.infra.harness import ACCOUNT, REGION, Graph
 
 TOPO = default_topology()

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from mlops_kit.topology import ENV_FOR, QUEUE_ENV, PolicyArns, Topology, default_topology
+from mlops_kit.iam import PolicyArns
+from mlops_kit.topology import ENV_FOR, QUEUE_ENV, Topology, default_topology
 
 if TYPE_CHECKING:
     from mlops_kit.adapters.aws import Identity

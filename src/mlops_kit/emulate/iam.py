@@ -1,6 +1,6 @@
 """IAM enforced in the emulation, so that what AWS would refuse, the emulation refuses too.
 
-Each function runs as an IAM user in moto holding the policy `topology.iam_policy` renders:
+Each function runs as an IAM user in moto holding the policy `mlops_kit.iam.iam_policy` renders:
 the document the Pulumi program attaches to the function's role. moto's IAM enforcement is
 switched on once the resources exist (provisioning and the operator run as an admin user), and
 each handler is invoked under its function's keys (`adapters.aws.acting_as`).
@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.emulate.aws_resources import ACCOUNT
-from mlops_kit.topology import PolicyArns, Topology, iam_policy
+from mlops_kit.iam import PolicyArns, iam_policy
+from mlops_kit.topology import Topology
 
 if TYPE_CHECKING:  # boto3 is imported only when the AWS path runs
     from mlops_kit.adapters.aws import Identity
