@@ -35,6 +35,7 @@ from mlops_kit.topology import (
     STORE_ENV,
     BatchJob,
     Topology,
+    batch_container_properties,
     batch_event_pattern,
     batch_retry_strategy,
 )
@@ -81,19 +82,10 @@ def job_environment(args: BatchTrainingArgs) -> dict[str, pulumi.Input[str]]:
 
 def container_properties(job: BatchJob, image: str, execution_role: str, job_role: str,
                          log_group: str, region: str, env: Mapping[str, str]) -> str:
-    return json.dumps({
-        "image": image, "command": list(job.command),
-        "resourceRequirements": [{"type": "VCPU", "value": f"{job.vcpu:g}"},
-                                 {"type": "MEMORY", "value": str(job.memory_mb)}],
-        "executionRoleArn": execution_role, "jobRoleArn": job_role,
-        "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
-        "networkConfiguration": {"assignPublicIp": "DISABLED"},
-        "fargatePlatformConfiguration": {"platformVersion": "LATEST"},
-        "readonlyRootFilesystem": False,  # the trainer spools Parquet to /tmp
-        "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": log_group, "awslogs-region": region,
-            "awslogs-stream-prefix": job.name}},
-    }, sort_keys=True)
+    return json.dumps(batch_container_properties(
+        job, image, execution_role, job_role, env,
+        {"awslogs-group": log_group, "awslogs-region": region,
+         "awslogs-stream-prefix": job.name}), sort_keys=True)
 
 
 class BatchTraining(pulumi.ComponentResource):

@@ -11,6 +11,7 @@ use.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -292,6 +293,25 @@ def batch_retry_strategy(job: BatchJob, attempts: int | None = None) -> dict[str
     if len(rules) > 5:
         raise ValueError(f"batch job {job.name}: at most 5 evaluateOnExit conditions")
     return {"attempts": attempts or job.attempts, "evaluateOnExit": rules}
+
+
+def batch_container_properties(job: BatchJob, image: str, execution_role: str, job_role: str,
+                               environment: Mapping[str, str],
+                               log_options: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A Fargate job definition's containerProperties (the Pulumi program and the emulator
+    alike): the job's command and size, its two roles, no public IP."""
+    return {
+        "image": image, "command": list(job.command),
+        "resourceRequirements": [{"type": "VCPU", "value": f"{job.vcpu:g}"},
+                                 {"type": "MEMORY", "value": str(job.memory_mb)}],
+        "executionRoleArn": execution_role, "jobRoleArn": job_role,
+        "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+        "networkConfiguration": {"assignPublicIp": "DISABLED"},
+        "fargatePlatformConfiguration": {"platformVersion": "LATEST"},
+        "readonlyRootFilesystem": False,  # the trainer spools Parquet to /tmp
+        "logConfiguration": {"logDriver": "awslogs",
+                             **({"options": dict(log_options)} if log_options else {})},
+    }
 
 
 def batch_event_pattern(job_queue_arn: str) -> dict[str, Any]:

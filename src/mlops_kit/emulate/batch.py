@@ -16,7 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlops_kit.emulate.aws_resources import ACCOUNT, Resources
-from mlops_kit.topology import BatchJob, Topology, batch_event_pattern, batch_retry_strategy
+from mlops_kit.topology import (
+    Topology,
+    batch_container_properties,
+    batch_event_pattern,
+    batch_retry_strategy,
+)
 
 NO_DOCKER = {"batch": {"use_docker": False}}
 _TRUST: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{
@@ -27,20 +32,6 @@ _TRUST: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{
 def image_uri(prefix: str, region: str) -> str:
     """A digest-only URI, as the deployment passes the train image (never a tag)."""
     return f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{prefix}-train@sha256:{'0' * 64}"
-
-
-def container_properties(job: BatchJob, image: str, execution_role: str, job_role: str,
-                         environment: dict[str, str]) -> dict[str, Any]:
-    return {
-        "image": image, "command": list(job.command),
-        "resourceRequirements": [{"type": "VCPU", "value": f"{job.vcpu:g}"},
-                                 {"type": "MEMORY", "value": str(job.memory_mb)}],
-        "executionRoleArn": execution_role, "jobRoleArn": job_role,
-        "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-        "networkConfiguration": {"assignPublicIp": "DISABLED"},
-        "fargatePlatformConfiguration": {"platformVersion": "LATEST"},
-        "logConfiguration": {"logDriver": "awslogs"},
-    }
 
 
 def provision_batch(client: Callable[[str], Any], topology: Topology, res: Resources, *,
@@ -74,9 +65,8 @@ def provision_batch(client: Callable[[str], Any], topology: Topology, res: Resou
                                       "computeEnvironment": env["computeEnvironmentArn"]}])
         definition = batch.register_job_definition(
             jobDefinitionName=f"{name}-job", type="container", platformCapabilities=["FARGATE"],
-            containerProperties=container_properties(job, image_uri(prefix, res.region),
-                                                     roles["execution"], roles["job"],
-                                                     res.env()),
+            containerProperties=batch_container_properties(
+                job, image_uri(prefix, res.region), roles["execution"], roles["job"], res.env()),
             retryStrategy=batch_retry_strategy(job),
             timeout={"attemptDurationSeconds": job.timeout_s}, propagateTags=True)
         rule = events.put_rule(Name=f"{name}-state", EventPattern=json.dumps(
