@@ -46,6 +46,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.continued = False  # 100 Continue already sent for the request being read
         self.closed = False
+        self.paused = False  # the client is not reading our answers: neither do we
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -59,8 +60,25 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        while not self.closed and self._one():
+        self._answer()
+
+    def _answer(self) -> None:
+        while not self.closed and not self.paused and self._one():
             pass
+
+    # Flow control: a client that pipelines requests without reading the answers fills the
+    # transport's write buffer; past its high-water mark, stop reading and answering until
+    # it drains, so one connection can never make the server buffer without bound.
+    def pause_writing(self) -> None:
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+        self._answer()
 
     def _one(self) -> bool:
         """Answer the next complete request in the buffer; False when it needs more bytes."""
