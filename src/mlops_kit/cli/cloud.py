@@ -114,22 +114,32 @@ def emulate(
                    retry_after=retry_after, prefix=prefix, region=region, functions=functions,
                    enforce_iam=enforce_iam,
                    workspace=state.get("workspace"))  # where "Batch" jobs keep their state
+
+    def started(resources) -> None:
+        err.print(f"emulating on {resources.endpoint_url}; inference at "
+                  f"{resources.inference_url}; Ctrl-C to stop")
+        if enforce_iam:
+            err.print("IAM enforced: use the operator keys in the JSON line's \"credentials\"")
+
+    _run_until_signalled(emu, host, port, lambda r: r.summary(), started)
+
+
+def _run_until_signalled(emu, host: str, port: int, summary, started) -> None:
+    """Start an emulator, print its one JSON line (`summary` of what start() returned), say
+    where it runs (`started`), then run until SIGINT/SIGTERM; a busy port is a message."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
         try:
-            resources = emu.start()
+            running = emu.start()
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 raise port_error(host, port, exc) from None
             raise
-        sys.stdout.write(to_json(resources.summary(), indent=None) + "\n")
+        sys.stdout.write(to_json(summary(running), indent=None) + "\n")
         sys.stdout.flush()
-        err.print(f"emulating on {resources.endpoint_url}; inference at "
-                  f"{resources.inference_url}; Ctrl-C to stop")
-        if enforce_iam:
-            err.print("IAM enforced: use the operator keys in the JSON line's \"credentials\"")
+        started(running)
         while not stop.wait(0.5):
             pass
     finally:
@@ -151,21 +161,5 @@ def emulate_azure(host: str, port: int, monitor_every: float | None, retry_after
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs' per-request lines
     emu = AzureEmulator(host=host, gateway_port=port, monitor_every=monitor_every,
                         retry_after=retry_after, functions=functions)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        try:
-            summary = emu.start()
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                raise port_error(host, port, exc) from None
-            raise
-        sys.stdout.write(to_json(summary, indent=None) + "\n")
-        sys.stdout.flush()
-        err.print(f"emulating Azure on Azurite; inference at {summary['inference_url']}; "
-                  "Ctrl-C to stop")
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emu.stop()
+    _run_until_signalled(emu, host, port, lambda summary: summary, lambda summary: err.print(
+        f"emulating Azure on Azurite; inference at {summary['inference_url']}; Ctrl-C to stop"))
