@@ -32,16 +32,19 @@ X-MS-CLIENT-PRINCIPAL-ID, a header clients cannot set) unless MLOPSKIT_AUTH=none
 
 # No `from __future__ import annotations`: the Python worker checks each binding against its
 # parameter's annotation, which must be the class itself (func.QueueMessage, ...), not a string.
+import json
 import logging
 import re
+from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
 
 from mlops_kit.adapters.azure.factory import Names
 from mlops_kit.core.capture_parquet import compact_all
+from mlops_kit.core.jobs import dead_letter_alert
 from mlops_kit.core.monitoring.monitor import monitor_all
-from mlops_kit.errors import Unauthorized
+from mlops_kit.errors import Unauthorized, describe
 from mlops_kit.handlers import HttpShell, Runtime, ncrontab, train_message, validate_message
 from mlops_kit.settings import get_settings
 from mlops_kit.topology import DATA, default_topology
@@ -72,9 +75,34 @@ def registers(function: str) -> bool:
 
 
 # -- queue triggers ----------------------------------------------------------------------------
+@contextmanager
+def _alert_before_poison(function: str, msg: func.QueueMessage):
+    """A retryable failure propagates and the host retries; after maxDequeueCount failed
+    attempts (host.json: the topology's max_receives) it moves the message to
+    `<queue>-poison`, which notifies no one. The last attempt says so itself, as the
+    DLQ-depth alarm does on AWS and the dead-letter hook locally."""
+    try:
+        yield
+    except Exception as exc:
+        if (msg.dequeue_count or 0) >= TOPOLOGY.queue(function).max_receives:
+            try:
+                body = json.loads(msg.get_body())
+            except ValueError:
+                body = None
+            try:
+                dead_letter_alert(runtime.backend().ctx.notifier, NAMES.queues[function],
+                                  message_id=msg.id, attempts=msg.dequeue_count, body=body,
+                                  error=describe(exc))
+            except Exception:  # noqa: BLE001 - the retry semantics must not change
+                log.exception("could not announce %s message %s to the poison queue",
+                              function, msg.id)
+        raise
+
+
 def validate(msg: func.QueueMessage) -> None:
-    outcomes = validate_message(runtime.backend().ctx, msg.get_body(),
-                                containers={NAMES.containers[DATA]})
+    with _alert_before_poison("validate", msg):
+        outcomes = validate_message(runtime.backend().ctx, msg.get_body(),
+                                    containers={NAMES.containers[DATA]})
     for o in outcomes:
         log.info("validate %s: %s", msg.id, {k: o.get(k) for k in (
             "status", "model", "dataset_key", "key", "rows", "quarantine_key", "duplicate",
@@ -82,7 +110,8 @@ def validate(msg: func.QueueMessage) -> None:
 
 
 def train(msg: func.QueueMessage) -> None:
-    o = train_message(runtime.backend().ctx, msg.get_body())
+    with _alert_before_poison("train", msg):
+        o = train_message(runtime.backend().ctx, msg.get_body())
     log.info("train %s: %s", msg.id, {k: o.get(k) for k in (
         "status", "model", "version", "promoted", "reasons", "error")})
 

@@ -1,8 +1,8 @@
 """Application Insights on a Log Analytics workspace (Entra ID ingestion only), an action group
 that emails the alarm address, and metric alerts: function errors (HTTP 5xx) per app, failed
-requests and exceptions from Application Insights. Not alerted on: a message moved to a
-`<queue>-poison` queue (Azure Monitor's queue metrics are per storage account, not per queue);
-`mlops-kit` shows them, and the failure that poisoned it raised the exceptions alert."""
+requests and exceptions from Application Insights. A message moved to a `<queue>-poison` queue
+has no metric alert (Azure Monitor's queue metrics are per storage account, not per queue):
+the function's last attempt publishes a `dead_letter` alert itself (functions/azure)."""
 
 from __future__ import annotations
 

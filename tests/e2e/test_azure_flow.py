@@ -202,6 +202,9 @@ def test_a_malformed_message_is_final_a_transient_fault_ends_in_the_poison_queue
     finally:
         ctx.store = store
     assert listener.failed - failed == emu.app.host.max_dequeue_count
+    # the last attempt announced the poison queue (as the DLQ alarm does on AWS)
+    [dead_letter] = [a for a in alerts(flow)[before:] if a["event"] == "dead_letter"]
+    assert dead_letter["queue"] == validate and "ServerBusy" in dead_letter["error"]
     [dead] = poison.peek_messages()
     event = json.loads(base64.b64decode(dead.content))
     assert event["eventType"] == "Microsoft.Storage.BlobCreated"

@@ -227,7 +227,15 @@ def test_retryable_failures_raise_so_the_host_retries(app, monkeypatch):
            "sha256": "0" * 64}
     with pytest.raises(TransientError):
         user(app, "train")(message(base64.b64decode(base64.b64encode(json.dumps(job).encode()))))
-    assert alerts(app, before) == []  # retried, not reported: the poison queue is the report
+    assert alerts(app, before) == []  # retried, not reported yet
+    # the last attempt (the host poisons the message next) says so, then still raises
+    last = app[0].host.max_dequeue_count
+    with pytest.raises(TransientError):
+        user(app, "train")(message(json.dumps(job).encode(), dequeue_count=last))
+    [dead] = alerts(app, before)
+    assert dead["event"] == "dead_letter" and dead["queue"] == app[1].queues["train"]
+    assert dead["model"] == "churn" and dead["key"] == "datasets/churn/any.csv"
+    assert dead["receive_count"] == last and "ServerBusy" in dead["error"]
 
 
 def test_train_acknowledges_a_message_that_is_no_job(app):

@@ -53,6 +53,19 @@ def log_failure(stage: str, exc: BaseException, **context: Any) -> None:
     log.info("%s crash traceback", stage, exc_info=exc)
 
 
+def dead_letter_alert(notifier: Notifier, queue: str, *, message_id: str, attempts: int | None,
+                      body: Any = None, error: str | None = None) -> None:
+    """A message gave up retrying (a DLQ or poison queue holds it now): tell an operator, as
+    the DLQ-depth alarm does on AWS."""
+    job = body if isinstance(body, dict) else {}
+    notifier.publish(
+        f"mlops-kit ALERT: a {queue} message reached the dead-letter queue",
+        {"event": "dead_letter", "queue": queue, "message_id": message_id,
+         "receive_count": attempts, "model": job.get("model"),
+         "key": job.get("dataset_key") or job.get("key"),
+         **({"error": error} if error else {})})
+
+
 def run_job(notifier: Notifier, stage: str, fn: Callable[[dict], dict[str, Any]],
             body: dict[str, Any]) -> dict[str, Any]:
     """Run one job. Returns its outcome; a final failure becomes a `failed` outcome (logged,

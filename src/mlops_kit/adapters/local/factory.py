@@ -10,6 +10,7 @@ from mlops_kit.adapters.local.notifier import FileNotifier
 from mlops_kit.adapters.local.queue import SqliteQueue
 from mlops_kit.adapters.local.store import FileObjectStore
 from mlops_kit.adapters.local.table import SqliteTable
+from mlops_kit.core import jobs
 from mlops_kit.ports import Adapters, Message, Notifier
 from mlops_kit.settings import Settings
 from mlops_kit.topology import Topology
@@ -40,12 +41,8 @@ def dead_letter_alert(notifier: Notifier, queue: str):
     """What the cloud's DLQ-depth alarm does: tell an operator a message gave up retrying."""
 
     def alert(msg: Message) -> None:
-        body = msg.body if isinstance(msg.body, dict) else {}
-        notifier.publish(
-            f"mlops-kit ALERT: a {queue} message reached the dead-letter queue",
-            {"event": "dead_letter", "queue": queue, "message_id": msg.id,
-             "receive_count": msg.receive_count, "model": body.get("model"),
-             "key": body.get("dataset_key") or body.get("key")})
+        jobs.dead_letter_alert(notifier, queue, message_id=msg.id, attempts=msg.receive_count,
+                               body=msg.body)
 
     return alert
 
