@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
+import urllib.error
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -32,6 +35,20 @@ def feature_records(n: int, seed: int = 3, drift: float = 0.0) -> list[dict]:
 
     return [{k: v for k, v in r.items() if k not in ("churned", "customer_id")}
             for r in churn_records(n, seed=seed, drift=drift)]
+
+
+def post_prediction(url: str, token: str | None) -> int:
+    """One V1 prediction over HTTP with an optional bearer token: the status code."""
+    body = json.dumps({"instances": feature_records(1)}).encode()
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers),
+                                    timeout=30) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def chromium() -> str:

@@ -10,8 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import yaml
@@ -19,7 +17,7 @@ from typer.testing import CliRunner
 
 from mlops_kit.cli.app import app
 from mlops_kit.core.synthetic import broken_churn_csv, churn_csv
-from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend
+from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend, post_prediction
 
 runner = CliRunner()
 
@@ -216,30 +214,18 @@ def test_serve_subprocess_with_token_and_rotation(trained):
         info = json.loads(proc.stdout.readline())
         assert info["auth"] is True and info["token"].startswith("mk_")
         url = f"{info['url']}/v1/models/churn:predict"
-        assert _post(url, info["token"]) == 200
-        assert _post(url, None) == 401
+        assert post_prediction(url, info["token"]) == 200
+        assert post_prediction(url, None) == 401
         stored = json.loads((ws / "auth.json").read_text())
         assert info["token"] not in json.dumps(stored)  # stored hashed only
 
         new = j(cli(ws, "token", "--rotate", "--json"))["token"]
         rotated_at = time.monotonic()
-        while _post(url, info["token"]) != 401:
+        while post_prediction(url, info["token"]) != 401:
             assert time.monotonic() - rotated_at < 5, "the old token still works after 5 s"
             time.sleep(0.05)
-        assert _post(url, new) == 200
+        assert post_prediction(url, new) == 200
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
-
-def _post(url, token) -> int:
-    body = json.dumps({"instances": feature_records(1)}).encode()
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers),
-                                    timeout=30) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mlops_kit.cli.app import app
 from mlops_kit.core.synthetic import churn_csv
-from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend
+from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend, post_prediction
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,13 +71,13 @@ def test_6_rotated_token_reaches_a_running_server(trained):
     srv = ServerThread(build_api(trained, auth=True, workspace=ws)).start()
     try:
         url = f"{srv.url}/v1/models/churn:predict"
-        assert _post(url, old) == 200
+        assert post_prediction(url, old) == 200
         new = json.loads(cli(ws, "token", "--rotate", "--json").stdout)["token"]
         start = time.monotonic()
-        while _post(url, old) != 401:
+        while post_prediction(url, old) != 401:
             assert time.monotonic() - start < 3, "old token still accepted after 3 s"
             time.sleep(0.05)
-        assert _post(url, new) == 200
+        assert post_prediction(url, new) == 200
         assert json.loads((ws / "auth.json").read_text())["sha256"] != new  # hashed
     finally:
         srv.stop()
@@ -382,15 +382,3 @@ def test_13_serving_follows_a_promotion_within_the_refresh_interval(trained):
     now[0] = svc.refresh_seconds + 0.01
     assert svc.predict("churn", record)["version"] == 2
 
-
-def _post(url, token) -> int:
-    body = json.dumps({"instances": feature_records(1)}).encode()
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers),
-                                    timeout=30) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code

@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import uuid
-from http import HTTPStatus
+from http.client import responses as REASONS
 from typing import Any
 
 from mlops_kit.core.serving.http_api import MAX_BODY_BYTES, HttpApi
@@ -27,13 +27,6 @@ log = logging.getLogger("mlops_kit.local.server")
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers
 SERVER = b"mlops-kit"
 _JSON = {"content-type": "application/json"}
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 class _Connection(asyncio.Protocol):
@@ -137,7 +130,7 @@ class _Connection(asyncio.Protocol):
 
     def _respond(self, status: int, payload: bytes, headers: dict[str, str], keep: bool, *,
                  head: bool = False) -> None:
-        out = [f"HTTP/1.1 {status} {_reason(status)}\r\n".encode(), b"server: " + SERVER + b"\r\n"]
+        out = [f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\n".encode(), b"server: " + SERVER + b"\r\n"]
         out += [f"{k}: {v}\r\n".encode("latin-1", "replace") for k, v in headers.items()]
         if status != 204:
             out.append(f"content-length: {len(payload)}\r\n".encode())
