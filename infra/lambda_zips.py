@@ -15,7 +15,9 @@ the bytes of src/mlops_kit and functions/*.py): an unchanged function is not zip
 `pulumi preview` uses) nothing is installed or zipped: a missing or stale zip is an error that
 says to run `make package`.
 
-Version specifiers come from pyproject.toml (never re-declared here); which extras each function
+Version specifiers come from pyproject.toml (never re-declared here) and the versions installed
+from the committed lock requirements/lambda.txt (`pip install -c`, resolved for Lambda's platform
+by `make lock`): the same inputs give the same zip next month too. Which extras each function
 needs is the only knowledge this module adds.
 """
 
@@ -41,6 +43,7 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # zip + layers, unzipped
 # Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34): manylinux2014 wheels, plus
 # manylinux_2_28 ones (recent onnxruntime publishes only those; pip expands it to older tags).
 PLATFORMS, PYTHON_VERSION = ("manylinux2014_x86_64", "manylinux_2_28_x86_64"), "3.12"
+LOCK = ROOT / "requirements" / "lambda.txt"  # every light function's versions, pinned
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time leaks in
 
 # What every light function stands on: the serving core. (`pip install mlops-kit` is the whole
@@ -116,8 +119,9 @@ def requirements_for(function: str, pyproject: Path = ROOT / "pyproject.toml") -
     return sorted({r for r in reqs if _dist_name(r) not in dropped}, key=_dist_name)
 
 
-def install_deps(requirements: Iterable[str], target: Path) -> None:
-    """pip-install wheels for the Lambda platform into target (never this machine's wheels)."""
+def install_deps(requirements: Iterable[str], target: Path, lock: Path = LOCK) -> None:
+    """pip-install wheels for the Lambda platform into target (never this machine's wheels),
+    at the versions the lock pins."""
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -126,7 +130,7 @@ def install_deps(requirements: Iterable[str], target: Path) -> None:
         "--no-warn-conflicts",  # the target dir is not this venv: its resolver check is noise
         *(arg for p in PLATFORMS for arg in ("--platform", p)),
         "--python-version", PYTHON_VERSION, "--implementation", "cp",
-        "--only-binary=:all:", "--target", str(target), *requirements,
+        "--only-binary=:all:", "--target", str(target), "-c", str(lock), *requirements,
     ]
     subprocess.run(cmd, check=True)
 
@@ -223,10 +227,14 @@ def zip_functions(topology=None) -> list[str]:
 
 
 def inputs_fingerprint(function: str, install: bool = True, root: Path = ROOT) -> str:
-    """sha256 of what a function's zip is made of: requirement specifiers and our own files."""
+    """sha256 of what a function's zip is made of: requirement specifiers, the lock and our own
+    files."""
     digest = hashlib.sha256()
     digest.update(("\n".join(requirements_for(function, root / "pyproject.toml"))
                    if install else "no-deps").encode() + b"\0")
+    lock = root / "requirements" / "lambda.txt"
+    if install and lock.exists():
+        digest.update(lock.read_bytes() + b"\0")
     for arcname, path in sorted(collect_entries(None, root).items()):
         digest.update(arcname.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -12,10 +12,51 @@ import shutil  # noqa: E402
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from mlops_kit.bootstrap import Backend
 from mlops_kit.core.synthetic import churn_csv
 from tests.support import FAST_SPEC, apply_spec, make_backend
+
+# Hypothesis profiles: `ci` runs each property test's full example budget (tests.support.examples),
+# `dev` a fifth of it, for the inner loop. CI (CI=1, .ci/run) or HYPOTHESIS_PROFILE=ci picks ci.
+settings.register_profile("ci", deadline=None, database=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+# Test tiers by folder: `pytest -m unit`, `-m "not e2e"`... `make check` runs the `check` tier:
+# unit tests and the local backend's adapter contract suite (not slow), under a minute.
+TIERS = ("unit", "adapters", "functions", "infra", "e2e", "reliability", "emulate")
+_OTHER_BACKENDS = ("s3", "dynamodb", "sqs", "blob", "azure")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).parent
+    for item in items:
+        try:
+            tier = item.path.relative_to(root).parts[0]
+        except ValueError:
+            continue
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+        if item.get_closest_marker("slow"):
+            continue
+        params = getattr(getattr(item, "callspec", None), "id", "")
+        if tier == "unit" or (item.path.name == "test_contract.py"
+                              and not any(b in params for b in _OTHER_BACKENDS)):
+            item.add_marker(pytest.mark.check)
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = {r.nodeid for r in terminalreporter.stats.get("skipped", [])
+               if "chromium is not installed" in str(r.longrepr)}
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} browser tests skipped: Chromium is not installed "
+            "(Debian/Ubuntu: sudo apt-get install -y chromium; CI installs it and fails without it)",
+            yellow=True, bold=True)
 
 
 @pytest.fixture

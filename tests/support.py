@@ -51,6 +51,14 @@ def post_prediction(url: str, token: str | None) -> int:
         return exc.code
 
 
+def examples(ci: int) -> int:
+    """A property test's example budget: all of it under the `ci` hypothesis profile (CI=1 or
+    HYPOTHESIS_PROFILE=ci), a fifth of it (at least 3) under `dev` (tests/conftest.py)."""
+    from hypothesis import settings
+
+    return ci if settings.get_current_profile_name() == "ci" else max(3, ci // 5)
+
+
 def chromium() -> str:
     """Debian's chromium for the browser tests: they skip without it, except in CI (.ci/run
     installs it), where a missing browser fails."""

@@ -40,7 +40,8 @@ def stage_context(root: Path, out: Path) -> str:
     """Copy the files the Dockerfile needs into out; return their content hash (the tag)."""
     if out.exists():
         shutil.rmtree(out)
-    files = [root / "pyproject.toml", root / "functions" / "Dockerfile"]
+    files = [root / "pyproject.toml", root / "functions" / "Dockerfile",
+             root / "requirements" / "train.txt"]
     files += [root / "README.md"] if (root / "README.md").exists() else []
     files += sorted(p for p in (root / "src").rglob("*")
                     if p.is_file() and "__pycache__" not in p.parts and ".egg-info" not in str(p))

@@ -69,8 +69,31 @@ def pulumi_command(doc: dict) -> list[str]:
             if s.get("uses", "").startswith("pulumi/actions@")]
 
 
-def test_there_are_the_three_workflows():
-    assert {f.name for f in FILES} == {"ci.yml", "preview.yml", "deploy.yml"}
+def test_there_are_the_four_workflows():
+    assert {f.name for f in FILES} == {"ci.yml", "preview.yml", "deploy.yml", "deps.yml"}
+
+
+def test_every_install_comes_from_the_committed_locks():
+    """No workflow resolves dependencies afresh: each installs requirements/*.txt (or runs a make
+    target that does), so what deploys is what CI proved."""
+    for path in FILES:
+        for job, _, step in steps(load(path)):
+            for line in step.get("run", "").splitlines():
+                if "pip install" in line:
+                    assert "-r requirements/" in line or "--no-deps" in line, f"{path.name} {job}: {line}"
+
+
+def test_weekly_upgrade_runs_the_suite_before_proposing_locks():
+    doc = load(WORKFLOWS / "deps.yml")
+    assert "schedule" in doc["on"]
+    names = [s.get("name", s.get("uses", "")) for _, _, s in steps(doc)]
+    runs = "\n".join(s.get("run", "") for _, _, s in steps(doc))
+    assert "make lock UPGRADE=--upgrade" in runs and "make test" in runs
+    all_steps = [s for _, _, s in steps(doc)]
+    (pr,) = [i for i, s in enumerate(all_steps) if s.get("uses", "").startswith("peter-evans/")]
+    test_step = next(i for i, s in enumerate(all_steps) if "make test" in s.get("run", ""))
+    assert test_step < pr, names  # a red suite stops before the pull request step
+    assert "if" not in all_steps[pr]  # ... because it runs only when every step before passed
 
 
 def test_valid_against_the_github_workflow_schema():

@@ -11,12 +11,12 @@ import math
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.support import feature_records
+from tests.support import examples, feature_records
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age", "plan", "region",
             "payment"]
 PATHS = ["/v1/models/churn:predict", "/v2/models/churn/infer"]
-SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=examples(300), deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -174,7 +174,7 @@ def _post(srv, path: str, body: bytes, token: str) -> tuple[int, dict]:
         conn.close()
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(60), deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 @given(path=st.sampled_from(PATHS), body=raw_bodies | v1_bodies.map(_dump) | v2_bodies.map(_dump))
 def test_fuzz_over_a_real_socket(server, path, body):

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from mlops_kit.local.worker import put_object, run_once
 from tests.reliability.job_cases import outcome
-from tests.support import make_backend
+from tests.support import examples, make_backend
 
 pytestmark = pytest.mark.slow
 
@@ -207,7 +207,7 @@ def _spec_bytes(spec: dict) -> bytes:
     return yaml.safe_dump(spec, allow_unicode=True).encode()
 
 
-@settings(max_examples=40, deadline=None, database=None,
+@settings(max_examples=examples(40), deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=cases())
 def test_every_upload_ends_in_one_final_outcome(case):
@@ -228,7 +228,7 @@ def test_every_upload_ends_in_one_final_outcome(case):
         shutil.rmtree(root, ignore_errors=True)
 
 
-@settings(max_examples=4, deadline=None, database=None,
+@settings(max_examples=examples(4), deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=cases(formats=("csv", "parquet")))
 def test_the_cli_reports_the_same_outcome(case):

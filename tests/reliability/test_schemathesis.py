@@ -22,7 +22,7 @@ from schemathesis.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from tests.support import feature_records  # noqa: E402
+from tests.support import examples, feature_records  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection, ignored_auth]
@@ -53,7 +53,7 @@ CASES = [(m, p, mode) for m, p in OPERATIONS for mode in MODES
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES,
                          ids=[f"{m} {p} {mode.value}" for m, p, mode in CASES])
-@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(40), deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_served_openapi_document_holds(api_schema, server, method, path, mode, data):

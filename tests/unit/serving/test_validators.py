@@ -13,7 +13,7 @@ from mlops_kit.core.serving.validators import RecordValidator
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.core.synthetic import CHURN_SPEC
 from mlops_kit.errors import ValidationError
-from tests.support import feature_records
+from tests.support import examples, feature_records
 
 SPEC = parse_spec({**CHURN_SPEC, "features": [
     *CHURN_SPEC["features"][:2],
@@ -37,7 +37,7 @@ records = st.builds(lambda patch, drop, extra: {
     st.dictionaries(st.sampled_from(["extra", "Age"]), values, max_size=1))
 
 
-@settings(max_examples=600, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(600), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(records, min_size=1, max_size=7))
 def test_fast_feed_equals_the_exact_path_or_declines(recs):
