@@ -72,8 +72,8 @@ test: $(DEV_STAMP) azurite $(MLFLOW_STAMP)
 
 # The inner loop (< 60 s on 2 cores): unit tests, the local contract suite, import contracts.
 check: $(DEV_STAMP)
-	$(VENV)/bin/lint-imports --no-cache
-	$(PYTEST) -n 2 -q -m "check" -p no:randomly
+	$(VENV)/bin/lint-imports
+	$(PYTEST) -n 2 -q -m check
 
 test-fast: $(DEV_STAMP) azurite
 	$(PYTEST) -n 2 --dist loadfile -q -m "not slow"
