@@ -50,9 +50,10 @@ FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time
 # local lifecycle -- CLI, validation, training -- so pyproject's base dependencies are not a
 # zip's base: these names are, with the specifiers pyproject gives them.)
 LAMBDA_BASE = ("numpy", "onnxruntime", "orjson", "pydantic", "pydantic-settings")
-# Distribution names each light function needs beyond LAMBDA_BASE. Only serve runs ONNX
-# models: validate and monitor leave onnxruntime out (a test imports their handlers with it
-# absent).
+# Distribution names each light function needs beyond LAMBDA_BASE. serve runs ONNX models and
+# validate does too for batch scoring (scoring/ uploads; imported only when one arrives, so its
+# cold start stays light: tests/functions/test_light_imports.py); monitor and jobs leave
+# onnxruntime out.
 EXTRA_DISTS: dict[str, tuple[str, ...]] = {
     "serve": ("pyyaml", "aws-lambda-powertools"),
     "validate": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
@@ -60,7 +61,6 @@ EXTRA_DISTS: dict[str, tuple[str, ...]] = {
     "jobs": ("aws-lambda-powertools",),  # batch job state changes (issue 15): registry only
 }
 WITHOUT_DISTS: dict[str, tuple[str, ...]] = {
-    "validate": ("onnxruntime",),
     "monitor": ("onnxruntime",),
     "jobs": ("onnxruntime",),
 }

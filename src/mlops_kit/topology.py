@@ -186,7 +186,8 @@ def _base_topology(schedule: str) -> Topology:
     rw: Access = "readwrite"
     return Topology(
         stores=(
-            Store(DATA, ("specs/", "datasets/", "quarantine/", "labels/"),
+            Store(DATA, ("specs/", "datasets/", "quarantine/", "labels/", "scoring/",
+                         "predictions/"),
                   expire_days={"quarantine/": 90}),
             Store(ARTIFACTS, ("models/", "captures/", "reports/"),
                   expire_days={"captures/": 30}, noncurrent_days=30),
@@ -206,7 +207,12 @@ def _base_topology(schedule: str) -> Topology:
                         StoreGrant(DATA, "datasets/", r, probes=True),
                         StoreGrant(DATA, "labels/", r, probes=True),
                         StoreGrant(DATA, "quarantine/", rw, multipart=True),
-                        StoreGrant(ARTIFACTS, "reports/", w)),
+                        StoreGrant(ARTIFACTS, "reports/", w),
+                        # batch scoring: the file and its options, the version's model, and
+                        # the output (a rerun reads the manifest back)
+                        StoreGrant(DATA, "scoring/", r, probes=True),
+                        StoreGrant(DATA, "predictions/", rw, probes=True),
+                        StoreGrant(ARTIFACTS, "models/", r)),
                 table=("get", "put"), sends_to=("train",), publishes=True,
             ),
             Function(
@@ -244,6 +250,7 @@ def _base_topology(schedule: str) -> Topology:
         object_triggers=(
             ObjectCreatedTrigger(DATA, "datasets/", "validate"),
             ObjectCreatedTrigger(DATA, "labels/", "validate"),
+            ObjectCreatedTrigger(DATA, "scoring/", "validate"),
         ),
         schedules=(ScheduleTrigger("monitor", schedule),),
         http=HttpTrigger("serve", (

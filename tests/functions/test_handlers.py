@@ -257,3 +257,20 @@ def test_serve_shows_the_console_behind_the_gateway(world, trained):
     staged = get("/prod/ui", stage="prod")  # a named stage: relative redirect into the folder
     assert staged["statusCode"] == 308 and staged["headers"]["location"] == "ui/"
     assert get("/ui/static/console.css")["headers"]["content-type"].startswith("text/css")
+
+
+def test_a_scoring_upload_is_scored_by_validate_under_its_role(world, trained):
+    """Batch scoring on AWS: the S3 notification of a scoring/ upload reaches the validate
+    function, which scores it under its own role (IAM enforced) into predictions/."""
+    from mlops_kit.core.synthetic import churn_csv
+
+    res, fns, s3, _ = world
+    s3.put_object(Bucket=res.data_bucket, Key="scoring/churn/nightly 2026-01-15.csv",
+                  Body=churn_csv(300, seed=9))
+    assert fns["validate"].handler(sample("scoring-upload-in-sqs.json"), None) == {
+        "batchItemFailures": []}
+    manifest = json.loads(s3.get_object(
+        Bucket=res.data_bucket,
+        Key="predictions/churn/nightly 2026-01-15/_manifest.json")["Body"].read())
+    assert manifest["rows_scored"] == 300 and manifest["version"] == 1
+    assert manifest["parts"] == ["predictions/churn/nightly 2026-01-15/part-00000.parquet"]

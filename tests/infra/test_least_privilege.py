@@ -51,7 +51,7 @@ def test_list_bucket_scoping(graph):
              for fn in TOPO.functions}
     assert lists == {
         "validate": {(data, json.dumps({"StringLike": {"s3:prefix": [
-            "datasets/*", "labels/*", "specs/*"]}}))},
+            "datasets/*", "labels/*", "predictions/*", "scoring/*", "specs/*"]}}))},
         "train": {(data, json.dumps({"StringLike": {"s3:prefix": ["datasets/*", "specs/*"]}}))},
         "serve": set(),
         "monitor": {(data, json.dumps({"StringLike": {"s3:prefix": ["labels/*"]}})),

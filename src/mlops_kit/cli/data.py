@@ -1,4 +1,5 @@
-"""`mlops-kit upload | labels | worker`: data in, and the local worker that processes it.
+"""`mlops-kit upload | labels | score | worker`: data in, predictions out, and the local worker
+that processes them.
 
 Each shows its progress on stderr (one line per step with its time) and exits 1 when a job
 failed: a dataset quarantined, training failed, a version rejected, labels rejected."""
@@ -105,6 +106,54 @@ def labels(file: Path = typer.Argument(..., exists=True, dir_okay=False),
     exit_for(out.get("results", []), unfinished=steps.unfinished)
 
 
+@app.command()
+@handle_errors
+def score(file: Path = typer.Argument(..., exists=True, dir_okay=False),
+          model: str = typer.Option(..., "--model", "-m"),
+          version: int | None = typer.Option(None, "--version", min=1,
+                                             help="Score with this version (default: champion)."),
+          alias: str | None = typer.Option(None, "--alias",
+                                           help="Score with the version an alias points at."),
+          keep: list[str] = typer.Option([], "--keep",  # noqa: B008 - typer's idiom
+                                         help="An input column to copy to the output "
+                                              "(an id); repeat for more."),
+          as_json: bool = JsonOpt) -> None:
+    """Batch scoring: upload a CSV or Parquet file of records to scoring/<model>/; the
+    predictions land in predictions/<model>/<name>/ (Parquet parts, rejects.parquet and
+    _manifest.json, written last). Rows that break the spec are rejected with the rule, never
+    scored; a file that cannot be read is quarantined.
+
+    Exits 1 if the job failed or the file was quarantined (rejected rows alone do not fail it)."""
+    from mlops_kit.cli.common import UsageError
+    from mlops_kit.core.layout import scoring_key, scoring_options_key
+    from mlops_kit.local.worker import put_object
+
+    if version is not None and alias is not None:
+        raise UsageError("give --version or --alias, not both", field="version")
+    if file.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise UsageError(f"{file.name}: score a .csv or .parquet file", field="file")
+    b = backend()
+    key = scoring_key(model, file.name)
+    opts: dict[str, Any] = {"keep": keep} if keep else {}
+    if version is not None:
+        opts["version"] = version
+    if alias is not None:
+        opts["alias"] = alias
+    options_key = scoring_options_key(model, file.name.rsplit(".", 1)[0])
+    with Steps(err) as steps:
+        steps.begin(f"uploading {file.name}")
+        # the options first: the file's upload starts the job
+        if opts or b.ctx.store.exists(options_key):
+            b.ctx.store.put(options_key, to_json(opts).encode(), content_type="application/json")
+        out: dict[str, Any] = {"upload": put_object(b, key, file.read_bytes())}
+        steps.end("uploaded", f"uploaded {key} ({out['upload']['size']:,} bytes)")
+        if b.settings.backend == "local":
+            out["results"] = _process(b, steps)
+    out["steps"] = steps.record
+    emit(out, as_json, _print_results)
+    exit_for(out.get("results", []), unfinished=steps.unfinished)
+
+
 def _print_results(d: dict) -> None:
     if "upload" in d:
         console.print(f"uploaded [bold]{escape(d['upload']['key'])}[/bold] "
@@ -112,6 +161,7 @@ def _print_results(d: dict) -> None:
     for r in d.get("results", []):
         status = r.get("status")
         color = {"validated": "green", "registered": "green", "labels_received": "green",
+                 "scored": "green",
                  "quarantined": "yellow"}.get(status, "red" if status in (
                      "rejected", "failed", "labels_rejected", "labels_quarantined") else "white")
         line = f"[{color}]{status}[/{color}] {escape(str(r.get('model', '')))}"
@@ -130,6 +180,9 @@ def _print_results(d: dict) -> None:
         for why in (r.get("reason"), "; ".join(r.get("reasons") or []), r.get("error")):
             if why:
                 line += f" — {escape(str(why))}"
+        if status == "scored":
+            line += (f" — {r.get('rows_scored'):,} rows scored, {r.get('rows_rejected'):,} "
+                     f"rejected -> {escape(str(r.get('manifest_key') or ''))}")
         if r.get("experiment"):  # a search: say what was tried (mlops-kit runs show M RUN)
             e = r["experiment"]
             line += (f" — run {r.get('run')}: best of {e['ok']}/{e['trials']} trials "

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
+from mlops_kit.core.layout import parse_key
+
 OK, BAD, SKIP = "[green]✓[/green]", "[red]✗[/red]", "[yellow]•[/yellow]"
 
 
@@ -70,7 +72,10 @@ class Steps:
             if queue == "train":
                 self.begin(f"training {body.get('model', '')} on {body.get('rows', '?')} rows")
             else:
-                self.begin(f"validating {body.get('key', '')}")
+                key = str(body.get("key", ""))
+                what = {"scoring": "scoring", "labels": "reading labels"}.get(
+                    parse_key(key).kind, "validating")
+                self.begin(f"{what} {key}")
             return
         r = info.get("result") or {}
         if info.get("message_id") is not None:
@@ -124,6 +129,11 @@ class Steps:
             what = "labels quarantined" if r.get("kind") == "labels" else "quarantined"
             self.end("quarantined", f"{what} -> {r.get('quarantine_key')}: "
                                     f"{r.get('summary') or r.get('reason') or ''}", mark=BAD)
+        elif status == "scored":
+            again = " (already scored: nothing to do)" if r.get("already") else ""
+            self.end("scored", f"scored {r.get('rows_scored', 0):,} rows with "
+                               f"v{r.get('version')}, {r.get('rows_rejected', 0):,} rejected"
+                               f"{again}")
         elif status == "labels_received":
             self.end("labels", f"labels received: {r.get('rows', 0):,} rows")
         elif status in ("registered", "rejected") and "promoted" in r:

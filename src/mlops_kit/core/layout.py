@@ -22,9 +22,11 @@ LABELS = "labels/"
 MODELS = "models/"
 CAPTURES = "captures/"
 REPORTS = "reports/"
+SCORING = "scoring/"
+PREDICTIONS = "predictions/"
 DATASET_SUFFIXES = (".csv", ".parquet", ".pq")
 MAX_KEY_LEN = 900
-DATA_PREFIXES = (SPECS, DATASETS, QUARANTINE, LABELS)  # the data store
+DATA_PREFIXES = (SPECS, DATASETS, QUARANTINE, LABELS, SCORING, PREDICTIONS)  # the data store
 ARTIFACT_PREFIXES = (MODELS, CAPTURES, REPORTS)  # the artifact store
 
 
@@ -76,6 +78,33 @@ def labels_prefix(model: str) -> str:
 
 def labels_key(model: str, filename: str) -> str:
     return f"{labels_prefix(model)}{safe_filename(filename)}"
+
+
+def scoring_key(model: str, filename: str) -> str:
+    """A file of records to score (batch scoring): an upload here starts a scoring job."""
+    return f"{SCORING}{check_name(model)}/{safe_filename(filename)}"
+
+
+def scoring_options_key(model: str, name: str) -> str:
+    """Optional options beside a scoring file: {"version"|"alias", "keep"}."""
+    return f"{SCORING}{check_name(model)}/{safe_filename(name)}.json"
+
+
+def predictions_prefix(model: str, name: str) -> str:
+    return f"{PREDICTIONS}{check_name(model)}/{safe_filename(name)}/"
+
+
+def predictions_part_key(model: str, name: str, part: int) -> str:
+    return f"{predictions_prefix(model, name)}part-{int(part):05d}.parquet"
+
+
+def predictions_rejects_key(model: str, name: str) -> str:
+    return f"{predictions_prefix(model, name)}rejects.parquet"
+
+
+def predictions_manifest_key(model: str, name: str) -> str:
+    """Written last: its presence means the job is complete (query engines skip '_' names)."""
+    return f"{predictions_prefix(model, name)}_manifest.json"
 
 
 def model_prefix(model: str, version: int) -> str:
@@ -143,7 +172,7 @@ def safe_filename(name: str) -> str:
 
 @dataclass(frozen=True)
 class ParsedKey:
-    kind: str  # dataset | labels | spec | other
+    kind: str  # dataset | labels | scoring | spec | other
     model: str | None
     filename: str | None
 
@@ -156,6 +185,9 @@ def parse_key(key: str) -> ParsedKey:
     try:
         if key.startswith(DATASETS) and len(parts) == 3 and parts[2]:
             return ParsedKey("dataset", check_name(parts[1]), safe_filename(parts[2]))
+        if (key.startswith(SCORING) and len(parts) == 3 and parts[2]
+                and parts[2].lower().endswith(DATASET_SUFFIXES)):
+            return ParsedKey("scoring", check_name(parts[1]), safe_filename(parts[2]))
         if key.startswith(LABELS) and len(parts) == 3 and parts[2]:
             return ParsedKey("labels", check_name(parts[1]), safe_filename(parts[2]))
         if key.startswith(SPECS) and len(parts) == 2:

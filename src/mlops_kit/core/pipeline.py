@@ -22,4 +22,8 @@ def on_object_created(ctx: Context, key: str, etag: str | None = None,
         return validate_upload(ctx, parsed.model, key, etag=etag, version_id=version_id)
     if parsed.kind == "labels":
         return ingest_labels(ctx, parsed.model, key)
+    if parsed.kind == "scoring":  # onnxruntime is imported only here: validate starts light
+        from mlops_kit.core.scoring.usecase import score_upload
+
+        return score_upload(ctx, parsed.model, key, etag=etag, version_id=version_id)
     return {"status": "ignored", "key": key, "reason": f"{parsed.kind} objects start nothing"}

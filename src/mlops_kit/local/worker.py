@@ -33,9 +33,9 @@ def upload(backend: Backend, path: str | Path, model: str, *, name: str | None =
 
 
 def put_object(backend: Backend, key: str, data: bytes) -> dict:
-    """Any object write that the cloud would notify about (datasets/, labels/)."""
+    """Any object write that the cloud would notify about (datasets/, labels/, scoring/)."""
     info = backend.ctx.store.put(key, data)
-    if layout.parse_key(key).kind in ("dataset", "labels"):
+    if layout.parse_key(key).kind in ("dataset", "labels", "scoring"):
         backend.validate_queue.send({"key": key, "etag": info.etag, "version_id": info.version_id})
     return {"key": key, "etag": info.etag, "size": info.size}
 

@@ -1,0 +1,1 @@
+"""Batch scoring: a file of records in, a file of predictions out (usecase.score_upload)."""
