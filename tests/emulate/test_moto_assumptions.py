@@ -321,6 +321,51 @@ def test_a_moto_server_enforces_iam_after_reset_auth():
         f"answers {got!r}; emulate/iam.py enforce_on_server no longer switches IAM on")
 
 
+def test_a_moto_server_accepts_a_signed_listing_under_a_prefix_with_a_slash():
+    """`mlops-kit emulate --enforce-iam` serves the functions from a moto server, which checks
+    each request's SigV4 signature; every probe and listing of the functions has a "/" in its
+    prefix. moto's server up to 5.2.3 (checked: 5.1.22, 5.2.0) recomputes the signature of
+    such a listing differently (SignatureDoesNotMatch, with botocore 1.40.0 and 1.44.18 alike);
+    5.2.4 and later (checked: 5.2.4, 5.2.5, 5.2.6; their authorization signs the raw path)
+    accept it. In-process moto (the rest of the suite) is not affected."""
+    import botocore
+    from moto.server import ThreadedMotoServer
+
+    from mlops_kit.emulate.iam import enforce_on_server
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        admin = {"region_name": REGION, "endpoint_url": url, "aws_access_key_id": "testing",
+                 "aws_secret_access_key": "testing"}
+        boto3.client("s3", **admin).create_bucket(Bucket=BUCKET)
+        iam = boto3.client("iam", **admin)
+        iam.create_user(UserName="lister")
+        iam.put_user_policy(UserName="lister", PolicyName="p", PolicyDocument=json.dumps(
+            moto_policy(_policy({"Action": ["s3:ListBucket"],
+                                 "Resource": [f"arn:aws:s3:::{BUCKET}"]}))))
+        key = iam.create_access_key(UserName="lister")["AccessKey"]
+        enforce_on_server(url)
+        s3 = boto3.client("s3", region_name=REGION, endpoint_url=url,
+                          aws_access_key_id=key["AccessKeyId"],
+                          aws_secret_access_key=key["SecretAccessKey"])
+        plain = _outcome(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="specs"))
+        slash = _outcome(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="specs/x.yaml"))
+    finally:
+        try:
+            enforce_on_server_off(url)
+        finally:
+            server.stop()
+    assert plain == "ok", f"moto {MOTO} server: a signed listing answers {plain!r}"
+    assert slash == "ok", (
+        f"moto {MOTO} server (botocore {botocore.__version__}): a signed listing under a "
+        f"prefix holding '/' answers {slash!r}, so `mlops-kit emulate --enforce-iam` fails every "
+        f"probe and listing of the functions (tests/e2e/test_emulate*.py). moto >= 5.2.4 "
+        f"accepts it (requirements/pins.in)")
+
+
 def enforce_on_server_off(url: str) -> None:
     """Enforcement back off (the server's count is process-wide in moto)."""
     import urllib.request
