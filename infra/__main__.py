@@ -112,6 +112,9 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
             p, image_uri=cfg.train_image_uri, force_delete=not cfg.deletion_protection))
     batch = None
     if topology.batch_jobs:  # batch.enabled: large datasets train on AWS Batch (issue 15)
+        if image is None:
+            raise ValueError("AWS Batch training runs the train image: the topology has no "
+                             "image function to build it")
         [job] = topology.batch_jobs
         batch = BatchTraining("batch", BatchTrainingArgs(
             topology, job, p, cfg.region, cfg.batch, image.image_uri, image.repository.arn,
@@ -141,7 +144,8 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
         latency_p99_ms=cfg.latency_p99_ms))
 
     data = storage.bucket_names[topology.store_for_prefix("datasets/")]
-    outputs = {BUCKET_OUTPUTS.get(n, f"{n}_bucket"): b for n, b in storage.bucket_names.items()}
+    outputs: dict[str, object] = {BUCKET_OUTPUTS.get(n, f"{n}_bucket"): b
+                                  for n, b in storage.bucket_names.items()}
     outputs.update(
         upload_command=pulumi.Output.concat(
             "aws s3 cp <file> s3://", data, "/datasets/<model>/<file>"),

@@ -18,7 +18,7 @@ queue and definition (iam_policy renders its grant).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -99,7 +99,8 @@ class BatchTraining(pulumi.ComponentResource):
         if cfg.own_vpc:
             net = TrainingNetwork("network", NetworkArgs(args.name_prefix, args.region,
                                                          cfg.network), child)
-            subnets, groups = net.subnet_ids, net.security_group_ids
+            subnets: Sequence[pulumi.Input[str]] = net.subnet_ids
+            groups: Sequence[pulumi.Input[str]] = net.security_group_ids
         else:
             subnets, groups = list(cfg.subnet_ids), list(cfg.security_group_ids)
 
@@ -198,11 +199,20 @@ class BatchTraining(pulumi.ComponentResource):
             queues=dict(zip(queues, r[2], strict=True)), topic=r[3], topic_key=r[4]))))
 
 
-def _retry_strategy(job: BatchJob, attempts: int) -> dict:
+def _retry_strategy(job: BatchJob, attempts: int) -> aws.batch.JobDefinitionRetryStrategyArgsDict:
     """topology.batch_retry_strategy in the provider's argument names."""
     strategy = batch_retry_strategy(job, attempts)
-    names = {"onExitCode": "on_exit_code", "onReason": "on_reason",
-             "onStatusReason": "on_status_reason", "action": "action"}
-    return {"attempts": strategy["attempts"], "evaluate_on_exits": [
-        {names[k]: v.lower() if k == "action" else v for k, v in rule.items()}
-        for rule in strategy["evaluateOnExit"]]}
+    rules: list[aws.batch.JobDefinitionRetryStrategyEvaluateOnExitArgsDict] = []
+    for rule in strategy["evaluateOnExit"]:
+        out: aws.batch.JobDefinitionRetryStrategyEvaluateOnExitArgsDict = {
+            "action": rule["action"].lower()}
+        if "onExitCode" in rule:
+            out["on_exit_code"] = rule["onExitCode"]
+        if "onReason" in rule:
+            out["on_reason"] = rule["onReason"]
+        if "onStatusReason" in rule:
+            out["on_status_reason"] = rule["onStatusReason"]
+        if set(rule) - {"action", "onExitCode", "onReason", "onStatusReason"}:
+            raise ValueError(f"a retry rule the provider has no argument for: {rule}")
+        rules.append(out)
+    return {"attempts": strategy["attempts"], "evaluate_on_exits": rules}

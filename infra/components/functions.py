@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -87,7 +88,7 @@ class Functions(pulumi.ComponentResource):
         self.roles: dict[str, aws.iam.Role] = {}
         self.log_groups: dict[str, aws.cloudwatch.LogGroup] = {}
         self.mappings: dict[str, aws.lambda_.EventSourceMapping] = {}
-        code_bucket = None
+        code_bucket: aws.s3.Bucket | None = None
         if any(f.package == "zip" for f in topo.functions):
             # content-addressed keys: a new zip is a new key and Pulumi deletes the old object,
             # which versioning keeps as a noncurrent version until the lifecycle expires it
@@ -115,7 +116,7 @@ class Functions(pulumi.ComponentResource):
                     tracing=args.tracing, batch_arns=args.batch_arns),
                 opts=child)
 
-            common = dict(
+            common: dict[str, Any] = dict(  # aws.lambda_.Function's arguments, both packages
                 name=fn_name, role=role.arn, memory_size=args.memory.get(fn.name, fn.memory_mb),
                 timeout=fn.timeout_s,
                 reserved_concurrent_executions=args.reserved_concurrency.get(fn.name),
@@ -126,6 +127,7 @@ class Functions(pulumi.ComponentResource):
                 # the role must hold its permissions before the function (and its mappings) use it
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]))
             if fn.package == "zip":
+                assert code_bucket is not None  # created above when any function is a zip
                 art = args.zips[fn.name]
                 obj = aws.s3.BucketObjectv2(
                     f"{fn_name}-code", bucket=code_bucket.id, key=f"{fn.name}/{art.sha256}.zip",
@@ -162,7 +164,8 @@ class Functions(pulumi.ComponentResource):
                                "arns": {n: f.arn for n, f in self.functions.items()}})
 
 
-def scaling(max_concurrency: int | None, reserved: int | None) -> dict | None:
+def scaling(max_concurrency: int | None, reserved: int | None
+            ) -> aws.lambda_.EventSourceMappingScalingConfigArgsDict | None:
     """An event source mapping's scaling config: SQS allows 2-1000 concurrent consumers."""
     caps = [c for c in (max_concurrency, reserved) if c]
     return {"maximum_concurrency": min(1000, max(2, min(caps)))} if caps else None

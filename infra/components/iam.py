@@ -27,10 +27,11 @@ def function_policy(topology: Topology, function: str, *,
                     | None = None) -> pulumi.Output[str]:
     stores = [s.name for s in topology.stores]
     queues = [q.name for q in topology.queues]
-    jobs = sorted(batch_arns or {})  # batch job -> (job queue ARN, job definition ARN prefix)
+    batch = batch_arns or {}  # batch job -> (job queue ARN, job definition ARN prefix)
+    jobs = sorted(batch)
     resolved = pulumi.Output.all(
         [bucket_arns[s] for s in stores], table_arn, [queue_arns[q] for q in queues],
-        topic_arn, topic_key_arn, log_group_arn, [list(batch_arns[j]) for j in jobs])
+        topic_arn, topic_key_arn, log_group_arn, [list(batch[j]) for j in jobs])
     return resolved.apply(lambda r: json.dumps(iam_policy(topology, function, PolicyArns(
         buckets=dict(zip(stores, r[0], strict=True)), table=r[1],
         queues=dict(zip(queues, r[2], strict=True)), topic=r[3], topic_key=r[4],

@@ -130,7 +130,7 @@ class TrainImage(pulumi.ComponentResource):
             f"{args.name_prefix}-train-image",
             context={"location": context},
             dockerfile={"location": f"{context}/functions/Dockerfile"},
-            platforms=["linux/amd64"],  # Lambda x86_64, whatever builds it
+            platforms=[docker_build.Platform.LINUX_AMD64],  # Lambda x86_64, whatever builds it
             # (the provider adds no provenance attestation, so the push is a single image
             # manifest, not the index Lambda refuses; a manual build needs --provenance=false)
             build_on_preview=False,  # preview needs no daemon; `up` builds

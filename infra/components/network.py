@@ -13,6 +13,7 @@ security group has no ingress, and the subnets no public IPs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -46,7 +47,7 @@ class TrainingNetwork(pulumi.ComponentResource):
                                tags={**tags, "Name": f"{p}-vpc"}, opts=child)
         self.subnets = [aws.ec2.Subnet(
             f"{p}-private-{i}", vpc_id=self.vpc.id, cidr_block=cidr,
-            availability_zone=zones.apply(lambda z, i=i: z[i % len(z)]),
+            availability_zone=zones.apply(zone_at(i)),
             map_public_ip_on_launch=False, tags={**tags, "Name": f"{p}-private-{i}"},
             opts=child) for i, cidr in enumerate(PRIVATE)]
         routes = aws.ec2.RouteTable(f"{p}-private", vpc_id=self.vpc.id, tags=tags, opts=child)
@@ -96,3 +97,8 @@ class TrainingNetwork(pulumi.ComponentResource):
         self.subnet_ids = [s.id for s in self.subnets]
         self.security_group_ids = [self.security_group.id]
         self.register_outputs({"vpc_id": self.vpc.id, "subnet_ids": self.subnet_ids})
+
+
+def zone_at(i: int) -> Callable[[list[str]], str]:
+    """The i-th subnet's availability zone, round-robin over the region's zones."""
+    return lambda zones: zones[i % len(zones)]

@@ -9,6 +9,7 @@ SQS), which S3 event notifications can write to without a key policy.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -44,12 +45,16 @@ class Queues(pulumi.ComponentResource):
                 visibility_timeout_seconds=args.topology.visibility_timeout(q.name),
                 message_retention_seconds=RETENTION_S, receive_wait_time_seconds=LONG_POLL_S,
                 tags=tags,
-                redrive_policy=dlq.arn.apply(
-                    lambda arn, n=q.max_receives: json.dumps(
-                        {"deadLetterTargetArn": arn, "maxReceiveCount": n})),
+                redrive_policy=dlq.arn.apply(redrive_policy(q.max_receives)),
                 opts=pulumi.ResourceOptions(parent=self))
             self.dlqs[q.name] = dlq
         self.urls = {n: q.url for n, q in self.queues.items()}
         self.arns = {n: q.arn for n, q in self.queues.items()}
         self.register_outputs({"urls": self.urls,
                                "dlq_urls": {n: d.url for n, d in self.dlqs.items()}})
+
+
+def redrive_policy(max_receives: int) -> Callable[[str], str]:
+    """The queue's redrive policy, given its dead-letter queue's ARN."""
+    return lambda dlq_arn: json.dumps({"deadLetterTargetArn": dlq_arn,
+                                       "maxReceiveCount": max_receives})

@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.tags import component_tags
-from mlops_kit.topology import Topology
+from mlops_kit.topology import ObjectCreatedTrigger, Topology
 
 ABORT_MULTIPART_DAYS = 7
 
@@ -85,9 +85,9 @@ def tls_only_policy(bucket_arn: str) -> str:
     })
 
 
-def lifecycle_rules(expire_days: Mapping[str, int],
-                    noncurrent_days: int | None = None) -> list[dict]:
-    rules: list[dict] = [{
+def lifecycle_rules(expire_days: Mapping[str, int], noncurrent_days: int | None = None
+                    ) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [{
         "id": "abort-incomplete-multipart", "status": "Enabled", "filter": {"prefix": ""},
         "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_MULTIPART_DAYS},
     }]
@@ -136,7 +136,8 @@ class Storage(pulumi.ComponentResource):
 
         # S3 allows one notification configuration per bucket, SQS one policy per queue:
         # group the topology's triggers both ways.
-        by_store, by_queue = defaultdict(list), defaultdict(set)
+        by_store: defaultdict[str, list[ObjectCreatedTrigger]] = defaultdict(list)
+        by_queue: defaultdict[str, set[str]] = defaultdict(set)
         for trig in topo.object_triggers:
             by_store[trig.store].append(trig)
             by_queue[trig.queue].add(trig.store)
@@ -151,9 +152,10 @@ class Storage(pulumi.ComponentResource):
                     lambda a: s3_send_policy(a[0], a[2:], a[1])),
                 opts=pulumi.ResourceOptions(parent=self))
         policies = list(self.queue_policies.values())
-        for store, triggers in sorted(by_store.items()):
+        for store_name, triggers in sorted(by_store.items()):
             aws.s3.BucketNotification(
-                f"{args.name_prefix}-{store}-notifications", bucket=self.buckets[store].id,
+                f"{args.name_prefix}-{store_name}-notifications",
+                bucket=self.buckets[store_name].id,
                 queues=[{"id": f"{t.prefix.strip('/')}-to-{t.queue}",
                          "queue_arn": args.queue_arns[t.queue],
                          "events": ["s3:ObjectCreated:*"], "filter_prefix": t.prefix}

@@ -16,7 +16,7 @@ from mlops_kit.core.context import Context
 from mlops_kit.core.serving.capture import CaptureBuffer
 from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.errors import ConfigError
-from mlops_kit.ports import Clock, Queue
+from mlops_kit.ports import Clock, JobRunner, Queue
 from mlops_kit.settings import Settings, get_settings
 from mlops_kit.topology import Topology, default_topology
 
@@ -88,9 +88,35 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
                    else topology.visibility_timeout("train"))
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
                   notifier=parts.notifier, clock=clock or SystemClock(),
-                  stuck_after_s=stuck_after, jobs=parts.jobs,
+                  stuck_after_s=stuck_after, jobs=job_runner(settings, parts.jobs),
                   limits=route_limits(settings), **experiment_engine(settings))
     return Backend(ctx, parts.validate_queue, settings)
+
+
+JobRunnerFactory = Callable[[Settings], JobRunner | None]
+# The batch engine a runtime supplies for every backend built from now on, in place of the one
+# the settings choose. Only `emulate` sets it (its process engine stands in for AWS Batch and
+# runs each job under the batch job role's keys); deployments never do.
+_supplied_job_runner: JobRunnerFactory | None = None
+
+
+def use_job_runner(factory: JobRunnerFactory | None) -> None:
+    """Supply the batch engine of the backends built from now on (None: the settings' again)."""
+    global _supplied_job_runner
+    _supplied_job_runner = factory
+
+
+def job_runner(settings: Settings, configured: JobRunner | None) -> JobRunner | None:
+    """Where large trainings run: what a runtime supplied (use_job_runner); a separate process
+    on this machine when MLOPSKIT_JOB_RUNNER=process on a cloud backend (the local backend's
+    factory builds that itself); else what the backend's factory configured (AWS Batch)."""
+    if _supplied_job_runner is not None:
+        return _supplied_job_runner(settings)
+    if settings.job_runner == "process" and settings.backend != "local":
+        from mlops_kit.adapters.local.factory import process_runner
+
+        return process_runner(settings, {})
+    return configured
 
 
 def experiment_engine(settings: Settings) -> dict[str, Any]:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from mlops_kit.errors import MlopsKitError, describe, is_retryable
 from mlops_kit.ports import Notifier
+
+_T = TypeVar("_T")  # what a job's function returns (run_job passes it through)
 
 __all__ = ["FAILED", "failure", "run_job"]
 
@@ -53,8 +55,8 @@ def log_failure(stage: str, exc: BaseException, **context: Any) -> None:
     log.info("%s crash traceback", stage, exc_info=exc)
 
 
-def dead_letter_alert(notifier: Notifier, queue: str, *, message_id: str, attempts: int | None,
-                      body: Any = None, error: str | None = None) -> None:
+def dead_letter_alert(notifier: Notifier, queue: str, *, message_id: str | None,
+                      attempts: int | None, body: Any = None, error: str | None = None) -> None:
     """A message gave up retrying (a DLQ or poison queue holds it now): tell an operator, as
     the DLQ-depth alarm does on AWS."""
     job = body if isinstance(body, dict) else {}
@@ -66,8 +68,8 @@ def dead_letter_alert(notifier: Notifier, queue: str, *, message_id: str, attemp
          **({"error": error} if error else {})})
 
 
-def run_job(notifier: Notifier, stage: str, fn: Callable[[dict], dict[str, Any]],
-            body: dict[str, Any]) -> dict[str, Any]:
+def run_job(notifier: Notifier, stage: str, fn: Callable[[dict[str, Any]], _T],
+            body: dict[str, Any]) -> _T | dict[str, Any]:
     """Run one job. Returns its outcome; a final failure becomes a `failed` outcome (logged,
     notified); a retryable one propagates so the runtime redelivers the message."""
     try:

@@ -26,7 +26,9 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from mlops_kit.adapters.local.jobs import JOB_ENV
+from mlops_kit.adapters.local.factory import process_runner
+from mlops_kit.adapters.local.jobs import ProcessRunner
+from mlops_kit.bootstrap import use_job_runner
 from mlops_kit.emulate.aws_resources import ACCOUNT, TEST_CREDENTIALS, Resources, provision
 from mlops_kit.emulate.batch import NO_DOCKER, forward_process_jobs, provision_batch
 from mlops_kit.emulate.events import rate_seconds, schedule_event
@@ -34,6 +36,7 @@ from mlops_kit.emulate.gateway import free_port, make_gateway
 from mlops_kit.emulate.iam import ADMIN, acting, create_identities, enforce_on_server
 from mlops_kit.emulate.lambda_functions import context_for, functions_dir, load_function, reset_functions
 from mlops_kit.emulate.pumps import SqsPump
+from mlops_kit.settings import Settings
 from mlops_kit.topology import Topology, default_topology
 
 log = logging.getLogger("mlops_kit.emulate.emulator")
@@ -92,11 +95,8 @@ class Emulator:
         if self.topology.batch_jobs:  # the train function submits to the process engine
             os.environ.update({"MLOPSKIT_JOB_RUNNER": "process",
                                "MLOPSKIT_WORKSPACE": str(self.workspace)})
-            job = res.identities.get(self.topology.batch_jobs[0].name)
-            if job is not None:  # a job runs under its role's keys, as a Batch task would
-                JOB_ENV.update({"AWS_ACCESS_KEY_ID": job.access_key_id,
-                                "AWS_SECRET_ACCESS_KEY": job.secret_access_key,
-                                "AWS_SESSION_TOKEN": ""})  # an IAM user's keys carry none
+            self.job_runner = self._process_engine(res)
+            use_job_runner(lambda settings: self.job_runner)
         reset_functions()
         ident = res.identities.get
         handlers = {f.name: acting(ident(f.name), load_function(f.name, self.functions).handler)
@@ -147,21 +147,28 @@ class Emulator:
             except Exception:  # noqa: BLE001 - a failed run is retried on the next tick
                 log.exception("scheduled %s failed", function)
 
+    def _process_engine(self, res: Resources) -> ProcessRunner:
+        """AWS Batch's stand-in: each job a separate process, under the job role's keys when
+        IAM is enforced (as a Batch task runs under its job role)."""
+        job = res.identities.get(self.topology.batch_jobs[0].name)
+        keys = {} if job is None else {  # an IAM user's keys carry no session token
+            "AWS_ACCESS_KEY_ID": job.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": job.secret_access_key, "AWS_SESSION_TOKEN": ""}
+        return process_runner(Settings(), keys)  # the workspace and limits set above
+
     def _batch_loop(self, queue_arn: str) -> None:
         """EventBridge's side of Batch: each job's final state becomes a state change event."""
-        from mlops_kit.adapters.aws.factory import job_runner
-        from mlops_kit.settings import Settings
-
-        runner = job_runner(Settings(), self.topology)  # the env above: the process engine
         while not self.stop_event.wait(0.5):
             try:
-                forward_process_jobs(runner, self.client("events"), queue_arn=queue_arn,
+                forward_process_jobs(self.job_runner, self.client("events"), queue_arn=queue_arn,
                                      region=self.region)
             except Exception:  # noqa: BLE001 - reported again on the next tick
                 log.exception("forwarding batch job states failed")
 
     def stop(self) -> None:
         self.stop_event.set()
+        if hasattr(self, "job_runner"):
+            use_job_runner(None)
         if hasattr(self, "gateway"):
             self.gateway.shutdown()
             self.gateway.server_close()

@@ -15,15 +15,27 @@ AWS gets is the rendered one, unchanged):
 - moto checks TransactWriteItems as the action `dynamodb:TransactWriteItems`, which IAM does not
   have (AWS checks each operation inside; the registry's transactions are Puts only). The moto
   copy allows it to a function that is granted `dynamodb:PutItem`.
-- moto checks Batch requests against "*" too, under an action named after the REST path in
-  lower case (`batch:submitjob`) and compared case-sensitively; the moto copy of a Batch
-  statement also lists its actions in lower case (IAM itself ignores the case).
+- moto checks Batch requests against "*" too; up to 5.2.5 under an action named after the
+  REST path in lower case (`batch:submitjob`) and compared case-sensitively, from 5.2.6 under
+  the operation's name (`batch:SubmitJob`); the moto copy of a Batch statement lists its
+  actions as written and in lower case (IAM itself ignores the case).
 - moto evaluates no condition on an S3 request (only StringEquals, and only sts:ExternalId on
   AssumeRole): a ListBucket conditioned on s3:prefix would allow every prefix. It authorizes a
   CopyObject against the destination only (AWS also needs s3:GetObject on the source). And it
   answers a GET/HEAD of a missing key with 404 to anyone, where S3 answers 403 unless the caller
   may list the whole bucket. `StrictS3` makes those three checks itself on the function's
   clients, against the rendered policy, as S3 would.
+- moto 5.2.6 (not 5.2.5 or earlier: its `BaseResponse._get_action` now names every request
+  after the botocore operation it routes to) authorizes an S3 request under the name of its API
+  operation, not of the IAM action AWS checks: a listing as `s3:ListObjectsV2` (IAM:
+  s3:ListBucket), a HEAD as `s3:HeadObject` (IAM: s3:GetObject), a copy and the multipart calls
+  as `s3:CopyObject`, `s3:CreateMultipartUpload`, `s3:UploadPart`, `s3:CompleteMultipartUpload`
+  (IAM: s3:PutObject). None of those is an IAM action, so no rendered policy grants them: every
+  probe of a missing key (S3ObjectStore lists the key), every HEAD, copy and multipart upload
+  was refused. This is moto further from S3, not closer (a GET of a missing key is still 404
+  to anyone holding s3:GetObject). The moto copy of an S3 statement adds the operation names of
+  the IAM actions it grants (same resources, same condition), so the emulation is the same
+  under both namings (tests/emulate/test_moto_assumptions.py checks each).
 - KMS: the emulated topic has no key and the functions log to stderr, so the policy is
   rendered without `topic_key` and `log_group` (tests/infra checks those grants statically).
 """
@@ -44,6 +56,13 @@ if TYPE_CHECKING:  # boto3 is imported only when the AWS path runs
 
 ADMIN = "admin"  # the operator (and the provisioning): the identity the user's clients get
 MOTO_UNSCOPED = ("dynamodb:", "sns:", "batch:")  # moto checks these against Resource "*"
+# IAM action -> the S3 API operations moto >= 5.2.6 authorizes under their own names instead
+MOTO_S3_OPERATIONS: dict[str, tuple[str, ...]] = {
+    "s3:ListBucket": ("s3:ListObjectsV2", "s3:ListObjects"),
+    "s3:GetObject": ("s3:HeadObject",),
+    "s3:PutObject": ("s3:CopyObject", "s3:UploadPartCopy", "s3:CreateMultipartUpload",
+                     "s3:UploadPart", "s3:CompleteMultipartUpload"),
+}
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [
     {"Sid": "EmulatorOperator", "Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
@@ -57,6 +76,10 @@ def moto_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
     out = [dict(s) for s in policy["Statement"]]
     for stmt in policy["Statement"]:
         actions = _as_list(stmt["Action"])
+        operations = [op for a in actions for op in MOTO_S3_OPERATIONS.get(a, ())]
+        if operations:  # same resources and condition: only the names differ
+            out.append({**stmt, "Sid": f"{stmt.get('Sid', 'S')}MotoOperationNames",
+                        "Action": operations})
         if not all(a.startswith(MOTO_UNSCOPED) for a in actions):
             continue
         extra = list(actions)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 from mlops_kit.adapters.aws._clients import client
 from mlops_kit.adapters.aws.notifier import SnsNotifier
@@ -11,7 +10,7 @@ from mlops_kit.adapters.aws.queue import SqsQueue
 from mlops_kit.adapters.aws.store import PrefixRoutedStore, S3ObjectStore
 from mlops_kit.adapters.aws.table import DynamoTable
 from mlops_kit.errors import ConfigError
-from mlops_kit.ports import Adapters
+from mlops_kit.ports import Adapters, JobRunner
 from mlops_kit.settings import Settings
 from mlops_kit.topology import ARTIFACTS, DATA, ENV_FOR, Topology, default_topology, with_batch
 
@@ -63,15 +62,12 @@ def build(settings: Settings, topology: Topology) -> Adapters:
     )
 
 
-def job_runner(settings: Settings, topology: Topology):
-    """The batch training engine: AWS Batch when the deployment configured it; a separate
-    process under `emulate` (MLOPSKIT_JOB_RUNNER=process); else none (train in the function)."""
-    if settings.job_runner == "process":
-        from mlops_kit.adapters.local.jobs import ProcessRunner
-
-        return ProcessRunner(Path(settings.workspace).resolve() / "jobs",
-                             attempts=settings.batch_attempts, timeout_s=settings.batch_timeout_s)
-    if settings.job_runner == "none" or not settings.batch_job_queue:
+def job_runner(settings: Settings, topology: Topology) -> JobRunner | None:
+    """The batch training engine: AWS Batch when the deployment configured it, else none (train
+    in the function). A separate process instead (MLOPSKIT_JOB_RUNNER=process, and `emulate`'s
+    stand-in for Batch) is the composition root's choice (bootstrap.job_runner): no production
+    adapter imports another backend's."""
+    if settings.job_runner in ("none", "process") or not settings.batch_job_queue:
         return None
     if not settings.batch_job_definition:
         raise ConfigError(f"{ENV_FOR['batch_job_queue']} is set without "

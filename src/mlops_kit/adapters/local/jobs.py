@@ -36,9 +36,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 # Supervisors this process started, by job folder: any runner on the same root (the train
 # handler's, the emulator's forwarder) reaps them, so none lingers as a zombie.
 _PROCS: dict[Path, subprocess.Popen] = {}
-# Environment every job of this process gets on top of its own (the emulator puts the batch
-# job's IAM keys here under --enforce-iam: its tasks run under the job role, as on AWS).
-JOB_ENV: dict[str, str] = {}
 
 
 def _now() -> str:
@@ -69,7 +66,9 @@ class ProcessRunner:
         self.root = Path(root)
         self.attempts, self.timeout_s, self.python = attempts, timeout_s, python
         self.command = list(command or (python, "-m", ENTRY_MODULE))  # what each attempt runs
-        self.env = env or {}  # extra environment for the job (the backend's settings)
+        # extra environment for the job: the backend's settings; under `emulate --enforce-iam`
+        # the batch job role's keys (a Batch task runs under its job role)
+        self.env = env or {}
 
     def _dir(self, name: str) -> Path:
         if not _NAME.match(name):
@@ -97,7 +96,7 @@ class ProcessRunner:
         try:
             proc = subprocess.Popen(
                 [self.python, "-m", "mlops_kit.adapters.local.jobs", str(self.root), name],
-                env={**os.environ, **JOB_ENV, **self.env}, stdin=subprocess.DEVNULL, stdout=log,
+                env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=log, start_new_session=True)  # a worker's Ctrl-C does not kill it
         finally:
             log.close()

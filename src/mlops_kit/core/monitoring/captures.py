@@ -14,6 +14,7 @@ import orjson
 from mlops_kit.core import capture_format, layout
 from mlops_kit.core.capture_columns import CaptureChunk, chunk_from_rows
 from mlops_kit.core.capture_format import CaptureFormatError
+from mlops_kit.core.context import Context
 
 CHUNK_ROWS = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,7 +33,7 @@ def _us(at: datetime) -> int:
     return ((at if at.tzinfo else at.replace(tzinfo=UTC)) - _EPOCH) // timedelta(microseconds=1)
 
 
-def iter_capture_chunks(ctx, model: str, start: datetime, end: datetime,
+def iter_capture_chunks(ctx: Context, model: str, start: datetime, end: datetime,
                         stats: dict[str, int] | None = None) -> Iterator[CaptureChunk]:
     """Captured rows with start <= at <= end, as column chunks, listing only the hour
     partitions of the window. Row times are compared only in the two partial hours at the
@@ -57,7 +58,7 @@ def iter_capture_chunks(ctx, model: str, start: datetime, end: datetime,
                     yield chunk
 
 
-def _npz_chunks(ctx, key: str, stats: dict[str, int]) -> Iterator[CaptureChunk]:
+def _npz_chunks(ctx: Context, key: str, stats: dict[str, int]) -> Iterator[CaptureChunk]:
     try:
         yield capture_format.decode(ctx.store.get(key))
     except CaptureFormatError as exc:  # one bad object must not hide the rest of the window
@@ -65,7 +66,7 @@ def _npz_chunks(ctx, key: str, stats: dict[str, int]) -> Iterator[CaptureChunk]:
         log.warning("skipping capture object %s: %s", key, exc)
 
 
-def _jsonl_chunks(ctx, key: str, inside: bool) -> Iterator[CaptureChunk]:
+def _jsonl_chunks(ctx: Context, key: str, inside: bool) -> Iterator[CaptureChunk]:
     rows: list[dict] = []
     times: list[int] = []
     with ctx.store.open(key) as f:

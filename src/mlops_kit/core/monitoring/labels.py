@@ -15,7 +15,7 @@ import numpy as np
 
 from mlops_kit.core import layout
 from mlops_kit.core.capture_columns import id_keys, label_keys
-from mlops_kit.core.context import load_spec
+from mlops_kit.core.context import Context, load_spec
 from mlops_kit.core.layout import check_name
 from mlops_kit.core.missing import is_missing_text
 from mlops_kit.core.monitoring.captures import CHUNK_ROWS
@@ -39,7 +39,7 @@ class LabelIndex:
         self.hit = np.zeros(values.size, dtype=bool)
 
     @classmethod
-    def load(cls, ctx, model: str, target: str, *, numeric: bool) -> LabelIndex:
+    def load(cls, ctx: Context, model: str, target: str, *, numeric: bool) -> LabelIndex:
         keys: list[np.ndarray] = []
         origins: list[np.ndarray] = []
         primaries: list[np.ndarray] = []
@@ -166,7 +166,7 @@ def read_labels(stream: BinaryIO, key: str, target: str, numeric: bool | None,
         text.detach()
 
 
-def load_labels(ctx, model: str, target: str) -> dict[str, Any]:
+def load_labels(ctx: Context, model: str, target: str) -> dict[str, Any]:
     """All labels as text by id (small label sets, tools and tests; monitoring uses LabelIndex).
     Unreadable files are skipped, as monitoring skips them."""
     labels: dict[str, Any] = {}
@@ -184,7 +184,7 @@ def load_labels(ctx, model: str, target: str) -> dict[str, Any]:
     return labels
 
 
-def ingest_labels(ctx, model: str, key: str) -> dict[str, Any]:
+def ingest_labels(ctx: Context, model: str, key: str) -> dict[str, Any]:
     """A labels upload: check it (UTF-8 CSV with request_id + the target column) and count its
     rows. The labels are joined at the next monitoring run; nothing else happens now. A bad
     file is quarantined with a report, like a bad dataset (final: never retried)."""
@@ -200,7 +200,7 @@ def ingest_labels(ctx, model: str, key: str) -> dict[str, Any]:
     return {"status": "labels_received", "model": model, "key": key, "rows": rows}
 
 
-def _quarantine(ctx, model: str, key: str, exc: MlopsKitError) -> dict[str, Any]:
+def _quarantine(ctx: Context, model: str, key: str, exc: MlopsKitError) -> dict[str, Any]:
     qkey = layout.labels_quarantine_key(model, key.rsplit("/", 1)[-1])
     reason = exc.message
     report = {"passed": False, "kind": "labels", "model": model, "labels_key": key,

@@ -21,6 +21,7 @@ import numpy as np
 
 from mlops_kit.core import layout
 from mlops_kit.core.capture_columns import take
+from mlops_kit.core.context import Context
 from mlops_kit.core.monitoring.captures import iter_capture_chunks, version_role_counts
 from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator
 from mlops_kit.core.monitoring.labels import LabelIndex
@@ -41,7 +42,7 @@ SUMMARY_KEYS = ("model", "version", "status", "rows", "drifted", "report_key", "
                 "summary")
 
 
-def monitor_all(ctx, models: Iterable[str] | None = None, *, announce: Announce | None = None,
+def monitor_all(ctx: Context, models: Iterable[str] | None = None, *, announce: Announce | None = None,
                 on_report: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """The scheduled run: every model (or `models`), each isolated from the others. A model
     whose monitoring fails (a bad artifact, a bug) is listed in `errors` with the reason and
@@ -72,7 +73,7 @@ def monitor_all(ctx, models: Iterable[str] | None = None, *, announce: Announce 
 
 
 # -- the run ------------------------------------------------------------------------------
-def run_monitor(ctx, model: str, *, window_hours: float | None = None,
+def run_monitor(ctx: Context, model: str, *, window_hours: float | None = None,
                 announce: Announce | None = None) -> dict[str, Any]:
     """Monitor the champion of `model` over the last window. `announce(key, info)` is called
     after a retrain dataset is written: the local runtime passes one that queues validation;
@@ -164,7 +165,7 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
     return report
 
 
-def _lineage(ctx, model: str, version: int, record: dict) -> dict[str, Any]:
+def _lineage(ctx: Context, model: str, version: int, record: dict) -> dict[str, Any]:
     alias = ctx.registry.get_alias(model) or {}
     keep = ("status", "sha256", "artifact_key", "metrics", "parity", "params", "classes",
             "task", "rows_train", "rows_holdout", "created_at", "completed_at", "lineage")
@@ -172,7 +173,7 @@ def _lineage(ctx, model: str, version: int, record: dict) -> dict[str, Any]:
             **{k: record.get(k) for k in keep if k in record}}
 
 
-def _quality_report(ctx, spec, model, record, quality, labels: LabelIndex, counts,
+def _quality_report(ctx: Context, spec, model, record, quality, labels: LabelIndex, counts,
                     version) -> dict:
     mon = spec.monitoring
     by_version: dict[str, Any] = {}
@@ -232,7 +233,7 @@ def _summary(report: dict) -> str:
     return f"{head}: " + "; ".join(parts)
 
 
-def _alert(ctx, report: dict) -> None:
+def _alert(ctx: Context, report: dict) -> None:
     kinds = sorted({a["kind"] for a in report["alerts"]})
     what = "quality" if kinds == ["quality"] else "drift"
     ctx.notifier.publish(
@@ -246,7 +247,7 @@ def _alert(ctx, report: dict) -> None:
     )
 
 
-def _store_report(ctx, report: dict, base: str) -> None:
+def _store_report(ctx: Context, report: dict, base: str) -> None:
 
 
     body = json.dumps(report, indent=2, default=str).encode()

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlops_kit.core import layout
 from mlops_kit.core.capture_columns import values_of
+from mlops_kit.core.context import Context
 from mlops_kit.core.monitoring.captures import iter_capture_chunks
 from mlops_kit.core.monitoring.labels import LabelIndex
 from mlops_kit.core.spec import ModelSpec
@@ -34,7 +35,7 @@ Announce = Callable[[str, ObjectInfo], None]
 
 
 # -- retrain on drift ---------------------------------------------------------------------
-def maybe_retrain(ctx, spec: ModelSpec, report: dict, labels: LabelIndex, start: datetime,
+def maybe_retrain(ctx: Context, spec: ModelSpec, report: dict, labels: LabelIndex, start: datetime,
                    end: datetime, announce: Announce | None) -> dict[str, Any]:
     """Write datasets/<model>/retrain-<stamp>.csv (the champion's training CSV + labelled
     captures of the window). Training then follows the ordinary upload path (validation ->
@@ -91,7 +92,7 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def _write_retrain_dataset(ctx, spec: ModelSpec, base_key: str, key: str, labels: LabelIndex,
+def _write_retrain_dataset(ctx: Context, spec: ModelSpec, base_key: str, key: str, labels: LabelIndex,
                            start: datetime, end: datetime) -> tuple[ObjectInfo, int]:
     added = 0
     fd, path = tempfile.mkstemp(suffix=".csv", prefix="mlops-kit-retrain-")
