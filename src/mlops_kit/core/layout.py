@@ -101,6 +101,12 @@ def capture_object_key(model: str, at: datetime, unique: str, suffix: str) -> st
     return f"{capture_hour_prefix(model, at)}{at:%Y%m%dT%H%M%S}-{unique}{suffix}"
 
 
+def health_hour_prefix(model: str, at: datetime) -> str:
+    """Serving health counters of one hour: captures/<model>/health/<YYYY-MM-DD>/<HH>/ (one
+    small JSON object per flush of a serving instance)."""
+    return f"{capture_prefix(model)}health/{at:%Y-%m-%d}/{at:%H}/"
+
+
 # Compacted captures live apart from the raw ones (query engines read every object under a
 # table's location), Hive-style so DuckDB / Athena / Spark see dt and hour as columns.
 CAPTURE_PARQUET = "parquet/"
