@@ -2,7 +2,7 @@
 routing events (a canary skipped because the request did not fit the challenger's contract,
 a shadow that failed or was skipped). Counted in memory on the request path (a dict update
 under a lock), written with the captures as one small JSON object per flush under
-captures/<model>/health/<day>/<hour>/, and read back by `registry show`, the console and the
+captures/_health/<model>/<day>/<hour>/, and read back by `registry show`, the console and the
 monitor, which merge the objects of a window.
 
 Latencies go to fixed log-spaced buckets (12.2% apart, from 0.05 ms), so the objects of many
