@@ -125,8 +125,8 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str], *,
         if not isinstance(tensor, dict):
             raise ValidationError(f"inputs[{i}]: must be an object", field="inputs")
         name = tensor.get("name")
-        if name not in feature_names and (ignore_unknown or name in ignore) \
-                and isinstance(name, str):
+        if isinstance(name, str) and name not in feature_names \
+                and (ignore_unknown or name in ignore):
             continue
         if name not in feature_names:
             raise ValidationError(
