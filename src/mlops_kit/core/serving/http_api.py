@@ -243,9 +243,9 @@ class HttpApi:
         if self.authorize is not None:
             self.authorize(headers)
         if m := _V1_PREDICT.match(path):
-            return self._counted(m, lambda: self._v1_predict(m, body, request_id))
+            return self._counted(m, lambda m: self._v1_predict(m, body, request_id))
         if m := _V2_INFER.match(path):
-            def infer() -> Response:
+            def infer(m: re.Match) -> Response:
                 head, tail = v2_binary.split_body(body or b"", headers.get(v2_binary.HEADER))
                 return self._v2_infer(m.group(1), parse_json_body(head), tail, request_id,
                                       _pinned(m))
@@ -267,13 +267,13 @@ class HttpApi:
         return Response(200, self.service.predict(m.group(1), data["instances"],
                                                   request_id=request_id, version=_pinned(m)))
 
-    def _counted(self, m: re.Match, call: Callable[[], Response]) -> Response:
+    def _counted(self, m: re.Match, call: Callable[[re.Match], Response]) -> Response:
         """An inference request, counted in the serving health of its model and version (the
         version that answered; for a refusal, the one whose contract refused it)."""
         started = time.perf_counter()
         version = _pinned(m)
         try:
-            resp = call()
+            resp = call(m)
         except Exception as exc:
             status = exc.status if isinstance(exc, MlopsKitError) else 500
             self._count(m.group(1), getattr(exc, "served_version", version), status, started)
