@@ -78,7 +78,8 @@ def _contract(view: dict[str, Any]) -> Html:
                     'existed).</p>')
     compat = view.get("compatibility") or {}
     ok = compat.get("compatible")
-    badge = (html('<span class="badge ok">compatible with the champion</span>') if ok
+    badge = (html('<span class="badge ok">{}</span>',
+                  compat.get("note") or "compatible with the champion") if ok
              else html('<span class="badge bad">breaks the champion&#39;s callers</span>')
              if ok is False else html('<span class="badge warn">{}</span>',
                                       compat.get("note") or "no champion to compare with"))

@@ -165,3 +165,21 @@ def test_a_5xx_rate_over_the_spec_threshold_raises_an_alert(trained):
     assert note["message"]["serving_5xx"] == alert[0]["reasons"]
     html = mon.ctx.store.get(report["html_key"]).decode()
     assert "<h2>Serving health</h2>" in html and "25.0%" in html
+
+
+def test_the_console_shows_the_contract_its_compatibility_and_the_health(two):
+    from mlops_kit.console.data import ConsoleData
+    from mlops_kit.console.version_page import version_page
+
+    api = HttpApi(two.service(capture=True))
+    for i in range(3):
+        predict(api, {"instances": [v2_request(i)]}, f"/v1/models/{MODEL}/versions/2:predict")
+    api.service.capture.flush()
+    data = ConsoleData(two.ctx.store, two.ctx.registry)
+    page = str(version_page(data.version(MODEL, 2), root="/ui/", signed_in=True))
+    assert "breaks the champion" in page and 'id="breaking"' in page
+    assert "contract: added and required" in page
+    assert '<table id="contract">' in page and "monthly, yearly" in page
+    assert 'id="health"' in page and "3 / 0 / 0" in page
+    champion = str(version_page(data.version(MODEL, 1), root="/ui/", signed_in=True))
+    assert "this version is the champion" in champion
