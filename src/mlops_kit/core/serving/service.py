@@ -172,8 +172,10 @@ class ModelService:
                 raise NotFound(f"model {model!r} version {version} is not servable "
                                f"({record.get('status')})", field="version")
             predictor = hit[0]
-        else:
-            predictor = self.load_version(model, int(version))
+        else:  # the champion's or challenger's session when it is that version, else a load
+            predictor = next((c.predictor for (m, _), c in list(self._cache.items())
+                              if m == model and c.version == int(version) and c.predictor),
+                             None) or self.load_version(model, int(version))
         with self._pin_lock:
             self._pinned[key] = (predictor, now)
             self._pinned.move_to_end(key)
