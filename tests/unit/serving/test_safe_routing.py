@@ -183,3 +183,32 @@ def test_the_console_shows_the_contract_its_compatibility_and_the_health(two):
     assert 'id="health"' in page and "3 / 0 / 0" in page
     champion = str(version_page(data.version(MODEL, 1), root="/ui/", signed_in=True))
     assert "this version is the champion" in champion
+
+
+def test_a_dropped_feature_is_ignored_when_old_callers_still_send_it(trained):
+    """B may drop a feature: compatible, and the new champion ignores it when sent (V1 and
+    V2), so v1's callers keep working after the promotion."""
+    from mlops_kit.core.synthetic import churn_csv
+    from mlops_kit.local.worker import put_object, run_once
+    from tests.support import FAST_SPEC, apply_spec
+
+    spec = {**FAST_SPEC, "features": [f for f in FAST_SPEC["features"]
+                                      if f["name"] != "payment"]}
+    apply_spec(trained, spec)
+    put_object(trained, "datasets/churn/no-payment.csv", churn_csv(900, seed=5))
+    out = run_once(trained)[-1]
+    assert out["status"] == "registered", out
+    reg = trained.ctx.registry
+    if not out["promoted"]:  # the gain gate may say no; the contract does not
+        reg.promote(MODEL, 2, actor="t", reason="drop payment")
+    assert reg.get_alias(MODEL)["ignored_fields"] == ["payment"]
+    api = HttpApi(trained.service(capture=False))
+    status, body = predict(api, {"instances": [v1_request(1)]})  # still sends `payment`
+    assert status == 200 and body["version"] == 2, body
+    v2 = {"inputs": [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str)
+                      else "FP32", "data": [v]} for k, v in v1_request(1).items()
+                     if v is not None]}
+    resp = api.handle("POST", f"/v2/models/{MODEL}/infer", {}, json.dumps(v2).encode())
+    assert resp.status == 200 and resp.body["model_version"] == "2", resp.body
+    status, body = predict(api, {"instances": [{**v1_request(1), "paymnt": "card"}]})
+    assert status == 400 and "paymnt" in body["error"]  # other unknown fields: still 400

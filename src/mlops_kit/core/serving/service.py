@@ -117,7 +117,8 @@ class ModelService:
                 return cached.predictor, cached.extra
             pointer = self.registry.get_alias(model, alias) or {}
             version = pointer.get("version")
-            extra: dict[str, Any] = {k: pointer[k] for k in ("mode", "weight") if k in pointer}
+            extra: dict[str, Any] = {k: pointer[k] for k in ("mode", "weight", "ignored_fields")
+                                     if k in pointer}
             if cached and cached.version == version:
                 self._cache[key] = _Loaded(version, cached.predictor, now, extra)
                 return cached.predictor, extra
