@@ -40,7 +40,8 @@ class Backend:
             buffer = CaptureBuffer(self.ctx.store, self.ctx.clock, max_rows=s.capture_max_rows,
                                    max_age_s=s.capture_max_age_s)
         return ModelService(self.ctx.store, self.ctx.registry, capture=buffer,
-                            notifier=self.ctx.notifier, refresh_seconds=s.refresh_seconds)
+                            notifier=self.ctx.notifier, refresh_seconds=s.refresh_seconds,
+                            warm_versions=s.serving_warm_versions)
 
     def console(self, authorize: Callable[[Mapping[str, str]], None] | None = None) -> Callable:
         """The read-only console's /ui/ handler for HttpApi(ui=...). The console package is

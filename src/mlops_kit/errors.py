@@ -91,6 +91,17 @@ class PromotionRefused(MlopsKitError):
     retryable = False  # a policy decision, not a race
 
 
+class BreakingChange(PromotionRefused):
+    """A version's input contract would break the callers of the one it replaces (names the
+    features); `--allow-breaking --reason` overrides it, audited in history."""
+
+    code = "breaking_change"
+
+    def __init__(self, message: str, *, features: list[str] | None = None) -> None:
+        super().__init__(message, field="features")
+        self.features = list(features or [])
+
+
 class IntegrityError(MlopsKitError):
     """An artifact does not match its recorded sha256."""
 

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # each); a promotion or rollback is served within this many seconds (docs/serving.md)
     refresh_seconds: float = Field(default=2.0, ge=0)
     capture: bool = True
+    # pinned versions (/versions/{v}/ routes) kept loaded per serving instance, LRU beyond
+    serving_warm_versions: int = Field(default=4, ge=1, le=64)
     capture_max_rows: int = Field(default=2000, ge=1)
     capture_max_age_s: float = Field(default=10.0, ge=0)
     auth: Literal["token", "none"] = "token"

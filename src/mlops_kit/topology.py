@@ -258,6 +258,11 @@ def _base_topology(schedule: str) -> Topology:
             ("POST", "/v2/models/{model}/infer"), ("GET", "/v2/models/{model}"),
             ("GET", "/v2/models/{model}/ready"), ("GET", "/v2/health/ready"),
             ("GET", "/v2/health/live"),
+            # a pinned version (issue 23): any registered version, loaded on demand
+            ("POST", "/v1/models/{model}/versions/{version}:predict"),
+            ("POST", "/v2/models/{model}/versions/{version}/infer"),
+            ("GET", "/v2/models/{model}/versions/{version}"),
+            ("GET", "/v2/models/{model}/versions/{version}/ready"),
             ("GET", "/ui"), ("GET", "/ui/{proxy+}"),  # the read-only console
         )),
     )

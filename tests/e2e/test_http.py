@@ -204,10 +204,12 @@ def test_serving_imports_no_sklearn():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_v2_versioned_paths_answer_only_for_the_served_version(server):
+def test_v2_versioned_paths_answer_only_for_registered_versions(server):
+    """Pinned routes answer any registered version (issue 23; tests/e2e/test_safe_change.py
+    pins a non-champion one); a version that does not exist is a 404 naming it."""
     srv, token, _ = server
     assert call(srv, "GET", "/v2/models/churn/versions/1", token=token)[0] == 200
     status, body, _ = call(srv, "GET", "/v2/models/churn/versions/7", token=token)
-    assert status == 404 and body["field"] == "version" and "champion is version 1" in body["error"]
+    assert status == 404 and body["field"] == "version" and "no version 7" in body["error"]
     status, _, _ = call(srv, "POST", "/v2/models/churn/versions/7/infer", {"inputs": []}, token)
     assert status == 404

@@ -84,7 +84,11 @@ def test_bindings_are_the_topologys(app):
     ("serve", {f"serve_{m}" for m in ("post_v1_models_model_predict", "get_v1_models_model",
                                        "post_v2_models_model_infer", "get_v2_models_model",
                                        "get_v2_models_model_ready", "get_v2_health_ready",
-                                       "get_v2_health_live", "get_ui", "get_ui_proxy")}),
+                                       "get_v2_health_live", "get_ui", "get_ui_proxy",
+                                       "post_v1_models_model_versions_version_predict",
+                                       "post_v2_models_model_versions_version_infer",
+                                       "get_v2_models_model_versions_version",
+                                       "get_v2_models_model_versions_version_ready")}),
 ])
 def test_one_app_per_function_registers_only_its_triggers(app, monkeypatch, only, expected):
     from mlops_kit.emulate.azure_functions import FunctionsApp

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mlops_kit.errors import ConfigError, MlopsKitError
+from mlops_kit.errors import BreakingChange, ConfigError, MlopsKitError
 from mlops_kit.settings import Settings
 
 console = Console(stderr=False)
@@ -134,7 +134,9 @@ def exit_for(results: Iterable[Mapping[str, Any]], *, unfinished: bool = False) 
 
 def fail(exc: MlopsKitError, as_json: bool) -> None:
     _error_out(exc.message, as_json, code=exc.code, field=exc.field)
-    usage = exc.status < 500 or isinstance(exc, ConfigError)
+    # a breaking version refused (registry.contract) is a refusal, not a misuse: exit 1
+    usage = (exc.status < 500 and not isinstance(exc, BreakingChange)) \
+        or isinstance(exc, ConfigError)
     raise typer.Exit(EXIT_USAGE if usage else EXIT_FAILED)
 
 

@@ -7,8 +7,19 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from mlops_kit.cli.common import JsonOpt, UsageError, backend, console, emit, fail, handle_errors
-from mlops_kit.errors import NotFound
+from mlops_kit.cli.common import (
+    EXIT_FAILED,
+    JsonOpt,
+    UsageError,
+    backend,
+    console,
+    emit,
+    fail,
+    handle_errors,
+)
+from mlops_kit.cli.safe_change import breaking_refused, override_reason, version_health
+from mlops_kit.core.registry.contract import contract_view
+from mlops_kit.errors import BreakingChange, NotFound
 
 app = typer.Typer(help="The model registry: versions, aliases, history.", no_args_is_help=True)
 
@@ -68,11 +79,14 @@ def registry_versions(model: str, as_json: bool = JsonOpt) -> None:
 def registry_show(model: str, version: int = typer.Argument(None),
                   as_json: bool = JsonOpt) -> None:
     """One version (default: the champion) with its lineage."""
-    reg = _registry()
+    ctx = backend().ctx
+    reg = ctx.registry
     version = version or reg.champion_version(model)
     if version is None:
         raise NotFound(f"model {model!r} has no champion; give a version", field="model")
     record = reg.get_version(model, version)
+    record = {**record, **contract_view(reg, model, version, record),
+              "serving_health": version_health(ctx, model, version)}
     emit(record, as_json)
 
 
@@ -93,14 +107,29 @@ def registry_history(model: str, as_json: bool = JsonOpt) -> None:
     emit(events, as_json, human)
 
 
+AllowBreaking = typer.Option(
+    False, "--allow-breaking",
+    help="Accept a version whose input contract breaks the champion's callers (needs --reason; "
+         "recorded in history).")
+
+
 @app.command("promote")
 @handle_errors
 def registry_promote(model: str, version: int,
-                     reason: str = typer.Option("manual promotion", "--reason"),
+                     reason: str = typer.Option(None, "--reason",
+                                                help="Why (required with --allow-breaking)."),
                      actor: str = typer.Option("cli", "--actor"),
+                     allow_breaking: bool = AllowBreaking,
                      as_json: bool = JsonOpt) -> None:
-    """Make a registered version the champion."""
-    out = _registry().promote(model, version, actor=actor, reason=reason)
+    """Make a registered version the champion. A version whose input contract breaks the
+    champion's callers is refused (exit 1) unless --allow-breaking --reason TEXT."""
+    why = override_reason(reason, allow_breaking, as_json) or "manual promotion"
+    try:
+        out = _registry().promote(model, version, actor=actor, reason=why,
+                                  allow_breaking=allow_breaking)
+    except BreakingChange as exc:
+        breaking_refused(exc, as_json)
+        raise typer.Exit(EXIT_FAILED) from None
     emit(out, as_json, lambda d: console.print(
         f"[green]{model}[/green] champion: v{d['previous']} -> v{d['version']}"))
 
@@ -143,13 +172,25 @@ def registry_challenger(model: str, version: int = typer.Argument(None),
                         mode: str = typer.Option("canary", help="canary or shadow"),
                         weight: float = typer.Option(0.1, min=0.0, max=1.0),
                         actor: str = typer.Option("cli", "--actor"),
+                        allow_breaking: bool = AllowBreaking,
+                        reason: str = typer.Option(None, "--reason",
+                                                   help="Why (required with --allow-breaking)."),
                         as_json: bool = JsonOpt) -> None:
-    """Set (or clear, with no version) the challenger: canary share or shadow scoring."""
+    """Set (or clear, with no version) the challenger: canary share or shadow scoring. A
+    version whose input contract breaks the champion's callers is refused (exit 1) unless
+    --allow-breaking --reason TEXT."""
     if mode not in ("canary", "shadow"):
         fail(UsageError("mode: must be canary or shadow", field="mode"), as_json)
-    out = _registry().set_alias(model, "challenger", version, actor=actor,
-                                reason=f"{mode} {weight:.0%}" if version else "cleared",
-                                extra={"mode": mode, "weight": weight})
+    why = override_reason(reason, allow_breaking, as_json)
+    default = f"{mode} {weight:.0%}" if version else "cleared"
+    try:
+        out = _registry().set_alias(model, "challenger", version, actor=actor,
+                                    reason=f"{default}: {why}" if why else default,
+                                    extra={"mode": mode, "weight": weight},
+                                    allow_breaking=allow_breaking)
+    except BreakingChange as exc:
+        breaking_refused(exc, as_json)
+        raise typer.Exit(EXIT_FAILED) from None
     emit(out, as_json)
 
 

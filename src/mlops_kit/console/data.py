@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
+from mlops_kit.core.registry.contract import contract_view
 from mlops_kit.core.registry.experiments import RunStore
+from mlops_kit.core.serving.health import read_health
 from mlops_kit.errors import MlopsKitError, NotFound
 from mlops_kit.ports import ObjectStore
 
@@ -105,7 +108,19 @@ class ConsoleData:
         history = [h for h in self.registry.history(name)
                    if version in (h.get("to_version"), h.get("from_version"))]
         return {"model": name, "record": record, "card": self.card(name, version),
-                "aliases": self.registry.aliases(name), "history": history}
+                "aliases": self.registry.aliases(name), "history": history,
+                "contract": contract_view(self.registry, name, version, record),
+                "health": self.health(name, version)}
+
+    def health(self, name: str, version: int, hours: int = 24) -> dict[str, Any] | None:
+        """The version's serving health over the last day; None where this function may not
+        read the counters (the monitoring report carries them too)."""
+        end = self.registry.clock.now()
+        try:
+            h = read_health(self.store, name, end - timedelta(hours=hours), end)
+        except MlopsKitError:
+            return None
+        return {"hours": hours, **(h["versions"].get(str(version)) or {"requests": 0})}
 
     def card(self, name: str, version: int) -> dict[str, Any] | None:
         key = layout.artifact_key(name, version, "card.json")

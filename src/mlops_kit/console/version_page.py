@@ -70,6 +70,46 @@ def _history(events: list[dict]) -> Html:
              h.get("actor", ""), h.get("reason", "")) for h in reversed(events)))
 
 
+def _contract(view: dict[str, Any]) -> Html:
+    """The version's input contract and whether the champion's callers keep working."""
+    features = (view.get("contract") or {}).get("features") or []
+    if not features:
+        return html('<p class="muted">No input contract recorded (registered before contracts '
+                    'existed).</p>')
+    compat = view.get("compatibility") or {}
+    ok = compat.get("compatible")
+    badge = (html('<span class="badge ok">{}</span>',
+                  compat.get("note") or "compatible with the champion") if ok
+             else html('<span class="badge bad">breaks the champion&#39;s callers</span>')
+             if ok is False else html('<span class="badge warn">{}</span>',
+                                      compat.get("note") or "no champion to compare with"))
+    breaking = when(compat.get("breaking"), html('<ul class="alerts" id="breaking">{}</ul>', join(
+        html("<li>{}</li>", b) for b in compat.get("breaking") or [])))
+    rows = join(html('<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="small">{}</td>'
+                     '</tr>', f.get("name"), f.get("type"), "yes" if f.get("nullable") else "no",
+                     fmt(f.get("default")),
+                     ", ".join(f.get("categories") or []) if f.get("type") == "categorical"
+                     else f"{fmt(f.get('min'))} … {fmt(f.get('max'))}") for f in features)
+    return html('<p>{}</p>{}<table id="contract"><thead><tr><th>feature</th><th>type</th>'
+                '<th>nullable</th><th>default</th><th>accepts</th></tr></thead><tbody>{}'
+                '</tbody></table>', badge, breaking, rows)
+
+
+def _health(h: dict[str, Any] | None) -> Html:
+    if h is None:
+        return html('<p class="muted">Not readable here; the monitoring report shows it.</p>')
+    if not h.get("requests"):
+        return html('<p class="muted">No request in the last {} hours.</p>', h.get("hours"))
+    lat = h.get("latency_ms") or {}
+    events = ", ".join(f"{k} {n}" for k, n in sorted((h.get("events") or {}).items())) or "none"
+    return _kv([(f"requests (last {h.get('hours')}h)", h.get("requests")),
+                ("2xx / 4xx / 5xx", f"{h.get('2xx')} / {h.get('4xx')} / {h.get('5xx')}"),
+                ("5xx rate", f"{100 * (h.get('5xx_rate') or 0):.2f}%"),
+                ("latency p50 / p95 / p99 (ms)",
+                 f"{fmt(lat.get('p50'))} / {fmt(lat.get('p95'))} / {fmt(lat.get('p99'))}"),
+                ("routing events", events)], "health")
+
+
 def version_page(d: dict[str, Any], *, root: str, signed_in: bool) -> Html:
     model, r = d["model"], d["record"]
     v = r["version"]
@@ -92,10 +132,12 @@ def version_page(d: dict[str, Any], *, root: str, signed_in: bool) -> Html:
         '<h2>Holdout metrics</h2><table id="metrics"><tbody>{}</tbody></table>'
         '<h2>Parity (ONNX vs the trained model)</h2><p>{}</p>{}'
         '<h2>Promotion gates</h2>{}</section></div>'
+        '<h2>Input contract</h2>{}<h2>Serving health</h2>{}'
         '<h2>Model card</h2>{}<h2>History of this version</h2>{}',
         root, root, model, model, v, model, v, r.get("status", ""), r.get("status", ""),
         alias_badges(v, d["aliases"]), reasons, _kv(pairs, "lineage"), metrics,
         parity_badge(parity), _kv([(label, parity.get(k)) for label, k in PARITY if k in parity]),
-        _gates(r.get("gates") or {}), _card(d["card"], r.get("params") or {}),
+        _gates(r.get("gates") or {}), _contract(d.get("contract") or {}), _health(d.get("health")),
+        _card(d["card"], r.get("params") or {}),
         _history(d["history"]))
     return page(f"{model} v{v}", body, root=root, signed_in=signed_in)

@@ -130,6 +130,18 @@ def capture_object_key(model: str, at: datetime, unique: str, suffix: str) -> st
     return f"{capture_hour_prefix(model, at)}{at:%Y%m%dT%H%M%S}-{unique}{suffix}"
 
 
+# Serving health counters sit beside the captures, not among them: readers of
+# captures/<model>/ (the monitor, query engines over a table's location) see captures only. A
+# model name never starts with "_", so this folder is never a model's.
+HEALTH = f"{CAPTURES}_health/"
+
+
+def health_hour_prefix(model: str, at: datetime) -> str:
+    """Serving health counters of one hour: captures/_health/<model>/<YYYY-MM-DD>/<HH>/ (one
+    small JSON object per flush of a serving instance)."""
+    return f"{HEALTH}{check_name(model)}/{at:%Y-%m-%d}/{at:%H}/"
+
+
 # Compacted captures live apart from the raw ones (query engines read every object under a
 # table's location), Hive-style so DuckDB / Athena / Spark see dt and hour as columns.
 CAPTURE_PARQUET = "parquet/"

@@ -44,11 +44,18 @@ class NumericFeature(_Strict):
     max: float | None = None
     # A request without this feature (or with null) is a 400 unless the spec says nullable.
     nullable: bool = False
+    # Served when a request leaves the feature out (a version may add a feature its
+    # predecessor's callers do not send only if it is nullable or has a default).
+    default: float | None = None
 
     @model_validator(mode="after")
     def _range(self) -> NumericFeature:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        if self.default is not None and not (
+                (self.min is None or self.default >= self.min)
+                and (self.max is None or self.default <= self.max)):
+            raise ValueError(f"default ({self.default:g}) is outside [min, max]")
         return self
 
 
@@ -59,6 +66,7 @@ class CategoricalFeature(_Strict):
         default=None, description="Allowed values; None accepts any value."
     )
     nullable: bool = False
+    default: str | None = None  # served when a request leaves the feature out
 
     @field_validator("categories")
     @classmethod
@@ -66,6 +74,13 @@ class CategoricalFeature(_Strict):
         if v is not None and (len(v) == 0 or len(set(v)) != len(v)):
             raise ValueError("categories must be a non-empty list of distinct values")
         return v
+
+    @model_validator(mode="after")
+    def _default_allowed(self) -> CategoricalFeature:
+        if self.default is not None and self.categories is not None \
+                and self.default not in self.categories:
+            raise ValueError(f"default {self.default!r} is not one of the categories")
+        return self
 
 
 Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="type")]
@@ -109,6 +124,8 @@ class MonitoringPolicy(_Strict):
     categorical_method: Literal["psi", "chi2", "jensen_shannon"] = "psi"
     numeric_method: Literal["psi", "ks", "wasserstein"] = "psi"
     min_rows: int = Field(default=50, ge=1)
+    # serving health: an alert when more than this share of a window's requests got a 5xx
+    max_5xx_rate: float = Field(default=0.01, ge=0, le=1)
     window_hours: float = Field(default=24.0, gt=0)
     max_missing_rate_increase: float = Field(default=0.1, ge=0)
     max_out_of_range_rate: float = Field(default=0.05, ge=0)
@@ -127,6 +144,7 @@ class ServingPolicy(_Strict):
 
 
 _DEFAULT_SERVING = ServingPolicy().model_dump(mode="json")
+_DEFAULT_5XX = MonitoringPolicy().max_5xx_rate
 
 
 class TrainingPolicy(_Strict):
@@ -221,6 +239,12 @@ class ModelSpec(_Strict):
 
     def _canonical(self, *, for_hash: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")
+        # fields added later hash as before when not set (the same spec keeps its run key)
+        for f in data["features"]:
+            if f.get("default") is None:
+                f.pop("default", None)
+        if data["monitoring"].get("max_5xx_rate") == _DEFAULT_5XX:
+            data["monitoring"].pop("max_5xx_rate")
         if data.get("search") is None:
             # a spec without a search hashes exactly as it did before searches existed
             data.pop("search", None)

@@ -29,6 +29,7 @@ from mlops_kit.core.monitoring.quality import Quality, quality_check
 from mlops_kit.core.monitoring.report_html import render_report
 from mlops_kit.core.monitoring.retrain import Announce, maybe_retrain
 from mlops_kit.core.monitoring.trend import trend_entry
+from mlops_kit.core.serving.health import over_threshold, read_health
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.errors import MlopsKitError, describe
 
@@ -149,6 +150,12 @@ def run_monitor(ctx: Context, model: str, *, window_hours: float | None = None,
             alerts.append({"kind": "prediction_drift", "reasons": pred["reasons"]})
     if report["quality"]["alert"]:
         alerts.append({"kind": "quality", "reasons": report["quality"]["reasons"]})
+    report["serving_health"] = read_health(ctx.store, model, start, end)
+    errors_5xx = [why for v in report["serving_health"]["versions"]
+                  if v.isdigit() and (why := over_threshold(
+                      report["serving_health"], v, spec.monitoring.max_5xx_rate))]
+    if errors_5xx:
+        alerts.append({"kind": "serving_5xx", "reasons": errors_5xx})
     report["alerts"] = alerts
     report["summary"] = _summary(report)
 
@@ -225,6 +232,8 @@ def _summary(report: dict) -> str:
             parts.append("no drift")
     q = report["quality"]
     champion = q.get("champion")
+    parts.extend(r for a in report.get("alerts") or [] if a["kind"] == "serving_5xx"
+                 for r in a["reasons"])
     if q["reasons"]:
         parts.extend(q["reasons"])
     elif champion and champion["metrics"].get(q["metric"]) is not None:
@@ -235,7 +244,8 @@ def _summary(report: dict) -> str:
 
 def _alert(ctx: Context, report: dict) -> None:
     kinds = sorted({a["kind"] for a in report["alerts"]})
-    what = "quality" if kinds == ["quality"] else "drift"
+    what = {("quality",): "quality", ("serving_5xx",): "serving errors"}.get(tuple(kinds),
+                                                                           "drift")
     ctx.notifier.publish(
         f"mlops-kit ALERT: {what} on {report['model']} v{report['version']}",
         {"event": what, "model": report["model"], "version": report["version"],
@@ -243,7 +253,9 @@ def _alert(ctx: Context, report: dict) -> None:
          "html_key": report["html_key"],
          "drifted_features": report.get("drift", {}).get("drifted_features", []),
          "prediction_drift": bool(report.get("prediction_drift", {}).get("drifted")),
-         "quality": report["quality"]["reasons"], "retrain": report["retrain"].get("status")},
+         "quality": report["quality"]["reasons"], "retrain": report["retrain"].get("status"),
+         "serving_5xx": [r for a in report["alerts"] if a["kind"] == "serving_5xx"
+                         for r in a["reasons"]]},
     )
 
 

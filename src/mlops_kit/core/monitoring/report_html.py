@@ -161,6 +161,28 @@ def _quality(q: dict) -> str:
             + "</table>")
 
 
+def serving_health_table(health: dict) -> str:
+    """Requests per version and status class, latency percentiles and routing events."""
+    versions = (health or {}).get("versions") or {}
+    if not versions:
+        return "<p class=\"muted\">no serving health recorded in the window</p>"
+    rows = []
+    for v, h in versions.items():
+        lat = h.get("latency_ms") or {}
+        events = ", ".join(f"{k} {n}" for k, n in sorted((h.get("events") or {}).items()))
+        rows.append(f"<tr><td>{'v' if v.isdigit() else ''}{escape(v)}</td>"
+                    f"<td class=\"num\">{_fmt(h.get('requests'))}</td>"
+                    + "".join(f'<td class="num">{_fmt(h.get(k))}</td>'
+                              for k in ("2xx", "4xx", "5xx"))
+                    + f"<td class=\"num\">{_pct(h.get('5xx_rate'))}</td>"
+                    + "".join(f'<td class="num">{_fmt(lat.get(k))}</td>'
+                              for k in ("p50", "p95", "p99"))
+                    + f"<td>{escape(events)}</td></tr>")
+    return ("<table class=\"health\"><tr><th>version</th><th>requests</th><th>2xx</th>"
+            "<th>4xx</th><th>5xx</th><th>5xx rate</th><th>p50 ms</th><th>p95 ms</th>"
+            "<th>p99 ms</th><th>routing events</th></tr>" + "".join(rows) + "</table>")
+
+
 def _kv_table(d: dict, cls: str) -> str:
     rows = []
     for k, v in d.items():
@@ -228,6 +250,8 @@ def render_report(report: dict) -> str:
                              drifted=bool(pred.get("drifted"))) + "</figure>"]
     if report.get("quality"):
         body += ["<h2>Live quality (late labels)</h2>", _quality(report["quality"])]
+    if report.get("serving_health") is not None:
+        body += ["<h2>Serving health</h2>", serving_health_table(report["serving_health"])]
     if report.get("retrain"):
         body += ["<h2>Retrain</h2>", _kv_table(report["retrain"], "retrain")]
     if report.get("lineage"):

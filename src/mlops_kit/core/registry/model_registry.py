@@ -23,7 +23,14 @@ from datetime import datetime
 from typing import Any
 
 from mlops_kit.core.layout import check_name
-from mlops_kit.errors import ConditionFailed, NotFound, PromotionRefused, RegistryConflict
+from mlops_kit.core.registry.contract import compatibility, ignored_after
+from mlops_kit.errors import (
+    BreakingChange,
+    ConditionFailed,
+    NotFound,
+    PromotionRefused,
+    RegistryConflict,
+)
 from mlops_kit.ports import Absent, AbsentOrEquals, Clock, Equals, KeyValueTable, Notifier, Put
 
 CHAMPION = "champion"
@@ -193,11 +200,15 @@ class Registry:
         action: str | None = None,
         expected: int | None | str = "current",
         extra: dict[str, Any] | None = None,
+        allow_breaking: bool = False,
     ) -> dict[str, Any]:
         """Move an alias with a conditional write. `expected` is the version the caller saw
-        (default: read it now); if someone moved it meanwhile this raises RegistryConflict."""
+        (default: read it now); if someone moved it meanwhile this raises RegistryConflict.
+        A version whose input contract breaks the champion's callers is refused
+        (BreakingChange) unless `allow_breaking` (a rollback goes back to what was served)."""
         if alias not in ALIASES:
             raise NotFound(f"unknown alias {alias!r}; use one of {ALIASES}", field="alias")
+        audit: dict[str, Any] = {}
         if version is not None:
             record = self.get_version(model, version)
             if record["status"] != REGISTERED:
@@ -205,6 +216,9 @@ class Registry:
                     f"version {version} of {model!r} is {record['status']}: "
                     f"{'; '.join(record.get('reasons') or []) or 'not servable'}"
                 )
+            if action != "rollback":
+                audit, extra = self._contract_gate(model, alias, version, record, allow_breaking,
+                                                   extra)
         current = self.get_alias(model, alias)
         before = current.get("version") if current else None
         if expected != "current" and expected != before:
@@ -225,7 +239,7 @@ class Registry:
         cond = AbsentOrEquals("version", before) if current is None else Equals("version", before)
         for _ in range(MAX_RETRIES):
             ops = self._history_ops(model, action or f"set_{alias}", before, version, actor,
-                                    reason, alias)
+                                    reason, alias, extra=audit)
             try:
                 self.table.transact([Put(pk, f"ALIAS#{alias}", item, cond), *ops])
                 break
@@ -253,7 +267,37 @@ class Registry:
             )
         return item
 
-    def promote(self, model: str, version: int, *, actor: str, reason: str, expected="current"):
+    def _contract_gate(self, model: str, alias: str, version: int, record: dict[str, Any],
+                       allow_breaking: bool, extra: dict[str, Any] | None
+                       ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Compare the version's input contract with the champion's. Breaking: refused, or
+        (allow_breaking) let through with the breaking changes recorded in history. A new
+        champion also carries the fields it ignores (features its predecessors had)."""
+        champ = self.get_alias(model, CHAMPION) or {}
+        if champ.get("version") is None or int(champ["version"]) == int(version):
+            return {}, extra
+        old = self._stored_version(model, int(champ["version"]))
+        compat = compatibility(record.get("contract"), old.get("contract"))
+        audit: dict[str, Any] = {}
+        if compat["compatible"] is False:
+            if not allow_breaking:
+                role = "promote" if alias == CHAMPION else "make challenger"
+                raise BreakingChange(
+                    f"refusing to {role} {model} v{version}: its input contract breaks the "
+                    f"callers of the champion v{champ['version']}: "
+                    + "; ".join(compat["breaking"])
+                    + " (--allow-breaking --reason TEXT overrides, recorded in history)",
+                    features=compat["breaking_features"])
+            audit = {"allow_breaking": True, "breaking": compat["breaking"]}
+        if alias == CHAMPION:
+            ignored = ignored_after(record.get("contract"), old.get("contract"),
+                                    champ.get("ignored_fields"))
+            if ignored:
+                extra = {**(extra or {}), "ignored_fields": ignored}
+        return audit, extra
+
+    def promote(self, model: str, version: int, *, actor: str, reason: str, expected="current",
+                allow_breaking: bool = False):
         record = self.get_version(model, version)
         if record.get("requires_approval") and not record.get("approved"):
             raise PromotionRefused(
@@ -261,7 +305,8 @@ class Registry:
                 f"(mlops-kit registry approve {model} {version})"
             )
         return self.set_alias(
-            model, CHAMPION, version, actor=actor, reason=reason, action="promote", expected=expected
+            model, CHAMPION, version, actor=actor, reason=reason, action="promote",
+            expected=expected, allow_breaking=allow_breaking,
         )
 
     def rollback(self, model: str, *, actor: str, reason: str = "rollback") -> dict[str, Any]:
@@ -296,7 +341,8 @@ class Registry:
                        field="model")
 
     # -- history ---------------------------------------------------------------------------
-    def _history_ops(self, model, action, before, after, actor, reason, alias=None) -> list[Put]:
+    def _history_ops(self, model, action, before, after, actor, reason, alias=None, *,
+                     extra: dict[str, Any] | None = None) -> list[Put]:
         """History entries are numbered by a per-model sequence moved by conditional write, so
         history has one total order even when clocks tie or writers race."""
         pk = _pk(model)
@@ -308,6 +354,7 @@ class Registry:
             Put(pk, f"HIST#{seq + 1:010d}", {
                 "seq": seq + 1, "at": now, "action": action, "alias": alias,
                 "from_version": before, "to_version": after, "actor": actor, "reason": reason,
+                **(extra or {}),
             }, Absent()),
         ]
 

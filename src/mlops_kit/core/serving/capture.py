@@ -19,6 +19,7 @@ import numpy as np
 from mlops_kit.core import capture_format
 from mlops_kit.core.capture_format import Columns, RequestBlock
 from mlops_kit.core.layout import capture_object_key
+from mlops_kit.core.serving.health import ServingHealth
 from mlops_kit.ports import Clock, ObjectStore
 
 __all__ = ["CaptureBuffer", "RequestBlock", "row_id"]
@@ -56,6 +57,8 @@ class CaptureBuffer:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self.written_objects = 0
+        # serving health counters, written with the captures (ModelService attaches its own)
+        self.health: ServingHealth | None = None
 
     def add(self, model: str, block: RequestBlock, at: datetime) -> None:
         with self._lock:
@@ -82,6 +85,10 @@ class CaptureBuffer:
                                      latency_ms, feed, labels, probabilities), at)
 
     def due(self) -> bool:
+        health = self.health
+        if health is not None and health.first_at is not None and (
+                self.clock.now() - health.first_at).total_seconds() >= self.max_age_s:
+            return True
         with self._lock:
             if not self._count:
                 return False
@@ -102,4 +109,6 @@ class CaptureBuffer:
                 self.store.put(key, body, content_type="application/octet-stream")
                 written += len(columns)
                 self.written_objects += 1
+            if self.health is not None and self.health.pending():
+                self.health.flush()
             return written

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ log = logging.getLogger("mlops_kit.http")
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 MAX_JSON_DEPTH = 32
 
-_V1_PREDICT = re.compile(rf"^/v1/models/({NAME_PATTERN}):predict$")
+_V1_PREDICT = re.compile(rf"^/v1/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?:predict$")
 _V1_MODEL = re.compile(rf"^/v1/models/({NAME_PATTERN})$")
 _V2_MODEL = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?$")
 _V2_INFER = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?/infer$")
@@ -108,7 +109,8 @@ def parse_json_body(body: bytes | str | None) -> dict[str, Any]:
 
 def v2_to_records(data: dict[str, Any], feature_names: list[str], *,
                   nullable: frozenset[str] = frozenset(), ignore_unknown: bool = False,
-                  tail: memoryview | None = None) -> list[dict[str, Any]]:
+                  tail: memoryview | None = None,
+                  ignore: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Open Inference Protocol request -> records. One input tensor per feature, shape [N] or
     [N, 1], flat `data` (row-major) or binary data after the JSON header (v2_binary). As for
     V1, an unknown tensor is a 400 unless the spec ignores unknown fields, and a missing one
@@ -123,7 +125,8 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str], *,
         if not isinstance(tensor, dict):
             raise ValidationError(f"inputs[{i}]: must be an object", field="inputs")
         name = tensor.get("name")
-        if name not in feature_names and ignore_unknown and isinstance(name, str):
+        if isinstance(name, str) and name not in feature_names \
+                and (ignore_unknown or name in ignore):
             continue
         if name not in feature_names:
             raise ValidationError(
@@ -164,6 +167,11 @@ def v2_to_records(data: dict[str, Any], feature_names: list[str], *,
         raise ValidationError("inputs: no tensor for a feature of this model", field="inputs")
     present = [n for n in feature_names if n in columns]
     return [{n: columns[n][r] for n in present} for r in range(n_rows)]
+
+
+def _pinned(m: re.Match) -> int | None:
+    """The version a /versions/{v}/ path pins, or None."""
+    return int(m.group(2)) if m.lastindex and m.lastindex >= 2 and m.group(2) else None
 
 
 class HttpApi:
@@ -235,15 +243,13 @@ class HttpApi:
         if self.authorize is not None:
             self.authorize(headers)
         if m := _V1_PREDICT.match(path):
-            data = parse_json_body(body)
-            if "instances" not in data:
-                raise ValidationError("instances: field required", field="instances")
-            return Response(200, self.service.predict(m.group(1), data["instances"],
-                                                      request_id=request_id))
+            return self._counted(m, lambda m: self._v1_predict(m, body, request_id))
         if m := _V2_INFER.match(path):
-            self._check_version(m)
-            head, tail = v2_binary.split_body(body or b"", headers.get(v2_binary.HEADER))
-            return self._v2_infer(m.group(1), parse_json_body(head), tail, request_id)
+            def infer(m: re.Match) -> Response:
+                head, tail = v2_binary.split_body(body or b"", headers.get(v2_binary.HEADER))
+                return self._v2_infer(m.group(1), parse_json_body(head), tail, request_id,
+                                      _pinned(m))
+            return self._counted(m, infer)
         if m := (_V1_MODEL.match(path) or _V2_MODEL.match(path)):
             meta = self._check_version(m) if m.re is _V2_MODEL else self.service.metadata(m.group(1))
             if path.startswith("/v2/"):
@@ -254,13 +260,40 @@ class HttpApi:
             return Response(200, {"name": m.group(1), "ready": True})
         raise NotFound(f"path {path[:100]!r} not found", field="path")
 
+    def _v1_predict(self, m: re.Match, body: bytes | None, request_id: str | None) -> Response:
+        data = parse_json_body(body)
+        if "instances" not in data:
+            raise ValidationError("instances: field required", field="instances")
+        return Response(200, self.service.predict(m.group(1), data["instances"],
+                                                  request_id=request_id, version=_pinned(m)))
+
+    def _counted(self, m: re.Match, call: Callable[[re.Match], Response]) -> Response:
+        """An inference request, counted in the serving health of its model and version (the
+        version that answered; for a refusal, the one whose contract refused it)."""
+        started = time.perf_counter()
+        version = _pinned(m)
+        try:
+            resp = call(m)
+        except Exception as exc:
+            status = exc.status if isinstance(exc, MlopsKitError) else 500
+            self._count(m.group(1), getattr(exc, "served_version", version), status, started)
+            raise
+        v = resp.body.get("version", resp.body.get("model_version"))
+        self._count(m.group(1), int(v) if v is not None else version, resp.status, started)
+        return resp
+
+    def _count(self, model: str, version: int | None, status: int, started: float) -> None:
+        if version is None and status == 404:
+            return  # no such model: names from the path are not counted (nor stored)
+        try:
+            self.service.health.record(model, version, status,
+                                       (time.perf_counter() - started) * 1000)
+        except Exception:  # noqa: BLE001 - counting never fails a request
+            log.exception("serving health: count failed")
+
     def _check_version(self, m: re.Match) -> dict[str, Any]:
-        """/v2/models/{name}/versions/{v}/...: only the served (champion) version answers."""
-        meta = self.service.metadata(m.group(1), copy_out=False)
-        if m.group(2) is not None and int(m.group(2)) != meta["version"]:
-            raise NotFound(f"version {int(m.group(2))} of {m.group(1)!r} is not served "
-                           f"(the champion is version {meta['version']})", field="version")
-        return meta
+        """/v2/models/{name}[/versions/{v}]/...: the champion, or a pinned registered version."""
+        return self.service.metadata(m.group(1), copy_out=False, version=_pinned(m))
 
     def _v2_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
         inputs = [
@@ -278,14 +311,17 @@ class HttpApi:
                 "inputs": inputs, "outputs": outputs}
 
     def _v2_infer(self, model: str, data: dict[str, Any], tail: memoryview | None,
-                  request_id: str | None) -> Response:
-        meta = self.service.metadata(model, copy_out=False)
+                  request_id: str | None, version: int | None = None) -> Response:
+        meta = self.service.metadata(model, copy_out=False, version=version)
         names = [f["name"] for f in meta["features"]]
+        may_miss = frozenset(f["name"] for f in meta["features"]
+                             if f["nullable"] or f.get("default") is not None)
         records = v2_to_records(
-            data, names, nullable=frozenset(f["name"] for f in meta["features"] if f["nullable"]),
-            ignore_unknown=meta.get("unknown_fields") == "ignore", tail=tail)
+            data, names, nullable=may_miss, ignore_unknown=meta.get("unknown_fields") == "ignore",
+            tail=tail, ignore=frozenset(meta.get("ignored_fields") or ()))
         rid = data.get("id") if isinstance(data.get("id"), str) else request_id
-        inf = self.service.infer(model, lambda p: p.inputs_from_request(records), request_id=rid)
+        inf = self.service.infer(model, lambda p, ignore: p.inputs_from_request(records, ignore),
+                                 request_id=rid, version=version)
         labels, proba = inf.labels, inf.probabilities
         n = int(labels.shape[0])
         available = {"label": v2_binary.Output("label", v2_binary.label_datatype(labels), [n],

@@ -13,7 +13,29 @@ _MODEL = {"name": "model", "in": "path", "required": True,
           "schema": {"type": "string", "pattern": f"^{NAME_PATTERN}$"}}
 
 
+_VERSION = {"name": "version", "in": "path", "required": True,
+            "description": "a registered version (pinned: answers whatever the aliases say)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999}}
+
+
+def _pinned(operation: dict) -> dict:
+    """The same operation on /versions/{version}/: any registered version answers."""
+    method, op = next(iter(operation.items()))
+    return {method: {**op, "parameters": [*op["parameters"], _VERSION]}}
+
+
 def openapi_document() -> dict:
+    doc = _document()
+    paths = doc["paths"]
+    paths["/v1/models/{model}/versions/{version}:predict"] = _pinned(
+        paths["/v1/models/{model}:predict"])
+    paths["/v2/models/{model}/versions/{version}"] = _pinned(paths["/v2/models/{model}"])
+    paths["/v2/models/{model}/versions/{version}/infer"] = _pinned(
+        paths["/v2/models/{model}/infer"])
+    return doc
+
+
+def _document() -> dict:
     scalar = {"type": ["number", "string", "null"]}
     return {
         "openapi": "3.1.0",

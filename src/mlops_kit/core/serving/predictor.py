@@ -121,9 +121,22 @@ class Predictor:
         self.feature_names = spec.feature_names  # a property that builds a list on each call
         self.validator = RecordValidator(spec)  # the warm path's 1-record requests
         self.metadata: dict[str, Any] | None = None  # ModelService.metadata's cache
+        # features a request may leave out: served with their spec `default:`
+        self.defaults = {f.name: f.default for f in spec.features if f.default is not None}
 
-    def inputs_from_request(self, instances: Any) -> dict[str, np.ndarray]:
-        """V1 instances: a list of records (objects) or of arrays in the spec's feature order."""
+    def accepts_missing(self) -> frozenset[str]:
+        """Features a request may leave out: nullable ones and those with a default."""
+        return frozenset(f.name for f in self.spec.features
+                         if f.nullable or f.default is not None)
+
+    def inputs_from_request(self, instances: Any,
+                            ignore: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
+        """V1 instances: a list of records (objects) or of arrays in the spec's feature order.
+        `ignore`: fields dropped by this version that its predecessors' callers still send
+        (removed before validation); a feature left out gets its spec default."""
+        if (ignore or self.defaults) and isinstance(instances, list):
+            instances = [self._complete(r, ignore) if isinstance(r, dict) else r
+                         for r in instances]
         if not isinstance(instances, list) or not instances:
             raise ValidationError("instances: must be a non-empty list", field="instances")
         if len(instances) > MAX_BATCH:
@@ -150,6 +163,14 @@ class Predictor:
         if len(records) < 8 and (fast := self.validator.feed(records)) is not None:
             return fast
         return records_to_inputs(self.spec, records)
+
+    def _complete(self, record: dict[str, Any], ignore: frozenset[str]) -> dict[str, Any]:
+        if ignore and not ignore.isdisjoint(record):
+            record = {k: v for k, v in record.items() if k not in ignore}
+        missing = [n for n in self.defaults if n not in record]
+        if missing:
+            record = {**record, **{n: self.defaults[n] for n in missing}}
+        return record
 
     def run_arrays(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """(labels or values [N], probabilities [N, classes] or None), as onnxruntime gives them.

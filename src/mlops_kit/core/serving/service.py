@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,16 @@ import numpy as np
 from mlops_kit.core.layout import artifact_key, check_name
 from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
 from mlops_kit.core.serving.capture import CaptureBuffer
+from mlops_kit.core.serving.health import ServingHealth
 from mlops_kit.core.serving.predictor import Predictor
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.errors import IntegrityError, MlopsKitError, NotFound
 from mlops_kit.ports import Notifier, ObjectStore
 
 log = logging.getLogger("mlops_kit.serving")
+# to_feed(predictor, ignore): the ONNX feed a request gives that version (ValidationError when
+# the request does not satisfy its contract); `ignore`: fields the version ignores when sent
+ToFeed = Callable[[Predictor, frozenset[str]], dict[str, np.ndarray]]
 
 
 def canary_share(request_id: str) -> float:
@@ -63,6 +68,7 @@ class ModelService:
         notifier: Notifier | None = None,
         refresh_seconds: float = 2.0,
         monotonic=time.monotonic,
+        warm_versions: int = 4,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -73,6 +79,14 @@ class ModelService:
         self._cache: dict[tuple[str, str], _Loaded] = {}
         self._routes: dict[str, tuple] = {}
         self._lock = threading.Lock()
+        # pinned versions (/versions/{v}/...): at most warm_versions loaded, least recently
+        # used dropped first; each re-checked against the registry every refresh_seconds
+        self.warm_versions = max(1, int(warm_versions))
+        self._pinned: OrderedDict[tuple[str, int], tuple[Predictor, float]] = OrderedDict()
+        self._pin_lock = threading.Lock()
+        self.health = ServingHealth(store, registry.clock)
+        if capture is not None:
+            capture.health = self.health
 
     # -- loading -------------------------------------------------------------------------
     def load_version(self, model: str, version: int) -> Predictor:
@@ -103,7 +117,8 @@ class ModelService:
                 return cached.predictor, cached.extra
             pointer = self.registry.get_alias(model, alias) or {}
             version = pointer.get("version")
-            extra: dict[str, Any] = {k: pointer[k] for k in ("mode", "weight") if k in pointer}
+            extra: dict[str, Any] = {k: pointer[k] for k in ("mode", "weight", "ignored_fields")
+                                     if k in pointer}
             if cached and cached.version == version:
                 self._cache[key] = _Loaded(version, cached.predictor, now, extra)
                 return cached.predictor, extra
@@ -125,68 +140,165 @@ class ModelService:
             self._cache[key] = _Loaded(version, predictor, now, extra)
             return predictor, extra
 
-    def _routing(self, model: str) -> tuple[Predictor | None, Predictor | None, dict]:
-        """(champion, challenger, challenger's routing) with one cache probe on the warm path."""
+    def _routing(self, model: str
+                 ) -> tuple[Predictor | None, Predictor | None, dict, frozenset[str]]:
+        """(champion, challenger, challenger's routing, fields the champion ignores) with one
+        cache probe on the warm path."""
         now = self._monotonic()
         hit = self._routes.get(model)
         if hit is not None and now - hit[0] < self.refresh_seconds:
-            return hit[1], hit[2], hit[3]
-        champion, _ = self.predictor(model, CHAMPION)
+            return hit[1], hit[2], hit[3], hit[4]
+        champion, champ_info = self.predictor(model, CHAMPION)
         challenger, info = self.predictor(model, CHALLENGER)
-        self._routes[model] = (now, champion, challenger, info)
-        return champion, challenger, info
+        ignored = frozenset(champ_info.get("ignored_fields") or ())
+        self._routes[model] = (now, champion, challenger, info, ignored)
+        return champion, challenger, info, ignored
+
+    def pinned(self, model: str, version: int) -> Predictor:
+        """Any registered version (archived or failed ones are not servable), loaded on
+        demand; at most warm_versions stay loaded (LRU)."""
+        check_name(model)
+        key, now = (model, int(version)), self._monotonic()
+        with self._pin_lock:
+            hit = self._pinned.get(key)
+            if hit is not None:
+                self._pinned.move_to_end(key)
+        if hit is not None and now - hit[1] < self.refresh_seconds:
+            return hit[0]
+        if hit is not None:  # still servable? (archived meanwhile: dropped)
+            record = self.registry.get_version(model, int(version))
+            if record.get("status") != "registered":
+                with self._pin_lock:
+                    self._pinned.pop(key, None)
+                raise NotFound(f"model {model!r} version {version} is not servable "
+                               f"({record.get('status')})", field="version")
+            predictor = hit[0]
+        else:  # the champion's or challenger's session when it is that version, else a load
+            predictor = next((c.predictor for (m, _), c in list(self._cache.items())
+                              if m == model and c.version == int(version) and c.predictor),
+                             None) or self.load_version(model, int(version))
+        with self._pin_lock:
+            self._pinned[key] = (predictor, now)
+            self._pinned.move_to_end(key)
+            while len(self._pinned) > self.warm_versions:
+                self._pinned.popitem(last=False)
+        return predictor
+
+    def warm(self) -> list[tuple[str, int]]:
+        """The pinned versions loaded now, least recently used first."""
+        with self._pin_lock:
+            return list(self._pinned)
 
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()
             self._routes.clear()
+        with self._pin_lock:
+            self._pinned.clear()
 
     # -- predicting ----------------------------------------------------------------------
-    def predict(self, model: str, instances: Any, *, request_id: str | None = None) -> dict:
-        """KServe V1: records in, JSON-ready predictions out."""
-        inf = self.infer(model, lambda p: p.inputs_from_request(instances), request_id=request_id)
+    def predict(self, model: str, instances: Any, *, request_id: str | None = None,
+                version: int | None = None) -> dict:
+        """KServe V1: records in, JSON-ready predictions out. `version`: a pinned version."""
+        inf = self.infer(model, lambda p, ignore: p.inputs_from_request(instances, ignore),
+                         request_id=request_id, version=version)
         out = inf.predictor.format(inf.labels, inf.probabilities)
         out.update(model=model, version=inf.predictor.version, request_id=inf.request_id)
         if inf.challenger:
             out["role"] = "challenger"
         return out
 
-    def infer(self, model: str, to_feed: Callable[[Predictor], dict[str, np.ndarray]], *,
-              request_id: str | None = None) -> Inference:
-        """Route, score and capture. `to_feed` builds the ONNX feed with the champion's schema
-        (records for V1 and JSON V2, columns for binary V2); the raw output arrays come back."""
+    def infer(self, model: str, to_feed: ToFeed, *, request_id: str | None = None,
+              version: int | None = None) -> Inference:
+        """Route, score and capture. The champion's contract decides the answer's status: a
+        request the champion refuses is refused, whoever else would take it. A canary answers
+        only requests its own contract accepts (else the champion answers and the skip is
+        counted); a shadow scores after the answer is decided, and nothing it does (refusing
+        the request, failing) reaches the caller: it is counted and logged.
+        An exception raised here carries `served_version` (the health counters' version)."""
         request_id = request_id or uuid.uuid4().hex
-        champion, challenger, info = self._routing(model)
+        if version is not None:
+            answer = self.pinned(model, version)
+            return self._answer(model, answer, None, to_feed, frozenset(), request_id, False)
+        champion, challenger, info, ignored = self._routing(model)
         if champion is None:
             raise NotFound(f"model {model!r} has no champion to serve", field="model")
-        feed = to_feed(champion)
-        answer, shadow = champion, None
+        canary = shadow = None
         if challenger is not None and challenger.version != champion.version:
             if info.get("mode", "canary") == "shadow":
                 shadow = challenger
             elif canary_share(request_id) < float(info.get("weight", 0.0)):
-                answer = challenger
-        started = time.perf_counter()
-        labels, proba = answer.run_arrays(feed)
-        latency_ms = (time.perf_counter() - started) * 1000
-        capture = self.capture
-        if capture is not None:
-            now = self.registry.clock.now()
-            capture.capture(model, request_id, now, answer.version, "served", latency_ms, feed,
-                            labels, proba)
-            if shadow is not None:
-                t0 = time.perf_counter()
-                try:
-                    s_labels, s_proba = shadow.run_arrays(feed)
-                    capture.capture(model, request_id, now, shadow.version, "shadow",
-                                    (time.perf_counter() - t0) * 1000, feed, s_labels, s_proba)
-                except MlopsKitError as exc:  # a broken shadow never hurts the answer
-                    log.warning("shadow model failed: %s", exc.message)
-        return Inference(answer, labels, proba, request_id, answer is not champion)
+                canary = challenger
+        inf = self._answer(model, champion, canary, to_feed, ignored, request_id, True)
+        if shadow is not None and self.capture is not None:
+            self._shadow(model, shadow, to_feed, request_id)
+        return inf
 
-    def metadata(self, model: str, *, copy_out: bool = True) -> dict[str, Any]:
-        """The served model's description. copy_out=False: the cached dict itself (read only)."""
-        champion, _ = self.predictor(model, CHAMPION)
+    def _answer(self, model: str, champion: Predictor, canary: Predictor | None,
+                to_feed: ToFeed, ignored: frozenset[str], request_id: str,
+                routed: bool) -> Inference:
+        try:
+            feed = to_feed(champion, ignored)
+        except Exception as exc:
+            exc.served_version = champion.version  # type: ignore[attr-defined]
+            raise
+        answer = champion
+        if canary is not None:
+            try:
+                feed, answer = to_feed(canary, frozenset()), canary
+            except MlopsKitError as exc:  # the request does not fit the canary's contract
+                self.health.event(model, canary.version, "canary_skipped")
+                log.info("canary v%s skipped: %s", canary.version, exc.message)
+        started = time.perf_counter()
+        try:
+            labels, proba = answer.run_arrays(feed)
+        except Exception as exc:
+            if answer is champion:
+                exc.served_version = champion.version  # type: ignore[attr-defined]
+                raise
+            # a failing canary: the champion answers; counted against the canary
+            self.health.event(model, answer.version, "canary_failed")
+            self.health.record(model, answer.version, 500, 0.0)
+            log.warning("canary v%s failed (%s); the champion answers", answer.version,
+                        type(exc).__name__)
+            answer, feed = champion, to_feed(champion, ignored)
+            labels, proba = answer.run_arrays(feed)
+        latency_ms = (time.perf_counter() - started) * 1000
+        if self.capture is not None:
+            self.capture.capture(model, request_id, self.registry.clock.now(), answer.version,
+                                 "served", latency_ms, feed, labels, proba)
+        return Inference(answer, labels, proba, request_id, routed and answer is not champion)
+
+    def _shadow(self, model: str, shadow: Predictor, to_feed: ToFeed, request_id: str) -> None:
+        """Score the shadow in isolation: its own feed from the request (its contract), its
+        own failure handling. Never raises."""
+        try:
+            feed = to_feed(shadow, frozenset())
+        except Exception as exc:  # noqa: BLE001 - the request does not fit the shadow
+            self.health.event(model, shadow.version, "shadow_skipped")
+            log.debug("shadow v%s skipped: %s", shadow.version, exc)
+            return
+        t0 = time.perf_counter()
+        try:
+            s_labels, s_proba = shadow.run_arrays(feed)
+            if self.capture is not None:
+                self.capture.capture(model, request_id, self.registry.clock.now(),
+                                     shadow.version, "shadow", (time.perf_counter() - t0) * 1000,
+                                     feed, s_labels, s_proba)
+        except Exception as exc:  # noqa: BLE001 - a broken shadow never hurts the answer
+            self.health.event(model, shadow.version, "shadow_failed")
+            log.warning("shadow model v%s failed: %s", shadow.version,
+                        getattr(exc, "message", None) or type(exc).__name__)
+
+    def metadata(self, model: str, *, copy_out: bool = True,
+                 version: int | None = None) -> dict[str, Any]:
+        """The served model's description (`version`: a pinned version's). copy_out=False: the
+        cached dict itself (read only)."""
+        if version is not None:
+            champion: Predictor | None = self.pinned(model, version)
+            ignored: frozenset[str] = frozenset()
+        else:
+            champion, _, _, ignored = self._routing(model)
         if champion is None:
             raise NotFound(f"model {model!r} has no champion to serve", field="model")
         meta = champion.metadata  # built once per loaded version (V2 infer asks per request)
@@ -202,4 +314,6 @@ class ModelService:
                 "unknown_fields": spec.serving.unknown_fields,
                 "sha256": champion.sha256,
             }
+        if ignored:  # the fields this champion ignores when sent (dropped features)
+            meta = {**meta, "ignored_fields": sorted(ignored)}
         return copy.deepcopy(meta) if copy_out else meta

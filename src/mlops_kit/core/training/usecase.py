@@ -23,6 +23,7 @@ from mlops_kit.core.jobs import failure, log_failure
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.monitoring.drift import build_prediction_profile
 from mlops_kit.core.registry import FAILED, PENDING, REGISTERED, REJECTED, decide_promotion
+from mlops_kit.core.registry.contract import input_contract
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training import runs
@@ -178,6 +179,7 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
         "params": result.params,
         "classes": result.classes,
         "task": spec.task.value,
+        "contract": input_contract(spec),  # what its callers must send (registry.contract)
         "rows_train": result.rows_train,
         "rows_holdout": result.rows_holdout,
         "gates": gates,
