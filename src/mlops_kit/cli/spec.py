@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
+from mlops_kit.cli.common import EXIT_FAILED, JsonOpt, backend, console, emit, handle_errors
 from mlops_kit.core import layout
 
 app = typer.Typer(help="Model specs (specs/<model>.yaml).", no_args_is_help=True)
@@ -41,8 +41,10 @@ def spec_apply(file: Path = typer.Argument(..., exists=True, dir_okay=False),
 @app.command("check")
 @handle_errors
 def spec_check(file: Path = typer.Argument(..., exists=True, dir_okay=False),
+               data: Path = typer.Option(None, "--data", exists=True, dir_okay=False,
+                                         help="Also validate this dataset against the spec."),
                as_json: bool = JsonOpt) -> None:
-    """Check a spec file without storing it."""
+    """Check a spec file without storing it (and, with --data, a dataset against it)."""
     from mlops_kit.core.spec import load_spec_bytes
     from mlops_kit.core.training.estimators import check_params
 
@@ -52,9 +54,25 @@ def spec_check(file: Path = typer.Argument(..., exists=True, dir_okay=False),
     out = {"model": spec.name, "valid": True, "spec_hash": spec.spec_hash()}
     if trials is not None:
         out["search_trials"] = trials
+    failed = _check_data(spec, data, out) if data is not None else []
     emit(out, as_json, lambda d: console.print(
-        f"[green]valid[/green] spec {d['model']}"
-        + (f" (search: {d['search_trials']} trials)" if "search_trials" in d else "")))
+        (f"[green]valid[/green] spec {d['model']}" if d["valid"]
+         else f"[red]refused[/red] {d['model']}: {data} does not fit the spec")
+        + (f" (search: {d['search_trials']} trials)" if "search_trials" in d else "")
+        + "".join(f"\n  [red]x[/red] {r['message']}" for r in failed)))
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _check_data(spec, data: Path, out: dict) -> list[dict]:
+    """The dataset validated as an upload would be: the failed rules (e.g. positive_class)."""
+    from mlops_kit.core.validation.validator import detect_format, validate_dataset
+
+    with data.open("rb") as f:
+        result = validate_dataset(f, detect_format(data.name), spec)
+    failed = [r for r in result.report.get("rules", []) if not r.get("passed")]
+    out.update(valid=not failed, data=str(data), rows=result.rows, failed_rules=failed)
+    return failed
 
 
 def _check_search(spec) -> int | None:

@@ -145,6 +145,9 @@ class ModelSpec(_Strict):
     name: str
     task: Task
     target: str
+    # Binary tasks: the class F1 (and the gates, reports, console) are about. Required when the
+    # labels are not 0/1 or false/true: validation refuses to guess and lists the values found.
+    positive_class: str | int | bool | None = None
     features: list[Feature] = Field(min_length=1, max_length=MAX_FEATURES)
     estimator: Estimator = Field(default_factory=Estimator)
     validation: ValidationRules = Field(default_factory=ValidationRules)
@@ -173,6 +176,8 @@ class ModelSpec(_Strict):
             raise ValueError(f"duplicate feature names: {dupes}")
         if self.target in names:
             raise ValueError(f"target {self.target!r} is also listed as a feature")
+        if self.positive_class is not None and self.task is not Task.binary:
+            raise ValueError(f"positive_class is for binary_classification, not {self.task.value}")
         kind = self.estimator.kind
         if self.task.is_classification and kind not in CLASSIFIERS:
             raise ValueError(
@@ -224,6 +229,8 @@ class ModelSpec(_Strict):
         if data.get("search") is None:
             # a spec without a search hashes exactly as it did before searches existed
             data.pop("search", None)
+        if data.get("positive_class") is None:  # specs without one hash as before
+            data.pop("positive_class", None)
         if data.get("serving") == _DEFAULT_SERVING:  # likewise the default serving policy
             data.pop("serving", None)
         # Where a model trains does not change it: never in the hash (the same data and spec

@@ -167,6 +167,7 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
 def _lineage(ctx, model: str, version: int, record: dict) -> dict[str, Any]:
     alias = ctx.registry.get_alias(model) or {}
     keep = ("status", "sha256", "artifact_key", "metrics", "parity", "params", "classes",
+            "positive_class",
             "task", "rows_train", "rows_holdout", "created_at", "completed_at", "lineage")
     return {"version": version, "champion_since": alias.get("updated_at") or alias.get("at"),
             **{k: record.get(k) for k in keep if k in record}}
@@ -188,7 +189,7 @@ def _quality_report(ctx, spec, model, record, quality, labels: LabelIndex, count
         by_version[key] = {"version": int(v) if v.isdigit() else v, "role": role or "served",
                            "rows": rows, "labelled": q.labelled,
                            "coverage": q.labelled / rows if rows else 0.0,
-                           "metrics": q.metrics(spec.task.value, classes),
+                           "metrics": q.metrics(spec.task.value, classes, spec.positive_class),
                            "sampled": q.labelled > q.kept}
     champion = by_version.get(str(version))
     window_rows = sum(sum(c.values()) for c in counts.values())

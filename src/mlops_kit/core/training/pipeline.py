@@ -33,7 +33,7 @@ from mlops_kit.core.datasets import (
     to_text,
 )
 from mlops_kit.core.features import MISSING_CATEGORY
-from mlops_kit.core.metrics import compute_metrics
+from mlops_kit.core.metrics import compute_metrics, positive_label, unambiguous_binary
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training.estimators import ESTIMATORS, SCALED, make_estimator
 from mlops_kit.errors import TrainingError, ValidationError
@@ -177,6 +177,8 @@ def split_frame(spec: ModelSpec, df: pd.DataFrame):
                 f"{len(labels)}: {_natives(labels)[:10]}",
                 field=spec.target,
             )
+        if spec.task.value == "binary_classification":
+            _check_positive(spec, _natives(labels))
     try:
         X_train, X_hold, y_train, y_hold = train_test_split(
             X,
@@ -188,6 +190,20 @@ def split_frame(spec: ModelSpec, df: pd.DataFrame):
     except ValueError as exc:
         raise TrainingError(f"cannot split {len(X)} rows for a holdout: {exc}") from None
     return X_train, X_hold.reset_index(drop=True), y_train, y_hold
+
+
+def _check_positive(spec: ModelSpec, labels: list) -> None:
+    """Never guess the positive class (validation says so first; this guards direct calls)."""
+    if spec.positive_class is None and unambiguous_binary(labels):
+        return
+    try:
+        positive_label(labels, spec.positive_class) if spec.positive_class is not None else None
+    except ValueError as exc:
+        raise TrainingError(str(exc), field="positive_class") from None
+    if spec.positive_class is None:
+        raise TrainingError(
+            f"the labels of {spec.target!r} are {[str(x) for x in labels]}, not 0/1 or "
+            "false/true: set positive_class in the spec", field="positive_class")
 
 
 def fit_pipeline(spec: ModelSpec, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
@@ -222,7 +238,8 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
     classes = _natives(pipeline.classes_) if classification else None
     proba = pipeline.predict_proba(X_hold) if classification else None
     # The same metrics module scores champions on this holdout and live traffic from labels.
-    scores = compute_metrics(spec.task.value, y_hold, predictions, proba, classes)
+    scores = compute_metrics(spec.task.value, y_hold, predictions, proba, classes,
+                             spec.positive_class)
     return TrainResult(
         pipeline=pipeline,
         metrics=scores,

@@ -26,6 +26,7 @@ from mlops_kit.core.validation.columns import (
     class_balance,
     make_column,
     null_fraction,
+    positive_class,
     task_classes,
 )
 from mlops_kit.core.validation.readers import add_column, scan_csv, scan_parquet
@@ -128,6 +129,8 @@ class Validator:
                     if spec.task.is_classification:
                         rules.append(task_classes(col, spec))
                         rules.append(class_balance(col, spec))
+                        if spec.task.value == "binary_classification":
+                            rules.append(positive_class(col, spec))
                 else:
                     rules.append(null_fraction(col, rows, spec))
                 entry = col.profile(rows)
