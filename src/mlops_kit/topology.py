@@ -204,10 +204,13 @@ def _base_topology(schedule: str) -> Topology:
                 "validate", "validate.handler", "zip", memory_mb=1024, timeout_s=120,
                 stores=(StoreGrant(DATA, "specs/", r, probes=True),
                         StoreGrant(DATA, "datasets/", r, probes=True),
-                        StoreGrant(DATA, "labels/", r, probes=True),
+                        # lists: a labels upload is checked against the earlier files (ids
+                        # relabelled differently are reported, issue 23)
+                        StoreGrant(DATA, "labels/", r, probes=True, lists=True),
                         StoreGrant(DATA, "quarantine/", rw, multipart=True),
                         StoreGrant(ARTIFACTS, "reports/", w)),
-                table=("get", "put"), sends_to=("train",), publishes=True,
+                # query: the labels files quarantined before (LABELS#<model>)
+                table=("get", "put", "query"), sends_to=("train",), publishes=True,
             ),
             Function(
                 "train", "train.handler", "image", memory_mb=3008, timeout_s=900, light=False,

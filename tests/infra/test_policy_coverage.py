@@ -88,6 +88,12 @@ CALLS: dict[str, list[Call]] = {
          "S3ObjectStore.copy_from: the copy read back"),
         ("s3", "PutObject", f"data:quarantine/{M}/labels/bad.csv.report.json",
          "labels._quarantine: its report"),
+        ("s3", "HeadObject", f"data:labels/{M}/labels-1.csv", "ingest_labels: its etag"),
+        ("s3", "ListObjectsV2", f"list:data:labels/{M}/",
+         "label_checks.conflicts: the earlier labels files (issue 23)"),
+        ("dynamodb", "Query", "table", "label_checks.quarantined_etags"),
+        ("s3", "PutObject", f"artifacts:reports/{M}/labels/labels-1.csv.abcdef12.json",
+         "ingest_labels: the report of relabelled ids"),
     ],
     "train": LOGS + _consumer("train") + _publish("train_job: trained / promoted") + [
         ("s3", "ListObjectsV2", PROBE_SPEC, "load_spec: store.exists"),

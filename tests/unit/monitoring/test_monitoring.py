@@ -139,8 +139,11 @@ def test_labels_join_by_row_id_and_give_known_metrics(mon):
     write_labels(mon, "a.csv", [(rid, 1 - y) for rid, y in pairs[:50]] +  # overridden below
                  [("nobody#1", 1), ("nobody#2", 0)])  # labels of requests not in the window
     write_labels(mon, "b.csv", pairs)
-    assert ingest_labels(mon.ctx, "churn", "labels/churn/b.csv") == {
+    got = ingest_labels(mon.ctx, "churn", "labels/churn/b.csv")
+    assert {k: got[k] for k in ("status", "model", "key", "rows")} == {
         "status": "labels_received", "model": "churn", "key": "labels/churn/b.csv", "rows": 300}
+    # the 50 labels b.csv overrides are said, never silently (issue 23 item 6)
+    assert got["conflicts"]["earlier_files"] == 50 and "labels win" in got["summary"]
 
     r = run_monitor(mon.ctx, "churn", window_hours=1)
     q = r["quality"]
