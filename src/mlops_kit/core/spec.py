@@ -94,10 +94,19 @@ class ValidationRules(_Strict):
     max_examples: int = Field(default=5, ge=1, le=100)
 
 
+DEFAULT_MIN_GAIN = 0.001
+
+
 class PromotionPolicy(_Strict):
+    """A candidate replaces the champion only with a real gain: strictly above min_gain (a tie
+    never wins), and, with `significance: k`, above k standard deviations of the candidate's
+    metric over `cv_folds` cross-validation folds (the noise of this data and estimator)."""
+
     metric: str = "roc_auc"
     minimum: float | None = None
-    min_gain: float = 0.0
+    min_gain: float = Field(default=DEFAULT_MIN_GAIN, ge=0.0)
+    significance: float | None = Field(default=None, gt=0.0)
+    cv_folds: int = Field(default=5, ge=2, le=20)
     higher_is_better: bool | None = None  # inferred from the metric when None
     require_approval: bool = False
     parity_tolerance: float = Field(default=1e-4, gt=0)
@@ -231,6 +240,10 @@ class ModelSpec(_Strict):
             data.pop("search", None)
         if data.get("positive_class") is None:  # specs without one hash as before
             data.pop("positive_class", None)
+        promotion = data.get("promotion") or {}
+        for name, default in (("significance", None), ("cv_folds", 5)):  # hash as before
+            if promotion.get(name) == default:
+                promotion.pop(name, None)
         if data.get("serving") == _DEFAULT_SERVING:  # likewise the default serving policy
             data.pop("serving", None)
         # Where a model trains does not change it: never in the hash (the same data and spec
@@ -241,6 +254,16 @@ class ModelSpec(_Strict):
 
     def canonical_json(self) -> str:
         return json.dumps(self._canonical(), sort_keys=True, separators=(",", ":"))
+
+    def meaning_hash(self) -> str:
+        """What the spec means for the model it trains: the spec hash without the description
+        and the monitoring policy (applied live from the current spec, never frozen in a
+        version). The same data with the same meaning makes no new version."""
+        data = self._canonical(for_hash=True)
+        data.pop("description", None)
+        data.pop("monitoring", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True,
+                                         separators=(",", ":")).encode()).hexdigest()
 
     def spec_hash(self) -> str:
         return hashlib.sha256(json.dumps(self._canonical(for_hash=True), sort_keys=True,

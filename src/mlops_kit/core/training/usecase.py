@@ -63,6 +63,8 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     run_key, lineage = runs.run_key(job, spec), runs.lineage(job, spec)
     reservation = ctx.registry.reserve_version(model, run_key, lineage)
     version = reservation.version
+    if not reservation.created and runs.unchanged(job, reservation.record):
+        return runs.unchanged_outcome(ctx, model, version, reservation.record, job)
     lineage = {**lineage, **(reservation.record.get("lineage") or {})}  # as reserved (engine)
     if reservation.record.get("status") != PENDING:
         return _resume_promotion(ctx, model, version, reservation.record)
@@ -166,7 +168,7 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
     champion_metrics, champion_version, basis = _champion_on_holdout(ctx, spec, result)
     promote, why_not, gates = decide_promotion(
         spec.promotion, spec.higher_is_better(), result.metrics, parity_d.get("passed", False),
-        champion_metrics, basis=basis,
+        champion_metrics, basis=basis, cv_std=result.cv_std,
     )
     record = {
         "status": REGISTERED if not reasons else REJECTED,
