@@ -104,7 +104,8 @@ class PromotionPolicy(_Strict):
 
     metric: str = "roc_auc"
     minimum: float | None = None
-    min_gain: float = Field(default=DEFAULT_MIN_GAIN, ge=0.0)
+    # negative: the candidate may be worse by that much (an explicit opt-in, ties included)
+    min_gain: float = DEFAULT_MIN_GAIN
     significance: float | None = Field(default=None, gt=0.0)
     cv_folds: int = Field(default=5, ge=2, le=20)
     higher_is_better: bool | None = None  # inferred from the metric when None

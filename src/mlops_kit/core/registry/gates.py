@@ -62,7 +62,8 @@ def decide_promotion(
             else:
                 gain = sign * (value - theirs)
                 required = spec_promotion.min_gain
-                ok = gain > 0 and gain >= required
+                # a tie never wins, unless a negative min_gain explicitly accepts losses
+                ok = gain >= required and (gain > 0 or required < 0)
                 gates["gain"] = {"champion": theirs, "gain": gain, "required": required,
                                  "passed": ok, "basis": basis}
                 if not ok:
