@@ -233,6 +233,8 @@ def _base_topology(schedule: str) -> Topology:
             Function(
                 "monitor", "monitor.handler", "zip", memory_mb=2048, timeout_s=600,
                 stores=(StoreGrant(ARTIFACTS, "captures/", r, lists=True),
+                        # the monitoring policy as applied now (issue 23), not the champion's
+                        StoreGrant(DATA, "specs/", r, probes=True),
                         # closed hours compacted to captures/<model>/parquet/ (Put only)
                         StoreGrant(ARTIFACTS, "captures/", w, match="*/parquet/*"),
                         StoreGrant(ARTIFACTS, "models/", r),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from mlops_kit.cli.common import EXIT_FAILED, JsonOpt, backend, console, emit, handle_errors
 from mlops_kit.core import layout
@@ -25,17 +26,44 @@ def spec_apply(file: Path = typer.Argument(..., exists=True, dir_okay=False),
     check_params(spec)  # an unknown or invalid estimator.params entry is named here
     _check_search(spec)
     b = backend()
+    before = _applied(b, spec.name)
     suffix = ".json" if raw.lstrip().startswith(b"{") else ".yaml"
     for old in (".yaml", ".yml", ".json"):
         if old != suffix:
             b.ctx.store.delete(layout.spec_key(spec.name, old))
     key = layout.spec_key(spec.name, suffix)
     b.ctx.store.put(key, raw)
+    from mlops_kit.core.spec_changes import spec_changes
+
+    changes = spec_changes(before, spec)
     out = {"model": spec.name, "key": key, "spec_hash": spec.spec_hash(),
-           "task": spec.task.value, "features": len(spec.features)}
-    emit(out, as_json, lambda d: console.print(
-        f"[green]applied[/green] spec [bold]{d['model']}[/bold] -> {d['key']} "
-        f"({d['task']}, {d['features']} features)"))
+           "task": spec.task.value, "features": len(spec.features),
+           "previous": before is not None, "changes": changes}
+
+    def human(d):
+        console.print(f"[green]applied[/green] spec [bold]{d['model']}[/bold] -> {d['key']} "
+                      f"({d['task']}, {d['features']} features)")
+        if not d["previous"]:
+            console.print("  new spec: it applies from the next upload")
+        elif not changes:
+            console.print("  no change from the spec applied before")
+        for c in changes:
+            console.print(f"  {escape(c['path'])}: {escape(repr(c['before']))} -> "
+                          f"{escape(repr(c['after']))}  [dim]({escape(c['takes_effect'])})[/dim]",
+                          soft_wrap=True)
+
+    emit(out, as_json, human)
+
+
+def _applied(b, model: str):
+    """The spec applied before (None when there is none or it no longer parses)."""
+    from mlops_kit.core.context import load_spec
+    from mlops_kit.errors import MlopsKitError
+
+    try:
+        return load_spec(b.ctx.store, model)
+    except MlopsKitError:
+        return None
 
 
 @app.command("check")

@@ -21,6 +21,7 @@ import numpy as np
 
 from mlops_kit.core import layout
 from mlops_kit.core.capture_columns import take
+from mlops_kit.core.context import load_spec
 from mlops_kit.core.monitoring.captures import iter_capture_chunks, version_role_counts
 from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator
 from mlops_kit.core.monitoring.labels import LabelIndex
@@ -28,7 +29,7 @@ from mlops_kit.core.monitoring.quality import Quality, quality_check
 from mlops_kit.core.monitoring.report_html import render_report
 from mlops_kit.core.monitoring.retrain import Announce, maybe_retrain
 from mlops_kit.core.monitoring.trend import trend_entry
-from mlops_kit.core.spec import parse_spec
+from mlops_kit.core.spec import ModelSpec, parse_spec
 from mlops_kit.errors import MlopsKitError, describe
 
 __all__ = ["monitor_all", "run_monitor"]
@@ -81,7 +82,8 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
     if version is None:
         return {"status": "skipped", "model": model, "reason": "no champion"}
     prefix = layout.model_prefix(model, version)
-    spec = parse_spec(json.loads(ctx.store.get(prefix + "spec.json")))
+    spec, policy_source = governing_spec(ctx, model,
+                                         parse_spec(json.loads(ctx.store.get(prefix + "spec.json"))))
     profile = json.loads(ctx.store.get(prefix + "profile.json"))
     record = ctx.registry.get_version(model, version)
     end = ctx.clock.now()
@@ -125,7 +127,7 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
         "rows": rows, "rows_by_version": counts,
         "capture_objects": stats.get("objects", 0), "capture_bytes": stats.get("bytes", 0),
         "capture_objects_unreadable": stats.get("unreadable", 0),
-        "policy": spec.monitoring.model_dump(mode="json"),
+        "policy": spec.monitoring.model_dump(mode="json"), "policy_source": policy_source,
         "lineage": _lineage(ctx, model, version, record),
     }
     report["quality"] = _quality_report(ctx, spec, model, record, quality, labels, counts,
@@ -162,6 +164,22 @@ def run_monitor(ctx, model: str, *, window_hours: float | None = None,
     if alerts:
         _alert(ctx, report)
     return report
+
+
+def governing_spec(ctx, model: str, frozen: ModelSpec) -> tuple[ModelSpec, str]:
+    """The champion's spec (its features, target and task: what it was trained on) with the
+    monitoring policy of specs/<model>.yaml as applied now: `spec apply` takes effect at the
+    next run, not at the next champion. The champion's copy governs when the current spec is
+    missing, invalid or for another target or task (it says so)."""
+    try:
+        current = load_spec(ctx.store, model)
+    except MlopsKitError as exc:
+        return frozen, f"the champion's frozen spec (specs/{model}: {exc.message})"
+    if (current.task, current.target) != (frozen.task, frozen.target):
+        return frozen, ("the champion's frozen spec (specs/ now has another task or target: "
+                        "it applies to the versions it trains)")
+    return frozen.model_copy(update={"monitoring": current.monitoring}), \
+        f"specs/{model} as applied now"
 
 
 def _lineage(ctx, model: str, version: int, record: dict) -> dict[str, Any]:
