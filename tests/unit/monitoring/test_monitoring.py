@@ -34,7 +34,8 @@ def mon(trained):
 
 
 def set_policy(b, **monitoring):
-    """Change the champion's monitoring policy (the monitor reads the champion's spec)."""
+    """Change the monitoring policy (the monitor reads the current spec's; the champion's
+    copy is changed too, as before issue 23)."""
     key = "models/churn/000001/spec.json"
     spec = json.loads(b.ctx.store.get(key))
     spec["monitoring"].update(monitoring)
@@ -224,11 +225,16 @@ def test_retrain_on_drift_respects_the_cooldown(mon):
     from mlops_kit.local.worker import run_once
 
     results = run_once(mon)
-    trained = [r for r in results if "version" in r]
+    trained = [r for r in results if "version" in r and r["status"] != "unchanged"]
     assert trained and all(r["status"] in ("registered", "rejected") for r in trained)
+    # the third window's rows carry no labels: its retrain dataset is the champion's own
+    # data, which makes no new version (issue 23 item 4), and says so
+    unchanged = [r for r in results if r["status"] == "unchanged"]
+    assert [(r["version"], r["dataset_key"]) for r in unchanged] == [(1, announced[1])]
+    assert third["retrain"]["labelled_rows_added"] == 0
     lineages = [mon.ctx.registry.get_version("churn", r["version"])["lineage"]["dataset_key"]
                 for r in trained]
-    assert set(lineages) == set(announced)
+    assert set(lineages) == {announced[0]}
 
 
 def test_two_concurrent_monitors_retrain_once(mon):
