@@ -209,8 +209,7 @@ def _base_topology(schedule: str) -> Topology:
                         StoreGrant(DATA, "labels/", r, probes=True, lists=True),
                         StoreGrant(DATA, "quarantine/", rw, multipart=True),
                         StoreGrant(ARTIFACTS, "reports/", w)),
-                # query: the labels files quarantined before (LABELS#<model>)
-                table=("get", "put", "query"), sends_to=("train",), publishes=True,
+                table=("get", "put"), sends_to=("train",), publishes=True,
             ),
             Function(
                 "train", "train.handler", "image", memory_mb=3008, timeout_s=900, light=False,

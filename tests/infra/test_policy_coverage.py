@@ -91,7 +91,6 @@ CALLS: dict[str, list[Call]] = {
         ("s3", "HeadObject", f"data:labels/{M}/labels-1.csv", "ingest_labels: its etag"),
         ("s3", "ListObjectsV2", f"list:data:labels/{M}/",
          "label_checks.conflicts: the earlier labels files (issue 23)"),
-        ("dynamodb", "Query", "table", "label_checks.quarantined_etags"),
         ("s3", "PutObject", f"artifacts:reports/{M}/labels/labels-1.csv.abcdef12.json",
          "ingest_labels: the report of relabelled ids"),
     ],

@@ -33,6 +33,13 @@ def quarantined_etags(ctx, model: str) -> dict[str, str]:
     return {i["sk"]: str(i.get("etag")) for i in ctx.table.query(marker_pk(model))}
 
 
+def quarantined(ctx, model: str, info: ObjectInfo) -> bool:
+    """Was this labels file (this very upload: key and etag) quarantined? One GetItem (the
+    validate role reads items, it does not query)."""
+    marker = ctx.table.get(marker_pk(model), info.key)
+    return marker is not None and str(marker.get("etag")) == str(info.etag)
+
+
 def remember_quarantine(ctx, model: str, key: str, etag: str | None, reason: str) -> None:
     ctx.table.put(marker_pk(model), key, {"etag": str(etag), "status": "quarantined",
                                           "reason": reason[:500],
@@ -100,10 +107,9 @@ def conflicts(ctx, model: str, key: str, this: dict[str, str], in_file: list[dic
     """Ids of this file labelled differently before (earlier files, not quarantined) and twice
     in this file. The later label wins in monitoring (LabelIndex); this says so."""
     numeric = not spec.task.is_classification
-    skip = quarantined_etags(ctx, model)
     earlier: list[dict] = []
     for info in in_upload_order(list(ctx.store.list(layout.labels_prefix(model)))):
-        if info.key == key or not info.key.endswith(".csv") or skip.get(info.key) == info.etag:
+        if info.key == key or not info.key.endswith(".csv") or quarantined(ctx, model, info):
             continue
         try:
             with ctx.store.open(info.key) as f:
