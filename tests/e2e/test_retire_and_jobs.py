@@ -132,4 +132,8 @@ def test_jobs_shows_a_training_whose_worker_was_killed(trained, tmp_path):
     assert any(j["version"] == 1 and j["state"] == "registered" for j in view["jobs"])
     human = spawn(ws, "jobs")
     assert human.returncode == 0 and "orphaned" in human.stdout
+    # a worker started after the crash says which message it is waiting on
+    worker = spawn(ws, "worker", "--once", "--json")
+    assert worker.returncode == 0, worker.stderr
+    assert "held by worker pid" in worker.stderr and "churn2.csv" in worker.stderr
     assert os.environ.get("MLOPSKIT_WORKSPACE") != str(ws)  # nothing leaked into this process
