@@ -74,9 +74,9 @@ def _quality_and_retrain(r: dict) -> None:
                       "mlops-kit labels)")
     retrain = r.get("retrain") or {}
     if retrain:
-        status = retrain.get("status")
-        why = {"disabled": "monitoring.retrain_on_drift is false",
-               "not_needed": "no drift"}.get(status, retrain.get("reason") or "")
+        status = str(retrain.get("status"))
+        reasons = {"disabled": "monitoring.retrain_on_drift is false", "not_needed": "no drift"}
+        why = reasons.get(status, str(retrain.get("reason") or ""))
         if status == "requested":
             why = f"wrote {retrain.get('dataset_key')}"
         elif status == "cooldown" and retrain.get("until"):

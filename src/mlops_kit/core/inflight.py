@@ -80,7 +80,7 @@ def _version_row(now: datetime, since: datetime, model: str, v: dict[str, Any],
                 return None
         except ValueError:
             return None
-    message = held.get(lineage.get("dataset_key")) if status == PENDING else None
+    message = held.get(str(lineage.get("dataset_key"))) if status == PENDING else None
     where = (marker or {}).get("engine") or lineage.get("engine") or "function"
     if marker and marker.get("job_id"):
         where = f"{where} job {marker.get('job_name') or marker['job_id']}"
