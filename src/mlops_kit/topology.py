@@ -205,7 +205,9 @@ def _base_topology(schedule: str) -> Topology:
                 "validate", "validate.handler", "zip", memory_mb=1024, timeout_s=120,
                 stores=(StoreGrant(DATA, "specs/", r, probes=True),
                         StoreGrant(DATA, "datasets/", r, probes=True),
-                        StoreGrant(DATA, "labels/", r, probes=True),
+                        # lists: a labels upload is checked against the earlier files (ids
+                        # relabelled differently are reported, issue 23)
+                        StoreGrant(DATA, "labels/", r, probes=True, lists=True),
                         StoreGrant(DATA, "quarantine/", rw, multipart=True),
                         StoreGrant(ARTIFACTS, "reports/", w),
                         # batch scoring: the file and its options, the version's model, and
@@ -236,6 +238,8 @@ def _base_topology(schedule: str) -> Topology:
             Function(
                 "monitor", "monitor.handler", "zip", memory_mb=2048, timeout_s=600,
                 stores=(StoreGrant(ARTIFACTS, "captures/", r, lists=True),
+                        # the monitoring policy as applied now (issue 23), not the champion's
+                        StoreGrant(DATA, "specs/", r, probes=True),
                         # closed hours compacted to captures/<model>/parquet/ (Put only)
                         StoreGrant(ARTIFACTS, "captures/", w, match="*/parquet/*"),
                         StoreGrant(ARTIFACTS, "models/", r),

@@ -144,7 +144,8 @@ def test_same_dataset_twice_gives_one_version(flow):
     # and a duplicated training job (at-least-once delivery of the train queue)
     record = flow["table"].get("MODEL#churn", "VERSION#000001")
     job = {"type": "train", "model": "churn", "dataset_key": DATASET,
-           "sha256": record["lineage"]["dataset_sha256"], "rows": 1000}
+           "sha256": record["lineage"]["dataset_sha256"], "rows": 1000,
+           "content_hash": record["lineage"]["content_hash"]}
     sqs.send_message(QueueUrl=res.queue_urls["train"], MessageBody=json.dumps(job))
     assert flow["pumps"]["train"].drain() == 1
     assert [i["sk"] for i in flow["table"].query("MODEL#churn", "VERSION#")] == ["VERSION#000001"]

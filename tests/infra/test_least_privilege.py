@@ -54,7 +54,7 @@ def test_list_bucket_scoping(graph):
             "datasets/*", "labels/*", "predictions/*", "scoring/*", "specs/*"]}}))},
         "train": {(data, json.dumps({"StringLike": {"s3:prefix": ["datasets/*", "specs/*"]}}))},
         "serve": set(),
-        "monitor": {(data, json.dumps({"StringLike": {"s3:prefix": ["labels/*"]}})),
+        "monitor": {(data, json.dumps({"StringLike": {"s3:prefix": ["labels/*", "specs/*"]}})),
                     (artifacts, json.dumps({"StringLike": {"s3:prefix": ["captures/*"]}}))},
     }
     assert all(cond != "null" for grants in lists.values() for _, cond in grants)

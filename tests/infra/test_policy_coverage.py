@@ -109,6 +109,11 @@ CALLS: dict[str, list[Call]] = {
         ("s3", "HeadObject", f"data:quarantine/{M}/scoring-bad.csv", "copy read back"),
         ("s3", "PutObject", f"data:quarantine/{M}/scoring-bad.csv.report.json",
          "score_upload: its report"),
+        ("s3", "HeadObject", f"data:labels/{M}/labels-1.csv", "ingest_labels: its etag"),
+        ("s3", "ListObjectsV2", f"list:data:labels/{M}/",
+         "label_checks.conflicts: the earlier labels files (issue 23)"),
+        ("s3", "PutObject", f"artifacts:reports/{M}/labels/labels-1.csv.abcdef12.json",
+         "ingest_labels: the report of relabelled ids"),
     ],
     "train": LOGS + _consumer("train") + _publish("train_job: trained / promoted") + [
         ("s3", "ListObjectsV2", PROBE_SPEC, "load_spec: store.exists"),
@@ -147,6 +152,9 @@ CALLS: dict[str, list[Call]] = {
     ],
     "monitor": LOGS + _publish("monitoring._alert") + [
         ("dynamodb", "Query", "table", "Registry.list_models"),
+        ("s3", "ListObjectsV2", PROBE_SPEC, "governing_spec: load_spec's store.exists"),
+        ("s3", "ListObjectsV2", PROBE_NO_SPEC, "load_spec: exists() of a spec name not there"),
+        ("s3", "GetObject", SPEC, "governing_spec: the monitoring policy as applied now"),
         ("dynamodb", "GetItem", "table", "champion_version / get_version / retrain claim"),
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/spec.json", "run_monitor"),
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/profile.json", "run_monitor"),
@@ -211,7 +219,8 @@ FORBIDDEN: dict[str, list[tuple[str, str, str]]] = {
     "monitor": [("sqs", "SendMessage", "queue:train"),  # retrain goes through an upload
                 ("s3", "PutObject", f"data:datasets/{M}/upload.csv"),  # only retrain-*.csv
                 ("s3", "PutObject", f"artifacts:models/{M}/{V}/model.onnx"),
-                ("s3", "GetObject", f"data:specs/{M}.yaml"),
+                # (it reads specs/ since issue 23: the current spec governs monitoring)
+                ("s3", "PutObject", f"data:specs/{M}.yaml"),
                 ("s3", "ListObjectsV2", f"list:data:datasets/{M}/"),
                 # compaction writes Parquet only: the serve side's raw captures are not its own
                 ("s3", "PutObject", f"artifacts:captures/{M}/2024-01-01/10/x.cap")],

@@ -251,7 +251,8 @@ def test_duplicate_of_a_promoted_version_changes_nothing(trained, tmp_path):
     record = reg.get_version("churn", 1)
     history_before = reg.history("churn")
     job = {"model": "churn", "dataset_key": record["lineage"]["dataset_key"],
-           "sha256": record["lineage"]["dataset_sha256"], "rows": record["lineage"]["rows"]}
+           "sha256": record["lineage"]["dataset_sha256"], "rows": record["lineage"]["rows"],
+           "content_hash": record["lineage"]["content_hash"]}  # the redelivered message's
     out = train_job(trained.ctx, job)
     assert out == {"status": "duplicate", "model": "churn", "version": 1,
                    "registry_status": "registered", "promoted": False}

@@ -225,12 +225,15 @@ def test_item5_reuploading_the_same_file_after_a_spec_change_retrains(backend):
 
 # -- item 8: a champion with yes/no labels -----------------------------------------------------
 def test_item8_a_yes_no_champion_does_not_poison_later_0_1_versions(backend):
-    apply_spec(backend, NULLABLE_SPEC)
+    # yes/no labels name their positive class (issue 23 item 3); 0/1 ones need not
+    apply_spec(backend, {**NULLABLE_SPEC, "positive_class": "yes"})
     cols = churn_cols(600, seed=3)
     words = dict(cols, churned=["yes" if y else "no" for y in cols["churned"]])
     first = upload(backend, "words.csv", to_csv(words))
     assert first["status"] == "registered" and first["promoted"]
     assert first["record"]["classes"] == ["no", "yes"]
+    assert first["record"]["positive_class"] == "yes"
+    apply_spec(backend, NULLABLE_SPEC)
     second = upload(backend, "numbers.csv", to_csv(churn_cols(600, seed=4)))
     gain = second["record"]["gates"]["gain"]
     text = json.dumps(second["record"]["gates"]) + json.dumps(second["reasons"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from mlops_kit.cli import cloud, data, demo, monitor, registry, runs, serving, spec
+from mlops_kit.cli import cloud, data, demo, monitor, registry, retire, runs, serving, spec, work
 from mlops_kit.cli.common import EXIT_FAILED, report_unexpected, state
 
 EPILOG = (
@@ -28,8 +28,9 @@ app = typer.Typer(help="Serverless MLOps kit: validate, train, register, serve, 
                   epilog=EPILOG, no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(spec.app, name="spec")
 app.add_typer(registry.app, name="registry")
+assert retire.app is registry.app  # registry archive|delete|unserve (cli/retire.py)
 app.add_typer(runs.app, name="runs")
-for group in (data, serving, monitor, cloud, demo):
+for group in (data, serving, monitor, cloud, demo, work):
     app.add_typer(group.app)  # no name: their commands sit at the top level
 
 

@@ -200,6 +200,20 @@ def _print_results(d: dict) -> None:
             console.print(t)
 
 
+def _waiting_on(b) -> None:
+    """After a crash: say which messages a dead worker still holds, and when they come back
+    (they are invisible until their visibility timeout ends)."""
+    for queue in (b.validate_queue, b.ctx.train_queue):
+        lister = getattr(queue, "pending_messages", None)
+        for m in lister() if lister is not None else ():
+            if m.get("holder_alive") is False:
+                body = m.get("body") or {}
+                what = body.get("dataset_key") or body.get("key") or m["id"]
+                err.print(f"waiting on {queue.name} message {escape(str(what))} (attempt "
+                          f"{m['attempts']}), held by worker pid {m['holder_pid']}, which is "
+                          f"gone: it comes back in {m['visible_in_s']:.0f} s", soft_wrap=True)
+
+
 @app.command()
 @handle_errors
 def worker(once: bool = typer.Option(False, "--once", help="Drain the queues and exit."),
@@ -211,6 +225,7 @@ def worker(once: bool = typer.Option(False, "--once", help="Drain the queues and
     import time
 
     b = backend()
+    _waiting_on(b)
     if once:
         with Steps(err) as steps:
             results = _process(b, steps)

@@ -45,6 +45,7 @@ def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours
     def human(r):
         if r.get("status") != "ok":
             console.print(f"{model}: {r.get('status')} — {escape(str(r.get('reason', '')))}")
+            _quality_and_retrain(r)
             return
         drift = r["drift"]
         t = Table("feature", "type", "psi", "drifted", "reasons")
@@ -54,8 +55,35 @@ def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours
         console.print(t)
         console.print(f"rows {r['rows']}  drifted: {'[red]yes[/red]' if r['drifted'] else 'no'}"
                       f"  report: {r['report_key']}")
+        _quality_and_retrain(r)
 
     emit(report, as_json, human)
+
+
+def _quality_and_retrain(r: dict) -> None:
+    """Live quality from late labels, the retrain decision, and which policy decided."""
+    q = r.get("quality") or {}
+    champion = q.get("champion")
+    if champion and champion.get("metrics"):
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in champion["metrics"].items())
+        console.print(f"live quality: {metrics} on {champion['labelled']:,} labelled rows "
+                      f"(coverage {champion['coverage']:.0%})"
+                      + ("  [red]below the minimum[/red]" if q.get("alert") else ""))
+    elif q:
+        console.print("live quality: no labelled rows in the window (upload labels with "
+                      "mlops-kit labels)")
+    retrain = r.get("retrain") or {}
+    if retrain:
+        status = str(retrain.get("status"))
+        reasons = {"disabled": "monitoring.retrain_on_drift is false", "not_needed": "no drift"}
+        why = reasons.get(status, str(retrain.get("reason") or ""))
+        if status == "requested":
+            why = f"wrote {retrain.get('dataset_key')}"
+        elif status == "cooldown" and retrain.get("until"):
+            why = f"cooldown until {retrain['until']}"
+        console.print(f"retrain: {status}" + (f" — {escape(str(why))}" if why else ""))
+    if r.get("policy_source"):
+        console.print(f"[dim]policy: {escape(str(r['policy_source']))}[/dim]")
 
 
 def _html_file(store, key: str, model: str, stamp: str) -> Path:

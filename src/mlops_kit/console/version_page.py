@@ -120,6 +120,8 @@ def version_page(d: dict[str, Any], *, root: str, signed_in: bool) -> Html:
               ("rows train / holdout", f"{fmt(r.get('rows_train'))} / {fmt(r.get('rows_holdout'))}"),
               ("approval", ("approved by " + str(r.get("approved_by"))) if r.get("approved")
                else "required" if r.get("requires_approval") else "not required")]
+    if "positive_class" in r:  # binary: the class f1 is about
+        pairs.append(("positive class", r.get("positive_class")))
     parity = r.get("parity") or {}
     metrics = join(html('<tr><td>{}</td><td class="num">{}</td></tr>', k, fmt(val))
                    for k, val in (r.get("metrics") or {}).items())

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["accuracy", "compute_metrics", "f1_binary", "f1_weighted", "log_loss", "mae", "r2",
-           "rmse", "roc_auc_binary", "roc_auc_ovr_weighted"]
+__all__ = ["accuracy", "compute_metrics", "f1_binary", "f1_weighted", "label_key", "log_loss",
+           "mae", "positive_label", "r2", "rmse", "roc_auc_binary", "roc_auc_ovr_weighted",
+           "unambiguous_binary"]
 
 
 # -- regression ---------------------------------------------------------------------------
@@ -113,10 +114,50 @@ def log_loss(y_true: np.ndarray, proba: np.ndarray, labels: Sequence) -> float:
     return float(-np.mean(np.log(p[np.arange(cols.size), cols])))
 
 
+def label_key(v: Any) -> str:
+    """One spelling per binary label, to match a spec's `positive_class` with the classes a
+    model learned: True, 'true', 1, 1.0 and '1' are all '1'; False, 'false', 0 are '0'."""
+    if isinstance(v, (bool, np.bool_)):
+        return "1" if v else "0"
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, np.integer):
+        return str(int(v))
+    text = str(v).strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return "1" if lowered == "true" else "0"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
+def unambiguous_binary(labels: Sequence) -> bool:
+    """Labels whose positive class needs no saying: {0, 1} or {false, true} (any spelling)."""
+    return {label_key(v) for v in labels} <= {"0", "1"}
+
+
+def positive_label(labels: Sequence, positive: Any = None) -> Any:
+    """The positive class among two labels: the one `positive` names (by label_key), else the
+    second in sorted order (1 / true when the labels are 0/1 or false/true)."""
+    labels = list(labels)
+    if positive is not None:
+        want = label_key(positive)
+        for lab in labels:
+            if label_key(lab) == want:
+                return lab
+        raise ValueError(f"positive_class {positive!r} is not one of the classes "
+                         f"{[str(x) for x in labels]}")
+    return labels[1]
+
+
 def compute_metrics(
     task: str, y_true: Sequence | np.ndarray, y_pred: Sequence | np.ndarray, proba: Any | None = None,
-    classes: Sequence | None = None,
+    classes: Sequence | None = None, positive: Any = None,
 ) -> dict[str, float]:
+    """`positive`: the spec's positive_class for a binary task (F1 is that class's F1)."""
     yt = np.asarray(y_true)
     yp = np.asarray(y_pred)
     if task == "regression":
@@ -129,8 +170,15 @@ def compute_metrics(
         }
     out: dict[str, float] = {"accuracy": accuracy(yt, yp)}
     labels = list(classes) if classes is not None else sorted(set(yt.tolist()))
+    pos_index = 1
     if task == "binary_classification" and len(labels) == 2:
-        out["f1"] = f1_binary(yt, yp, labels[1])
+        try:
+            pos = positive_label(labels, positive)
+        except ValueError:  # a positive class these labels lack: no F1 rather than a guess
+            pos = None
+        if pos is not None:
+            pos_index = labels.index(pos)
+            out["f1"] = f1_binary(yt, yp, pos)
     else:
         out["f1"] = f1_weighted(yt, yp)
     if proba is not None and len(set(yt.tolist())) > 1:
@@ -139,7 +187,7 @@ def compute_metrics(
         p = p / p.sum(axis=1, keepdims=True)
         try:
             if p.shape[1] == 2:
-                out["roc_auc"] = roc_auc_binary(yt == labels[1], p[:, 1])
+                out["roc_auc"] = roc_auc_binary(yt == labels[pos_index], p[:, pos_index])
             else:
                 out["roc_auc"] = roc_auc_ovr_weighted(yt, p, labels)
         except ValueError:

@@ -109,10 +109,20 @@ class ValidationRules(_Strict):
     max_examples: int = Field(default=5, ge=1, le=100)
 
 
+DEFAULT_MIN_GAIN = 0.001
+
+
 class PromotionPolicy(_Strict):
+    """A candidate replaces the champion only with a real gain: strictly above min_gain (a tie
+    never wins), and, with `significance: k`, above k standard deviations of the candidate's
+    metric over `cv_folds` cross-validation folds (the noise of this data and estimator)."""
+
     metric: str = "roc_auc"
     minimum: float | None = None
-    min_gain: float = 0.0
+    # negative: the candidate may be worse by that much (an explicit opt-in, ties included)
+    min_gain: float = DEFAULT_MIN_GAIN
+    significance: float | None = Field(default=None, gt=0.0)
+    cv_folds: int = Field(default=5, ge=2, le=20)
     higher_is_better: bool | None = None  # inferred from the metric when None
     require_approval: bool = False
     parity_tolerance: float = Field(default=1e-4, gt=0)
@@ -163,6 +173,9 @@ class ModelSpec(_Strict):
     name: str
     task: Task
     target: str
+    # Binary tasks: the class F1 (and the gates, reports, console) are about. Required when the
+    # labels are not 0/1 or false/true: validation refuses to guess and lists the values found.
+    positive_class: str | int | bool | None = None
     features: list[Feature] = Field(min_length=1, max_length=MAX_FEATURES)
     estimator: Estimator = Field(default_factory=Estimator)
     validation: ValidationRules = Field(default_factory=ValidationRules)
@@ -191,6 +204,8 @@ class ModelSpec(_Strict):
             raise ValueError(f"duplicate feature names: {dupes}")
         if self.target in names:
             raise ValueError(f"target {self.target!r} is also listed as a feature")
+        if self.positive_class is not None and self.task is not Task.binary:
+            raise ValueError(f"positive_class is for binary_classification, not {self.task.value}")
         kind = self.estimator.kind
         if self.task.is_classification and kind not in CLASSIFIERS:
             raise ValueError(
@@ -248,6 +263,12 @@ class ModelSpec(_Strict):
         if data.get("search") is None:
             # a spec without a search hashes exactly as it did before searches existed
             data.pop("search", None)
+        if data.get("positive_class") is None:  # specs without one hash as before
+            data.pop("positive_class", None)
+        promotion = data.get("promotion") or {}
+        for name, default in (("significance", None), ("cv_folds", 5)):  # hash as before
+            if promotion.get(name) == default:
+                promotion.pop(name, None)
         if data.get("serving") == _DEFAULT_SERVING:  # likewise the default serving policy
             data.pop("serving", None)
         # Where a model trains does not change it: never in the hash (the same data and spec
@@ -258,6 +279,16 @@ class ModelSpec(_Strict):
 
     def canonical_json(self) -> str:
         return json.dumps(self._canonical(), sort_keys=True, separators=(",", ":"))
+
+    def meaning_hash(self) -> str:
+        """What the spec means for the model it trains: the spec hash without the description
+        and the monitoring policy (applied live from the current spec, never frozen in a
+        version). The same data with the same meaning makes no new version."""
+        data = self._canonical(for_hash=True)
+        data.pop("description", None)
+        data.pop("monitoring", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True,
+                                         separators=(",", ":")).encode()).hexdigest()
 
     def spec_hash(self) -> str:
         return hashlib.sha256(json.dumps(self._canonical(for_hash=True), sort_keys=True,

@@ -34,7 +34,8 @@ def mon(trained):
 
 
 def set_policy(b, **monitoring):
-    """Change the champion's monitoring policy (the monitor reads the champion's spec)."""
+    """Change the monitoring policy (the monitor reads the current spec's; the champion's
+    copy is changed too, as before issue 23)."""
     key = "models/churn/000001/spec.json"
     spec = json.loads(b.ctx.store.get(key))
     spec["monitoring"].update(monitoring)
@@ -139,8 +140,11 @@ def test_labels_join_by_row_id_and_give_known_metrics(mon):
     write_labels(mon, "a.csv", [(rid, 1 - y) for rid, y in pairs[:50]] +  # overridden below
                  [("nobody#1", 1), ("nobody#2", 0)])  # labels of requests not in the window
     write_labels(mon, "b.csv", pairs)
-    assert ingest_labels(mon.ctx, "churn", "labels/churn/b.csv") == {
+    got = ingest_labels(mon.ctx, "churn", "labels/churn/b.csv")
+    assert {k: got[k] for k in ("status", "model", "key", "rows")} == {
         "status": "labels_received", "model": "churn", "key": "labels/churn/b.csv", "rows": 300}
+    # the 50 labels b.csv overrides are said, never silently (issue 23 item 6)
+    assert got["conflicts"]["earlier_files"] == 50 and "labels win" in got["summary"]
 
     r = run_monitor(mon.ctx, "churn", window_hours=1)
     q = r["quality"]
@@ -221,11 +225,16 @@ def test_retrain_on_drift_respects_the_cooldown(mon):
     from mlops_kit.local.worker import run_once
 
     results = run_once(mon)
-    trained = [r for r in results if "version" in r]
+    trained = [r for r in results if "version" in r and r["status"] != "unchanged"]
     assert trained and all(r["status"] in ("registered", "rejected") for r in trained)
+    # the third window's rows carry no labels: its retrain dataset is the champion's own
+    # data, which makes no new version (issue 23 item 4), and says so
+    unchanged = [r for r in results if r["status"] == "unchanged"]
+    assert [(r["version"], r["dataset_key"]) for r in unchanged] == [(1, announced[1])]
+    assert third["retrain"]["labelled_rows_added"] == 0
     lineages = [mon.ctx.registry.get_version("churn", r["version"])["lineage"]["dataset_key"]
                 for r in trained]
-    assert set(lineages) == set(announced)
+    assert set(lineages) == {announced[0]}
 
 
 def test_two_concurrent_monitors_retrain_once(mon):

@@ -64,7 +64,9 @@ def test_same_data_uploaded_under_two_names_trains_once(backend, tmp_path):
     put_object(backend, "datasets/churn/b.csv", data)
     results = run_once(backend)
     assert [r["status"] for r in results].count("registered") == 1
-    assert [r["status"] for r in results].count("duplicate") == 1
+    # the second upload is said to be unchanged, with the version it already is (issue 23)
+    [same] = [r for r in results if r["status"] == "unchanged"]
+    assert same["version"] == 1 and same["dataset_key"] == "datasets/churn/b.csv"
 
 
 def test_bad_dataset_is_quarantined_with_report_and_original_kept(backend, tmp_path):

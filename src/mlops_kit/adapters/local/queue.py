@@ -8,6 +8,7 @@ notifier): the local counterpart of the cloud's alarm on a DLQ's depth."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -89,7 +90,7 @@ class SqliteQueue:
                     continue
                 if len(out) >= max_messages:
                     break
-                receipt = uuid.uuid4().hex
+                receipt = f"{os.getpid()}.{uuid.uuid4().hex}"  # who holds it (jobs view)
                 conn.execute(
                     "UPDATE messages SET visible_at=?, receive_count=?, receipt=? WHERE id=?",
                     (now + timeout, count + 1, receipt, mid),
@@ -130,3 +131,40 @@ class SqliteQueue:
                 (self.dlq_name,),
             ).fetchall()
         return [Message(mid, json.loads(b), "", c) for mid, b, c in rows]
+
+    def pending_messages(self) -> list[dict[str, Any]]:
+        """Every message of this queue with its state, attempts and holder (`mlops-kit jobs`):
+        held by a worker (running; `holder_alive` False when that process is gone, e.g. after
+        kill -9, so the stuck message shows before its visibility timeout ends) or queued."""
+        now = self._clock()
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                "SELECT id, body, receive_count, visible_at, sent_at, receipt FROM messages "
+                "WHERE queue=? ORDER BY sent_at", (self.name,)).fetchall()
+        out = []
+        for mid, body, count, visible_at, sent_at, receipt in rows:
+            held = bool(receipt) and visible_at > now
+            pid = _holder_pid(receipt) if held else None
+            out.append({"id": mid, "body": json.loads(body), "attempts": count,
+                        "state": "running" if held else "queued",
+                        "age_seconds": round(now - sent_at, 1),
+                        "visible_in_s": round(max(0.0, visible_at - now), 1),
+                        "holder_pid": pid,
+                        "holder_alive": None if pid is None else _alive(pid)})
+        return out
+
+
+def _holder_pid(receipt: str) -> int | None:
+    head, dot, _ = receipt.partition(".")
+    return int(head) if dot and head.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    """Is this process still there (on this machine: the local backend's workers are)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

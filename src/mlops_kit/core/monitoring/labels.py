@@ -18,6 +18,7 @@ from mlops_kit.core.capture_columns import id_keys, label_keys
 from mlops_kit.core.context import Context, load_spec
 from mlops_kit.core.layout import check_name
 from mlops_kit.core.missing import is_missing_text
+from mlops_kit.core.monitoring import label_checks
 from mlops_kit.core.monitoring.captures import CHUNK_ROWS
 from mlops_kit.core.stats import category_key
 from mlops_kit.errors import MlopsKitError, SpecError, ValidationError
@@ -27,9 +28,9 @@ from mlops_kit.errors import MlopsKitError, SpecError, ValidationError
 class LabelIndex:
     """Late ground truth keyed by captured row id (request_id, or request_id#i in a batch), as
     sorted 64-bit join keys (capture_columns.label_keys) + labels: ~20 bytes per label, no id
-    strings kept. Later files win for a repeated id. A file that cannot be read (not UTF-8, no
-    target column: what ingest quarantines) is skipped and listed in `skipped`, so one bad file
-    never stops monitoring."""
+    strings kept. Later uploads win for a repeated id (label_checks.in_upload_order). A file
+    that cannot be read (not UTF-8, no target column: what ingest quarantines) or that ingest
+    quarantined is skipped and listed in `skipped`, so one bad file never stops monitoring."""
 
     def __init__(self, keys: np.ndarray, origin: np.ndarray, values: np.ndarray, kept: int,
                  files: int, read: int, skipped: list[dict[str, str]] | None = None) -> None:
@@ -46,10 +47,14 @@ class LabelIndex:
         values: list[np.ndarray] = []
         skipped: list[dict[str, str]] = []
         files = read = 0
-        for info in ctx.store.list(layout.labels_prefix(model)):
+        quarantined = label_checks.quarantined_etags(ctx, model)
+        for info in label_checks.in_upload_order(list(ctx.store.list(layout.labels_prefix(model)))):
             if not info.key.endswith(".csv"):
                 continue
             files += 1
+            if quarantined.get(info.key) == info.etag:  # wrong labels never count
+                skipped.append({"key": info.key, "reason": "quarantined at upload"})
+                continue
             parts: list[tuple] = []
             file_read = 0
             try:
@@ -170,8 +175,9 @@ def load_labels(ctx: Context, model: str, target: str) -> dict[str, Any]:
     """All labels as text by id (small label sets, tools and tests; monitoring uses LabelIndex).
     Unreadable files are skipped, as monitoring skips them."""
     labels: dict[str, Any] = {}
-    for info in ctx.store.list(layout.labels_prefix(model)):
-        if not info.key.endswith(".csv"):
+    quarantined = label_checks.quarantined_etags(ctx, model)
+    for info in label_checks.in_upload_order(list(ctx.store.list(layout.labels_prefix(model)))):
+        if not info.key.endswith(".csv") or quarantined.get(info.key) == info.etag:
             continue
         found: dict[str, Any] = {}
         try:
@@ -185,30 +191,69 @@ def load_labels(ctx: Context, model: str, target: str) -> dict[str, Any]:
 
 
 def ingest_labels(ctx: Context, model: str, key: str) -> dict[str, Any]:
-    """A labels upload: check it (UTF-8 CSV with request_id + the target column) and count its
-    rows. The labels are joined at the next monitoring run; nothing else happens now. A bad
-    file is quarantined with a report, like a bad dataset (final: never retried)."""
+    """A labels upload: check it (UTF-8 CSV with request_id + the target column; values among
+    the served model's classes, or numbers for regression) and count its rows. The labels are
+    joined at the next monitoring run. A bad file is quarantined with a report, like a bad
+    dataset (final: never retried), and monitoring skips it. Ids it labels differently from
+    earlier files (or twice itself) are reported: the later label wins (label_checks.py)."""
     check_name(model)
+    etag = ctx.store.head(key).etag  # as listings spell it (LabelIndex compares the two)
     try:
         spec = load_spec(ctx.store, model)
+        this: dict[str, str] = {}
+        values: dict[str, list[str]] = {}
+        twice: list[dict] = []
         rows = 0
+        numeric = not spec.task.is_classification
         with ctx.store.open(key) as f:
-            for ids, _ in read_labels(f, key, spec.target, not spec.task.is_classification):
+            for ids, vals in read_labels(f, key, spec.target, None):
                 rows += len(ids)
+                for rid, v in zip(ids, vals, strict=True):
+                    before = this.get(rid)
+                    if before is not None and not label_checks._same(before, v, numeric):
+                        twice.append({"id": rid, "earlier": before, "now": v, "in_file": True})
+                    this[rid] = v
+                    values.setdefault(v, []).append(rid)
+        rule = label_checks.check_values(values, spec, label_checks.model_classes(ctx, model))
+        if rule is not None and not rule["passed"]:
+            return _quarantine(ctx, model, key, ValidationError(rule["message"],
+                                                                field=spec.target),
+                               etag=etag, rules=[rule])
     except (ValidationError, SpecError) as exc:
-        return _quarantine(ctx, model, key, exc)
-    return {"status": "labels_received", "model": model, "key": key, "rows": rows}
+        return _quarantine(ctx, model, key, exc, etag=etag)
+    out: dict[str, Any] = {"status": "labels_received", "model": model, "key": key,
+                           "rows": rows, "ids": len(this)}
+    if rule is None:
+        out["checked"] = "label values not checked: no version is served yet"
+    found = label_checks.conflicts(ctx, model, key, this, twice, spec, read_labels)
+    if found["message"]:
+        report_key = (f"{layout.reports_prefix(model, 'labels')}"
+                      f"{layout.safe_filename(key.rsplit('/', 1)[-1])}.{str(etag)[:8]}.json")
+        report = {"kind": "labels", "model": model, "labels_key": key, "etag": etag,
+                  "checked_at": ctx.clock.now().isoformat(), "rows": rows,
+                  "summary": found["message"], "conflicts": found}
+        ctx.store.put(report_key, json.dumps(report, indent=2, default=str).encode(),
+                      content_type="application/json")
+        ctx.notifier.publish(f"mlops-kit: labels for {model} relabel earlier ids",
+                             {"event": "labels_conflicts", "model": model, "key": key,
+                              "report_key": report_key, "summary": found["message"]})
+        out.update(summary=found["message"], conflicts=found, report_key=report_key)
+    return out
 
 
-def _quarantine(ctx: Context, model: str, key: str, exc: MlopsKitError) -> dict[str, Any]:
+def _quarantine(ctx: Context, model: str, key: str, exc: MlopsKitError, *, etag: str | None = None,
+                rules: list[dict] | None = None) -> dict[str, Any]:
     qkey = layout.labels_quarantine_key(model, key.rsplit("/", 1)[-1])
     reason = exc.message
+    rules = rules or [{"rule": "spec" if isinstance(exc, SpecError) else "labels",
+                       "column": exc.field, "passed": False, "count": 1, "message": reason,
+                       "examples": []}]
     report = {"passed": False, "kind": "labels", "model": model, "labels_key": key,
-              "summary": f"failed: {reason}", "checked_at": ctx.clock.now().isoformat(),
-              "rules": [{"rule": "spec" if isinstance(exc, SpecError) else "labels",
-                         "column": exc.field, "passed": False, "count": 1, "message": reason,
-                         "examples": []}]}
-    ctx.store.copy(key, qkey)  # a copy: monitoring skips the original, which is kept
+              "etag": etag, "summary": f"failed: {reason}",
+              "checked_at": ctx.clock.now().isoformat(), "rules": rules,
+              "original": f"{key} is kept; monitoring skips it (a corrected upload is read)"}
+    ctx.store.copy(key, qkey)  # a copy: the original is kept, monitoring skips it
+    label_checks.remember_quarantine(ctx, model, key, etag, reason)
     ctx.store.put(qkey + ".report.json", json.dumps(report, indent=2).encode(),
                   content_type="application/json")
     ctx.notifier.publish(f"mlops-kit: labels for {model} quarantined",
@@ -216,4 +261,5 @@ def _quarantine(ctx: Context, model: str, key: str, exc: MlopsKitError) -> dict[
                           "quarantine_key": qkey, "reason": reason})
     return {"status": "quarantined", "kind": "labels", "model": model, "key": key,
             "reason": reason, "summary": f"failed: {reason}", "quarantine_key": qkey,
-            "quarantine_report_key": qkey + ".report.json"}
+            "quarantine_report_key": qkey + ".report.json",
+            "failed_rules": [r for r in rules if not r.get("passed")]}

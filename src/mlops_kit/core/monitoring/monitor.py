@@ -21,7 +21,7 @@ import numpy as np
 
 from mlops_kit.core import layout
 from mlops_kit.core.capture_columns import take
-from mlops_kit.core.context import Context
+from mlops_kit.core.context import Context, load_spec
 from mlops_kit.core.monitoring.captures import iter_capture_chunks, version_role_counts
 from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator
 from mlops_kit.core.monitoring.labels import LabelIndex
@@ -30,7 +30,7 @@ from mlops_kit.core.monitoring.report_html import render_report
 from mlops_kit.core.monitoring.retrain import Announce, maybe_retrain
 from mlops_kit.core.monitoring.trend import trend_entry
 from mlops_kit.core.serving.health import over_threshold, read_health
-from mlops_kit.core.spec import parse_spec
+from mlops_kit.core.spec import ModelSpec, parse_spec
 from mlops_kit.errors import MlopsKitError, describe
 
 __all__ = ["monitor_all", "run_monitor"]
@@ -83,7 +83,8 @@ def run_monitor(ctx: Context, model: str, *, window_hours: float | None = None,
     if version is None:
         return {"status": "skipped", "model": model, "reason": "no champion"}
     prefix = layout.model_prefix(model, version)
-    spec = parse_spec(json.loads(ctx.store.get(prefix + "spec.json")))
+    spec, policy_source = governing_spec(ctx, model,
+                                         parse_spec(json.loads(ctx.store.get(prefix + "spec.json"))))
     profile = json.loads(ctx.store.get(prefix + "profile.json"))
     record = ctx.registry.get_version(model, version)
     end = ctx.clock.now()
@@ -127,7 +128,7 @@ def run_monitor(ctx: Context, model: str, *, window_hours: float | None = None,
         "rows": rows, "rows_by_version": counts,
         "capture_objects": stats.get("objects", 0), "capture_bytes": stats.get("bytes", 0),
         "capture_objects_unreadable": stats.get("unreadable", 0),
-        "policy": spec.monitoring.model_dump(mode="json"),
+        "policy": spec.monitoring.model_dump(mode="json"), "policy_source": policy_source,
         "lineage": _lineage(ctx, model, version, record),
     }
     report["quality"] = _quality_report(ctx, spec, model, record, quality, labels, counts,
@@ -172,9 +173,26 @@ def run_monitor(ctx: Context, model: str, *, window_hours: float | None = None,
     return report
 
 
+def governing_spec(ctx: Context, model: str, frozen: ModelSpec) -> tuple[ModelSpec, str]:
+    """The champion's spec (its features, target and task: what it was trained on) with the
+    monitoring policy of specs/<model>.yaml as applied now: `spec apply` takes effect at the
+    next run, not at the next champion. The champion's copy governs when the current spec is
+    missing, invalid or for another target or task (it says so)."""
+    try:
+        current = load_spec(ctx.store, model)
+    except MlopsKitError as exc:
+        return frozen, f"the champion's frozen spec (specs/{model}: {exc.message})"
+    if (current.task, current.target) != (frozen.task, frozen.target):
+        return frozen, ("the champion's frozen spec (specs/ now has another task or target: "
+                        "it applies to the versions it trains)")
+    return frozen.model_copy(update={"monitoring": current.monitoring}), \
+        f"specs/{model} as applied now"
+
+
 def _lineage(ctx: Context, model: str, version: int, record: dict) -> dict[str, Any]:
     alias = ctx.registry.get_alias(model) or {}
     keep = ("status", "sha256", "artifact_key", "metrics", "parity", "params", "classes",
+            "positive_class",
             "task", "rows_train", "rows_holdout", "created_at", "completed_at", "lineage")
     return {"version": version, "champion_since": alias.get("updated_at") or alias.get("at"),
             **{k: record.get(k) for k in keep if k in record}}
@@ -196,7 +214,7 @@ def _quality_report(ctx: Context, spec, model, record, quality, labels: LabelInd
         by_version[key] = {"version": int(v) if v.isdigit() else v, "role": role or "served",
                            "rows": rows, "labelled": q.labelled,
                            "coverage": q.labelled / rows if rows else 0.0,
-                           "metrics": q.metrics(spec.task.value, classes),
+                           "metrics": q.metrics(spec.task.value, classes, spec.positive_class),
                            "sampled": q.labelled > q.kept}
     champion = by_version.get(str(version))
     window_rows = sum(sum(c.values()) for c in counts.values())

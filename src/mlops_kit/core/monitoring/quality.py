@@ -51,7 +51,7 @@ class Quality:
         else:
             self.proba = None  # some rows without probabilities: no roc_auc / log_loss
 
-    def metrics(self, task: str, classes: list | None) -> dict[str, float]:
+    def metrics(self, task: str, classes: list | None, positive=None) -> dict[str, float]:
         if not self.kept:
             return {}
         y_true, y_pred = np.concatenate(self.y_true), np.concatenate(self.y_pred)
@@ -62,7 +62,8 @@ class Quality:
         proba = np.concatenate(self.proba).astype(np.float64) if self.proba else None
         if proba is not None and (keys is None or proba.shape[1] != len(keys)):
             proba = None
-        return _finite(compute_metrics(task, y_true.astype(str), y_pred.astype(str), proba, keys))
+        return _finite(compute_metrics(task, y_true.astype(str), y_pred.astype(str), proba, keys,
+                                       positive))
 
 
 def _category_keys(preds: Column) -> np.ndarray:

@@ -27,9 +27,12 @@ def decide_promotion(
     champion: dict[str, float] | None,
     *,
     basis: str | None = None,
+    cv_std: dict[str, float] | None = None,
 ) -> tuple[bool, list[str], dict[str, Any]]:
     """Apply the spec's promotion policy. Returns (promote?, reasons it was not, gate details).
-    `basis` says where the champion's metrics come from (re-scored, or recorded and why)."""
+    `basis` says where the champion's metrics come from (re-scored, or recorded and why).
+    A tie never replaces the champion: the gain must be positive and at least min_gain, and
+    with `significance: k` at least k times the metric's spread over CV folds (`cv_std`)."""
     metric = spec_promotion.metric
     raw = candidate.get(metric)
     value = _number(raw)
@@ -58,16 +61,34 @@ def decide_promotion(
                                          "the gain gate was not applied"}
             else:
                 gain = sign * (value - theirs)
-                ok = gain >= spec_promotion.min_gain
-                gates["gain"] = {"champion": theirs, "gain": gain,
-                                 "required": spec_promotion.min_gain, "passed": ok,
-                                 "basis": basis}
+                required = spec_promotion.min_gain
+                # a tie never wins, unless a negative min_gain explicitly accepts losses
+                ok = gain >= required and (gain > 0 or required < 0)
+                gates["gain"] = {"champion": theirs, "gain": gain, "required": required,
+                                 "passed": ok, "basis": basis}
                 if not ok:
                     reasons.append(
-                        f"{metric} gain {gain:+.4f} over the champion ({theirs:.4f}) is "
-                        f"below the required {spec_promotion.min_gain}"
+                        (f"{metric} ties the champion ({theirs:.4f}): a tie never replaces it"
+                         if gain == 0 else
+                         f"{metric} gain {gain:+.4f} over the champion ({theirs:.4f}) is "
+                         f"below the required {required}")
                         + (f" (compared with {basis})" if basis else "")
                     )
+                significance = getattr(spec_promotion, "significance", None)
+                if significance is not None:
+                    spread = _number((cv_std or {}).get(metric))
+                    noise = None if spread is None else significance * spread
+                    passed = noise is not None and gain > noise
+                    gates["significance"] = {"required": noise, "cv_std": spread,
+                                             "k": significance, "gain": gain,
+                                             "passed": passed}
+                    if noise is None:
+                        reasons.append(f"promotion.significance: no CV spread of {metric} to "
+                                       "compare the gain with")
+                    elif not passed:
+                        reasons.append(
+                            f"{metric} gain {gain:+.4f} is within the noise: {significance:g} x "
+                            f"the CV folds' std {spread:.4f} = {noise:.4f}")
     if spec_promotion.require_approval:
         gates["approval"] = {"required": True}
     return (not reasons, reasons, gates)

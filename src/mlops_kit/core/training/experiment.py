@@ -164,7 +164,10 @@ def finish_search(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: i
         return {**base, "status": "rejected", "reasons": [reason]}
     best, metric = ranked[0], run["metric"]
     fitted = candidate_spec(spec, best)
-    result = train(fitted, frame)
+    # the winner's spread over the search's CV folds is the noise: no second CV in train()
+    result = train(fitted.model_copy(update={"promotion": fitted.promotion.model_copy(
+        update={"significance": None})}), frame)
+    result.cv_std = best.get("cv_std")
     experiment = {
         "run": version, "strategy": run["strategy"], "metric": metric, "trials": run["total"],
         **counts, "winner": {k: best.get(k) for k in ("hash", "kind", "params", "cv", "holdout")},

@@ -81,6 +81,8 @@ def _submit(ctx: Context, job: dict[str, Any], spec: ModelSpec, why: str) -> dic
         model, run_key, {**runs.lineage(job, spec), "engine": engine or "batch"})
     version = reservation.version
     out: dict[str, Any] = {"model": model, "version": version, "engine": engine, "route": why}
+    if not reservation.created and runs.unchanged(job, reservation.record):
+        return {**out, **runs.unchanged_outcome(ctx, model, version, reservation.record, job)}
     if reservation.record.get("status") != PENDING:  # this run already ended
         return {**out, "status": "duplicate", "registry_status": reservation.record["status"]}
     if ctx.jobs is None:  # the spec forces batch on a deployment without one: final

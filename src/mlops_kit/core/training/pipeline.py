@@ -33,7 +33,7 @@ from mlops_kit.core.datasets import (
     to_text,
 )
 from mlops_kit.core.features import MISSING_CATEGORY
-from mlops_kit.core.metrics import compute_metrics
+from mlops_kit.core.metrics import compute_metrics, positive_label, unambiguous_binary
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training.estimators import ESTIMATORS, SCALED, make_estimator
 from mlops_kit.errors import TrainingError, ValidationError
@@ -130,6 +130,9 @@ class TrainResult:
     rows_train: int
     rows_holdout: int
     holdout_predictions: list = field(default_factory=list)
+    # the spread (std) of each metric over CV folds of the training split: the noise the
+    # promotion's `significance` compares a gain with (None: not computed)
+    cv_std: dict[str, float] | None = None
 
 
 def build_pipeline(spec: ModelSpec) -> Pipeline:
@@ -177,6 +180,8 @@ def split_frame(spec: ModelSpec, df: pd.DataFrame):
                 f"{len(labels)}: {_natives(labels)[:10]}",
                 field=spec.target,
             )
+        if spec.task.value == "binary_classification":
+            _check_positive(spec, _natives(labels))
     try:
         X_train, X_hold, y_train, y_hold = train_test_split(
             X,
@@ -188,6 +193,20 @@ def split_frame(spec: ModelSpec, df: pd.DataFrame):
     except ValueError as exc:
         raise TrainingError(f"cannot split {len(X)} rows for a holdout: {exc}") from None
     return X_train, X_hold.reset_index(drop=True), y_train, y_hold
+
+
+def _check_positive(spec: ModelSpec, labels: list) -> None:
+    """Never guess the positive class (validation says so first; this guards direct calls)."""
+    if spec.positive_class is None and unambiguous_binary(labels):
+        return
+    try:
+        positive_label(labels, spec.positive_class) if spec.positive_class is not None else None
+    except ValueError as exc:
+        raise TrainingError(str(exc), field="positive_class") from None
+    if spec.positive_class is None:
+        raise TrainingError(
+            f"the labels of {spec.target!r} are {[str(x) for x in labels]}, not 0/1 or "
+            "false/true: set positive_class in the spec", field="positive_class")
 
 
 def fit_pipeline(spec: ModelSpec, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
@@ -212,8 +231,31 @@ def fit_pipeline(spec: ModelSpec, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
     return pipeline
 
 
+def cv_spread(spec: ModelSpec, X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
+    """Each metric's standard deviation over promotion.cv_folds folds of the training split."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    y = np.asarray(y)
+    classification = spec.task.is_classification
+    splitter = (StratifiedKFold if classification else KFold)(
+        spec.promotion.cv_folds, shuffle=True, random_state=spec.seed)
+    per_fold = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for train_idx, test_idx in splitter.split(X, y):
+            model = fit_pipeline(spec, X.iloc[train_idx], y[train_idx])
+            Xt = X.iloc[test_idx]
+            per_fold.append(compute_metrics(
+                spec.task.value, y[test_idx], model.predict(Xt),
+                model.predict_proba(Xt) if classification else None,
+                _natives(model.classes_) if classification else None, spec.positive_class))
+    names = set.intersection(*(set(m) for m in per_fold))
+    return {n: float(np.std([m[n] for m in per_fold])) for n in sorted(names)}
+
+
 def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
-    """Fit the spec's pipeline on a stratified split and score it on the holdout. Deterministic."""
+    """Fit the spec's pipeline on a stratified split and score it on the holdout. Deterministic.
+    With promotion.significance, also the metrics' spread over CV folds."""
     X_train, X_hold, y_train, y_hold = split_frame(spec, df)
     classification = spec.task.is_classification
     pipeline = fit_pipeline(spec, X_train, y_train)
@@ -222,7 +264,8 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
     classes = _natives(pipeline.classes_) if classification else None
     proba = pipeline.predict_proba(X_hold) if classification else None
     # The same metrics module scores champions on this holdout and live traffic from labels.
-    scores = compute_metrics(spec.task.value, y_hold, predictions, proba, classes)
+    scores = compute_metrics(spec.task.value, y_hold, predictions, proba, classes,
+                             spec.positive_class)
     return TrainResult(
         pipeline=pipeline,
         metrics=scores,
@@ -233,6 +276,8 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
         rows_train=len(X_train),
         rows_holdout=len(X_hold),
         holdout_predictions=_natives(predictions),
+        cv_std=(cv_spread(spec, X_train, y_train)
+                if spec.promotion.significance is not None else None),
     )
 
 

@@ -85,7 +85,8 @@ def _metrics(compute_metrics, spec, model, X, y) -> dict[str, float]:
     predictions = model.predict(X)
     if spec.task.is_classification:
         classes = [c.item() if hasattr(c, "item") else c for c in model.classes_]
-        return compute_metrics(spec.task.value, y, predictions, model.predict_proba(X), classes)
+        return compute_metrics(spec.task.value, y, predictions, model.predict_proba(X), classes,
+                               spec.positive_class)
     return compute_metrics(spec.task.value, y, predictions, None, None)
 
 

@@ -20,7 +20,7 @@ from mlops_kit.core.context import Context, load_spec, to_json
 from mlops_kit.core.datasets import HashingReader
 from mlops_kit.core.features import columns_to_inputs
 from mlops_kit.core.jobs import failure, log_failure
-from mlops_kit.core.metrics import compute_metrics
+from mlops_kit.core.metrics import compute_metrics, positive_label
 from mlops_kit.core.monitoring.drift import build_prediction_profile
 from mlops_kit.core.registry import FAILED, PENDING, REGISTERED, REJECTED, decide_promotion
 from mlops_kit.core.registry.contract import input_contract
@@ -64,6 +64,8 @@ def train_job(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     run_key, lineage = runs.run_key(job, spec), runs.lineage(job, spec)
     reservation = ctx.registry.reserve_version(model, run_key, lineage)
     version = reservation.version
+    if not reservation.created and runs.unchanged(job, reservation.record):
+        return runs.unchanged_outcome(ctx, model, version, reservation.record, job)
     lineage = {**lineage, **(reservation.record.get("lineage") or {})}  # as reserved (engine)
     if reservation.record.get("status") != PENDING:
         return _resume_promotion(ctx, model, version, reservation.record)
@@ -167,7 +169,7 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
     champion_metrics, champion_version, basis = _champion_on_holdout(ctx, spec, result)
     promote, why_not, gates = decide_promotion(
         spec.promotion, spec.higher_is_better(), result.metrics, parity_d.get("passed", False),
-        champion_metrics, basis=basis,
+        champion_metrics, basis=basis, cv_std=result.cv_std,
     )
     record = {
         "status": REGISTERED if not reasons else REJECTED,
@@ -178,6 +180,7 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
         "parity": parity_d,
         "params": result.params,
         "classes": result.classes,
+        **_positive(spec, result.classes),
         "task": spec.task.value,
         "contract": input_contract(spec),  # what its callers must send (registry.contract)
         "rows_train": result.rows_train,
@@ -262,12 +265,22 @@ def _champion_on_holdout(ctx: Context, spec: ModelSpec,
         X = result.X_holdout
         out = champion.run(columns_to_inputs(champion.spec, {c: X[c].tolist() for c in X}))
         metrics = compute_metrics(spec.task.value, result.y_holdout, out["predictions"],
-                                  out.get("probabilities"), champion.classes)
+                                  out.get("probabilities"), champion.classes, spec.positive_class)
         return metrics, version, "the champion re-scored on the candidate's holdout"
     except MlopsKitError as exc:
         log.warning("champion v%s not re-scored on the holdout (%s); using its recorded metrics",
                     version, exc.message)
         return recorded, version, f"the champion's recorded metrics: not re-scored ({exc.message})"
+
+
+def _positive(spec: ModelSpec, classes: list | None) -> dict[str, Any]:
+    """A binary version records the class its F1 is about (registry show, console, reports)."""
+    if spec.task.value != "binary_classification" or not classes or len(classes) != 2:
+        return {}
+    try:
+        return {"positive_class": positive_label(classes, spec.positive_class)}
+    except ValueError:
+        return {}
 
 
 def _same_labels(a: list | None, b: list | None) -> bool:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_kit.core.datasets import class_labels
+from mlops_kit.core.metrics import label_key, unambiguous_binary
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.core.stats import OTHER_CATEGORY, Reservoir, numeric_profile_of
 from mlops_kit.core.validation.rules import (
@@ -241,6 +242,33 @@ def task_classes(col: Column, spec: ModelSpec) -> Rule:
     if wrong:
         counts = class_counts(col)
         r.examples = [{"row": None, "value": f"{k!r}: {counts[k]} rows"} for k in classes[:10]]
+    return r
+
+
+def positive_class(col: Column, spec: ModelSpec) -> Rule:
+    """A binary task whose labels are not 0/1 or false/true must say which class is positive:
+    sorted order would pick one silently (and F1 would be the other class's)."""
+    classes = sorted(class_counts(col), key=str)
+    name, pos = col.name, spec.positive_class
+    if len(classes) != 2:
+        problem = None  # task_classes / class_balance say what is wrong
+    elif pos is None:
+        problem = None if unambiguous_binary(classes) else (
+            f"{name}: the labels are {[str(c) for c in classes]}, not 0/1 or false/true: set "
+            f"positive_class in the spec to the class to detect (one of {[str(c) for c in classes]})")
+    elif label_key(pos) not in {label_key(c) for c in classes}:
+        problem = (f"{name}: positive_class {pos!r} is not one of the labels found "
+                   f"{[str(c) for c in classes]}")
+    else:
+        problem = None
+    ok = (f"{name}: positive class {pos!r}" if pos is not None
+          else f"{name}: positive class is the label 1/true")
+    r = Rule("positive_class", name, lambda c: problem or ok)
+    r.count = 1 if problem else 0
+    r.rows_final = True
+    if problem:
+        counts = class_counts(col)
+        r.examples = [{"row": None, "value": f"{k!r}: {counts[k]} rows"} for k in classes]
     return r
 
 

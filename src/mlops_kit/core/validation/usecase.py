@@ -78,6 +78,7 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
             "version_id": version_id, "sha256": sha256, "rows": result.rows,
             "report_key": report_key, "profile_key": profile_key,
             "spec_hash": spec_hash, "size": size,
+            "content_hash": result.report.get("content_hash"),
             # the monitor writes retrain-<stamp> datasets when drift triggers a retrain
             "trigger": "drift" if filename.startswith("retrain-") else "upload",
         }

@@ -15,6 +15,7 @@ readers (CSV / Parquet streaming and per-type normalisation). This module keeps 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -26,6 +27,7 @@ from mlops_kit.core.validation.columns import (
     class_balance,
     make_column,
     null_fraction,
+    positive_class,
     task_classes,
 )
 from mlops_kit.core.validation.readers import add_column, scan_csv, scan_parquet
@@ -47,6 +49,13 @@ class ValidationResult:
     rows: int
     report: dict
     profile: dict
+
+
+def _column_bytes(arr: pa.Array) -> bytes:
+    """A batch of one column as bytes that depend on its values only (not on how the reader
+    chunked them): each value's text, NUL-separated, missing as \\x00\\x01."""
+    values = arr.to_pylist()
+    return b"".join(b"\x00\x01\x00" if v is None else str(v).encode() + b"\x00" for v in values)
 
 
 def detect_format(key_or_filename: str) -> Literal["csv", "parquet"]:
@@ -77,6 +86,9 @@ class Validator:
         for f in [*spec.features, None]:
             col = make_column(f, spec, seed, sample_size)
             self.cols[col.name] = col
+        # the data's content: one hash per spec column (column order and extra columns do not
+        # count), so a reordered or widened copy of the same rows is recognised as unchanged
+        self.content = {name: hashlib.sha256() for name in self.cols}
 
     def check_header(self, names: list[str]) -> bool:
         """Duplicate, missing, unknown columns. Returns False to stop (nothing to scan)."""
@@ -88,7 +100,14 @@ class Validator:
     def add_batch(self, columns: dict[str, pa.Array], n: int) -> None:
         for name, col in self.cols.items():
             add_column(col, columns[name], n, self.rows, self.lim, self.fmt, self.applied)
+            self.content[name].update(_column_bytes(columns[name]))
         self.rows += n
+
+    def content_hash(self) -> str:
+        whole = hashlib.sha256()
+        for name in sorted(self.content):
+            whole.update(f"{name}\x1d{self.content[name].hexdigest()}\x1e".encode())
+        return whole.hexdigest()
 
     def fail_parse(self, message: str) -> None:
         self.file_rules.append(Rule("parse", None, lambda c, m=message: m, count=1))
@@ -128,6 +147,8 @@ class Validator:
                     if spec.task.is_classification:
                         rules.append(task_classes(col, spec))
                         rules.append(class_balance(col, spec))
+                        if spec.task.value == "binary_classification":
+                            rules.append(positive_class(col, spec))
                 else:
                     rules.append(null_fraction(col, rows, spec))
                 entry = col.profile(rows)
@@ -156,6 +177,7 @@ class Validator:
             "columns": self.header,
             "summary": summary,
             "rules": out,
+            "content_hash": self.content_hash() if scanned else None,
         }
         return ValidationResult(passed=passed, rows=rows, report=report, profile=profile)
 
