@@ -73,12 +73,28 @@ def worker_app() -> ServeApp:
     from mlops_kit.bootstrap import local_backend
     from mlops_kit.settings import Settings
 
+    _stop_with_parent()
     cfg = ServeConfig(**json.loads(os.environ.get(_CONFIG_ENV, "{}")))
     settings = Settings(workspace=cfg.workspace) if cfg.workspace else Settings()
     backend = local_backend(settings)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     return ServeApp(build_api(backend, auth=cfg.auth, workspace=Path(settings.workspace)),
                     Limits(**cfg.limits))
+
+
+def _stop_with_parent() -> None:
+    """A worker whose server process dies (SIGKILL, OOM) gets SIGTERM: it stops gracefully
+    and flushes its captures instead of serving on, orphaned, with the port bound (Linux)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        log.debug("PR_SET_PDEATHSIG unavailable")
 
 
 def _http1(header_timeout_ms: int = HEADER_TIMEOUT_MS) -> Any:
