@@ -217,6 +217,9 @@ class ServeApp:
     def _head_check(self, method: str, path: str,
                     headers: Mapping[str, str]) -> tuple[Response | None, int]:
         """Everything decided from the request head: (an answer, or None; the body's length)."""
+        if not _VALUE.fullmatch(path):  # a decoded %0A, %00...: no route has one
+            return _json(404, {"error": "path: not found (control or non-ASCII character)",
+                               "code": "not_found", "field": "path"}), 0
         if "transfer-encoding" in headers:
             return _json(400, {"error": "transfer-encoding: not supported, send a content-length",
                                "code": "invalid_input", "field": "transfer-encoding"}), 0

@@ -72,7 +72,7 @@ class ProcessRunner:
         self.env = env or {}  # extra environment for the job (the backend's settings)
 
     def _dir(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError(f"job name {name!r} must match {_NAME.pattern}")
         return self.root / name
 
