@@ -48,9 +48,8 @@ import socket, sys, threading
 import uvicorn
 from mlops_kit.bootstrap import local_backend
 from mlops_kit.local.http_app import ServeApp
-from mlops_kit.local.server import SWITCH_INTERVAL_S, build_api
+from mlops_kit.local.server import build_api
 from mlops_kit.settings import Settings
-sys.setswitchinterval(SWITCH_INTERVAL_S)
 settings = Settings()
 token = sys.argv[1]
 app = ServeApp(build_api(local_backend(settings), auth=True, workspace=settings.workspace))

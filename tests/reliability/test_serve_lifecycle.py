@@ -175,3 +175,66 @@ def test_two_workers_capture_apart_and_follow_a_rotation(workspace):
     answered = [rid for c in clients for rid in c.ok]
     captured = [r for r in _captured_ids(workspace) if "-" in r and "Thread" in r]
     assert len(answered) > 50 and sorted(captured) == sorted(answered)
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its PKCS#8 key (what granian reads)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return certfile, keyfile
+
+
+def test_tls_with_certfile_and_keyfile(workspace, tmp_path):
+    import ssl
+
+    certfile, keyfile = _self_signed(tmp_path)
+    proc, url, token = _serve(workspace, "--certfile", str(certfile), "--keyfile", str(keyfile))
+    try:
+        assert url.startswith("https://127.0.0.1:")
+        host, port = url.split("//", 1)[1].rsplit(":", 1)
+        ctx = ssl.create_default_context(cafile=str(certfile))
+        conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
+        conn.request("POST", "/v1/models/churn:predict", body=BODY, headers={
+            "content-type": "application/json", "authorization": f"Bearer {token}"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["predictions"]
+        plain = http.client.HTTPConnection(host, int(port), timeout=10)
+        with pytest.raises((http.client.HTTPException, OSError)):
+            plain.request("GET", "/v2/health/ready")
+            plain.getresponse().read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+
+
+def test_no_auth_on_every_interface_is_warned_about(workspace):
+    proc, url, _ = _serve(workspace, "--host", "0.0.0.0", "--no-auth")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    err = proc.stderr.read()
+    assert "warning" in err and "--no-auth" in err and "0.0.0.0" in err
+    proc, url, _ = _serve(workspace)  # loopback with auth: nothing to warn about
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert "warning" not in proc.stderr.read()

@@ -44,10 +44,9 @@ BACKPRESSURE = 256
 GRACE_S = 30
 _CONFIG_ENV = "MLOPSKIT_SERVE_CONFIG"  # set by run_server for its own worker processes
 
-# A thread waiting for the GIL gets it when the running thread blocks, or after the switch
-# interval (5 ms by default) while that thread runs Python. 0.5 ms keeps a 1-record request
-# from waiting behind a batch being scored on the pool (bench/http_load.py).
-SWITCH_INTERVAL_S = 0.0005
+# The old asyncio server lowered the GIL switch interval to 0.5 ms; under granian that cost
+# 10-20% of the 1-connection throughput (the Rust I/O thread and the loop thread hand the GIL
+# over more often, measured with bench/http_load.py's servers), so the default (5 ms) stays.
 
 
 @dataclass
@@ -77,7 +76,6 @@ def worker_app() -> ServeApp:
     cfg = ServeConfig(**json.loads(os.environ.get(_CONFIG_ENV, "{}")))
     settings = Settings(workspace=cfg.workspace) if cfg.workspace else Settings()
     backend = local_backend(settings)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return ServeApp(build_api(backend, auth=cfg.auth, workspace=Path(settings.workspace)),
                     Limits(**cfg.limits))
 
@@ -160,10 +158,10 @@ class _Bound:
 class ServerThread:
     """The application on granian's embedded server, on a thread with its own event loop
     (used by the demo, the tests and the benchmarks). Starting it sets this interpreter's GIL
-    switch interval (switch_interval_s; None leaves it alone). `stop` is the graceful stop."""
+    switch interval when switch_interval_s is given. `stop` is the graceful stop."""
 
     def __init__(self, api: HttpApi, host: str = "127.0.0.1", port: int = 0, *,
-                 switch_interval_s: float | None = SWITCH_INTERVAL_S,
+                 switch_interval_s: float | None = None,
                  limits: Limits | None = None, flush_interval_s: float = 1.0,
                  header_timeout_ms: int = HEADER_TIMEOUT_MS) -> None:
         self.header_timeout_ms = header_timeout_ms
