@@ -9,7 +9,9 @@ Servers (issue 24 chose granian by this measurement):
   (uvloop + httptools), c=1 and c=4: the other candidate server;
 - reference: starlette on uvicorn[standard], no auth/validation/capture;
 - granian-bare: the model behind granian RSGI with no kit work;
-- kit --workers 2 at c=16 against kit (1 worker) at c=16.
+- kit --workers 2 at c=16 against kit (1 worker) at c=16;
+- fairness: a 1-record client's p99 on the kit (1 worker) while three clients loop on
+  10,000-row batches, against its p99 alone (Python client; the batches go to the pool).
 
 The load comes from wrk (Debian's `wrk`: C, one event-loop thread, latency percentiles from an
 HdrHistogram) when it is installed; otherwise from a thread-per-connection Python client
@@ -205,6 +207,39 @@ FIGURES = [  # (figure, server, baseline, conns, metric, target ratio, higher is
 _LABEL = {"rps": ("throughput", "req/s"), "p99": ("p99 latency", "ms")}
 
 
+def fairness(url: str, headers: dict[str, str], seconds: float) -> tuple[dict, dict, int]:
+    """(1-record latency alone, the same under three 10,000-row batch clients, batches done)."""
+    import threading
+
+    small = json.dumps({"instances": feature_records(1, seed=7)}).encode()
+    big = json.dumps({"instances": feature_records(10_000, seed=8)}).encode()
+    alone = python_client(url, small, headers, 1, seconds)
+    stop = threading.Event()
+    done = [0]
+
+    def batch_client() -> None:
+        import http.client
+
+        host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+        path = "/" + url.split("//", 1)[1].split("/", 1)[1]
+        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        while not stop.is_set():
+            conn.request("POST", path, body=big, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            done[0] += resp.status == 200
+
+    threads = [threading.Thread(target=batch_client, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    loaded = python_client(url, small, headers, 1, seconds)
+    stop.set()
+    for t in threads:
+        t.join(120)
+    return alone, loaded, done[0]
+
+
 def main() -> None:
     args = parse_args(__doc__)
     info = prepare_models(args.workdir, smoke=args.smoke)
@@ -234,6 +269,7 @@ def main() -> None:
     plan = [(c, n) for c in (1, 4) for n in ("kit", "kit-uvicorn", "reference", "granian-bare")]
     plan += [(16, "kit"), (16, "kit-2w")]
     runs: dict[tuple[str, int], list[dict]] = {}
+    fair: list[tuple[dict, dict, int]] = []
     try:
         for url, headers in servers.values():  # warm: model loaded, first capture made
             load(url, body, headers, 2, 1)
@@ -244,6 +280,7 @@ def main() -> None:
                 if r["errors"] or r["socket_errors"]:
                     raise RuntimeError(f"{name} at c={conns}: {r}")
                 runs.setdefault((name, conns), []).append(r)
+            fair.append(fairness(*servers["kit"], max(2.0, seconds)))
     finally:
         for proc, _, _ in procs.values():
             proc.stdin.close()
@@ -266,6 +303,17 @@ def main() -> None:
                         ratio_label=f"x {base}'s {label}",
                         target=None if target is None else f"{'>=' if higher else '<='} {target}x",
                         met=met, note=note))
+    alone = summary([a["p99"] for a, _, _ in fair])
+    loaded = summary([b["p99"] for _, b, _ in fair])
+    ratio = loaded["median"] / alone["median"]
+    rows.append(row("HTTP load, fairness: 1-record client with three 10,000-row batch clients",
+                    MODEL, "p99 latency", loaded, "ms", baseline="the same client alone",
+                    baseline_stats=alone, ratio=ratio, ratio_label="x its p99 alone",
+                    target="<= 5x", met=ratio <= 5,
+                    note=f"python client, kit 1 worker; batches answered: "
+                         f"{sum(d for _, _, d in fair)}; p50 alone/loaded "
+                         f"{summary([a['p50'] for a, _, _ in fair])['median']:.2f}/"
+                         f"{summary([b['p50'] for _, b, _ in fair])['median']:.2f} ms"))
     path_out = write_result("http_load", rows, smoke=args.smoke, out_dir=args.out,
                             extra={"client": client,
                                    "servers": {f"{n} c={c}": med[(n, c)] for n, c in med}})

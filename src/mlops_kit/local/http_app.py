@@ -47,7 +47,11 @@ class Limits:
 
     max_body: int = MAX_BODY_BYTES
     inline_max_body: int = 16 * 1024  # answered on the loop up to this size
-    pool_threads: int = 4
+    # One scoring thread per worker process: threads share the GIL, so more of them only
+    # take it from the loop more often. A 1-record client beside three 10,000-row batch
+    # clients (bench/http_load.py fairness): p50 0.49 ms alone; loaded 0.49 ms with 1 thread,
+    # 31 ms with 4 (p99 29 vs 101 ms); batches answered 52 vs 66. More cores: --workers.
+    pool_threads: int = 1
     max_queued: int = 64  # requests admitted to the pool (running + waiting)
     max_queued_bytes: int = 4 * MAX_BODY_BYTES  # their declared bodies, together
     retry_after_s: int = 1
