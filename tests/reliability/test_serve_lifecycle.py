@@ -238,3 +238,51 @@ def test_no_auth_on_every_interface_is_warned_about(workspace):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     assert "warning" not in proc.stderr.read()
+
+
+def test_sighup_restarts_the_workers_without_refusing_a_connection(workspace):
+    """A rolling restart in place: SIGHUP makes granian start new workers (SO_REUSEPORT)
+    before stopping the old ones gracefully; a client opening a connection per request
+    sees no refusal or reset, and the old worker's captures are flushed."""
+    proc, url, token = _serve(workspace)
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    before = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    failures: list[str] = []
+    ok: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        n = 0
+        while not stop.is_set():
+            rid = f"hup-{n}"
+            n += 1
+            try:
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                conn.request("POST", "/v1/models/churn:predict", body=BODY, headers={
+                    "content-type": "application/json", "authorization": f"Bearer {token}",
+                    "x-request-id": rid, "connection": "close"})
+                resp = conn.getresponse()
+                resp.read()
+                conn.close()
+                (ok if resp.status == 200 else failures).append(rid)
+            except OSError as exc:
+                failures.append(f"{rid}: {exc!r}")
+
+    t = threading.Thread(target=client, daemon=True)
+    t.start()
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while True:  # the old worker has gone and a new one serves
+        now = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        if now and not set(now) & set(before):
+            break
+        assert time.monotonic() < deadline, (before, now)
+        time.sleep(0.1)
+    time.sleep(1.0)
+    stop.set()
+    t.join(30)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert not failures, failures[:5]
+    assert len(ok) > 20 and sorted(_captured_ids(workspace)) == sorted(ok)
