@@ -74,7 +74,7 @@ def worker_app() -> ServeApp:
 
     _stop_with_parent()
     cfg = ServeConfig(**json.loads(os.environ.get(_CONFIG_ENV, "{}")))
-    settings = Settings(workspace=cfg.workspace) if cfg.workspace else Settings()
+    settings = Settings(workspace=Path(cfg.workspace)) if cfg.workspace else Settings()
     backend = local_backend(settings)
     return ServeApp(build_api(backend, auth=cfg.auth, workspace=Path(settings.workspace)),
                     Limits(**cfg.limits))
