@@ -1,13 +1,21 @@
-"""HTTP load: `mlops_kit.local.server` (bearer auth, schema validation, capture on: everything
-a production request goes through) against a bare reference server on the same ONNX model:
-starlette + uvicorn + onnxruntime with no auth, no validation and no capture. One record per
-request (the 100-tree forest), keep-alive connections on loopback, c=1 and c=4, interleaved
-rounds so machine noise hits both alike.
+"""HTTP load: the kit's server (bearer auth, schema validation, capture on: everything a
+production request goes through) against bare reference servers on the same ONNX model, one
+record per request (the 100-tree forest), keep-alive connections on loopback, interleaved
+rounds so machine noise hits every server alike. Each server runs in its own process.
+
+Servers (issue 24 chose granian by this measurement):
+- kit: `mlops-kit serve` (granian, RSGI, 1 worker), c=1 and c=4;
+- kit-uvicorn: the same application (local.http_app.ServeApp, over ASGI) on uvicorn[standard]
+  (uvloop + httptools), c=1 and c=4: the other candidate server;
+- reference: starlette on uvicorn[standard], no auth/validation/capture;
+- granian-bare: the model behind granian RSGI with no kit work;
+- kit --workers 2 at c=16 against kit (1 worker) at c=16;
+- fairness: a 1-record client's p99 on the kit (1 worker) while three clients loop on
+  10,000-row batches, against its p99 alone (Python client; the batches go to the pool).
 
 The load comes from wrk (Debian's `wrk`: C, one event-loop thread, latency percentiles from an
 HdrHistogram) when it is installed; otherwise from a thread-per-connection Python client
-(recorded in the results; fine for --smoke, not for figures). Each server runs in its own
-process."""
+(recorded in the results; fine for --smoke, not for figures)."""
 
 from __future__ import annotations
 
@@ -24,51 +32,95 @@ from common import feature_records, parse_args, prepare_models, row, serve_env, 
 
 MODEL = "churn_rf"
 
+# The kit as deployed: `mlops-kit serve` (a fresh token each run: a bench workspace).
 KIT = r"""
-import sys
-from mlops_kit.bootstrap import local_backend
-from mlops_kit.local.auth import rotate_token
-from mlops_kit.local.server import ServerThread, build_api
-from mlops_kit.settings import Settings
-settings = Settings()
-backend = local_backend(settings)
-token = rotate_token(settings.workspace)  # a bench workspace: a fresh token each run
-import os
-switch = os.environ.get("BENCH_SWITCH_INTERVAL")  # exploring the knob: seconds, or "none"
-kw = {} if switch is None else {"switch_interval_s": None if switch == "none" else float(switch)}
-srv = ServerThread(build_api(backend, auth=True, workspace=settings.workspace), **kw).start()
-print(srv.url, token, flush=True)
+import json, subprocess, sys
+token = sys.argv[2]
+proc = subprocess.Popen([sys.executable, "-m", "mlops_kit", "serve", "--port", "0", "--json",
+                         "--workers", sys.argv[1]], stdout=subprocess.PIPE, text=True)
+info = json.loads(proc.stdout.readline())
+print(info["url"], token, flush=True)
 sys.stdin.read()
-srv.stop()
+proc.terminate(); proc.wait(60)
 """
 
-# What a user writes without the kit: the model, a JSON endpoint, nothing else.
-REFERENCE = r"""
-import json, socket, sys, threading
-import numpy as np, onnxruntime as ort, uvicorn
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+# The same application on uvicorn[standard] (uvloop + httptools).
+KIT_UVICORN = r"""
+import socket, sys, threading
+import uvicorn
+from mlops_kit.bootstrap import local_backend
+from mlops_kit.local.http_app import ServeApp
+from mlops_kit.local.server import build_api
+from mlops_kit.settings import Settings
+settings = Settings()
+token = sys.argv[1]
+app = ServeApp(build_api(local_backend(settings), auth=True, workspace=settings.workspace))
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+sock.bind(("127.0.0.1", 0))
+server = uvicorn.Server(uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on",
+                                       log_level="warning", access_log=False))
+threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+import time; time.sleep(1.0)
+print("http://127.0.0.1:%d" % sock.getsockname()[1], token, flush=True)
+sys.stdin.read()
+server.should_exit = True
+"""
+
+_MODEL_CODE = r"""
+import json, sys
+import numpy as np, onnxruntime as ort
 onnx_path, numeric = sys.argv[1], set(json.loads(sys.argv[2]))
 opts = ort.SessionOptions(); opts.intra_op_num_threads = 1; opts.inter_op_num_threads = 1
 sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
 names = [i.name for i in sess.get_inputs()]
-async def predict(request):
-    recs = (await request.json())["instances"]
+def score(raw):
+    recs = json.loads(raw)["instances"]
     feed = {n: np.array([[r[n]] for r in recs], dtype=np.float32 if n in numeric else object)
             for n in names}
     label, proba = sess.run(None, feed)
-    return JSONResponse({"predictions": label.tolist(), "probabilities": proba.tolist()})
+    return {"predictions": label.tolist(), "probabilities": proba.tolist()}
+"""
+
+# What a user writes without the kit: the model, a JSON endpoint, nothing else.
+REFERENCE = _MODEL_CODE + r"""
+import socket, threading, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+async def predict(request):
+    return JSONResponse(score(await request.body()))
 app = Starlette(routes=[Route("/v1/models/{model}:predict", predict, methods=["POST"])])
 # proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets (else +40 ms per request)
 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
 sock.bind(("127.0.0.1", 0))
-config = uvicorn.Config(app, log_level="warning", access_log=False)
+config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning",
+                        access_log=False)
 server = uvicorn.Server(config)
 threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
 print("http://127.0.0.1:%d" % sock.getsockname()[1], "-", flush=True)
 sys.stdin.read()
 server.should_exit = True
+"""
+
+# The same model behind granian with no kit work (RSGI, one worker, embedded).
+GRANIAN_BARE = _MODEL_CODE + r"""
+import asyncio, socket, threading, time
+from granian.constants import HTTPModes, Interfaces
+from granian.log import LogLevels
+from granian.server.embed import Server
+async def app(scope, proto):
+    body = await proto()
+    proto.response_bytes(200, [("content-type", "application/json")], json.dumps(score(body)).encode())
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+srv = Server(app, address="127.0.0.1", port=port, interface=Interfaces.RSGI, http=HTTPModes.http1,
+             websockets=False, log_level=LogLevels.error)
+loop = asyncio.new_event_loop()
+def run():
+    asyncio.set_event_loop(loop); loop.run_until_complete(srv.serve())
+threading.Thread(target=run, daemon=True).start()
+time.sleep(1.0)
+print("http://127.0.0.1:%d" % port, "-", flush=True)
+sys.stdin.read()
 """
 
 
@@ -137,6 +189,57 @@ def python_client(url: str, body: bytes, headers: dict[str, str], conns: int,
             "errors": sum(errors), "socket_errors": None, "client": "python threads"}
 
 
+FIGURES = [  # (figure, server, baseline, conns, metric, target ratio, higher is better)
+    ("kit vs uvicorn[standard] reference", "kit", "reference", 1, "rps", 1.1, True),
+    ("kit vs uvicorn[standard] reference", "kit", "reference", 4, "rps", 1.5, True),
+    ("kit vs uvicorn[standard] reference", "kit", "reference", 1, "p99", 1.3, False),
+    ("kit vs uvicorn[standard] reference", "kit", "reference", 4, "p99", 1.3, False),
+    ("kit vs bare granian", "kit", "granian-bare", 1, "rps", 0.8, True),
+    ("kit vs bare granian", "kit", "granian-bare", 4, "rps", 0.8, True),
+    ("server choice: kit on granian vs kit on uvicorn[standard]", "kit", "kit-uvicorn", 1, "rps",
+     None, True),
+    ("server choice: kit on granian vs kit on uvicorn[standard]", "kit", "kit-uvicorn", 4, "rps",
+     None, True),
+    ("server choice: kit on granian vs kit on uvicorn[standard]", "kit", "kit-uvicorn", 4, "p99",
+     None, False),
+    ("--workers 2 vs 1 worker", "kit-2w", "kit", 16, "rps", 1.6, True),
+]
+_LABEL = {"rps": ("throughput", "req/s"), "p99": ("p99 latency", "ms")}
+
+
+def fairness(url: str, headers: dict[str, str], seconds: float) -> tuple[dict, dict, int]:
+    """(1-record latency alone, the same under three 10,000-row batch clients, batches done)."""
+    import threading
+
+    small = json.dumps({"instances": feature_records(1, seed=7)}).encode()
+    big = json.dumps({"instances": feature_records(10_000, seed=8)}).encode()
+    alone = python_client(url, small, headers, 1, seconds)
+    stop = threading.Event()
+    done = [0]
+
+    def batch_client() -> None:
+        import http.client
+
+        host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+        path = "/" + url.split("//", 1)[1].split("/", 1)[1]
+        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        while not stop.is_set():
+            conn.request("POST", path, body=big, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            done[0] += resp.status == 200
+
+    threads = [threading.Thread(target=batch_client, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    loaded = python_client(url, small, headers, 1, seconds)
+    stop.set()
+    for t in threads:
+        t.join(120)
+    return alone, loaded, done[0]
+
+
 def main() -> None:
     args = parse_args(__doc__)
     info = prepare_models(args.workdir, smoke=args.smoke)
@@ -148,57 +251,76 @@ def main() -> None:
     numeric = [f for f in info["models"][MODEL]["features"]
                if f not in info["models"][MODEL]["categorical"]]
     env = serve_env(ws)
-    kit, kit_url, token = start(KIT, env)
-    ref, ref_url, _ = start(REFERENCE, env, str(onnx_path), json.dumps(numeric))
+    from mlops_kit.local.auth import rotate_token
+
+    token = rotate_token(ws)  # a bench workspace: a fresh token each run, for every server
+    procs = {"kit": start(KIT, env, "1", token), "kit-2w": start(KIT, env, "2", token),
+             "kit-uvicorn": start(KIT_UVICORN, env, token),
+             "reference": start(REFERENCE, env, str(onnx_path), json.dumps(numeric)),
+             "granian-bare": start(GRANIAN_BARE, env, str(onnx_path), json.dumps(numeric))}
     body = json.dumps({"instances": feature_records(1, seed=31)}).encode()
     path = f"/v1/models/{MODEL}:predict"
-    servers = {"kit": (kit_url + path, {"Content-Type": "application/json",
-                                        "Authorization": f"Bearer {token}"}),
-               "reference": (ref_url + path, {"Content-Type": "application/json"})}
+    servers = {}
+    for name, (_, url, token) in procs.items():
+        headers = {"Content-Type": "application/json"}
+        if token != "-":
+            headers["Authorization"] = f"Bearer {token}"
+        servers[name] = (url + path, headers)
+    plan = [(c, n) for c in (1, 4) for n in ("kit", "kit-uvicorn", "reference", "granian-bare")]
+    plan += [(16, "kit"), (16, "kit-2w")]
     runs: dict[tuple[str, int], list[dict]] = {}
+    fair: list[tuple[dict, dict, int]] = []
     try:
         for url, headers in servers.values():  # warm: model loaded, first capture made
-            load(url, body, headers, 1, 1)
+            load(url, body, headers, 2, 1)
         for _ in range(rounds):
-            for conns in (1, 4):
-                for name, (url, headers) in servers.items():
-                    r = load(url, body, headers, conns, seconds)
-                    if r["errors"] or r["socket_errors"]:
-                        raise RuntimeError(f"{name} at c={conns}: {r}")
-                    runs.setdefault((name, conns), []).append(r)
+            for conns, name in plan:
+                url, headers = servers[name]
+                r = load(url, body, headers, conns, seconds)
+                if r["errors"] or r["socket_errors"]:
+                    raise RuntimeError(f"{name} at c={conns}: {r}")
+                runs.setdefault((name, conns), []).append(r)
+            fair.append(fairness(*servers["kit"], max(2.0, seconds)))
     finally:
-        for proc in (kit, ref):
+        for proc, _, _ in procs.values():
             proc.stdin.close()
-            proc.wait(timeout=30)
-    rows = []
+            proc.wait(timeout=90)
     client = runs[("kit", 1)][0]["client"]
-    for conns in (1, 4):
-        k, b = runs[("kit", conns)], runs[("reference", conns)]
-        stat = {m: (summary([r[m] for r in k]), summary([r[m] for r in b]))
-                for m in ("rps", "p50", "p99")}
-        note = (f"{client}, {seconds} s x {rounds} rounds, 1 record/request, {MODEL}; "
-                f"kit p50/p99 {stat['p50'][0]['median']:.2f}/{stat['p99'][0]['median']:.2f} ms, "
-                f"{stat['rps'][0]['median']:,.0f} req/s; reference "
-                f"{stat['p50'][1]['median']:.2f}/{stat['p99'][1]['median']:.2f} ms, "
-                f"{stat['rps'][1]['median']:,.0f} req/s")
-        fig = f"HTTP load, c={conns}, auth + validation + capture on"
-        base = "bare starlette + uvicorn + onnxruntime (no auth, validation or capture)"
-        p99_ratio = stat["p99"][0]["median"] / stat["p99"][1]["median"]
-        rps_ratio = stat["rps"][0]["median"] / stat["rps"][1]["median"]
-        rows.append(row(fig, MODEL, "p99 latency", stat["p99"][0], "ms", baseline=base,
-                        baseline_stats=stat["p99"][1], ratio=p99_ratio,
-                        ratio_label="x the reference's p99", target="<= 1.5x",
-                        met=p99_ratio <= 1.5, note=note, p50=stat["p50"][0],
-                        baseline_p50=stat["p50"][1]))
-        rows.append(row(fig, MODEL, "throughput", stat["rps"][0], "req/s", baseline=base,
-                        baseline_stats=stat["rps"][1], ratio=rps_ratio,
-                        ratio_label="x the reference's req/s", target=">= 1.0x",
-                        met=rps_ratio >= 1.0, note=note))
+    med = {k: {m: summary([r[m] for r in v]) for m in ("rps", "p50", "p99")}
+           for k, v in runs.items()}
+    rows = []
+    for fig, name, base, conns, metric, target, higher in FIGURES:
+        a, b = med[(name, conns)], med[(base, conns)]
+        ratio = a[metric]["median"] / b[metric]["median"]
+        met = None if target is None else (ratio >= target if higher else ratio <= target)
+        label, unit = _LABEL[metric]
+        note = (f"{client}, {seconds} s x {rounds} rounds, c={conns}, 1 record/request; "
+                f"{name} {a['rps']['median']:,.0f} req/s p50/p99 {a['p50']['median']:.2f}/"
+                f"{a['p99']['median']:.2f} ms; {base} {b['rps']['median']:,.0f} req/s "
+                f"p50/p99 {b['p50']['median']:.2f}/{b['p99']['median']:.2f} ms")
+        rows.append(row(f"HTTP load, {fig}, c={conns}", MODEL, label, a[metric], unit,
+                        baseline=base, baseline_stats=b[metric], ratio=ratio,
+                        ratio_label=f"x {base}'s {label}",
+                        target=None if target is None else f"{'>=' if higher else '<='} {target}x",
+                        met=met, note=note))
+    alone = summary([a["p99"] for a, _, _ in fair])
+    loaded = summary([b["p99"] for _, b, _ in fair])
+    ratio = loaded["median"] / alone["median"]
+    rows.append(row("HTTP load, fairness: 1-record client with three 10,000-row batch clients",
+                    MODEL, "p99 latency", loaded, "ms", baseline="the same client alone",
+                    baseline_stats=alone, ratio=ratio, ratio_label="x its p99 alone",
+                    target="<= 5x", met=ratio <= 5,
+                    note=f"python client, kit 1 worker; batches answered: "
+                         f"{sum(d for _, _, d in fair)}; p50 alone/loaded "
+                         f"{summary([a['p50'] for a, _, _ in fair])['median']:.2f}/"
+                         f"{summary([b['p50'] for _, b, _ in fair])['median']:.2f} ms"))
     path_out = write_result("http_load", rows, smoke=args.smoke, out_dir=args.out,
-                            extra={"client": client})
+                            extra={"client": client,
+                                   "servers": {f"{n} c={c}": med[(n, c)] for n, c in med}})
     print(path_out)
     for r in rows:
-        print(r["figure"], r["metric"], f"{r['ratio']:.2f}", r["note"])
+        print(f"{r['figure']:<80} {r['metric']:<12} {r['ratio']:.2f} {r['target'] or ''} "
+              f"{r['note']}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """HTTP serving: requests/s and p50/p99 latency of the local server (mlops_kit.local.server, the same
 HttpApi the cloud function runs, capture on) under a concurrent keep-alive client on loopback,
-against a baseline server of the same shape (make_server: the same asyncio server and
-request parsing) over the sklearn/joblib pipeline. One record per request.
+against a baseline server of the same shape (ServerThread: the same granian server and
+request handling) over the sklearn/joblib pipeline. One record per request.
 
 The server runs in its own process; the client (N threads, one persistent connection each)
 in this one, so each gets a core of the 2-core machine."""
@@ -38,14 +38,9 @@ if kind == "kit":
     backend = local_backend(Settings())
     srv = ServerThread(build_api(backend, auth=False)).start()
 else:
-    from mlops_kit.local.server import make_server
+    from mlops_kit.local.server import ServerThread
     import sklearn_handler
-    server = make_server(sklearn_handler._load_from_env())
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    class _S:
-        url = "http://%s:%d" % server.server_address[:2]
-    srv = _S()
+    srv = ServerThread(sklearn_handler._load_from_env()).start()
 print(srv.url, flush=True)
 sys.stdin.read()  # run until the parent closes stdin
 """

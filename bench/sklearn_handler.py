@@ -1,6 +1,6 @@
 """The baseline: what a user writes without the kit. The same trained sklearn pipeline, loaded
 with joblib once per container, called from a Lambda handler for HTTP API v2 events (and from
-the same server as the kit's local server (make_server), through `SklearnApi.handle`).
+the same server as the kit's local server (ServerThread), through `SklearnApi.handle`).
 
 It is deliberately generous to the baseline: no schema validation, no capture, no canary; just
 JSON -> DataFrame -> predict_proba -> JSON.
@@ -57,9 +57,10 @@ class _NoService:
 
 
 class SklearnApi:
-    """Same call shape as mlops_kit.core.serving.http_api.HttpApi.handle, for make_server()."""
+    """Same call shape as mlops_kit.core.serving.http_api.HttpApi.handle, for ServerThread."""
 
     service = _NoService()
+    authorize = None
 
     def __init__(self, models: dict[str, SklearnModel]) -> None:
         self.models = models

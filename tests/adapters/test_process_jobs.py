@@ -154,7 +154,7 @@ def test_batch_job_names_follow_batchs_rule_and_stay_distinct():
 
     run = f"{'a' * 64}:{'b' * 16}"
     name = job_name("churn", run)
-    assert batch_job_name(name) == name and JOB_NAME.match(name)  # already valid: unchanged
+    assert batch_job_name(name) == name and JOB_NAME.fullmatch(name)  # already valid: unchanged
     long_model = "m" * 63
     names = {batch_job_name(job_name(long_model, f"{c * 64}:{'b' * 16}")) for c in "abc"}
     names |= {batch_job_name("_x:y"), batch_job_name("-x:y"), batch_job_name("x" * 300),

@@ -28,35 +28,65 @@ app = typer.Typer()
 def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
           no_auth: bool = typer.Option(False, "--no-auth",
                                        help="Allow anonymous requests (explicit opt-out)."),
+          workers: int = typer.Option(
+              None, "--workers", min=1,
+              help="Worker processes (default: 1 on loopback, else the CPU count)."),
+          grace: int = typer.Option(30, "--grace", min=1,
+                                    help="Seconds in-flight requests get after SIGTERM."),
+          certfile: Path = typer.Option(None, "--certfile", exists=True, dir_okay=False,
+                                        help="TLS certificate (PEM); with --keyfile."),
+          keyfile: Path = typer.Option(None, "--keyfile", exists=True, dir_okay=False,
+                                       help="TLS private key (PEM, PKCS#8)."),
           as_json: bool = JsonOpt) -> None:
     """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2) and the
-    read-only web console at /ui/."""
-    from mlops_kit.local.auth import TOKEN_FILE, ensure_token
-    from mlops_kit.local.server import ServerThread, build_api
+    read-only web console at /ui/. SIGTERM or SIGINT: stop accepting, answer the requests in
+    flight (up to --grace seconds), write the buffered captures, exit 0."""
+    import ipaddress
+    import os
 
+    from mlops_kit.local.auth import TOKEN_FILE, ensure_token
+    from mlops_kit.local.server import ServeConfig, check_port, free_port, run_server
+
+    if (certfile is None) != (keyfile is None):
+        raise UsageError("--certfile and --keyfile go together", field="certfile")
     b = backend()
-    ws = Path(b.settings.workspace)
+    ws = Path(b.settings.workspace).resolve()
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    n_workers = workers or (1 if loopback else os.cpu_count() or 1)
     token = None if no_auth else ensure_token(ws)
     try:
-        srv = ServerThread(build_api(b, auth=not no_auth, workspace=ws), host, port)
+        port = port or free_port(host)
+        check_port(host, port)
     except OSError as exc:
         if token:  # made by this call and shown to nobody: a new token is never made in vain
             (ws / TOKEN_FILE).unlink(missing_ok=True)
         raise port_error(host, port, exc) from None
+    scheme = "https" if certfile else "http"
+    url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
+    if no_auth and not loopback:
+        err.print(f"[bold red]warning:[/bold red] serving on {host} with --no-auth: anyone who "
+                  "can reach this address can call the models and read the console")
+    if not certfile and not loopback:
+        err.print(f"[yellow]note:[/yellow] plain HTTP on {host}: put TLS in front "
+                  "(--certfile/--keyfile, or a load balancer)")
     if token and not as_json:
         err.print(f"[bold]API token (shown once, stored hashed):[/bold] {token}")
-    srv.start()
-    if as_json:  # one line a script can read: where to connect, and the token if new
-        sys.stdout.write(to_json({"url": srv.url, "auth": not no_auth, "token": token},
-                                 indent=None) + "\n")
-        sys.stdout.flush()
-    else:
-        err.print(f"serving on {srv.url}  (POST /v1/models/<model>:predict; "
-                  f"console: {srv.url}/ui/)")
-    try:
-        srv._threads[0].join()
-    except KeyboardInterrupt:
-        srv.stop()
+
+    def ready() -> None:  # said once the port accepts connections
+        if as_json:  # one line a script can read: where to connect, and the token if new
+            sys.stdout.write(to_json({"url": url, "auth": not no_auth, "token": token,
+                                      "workers": n_workers}, indent=None) + "\n")
+            sys.stdout.flush()
+        else:
+            err.print(f"serving on {url} with {n_workers} worker(s)  (POST "
+                      f"/v1/models/<model>:predict; console: {url}/ui/)")
+
+    run_server(ServeConfig(workspace=str(ws), auth=not no_auth), host, port,
+               workers=n_workers, grace_s=grace, certfile=certfile, keyfile=keyfile,
+               on_ready=ready)
 
 
 @app.command()

@@ -85,7 +85,7 @@ class Console:
             if rel == "logout" and method == "POST":
                 return self._logout(headers, root)
             if not signed_in:
-                return self._html(401, login_page(root, rel if _NEXT.match(rel) else ""),
+                return self._html(401, login_page(root, rel if _NEXT.fullmatch(rel) else ""),
                                   {"www-authenticate": 'Bearer realm="mlops-kit"'})
             if method != "GET":
                 return self._html(405, error_page(405, "the console only reads; every change "
@@ -106,16 +106,16 @@ class Console:
         if rel == "":
             return self._html(200, models_page(self.data.overview(), root=root,
                                                signed_in=via_cookie))
-        if m := _MODEL.match(rel):
+        if m := _MODEL.fullmatch(rel):
             return self._html(200, model_page(self.data.model(m.group(1)), root=root,
                                               signed_in=via_cookie))
-        if m := _VERSION.match(rel):
+        if m := _VERSION.fullmatch(rel):
             return self._html(200, version_page(self.data.version(m.group(1), int(m.group(2))),
                                                 root=root, signed_in=via_cookie))
-        if m := _REPORT.match(rel):
+        if m := _REPORT.fullmatch(rel):
             return _response(200, self.data.report_html(m.group(1)), "text/html; charset=utf-8",
                              csp=REPORT_CSP)
-        if m := _RUN.match(rel):  # the run's own page (trials ranked), sandboxed like reports
+        if m := _RUN.fullmatch(rel):  # the run's own page (trials ranked), sandboxed like reports
             return _response(200, self.data.run_html(m.group(1), int(m.group(2))),
                              "text/html; charset=utf-8", csp=REPORT_CSP)
         raise NotFound(f"no console page at {rel[:100]!r}", field="path")
@@ -154,7 +154,7 @@ class Console:
             return self._html(400, login_page(root, "", "the form is not valid"))
         token = (form.get("token") or [""])[0].strip()
         next_path = (form.get("next") or [""])[0]
-        next_path = next_path if _NEXT.match(next_path) else ""
+        next_path = next_path if _NEXT.fullmatch(next_path) else ""
         try:
             if not token:
                 raise Unauthorized("a token is required", field="token")

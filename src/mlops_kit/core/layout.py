@@ -32,7 +32,7 @@ ARTIFACT_PREFIXES = (MODELS, CAPTURES, REPORTS)  # the artifact store
 
 def check_name(value: str, what: str = "model name") -> str:
     """Model/feature names end up in object keys and table keys: no traversal, no escapes."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise InvalidName(
             f"{what} {value!r} is invalid: use 1-63 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit",

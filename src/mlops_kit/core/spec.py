@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -50,6 +51,9 @@ class NumericFeature(_Strict):
 
     @model_validator(mode="after")
     def _range(self) -> NumericFeature:
+        for bound in ("min", "max"):  # NaN compares false with everything: no range at all
+            if getattr(self, bound) is not None and math.isnan(getattr(self, bound)):
+                raise ValueError(f"{bound}: must be a number, not NaN")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
         if self.default is not None and not (
@@ -192,7 +196,7 @@ class ModelSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not layout.NAME_RE.match(v):
+        if not layout.NAME_RE.fullmatch(v):
             raise ValueError("must be 1-63 lowercase letters, digits, '-' or '_'")
         return v
 
@@ -329,19 +333,66 @@ def load_spec_bytes(raw: bytes, *, source: str = "spec") -> ModelSpec:
     stripped = text.lstrip()
     try:
         if stripped.startswith("{"):
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         else:
             try:
                 import yaml
             except ImportError as exc:  # serving-only installs read JSON specs
                 raise SpecError(f"{source}: YAML specs need PyYAML (mlops-kit[train])") from exc
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as exc:
+        raise SpecError(f"{source}: key {str(exc)[:60]!r} appears twice in one mapping (which "
+                        "one counts would be a guess)", field="spec") from None
     except SpecError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser error is a user error here
         raise SpecError(f"{source}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
     _check_expanded_size(data, source)
     return parse_spec(data)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+_LOADER: Any = None
+
+
+def _unique_key_loader() -> Any:
+    """yaml.SafeLoader refusing a key given twice in one mapping (it keeps the last one
+    silently). Keys brought in by a merge (`<<: *base`) may still be overridden."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class UniqueKeyLoader(yaml.SafeLoader):
+            def construct_mapping(self, node, deep=False):
+                if isinstance(node, yaml.MappingNode):
+                    seen: set = set()
+                    for key_node, _ in node.value:
+                        if key_node.tag == "tag:yaml.org,2002:merge":
+                            continue
+                        key = self.construct_object(key_node, deep=True)
+                        try:
+                            duplicate = key in seen
+                        except TypeError:  # an unhashable key: the base class says so
+                            continue
+                        if duplicate:
+                            raise _DuplicateKey(str(key))
+                        seen.add(key)
+                return super().construct_mapping(node, deep=deep)
+
+        _LOADER = UniqueKeyLoader
+    return _LOADER
 
 
 def _check_expanded_size(data: Any, source: str) -> None:

@@ -165,7 +165,7 @@ class FunctionsApp:
                 return None
             path = path[len(prefix) + 1:]
         found = [(f, m) for f in self.http if method.upper() in f.methods
-                 and (m := f.pattern.match(path)) is not None]
+                 and (m := f.pattern.fullmatch(path)) is not None]
         if not found:
             return None
         f, m = max(found, key=lambda fm: fm[0].literal_chars)

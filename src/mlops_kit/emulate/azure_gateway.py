@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from mlops_kit.emulate.azure_functions import FunctionsApp
+from mlops_kit.emulate.gateway import content_length
 
 log = logging.getLogger("mlops_kit.emulate.azure")
 
@@ -75,23 +76,21 @@ def make_functions_gateway(app: FunctionsApp, auth: EasyAuth | None, host: str =
             self.wfile.write(payload)
 
         def _handle(self) -> None:
-            try:
-                n = int(self.headers.get("content-length") or 0)
-            except ValueError:
-                n = -1
-            if n < 0 or n > MAX_BODY:
+            n = content_length(self.headers)
+            if n is None or n > MAX_BODY:
                 self.close_connection = True
-                self._send(413 if n > 0 else 400, {}, b"")
+                self._send(413 if n else 400, {}, b"")
                 return
-            body = self.rfile.read(n) if n else b""
             headers = {k.lower(): v for k, v in self.headers.items()
                        if k.lower() not in PRINCIPAL_HEADERS}  # clients cannot set these
-            if auth is not None:
+            if auth is not None:  # from the headers, before the body is read (or not)
                 principal = auth.principal(headers)
                 if principal is None:
+                    self.close_connection = bool(n)  # its unread body must not be parsed
                     self._send(401, {"www-authenticate": 'Bearer realm="mlops-kit emulate"'}, b"")
                     return
                 headers.update(principal)
+            body = self.rfile.read(n) if n else b""
             parts = urlsplit(self.path)
             found = app.match(self.command, parts.path)
             if found is None:

@@ -56,7 +56,7 @@ _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 
 
 def rate_seconds(expression: str) -> float:
-    m = _RATE.match(expression.strip())
+    m = _RATE.fullmatch(expression.strip())
     if not m:
         raise ValueError(f"schedule {expression!r}: only rate(N minutes|hours|days) is emulated")
     unit = {"minute": 60, "hour": 3600, "day": 86400}[m.group(2).rstrip("s")]

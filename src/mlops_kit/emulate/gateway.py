@@ -17,6 +17,22 @@ log = logging.getLogger("mlops_kit.emulate")
 MAX_BODY = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 
 
+def content_length(headers) -> int | None:
+    """The body's length from a request's headers (an http.client.HTTPMessage), or None when
+    the framing is ambiguous or malformed: Transfer-Encoding (alone or with a length), more
+    than one Content-Length, or one that is not ASCII digits (int() would take '٣' and
+    '+3'). The gateways answer None with 400 before reading anything."""
+    if headers.get_all("transfer-encoding"):
+        return None
+    values = headers.get_all("content-length") or []
+    if not values:
+        return 0
+    if len(values) > 1:
+        return None
+    v = values[0].strip()
+    return int(v) if v.isascii() and v.isdigit() and len(v) <= 18 else None
+
+
 def make_gateway(handler: Callable, context: Callable[[], Any], host: str = "127.0.0.1",
                  port: int = 0) -> ThreadingHTTPServer:
     class Gateway(BaseHTTPRequestHandler):
@@ -37,14 +53,11 @@ def make_gateway(handler: Callable, context: Callable[[], Any], host: str = "127
                 self.wfile.write(payload)
 
         def _handle(self) -> None:
-            try:
-                n = int(self.headers.get("content-length") or 0)
-            except ValueError:
-                n = -1
-            if n < 0 or n > MAX_BODY:
+            n = content_length(self.headers)
+            if n is None or n > MAX_BODY:  # answered from the headers: the body is never read
                 self.close_connection = True
-                self._send(413 if n > 0 else 400, {"content-type": "application/json"},
-                           b'{"message":"Request Entity Too Large"}' if n > 0
+                self._send(413 if n else 400, {"content-type": "application/json"},
+                           b'{"message":"Request Entity Too Large"}' if n
                            else b'{"message":"Bad Request"}')
                 return
             body = self.rfile.read(n) if n else b""

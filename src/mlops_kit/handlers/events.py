@@ -56,7 +56,7 @@ def _event(event: dict[str, Any], containers: Collection[str] | None) -> list[Cr
     kind = event.get("eventType") or event.get("type")
     if kind != BLOB_CREATED:
         return []  # a subscription delivers only BlobCreated; anything else starts nothing
-    m = _SUBJECT.match(str(event.get("subject") or ""))
+    m = _SUBJECT.fullmatch(str(event.get("subject") or ""))
     if m is None:
         raise ValidationError(f"message: a BlobCreated event without a blob subject "
                               f"({str(event.get('subject'))[:80]!r})", field="subject")

@@ -13,7 +13,7 @@ _UNIT = {"minute": 60, "hour": 3600, "day": 86400}
 
 
 def rate_seconds(expression: str) -> int:
-    m = _RATE.match(expression.strip())
+    m = _RATE.fullmatch(expression.strip())
     if not m:
         raise ValueError(f"schedule {expression!r}: expected rate(N minutes|hours|days)")
     n = int(m.group(1))
@@ -42,7 +42,7 @@ _NCRON = re.compile(r"^0 (?:(\*|\*/(\d+)) \* \* \* \*|0 (\*|\*/(\d+)) \* \* \*|0
 
 def ncrontab_seconds(expression: str) -> int:
     """The period of an NCRONTAB expression that `ncrontab` produces (for the emulator)."""
-    m = _NCRON.match(expression.strip())
+    m = _NCRON.fullmatch(expression.strip())
     if not m:
         raise ValueError(f"NCRONTAB {expression!r}: only the periodic forms ncrontab() "
                          "produces are emulated")

@@ -1,251 +1,61 @@
-"""The local HTTPS-contract inference server (plain HTTP on loopback by default): a thin shell
-around core.http_api.HttpApi, the same code the cloud `serve` function runs.
+"""Self-hosted serving: `HttpApi` (local.http_app) behind granian, a maintained HTTP server
+(Rust, hyper), with its limits and timeouts set here. Chosen over uvicorn[standard] by
+measurement (bench/http_load.py) and because hyper bounds what uvicorn's httptools parser
+does not: the size and count of request headers and the time to send them.
 
-One asyncio event loop serves every connection (HTTP/1.1 keep-alive, pipelining, `Expect:
-100-continue`); requests are answered one at a time on the loop's thread. A request is ~0.1 ms
-of Python, so a thread per connection (the stdlib's ThreadingHTTPServer, used before) gained
-nothing but GIL hand-overs: at 4 connections it served 0.8x the requests of a bare uvicorn
-server with 2x its p99 (bench/http_load.py). Capture flushes run on a second thread."""
+- `run_server` is `mlops-kit serve`: granian's process manager, `workers` processes (each
+  with its own model cache and capture buffer, its objects named uniquely), SIGTERM/SIGINT
+  stop accepting, finish in-flight requests (up to `grace_s`), then each worker flushes its
+  captures and the server exits 0.
+- `ServerThread` runs the same application in this process (granian's embedded server on a
+  thread of its own): the demo, the tests and the benchmarks.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
 import socket
 import sys
 import threading
-import uuid
-from http.client import responses as REASONS
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from mlops_kit.core.serving.http_api import MAX_BODY_BYTES, HttpApi
+from mlops_kit.core.serving.http_api import HttpApi
 from mlops_kit.core.serving.openapi import openapi_document
+from mlops_kit.local.http_app import Limits, ServeApp
 
 log = logging.getLogger("mlops_kit.local.server")
 
-MAX_HEAD_BYTES = 64 * 1024  # request line + headers
-SERVER = b"mlops-kit"
-_JSON = {"content-type": "application/json"}
+# The server's own limits (granian/hyper): the request head (request line + headers) may take
+# at most HEAD_BUFFER bytes (431 past it; hyper also refuses more than 100 headers), and must
+# arrive within HEADER_TIMEOUT_MS, which is also how long an idle keep-alive connection is
+# kept; at most BACKPRESSURE requests per worker run at once, the others wait in the listen
+# backlog (BACKLOG) instead of costing memory.
+HEAD_BUFFER = 16 * 1024
+HEADER_TIMEOUT_MS = 10_000
+BACKLOG = 1024
+BACKPRESSURE = 256
+GRACE_S = 30
+_CONFIG_ENV = "MLOPSKIT_SERVE_CONFIG"  # set by run_server for its own worker processes
+
+# The old asyncio server lowered the GIL switch interval to 0.5 ms; under granian that cost
+# 10-20% of the 1-connection throughput (the Rust I/O thread and the loop thread hand the GIL
+# over more often, measured with bench/http_load.py's servers), so the default (5 ms) stays.
 
 
-class _Connection(asyncio.Protocol):
-    """One client connection: parse requests from the byte stream, answer each in order."""
+@dataclass
+class ServeConfig:
+    """What a worker process needs to build its application (passed as JSON in the env)."""
 
-    def __init__(self, api: Any, open_: set[_Connection]) -> None:
-        self.api = api
-        self.open = open_
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.continued = False  # 100 Continue already sent for the request being read
-        self.closed = False
-        self.paused = False  # the client is not reading our answers: neither do we
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.open.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.open.discard(self)
-        if exc is not None:  # a client resetting its keep-alive connection is ordinary
-            log.debug("connection ended: %s", exc)
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        self._answer()
-
-    def _answer(self) -> None:
-        while not self.closed and not self.paused and self._one():
-            pass
-
-    # Flow control: a client that pipelines requests without reading the answers fills the
-    # transport's write buffer; past its high-water mark, stop reading and answering until
-    # it drains, so one connection can never make the server buffer without bound.
-    def pause_writing(self) -> None:
-        self.paused = True
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        if self.transport is not None and not self.closed:
-            self.transport.resume_reading()
-        self._answer()
-
-    def _one(self) -> bool:
-        """Answer the next complete request in the buffer; False when it needs more bytes."""
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buf) > MAX_HEAD_BYTES:
-                self._fail(431, "request headers: larger than 65536 bytes")
-            return False
-        try:
-            lines = self.buf[:end].decode("latin-1").split("\r\n")
-            method, target, version = lines[0].split(" ")
-            if not version.startswith("HTTP/1."):
-                raise ValueError(version)
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep or not name or name != name.strip():
-                    raise ValueError(line)
-                headers[name.lower()] = value.strip()
-        except ValueError:
-            self._fail(400, "request: malformed request line or header")
-            return False
-        if "transfer-encoding" in headers:
-            self._fail(411, "transfer-encoding: not supported, send a content-length")
-            return False
-        length = headers.get("content-length", "0") or "0"
-        n = int(length) if length.isdigit() else -1
-        if n < 0:
-            self._fail(400, "content-length: invalid")
-            return False
-        if n > MAX_BODY_BYTES:  # from the header alone: the body is never read
-            self._fail(413, f"body: larger than {MAX_BODY_BYTES} bytes", "payload_too_large")
-            return False
-        start = end + 4
-        if len(self.buf) < start + n:
-            if not self.continued and headers.get("expect", "").lower() == "100-continue":
-                self.continued = True
-                self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            return False
-        body = bytes(self.buf[start:start + n])
-        del self.buf[:start + n]
-        self.continued = False
-        conn = headers.get("connection", "").lower()
-        keep = conn != "close" and (version == "HTTP/1.1" or conn == "keep-alive")
-        rid = headers.get("x-request-id") or uuid.uuid4().hex
-        try:
-            resp = self.api.handle(method, target, headers, body, request_id=rid)
-            status, payload, extra = resp.status, resp.payload(), resp.headers
-        except Exception:  # noqa: BLE001 - the API answers its own errors; this is a bug
-            log.exception("error answering %s %s", method, target[:100])
-            status, payload, extra = 500, b'{"error":"internal error"}', _JSON
-        log.debug("%s %s %s", method, target[:100], status)
-        self._respond(status, payload, {**extra, "x-request-id": rid}, keep,
-                      head=method == "HEAD")
-        return keep
-
-    def _respond(self, status: int, payload: bytes, headers: dict[str, str], keep: bool, *,
-                 head: bool = False) -> None:
-        out = [f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\n".encode(), b"server: " + SERVER + b"\r\n"]
-        out += [f"{k}: {v}\r\n".encode("latin-1", "replace") for k, v in headers.items()]
-        if status != 204:
-            out.append(f"content-length: {len(payload)}\r\n".encode())
-        if not keep:
-            out.append(b"connection: close\r\n")
-        out.append(b"\r\n")
-        if not head and status != 204:  # HEAD: the GET answer's headers, never a body
-            out.append(payload)
-        self._write(b"".join(out))
-        if not keep and self.transport is not None:
-            self.closed = True
-            self.transport.close()
-
-    def _fail(self, status: int, message: str, code: str | None = None) -> None:
-        """A request the stream cannot recover from: answer, then close the connection."""
-        body = {"error": message, **({"code": code} if code else {})}
-        self._respond(status, json.dumps(body).encode(), dict(_JSON), keep=False)
-
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-
-class LocalServer:
-    """The listening socket and the event loop that serves it (`serve_forever` blocks)."""
-
-    def __init__(self, api: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.api = api
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.socket = socket.create_server((host, port), family=family, backlog=256)
-        self.connections: set[_Connection] = set()
-        self.server_address = self.socket.getsockname()
-        self.loop = asyncio.new_event_loop()
-        self._served = threading.Event()
-
-    def serve_forever(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(
-            self.loop.create_server(lambda: _Connection(self.api, self.connections),
-                                    sock=self.socket))
-        try:
-            self.loop.run_forever()
-        finally:
-            server.close()
-            for conn in list(self.connections):  # keep-alive clients: end them too
-                if conn.transport is not None:
-                    conn.transport.close()
-            self.loop.run_until_complete(asyncio.sleep(0))
-            self._served.set()
-
-    def shutdown(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._served.wait(10)
-
-    def server_close(self) -> None:
-        if not self.loop.is_running() and not self.loop.is_closed():
-            self.loop.close()
-        self.socket.close()
-
-
-def make_server(api: Any, host: str = "127.0.0.1", port: int = 0) -> LocalServer:
-    return LocalServer(api, host, port)
-
-
-# A thread waiting for the GIL gets it when the running thread blocks, or after the switch
-# interval (5 ms by default) while that thread runs Python: a request arriving during a
-# capture flush waited up to 5 ms per hand-over. 0.5 ms keeps that wait out of the tail at a
-# throughput cost within noise (bench/http_load.py).
-SWITCH_INTERVAL_S = 0.0005
-
-
-class ServerThread:
-    """Runs a server in the background (used by the demo and the tests) plus capture flushing.
-    Starting it sets this interpreter's GIL switch interval (switch_interval_s; None leaves
-    it alone)."""
-
-    def __init__(self, api: HttpApi, host: str = "127.0.0.1", port: int = 0, *,
-                 switch_interval_s: float | None = SWITCH_INTERVAL_S) -> None:
-        self.switch_interval_s = switch_interval_s
-        self.api = api
-        self.server = make_server(api, host, port)
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self.server.serve_forever, daemon=True),
-            threading.Thread(target=self._flush_loop, daemon=True),
-        ]
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def _flush_loop(self) -> None:
-        capture = self.api.service.capture
-        while not self._stop.wait(1.0):
-            if capture is not None and capture.due():
-                try:
-                    capture.flush()
-                except Exception:  # noqa: BLE001 - capture must never stop serving
-                    log.exception("capture flush failed")
-
-    def start(self) -> ServerThread:
-        if self.switch_interval_s is not None:
-            sys.setswitchinterval(self.switch_interval_s)
-        for t in self._threads:
-            t.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-        if self.api.service.capture is not None:
-            self.api.service.capture.flush()
+    workspace: str | None = None
+    auth: bool = True
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 def build_api(backend, *, auth: bool = True, workspace=None) -> HttpApi:
@@ -254,3 +64,161 @@ def build_api(backend, *, auth: bool = True, workspace=None) -> HttpApi:
     authorize = BearerAuth(workspace) if auth else None
     return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document,
                    ui=backend.console(authorize))
+
+
+def worker_app() -> ServeApp:
+    """granian's factory in each worker process: a backend, model cache and capture buffer
+    of its own (a capture object's key carries a random suffix: workers never collide)."""
+    from mlops_kit.bootstrap import local_backend
+    from mlops_kit.settings import Settings
+
+    _stop_with_parent()
+    cfg = ServeConfig(**json.loads(os.environ.get(_CONFIG_ENV, "{}")))
+    settings = Settings(workspace=Path(cfg.workspace)) if cfg.workspace else Settings()
+    backend = local_backend(settings)
+    return ServeApp(build_api(backend, auth=cfg.auth, workspace=Path(settings.workspace)),
+                    Limits(**cfg.limits))
+
+
+def _stop_with_parent() -> None:
+    """A worker whose server process dies (SIGKILL, OOM) gets SIGTERM: it stops gracefully
+    and flushes its captures instead of serving on, orphaned, with the port bound (Linux)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        log.debug("PR_SET_PDEATHSIG unavailable")
+
+
+def _http1(header_timeout_ms: int = HEADER_TIMEOUT_MS) -> Any:
+    from granian.http import HTTP1Settings
+
+    return HTTP1Settings(header_read_timeout=header_timeout_ms, keep_alive=True,
+                         max_buffer_size=HEAD_BUFFER)
+
+
+def run_server(config: ServeConfig, host: str, port: int, *, workers: int = 1,
+               grace_s: int = GRACE_S, certfile: Path | None = None,
+               keyfile: Path | None = None, on_ready: Callable[[], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (blocks). The port must be a real one (free_port for 0).
+    `on_ready` is called (on another thread) once the port accepts connections."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    os.environ[_CONFIG_ENV] = json.dumps(asdict(config))
+    server = Server(
+        "mlops_kit.local.server:worker_app", address=host, port=port,
+        interface=Interfaces.RSGI, factory=True, workers=workers, http=HTTPModes.http1,
+        websockets=False, backlog=BACKLOG, backpressure=BACKPRESSURE, http1_settings=_http1(),
+        workers_kill_timeout=grace_s, log_level=LogLevels.warning,
+        ssl_cert=certfile, ssl_key=keyfile,
+    )
+    if on_ready is not None:
+        threading.Thread(target=_when_listening, args=(host, port, on_ready),
+                         daemon=True).start()
+    server.serve()
+
+
+def _when_listening(host: str, port: int, then: Callable[[], None], timeout_s: float = 60) -> None:
+    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((probe, port), timeout=1).close()
+            then()
+            return
+        except OSError:
+            time.sleep(0.02)
+    log.error("the server did not accept connections within %.0f s", timeout_s)
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def check_port(host: str, port: int) -> None:
+    """OSError (EADDRINUSE, EADDRNOTAVAIL...) now rather than in a worker process."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, port))
+
+
+class _Bound:
+    def __init__(self, host: str, port: int) -> None:
+        self.server_address = (host, port)
+
+
+class ServerThread:
+    """The application on granian's embedded server, on a thread with its own event loop
+    (used by the demo, the tests and the benchmarks). Starting it sets this interpreter's GIL
+    switch interval when switch_interval_s is given. `stop` is the graceful stop."""
+
+    def __init__(self, api: HttpApi, host: str = "127.0.0.1", port: int = 0, *,
+                 switch_interval_s: float | None = None,
+                 limits: Limits | None = None, flush_interval_s: float = 1.0,
+                 header_timeout_ms: int = HEADER_TIMEOUT_MS) -> None:
+        self.header_timeout_ms = header_timeout_ms
+        self.switch_interval_s = switch_interval_s
+        self.api = api
+        port = port or free_port(host)
+        check_port(host, port)
+        self.server = _Bound(host, port)
+        self.app = ServeApp(api, limits, flush_interval_s=flush_interval_s)
+        self.loop = asyncio.new_event_loop()
+        self._granian: Any = None
+        self._thread = threading.Thread(target=self._run, name="granian", daemon=True)
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+
+    def _run(self) -> None:
+        from granian.constants import HTTPModes, Interfaces
+        from granian.log import LogLevels
+        from granian.server.embed import Server
+
+        asyncio.set_event_loop(self.loop)
+        host, port = self.server.server_address[:2]
+        try:
+            self._granian = Server(self.app, address=host, port=port, interface=Interfaces.RSGI,
+                                   http=HTTPModes.http1, websockets=False, backlog=BACKLOG,
+                                   backpressure=BACKPRESSURE,
+                                   http1_settings=_http1(self.header_timeout_ms),
+                                   log_level=LogLevels.error)
+            self.loop.run_until_complete(self._granian.serve())
+        except BaseException as exc:  # noqa: BLE001 - reported by start()
+            self._error = exc
+            log.exception("server stopped with an error")
+
+    def start(self) -> ServerThread:
+        if self.switch_interval_s is not None:
+            sys.setswitchinterval(self.switch_interval_s)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while True:  # ready once it accepts a connection
+            try:
+                socket.create_connection(self.server.server_address[:2], timeout=1).close()
+                return self
+            except OSError:
+                if self._error is not None or not self._thread.is_alive() \
+                        or time.monotonic() > deadline:
+                    raise OSError("the server did not start") from self._error
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop accepting, answer what is in flight, then flush captures (the app's
+        __rsgi_del__ runs after granian's graceful stop)."""
+        if self._granian is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._granian.stop)
+            self._thread.join(GRACE_S + 10)
+        if not self.loop.is_closed() and not self._thread.is_alive():
+            self.loop.close()

@@ -71,7 +71,7 @@ class ProcessRunner:
         self.env = env or {}
 
     def _dir(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError(f"job name {name!r} must match {_NAME.pattern}")
         return self.root / name
 

@@ -10,8 +10,10 @@ an invocation."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -23,6 +25,7 @@ from mlops_kit.core.serving.health import ServingHealth
 from mlops_kit.ports import Clock, ObjectStore
 
 __all__ = ["CaptureBuffer", "RequestBlock", "row_id"]
+log = logging.getLogger("mlops_kit.serving.capture")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
@@ -41,10 +44,15 @@ def epoch_us(at: datetime) -> int:
 class CaptureBuffer:
     """Buffers captured requests; a background flusher (local server) or the end of an
     invocation (serve function) writes them when `due()`. Requests only append: the request
-    path never writes to the store unless the buffer is far past its size (backpressure)."""
+    path never writes to the store unless the buffer is far past its size (backpressure).
+
+    A write that fails keeps its rows (encoded, in arrival order) and the next flush retries
+    them first. They are bounded by `max_retained_rows`: past it the oldest are dropped and
+    counted in `dropped_rows` (and logged), never silently."""
 
     def __init__(
-        self, store: ObjectStore, clock: Clock, *, max_rows: int = 2000, max_age_s: float = 10.0
+        self, store: ObjectStore, clock: Clock, *, max_rows: int = 2000, max_age_s: float = 10.0,
+        max_retained_rows: int | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -59,6 +67,16 @@ class CaptureBuffer:
         self.written_objects = 0
         # serving health counters, written with the captures (ModelService attaches its own)
         self.health: ServingHealth | None = None
+        self.max_retained_rows = max_retained_rows or 50 * max_rows
+        self._failed: deque[tuple[str, bytes, int]] = deque()  # (model, object, rows)
+        self._failed_rows = 0
+        self.dropped_rows = 0  # rows given up after failed writes (a metric)
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows not yet written: buffered, plus kept from failed writes."""
+        with self._lock:
+            return self._count + self._failed_rows
 
     def add(self, model: str, block: RequestBlock, at: datetime) -> None:
         with self._lock:
@@ -90,6 +108,8 @@ class CaptureBuffer:
                 self.clock.now() - health.first_at).total_seconds() >= self.max_age_s:
             return True
         with self._lock:
+            if self._failed:
+                return True
             if not self._count:
                 return False
             age = (self.clock.now() - self._first_at).total_seconds() if self._first_at else 0
@@ -97,18 +117,44 @@ class CaptureBuffer:
 
     def flush(self) -> int:
         """Write what is buffered; returns the rows written. One flush at a time (objects are
-        named by the flush's own time and a random suffix, so two never collide anyway)."""
+        named by the flush's own time and a random suffix, so two never collide anyway). A
+        failed write keeps its rows for the next flush (see the class docstring)."""
         with self._flush_lock:
             with self._lock:
                 pending, self._pending, self._count, self._first_at = self._pending, {}, 0, None
+                retry, self._failed, self._failed_rows = self._failed, deque(), 0
+            objects = list(retry) + [(model, columns.encode(model), len(columns))
+                                     for (model, _), columns in pending.items()]
             written = 0
             now = self.clock.now()
-            for (model, _), columns in pending.items():
-                body = columns.encode(model)
+            failed: list[tuple[str, bytes, int]] = []
+            for model, body, rows in objects:
+                if failed:  # the store is failing: keep the rest in order, try next time
+                    failed.append((model, body, rows))
+                    continue
                 key = capture_object_key(model, now, uuid.uuid4().hex[:8], capture_format.SUFFIX)
-                self.store.put(key, body, content_type="application/octet-stream")
-                written += len(columns)
+                try:
+                    self.store.put(key, body, content_type="application/octet-stream")
+                except Exception as exc:  # noqa: BLE001 - kept and retried, never lost silently
+                    log.warning("capture write failed (%s): %d rows kept for the next flush",
+                                type(exc).__name__, rows)
+                    failed.append((model, body, rows))
+                    continue
+                written += rows
                 self.written_objects += 1
+            if failed:
+                self._keep(failed)
             if self.health is not None and self.health.pending():
                 self.health.flush()
             return written
+
+    def _keep(self, failed: list[tuple[str, bytes, int]]) -> None:
+        with self._lock:
+            self._failed.extendleft(reversed(failed))  # older than anything failed since
+            self._failed_rows += sum(r for _, _, r in failed)
+            while self._failed_rows > self.max_retained_rows and len(self._failed) > 1:
+                _, _, rows = self._failed.popleft()
+                self._failed_rows -= rows
+                self.dropped_rows += rows
+                log.error("capture: %d rows dropped after failed writes (kept at most %d); "
+                          "%d dropped so far", rows, self.max_retained_rows, self.dropped_rows)
