@@ -95,25 +95,27 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
 
 
 JobRunnerFactory = Callable[[Settings], JobRunner | None]
-# The batch engine a runtime supplies for every backend built from now on, in place of the one
-# the settings choose. Only `emulate` sets it (its process engine stands in for AWS Batch and
-# runs each job under the batch job role's keys); deployments never do.
+# The batch engine a runtime supplies for every aws backend built from now on, in place of the
+# one the settings choose. Only `emulate` sets it (its process engine stands in for AWS Batch
+# and runs each job under the batch job role's keys); deployments never do.
 _supplied_job_runner: JobRunnerFactory | None = None
 
 
 def use_job_runner(factory: JobRunnerFactory | None) -> None:
-    """Supply the batch engine of the backends built from now on (None: the settings' again)."""
+    """Supply the batch engine of the aws backends built from now on (None: the settings')."""
     global _supplied_job_runner
     _supplied_job_runner = factory
 
 
 def job_runner(settings: Settings, configured: JobRunner | None) -> JobRunner | None:
-    """Where large trainings run: what a runtime supplied (use_job_runner); a separate process
-    on this machine when MLOPSKIT_JOB_RUNNER=process on a cloud backend (the local backend's
-    factory builds that itself); else what the backend's factory configured (AWS Batch)."""
+    """Where large trainings run. On aws: what a runtime supplied (use_job_runner), or a
+    separate process on this machine when MLOPSKIT_JOB_RUNNER=process; else (and on the other
+    backends, whose factories choose themselves) what the factory configured."""
+    if settings.backend != "aws":
+        return configured
     if _supplied_job_runner is not None:
         return _supplied_job_runner(settings)
-    if settings.job_runner == "process" and settings.backend != "local":
+    if settings.job_runner == "process":
         from mlops_kit.adapters.local.factory import process_runner
 
         return process_runner(settings, {})
