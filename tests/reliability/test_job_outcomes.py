@@ -249,10 +249,11 @@ def test_item8_a_yes_no_champion_does_not_poison_later_0_1_versions(backend):
 # -- item 12: prediction drift uses monitoring.threshold ---------------------------------------
 @pytest.mark.parametrize(("threshold", "drifted"), [(0.001, True), (1000.0, False)])
 def test_item12_prediction_drift_uses_the_monitoring_threshold(trained, threshold, drifted):
-    key = "models/churn/000001/spec.json"
-    spec = json.loads(trained.ctx.store.get(key))
+    # the current spec governs monitoring (issue 23 item 5), not the champion's frozen copy
+    key = "specs/churn.yaml"
+    spec = yaml.safe_load(trained.ctx.store.get(key))
     spec["monitoring"]["threshold"] = threshold
-    trained.ctx.store.put(key, json.dumps(spec).encode())
+    trained.ctx.store.put(key, yaml.safe_dump(spec).encode())
     svc = trained.service(capture=True)
     records = feature_records(300, seed=9, drift=1.0)
     for i in range(0, 300, 50):
