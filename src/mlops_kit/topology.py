@@ -231,7 +231,9 @@ def _base_topology(schedule: str) -> Topology:
                 stores=(StoreGrant(ARTIFACTS, "models/", r),
                         StoreGrant(ARTIFACTS, "captures/", w),
                         # the read-only console (/ui/): the monitoring reports' HTML only
-                        StoreGrant(ARTIFACTS, "reports/", r, match="*/monitoring/*.html")),
+                        StoreGrant(ARTIFACTS, "reports/", r, match="*/monitoring/*.html"),
+                        # ... and the serving health counters of a version (issue 23)
+                        StoreGrant(ARTIFACTS, "captures/_health/", r, lists=True)),
                 # query: the console lists versions, history, aliases and monitoring runs
                 table=("get", "query"), publishes=True,
             ),

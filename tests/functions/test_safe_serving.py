@@ -91,6 +91,12 @@ def test_lambda_serve_pins_versions_and_shadow_canary_never_change_a_status(two_
         health = w.s3.list_objects_v2(Bucket=w.res.artifact_bucket,
                                       Prefix=f"captures/_health/{MODEL}/").get("Contents", [])
         assert health
+        # the console (same function, same role) reads them: contract, compatibility, health
+        page = serve(http_api_event("GET", f"/ui/models/{MODEL}/versions/2", {}, b""),
+                     context_for(w.topo, "serve"))
+        assert page["statusCode"] == 200, page["body"][:300]
+        assert 'id="health"' in page["body"] and "Not readable here" not in page["body"]
+        assert "breaks the champion" in page["body"]
 
 
 # -- Azure Functions app (Azurite) ----------------------------------------------------------

@@ -53,7 +53,8 @@ def test_list_bucket_scoping(graph):
         "validate": {(data, json.dumps({"StringLike": {"s3:prefix": [
             "datasets/*", "labels/*", "predictions/*", "scoring/*", "specs/*"]}}))},
         "train": {(data, json.dumps({"StringLike": {"s3:prefix": ["datasets/*", "specs/*"]}}))},
-        "serve": set(),
+        # the console reads the serving health counters only, never the captures
+        "serve": {(artifacts, json.dumps({"StringLike": {"s3:prefix": ["captures/_health/*"]}}))},
         "monitor": {(data, json.dumps({"StringLike": {"s3:prefix": ["labels/*", "specs/*"]}})),
                     (artifacts, json.dumps({"StringLike": {"s3:prefix": ["captures/*"]}}))},
     }

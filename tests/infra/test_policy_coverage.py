@@ -149,6 +149,12 @@ CALLS: dict[str, list[Call]] = {
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/run.html", "console: an experiment run"),
         ("s3", "GetObject", f"artifacts:reports/{M}/monitoring/20240101T100000.html",
          "console: the latest monitoring report"),
+        ("s3", "PutObject", f"artifacts:captures/_health/{M}/2024-01-01/10/x-ab12.json",
+         "ServingHealth.flush (with the captures)"),
+        ("s3", "ListObjectsV2", f"list:artifacts:captures/_health/{M}/2024-01-01/10/",
+         "console: a version's serving health (read_health)"),
+        ("s3", "GetObject", f"artifacts:captures/_health/{M}/2024-01-01/10/x-ab12.json",
+         "console: a version's serving health (read_health)"),
     ],
     "monitor": LOGS + _publish("monitoring._alert") + [
         ("dynamodb", "Query", "table", "Registry.list_models"),

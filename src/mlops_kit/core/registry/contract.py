@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_kit.errors import BreakingChange
+
 CONTRACT_KEYS = ("name", "type", "nullable", "default", "categories", "min", "max")
 
 
@@ -95,6 +97,28 @@ def ignored_after(new: dict[str, Any] | None, old: dict[str, Any] | None,
     keep = set(_by_name(new))
     was = set(already or []) | set(_by_name(old or {}))
     return sorted(was - keep)
+
+
+def check_change(model: str, champion: bool, version: int, record: dict[str, Any],
+                 champion_alias: dict[str, Any], champion_record: dict[str, Any],
+                 allow_breaking: bool) -> tuple[dict[str, Any], list[str]]:
+    """May `version` become champion (or challenger: `champion` False) over the champion?
+    Breaking: BreakingChange naming the features, unless `allow_breaking`, which the history
+    entry records (the first item returned). The second: the fields a new champion ignores."""
+    compat = compatibility(record.get("contract"), champion_record.get("contract"))
+    audit: dict[str, Any] = {}
+    if compat["compatible"] is False:
+        if not allow_breaking:
+            role = "promote" if champion else "make challenger"
+            raise BreakingChange(
+                f"refusing to {role} {model} v{version}: its input contract breaks the callers "
+                f"of the champion v{champion_alias['version']}: " + "; ".join(compat["breaking"])
+                + " (--allow-breaking --reason TEXT overrides, recorded in history)",
+                features=compat["breaking_features"])
+        audit = {"allow_breaking": True, "breaking": compat["breaking"]}
+    ignored = ignored_after(record.get("contract"), champion_record.get("contract"),
+                            champion_alias.get("ignored_fields")) if champion else []
+    return audit, ignored
 
 
 def contract_view(registry: Any, model: str, version: int,

@@ -23,14 +23,8 @@ from datetime import datetime
 from typing import Any
 
 from mlops_kit.core.layout import check_name
-from mlops_kit.core.registry.contract import compatibility, ignored_after
-from mlops_kit.errors import (
-    BreakingChange,
-    ConditionFailed,
-    NotFound,
-    PromotionRefused,
-    RegistryConflict,
-)
+from mlops_kit.core.registry.contract import check_change
+from mlops_kit.errors import ConditionFailed, NotFound, PromotionRefused, RegistryConflict
 from mlops_kit.ports import Absent, AbsentOrEquals, Clock, Equals, KeyValueTable, Notifier, Put
 
 CHAMPION = "champion"
@@ -270,31 +264,15 @@ class Registry:
     def _contract_gate(self, model: str, alias: str, version: int, record: dict[str, Any],
                        allow_breaking: bool, extra: dict[str, Any] | None
                        ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Compare the version's input contract with the champion's. Breaking: refused, or
-        (allow_breaking) let through with the breaking changes recorded in history. A new
-        champion also carries the fields it ignores (features its predecessors had)."""
+        """registry.contract.check_change against the champion: (history fields, alias extra
+        with the fields a new champion ignores)."""
         champ = self.get_alias(model, CHAMPION) or {}
         if champ.get("version") is None or int(champ["version"]) == int(version):
             return {}, extra
         old = self._stored_version(model, int(champ["version"]))
-        compat = compatibility(record.get("contract"), old.get("contract"))
-        audit: dict[str, Any] = {}
-        if compat["compatible"] is False:
-            if not allow_breaking:
-                role = "promote" if alias == CHAMPION else "make challenger"
-                raise BreakingChange(
-                    f"refusing to {role} {model} v{version}: its input contract breaks the "
-                    f"callers of the champion v{champ['version']}: "
-                    + "; ".join(compat["breaking"])
-                    + " (--allow-breaking --reason TEXT overrides, recorded in history)",
-                    features=compat["breaking_features"])
-            audit = {"allow_breaking": True, "breaking": compat["breaking"]}
-        if alias == CHAMPION:
-            ignored = ignored_after(record.get("contract"), old.get("contract"),
-                                    champ.get("ignored_fields"))
-            if ignored:
-                extra = {**(extra or {}), "ignored_fields": ignored}
-        return audit, extra
+        audit, ignored = check_change(model, alias == CHAMPION, version, record, champ, old,
+                                      allow_breaking)
+        return audit, ({**(extra or {}), "ignored_fields": ignored} if ignored else extra)
 
     def promote(self, model: str, version: int, *, actor: str, reason: str, expected="current",
                 allow_breaking: bool = False):
