@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["accuracy", "compute_metrics", "f1_binary", "f1_weighted", "label_key", "log_loss",
-           "mae", "positive_label", "precision_recall", "r2", "rmse", "roc_auc_binary", "roc_auc_ovr_weighted",
-           "unambiguous_binary"]
+           "mae", "positive_label", "precision_recall", "r2", "rmse", "roc_auc_binary",
+           "roc_auc_ovr_weighted", "unambiguous_binary"]
 
 
 # -- regression ---------------------------------------------------------------------------
