@@ -26,6 +26,10 @@ def sklearn_reference(task, y_true, y_pred, proba=None, classes=None):
     labels = list(classes) if classes is not None else sorted(set(y_true.tolist()))
     if task == "binary_classification" and len(labels) == 2:
         out["f1"] = float(skm.f1_score(y_true, y_pred, pos_label=labels[1], zero_division=0))
+        out["precision"] = float(skm.precision_score(y_true, y_pred, pos_label=labels[1],
+                                                     zero_division=0))
+        out["recall"] = float(skm.recall_score(y_true, y_pred, pos_label=labels[1],
+                                               zero_division=0))
     else:
         out["f1"] = float(skm.f1_score(y_true, y_pred, average="weighted", zero_division=0))
     if proba is not None:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["accuracy", "compute_metrics", "f1_binary", "f1_weighted", "label_key", "log_loss",
-           "mae", "positive_label", "r2", "rmse", "roc_auc_binary", "roc_auc_ovr_weighted",
-           "unambiguous_binary"]
+           "mae", "positive_label", "precision_recall", "r2", "rmse", "roc_auc_binary",
+           "roc_auc_ovr_weighted", "unambiguous_binary"]
 
 
 # -- regression ---------------------------------------------------------------------------
@@ -51,6 +51,14 @@ def _f1(y_true: np.ndarray, y_pred: np.ndarray, label: Any) -> float:
 
 def f1_binary(y_true: np.ndarray, y_pred: np.ndarray, pos_label: Any) -> float:
     return float(_f1(y_true, y_pred, pos_label))
+
+
+def precision_recall(y_true: np.ndarray, y_pred: np.ndarray, pos_label: Any) -> tuple[float, float]:
+    """Precision and recall of one class (zero_division=0, as scikit-learn's default warns)."""
+    t, p = y_true == pos_label, y_pred == pos_label
+    tp = int(np.sum(t & p))
+    predicted, actual = int(np.sum(p)), int(np.sum(t))
+    return (tp / predicted if predicted else 0.0), (tp / actual if actual else 0.0)
 
 
 def f1_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -179,6 +187,7 @@ def compute_metrics(
         if pos is not None:
             pos_index = labels.index(pos)
             out["f1"] = f1_binary(yt, yp, pos)
+            out["precision"], out["recall"] = precision_recall(yt, yp, pos)
     else:
         out["f1"] = f1_weighted(yt, yp)
     if proba is not None and len(set(yt.tolist())) > 1:

@@ -169,7 +169,7 @@ class TrainingPolicy(_Strict):
 
 
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
-CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
+CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss", "precision", "recall"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
 
 
@@ -222,6 +222,9 @@ class ModelSpec(_Strict):
             raise ValueError(
                 f"promotion.metric {self.promotion.metric!r} is not one of {sorted(allowed)}"
             )
+        if self.task is not Task.binary and self.promotion.metric in ("precision", "recall"):
+            raise ValueError(f"promotion.metric {self.promotion.metric!r} is for binary tasks "
+                             "(of the positive_class)")
         if self.task is Task.multiclass and self.promotion.metric == "roc_auc":
             pass  # computed one-vs-rest, weighted
         if self.search is not None:

@@ -98,3 +98,23 @@ def test_training_measures_the_cv_spread_when_significance_is_set(backend, tmp_p
     # a spec without the new options hashes as before they existed
     assert parse_spec(FAST_SPEC).spec_hash() == parse_spec(
         {**FAST_SPEC, "promotion": {**FAST_SPEC["promotion"], "cv_folds": 5}}).spec_hash()
+
+
+def test_the_content_hash_depends_on_the_rows_only():
+    from mlops_kit.core.validation.validator import validate_dataset
+
+    spec = parse_spec(FAST_SPEC)
+    data = churn_csv(3000, seed=6)
+
+    def content(raw: bytes, chunk: int = 8 << 20) -> str:
+        return validate_dataset(io.BytesIO(raw), "csv", spec, chunk_bytes=chunk).report[
+            "content_hash"]
+
+    base = content(data)
+    assert content(data, chunk=4096) == base  # however the reader chunks the file
+    assert content(_reordered(data)) == base == content(_reordered(data, extra=True))
+    lines = data.decode().splitlines()
+    changed = "\n".join([*lines[:5], lines[5].replace(",basic,", ",premium,", 1), *lines[6:]])
+    assert changed != data.decode().rstrip("\n") and content((changed + "\n").encode()) != base
+    swapped = "\n".join([lines[0], lines[2], lines[1], *lines[3:]]) + "\n"
+    assert content(swapped.encode()) != base  # rows are data: their order counts

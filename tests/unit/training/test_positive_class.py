@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, precision_score, recall_score
 
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.spec import parse_spec
@@ -36,6 +36,8 @@ def test_f1_is_the_named_positive_class():
     got = compute_metrics("binary_classification", y, p, classes=["churned", "stayed"],
                           positive="churned")
     assert got["f1"] == pytest.approx(f1_score(y, p, pos_label="churned"))
+    assert got["precision"] == pytest.approx(precision_score(y, p, pos_label="churned"))
+    assert got["recall"] == pytest.approx(recall_score(y, p, pos_label="churned"))
     default = compute_metrics("binary_classification", y, p, classes=["churned", "stayed"])
     assert default["f1"] == pytest.approx(f1_score(y, p, pos_label="stayed"))
     assert got["f1"] != pytest.approx(default["f1"])

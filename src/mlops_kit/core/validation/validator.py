@@ -19,8 +19,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from mlops_kit.core.datasets import is_text_type
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.validation.columns import (
     Column,
@@ -51,11 +54,39 @@ class ValidationResult:
     profile: dict
 
 
-def _column_bytes(arr: pa.Array) -> bytes:
-    """A batch of one column as bytes that depend on its values only (not on how the reader
-    chunked them): each value's text, NUL-separated, missing as \\x00\\x01."""
-    values = arr.to_pylist()
-    return b"".join(b"\x00\x01\x00" if v is None else str(v).encode() + b"\x00" for v in values)
+class ColumnHash:
+    """One column's content, whatever the reader's chunking: the values as bytes (numbers and
+    the like through Arrow's cast to text) hashed as two streams, the bytes and the lengths
+    (-1 for a missing value), combined at the end."""
+
+    def __init__(self) -> None:
+        self.data, self.lengths = hashlib.sha256(), hashlib.sha256()
+
+    def update(self, arr: pa.Array) -> None:
+        t = arr.type
+        try:
+            if not (pa.types.is_binary(t) or pa.types.is_large_binary(t) or is_text_type(t)):
+                arr = pc.cast(arr, pa.large_string())  # numbers, booleans, dates as text
+            text = pc.cast(arr, pa.large_binary())
+        except (pa.ArrowException, ValueError):  # not castable (nested): slower, exact
+            text = pa.array([None if v is None else str(v).encode() for v in arr.to_pylist()],
+                            pa.large_binary())
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+        offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[
+            text.offset:text.offset + len(text) + 1]
+        if len(offsets):
+            lengths = np.diff(offsets).astype("<i4")
+            if text.null_count:
+                lengths[text.is_null().to_numpy(zero_copy_only=False)] = -1
+            self.lengths.update(lengths.tobytes())
+            data = text.buffers()[2]
+            if data is not None:
+                self.data.update(memoryview(data)[int(offsets[0]):int(offsets[-1])])
+
+    def hexdigest(self) -> str:
+        return hashlib.sha256((self.data.hexdigest() + self.lengths.hexdigest()).encode()
+                              ).hexdigest()
 
 
 def detect_format(key_or_filename: str) -> Literal["csv", "parquet"]:
@@ -88,7 +119,7 @@ class Validator:
             self.cols[col.name] = col
         # the data's content: one hash per spec column (column order and extra columns do not
         # count), so a reordered or widened copy of the same rows is recognised as unchanged
-        self.content = {name: hashlib.sha256() for name in self.cols}
+        self.content = {name: ColumnHash() for name in self.cols}
 
     def check_header(self, names: list[str]) -> bool:
         """Duplicate, missing, unknown columns. Returns False to stop (nothing to scan)."""
@@ -100,7 +131,7 @@ class Validator:
     def add_batch(self, columns: dict[str, pa.Array], n: int) -> None:
         for name, col in self.cols.items():
             add_column(col, columns[name], n, self.rows, self.lim, self.fmt, self.applied)
-            self.content[name].update(_column_bytes(columns[name]))
+            self.content[name].update(columns[name])
         self.rows += n
 
     def content_hash(self) -> str:
