@@ -62,20 +62,28 @@ def build_api(backend, *, auth: bool = True, workspace=None) -> HttpApi:
     from mlops_kit.local.auth import BearerAuth
 
     authorize = BearerAuth(workspace) if auth else None
-    return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document,
+    service = backend.service()
+    s = backend.settings
+    if s.capture_durable and service.capture is not None:
+        from mlops_kit.local.capture_spool import SPOOL_DIR, SpooledCaptureBuffer
+
+        service.capture = SpooledCaptureBuffer(
+            backend.ctx.store, backend.ctx.clock, Path(s.workspace) / SPOOL_DIR,
+            max_rows=s.capture_max_rows, max_age_s=s.capture_max_age_s)
+    return HttpApi(service, authorize=authorize, openapi=openapi_document,
                    ui=backend.console(authorize))
 
 
 def worker_app() -> ServeApp:
     """granian's factory in each worker process: a backend, model cache and capture buffer
     of its own (a capture object's key carries a random suffix: workers never collide)."""
-    from mlops_kit.bootstrap import local_backend
+    from mlops_kit.bootstrap import build_backend
     from mlops_kit.settings import Settings
 
     _stop_with_parent()
     cfg = ServeConfig(**json.loads(os.environ.get(_CONFIG_ENV, "{}")))
     settings = Settings(workspace=Path(cfg.workspace)) if cfg.workspace else Settings()
-    backend = local_backend(settings)
+    backend = build_backend(settings)  # the backend `serve` was started with
     return ServeApp(build_api(backend, auth=cfg.auth, workspace=Path(settings.workspace)),
                     Limits(**cfg.limits))
 
