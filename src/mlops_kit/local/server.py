@@ -158,6 +158,14 @@ def check_port(host: str, port: int) -> None:
         s.bind((host, port))
 
 
+def _thread_count() -> int:
+    """This process's threads, Python's and native ones alike (Linux; 0 elsewhere)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
 class _Bound:
     def __init__(self, host: str, port: int) -> None:
         self.server_address = (host, port)
@@ -183,6 +191,7 @@ class ServerThread:
         self._granian: Any = None
         self._thread = threading.Thread(target=self._run, name="granian", daemon=True)
         self._error: BaseException | None = None
+        self._tasks_before = 0
 
     @property
     def url(self) -> str:
@@ -210,6 +219,7 @@ class ServerThread:
     def start(self) -> ServerThread:
         if self.switch_interval_s is not None:
             sys.setswitchinterval(self.switch_interval_s)
+        self._tasks_before = _thread_count()
         self._thread.start()
         deadline = time.monotonic() + 20
         while True:  # ready once it accepts a connection
@@ -228,5 +238,10 @@ class ServerThread:
         if self._granian is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._granian.stop)
             self._thread.join(GRACE_S + 10)
+            # granian's Rust runtime threads wind down after its worker returns; one still
+            # touching Python while the interpreter exits aborts it (a Rust panic, exit 134)
+            deadline = time.monotonic() + 5
+            while _thread_count() > self._tasks_before and time.monotonic() < deadline:
+                time.sleep(0.02)
         if not self.loop.is_closed() and not self._thread.is_alive():
             self.loop.close()
