@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     serving_warm_versions: int = Field(default=4, ge=1, le=64)
     capture_max_rows: int = Field(default=2000, ge=1)
     capture_max_age_s: float = Field(default=10.0, ge=0)
+    # `mlops-kit serve`: append each captured request to a local spool (fsync'ed) before its
+    # response, replayed on start: no captured row lost even to SIGKILL (local/capture_spool)
+    capture_durable: bool = False
     auth: Literal["token", "none"] = "token"
 
     # queues (local)

@@ -286,3 +286,26 @@ def test_sighup_restarts_the_workers_without_refusing_a_connection(workspace):
     assert proc.wait(timeout=60) == 0
     assert not failures, failures[:5]
     assert len(ok) > 20 and sorted(_captured_ids(workspace)) == sorted(ok)
+
+
+def test_durable_capture_survives_sigkill_with_no_row_lost(workspace):
+    """`--durable-capture`: each capture is spooled (fsync) before its response; after a
+    SIGKILL of every process, the next start replays the spool: every answered request is
+    captured (at least once)."""
+    proc, url, token = _serve(workspace, "--durable-capture")
+    clients = [Client(url, token) for _ in range(2)]
+    for c in clients:
+        c.start()
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    for c in clients:
+        c.stop.set()
+        c.join(30)
+    answered = {rid for c in clients for rid in c.ok}
+    assert answered and not answered <= set(_captured_ids(workspace))  # lost without the spool
+    proc, url, token = _serve(workspace, "--durable-capture")  # replays on start
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert answered <= set(_captured_ids(workspace))
+    assert list((workspace / "capture-spool").glob("*.spool")) == []

@@ -37,6 +37,10 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
                                         help="TLS certificate (PEM); with --keyfile."),
           keyfile: Path = typer.Option(None, "--keyfile", exists=True, dir_okay=False,
                                        help="TLS private key (PEM, PKCS#8)."),
+          durable_capture: bool = typer.Option(
+              False, "--durable-capture",
+              help="Spool each capture to disk (fsync) before answering: none lost even to "
+                   "SIGKILL (MLOPSKIT_CAPTURE_DURABLE)."),
           as_json: bool = JsonOpt) -> None:
     """Serve the champions over HTTP (KServe V1 + Open Inference Protocol V2) and the
     read-only web console at /ui/. SIGTERM or SIGINT: stop accepting, answer the requests in
@@ -47,6 +51,8 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
     from mlops_kit.local.auth import TOKEN_FILE, ensure_token
     from mlops_kit.local.server import ServeConfig, check_port, free_port, run_server
 
+    if durable_capture:  # read by each worker's Settings
+        os.environ["MLOPSKIT_CAPTURE_DURABLE"] = "true"
     if (certfile is None) != (keyfile is None):
         raise UsageError("--certfile and --keyfile go together", field="certfile")
     b = backend()

@@ -136,6 +136,12 @@ class ServeApp:
             except Exception:  # noqa: BLE001 - nothing more can be done at exit; say so
                 log.exception("final capture flush failed: %d rows not written",
                               getattr(capture, "pending_rows", -1))
+            if getattr(capture, "pending_rows", 0):
+                log.error("capture: %d rows could not be written before exit",
+                          capture.pending_rows)
+            close = getattr(capture, "close", None)  # a durable spool: removed when empty
+            if close is not None:
+                close()
 
     # -- requests -------------------------------------------------------------------------
     async def __rsgi__(self, scope: Any, proto: Any) -> None:

@@ -62,20 +62,28 @@ def build_api(backend, *, auth: bool = True, workspace=None) -> HttpApi:
     from mlops_kit.local.auth import BearerAuth
 
     authorize = BearerAuth(workspace) if auth else None
-    return HttpApi(backend.service(), authorize=authorize, openapi=openapi_document,
+    service = backend.service()
+    s = backend.settings
+    if s.capture_durable and service.capture is not None:
+        from mlops_kit.local.capture_spool import SPOOL_DIR, SpooledCaptureBuffer
+
+        service.capture = SpooledCaptureBuffer(
+            backend.ctx.store, backend.ctx.clock, Path(s.workspace) / SPOOL_DIR,
+            max_rows=s.capture_max_rows, max_age_s=s.capture_max_age_s)
+    return HttpApi(service, authorize=authorize, openapi=openapi_document,
                    ui=backend.console(authorize))
 
 
 def worker_app() -> ServeApp:
     """granian's factory in each worker process: a backend, model cache and capture buffer
     of its own (a capture object's key carries a random suffix: workers never collide)."""
-    from mlops_kit.bootstrap import local_backend
+    from mlops_kit.bootstrap import build_backend
     from mlops_kit.settings import Settings
 
     _stop_with_parent()
     cfg = ServeConfig(**json.loads(os.environ.get(_CONFIG_ENV, "{}")))
     settings = Settings(workspace=Path(cfg.workspace)) if cfg.workspace else Settings()
-    backend = local_backend(settings)
+    backend = build_backend(settings)  # the backend `serve` was started with
     return ServeApp(build_api(backend, auth=cfg.auth, workspace=Path(settings.workspace)),
                     Limits(**cfg.limits))
 
@@ -150,6 +158,14 @@ def check_port(host: str, port: int) -> None:
         s.bind((host, port))
 
 
+def _thread_count() -> int:
+    """This process's threads, Python's and native ones alike (Linux; 0 elsewhere)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
 class _Bound:
     def __init__(self, host: str, port: int) -> None:
         self.server_address = (host, port)
@@ -175,6 +191,7 @@ class ServerThread:
         self._granian: Any = None
         self._thread = threading.Thread(target=self._run, name="granian", daemon=True)
         self._error: BaseException | None = None
+        self._tasks_before = 0
 
     @property
     def url(self) -> str:
@@ -202,6 +219,7 @@ class ServerThread:
     def start(self) -> ServerThread:
         if self.switch_interval_s is not None:
             sys.setswitchinterval(self.switch_interval_s)
+        self._tasks_before = _thread_count()
         self._thread.start()
         deadline = time.monotonic() + 20
         while True:  # ready once it accepts a connection
@@ -220,5 +238,10 @@ class ServerThread:
         if self._granian is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._granian.stop)
             self._thread.join(GRACE_S + 10)
+            # granian's Rust runtime threads wind down after its worker returns; one still
+            # touching Python while the interpreter exits aborts it (a Rust panic, exit 134)
+            deadline = time.monotonic() + 5
+            while _thread_count() > self._tasks_before and time.monotonic() < deadline:
+                time.sleep(0.02)
         if not self.loop.is_closed() and not self._thread.is_alive():
             self.loop.close()

@@ -68,3 +68,27 @@ def test_rows_kept_are_bounded_and_the_oldest_dropped_are_counted(backend):
     assert buf.flush() == 200
     ids = _stored_ids(backend.ctx.store)
     assert {i.split("-")[0] for i in ids} == {"f2", "f3"}  # the newest were kept
+
+
+def test_a_durable_spool_is_replayed_after_a_crash_and_removed_after_a_flush(backend, tmp_path):
+    from mlops_kit.local.capture_spool import SpooledCaptureBuffer
+
+    store = backend.ctx.store
+    spool = tmp_path / "spool"
+    crashed = SpooledCaptureBuffer(store, FixedClock(T), spool, max_rows=1000)
+    for i in range(20):
+        _capture(crashed, f"c{i}", n=1 + i % 3)
+    crashed._file.close()  # the process dies: nothing flushed, the lock released
+    assert _stored_ids(store) == []
+    live = SpooledCaptureBuffer(store, FixedClock(T), spool, max_rows=1000)
+    assert live.replayed_rows == sum(1 + i % 3 for i in range(20))
+    assert {i.split("#")[0] for i in _stored_ids(store)} == {f"c{i}" for i in range(20)}
+    assert len(_stored_ids(store)) == live.replayed_rows
+    _capture(live, "after")
+    assert len(list(spool.glob("*.spool"))) == 1  # its own, holding "after"
+    other = SpooledCaptureBuffer(store, FixedClock(T), spool, max_rows=1000)
+    assert other.replayed_rows == 0  # a live worker's spool is locked: never replayed
+    assert live.flush() == 1 and "after" in _stored_ids(store)
+    live.close()
+    other.close()
+    assert list(spool.glob("*.spool")) == []
