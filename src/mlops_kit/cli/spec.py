@@ -1,12 +1,15 @@
-"""`mlops-kit spec apply|check`: model specs under specs/<model>.yaml."""
+"""`mlops-kit spec init|apply|check`: model specs under specs/<model>.yaml. `init` proposes a
+spec from a data file (the inference is core/spec_infer.py, the YAML core/spec_render.py)."""
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
 import typer
 
-from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
+from mlops_kit.cli.common import JsonOpt, UsageError, backend, console, emit, err, handle_errors
 from mlops_kit.core import layout
 
 app = typer.Typer(help="Model specs (specs/<model>.yaml).", no_args_is_help=True)
@@ -67,3 +70,82 @@ def _check_search(spec) -> int | None:
     return len(plan.trials) if plan else 0
 
 
+
+
+def data_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise UsageError(f"{path}: unknown data format {suffix or '(no suffix)'!r}: "
+                     "use a .csv or .parquet file", field="data")
+
+
+def _model_name(path: Path) -> str:
+    name = re.sub(r"[^a-z0-9_-]+", "_", path.stem.lower()).strip("_-")[:63]
+    return name if layout.NAME_RE.match(name or "") else "model"
+
+
+@app.command("init")
+@handle_errors
+def spec_init(
+    data: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="A CSV or Parquet file (read in one streamed pass)."),
+    target: str = typer.Option(..., "--target", "-t", help="The column to predict."),
+    name: str = typer.Option(None, "--name", help="Model name (default: the file's name)."),
+    output: Path = typer.Option(None, "--output", "-o",
+                                help="Write the spec here (default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --output."),
+    max_categories: int = typer.Option(30, "--max-categories", min=2,
+                                       help="List the categories of columns with at most "
+                                            "this many distinct values."),
+    margin: float = typer.Option(0.1, "--margin", min=0.0,
+                                 help="Widen observed numeric ranges by this share of the span."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Propose a spec from a data file: task, feature types, ranges, categories; columns it
+    will not use are written commented out with the reason."""
+    from mlops_kit.core.spec_infer import infer, profile_stream
+    from mlops_kit.core.spec_render import check_rendered, feature_types, render_spec
+
+    fmt = data_format(data)
+    model = name or _model_name(data)
+    if not layout.NAME_RE.match(model):
+        raise UsageError(f"--name {model!r}: must be 1-63 lowercase letters, digits, '-' or '_'",
+                         field="name")
+    if output is not None and output.exists() and not force:
+        raise UsageError(f"{output} exists: pass --force to overwrite it", field="output")
+    with data.open("rb") as stream:
+        profiles, _ = profile_stream(stream, fmt)  # type: ignore[arg-type]
+    types = feature_types()
+    inferred = infer(profiles, target, types=types, margin=margin,
+                     max_categories=max_categories)
+    if not inferred.features:
+        raise UsageError(f"{data}: no column is usable as a feature ("
+                         + "; ".join(f"{d.profile.name}: {d.reason}" for d in inferred.columns)
+                         + ")", field="data")
+    text = render_spec(inferred, model, source=data.name, types=types)
+    check_rendered(text)  # what apply will read: a bug here never reaches the user's file
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    out = {"model": model, "output": str(output) if output else None, "task": inferred.task,
+           "target": target, "rows": inferred.rows, "positive_class": inferred.positive_class,
+           "confirm": ["positive_class"] if inferred.positive_class is not None else [],
+           "features": [{"name": d.profile.name, "type": d.kind} for d in inferred.features],
+           "not_features": [{"name": d.profile.name, "reason": d.reason}
+                            for d in inferred.columns if d.reason is not None]}
+    if as_json:
+        emit({**out, "spec": text}, True)
+        return
+    if output is None:
+        sys.stdout.write(text)
+    left = out["not_features"]
+    err.print(f"[green]proposed[/green] {inferred.task} spec [bold]{model}[/bold] "
+              f"({len(out['features'])} features, {len(left)} columns left out)"
+              + (f" -> {output}" if output else ""), highlight=False)
+    for c in left:
+        err.print(f"  left out {c['name']}: {c['reason']}", highlight=False, markup=False)
+    if inferred.positive_class is not None:
+        err.print(f"[yellow]confirm[/yellow] positive_class {inferred.positive_class!r} "
+                  "(proposed: the minority class)", highlight=False)
