@@ -97,7 +97,7 @@ def test_rendered_yaml_is_a_valid_spec_with_evidence_and_quoted_yes_no():
 
 @pytest.mark.parametrize("target,task,metric", [
     ("churn", "binary_classification", "roc_auc"),
-    ("tier", "multiclass_classification", "f1"),
+    ("tier", "multiclass_classification", "f1_macro"),
     ("spend", "regression", "rmse"),
 ])
 def test_task_and_promotion_metric_follow_the_target(target, task, metric):

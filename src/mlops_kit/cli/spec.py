@@ -9,7 +9,16 @@ from pathlib import Path
 
 import typer
 
-from mlops_kit.cli.common import JsonOpt, UsageError, backend, console, emit, err, handle_errors
+from mlops_kit.cli.common import (
+    EXIT_FAILED,
+    JsonOpt,
+    UsageError,
+    backend,
+    console,
+    emit,
+    err,
+    handle_errors,
+)
 from mlops_kit.core import layout
 
 app = typer.Typer(help="Model specs (specs/<model>.yaml).", no_args_is_help=True)
@@ -44,20 +53,78 @@ def spec_apply(file: Path = typer.Argument(..., exists=True, dir_okay=False),
 @app.command("check")
 @handle_errors
 def spec_check(file: Path = typer.Argument(..., exists=True, dir_okay=False),
+               data: Path = typer.Option(None, "--data", exists=True, dir_okay=False,
+                                         help="Also validate this CSV/Parquet file against "
+                                              "the spec, as an upload would (nothing stored)."),
                as_json: bool = JsonOpt) -> None:
-    """Check a spec file without storing it."""
+    """Check a spec file without storing it (and a data file against it with --data).
+
+    Exits 1 if the data file would be quarantined."""
     from mlops_kit.core.spec import load_spec_bytes
     from mlops_kit.core.training.estimators import check_params
 
     spec = load_spec_bytes(file.read_bytes(), source=str(file))
     check_params(spec)  # an unknown or invalid estimator.params entry is named here
     trials = _check_search(spec)
-    out = {"model": spec.name, "valid": True, "spec_hash": spec.spec_hash()}
+    out: dict = {"model": spec.name, "valid": True, "spec_hash": spec.spec_hash()}
     if trials is not None:
         out["search_trials"] = trials
-    emit(out, as_json, lambda d: console.print(
-        f"[green]valid[/green] spec {d['model']}"
-        + (f" (search: {d['search_trials']} trials)" if "search_trials" in d else "")))
+    if data is not None:
+        out["data"] = _check_data(spec, data)
+    emit(out, as_json, _print_check)
+    if data is not None and not out["data"]["passed"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _check_data(spec, data: Path) -> dict:
+    """The validation an upload runs, on a local file: passed, rows, the failed rules, and the
+    file's columns the spec does not use (they would be ignored)."""
+    from mlops_kit.core.validation.validator import validate_dataset
+
+    with data.open("rb") as stream:
+        result = validate_dataset(stream, data_format(data), spec)
+    failed = [{"rule": r.get("rule"), "column": r.get("column"), "count": r.get("count"),
+               "message": r.get("message")}
+              for r in result.report.get("rules", []) if not r.get("passed", True)]
+    return {"file": str(data), "passed": result.passed, "rows": result.rows,
+            "failed_rules": failed, "unused_columns": unused_columns(spec, data)}
+
+
+def unused_columns(spec, data: Path) -> list[str]:
+    """The file's columns that are neither a feature nor the target (ignored by training)."""
+    names = header_names(data)
+    used = {*spec.feature_names, spec.target}
+    return [n for n in dict.fromkeys(names) if n not in used]
+
+
+def header_names(data: Path) -> list[str]:
+    from mlops_kit.core.datasets import read_csv_header
+
+    if data_format(data) == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(data).names)
+        except Exception:  # noqa: BLE001 - validation reports an unreadable file
+            return []
+    with data.open("rb") as stream:
+        _, names, _ = read_csv_header(stream)
+    return names or []
+
+
+def _print_check(d: dict) -> None:
+    console.print(f"[green]valid[/green] spec {d['model']}"
+                  + (f" (search: {d['search_trials']} trials)" if "search_trials" in d else ""))
+    if "data" not in d:
+        return
+    x = d["data"]
+    verdict = "[green]passed[/green]" if x["passed"] else "[red]would be quarantined[/red]"
+    console.print(f"{x['file']}: {verdict} ({x['rows']:,} rows)", highlight=False)
+    for r in x["failed_rules"]:
+        console.print(f"  {r['rule']}: {r['message']}", markup=False, highlight=False)
+    if x["unused_columns"]:
+        err.print(f"[yellow]warning[/yellow]: columns not in the spec are ignored: "
+                  f"{x['unused_columns']}", highlight=False, soft_wrap=True)
 
 
 def _check_search(spec) -> int | None:

@@ -137,8 +137,11 @@ class TrainingPolicy(_Strict):
 
 
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
-CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
+CLASSIFICATION_METRICS = {"accuracy", "f1", "f1_macro", "roc_auc", "log_loss"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
+# promotion.metric when the spec does not name one: a default that fits the task
+DEFAULT_METRIC = {"binary_classification": "roc_auc", "multiclass_classification": "f1_macro",
+                  "regression": "rmse"}
 
 
 class ModelSpec(_Strict):
@@ -157,6 +160,20 @@ class ModelSpec(_Strict):
     test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metric(cls, data: Any) -> Any:
+        """No promotion.metric: the task's (a regression spec without a promotion block used
+        to be refused for roc_auc)."""
+        if not isinstance(data, dict) or data.get("task") not in DEFAULT_METRIC:
+            return data
+        promotion = data.get("promotion")
+        if promotion is None:
+            promotion = {}
+        if isinstance(promotion, dict) and "metric" not in promotion:
+            data = {**data, "promotion": {**promotion, "metric": DEFAULT_METRIC[data["task"]]}}
+        return data
 
     @field_validator("name")
     @classmethod
@@ -240,12 +257,33 @@ class ModelSpec(_Strict):
                                          separators=(",", ":")).encode()).hexdigest()
 
 
+YAML_BOOLEAN_HINT = ("YAML reads unquoted yes/no, on/off, y/n and true/false as booleans: "
+                     "quote the value (\"yes\")")
+
+
 def _format_pydantic(err: PydanticValidationError) -> str:
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
-        parts.append(f"{loc or 'spec'}: {e['msg']}")
+        msg = f"{loc or 'spec'}: {e['msg']}"
+        if isinstance(e.get("input"), bool) and e["type"].startswith("string"):
+            msg += f" (got {e['input']!r}: {YAML_BOOLEAN_HINT})"
+        parts.append(msg)
     return "; ".join(parts)
+
+
+def _parse_error(exc: Exception, source: str) -> str:
+    """A YAML/JSON syntax error with the line and column people can go to."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        return (f"{source}: not valid YAML at line {mark.line + 1}, column {mark.column + 1}: "
+                f"{problem}" + (f" ({context})" if context else ""))
+    if isinstance(exc, json.JSONDecodeError):
+        return (f"{source}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                f"{exc.msg}")
+    return f"{source}: not valid YAML/JSON: {str(exc).splitlines()[0]}"
 
 
 def parse_spec(data: dict[str, Any] | ModelSpec) -> ModelSpec:
@@ -284,7 +322,7 @@ def load_spec_bytes(raw: bytes, *, source: str = "spec") -> ModelSpec:
     except SpecError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser error is a user error here
-        raise SpecError(f"{source}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+        raise SpecError(_parse_error(exc, source)) from None
     _check_expanded_size(data, source)
     return parse_spec(data)
 

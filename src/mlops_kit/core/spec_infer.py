@@ -177,15 +177,25 @@ def _add(p: ColumnProfile, arr: pa.Array) -> None:
         p.native = "number"
     if p.native in ("", "number") and p.not_number == 0:
         _numbers(p, arr)
-    text, _ = to_text(arr) if not pa.types.is_string(arr.type) else (arr, None)
-    present = pc.drop_null(text)
+    present = pc.drop_null(arr)
     _counts(p, present, n - nulls)
     if p.native == "" and p.not_number > 0:
         _text(p, present)
-    _sample(p, text.to_pylist() if len(p.sample) < SAMPLE_ROWS else [])
+    if len(p.sample) < SAMPLE_ROWS:
+        head = arr.slice(0, SAMPLE_ROWS - len(p.sample))
+        _sample(p, head.to_pylist() if pa.types.is_string(head.type) else
+                to_text(head)[0].to_pylist())
 
 
 def _numbers(p: ColumnProfile, arr: pa.Array) -> None:
+    if pa.types.is_string(arr.type):
+        try:  # the fast path; to_float's per-value fallback only for what may still be numbers
+            pc.cast(arr, pa.float64())
+        except pa.ArrowInvalid:
+            probe = to_float(arr.slice(0, 256))[1]
+            if probe is not None and probe.any():
+                p.not_number += int(probe.sum())
+                return
     vals, bad = to_float(arr)
     if bad is not None and bad.any():
         p.not_number += int(bad.sum())
@@ -211,8 +221,10 @@ def _counts(p: ColumnProfile, present: pa.Array, n_present: int) -> None:
     if len(vc) > TRACK_DISTINCT:
         p.counts = None  # a near-unique column: stop counting, estimate per batch
         return
-    for value, count in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(),
-                            strict=True):
+    values = vc.field("values")
+    if not pa.types.is_string(values.type):
+        values = to_text(values)[0]  # numbers spelled as serving spells them
+    for value, count in zip(values.to_pylist(), vc.field("counts").to_pylist(), strict=True):
         p.counts[value] += count
     if len(p.counts) > TRACK_DISTINCT:
         p.counts = None

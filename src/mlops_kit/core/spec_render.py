@@ -18,7 +18,7 @@ __all__ = ["feature_types", "render_spec", "spec_accepts"]
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _YAML_WORDS = {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "nan", "inf"}
-METRIC = {"binary_classification": "roc_auc", "multiclass_classification": "f1",
+METRIC = {"binary_classification": "roc_auc", "multiclass_classification": "f1_macro",
           "regression": "rmse"}
 ESTIMATOR = {"binary_classification": "logistic_regression",
              "multiclass_classification": "logistic_regression", "regression": "ridge"}
