@@ -5,6 +5,10 @@ Encoding contract (the ONNX graph has one input per feature, shape [N, 1]):
 - numeric: float32, missing -> NaN (the pipeline's imputer fills it)
 - categorical: string, missing -> MISSING_CATEGORY (skl2onnx's imputer only handles string
   missing values for string columns, so missingness is its own category instead)
+- boolean: float32 1.0 / 0.0, missing -> NaN (imputed like a numeric feature)
+
+Id columns (`role: id`) are not model inputs: records_to_inputs adds them to the feed as
+strings so captures carry them (the predictor feeds onnxruntime the model's inputs only).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.spec import BooleanFeature, CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.errors import ValidationError
 
 MISSING_CATEGORY = "__missing__"
@@ -77,6 +81,23 @@ def coerce_category(name: str, value: Any, feature: CategoricalFeature, row: int
     return text
 
 
+def coerce_boolean(name: str, value: Any, feature: BooleanFeature, row: int) -> float:
+    if _is_missing(value):
+        if not feature.nullable:
+            raise ValidationError(f"instances[{row}].{name}: is required (not nullable)", field=name)
+        return math.nan
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return float(value)
+    parsed = feature.parse(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ValidationError(
+            f"instances[{row}].{name}: {str(value)[:40]!r} is not a boolean: use true/false or "
+            f"one of {feature.true_values} / {feature.false_values}", field=name)
+    return parsed
+
+
 def check_fields(spec: ModelSpec, row: int, record: Mapping[str, Any], *,
                  reject_unknown: bool) -> None:
     """Requests are strict by default. A field that is not a feature is a 400 naming it (with
@@ -84,7 +105,7 @@ def check_fields(spec: ModelSpec, row: int, record: Mapping[str, Any], *,
     `serving: {unknown_fields: ignore}`; a missing feature is a 400 unless it is nullable."""
     names = spec.feature_names
     if reject_unknown:
-        known = set(names)
+        known = {*names, *spec.ids, *spec.ignored}
         extra = sorted(str(k) for k in record if k not in known)
         if extra:
             close = difflib.get_close_matches(extra[0], names, n=1)
@@ -116,16 +137,23 @@ def records_to_inputs(
             value = rec.get(f.name)
             if isinstance(f, NumericFeature):
                 columns[f.name].append(coerce_numeric(f.name, value, f, i))
+            elif isinstance(f, BooleanFeature):
+                columns[f.name].append(coerce_boolean(f.name, value, f, i))
             else:
                 columns[f.name].append(coerce_category(f.name, value, f, i))
-    return columns_to_inputs(spec, columns)
+    feed = columns_to_inputs(spec, columns)
+    for name in spec.ids:  # carried into captures, never into the model
+        feed[name] = np.asarray([MISSING_CATEGORY if _is_missing(r.get(name)) else
+                                 str(r.get(name))[:256] for r in records],
+                                dtype=object).reshape(-1, 1)
+    return feed
 
 
 def columns_to_inputs(spec: ModelSpec, columns: Mapping[str, Sequence]) -> dict[str, np.ndarray]:
     feed: dict[str, np.ndarray] = {}
     for f in spec.features:
         col = columns[f.name]
-        if isinstance(f, NumericFeature):
+        if isinstance(f, (NumericFeature, BooleanFeature)):
             feed[f.name] = np.asarray(col, dtype=np.float32).reshape(-1, 1)
         else:
             arr = np.asarray(

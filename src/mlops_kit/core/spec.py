@@ -68,7 +68,43 @@ class CategoricalFeature(_Strict):
         return v
 
 
-Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="type")]
+TRUE_SPELLINGS = ["true", "1", "yes", "y", "t"]
+FALSE_SPELLINGS = ["false", "0", "no", "n", "f"]
+
+
+class BooleanFeature(_Strict):
+    """A yes/no column: the listed spellings (case-insensitive, surrounding blanks ignored),
+    JSON true/false and the numbers 1/0 are accepted; the model sees 1.0 / 0.0 (float32)."""
+
+    name: str
+    type: Literal["boolean"] = "boolean"
+    nullable: bool = False
+    true_values: list[str] = Field(default_factory=lambda: list(TRUE_SPELLINGS))
+    false_values: list[str] = Field(default_factory=lambda: list(FALSE_SPELLINGS))
+
+    @model_validator(mode="after")
+    def _spellings(self) -> BooleanFeature:
+        t = {v.strip().lower() for v in self.true_values}
+        f = {v.strip().lower() for v in self.false_values}
+        if not t or not f:
+            raise ValueError("true_values and false_values must not be empty")
+        if t & f:
+            raise ValueError(f"{sorted(t & f)} listed as both true and false")
+        return self
+
+    def parse(self, text: str) -> float | None:
+        """1.0 / 0.0 for an accepted spelling, None for anything else."""
+        v = text.strip().lower()
+        if v in {x.strip().lower() for x in self.true_values}:
+            return 1.0
+        if v in {x.strip().lower() for x in self.false_values}:
+            return 0.0
+        return None
+
+
+Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature,
+                    Field(discriminator="type")]
+ROLES = ("feature", "id", "ignore")
 
 CLASSIFIERS = {"logistic_regression", "random_forest", "gradient_boosting", "hist_gradient_boosting"}
 REGRESSORS = {
@@ -157,9 +193,35 @@ class ModelSpec(_Strict):
     search: Search | None = None
     serving: ServingPolicy = Field(default_factory=ServingPolicy)
     training: TrainingPolicy = Field(default_factory=TrainingPolicy)
+    # Columns that are not features: `role: id` entries (carried into captures so labels and
+    # audits can join on them) and `role: ignore` entries, moved here from `features`.
+    ids: list[str] = Field(default_factory=list)
+    ignored: list[str] = Field(default_factory=list)
     test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _roles(cls, data: Any) -> Any:
+        """`- {name: customer_id, role: id}` in features: not a feature, an id column."""
+        if not isinstance(data, dict) or not isinstance(data.get("features"), list):
+            return data
+        features, ids, ignored = [], list(data.get("ids") or []), list(data.get("ignored") or [])
+        for i, f in enumerate(data["features"]):
+            if not isinstance(f, dict) or "role" not in f:
+                features.append(f)
+                continue
+            role, rest = f["role"], {k: v for k, v in f.items() if k != "role"}
+            if role not in ROLES:
+                raise ValueError(f"features.{i}.role: {role!r} is not one of {list(ROLES)}")
+            if role == "feature":
+                features.append(rest)
+            elif not isinstance(rest.get("name"), str):
+                raise ValueError(f"features.{i}.name: a role: {role} entry needs a name")
+            else:
+                (ids if role == "id" else ignored).append(rest["name"])
+        return {**data, "features": features, "ids": ids, "ignored": ignored}
 
     @model_validator(mode="before")
     @classmethod
@@ -190,6 +252,10 @@ class ModelSpec(_Strict):
             raise ValueError(f"duplicate feature names: {dupes}")
         if self.target in names:
             raise ValueError(f"target {self.target!r} is also listed as a feature")
+        both = sorted((set(names) | {self.target}) & (set(self.ids) | set(self.ignored)))
+        if both:
+            raise ValueError(f"{both}: a column with role id or ignore cannot also be the "
+                             "target or a feature")
         kind = self.estimator.kind
         if self.task.is_classification and kind not in CLASSIFIERS:
             raise ValueError(
@@ -230,6 +296,15 @@ class ModelSpec(_Strict):
     def categorical(self) -> list[CategoricalFeature]:
         return [f for f in self.features if isinstance(f, CategoricalFeature)]
 
+    @property
+    def booleans(self) -> list[BooleanFeature]:
+        return [f for f in self.features if isinstance(f, BooleanFeature)]
+
+    @property
+    def known_columns(self) -> set[str]:
+        """Every column the spec names: features, target, ids, ignored."""
+        return {*self.feature_names, self.target, *self.ids, *self.ignored}
+
     def higher_is_better(self, metric: str | None = None) -> bool:
         metric = metric or self.promotion.metric
         if metric == self.promotion.metric and self.promotion.higher_is_better is not None:
@@ -243,6 +318,9 @@ class ModelSpec(_Strict):
             data.pop("search", None)
         if data.get("serving") == _DEFAULT_SERVING:  # likewise the default serving policy
             data.pop("serving", None)
+        for key in ("ids", "ignored"):  # likewise a spec without roles
+            if not data.get(key):
+                data.pop(key, None)
         # Where a model trains does not change it: never in the hash (the same data and spec
         # give the same run key whichever engine trains it), and absent when not set.
         if for_hash or self.training == TrainingPolicy():

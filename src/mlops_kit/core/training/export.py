@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import columns_to_inputs
-from mlops_kit.core.spec import ModelSpec, NumericFeature
+from mlops_kit.core.spec import CategoricalFeature, ModelSpec
 from mlops_kit.core.training import forest_export
 from mlops_kit.core.training.tree_attrs import fast_tree_attributes
 from mlops_kit.errors import ExportError
@@ -47,9 +47,9 @@ def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None,
     initial_types = [
         (
             f.name,
-            FloatTensorType([None, 1])
-            if isinstance(f, NumericFeature)
-            else StringTensorType([None, 1]),
+            StringTensorType([None, 1])
+            if isinstance(f, CategoricalFeature)
+            else FloatTensorType([None, 1]),  # numeric and boolean (1.0 / 0.0)
         )
         for f in spec.features
     ]

@@ -29,6 +29,7 @@ from mlops_kit.core.datasets import (
     normalise,
     read_columns,
     shared_markers,
+    to_boolean,
     to_float,
     to_text,
 )
@@ -59,6 +60,8 @@ def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec
             out[nf.name] = _numeric(nf.name, col[nf.name])
         for cf in spec.categorical:
             out[cf.name] = pd.Series(_categories(cf.name, col[cf.name]), dtype=object)
+        for bf in spec.booleans:
+            out[bf.name] = _boolean(bf, col[bf.name])
         out[spec.target] = _target(spec, col[spec.target])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(
@@ -80,6 +83,16 @@ def _numeric(name: str, arr: pa.Array) -> np.ndarray:
             f"{str(arr[i].as_py())[:40]!r}", field=name)
     # Round through float32: the ONNX graph sees float32, so sklearn must see the same values.
     return vals.astype(np.float32).astype(np.float64)
+
+
+def _boolean(f, arr: pa.Array) -> np.ndarray:
+    vals, bad = to_boolean(arr, f.true_values, f.false_values)
+    if bad is not None and bad.any():
+        i = _first(bad)
+        raise ValidationError(
+            f"row {i + 1}: column {f.name!r}: {str(arr[i].as_py())[:40]!r} is not a boolean "
+            f"(true: {f.true_values}, false: {f.false_values})", field=f.name)
+    return vals
 
 
 def _categories(name: str, arr: pa.Array) -> list[str]:
@@ -134,7 +147,8 @@ class TrainResult:
 
 def build_pipeline(spec: ModelSpec) -> Pipeline:
     transformers = []
-    numeric = [f.name for f in spec.numeric]
+    # booleans arrive as 1.0 / 0.0 / NaN: imputed (and scaled) like numbers
+    numeric = [f.name for f in spec.numeric] + [f.name for f in spec.booleans]
     categorical = [f.name for f in spec.categorical]
     if numeric:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]

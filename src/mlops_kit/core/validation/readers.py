@@ -25,10 +25,11 @@ from mlops_kit.core.datasets import (
     parquet_batches,
     read_csv_header,
     shared_markers,
+    to_boolean,
     to_float,
     to_text,
 )
-from mlops_kit.core.spec import CategoricalFeature, NumericFeature
+from mlops_kit.core.spec import BooleanFeature, CategoricalFeature, NumericFeature
 from mlops_kit.core.validation.columns import Column
 from mlops_kit.core.validation.rules import ARROW_ERRORS, Rule
 
@@ -63,7 +64,10 @@ def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str,
 
     arr = normalise(arr, missing_markers(cats), invalid_utf8, applied or ())
     if col.kind == "numeric":
-        vals, bad = to_float(arr)
+        if isinstance(col.feature, BooleanFeature):
+            vals, bad = to_boolean(arr, col.feature.true_values, col.feature.false_values)
+        else:
+            vals, bad = to_float(arr)
         if is_text_type(arr.type):
             shown = lambda i, a=arr: a[i].as_py()  # noqa: E731
         else:  # numbers (an infinity) and other types are shown as text, never as a float

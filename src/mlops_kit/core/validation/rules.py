@@ -112,7 +112,7 @@ def header_rules(spec: ModelSpec, names: list[str]) -> tuple[list[Rule], bool]:
         out.append(r)
     if not missing:
         out.append(Rule("missing_column", None, lambda c: "all required columns present"))
-    unknown = [n for n in seen if n not in set(required)]
+    unknown = [n for n in seen if n not in spec.known_columns]  # ids, ignored: known
     reject = spec.validation.unknown_columns == "reject"
     for n in unknown if reject else ():
         r = Rule(
