@@ -89,7 +89,9 @@ def test_rendered_yaml_is_a_valid_spec_with_evidence_and_quoted_yes_no():
     news = next(f for f in spec.features if f.name == "newsletter")
     assert sorted(news.categories) == ["Yes", "no", "yes"]  # strings, not YAML booleans
     assert spec.validation.max_null_fraction == 0.2  # no feature needs more
-    assert "# - name: customer_id  # identifier-like" in text
+    assert spec.ids == ["row", "customer_id"]  # not features; carried into captures
+    assert set(spec.ignored) == {"signup_date", "comment", "const", "sparse", "leak"}
+    assert "  - {name: customer_id, role: id}" in text and "# identifier-like" in text
     assert "# CONFIRM: positive class proposed as the minority class churned" in text
     assert "  # numeric: " in text and "% missing" in text and "e.g." in text
     assert next(f for f in spec.features if f.name == "income").nullable
@@ -153,7 +155,14 @@ def test_leakage_on_a_numeric_threshold():
 
 
 def test_feature_types_reads_the_spec_union():
-    assert {"numeric", "categorical"} <= feature_types()
+    assert {"numeric", "categorical", "boolean"} <= feature_types()
+
+
+def test_a_yes_no_column_becomes_a_boolean_feature_when_the_spec_has_the_type():
+    inf = inferred(as_csv(customers()), "churn")
+    spec = load_spec_bytes(render_spec(inf, "c", source="c.csv").encode())
+    news = next(f for f in spec.features if f.name == "newsletter")
+    assert news.type == "boolean" and news.parse("Yes") == 1.0
 
 
 # -- the command ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`spec init`'s output: an Inferred (spec_infer.py) as a commented YAML spec. Every feature
-carries its evidence as a comment; a column that is not a feature is written commented out with
-the reason; the proposed positive class is flagged for the user to confirm.
+carries its evidence as a comment; a column that is not a feature is written with the reason as
+a `role: id` (identifier-like) or `role: ignore` entry (commented out when the spec has no
+roles); the proposed positive class is flagged for the user to confirm.
 
 Strings are quoted whenever YAML could read them as something else (yes/no/on/off are booleans
 in YAML 1.1, 1.0 a number, null nothing), so a category "yes" stays the string "yes"."""
@@ -108,7 +109,15 @@ def render_spec(inf: Inferred, name: str, *, source: str, types: set[str] | None
     for d in inf.features:
         out += _feature(d, inf, types)
     left = [d for d in inf.columns if d.reason is not None]
-    if left:
+    if left and spec_accepts("ids"):
+        # active entries, not comments: a raw record carrying these columns is still accepted
+        # (requests reject unknown fields), and ids are carried into captures
+        out.append("  # Not features (replace the role with a type to use one as a feature):")
+        for d in left:
+            role = "id" if d.reason and d.reason.startswith("identifier-like") else "ignore"
+            out += [f"  # {d.reason}; {_evidence(d)}",
+                    f"  - {{name: {q(d.profile.name)}, role: {role}}}"]
+    elif left:
         out.append("  # Not features (uncomment one to use it):")
         for d in left:
             out.append(f"  # - name: {q(d.profile.name)}  # {d.reason}; {_evidence(d)}")
