@@ -149,8 +149,9 @@ def profile_stream(stream: BinaryIO, fmt: Literal["csv", "parquet"], *,
             if not header:
                 header = names
                 profiles = {n: ColumnProfile(n) for n in names}
+            applied = NULL_VALUES if fmt == "csv" else ()  # the CSV reader nulled them
             for n in names:
-                _add(profiles[n], normalise(cols[n], NULL_VALUES))
+                _add(profiles[n], normalise(cols[n], NULL_VALUES, applied=applied))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(f"cannot read {fmt} file: {str(exc).splitlines()[0]}",
                               field="dataset") from None
@@ -214,10 +215,12 @@ def _numbers(p: ColumnProfile, arr: pa.Array) -> None:
 
 
 def _counts(p: ColumnProfile, present: pa.Array, n_present: int) -> None:
+    if p.counts is None:  # past the cap: only the batch's uniqueness
+        distinct = pc.count_distinct(present).as_py()
+        p.batch_unique.append(distinct / n_present if n_present else 1.0)
+        return
     vc = pc.value_counts(present)
     p.batch_unique.append(len(vc) / n_present if n_present else 1.0)
-    if p.counts is None:
-        return
     if len(vc) > TRACK_DISTINCT:
         p.counts = None  # a near-unique column: stop counting, estimate per batch
         return
