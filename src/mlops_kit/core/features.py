@@ -24,6 +24,7 @@ from mlops_kit.core.spec import BooleanFeature, CategoricalFeature, ModelSpec, N
 from mlops_kit.errors import ValidationError
 
 MISSING_CATEGORY = "__missing__"
+OTHER_CATEGORY = "__other__"  # a value pooled into the other bucket (never a learned level)
 
 
 def _is_missing(value: Any) -> bool:
@@ -74,6 +75,8 @@ def coerce_category(name: str, value: Any, feature: CategoricalFeature, row: int
     if len(text) > 256:
         raise ValidationError(f"instances[{row}].{name}: longer than 256 characters", field=name)
     if feature.categories is not None and text not in feature.categories:
+        if feature.unknown == "other":
+            return OTHER_CATEGORY  # encodes as the other bucket (all zeros)
         raise ValidationError(
             f"instances[{row}].{name}: {text[:40]!r} is not one of {feature.categories}",
             field=name,

@@ -59,6 +59,13 @@ class CategoricalFeature(_Strict):
         default=None, description="Allowed values; None accepts any value."
     )
     nullable: bool = False
+    # The long tail: at most max_categories levels (the rest, and any level rarer than
+    # min_frequency rows -- or that share of them when < 1 -- pool into one `other` bucket).
+    max_categories: int | None = Field(default=None, ge=2)
+    min_frequency: float | None = Field(default=None, gt=0)
+    # A value outside `categories` at serving: `other` pools it, `error` is a 400. Unset: an
+    # error when categories are listed (as before), pooled when they are not.
+    unknown: Literal["other", "error"] | None = None
 
     @field_validator("categories")
     @classmethod
@@ -67,7 +74,15 @@ class CategoricalFeature(_Strict):
             raise ValueError("categories must be a non-empty list of distinct values")
         return v
 
+    @model_validator(mode="after")
+    def _unknown_needs_a_list(self) -> CategoricalFeature:
+        if self.unknown == "error" and self.categories is None:
+            raise ValueError("unknown: error needs the categories listed (which values are "
+                             "known?)")
+        return self
 
+
+_TAIL_OPTIONS = ("max_categories", "min_frequency", "unknown")
 TRUE_SPELLINGS = ["true", "1", "yes", "y", "t"]
 FALSE_SPELLINGS = ["false", "0", "no", "n", "f"]
 
@@ -321,6 +336,11 @@ class ModelSpec(_Strict):
         for key in ("ids", "ignored"):  # likewise a spec without roles
             if not data.get(key):
                 data.pop(key, None)
+        for f in data.get("features", []):  # and categorical features without the tail options
+            if f.get("type") == "categorical":
+                for key in _TAIL_OPTIONS:
+                    if f.get(key) is None:
+                        f.pop(key, None)
         # Where a model trains does not change it: never in the hash (the same data and spec
         # give the same run key whichever engine trains it), and absent when not set.
         if for_hash or self.training == TrainingPolicy():

@@ -204,9 +204,39 @@ def split_frame(spec: ModelSpec, df: pd.DataFrame):
     return X_train, X_hold.reset_index(drop=True), y_train, y_hold
 
 
+def category_levels(spec: ModelSpec, X: pd.DataFrame) -> list[list[str]] | None:
+    """The one-hot levels per categorical feature when a spec pools a tail (max_categories,
+    min_frequency, unknown: other); None: every level seen (OneHotEncoder's 'auto').
+
+    A level left out encodes as all zeros (handle_unknown='ignore'), in sklearn and in the
+    ONNX graph alike: that is the `other` bucket (skl2onnx cannot convert OneHotEncoder's own
+    infrequent categories), and serving's OTHER_CATEGORY lands there too."""
+    feats = spec.categorical
+    if not any(f.max_categories or f.min_frequency or f.unknown == "other" for f in feats):
+        return None
+    out = []
+    for f in feats:
+        counts = X[f.name].value_counts()
+        if f.unknown == "other" and f.categories is not None:
+            keep = [c for c in counts.index if c in set(f.categories) or c == MISSING_CATEGORY]
+            counts = counts[keep]
+        if f.min_frequency:
+            floor = f.min_frequency if f.min_frequency >= 1 else f.min_frequency * len(X)
+            counts = counts[counts >= floor]
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        if f.max_categories:
+            ranked = ranked[: f.max_categories - 1]  # one level is the other bucket
+        levels = sorted(str(k) for k, _ in ranked)
+        out.append(levels or [MISSING_CATEGORY])
+    return out
+
+
 def fit_pipeline(spec: ModelSpec, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
     """Build and fit the spec's pipeline; a fit error becomes a TrainingError naming the param."""
     pipeline = build_pipeline(spec)
+    levels = category_levels(spec, X)
+    if levels is not None:
+        pipeline.set_params(preprocess__categorical__categories=levels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)

@@ -190,7 +190,7 @@ def make_column(
                 f"{n}: {c} values outside {b}" if c else f"{n}: all values within {b}"
             ),
         )
-    if isinstance(f, CategoricalFeature) and f.categories is not None:
+    if isinstance(f, CategoricalFeature) and f.categories is not None and f.unknown != "other":
         col.cat_rule = Rule(
             "category",
             name,
