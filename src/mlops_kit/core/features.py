@@ -6,6 +6,8 @@ Encoding contract (the ONNX graph has one input per feature, shape [N, 1]):
 - categorical: string, missing -> MISSING_CATEGORY (skl2onnx's imputer only handles string
   missing values for string columns, so missingness is its own category instead)
 - boolean: float32 1.0 / 0.0, missing -> NaN (imputed like a numeric feature)
+- text: string after normalise_text (the one text transform, training and serving), missing
+  -> "" (no terms)
 
 Id columns (`role: id`) are not model inputs: records_to_inputs adds them to the feed as
 strings so captures carry them (the predictor feeds onnxruntime the model's inputs only).
@@ -15,12 +17,19 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from mlops_kit.core.spec import BooleanFeature, CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.spec import (
+    BooleanFeature,
+    CategoricalFeature,
+    ModelSpec,
+    NumericFeature,
+    TextFeature,
+)
 from mlops_kit.errors import ValidationError
 
 MISSING_CATEGORY = "__missing__"
@@ -84,6 +93,32 @@ def coerce_category(name: str, value: Any, feature: CategoricalFeature, row: int
     return text
 
 
+MAX_TEXT = 10_000
+_NOT_WORD = re.compile(r"[^\w]+")
+
+
+def normalise_text(value: str) -> str:
+    """Lower case, split on anything that is not a letter, digit or '_', keep words of 2+
+    characters, one space between. scikit-learn drops 1-character tokens and the ONNX
+    tokenizer does not ("can't" -> "can"): on normalised text both find the same words and
+    n-grams. Idempotent."""
+    return " ".join(w for w in _NOT_WORD.split(value.lower()) if len(w) > 1)
+
+
+def coerce_text(name: str, value: Any, feature: TextFeature, row: int) -> str:
+    if _is_missing(value):
+        if not feature.nullable:
+            raise ValidationError(f"instances[{row}].{name}: is required (not nullable)", field=name)
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"instances[{row}].{name}: expected text, got {type(value).__name__}", field=name)
+    if len(value) > MAX_TEXT:
+        raise ValidationError(f"instances[{row}].{name}: longer than {MAX_TEXT} characters",
+                              field=name)
+    return normalise_text(value)
+
+
 def coerce_boolean(name: str, value: Any, feature: BooleanFeature, row: int) -> float:
     if _is_missing(value):
         if not feature.nullable:
@@ -142,6 +177,8 @@ def records_to_inputs(
                 columns[f.name].append(coerce_numeric(f.name, value, f, i))
             elif isinstance(f, BooleanFeature):
                 columns[f.name].append(coerce_boolean(f.name, value, f, i))
+            elif isinstance(f, TextFeature):
+                columns[f.name].append(coerce_text(f.name, value, f, i))
             else:
                 columns[f.name].append(coerce_category(f.name, value, f, i))
     feed = columns_to_inputs(spec, columns)
@@ -158,6 +195,10 @@ def columns_to_inputs(spec: ModelSpec, columns: Mapping[str, Sequence]) -> dict[
         col = columns[f.name]
         if isinstance(f, (NumericFeature, BooleanFeature)):
             feed[f.name] = np.asarray(col, dtype=np.float32).reshape(-1, 1)
+        elif isinstance(f, TextFeature):
+            arr = np.asarray(["" if _is_missing(v) else normalise_text(str(v)) for v in col],
+                             dtype=object)
+            feed[f.name] = arr.reshape(-1, 1)
         else:
             arr = np.asarray(
                 [MISSING_CATEGORY if _is_missing(v) else str(v) for v in col], dtype=object

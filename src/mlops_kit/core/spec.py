@@ -117,7 +117,20 @@ class BooleanFeature(_Strict):
         return None
 
 
-Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature,
+class TextFeature(_Strict):
+    """Free text through TF-IDF (word n-grams, at most max_features terms) inside the ONNX
+    graph; serving passes the raw string. Both sides first apply features.normalise_text
+    (lower case, words of 2+ letters or digits, single spaces), so the graph's tokenizer and
+    scikit-learn's see the same words. Missing text (when nullable) is the empty text."""
+
+    name: str
+    type: Literal["text"] = "text"
+    nullable: bool = False
+    max_features: int = Field(default=500, ge=1, le=100_000)
+    ngrams: int = Field(default=1, ge=1, le=3, description="word n-grams from 1 to this")
+
+
+Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature,
                     Field(discriminator="type")]
 ROLES = ("feature", "id", "ignore")
 
@@ -310,6 +323,10 @@ class ModelSpec(_Strict):
     @property
     def categorical(self) -> list[CategoricalFeature]:
         return [f for f in self.features if isinstance(f, CategoricalFeature)]
+
+    @property
+    def texts(self) -> list[TextFeature]:
+        return [f for f in self.features if isinstance(f, TextFeature)]
 
     @property
     def booleans(self) -> list[BooleanFeature]:

@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import columns_to_inputs
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec
+from mlops_kit.core.spec import CategoricalFeature, ModelSpec, TextFeature
 from mlops_kit.core.training import forest_export
 from mlops_kit.core.training.tree_attrs import fast_tree_attributes
 from mlops_kit.errors import ExportError
@@ -48,7 +48,7 @@ def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None,
         (
             f.name,
             StringTensorType([None, 1])
-            if isinstance(f, CategoricalFeature)
+            if isinstance(f, (CategoricalFeature, TextFeature))
             else FloatTensorType([None, 1]),  # numeric and boolean (1.0 / 0.0)
         )
         for f in spec.features

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
@@ -33,7 +34,7 @@ from mlops_kit.core.datasets import (
     to_float,
     to_text,
 )
-from mlops_kit.core.features import MISSING_CATEGORY
+from mlops_kit.core.features import MISSING_CATEGORY, normalise_text
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training.estimators import ESTIMATORS, SCALED, make_estimator
@@ -62,6 +63,8 @@ def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec
             out[cf.name] = pd.Series(_categories(cf.name, col[cf.name]), dtype=object)
         for bf in spec.booleans:
             out[bf.name] = _boolean(bf, col[bf.name])
+        for tf in spec.texts:
+            out[tf.name] = pd.Series(_texts(tf.name, col[tf.name]), dtype=object)
         out[spec.target] = _target(spec, col[spec.target])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(
@@ -93,6 +96,14 @@ def _boolean(f, arr: pa.Array) -> np.ndarray:
             f"row {i + 1}: column {f.name!r}: {str(arr[i].as_py())[:40]!r} is not a boolean "
             f"(true: {f.true_values}, false: {f.false_values})", field=f.name)
     return vals
+
+
+def _texts(name: str, arr: pa.Array) -> list[str]:
+    text, bad = to_text(arr)
+    if bad is not None and bad.any():
+        raise ValidationError(f"row {_first(bad) + 1}: column {name!r}: expected text",
+                              field=name)
+    return ["" if v is None else normalise_text(v) for v in text.to_pylist()]
 
 
 def _categories(name: str, arr: pa.Array) -> list[str]:
@@ -165,6 +176,14 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
                 categorical,
             )
         )
+    for tf in spec.texts:
+        # one 1-D string column each (a scalar column selector); lowercasing and tokens are
+        # settled by features.normalise_text first (the graph's StringNormalizer needs a locale
+        # the runtime may lack, its tokenizer keeps 1-character tokens sklearn drops, and its
+        # \w is ASCII only: "école" is no word there), so the words are the runs of non-blanks
+        transformers.append((f"text_{tf.name}", TfidfVectorizer(
+            lowercase=False, token_pattern=r"\S+", max_features=tf.max_features,
+            ngram_range=(1, tf.ngrams)), tf.name))
     pre = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
     return Pipeline([("preprocess", pre), ("model", make_estimator(spec))])
 

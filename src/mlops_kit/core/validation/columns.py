@@ -12,7 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_kit.core.datasets import class_labels
-from mlops_kit.core.spec import BooleanFeature, CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.spec import (
+    BooleanFeature,
+    CategoricalFeature,
+    ModelSpec,
+    NumericFeature,
+    TextFeature,
+)
 from mlops_kit.core.stats import OTHER_CATEGORY, Reservoir, numeric_profile_of
 from mlops_kit.core.validation.rules import (
     PROFILE_CATEGORIES,
@@ -29,7 +35,7 @@ class Column:
     encoding: Rule
     range_rule: Rule | None
     cat_rule: Rule | None
-    feature: NumericFeature | CategoricalFeature | BooleanFeature | None
+    feature: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | None
 
     def __init__(
         self,
@@ -168,15 +174,16 @@ class Column:
 
 
 def make_column(
-    f: NumericFeature | CategoricalFeature | BooleanFeature | None, spec: ModelSpec, seed: int,
+    f: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | None,
+    spec: ModelSpec, seed: int,
     sample_size: int,
 ) -> Column:
     """The column for feature f, or for the target when f is None, with its spec rules."""
     target_kind = "categorical" if spec.task.is_classification else "numeric"
     name = f.name if f else spec.target
     # a boolean is counted as its 1.0 / 0.0 (the reference profile matches the captured floats)
-    kind = target_kind if f is None else ("categorical" if isinstance(f, CategoricalFeature)
-                                          else "numeric")
+    kind = target_kind if f is None else (
+        "categorical" if isinstance(f, (CategoricalFeature, TextFeature)) else "numeric")
     col = Column(name, kind, f.nullable if f else False, spec, seed, sample_size, f is None)
     col.encoding = Rule("parse", name, lambda c, n=name: f"{n}: {c} values are not valid UTF-8")
     col.encoding.failed = None
