@@ -124,8 +124,8 @@ def test_messy_customers_table(tmp_path):
                      "newsletter": "boolean", "comment": "text"}
     plan = next(f for f in spec["features"] if f.get("name") == "plan")
     assert plan["max_categories"] == 30 and "categories" not in plan  # 40 levels: a tail
-    assert left["signup_date"].startswith("datetime: not a feature type")
     left = {c["name"]: c["reason"] for c in init["not_features"]}
+    assert left["signup_date"].startswith("datetime: not a feature type")
     assert left["customer_id"].startswith("identifier-like")
     assert init["positive_class"] in ("churned", "stayed") and init["confirm"]
     ids = [f["name"] for f in spec["features"] if f.get("role") == "id"]

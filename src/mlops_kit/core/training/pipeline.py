@@ -63,7 +63,8 @@ def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec
             out[cf.name] = pd.Series(_categories(cf.name, col[cf.name]), dtype=object)
         for bf in spec.booleans:
             out[bf.name] = _boolean(bf, col[bf.name])
-        for tf in spec.texts:
+        words = r"\S+"  # on normalised text: the words sklearn and the graph agree on
+    for tf in spec.texts:
             out[tf.name] = pd.Series(_texts(tf.name, col[tf.name]), dtype=object)
         out[spec.target] = _target(spec, col[spec.target])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
@@ -176,13 +177,14 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
                 categorical,
             )
         )
+    words = r"\S+"  # on normalised text: the words sklearn and the graph agree on
     for tf in spec.texts:
         # one 1-D string column each (a scalar column selector); lowercasing and tokens are
         # settled by features.normalise_text first (the graph's StringNormalizer needs a locale
         # the runtime may lack, its tokenizer keeps 1-character tokens sklearn drops, and its
         # \w is ASCII only: "école" is no word there), so the words are the runs of non-blanks
         transformers.append((f"text_{tf.name}", TfidfVectorizer(
-            lowercase=False, token_pattern=r"\S+", max_features=tf.max_features,
+            lowercase=False, token_pattern=words, max_features=tf.max_features,
             ngram_range=(1, tf.ngrams)), tf.name))
     pre = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
     return Pipeline([("preprocess", pre), ("model", make_estimator(spec))])
