@@ -63,8 +63,7 @@ def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec
             out[cf.name] = pd.Series(_categories(cf.name, col[cf.name]), dtype=object)
         for bf in spec.booleans:
             out[bf.name] = _boolean(bf, col[bf.name])
-        words = r"\S+"  # on normalised text: the words sklearn and the graph agree on
-    for tf in spec.texts:
+        for tf in spec.texts:
             out[tf.name] = pd.Series(_texts(tf.name, col[tf.name]), dtype=object)
         out[spec.target] = _target(spec, col[spec.target])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
