@@ -105,6 +105,19 @@ def normalise_text(value: str) -> str:
     return " ".join(w for w in _NOT_WORD.split(value.lower()) if len(w) > 1)
 
 
+def text_words(values: Sequence[Any]) -> np.ndarray:
+    """Words per text after normalise_text, NaN when there are none (missing or empty): what
+    validation profiles and drift compares for a text feature (its length distribution and
+    missing rate), the same on a dataset's raw text and on captured normalised text."""
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            n = len(normalise_text(str(v)).split())
+            if n:
+                out[i] = n
+    return out
+
+
 def coerce_text(name: str, value: Any, feature: TextFeature, row: int) -> str:
     if _is_missing(value):
         if not feature.nullable:

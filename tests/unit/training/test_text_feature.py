@@ -67,3 +67,36 @@ def test_text_lifecycle_parity_and_raw_strings_at_serving(tmp_path, ngrams):
 def test_text_feed_is_the_normalised_string():
     feed = records_to_inputs(parse_spec(spec()), [{"x": 1, "comment": "Hello, World!"}])
     assert feed["comment"][0, 0] == "hello world" and feed["comment"].dtype == object
+
+
+def test_text_and_boolean_drift_compare_words_per_text_and_the_true_rate(tmp_path):
+    import io
+
+    from mlops_kit.core.features import text_words
+    from mlops_kit.core.monitoring.drift import feature_drift
+    from mlops_kit.core.validation.validator import validate_dataset
+
+    s = parse_spec({**spec(), "features": [*spec()["features"],
+                                            {"name": "flag", "type": "boolean"}]})
+    rng = np.random.default_rng(4)
+    lines = ["x,comment,flag,y"] + [
+        f'{rng.normal():.3f},"{" ".join(rng.choice(WORDS, rng.integers(1, 4)))}",'
+        f'{"yes" if rng.random() < 0.3 else "no"},{i % 2}' for i in range(800)]
+    profile = validate_dataset(io.BytesIO("\n".join(lines).encode()), "csv", s).profile
+    assert profile["features"]["comment"]["type"] == "numeric"  # words per text
+    assert profile["features"]["flag"]["type"] == "numeric"  # 1.0 / 0.0
+
+    def captured(words, true_rate, n=600):
+        return {"x": rng.normal(size=n).tolist(),
+                "comment": [normalise_text(" ".join(rng.choice(WORDS, words)))
+                            for _ in range(n)],
+                "flag": (rng.random(n) < true_rate).astype(float).tolist()}
+
+    same = captured(2, 0.3)
+    same["comment"] = [normalise_text(" ".join(rng.choice(WORDS, k)))
+                       for k in rng.integers(1, 4, 600)]
+    quiet = feature_drift(profile, same, s)
+    assert "comment" not in quiet["drifted_features"] and "flag" not in quiet["drifted_features"]
+    hot = feature_drift(profile, captured(12, 0.9), s)
+    assert {"comment", "flag"} <= set(hot["drifted_features"])
+    assert np.isnan(text_words(["", None, "x"])).all()

@@ -181,9 +181,10 @@ def make_column(
     """The column for feature f, or for the target when f is None, with its spec rules."""
     target_kind = "categorical" if spec.task.is_classification else "numeric"
     name = f.name if f else spec.target
-    # a boolean is counted as its 1.0 / 0.0 (the reference profile matches the captured floats)
+    # a boolean is profiled as 1.0 / 0.0, a text as its words per value (features.text_words):
+    # numbers, as serving captures them, so drift compares like with like
     kind = target_kind if f is None else (
-        "categorical" if isinstance(f, (CategoricalFeature, TextFeature)) else "numeric")
+        "categorical" if isinstance(f, CategoricalFeature) else "numeric")
     col = Column(name, kind, f.nullable if f else False, spec, seed, sample_size, f is None)
     col.encoding = Rule("parse", name, lambda c, n=name: f"{n}: {c} values are not valid UTF-8")
     col.encoding.failed = None

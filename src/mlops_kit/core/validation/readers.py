@@ -15,6 +15,7 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlops_kit.core.datasets import (
     csv_batches,
@@ -29,7 +30,8 @@ from mlops_kit.core.datasets import (
     to_float,
     to_text,
 )
-from mlops_kit.core.spec import BooleanFeature, CategoricalFeature, NumericFeature
+from mlops_kit.core.features import text_words
+from mlops_kit.core.spec import BooleanFeature, CategoricalFeature, NumericFeature, TextFeature
 from mlops_kit.core.validation.columns import Column
 from mlops_kit.core.validation.rules import ARROW_ERRORS, Rule
 
@@ -66,6 +68,12 @@ def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str,
     if col.kind == "numeric":
         if isinstance(col.feature, BooleanFeature):
             vals, bad = to_boolean(arr, col.feature.true_values, col.feature.false_values)
+        elif isinstance(col.feature, TextFeature):
+            text, bad = to_text(arr)
+            vals = text_words(text.to_pylist())
+            nulls = vals != vals  # no words: missing, as serving's empty text
+            if nulls.any():
+                arr = pc.if_else(pa.array(nulls), pa.scalar(None, text.type), text)
         else:
             vals, bad = to_float(arr)
         if is_text_type(arr.type):
