@@ -183,3 +183,12 @@ def test_cli_writes_the_spec_and_json(tmp_path):
     assert bad.exit_code == 2 and "not a column" in json.loads(bad.stdout)["error"]
     fmt = runner.invoke(app, ["spec", "init", str(out), "--target", "churn"])
     assert fmt.exit_code == 2 and "use a .csv or .parquet file" in fmt.stderr
+
+
+def test_positive_class_is_a_key_only_when_the_spec_has_the_field():
+    inf = inferred(as_csv(customers()), "churn")
+    as_key = render_spec(inf, "c", source="c.csv", positive_key=True)
+    as_comment = render_spec(inf, "c", source="c.csv", positive_key=False)
+    assert "\npositive_class: churned\n" in as_key
+    assert "\n# positive_class: churned\n" in as_comment
+    load_spec_bytes(render_spec(inf, "c", source="c.csv").encode())  # the default parses

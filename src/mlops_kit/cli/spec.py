@@ -175,6 +175,7 @@ def spec_init(
     will not use are written commented out with the reason."""
     from mlops_kit.core.spec_infer import infer, profile_stream
     from mlops_kit.core.spec_render import check_rendered, feature_types, render_spec
+    from mlops_kit.errors import SpecError
 
     fmt = data_format(data)
     model = name or _model_name(data)
@@ -193,7 +194,15 @@ def spec_init(
                          + "; ".join(f"{d.profile.name}: {d.reason}" for d in inferred.columns)
                          + ")", field="data")
     text = render_spec(inferred, model, source=data.name, types=types)
-    check_rendered(text)  # what apply will read: a bug here never reaches the user's file
+    try:
+        check_rendered(text)  # what apply will read: a bug here never reaches the user's file
+    except SpecError:
+        if inferred.positive_class is None:
+            raise
+        # the spec's positive_class may want another spelling of the label: leave it to the
+        # user's confirmation, as a comment
+        text = render_spec(inferred, model, source=data.name, types=types, positive_key=False)
+        check_rendered(text)
     if output is not None:
         output.write_text(text, encoding="utf-8")
     out = {"model": model, "output": str(output) if output else None, "task": inferred.task,

@@ -81,7 +81,9 @@ def _feature(d: Decision, inf: Inferred, types: set[str]) -> list[str]:
     return lines
 
 
-def render_spec(inf: Inferred, name: str, *, source: str, types: set[str] | None = None) -> str:
+def render_spec(inf: Inferred, name: str, *, source: str, types: set[str] | None = None,
+                positive_key: bool | None = None) -> str:
+    """positive_key: write `positive_class:` as a key (None: when the spec has the field)."""
     types = types if types is not None else feature_types()
     t = inf.target
     out = [
@@ -104,7 +106,8 @@ def render_spec(inf: Inferred, name: str, *, source: str, types: set[str] | None
         out.append(f"# CONFIRM: positive class proposed as the minority class "
                    f"{q(inf.positive_class)} ({n:,} of {t.present:,} rows)")
         key = f"positive_class: {q(inf.positive_class)}"
-        out.append(key if spec_accepts("positive_class") else f"# {key}")
+        active = spec_accepts("positive_class") if positive_key is None else positive_key
+        out.append(key if active else f"# {key}")
     out.append("features:")
     for d in inf.features:
         out += _feature(d, inf, types)

@@ -28,8 +28,9 @@ class RecordValidator:
         self.names = tuple(spec.feature_names)
         self.keys = frozenset(self.names)
         numeric, categorical = [], []
-        # booleans and id columns: the exact path only (features.records_to_inputs)
-        self.disabled = bool(spec.ids) or any(
+        # booleans and text: the exact path only (features.records_to_inputs). A record that
+        # carries an id column has other keys than the features: the exact path too.
+        self.disabled = any(
             not isinstance(f, (CategoricalFeature, NumericFeature)) for f in spec.features)
         for f in spec.features:
             if not isinstance(f, (CategoricalFeature, NumericFeature)):
