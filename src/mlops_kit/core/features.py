@@ -6,6 +6,7 @@ Encoding contract (the ONNX graph has one input per feature, shape [N, 1]):
 - categorical: string, missing -> MISSING_CATEGORY (skl2onnx's imputer only handles string
   missing values for string columns, so missingness is its own category instead)
 - boolean: float32 1.0 / 0.0, missing -> NaN (imputed like a numeric feature)
+- datetime: float32 days since 1970-01-01 UTC (datetime_days), missing -> NaN
 - text: string after normalise_text (the one text transform, training and serving), missing
   -> "" (no terms)
 
@@ -19,6 +20,7 @@ import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ import numpy as np
 from mlops_kit.core.spec import (
     BooleanFeature,
     CategoricalFeature,
+    DatetimeFeature,
     ModelSpec,
     NumericFeature,
     TextFeature,
@@ -103,6 +106,52 @@ def normalise_text(value: str) -> str:
     tokenizer does not ("can't" -> "can"): on normalised text both find the same words and
     n-grams. Idempotent."""
     return " ".join(w for w in _NOT_WORD.split(value.lower()) if len(w) > 1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_days(text: str, fmt: str | None = None) -> float | None:
+    """Days since 1970-01-01 UTC of an ISO 8601 date/timestamp (or `fmt`), None if it is not
+    one. The one datetime transform: validation, training and serving all call it."""
+    try:
+        moment = datetime.strptime(text.strip(), fmt) if fmt else \
+            datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH).total_seconds() / 86400.0
+
+
+def datetime_days(values: Sequence[Any], fmt: str | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(days since the epoch, NaN where missing; a mask of the values that are no date)."""
+    out = np.full(len(values), np.nan)
+    bad = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if _is_missing(v):
+            continue
+        days = parse_days(v, fmt) if isinstance(v, str) else None
+        if days is None:
+            bad[i] = True
+        else:
+            out[i] = days
+    return out, (bad if bad.any() else None)
+
+
+def coerce_datetime(name: str, value: Any, feature: DatetimeFeature, row: int) -> float:
+    if _is_missing(value):
+        if not feature.nullable:
+            raise ValidationError(f"instances[{row}].{name}: is required (not nullable)", field=name)
+        return math.nan
+    days = parse_days(value, feature.format) if isinstance(value, str) else None
+    if days is None:
+        want = f"the format {feature.format!r}" if feature.format else \
+            "an ISO 8601 date or timestamp (2024-02-29, 2024-02-29T13:05:00Z)"
+        raise ValidationError(f"instances[{row}].{name}: {str(value)[:40]!r} is not {want}",
+                              field=name)
+    return days
 
 
 def text_words(values: Sequence[Any]) -> np.ndarray:
@@ -192,6 +241,8 @@ def records_to_inputs(
                 columns[f.name].append(coerce_boolean(f.name, value, f, i))
             elif isinstance(f, TextFeature):
                 columns[f.name].append(coerce_text(f.name, value, f, i))
+            elif isinstance(f, DatetimeFeature):
+                columns[f.name].append(coerce_datetime(f.name, value, f, i))
             else:
                 columns[f.name].append(coerce_category(f.name, value, f, i))
     feed = columns_to_inputs(spec, columns)
@@ -206,7 +257,7 @@ def columns_to_inputs(spec: ModelSpec, columns: Mapping[str, Sequence]) -> dict[
     feed: dict[str, np.ndarray] = {}
     for f in spec.features:
         col = columns[f.name]
-        if isinstance(f, (NumericFeature, BooleanFeature)):
+        if isinstance(f, (NumericFeature, BooleanFeature, DatetimeFeature)):
             feed[f.name] = np.asarray(col, dtype=np.float32).reshape(-1, 1)
         elif isinstance(f, TextFeature):
             arr = np.asarray(["" if _is_missing(v) else normalise_text(str(v)) for v in col],

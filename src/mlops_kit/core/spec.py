@@ -130,8 +130,21 @@ class TextFeature(_Strict):
     ngrams: int = Field(default=1, ge=1, le=3, description="word n-grams from 1 to this")
 
 
-Feature = Annotated[NumericFeature | CategoricalFeature | BooleanFeature | TextFeature,
-                    Field(discriminator="type")]
+class DatetimeFeature(_Strict):
+    """An ISO 8601 date or timestamp ("2024-02-29", "2024-02-29T13:05:00+01:00"), or `format`
+    (strptime) when given. The model sees days since 1970-01-01 UTC, fractional (the time of
+    day counts; an offset is converted to UTC, a naive time is taken as UTC), computed by one
+    function (features.datetime_days) at training and at request time."""
+
+    name: str
+    type: Literal["datetime"] = "datetime"
+    nullable: bool = False
+    format: str | None = None
+
+
+Feature = Annotated[
+    NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | DatetimeFeature,
+    Field(discriminator="type")]
 ROLES = ("feature", "id", "ignore")
 
 CLASSIFIERS = {"logistic_regression", "random_forest", "gradient_boosting", "hist_gradient_boosting"}
@@ -323,6 +336,10 @@ class ModelSpec(_Strict):
     @property
     def categorical(self) -> list[CategoricalFeature]:
         return [f for f in self.features if isinstance(f, CategoricalFeature)]
+
+    @property
+    def datetimes(self) -> list[DatetimeFeature]:
+        return [f for f in self.features if isinstance(f, DatetimeFeature)]
 
     @property
     def texts(self) -> list[TextFeature]:

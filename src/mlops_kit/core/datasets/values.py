@@ -123,6 +123,8 @@ def to_text(arr: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
                         pa.string()), None
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return pc.cast(arr, pa.string()), None
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):  # ISO 8601 text (datetime features)
+        return pc.cast(arr, pa.string()), None
     return pa.nulls(n, pa.string()), ~arr.is_null().to_numpy(zero_copy_only=False)
 
 

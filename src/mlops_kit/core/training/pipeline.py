@@ -34,7 +34,7 @@ from mlops_kit.core.datasets import (
     to_float,
     to_text,
 )
-from mlops_kit.core.features import MISSING_CATEGORY, normalise_text
+from mlops_kit.core.features import MISSING_CATEGORY, datetime_days, normalise_text
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training.estimators import ESTIMATORS, SCALED, make_estimator
@@ -65,6 +65,8 @@ def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec
             out[bf.name] = _boolean(bf, col[bf.name])
         for tf in spec.texts:
             out[tf.name] = pd.Series(_texts(tf.name, col[tf.name]), dtype=object)
+        for df_ in spec.datetimes:
+            out[df_.name] = _datetimes(df_, col[df_.name])
         out[spec.target] = _target(spec, col[spec.target])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(
@@ -96,6 +98,17 @@ def _boolean(f, arr: pa.Array) -> np.ndarray:
             f"row {i + 1}: column {f.name!r}: {str(arr[i].as_py())[:40]!r} is not a boolean "
             f"(true: {f.true_values}, false: {f.false_values})", field=f.name)
     return vals
+
+
+def _datetimes(f, arr: pa.Array) -> np.ndarray:
+    text, bad = to_text(arr)
+    days, not_date = datetime_days(text.to_pylist(), f.format)
+    bad = not_date if bad is None else (bad if not_date is None else bad | not_date)
+    if bad is not None and bad.any():
+        i = _first(bad)
+        raise ValidationError(f"row {i + 1}: column {f.name!r}: {str(arr[i].as_py())[:40]!r} "
+                              "is not a date", field=f.name)
+    return days.astype(np.float32).astype(np.float64)  # what the float32 graph sees
 
 
 def _texts(name: str, arr: pa.Array) -> list[str]:
@@ -159,7 +172,8 @@ class TrainResult:
 def build_pipeline(spec: ModelSpec) -> Pipeline:
     transformers = []
     # booleans arrive as 1.0 / 0.0 / NaN: imputed (and scaled) like numbers
-    numeric = [f.name for f in spec.numeric] + [f.name for f in spec.booleans]
+    numeric = [f.name for f in spec.numeric] + [f.name for f in spec.booleans] + [
+        f.name for f in spec.datetimes]  # days since the epoch
     categorical = [f.name for f in spec.categorical]
     if numeric:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]

@@ -30,8 +30,14 @@ from mlops_kit.core.datasets import (
     to_float,
     to_text,
 )
-from mlops_kit.core.features import text_words
-from mlops_kit.core.spec import BooleanFeature, CategoricalFeature, NumericFeature, TextFeature
+from mlops_kit.core.features import datetime_days, text_words
+from mlops_kit.core.spec import (
+    BooleanFeature,
+    CategoricalFeature,
+    DatetimeFeature,
+    NumericFeature,
+    TextFeature,
+)
 from mlops_kit.core.validation.columns import Column
 from mlops_kit.core.validation.rules import ARROW_ERRORS, Rule
 
@@ -68,6 +74,10 @@ def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str,
     if col.kind == "numeric":
         if isinstance(col.feature, BooleanFeature):
             vals, bad = to_boolean(arr, col.feature.true_values, col.feature.false_values)
+        elif isinstance(col.feature, DatetimeFeature):
+            text, bad = to_text(arr)
+            vals, not_date = datetime_days(text.to_pylist(), col.feature.format)
+            bad = not_date if bad is None else (bad if not_date is None else bad | not_date)
         elif isinstance(col.feature, TextFeature):
             text, bad = to_text(arr)
             vals = text_words(text.to_pylist())
