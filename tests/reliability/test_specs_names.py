@@ -73,7 +73,7 @@ features:
     (b"\xff\xfe not utf-8", "not valid UTF-8"),
     (b"[1, 2, 3]", "mapping"),
     (b"name: churn\ntask: [unclosed", "not valid YAML"),
-    (b"{\"name\": \"churn\",", "not valid YAML/JSON"),
+    (b"{\"name\": \"churn\",", "not valid JSON at line 1, column 18"),
     (json.dumps({**CHURN_SPEC, "name": "../../etc"}).encode(), "name"),
     (json.dumps({**CHURN_SPEC, "features": [{"name": f"f{i}", "type": "numeric"}
                                             for i in range(1001)]}).encode(), "features"),

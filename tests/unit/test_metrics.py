@@ -32,6 +32,7 @@ def sklearn_reference(task, y_true, y_pred, proba=None, classes=None):
                                                zero_division=0))
     else:
         out["f1"] = float(skm.f1_score(y_true, y_pred, average="weighted", zero_division=0))
+    out["f1_macro"] = float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
     if proba is not None:
         p = np.clip(np.asarray(proba, dtype=float), 1e-15, 1)
         p = p / p.sum(axis=1, keepdims=True)
@@ -116,7 +117,8 @@ def test_regression_constant_target_like_sklearn():
 def test_single_class_labels_give_no_auc_or_log_loss():
     out = compute_metrics("binary_classification", [1, 1, 1], [1, 0, 1],
                           [[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]], [0, 1])
-    assert out == {"accuracy": pytest.approx(2 / 3), "f1": pytest.approx(0.8)}
+    assert out == {"accuracy": pytest.approx(2 / 3), "f1": pytest.approx(0.8),
+                   "f1_macro": pytest.approx(0.4)}
 
 
 def test_metrics_module_imports_no_sklearn():

@@ -59,6 +59,20 @@ def _explain(b, r: dict[str, Any]) -> None:
         for x in report.get("rules", []) if not x.get("passed", True)]
 
 
+def _unused_columns(b, file: Path, model: str) -> list[str]:
+    """The file's columns the stored spec does not use (a typo, a forgotten feature): named
+    before the upload. No spec yet, or an unreadable file: nothing to say here (validation
+    reports it)."""
+    from mlops_kit.cli.spec import unused_columns
+    from mlops_kit.core.context import load_spec
+
+    try:
+        spec = load_spec(b.ctx.store, model)
+        return unused_columns(spec, file)
+    except Exception:  # noqa: BLE001 - a warning only; the upload's own checks decide
+        return []
+
+
 @app.command()
 @handle_errors
 def upload(file: Path = typer.Argument(..., exists=True, dir_okay=False),
@@ -71,6 +85,11 @@ def upload(file: Path = typer.Argument(..., exists=True, dir_okay=False),
     from mlops_kit.local.worker import upload as do_upload
 
     b = backend()
+    unused = _unused_columns(b, file, model)
+    if unused:
+        err.print(f"[yellow]warning[/yellow]: {len(unused)} column(s) of {file.name} are not in "
+                  f"the spec of {model} and will be ignored: {unused[:20]}", highlight=False,
+                  soft_wrap=True)
     with Steps(err) as steps:
         steps.begin(f"uploading {file.name}")
         up = do_upload(b, file, model)
@@ -79,6 +98,8 @@ def upload(file: Path = typer.Argument(..., exists=True, dir_okay=False),
         if process and b.settings.backend == "local":
             out["results"] = _process(b, steps)
     out["steps"] = steps.record
+    if unused:
+        out["warnings"] = [f"columns not in the spec are ignored: {unused}"]
     emit(out, as_json, _print_results)
     exit_for(out.get("results", []), unfinished=steps.unfinished)
 

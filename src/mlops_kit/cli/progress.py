@@ -106,6 +106,11 @@ class Steps:
             p = info.get("parity") or {}
             diff = p.get("max_abs_diff")
             text = f"max |diff| {diff:.1e}" if isinstance(diff, float) else ""
+            tol = p.get("tolerance")
+            if text and isinstance(tol, (int, float)):
+                kind = p.get("tolerance_kind") or "absolute"
+                text += (f", tolerance {tol:g} {kind}"
+                         + (" to max(1, |prediction|)" if kind == "relative" else ""))
             if p.get("passed"):
                 self.end("parity", f"parity passed ({text})")
             else:

@@ -5,21 +5,38 @@ Encoding contract (the ONNX graph has one input per feature, shape [N, 1]):
 - numeric: float32, missing -> NaN (the pipeline's imputer fills it)
 - categorical: string, missing -> MISSING_CATEGORY (skl2onnx's imputer only handles string
   missing values for string columns, so missingness is its own category instead)
+- boolean: float32 1.0 / 0.0, missing -> NaN (imputed like a numeric feature)
+- datetime: float32 days since 1970-01-01 UTC (datetime_days), missing -> NaN
+- text: string after normalise_text (the one text transform, training and serving), missing
+  -> "" (no terms)
+
+Id columns (`role: id`) are not model inputs: records_to_inputs adds them to the feed as
+strings so captures carry them (the predictor feeds onnxruntime the model's inputs only).
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.spec import (
+    BooleanFeature,
+    CategoricalFeature,
+    DatetimeFeature,
+    ModelSpec,
+    NumericFeature,
+    TextFeature,
+)
 from mlops_kit.errors import ValidationError
 
 MISSING_CATEGORY = "__missing__"
+OTHER_CATEGORY = "__other__"  # a value pooled into the other bucket (never a learned level)
 
 
 def _is_missing(value: Any) -> bool:
@@ -70,11 +87,115 @@ def coerce_category(name: str, value: Any, feature: CategoricalFeature, row: int
     if len(text) > 256:
         raise ValidationError(f"instances[{row}].{name}: longer than 256 characters", field=name)
     if feature.categories is not None and text not in feature.categories:
+        if feature.unknown == "other":
+            return OTHER_CATEGORY  # encodes as the other bucket (all zeros)
         raise ValidationError(
             f"instances[{row}].{name}: {text[:40]!r} is not one of {feature.categories}",
             field=name,
         )
     return text
+
+
+MAX_TEXT = 10_000
+_NOT_WORD = re.compile(r"[^\w]+")
+
+
+def normalise_text(value: str) -> str:
+    """Lower case, split on anything that is not a letter, digit or '_', keep words of 2+
+    characters, one space between. scikit-learn drops 1-character tokens and the ONNX
+    tokenizer does not ("can't" -> "can"): on normalised text both find the same words and
+    n-grams. Idempotent."""
+    return " ".join(w for w in _NOT_WORD.split(value.lower()) if len(w) > 1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_days(text: str, fmt: str | None = None) -> float | None:
+    """Days since 1970-01-01 UTC of an ISO 8601 date/timestamp (or `fmt`), None if it is not
+    one. The one datetime transform: validation, training and serving all call it."""
+    try:
+        moment = datetime.strptime(text.strip(), fmt) if fmt else \
+            datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH).total_seconds() / 86400.0
+
+
+def datetime_days(values: Sequence[Any], fmt: str | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(days since the epoch, NaN where missing; a mask of the values that are no date)."""
+    out = np.full(len(values), np.nan)
+    bad = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if _is_missing(v):
+            continue
+        days = parse_days(v, fmt) if isinstance(v, str) else None
+        if days is None:
+            bad[i] = True
+        else:
+            out[i] = days
+    return out, (bad if bad.any() else None)
+
+
+def coerce_datetime(name: str, value: Any, feature: DatetimeFeature, row: int) -> float:
+    if _is_missing(value):
+        if not feature.nullable:
+            raise ValidationError(f"instances[{row}].{name}: is required (not nullable)", field=name)
+        return math.nan
+    days = parse_days(value, feature.format) if isinstance(value, str) else None
+    if days is None:
+        want = f"the format {feature.format!r}" if feature.format else \
+            "an ISO 8601 date or timestamp (2024-02-29, 2024-02-29T13:05:00Z)"
+        raise ValidationError(f"instances[{row}].{name}: {str(value)[:40]!r} is not {want}",
+                              field=name)
+    return days
+
+
+def text_words(values: Sequence[Any]) -> np.ndarray:
+    """Words per text after normalise_text, NaN when there are none (missing or empty): what
+    validation profiles and drift compares for a text feature (its length distribution and
+    missing rate), the same on a dataset's raw text and on captured normalised text."""
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            n = len(normalise_text(str(v)).split())
+            if n:
+                out[i] = n
+    return out
+
+
+def coerce_text(name: str, value: Any, feature: TextFeature, row: int) -> str:
+    if _is_missing(value):
+        if not feature.nullable:
+            raise ValidationError(f"instances[{row}].{name}: is required (not nullable)", field=name)
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"instances[{row}].{name}: expected text, got {type(value).__name__}", field=name)
+    if len(value) > MAX_TEXT:
+        raise ValidationError(f"instances[{row}].{name}: longer than {MAX_TEXT} characters",
+                              field=name)
+    return normalise_text(value)
+
+
+def coerce_boolean(name: str, value: Any, feature: BooleanFeature, row: int) -> float:
+    if _is_missing(value):
+        if not feature.nullable:
+            raise ValidationError(f"instances[{row}].{name}: is required (not nullable)", field=name)
+        return math.nan
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return float(value)
+    parsed = feature.parse(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ValidationError(
+            f"instances[{row}].{name}: {str(value)[:40]!r} is not a boolean: use true/false or "
+            f"one of {feature.true_values} / {feature.false_values}", field=name)
+    return parsed
 
 
 def check_fields(spec: ModelSpec, row: int, record: Mapping[str, Any], *,
@@ -84,7 +205,7 @@ def check_fields(spec: ModelSpec, row: int, record: Mapping[str, Any], *,
     `serving: {unknown_fields: ignore}`; a missing feature is a 400 unless it is nullable."""
     names = spec.feature_names
     if reject_unknown:
-        known = set(names)
+        known = {*names, *spec.ids, *spec.ignored}
         extra = sorted(str(k) for k in record if k not in known)
         if extra:
             close = difflib.get_close_matches(extra[0], names, n=1)
@@ -116,17 +237,32 @@ def records_to_inputs(
             value = rec.get(f.name)
             if isinstance(f, NumericFeature):
                 columns[f.name].append(coerce_numeric(f.name, value, f, i))
+            elif isinstance(f, BooleanFeature):
+                columns[f.name].append(coerce_boolean(f.name, value, f, i))
+            elif isinstance(f, TextFeature):
+                columns[f.name].append(coerce_text(f.name, value, f, i))
+            elif isinstance(f, DatetimeFeature):
+                columns[f.name].append(coerce_datetime(f.name, value, f, i))
             else:
                 columns[f.name].append(coerce_category(f.name, value, f, i))
-    return columns_to_inputs(spec, columns)
+    feed = columns_to_inputs(spec, columns)
+    for name in spec.ids:  # carried into captures, never into the model
+        feed[name] = np.asarray([MISSING_CATEGORY if _is_missing(r.get(name)) else
+                                 str(r.get(name))[:256] for r in records],
+                                dtype=object).reshape(-1, 1)
+    return feed
 
 
 def columns_to_inputs(spec: ModelSpec, columns: Mapping[str, Sequence]) -> dict[str, np.ndarray]:
     feed: dict[str, np.ndarray] = {}
     for f in spec.features:
         col = columns[f.name]
-        if isinstance(f, NumericFeature):
+        if isinstance(f, (NumericFeature, BooleanFeature, DatetimeFeature)):
             feed[f.name] = np.asarray(col, dtype=np.float32).reshape(-1, 1)
+        elif isinstance(f, TextFeature):
+            arr = np.asarray(["" if _is_missing(v) else normalise_text(str(v)) for v in col],
+                             dtype=object)
+            feed[f.name] = arr.reshape(-1, 1)
         else:
             arr = np.asarray(
                 [MISSING_CATEGORY if _is_missing(v) else str(v) for v in col], dtype=object

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["accuracy", "compute_metrics", "f1_binary", "f1_weighted", "label_key", "log_loss",
-           "mae", "positive_label", "precision_recall", "r2", "rmse", "roc_auc_binary",
-           "roc_auc_ovr_weighted", "unambiguous_binary"]
+__all__ = ["accuracy", "compute_metrics", "f1_binary", "f1_macro", "f1_weighted", "label_key",
+           "log_loss", "mae", "positive_label", "precision_recall", "r2", "rmse",
+           "roc_auc_binary", "roc_auc_ovr_weighted", "unambiguous_binary"]
 
 
 # -- regression ---------------------------------------------------------------------------
@@ -68,6 +68,12 @@ def f1_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         return 0.0
     scores = np.array([_f1(y_true, y_pred, lab) for lab in labels])
     return float(np.average(scores, weights=support))
+
+
+def f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """The unweighted mean of per-class F1 (every class counts the same, rare ones too)."""
+    labels = np.unique(np.concatenate([y_true, y_pred]))
+    return float(np.mean([_f1(y_true, y_pred, lab) for lab in labels])) if labels.size else 0.0
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
@@ -190,6 +196,7 @@ def compute_metrics(
             out["precision"], out["recall"] = precision_recall(yt, yp, pos)
     else:
         out["f1"] = f1_weighted(yt, yp)
+    out["f1_macro"] = f1_macro(yt, yp)
     if proba is not None and len(set(yt.tolist())) > 1:
         p = np.asarray(proba, dtype=float)
         p = np.clip(p, 1e-15, 1)

@@ -71,6 +71,13 @@ class CategoricalFeature(_Strict):
     )
     nullable: bool = False
     default: str | None = None  # served when a request leaves the feature out
+    # The long tail: at most max_categories levels (the rest, and any level rarer than
+    # min_frequency rows -- or that share of them when < 1 -- pool into one `other` bucket).
+    max_categories: int | None = Field(default=None, ge=2)
+    min_frequency: float | None = Field(default=None, gt=0)
+    # A value outside `categories` at serving: `other` pools it, `error` is a 400. Unset: an
+    # error when categories are listed (as before), pooled when they are not.
+    unknown: Literal["other", "error"] | None = None
 
     @field_validator("categories")
     @classmethod
@@ -86,8 +93,77 @@ class CategoricalFeature(_Strict):
             raise ValueError(f"default {self.default!r} is not one of the categories")
         return self
 
+    def _unknown_needs_a_list(self) -> CategoricalFeature:
+        if self.unknown == "error" and self.categories is None:
+            raise ValueError("unknown: error needs the categories listed (which values are "
+                             "known?)")
+        return self
 
-Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="type")]
+
+_TAIL_OPTIONS = ("max_categories", "min_frequency", "unknown")
+TRUE_SPELLINGS = ["true", "1", "yes", "y", "t"]
+FALSE_SPELLINGS = ["false", "0", "no", "n", "f"]
+
+
+class BooleanFeature(_Strict):
+    """A yes/no column: the listed spellings (case-insensitive, surrounding blanks ignored),
+    JSON true/false and the numbers 1/0 are accepted; the model sees 1.0 / 0.0 (float32)."""
+
+    name: str
+    type: Literal["boolean"] = "boolean"
+    nullable: bool = False
+    true_values: list[str] = Field(default_factory=lambda: list(TRUE_SPELLINGS))
+    false_values: list[str] = Field(default_factory=lambda: list(FALSE_SPELLINGS))
+
+    @model_validator(mode="after")
+    def _spellings(self) -> BooleanFeature:
+        t = {v.strip().lower() for v in self.true_values}
+        f = {v.strip().lower() for v in self.false_values}
+        if not t or not f:
+            raise ValueError("true_values and false_values must not be empty")
+        if t & f:
+            raise ValueError(f"{sorted(t & f)} listed as both true and false")
+        return self
+
+    def parse(self, text: str) -> float | None:
+        """1.0 / 0.0 for an accepted spelling, None for anything else."""
+        v = text.strip().lower()
+        if v in {x.strip().lower() for x in self.true_values}:
+            return 1.0
+        if v in {x.strip().lower() for x in self.false_values}:
+            return 0.0
+        return None
+
+
+class TextFeature(_Strict):
+    """Free text through TF-IDF (word n-grams, at most max_features terms) inside the ONNX
+    graph; serving passes the raw string. Both sides first apply features.normalise_text
+    (lower case, words of 2+ letters or digits, single spaces), so the graph's tokenizer and
+    scikit-learn's see the same words. Missing text (when nullable) is the empty text."""
+
+    name: str
+    type: Literal["text"] = "text"
+    nullable: bool = False
+    max_features: int = Field(default=500, ge=1, le=100_000)
+    ngrams: int = Field(default=1, ge=1, le=3, description="word n-grams from 1 to this")
+
+
+class DatetimeFeature(_Strict):
+    """An ISO 8601 date or timestamp ("2024-02-29", "2024-02-29T13:05:00+01:00"), or `format`
+    (strptime) when given. The model sees days since 1970-01-01 UTC, fractional (the time of
+    day counts; an offset is converted to UTC, a naive time is taken as UTC), computed by one
+    function (features.datetime_days) at training and at request time."""
+
+    name: str
+    type: Literal["datetime"] = "datetime"
+    nullable: bool = False
+    format: str | None = None
+
+
+Feature = Annotated[
+    NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | DatetimeFeature,
+    Field(discriminator="type")]
+ROLES = ("feature", "id", "ignore")
 
 CLASSIFIERS = {"logistic_regression", "random_forest", "gradient_boosting", "hist_gradient_boosting"}
 REGRESSORS = {
@@ -169,8 +245,12 @@ class TrainingPolicy(_Strict):
 
 
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
-CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss", "precision", "recall"}
+CLASSIFICATION_METRICS = {"accuracy", "f1", "f1_macro", "roc_auc", "log_loss", "precision",
+                          "recall"}
 REGRESSION_METRICS = {"rmse", "mae", "r2"}
+# promotion.metric when the spec does not name one: a default that fits the task
+DEFAULT_METRIC = {"binary_classification": "roc_auc", "multiclass_classification": "f1_macro",
+                  "regression": "rmse"}
 
 
 class ModelSpec(_Strict):
@@ -189,9 +269,49 @@ class ModelSpec(_Strict):
     search: Search | None = None
     serving: ServingPolicy = Field(default_factory=ServingPolicy)
     training: TrainingPolicy = Field(default_factory=TrainingPolicy)
+    # Columns that are not features: `role: id` entries (carried into captures so labels and
+    # audits can join on them) and `role: ignore` entries, moved here from `features`.
+    ids: list[str] = Field(default_factory=list)
+    ignored: list[str] = Field(default_factory=list)
     test_size: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _roles(cls, data: Any) -> Any:
+        """`- {name: customer_id, role: id}` in features: not a feature, an id column."""
+        if not isinstance(data, dict) or not isinstance(data.get("features"), list):
+            return data
+        features, ids, ignored = [], list(data.get("ids") or []), list(data.get("ignored") or [])
+        for i, f in enumerate(data["features"]):
+            if not isinstance(f, dict) or "role" not in f:
+                features.append(f)
+                continue
+            role, rest = f["role"], {k: v for k, v in f.items() if k != "role"}
+            if role not in ROLES:
+                raise ValueError(f"features.{i}.role: {role!r} is not one of {list(ROLES)}")
+            if role == "feature":
+                features.append(rest)
+            elif not isinstance(rest.get("name"), str):
+                raise ValueError(f"features.{i}.name: a role: {role} entry needs a name")
+            else:
+                (ids if role == "id" else ignored).append(rest["name"])
+        return {**data, "features": features, "ids": ids, "ignored": ignored}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metric(cls, data: Any) -> Any:
+        """No promotion.metric: the task's (a regression spec without a promotion block used
+        to be refused for roc_auc)."""
+        if not isinstance(data, dict) or data.get("task") not in DEFAULT_METRIC:
+            return data
+        promotion = data.get("promotion")
+        if promotion is None:
+            promotion = {}
+        if isinstance(promotion, dict) and "metric" not in promotion:
+            data = {**data, "promotion": {**promotion, "metric": DEFAULT_METRIC[data["task"]]}}
+        return data
 
     @field_validator("name")
     @classmethod
@@ -210,6 +330,10 @@ class ModelSpec(_Strict):
             raise ValueError(f"target {self.target!r} is also listed as a feature")
         if self.positive_class is not None and self.task is not Task.binary:
             raise ValueError(f"positive_class is for binary_classification, not {self.task.value}")
+        both = sorted((set(names) | {self.target}) & (set(self.ids) | set(self.ignored)))
+        if both:
+            raise ValueError(f"{both}: a column with role id or ignore cannot also be the "
+                             "target or a feature")
         kind = self.estimator.kind
         if self.task.is_classification and kind not in CLASSIFIERS:
             raise ValueError(
@@ -253,6 +377,23 @@ class ModelSpec(_Strict):
     def categorical(self) -> list[CategoricalFeature]:
         return [f for f in self.features if isinstance(f, CategoricalFeature)]
 
+    @property
+    def datetimes(self) -> list[DatetimeFeature]:
+        return [f for f in self.features if isinstance(f, DatetimeFeature)]
+
+    @property
+    def texts(self) -> list[TextFeature]:
+        return [f for f in self.features if isinstance(f, TextFeature)]
+
+    @property
+    def booleans(self) -> list[BooleanFeature]:
+        return [f for f in self.features if isinstance(f, BooleanFeature)]
+
+    @property
+    def known_columns(self) -> set[str]:
+        """Every column the spec names: features, target, ids, ignored."""
+        return {*self.feature_names, self.target, *self.ids, *self.ignored}
+
     def higher_is_better(self, metric: str | None = None) -> bool:
         metric = metric or self.promotion.metric
         if metric == self.promotion.metric and self.promotion.higher_is_better is not None:
@@ -278,6 +419,14 @@ class ModelSpec(_Strict):
                 promotion.pop(name, None)
         if data.get("serving") == _DEFAULT_SERVING:  # likewise the default serving policy
             data.pop("serving", None)
+        for key in ("ids", "ignored"):  # likewise a spec without roles
+            if not data.get(key):
+                data.pop(key, None)
+        for f in data.get("features", []):  # and categorical features without the tail options
+            if f.get("type") == "categorical":
+                for key in _TAIL_OPTIONS:
+                    if f.get(key) is None:
+                        f.pop(key, None)
         # Where a model trains does not change it: never in the hash (the same data and spec
         # give the same run key whichever engine trains it), and absent when not set.
         if for_hash or self.training == TrainingPolicy():
@@ -302,12 +451,33 @@ class ModelSpec(_Strict):
                                          separators=(",", ":")).encode()).hexdigest()
 
 
+YAML_BOOLEAN_HINT = ("YAML reads unquoted yes/no, on/off, y/n and true/false as booleans: "
+                     "quote the value (\"yes\")")
+
+
 def _format_pydantic(err: PydanticValidationError) -> str:
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
-        parts.append(f"{loc or 'spec'}: {e['msg']}")
+        msg = f"{loc or 'spec'}: {e['msg']}"
+        if isinstance(e.get("input"), bool) and e["type"].startswith("string"):
+            msg += f" (got {e['input']!r}: {YAML_BOOLEAN_HINT})"
+        parts.append(msg)
     return "; ".join(parts)
+
+
+def _parse_error(exc: Exception, source: str) -> str:
+    """A YAML/JSON syntax error with the line and column people can go to."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        return (f"{source}: not valid YAML at line {mark.line + 1}, column {mark.column + 1}: "
+                f"{problem}" + (f" ({context})" if context else ""))
+    if isinstance(exc, json.JSONDecodeError):
+        return (f"{source}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                f"{exc.msg}")
+    return f"{source}: not valid YAML/JSON: {str(exc).splitlines()[0]}"
 
 
 def parse_spec(data: dict[str, Any] | ModelSpec) -> ModelSpec:
@@ -349,7 +519,7 @@ def load_spec_bytes(raw: bytes, *, source: str = "spec") -> ModelSpec:
     except SpecError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser error is a user error here
-        raise SpecError(f"{source}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+        raise SpecError(_parse_error(exc, source)) from None
     _check_expanded_size(data, source)
     return parse_spec(data)
 

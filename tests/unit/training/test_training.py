@@ -157,7 +157,7 @@ def test_binary_classifiers_train_export_and_pass_parity(kind):
     assert result.rows_holdout == 600
     assert result.classes == [0, 1] and all(type(c) is int for c in result.classes)
     m = result.metrics
-    assert set(m) == {"accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"}
+    assert set(m) == {"accuracy", "f1", "f1_macro", "precision", "recall", "roc_auc", "log_loss"}
     assert m["roc_auc"] > 0.7, m
     assert 0.6 < m["accuracy"] <= 1.0 and 0.0 < m["f1"] <= 1.0 and 0 < m["log_loss"] < 0.69
     assert result.params["random_state"] == 42  # spec.seed

@@ -28,6 +28,7 @@ from mlops_kit.core.datasets.values import (
     is_text_type,
     label_text,
     normalise,
+    to_boolean,
     to_float,
     to_text,
 )
@@ -36,4 +37,4 @@ from mlops_kit.core.missing import NULL_VALUES, missing_markers, shared_markers
 __all__ = ["CSV_BLOCKS_AHEAD", "HEADER_LIMIT", "NULL_VALUES", "HashingReader", "class_labels",
            "csv_batches", "decode_text", "is_number_type", "is_text_type", "label_text",
            "missing_markers", "normalise", "parquet_batches", "read_columns", "read_csv_header",
-           "shared_markers", "to_float", "to_text"]
+           "shared_markers", "to_boolean", "to_float", "to_text"]

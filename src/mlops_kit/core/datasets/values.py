@@ -123,7 +123,34 @@ def to_text(arr: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
                         pa.string()), None
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return pc.cast(arr, pa.string()), None
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):  # ISO 8601 text (datetime features)
+        return pc.cast(arr, pa.string()), None
     return pa.nulls(n, pa.string()), ~arr.is_null().to_numpy(zero_copy_only=False)
+
+
+def to_boolean(arr: pa.Array, true_values: Iterable[str], false_values: Iterable[str],
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A normalised column as 1.0 / 0.0 (NaN where missing), plus a mask of the values that are
+    none of the spellings (case-insensitive, blanks stripped). Booleans are themselves; numbers
+    count when they are 1 or 0."""
+    t, n = arr.type, len(arr)
+    if pa.types.is_boolean(t):
+        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), None
+    if is_number_type(t):
+        vals = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        bad = ~np.isnan(vals) & (vals != 0) & (vals != 1)
+        return np.where(bad, np.nan, vals), (bad if bad.any() else None)
+    if not is_text_type(t):
+        return np.full(n, np.nan), ~arr.is_null().to_numpy(zero_copy_only=False)
+    low = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+    yes = pc.is_in(low, value_set=pa.array([v.strip().lower() for v in true_values]))
+    no = pc.is_in(low, value_set=pa.array([v.strip().lower() for v in false_values]))
+    yes_np = pc.fill_null(yes, False).to_numpy(zero_copy_only=False)
+    no_np = pc.fill_null(no, False).to_numpy(zero_copy_only=False)
+    present = ~arr.is_null().to_numpy(zero_copy_only=False)
+    vals = np.where(yes_np, 1.0, np.where(no_np, 0.0, np.nan))
+    bad = present & ~yes_np & ~no_np
+    return vals, (bad if bad.any() else None)
 
 
 def label_text(arr: pa.Array) -> tuple[pa.Array, np.ndarray | None]:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core.capture_columns import Categorical
+from mlops_kit.core.features import text_words
 from mlops_kit.core.monitoring.accumulators import (
     MAX_NEW_CATEGORIES,
     CategoricalAccumulator,
@@ -89,6 +90,7 @@ class FeatureDriftAccumulator:
                 self.accs[name] = CategoricalAccumulator(
                     ref, feat if isinstance(feat, CategoricalFeature) else None)
         self.rows = 0
+        self.texts = {f.name for f in spec.texts}
 
     def add_columns(self, columns: Mapping[str, Sequence | np.ndarray | Categorical],
                     n: int | None = None) -> None:
@@ -97,6 +99,8 @@ class FeatureDriftAccumulator:
         self.rows += n
         for name, acc in self.accs.items():
             values = columns.get(name)
+            if name in self.texts and values is not None:  # compared as words per text
+                values = text_words(_texts(values))
             acc.add([None] * n if values is None else values)  # a vanished column is missing
 
     def result(self) -> dict:
@@ -134,6 +138,13 @@ class FeatureDriftAccumulator:
                 result["out_of_range_alerts"].append(name)
         result["drifted"] = bool(result["drifted_features"])
         return result
+
+
+def _texts(values: Sequence | np.ndarray | Categorical) -> list:
+    if isinstance(values, Categorical):
+        vocab = values.values.tolist()
+        return [vocab[c] if c >= 0 else None for c in values.codes.tolist()]
+    return np.asarray(values, dtype=object).reshape(-1).tolist()
 
 
 def feature_drift(profile: dict, columns: Mapping[str, Sequence], spec: ModelSpec) -> dict:

@@ -30,6 +30,8 @@ def _fast_inputs(spec: ModelSpec, records: list) -> dict[str, np.ndarray] | None
     the exact per-value path, which produces the error message (same rules, same wording)."""
     if not all(type(r) is dict for r in records):
         return None
+    if spec.ids or spec.booleans or spec.texts or spec.datetimes:  # the exact path decides
+        return None
     # unknown fields (a 400 unless the spec ignores them); missing ones show up as None below
     if spec.serving.unknown_fields == "reject" and not set().union(*records) <= set(
             spec.feature_names):

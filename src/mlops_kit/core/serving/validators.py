@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core.features import MISSING_CATEGORY
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec
+from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 
 FLOAT32_MAX = 3.0e38  # beyond it float32 overflows: the exact path decides
 
@@ -28,7 +28,13 @@ class RecordValidator:
         self.names = tuple(spec.feature_names)
         self.keys = frozenset(self.names)
         numeric, categorical = [], []
+        # booleans and text: the exact path only (features.records_to_inputs). A record that
+        # carries an id column has other keys than the features: the exact path too.
+        self.disabled = any(
+            not isinstance(f, (CategoricalFeature, NumericFeature)) for f in spec.features)
         for f in spec.features:
+            if not isinstance(f, (CategoricalFeature, NumericFeature)):
+                continue
             if isinstance(f, CategoricalFeature):
                 allowed = frozenset(f.categories) if f.categories is not None else None
                 categorical.append((f.name, allowed, f.nullable))
@@ -43,6 +49,8 @@ class RecordValidator:
 
     def feed(self, records: list[Any]) -> dict[str, np.ndarray] | None:
         """The ONNX feed for records the exact path would accept unchanged, else None."""
+        if self.disabled:
+            return None
         keys, nan = self.keys, math.nan
         nums: list[list[float]] = []
         cats: list[list[str]] = []

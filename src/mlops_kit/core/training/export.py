@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import columns_to_inputs
-from mlops_kit.core.spec import ModelSpec, NumericFeature
+from mlops_kit.core.spec import CategoricalFeature, ModelSpec, TextFeature
 from mlops_kit.core.training import forest_export
 from mlops_kit.core.training.tree_attrs import fast_tree_attributes
 from mlops_kit.errors import ExportError
@@ -47,9 +47,9 @@ def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None,
     initial_types = [
         (
             f.name,
-            FloatTensorType([None, 1])
-            if isinstance(f, NumericFeature)
-            else StringTensorType([None, 1]),
+            StringTensorType([None, 1])
+            if isinstance(f, (CategoricalFeature, TextFeature))
+            else FloatTensorType([None, 1]),  # numeric and boolean (1.0 / 0.0)
         )
         for f in spec.features
     ]
@@ -118,6 +118,9 @@ class ParityResult:
     reason: str | None = None
     near_ties: int = 0  # label disagreements excused because sklearn's top-2 margin < tolerance
     outputs: tuple[str, str | None] | None = None
+    # how `tolerance` is compared: "absolute" (probabilities: |sklearn - onnx|) or "relative"
+    # (regression: |sklearn - onnx| / max(1, |sklearn|), so large targets are not penalised)
+    tolerance_kind: str = "absolute"
 
     @classmethod
     def failed(cls, rows: int, tolerance: float, reason: str) -> ParityResult:
@@ -242,9 +245,11 @@ def _regression_parity(sk_values, onnx_values, tol) -> ParityResult:
     sk = np.asarray(sk_values, dtype=np.float64).reshape(-1)
     ox = np.asarray(onnx_values, dtype=np.float64).reshape(-1)
     if ox.shape != sk.shape:
-        return ParityResult.failed(
+        failed = ParityResult.failed(
             rows, tol, f"onnx returned {ox.shape[0]} values for {sk.shape[0]} rows"
         )
+        failed.tolerance_kind = "relative"
+        return failed
     diff = np.abs(sk - ox)
     relative = diff / np.maximum(1.0, np.abs(sk))
     max_rel = float(relative.max()) if np.all(np.isfinite(ox)) else float("inf")
@@ -265,4 +270,5 @@ def _regression_parity(sk_values, onnx_values, tol) -> ParityResult:
         mean_abs_diff=float(diff.mean()),
         tolerance=tol,
         reason=reason,
+        tolerance_kind="relative",
     )

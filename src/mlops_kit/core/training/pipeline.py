@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
@@ -29,10 +30,11 @@ from mlops_kit.core.datasets import (
     normalise,
     read_columns,
     shared_markers,
+    to_boolean,
     to_float,
     to_text,
 )
-from mlops_kit.core.features import MISSING_CATEGORY
+from mlops_kit.core.features import MISSING_CATEGORY, datetime_days, normalise_text
 from mlops_kit.core.metrics import compute_metrics, positive_label, unambiguous_binary
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.training.estimators import ESTIMATORS, SCALED, make_estimator
@@ -59,6 +61,12 @@ def read_frame(stream: BinaryIO, fmt: Literal["csv", "parquet"], spec: ModelSpec
             out[nf.name] = _numeric(nf.name, col[nf.name])
         for cf in spec.categorical:
             out[cf.name] = pd.Series(_categories(cf.name, col[cf.name]), dtype=object)
+        for bf in spec.booleans:
+            out[bf.name] = _boolean(bf, col[bf.name])
+        for tf in spec.texts:
+            out[tf.name] = pd.Series(_texts(tf.name, col[tf.name]), dtype=object)
+        for df_ in spec.datetimes:
+            out[df_.name] = _datetimes(df_, col[df_.name])
         out[spec.target] = _target(spec, col[spec.target])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(
@@ -80,6 +88,35 @@ def _numeric(name: str, arr: pa.Array) -> np.ndarray:
             f"{str(arr[i].as_py())[:40]!r}", field=name)
     # Round through float32: the ONNX graph sees float32, so sklearn must see the same values.
     return vals.astype(np.float32).astype(np.float64)
+
+
+def _boolean(f, arr: pa.Array) -> np.ndarray:
+    vals, bad = to_boolean(arr, f.true_values, f.false_values)
+    if bad is not None and bad.any():
+        i = _first(bad)
+        raise ValidationError(
+            f"row {i + 1}: column {f.name!r}: {str(arr[i].as_py())[:40]!r} is not a boolean "
+            f"(true: {f.true_values}, false: {f.false_values})", field=f.name)
+    return vals
+
+
+def _datetimes(f, arr: pa.Array) -> np.ndarray:
+    text, bad = to_text(arr)
+    days, not_date = datetime_days(text.to_pylist(), f.format)
+    bad = not_date if bad is None else (bad if not_date is None else bad | not_date)
+    if bad is not None and bad.any():
+        i = _first(bad)
+        raise ValidationError(f"row {i + 1}: column {f.name!r}: {str(arr[i].as_py())[:40]!r} "
+                              "is not a date", field=f.name)
+    return days.astype(np.float32).astype(np.float64)  # what the float32 graph sees
+
+
+def _texts(name: str, arr: pa.Array) -> list[str]:
+    text, bad = to_text(arr)
+    if bad is not None and bad.any():
+        raise ValidationError(f"row {_first(bad) + 1}: column {name!r}: expected text",
+                              field=name)
+    return ["" if v is None else normalise_text(v) for v in text.to_pylist()]
 
 
 def _categories(name: str, arr: pa.Array) -> list[str]:
@@ -137,7 +174,9 @@ class TrainResult:
 
 def build_pipeline(spec: ModelSpec) -> Pipeline:
     transformers = []
-    numeric = [f.name for f in spec.numeric]
+    # booleans arrive as 1.0 / 0.0 / NaN: imputed (and scaled) like numbers
+    numeric = [f.name for f in spec.numeric] + [f.name for f in spec.booleans] + [
+        f.name for f in spec.datetimes]  # days since the epoch
     categorical = [f.name for f in spec.categorical]
     if numeric:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
@@ -154,6 +193,15 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
                 categorical,
             )
         )
+    words = r"\S+"  # on normalised text: the words sklearn and the graph agree on
+    for tf in spec.texts:
+        # one 1-D string column each (a scalar column selector); lowercasing and tokens are
+        # settled by features.normalise_text first (the graph's StringNormalizer needs a locale
+        # the runtime may lack, its tokenizer keeps 1-character tokens sklearn drops, and its
+        # \w is ASCII only: "école" is no word there), so the words are the runs of non-blanks
+        transformers.append((f"text_{tf.name}", TfidfVectorizer(
+            lowercase=False, token_pattern=words, max_features=tf.max_features,
+            ngram_range=(1, tf.ngrams)), tf.name))
     pre = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
     return Pipeline([("preprocess", pre), ("model", make_estimator(spec))])
 
@@ -207,11 +255,39 @@ def _check_positive(spec: ModelSpec, labels: list) -> None:
         raise TrainingError(
             f"the labels of {spec.target!r} are {[str(x) for x in labels]}, not 0/1 or "
             "false/true: set positive_class in the spec", field="positive_class")
+def category_levels(spec: ModelSpec, X: pd.DataFrame) -> list[list[str]] | None:
+    """The one-hot levels per categorical feature when a spec pools a tail (max_categories,
+    min_frequency, unknown: other); None: every level seen (OneHotEncoder's 'auto').
+
+    A level left out encodes as all zeros (handle_unknown='ignore'), in sklearn and in the
+    ONNX graph alike: that is the `other` bucket (skl2onnx cannot convert OneHotEncoder's own
+    infrequent categories), and serving's OTHER_CATEGORY lands there too."""
+    feats = spec.categorical
+    if not any(f.max_categories or f.min_frequency or f.unknown == "other" for f in feats):
+        return None
+    out = []
+    for f in feats:
+        counts = X[f.name].value_counts()
+        if f.unknown == "other" and f.categories is not None:
+            keep = [c for c in counts.index if c in set(f.categories) or c == MISSING_CATEGORY]
+            counts = counts[keep]
+        if f.min_frequency:
+            floor = f.min_frequency if f.min_frequency >= 1 else f.min_frequency * len(X)
+            counts = counts[counts >= floor]
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        if f.max_categories:
+            ranked = ranked[: f.max_categories - 1]  # one level is the other bucket
+        levels = sorted(str(k) for k, _ in ranked)
+        out.append(levels or [MISSING_CATEGORY])
+    return out
 
 
 def fit_pipeline(spec: ModelSpec, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
     """Build and fit the spec's pipeline; a fit error becomes a TrainingError naming the param."""
     pipeline = build_pipeline(spec)
+    levels = category_levels(spec, X)
+    if levels is not None:
+        pipeline.set_params(preprocess__categorical__categories=levels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)

@@ -13,7 +13,13 @@ import pyarrow.compute as pc
 
 from mlops_kit.core.datasets import class_labels
 from mlops_kit.core.metrics import label_key, unambiguous_binary
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.spec import (
+    BooleanFeature,
+    CategoricalFeature,
+    ModelSpec,
+    NumericFeature,
+    TextFeature,
+)
 from mlops_kit.core.stats import OTHER_CATEGORY, Reservoir, numeric_profile_of
 from mlops_kit.core.validation.rules import (
     PROFILE_CATEGORIES,
@@ -30,7 +36,7 @@ class Column:
     encoding: Rule
     range_rule: Rule | None
     cat_rule: Rule | None
-    feature: NumericFeature | CategoricalFeature | None
+    feature: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | None
 
     def __init__(
         self,
@@ -169,12 +175,17 @@ class Column:
 
 
 def make_column(
-    f: NumericFeature | CategoricalFeature | None, spec: ModelSpec, seed: int, sample_size: int
+    f: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | None,
+    spec: ModelSpec, seed: int,
+    sample_size: int,
 ) -> Column:
     """The column for feature f, or for the target when f is None, with its spec rules."""
     target_kind = "categorical" if spec.task.is_classification else "numeric"
     name = f.name if f else spec.target
-    kind = target_kind if f is None else ("numeric" if isinstance(f, NumericFeature) else "categorical")
+    # a boolean is profiled as 1.0 / 0.0, a text as its words per value (features.text_words):
+    # numbers, as serving captures them, so drift compares like with like
+    kind = target_kind if f is None else (
+        "categorical" if isinstance(f, CategoricalFeature) else "numeric")
     col = Column(name, kind, f.nullable if f else False, spec, seed, sample_size, f is None)
     col.encoding = Rule("parse", name, lambda c, n=name: f"{n}: {c} values are not valid UTF-8")
     col.encoding.failed = None
@@ -188,7 +199,7 @@ def make_column(
                 f"{n}: {c} values outside {b}" if c else f"{n}: all values within {b}"
             ),
         )
-    if isinstance(f, CategoricalFeature) and f.categories is not None:
+    if isinstance(f, CategoricalFeature) and f.categories is not None and f.unknown != "other":
         col.cat_rule = Rule(
             "category",
             name,

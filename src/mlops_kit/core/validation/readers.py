@@ -15,6 +15,7 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlops_kit.core.datasets import (
     csv_batches,
@@ -25,10 +26,18 @@ from mlops_kit.core.datasets import (
     parquet_batches,
     read_csv_header,
     shared_markers,
+    to_boolean,
     to_float,
     to_text,
 )
-from mlops_kit.core.spec import CategoricalFeature, NumericFeature
+from mlops_kit.core.features import datetime_days, text_words
+from mlops_kit.core.spec import (
+    BooleanFeature,
+    CategoricalFeature,
+    DatetimeFeature,
+    NumericFeature,
+    TextFeature,
+)
 from mlops_kit.core.validation.columns import Column
 from mlops_kit.core.validation.rules import ARROW_ERRORS, Rule
 
@@ -63,7 +72,20 @@ def add_column(col: Column, arr: pa.Array, n: int, off: int, lim: int, fmt: str,
 
     arr = normalise(arr, missing_markers(cats), invalid_utf8, applied or ())
     if col.kind == "numeric":
-        vals, bad = to_float(arr)
+        if isinstance(col.feature, BooleanFeature):
+            vals, bad = to_boolean(arr, col.feature.true_values, col.feature.false_values)
+        elif isinstance(col.feature, DatetimeFeature):
+            text, bad = to_text(arr)
+            vals, not_date = datetime_days(text.to_pylist(), col.feature.format)
+            bad = not_date if bad is None else (bad if not_date is None else bad | not_date)
+        elif isinstance(col.feature, TextFeature):
+            text, bad = to_text(arr)
+            vals = text_words(text.to_pylist())
+            nulls = vals != vals  # no words: missing, as serving's empty text
+            if nulls.any():
+                arr = pc.if_else(pa.array(nulls), pa.scalar(None, text.type), text)
+        else:
+            vals, bad = to_float(arr)
         if is_text_type(arr.type):
             shown = lambda i, a=arr: a[i].as_py()  # noqa: E731
         else:  # numbers (an infinity) and other types are shown as text, never as a float

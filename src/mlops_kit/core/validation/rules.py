@@ -4,6 +4,7 @@ checks and the whole-file rules (null fraction, class balance), plus the shared 
 from __future__ import annotations
 
 import bisect
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,24 @@ def fmt_bound(x: float | None) -> str:
 
 
 # -- header ---------------------------------------------------------------------------------
+DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def missing_hint(name: str, names: list[str]) -> str:
+    """Why a spec's column may be absent: a header read as one column that holds another
+    delimiter, or a column whose name is close (a typo, a case or spacing difference)."""
+    if len(names) == 1:
+        for sep, what in DELIMITERS.items():
+            if sep in names[0] and name in names[0].split(sep):
+                return (f": the header looks {what}-separated ({names[0][:60]!r}); "
+                        "save the file comma-separated")
+    folded = {n.strip().lower(): n for n in names}
+    if name.strip().lower() in folded:
+        return f" (did you mean {folded[name.strip().lower()]!r}?)"
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def header_rules(spec: ModelSpec, names: list[str]) -> tuple[list[Rule], bool]:
     """Duplicate, missing and unknown columns: the rules, and whether the data can be scanned
     (False when a required column is missing)."""
@@ -85,13 +104,15 @@ def header_rules(spec: ModelSpec, names: list[str]) -> tuple[list[Rule], bool]:
         r = Rule(
             "missing_column",
             n,
-            lambda c, n=n: f"{n}: required column is missing from the header (found: {names[:50]})",
+            lambda c, n=n: (f"{n}: required column is missing from the header"
+                            + (hint if (hint := missing_hint(n, names)).startswith(":")
+                               else f"{hint} (found: {names[:50]})")),
         )
         r.count = 1
         out.append(r)
     if not missing:
         out.append(Rule("missing_column", None, lambda c: "all required columns present"))
-    unknown = [n for n in seen if n not in set(required)]
+    unknown = [n for n in seen if n not in spec.known_columns]  # ids, ignored: known
     reject = spec.validation.unknown_columns == "reject"
     for n in unknown if reject else ():
         r = Rule(
