@@ -116,7 +116,7 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
     if topology.batch_jobs:  # batch.enabled: large datasets train on AWS Batch (issue 15)
         [job] = topology.batch_jobs
         batch = BatchTraining("batch", BatchTrainingArgs(
-            topology, job, p, cfg.region, cfg.batch, image.image_uri, image.repository.arn,
+            topology, job, p, cfg.region, cfg.batch, image.image_uri, image.pull_repository_arn,
             {n: b.arn for n, b in storage.buckets.items()}, storage.bucket_names, table.arn,
             table.name, queues.arns, queues.urls, alerts.arn, alerts.key_arn,
             cfg.log_retention_days,

@@ -177,7 +177,8 @@ def test_the_checks_can_fail():
 # pulumi-aws module (of a resource type aws:<module>/...) -> the IAM services it calls
 SERVICES = {"s3": {"s3"}, "sqs": {"sqs"}, "dynamodb": {"dynamodb"}, "lambda": {"lambda"},
             "iam": {"iam"}, "sns": {"sns"}, "kms": {"kms"}, "ecr": {"ecr"},
-            "apigatewayv2": {"apigateway"}, "cloudwatch": {"cloudwatch", "logs", "events"}}
+            "apigatewayv2": {"apigateway"}, "cloudwatch": {"cloudwatch", "logs", "events"},
+            "batch": {"batch"}, "ec2": {"ec2"}}
 
 
 def test_the_documented_deploy_policy_covers_every_service_of_the_stack(graph):
@@ -197,4 +198,5 @@ def test_the_documented_deploy_policy_covers_every_service_of_the_stack(graph):
         resources = [stmt["Resource"]] if isinstance(stmt["Resource"], str) else stmt["Resource"]
         if resources != ["*"]:
             assert all("mlopskit-prod-" in r or "apigateway" in r or "event-source-mapping" in r
+                       or "/aws-service-role/batch.amazonaws.com/" in r
                        for r in resources), stmt["Sid"]
