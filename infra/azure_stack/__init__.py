@@ -56,7 +56,7 @@ def build(cfg: AzureConfig, topology: Topology, subscription_id: pulumi.Input[st
                                              subscription_id))
     Alerts("alerts", AlertsArgs(cfg.name_prefix, rg.name, cfg.alarm_email,
                                 {n: a.id for n, a in apps.apps.items()}, insights.component.id,
-                                st.account.id))
+                                st.account.id, cfg.location))
     http = topology.http.function
     return {
         "resource_group": rg.name,

@@ -255,3 +255,55 @@ def test_inference_url_matches_the_route_prefix(default):
     assert re.fullmatch(r"https://[a-z0-9-]+\.azurewebsites\.net", url.rstrip("/") if not prefix
                         else url.removesuffix("/" + prefix)), url
     assert not url.endswith("/api")
+
+
+LOG_ALERT_PAGE = "https://learn.microsoft.com/azure/azure-monitor/alerts/alerts-create-log-alert-rule"
+
+
+def test_kit_alerts_reach_people_through_a_log_alert_rule(default):
+    """The `alerts` queue was read by nobody: drift, quarantine and training-failure notices
+    never reached alarmEmail. A scheduled query rule on Application Insights (LOG_ALERT_PAGE)
+    finds the notifier's log records and mails the action group."""
+    from infra.azure_stack.monitoring import ALERT_MARKER, ALERT_QUERY
+    from mlops_kit.adapters.azure.notifier import ALERT_MARKER as NOTIFIER_MARKER
+
+    assert ALERT_MARKER == NOTIFIER_MARKER
+    (rule,) = default.of("azure-native:monitor:ScheduledQueryRule")
+    (insights,) = default.of("azure-native:applicationinsights:Component")
+    (group,) = default.of("azure-native:monitor:ActionGroup")
+    r = rule.inputs
+    (scope,) = r["scopes"]
+    assert scope.endswith(f"/components/{insights.inputs['resourceName']}")
+    assert r["kind"] == "LogAlert" and r["enabled"] is True and r["location"] == LOCATION
+    assert r["actions"]["actionGroups"] and r["actions"]["actionGroups"][0].endswith(group.name)
+    (cond,) = r["criteria"]["allOf"]
+    assert cond["query"] == ALERT_QUERY and f'"{ALERT_MARKER}"' in cond["query"]
+    assert (cond["operator"], cond["threshold"]) == ("GreaterThan", 0)
+    assert cond["dimensions"][0]["name"] == "subject"
+    # ARM: the window is at least the evaluation frequency
+    assert r["evaluationFrequency"] == r["windowSize"] == "PT5M"
+
+
+def test_the_notifier_logs_each_alert_for_the_rule(caplog):
+    """The write side: one log record per alert, the marker then the queue message's JSON (the
+    rule's query takes the subject from it); the queue message is sent as before."""
+    from mlops_kit.adapters.azure.notifier import ALERT_MARKER, QueueNotifier
+
+    sent = []
+
+    class Client:
+        def send_message(self, text, time_to_live):
+            sent.append((text, time_to_live))
+
+    class Service:
+        def get_queue_client(self, name):
+            return Client()
+
+    with caplog.at_level("WARNING", logger="mlops_kit.alerts"):
+        QueueNotifier("alerts", Service).publish("drift: churn", {"psi": 0.4})
+    (record,) = [r for r in caplog.records if r.name == "mlops_kit.alerts"]
+    text = record.getMessage()
+    assert text.startswith(ALERT_MARKER)
+    body = json.loads(text[len(ALERT_MARKER):])
+    assert body["subject"] == "drift: churn" and body["message"] == {"psi": 0.4}
+    assert len(sent) == 1 and sent[0][1] == -1
