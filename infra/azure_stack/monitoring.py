@@ -79,6 +79,7 @@ class Alerts(pulumi.ComponentResource):
     def __init__(self, name: str, args: AlertsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops-kit:azure:Alerts", name, None, opts)
         actions = []
+        groups: list[pulumi.Input[str]] = []
         if args.alarm_email:
             group = monitor.ActionGroup(
                 f"{name}-oncall", resource_group_name=args.resource_group, location="global",
@@ -87,6 +88,7 @@ class Alerts(pulumi.ComponentResource):
                     name="oncall", email_address=args.alarm_email, use_common_alert_schema=True)],
                 tags=TAGS, opts=pulumi.ResourceOptions(parent=self))
             actions = [monitor.MetricAlertActionArgs(action_group_id=group.id)]
+            groups = [group.id]
         self.alerts = [
             _alert(f"{name}-{fn}-5xx", args, app_id, "Http5xx", "Microsoft.Web/sites", 0, "Total",
                    f"{fn}: HTTP 5xx responses", actions, self)
@@ -113,6 +115,6 @@ class Alerts(pulumi.ComponentResource):
                                                   values=["*"])],
                 failing_periods=monitor.ConditionFailingPeriodsArgs(
                     min_failing_periods_to_alert=1, number_of_evaluation_periods=1))]),
-            actions=monitor.ActionsArgs(action_groups=[g.action_group_id for g in actions]),
+            actions=monitor.ActionsArgs(action_groups=groups),
             tags=TAGS, opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({})

@@ -59,10 +59,10 @@ class TrainingNetwork(pulumi.ComponentResource):
         igw = None
         if args.mode in ("nat", "public"):
             igw = aws.ec2.InternetGateway(f"{p}-igw", vpc_id=self.vpc.id, tags=tags, opts=child)
-        routes = aws.ec2.RouteTable(
-            f"{p}-{kind}", vpc_id=self.vpc.id, tags=tags, opts=child,
-            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}] if kind == "public"
-            else None)
+        to_internet = ([aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)]
+                       if igw is not None and kind == "public" else None)
+        routes = aws.ec2.RouteTable(f"{p}-{kind}", vpc_id=self.vpc.id, routes=to_internet,
+                                    tags=tags, opts=child)
         for i, subnet in enumerate(self.subnets):
             aws.ec2.RouteTableAssociation(f"{p}-{kind}-{i}", subnet_id=subnet.id,
                                           route_table_id=routes.id, opts=child)
