@@ -230,3 +230,29 @@ def test_lambda_consumed_queues_redrive_after_at_least_five_receives(stacks):
             if q.state["arn"] in consumed:
                 redrive = json.loads(q.inputs["redrivePolicy"])
                 assert redrive["maxReceiveCount"] >= LAMBDA_MIN_RECEIVES, (name, q.name)
+
+
+SPOT_PAGE = ("https://docs.aws.amazon.com/AmazonECS/latest/developerguide/"
+             "fargate-capacity-providers.html")
+RETRY_PAGE = "https://docs.aws.amazon.com/batch/latest/userguide/job_retries.html"
+
+
+@pytest.mark.parametrize("spot", [True, False])
+def test_a_spot_interruption_is_retried(package_dir, spot):
+    """Item 10: a Fargate Spot reclaim stops the task with stoppedReason "Your Spot Task was
+    interrupted." (SPOT_PAGE); the job definition's evaluateOnExit (RETRY_PAGE, at most 5
+    conditions, first match wins) must retry it, not EXIT on the catch-all. The old first rule,
+    "Host EC2*", cannot match on Fargate."""
+    import fnmatch
+
+    g = run_program(base_config(package_dir, batch=batch(spot=spot)))
+    (ce,) = g.of(CE)
+    assert ce.inputs["computeResources"]["type"] == ("FARGATE_SPOT" if spot else "FARGATE")
+    (jd,) = g.of(JD)
+    rules = jd.inputs["retryStrategy"]["evaluateOnExits"]
+    assert len(rules) <= 5
+    reason = "Your Spot Task was interrupted."
+    first = next(r for r in rules if fnmatch.fnmatchcase(reason, r.get("onStatusReason", "\0"))
+                 or r.get("onReason") == "*")
+    assert first["action"] == "retry", (rules, SPOT_PAGE)
+    assert not any(r.get("onStatusReason", "").startswith("Host EC2") for r in rules)

@@ -149,7 +149,7 @@ def test_retry_only_for_infrastructure_and_exit_75(batch_graph):
     assert len(rules) <= 5 and rules[-1] == {"onStatusReason": "*", "action": "exit"}
     assert [r["action"] for r in rules[:-1]] == ["retry"] * (len(rules) - 1)
     assert {"onExitCode": "75", "action": "retry"} in rules
-    assert {"onStatusReason": "Host EC2*", "action": "retry"} in rules
+    assert {"onStatusReason": "Your Spot Task was interrupted*", "action": "retry"} in rules
 
 
 def test_execution_role_pulls_this_image_and_writes_these_logs_only(batch_graph):
