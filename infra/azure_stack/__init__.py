@@ -47,7 +47,8 @@ def build(cfg: AzureConfig, topology: Topology, subscription_id: pulumi.Input[st
         scopes, grants(topology), insights.component.connection_string,
         python_version=cfg.python_version, instance_memory_mb=cfg.instance_memory_mb,
         maximum_instance_count=cfg.maximum_instance_count, tenant_id=tenant_id,
-        auth_client_id=cfg.auth_client_id, host_account=cfg.host_account,
+        auth_client_id=cfg.auth_client_id, console_sign_in=cfg.console_sign_in,
+        host_account=cfg.host_account,
         site_names={f.name: cfg.site_name(f.name) for f in topology.functions}))
     Operator("operator", OperatorArgs(operator_id, subscription_id, st.account.id,
                                       st.table.id))
@@ -74,7 +75,8 @@ def build(cfg: AzureConfig, topology: Topology, subscription_id: pulumi.Input[st
 def main(topology: Topology) -> None:
     cfg = pulumi.Config()
     raw = {k: cfg.get(k) for k in ("namePrefix", "alarmEmail", "logRetentionDays",
-                                   "azureAuthClientId", "azureOperatorPrincipalId")}
+                                   "azureAuthClientId", "azureOperatorPrincipalId",
+                                   "azureConsoleSignIn")}
     raw["location"] = pulumi.Config("azure-native").get("location")
     client = authorization.get_client_config()
     raw["suffix"] = name_suffix(client.subscription_id, pulumi.get_project(), pulumi.get_stack())

@@ -54,6 +54,10 @@ class AzureConfig:
     # off. Empty: whoever runs `pulumi up`.
     operator_principal_id: str = ""
     suffix: str = ""  # name_suffix(subscription, project, stack); set by the program
+    # Browsers sign in to the console (/ui) through App Service authentication's login page;
+    # off: every unauthenticated request is a 401 (API clients without a token get a 302 to the
+    # login page when on; with a token nothing changes)
+    console_sign_in: bool = False
 
     @property
     def storage_account(self) -> str:
@@ -85,6 +89,9 @@ def parse_azure_config(raw: Mapping[str, Any]) -> AzureConfig:
     if operator and not _GUID.match(operator):
         problems.append(f"azureOperatorPrincipalId: {operator!r}: the object id (a GUID) of the "
                         "user, group or service principal that operates the stack")
+    sign_in = str(raw.get("azureConsoleSignIn") or "false").lower()
+    if sign_in not in ("true", "false"):
+        problems.append(f"azureConsoleSignIn: {sign_in!r}: true or false")
     days = int(raw.get("logRetentionDays") or 30)
     if not 30 <= days <= 730:
         problems.append(f"logRetentionDays: {days}: Log Analytics keeps 30-730 days")
@@ -93,4 +100,4 @@ def parse_azure_config(raw: Mapping[str, Any]) -> AzureConfig:
     return AzureConfig(location=location, name_prefix=prefix,
                        alarm_email=raw.get("alarmEmail") or None, log_retention_days=days,
                        auth_client_id=auth, operator_principal_id=operator,
-                       suffix=str(raw.get("suffix") or ""))
+                       suffix=str(raw.get("suffix") or ""), console_sign_in=sign_in == "true")

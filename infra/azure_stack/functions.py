@@ -37,6 +37,7 @@ class FunctionAppsArgs:
     maximum_instance_count: int = 40
     tenant_id: pulumi.Input[str] = ""
     auth_client_id: str = ""
+    console_sign_in: bool = False  # browsers get the Entra ID login page (the console, /ui)
     host_account: str = ""  # the Functions host's storage account (globally unique name)
     site_names: dict[str, str] | None = None  # function -> app name (<name>.azurewebsites.net)
 
@@ -136,9 +137,17 @@ class FunctionApps(pulumi.ComponentResource):
         self.auth = web.WebAppAuthSettingsV2(
             f"{name}-{http}-auth", name=self.apps[http].name, resource_group_name=rg,
             platform=web.AuthPlatformArgs(enabled=True),
+            # With console sign-in a browser without a session is sent to the Entra ID login
+            # page (implicit id_token flow: no client secret; the registration needs the
+            # /.auth/login/aad/callback redirect URI and ID tokens, docs/deploy-azure.md) and
+            # comes back with a session cookie the platform turns into the same principal
+            # headers a bearer token gives; XHR requests still get 401.
             global_validation=web.GlobalValidationArgs(
                 require_authentication=True,
-                unauthenticated_client_action=web.UnauthenticatedClientActionV2.RETURN401),
+                unauthenticated_client_action=(
+                    web.UnauthenticatedClientActionV2.REDIRECT_TO_LOGIN_PAGE
+                    if args.console_sign_in else web.UnauthenticatedClientActionV2.RETURN401),
+                redirect_to_provider="azureactivedirectory" if args.console_sign_in else None),
             identity_providers=web.IdentityProvidersArgs(
                 azure_active_directory=web.AzureActiveDirectoryArgs(
                     enabled=True,

@@ -307,3 +307,23 @@ def test_the_notifier_logs_each_alert_for_the_rule(caplog):
     body = json.loads(text[len(ALERT_MARKER):])
     assert body["subject"] == "drift: churn" and body["message"] == {"psi": 0.4}
     assert len(sent) == 1 and sent[0][1] == -1
+
+
+EASY_AUTH_PAGE = ("https://learn.microsoft.com/azure/app-service/"
+                  "configure-authentication-provider-aad")
+
+
+def test_console_sign_in_redirects_browsers_to_the_login_page(default):
+    """The console behind App Service authentication answered 401 with no way to sign in from a
+    browser. With azureConsoleSignIn the platform redirects to Entra ID's login page
+    (EASY_AUTH_PAGE) and bearer-token API calls are validated as before; off, the 401 stays."""
+    on = run_azure(config(azureConsoleSignIn="true"))
+    (auth,) = on.of("azure-native:web:WebAppAuthSettingsV2")
+    v = auth.inputs["globalValidation"]
+    assert v["requireAuthentication"] is True
+    assert v["unauthenticatedClientAction"] == "RedirectToLoginPage"
+    assert v["redirectToProvider"] == "azureactivedirectory"
+    aad = auth.inputs["identityProviders"]["azureActiveDirectory"]
+    assert aad["validation"]["allowedAudiences"]  # API bearer tokens: unchanged
+    (off,) = default.of("azure-native:web:WebAppAuthSettingsV2")
+    assert off.inputs["globalValidation"]["unauthenticatedClientAction"] == "Return401"
