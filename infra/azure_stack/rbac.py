@@ -45,12 +45,17 @@ class Grant:
     condition: str | None = None  # ABAC condition (version 2.0)
 
 
-def _clause(guard: str, allowed: list[str]) -> str:
-    """The operations `guard` matches are allowed only where one of `allowed` holds (none:
-    never); every other operation the role grants is untouched."""
+def _none_of(*guards: str) -> str:
+    """No operation matching any guard (the documented form: `!(ActionMatches{...}) AND ...`)."""
+    return " AND ".join(f"!({g})" for g in guards)
+
+
+def _clause(negated: str, allowed: list[str]) -> str:
+    """Operations outside `negated` are untouched; those it excludes are allowed only where one
+    of `allowed` holds (none: never)."""
     if not allowed:
-        return f"(!({guard}))"
-    return f"((!({guard})) OR ({' OR '.join(allowed)}))"
+        return f"({negated})"
+    return f"(({negated}) OR ({' OR '.join(allowed)}))"
 
 
 def _paths(globs: set[str]) -> list[str]:
@@ -58,20 +63,22 @@ def _paths(globs: set[str]) -> list[str]:
     return [f"{PATH} StringLike '{g}'" for g in sorted(globs)]
 
 
+def _action(action: str) -> str:
+    return f"ActionMatches{{'{action}'}}"
+
+
 def blob_condition(read: set[str], write: set[str], lists: set[str]) -> str:
     """The ABAC condition of one function's role on one container, from its grants: reads of
     blobs matching `read`, writes matching `write`, listings whose prefix starts with one of
     `lists` (learn.microsoft.com/azure/storage/blobs/storage-auth-abac-examples: "Read or list
     blobs in named folders"), never a delete."""
-    read_only = f"ActionMatches{{'{BLOB_READ_ACTION}'}} AND NOT {LIST}"
-    listing = f"ActionMatches{{'{BLOB_READ_ACTION}'}} AND {LIST}"
-    clauses = [_clause(read_only, _paths(read | write)),
-               _clause(listing, [f"{PREFIX} StringStartsWith '{p}'" for p in sorted(lists)])]
+    clauses = [
+        _clause(_none_of(f"{_action(BLOB_READ_ACTION)} AND NOT {LIST}"), _paths(read | write)),
+        _clause(_none_of(f"{_action(BLOB_READ_ACTION)} AND {LIST}"),
+                [f"{PREFIX} StringStartsWith '{p}'" for p in sorted(lists)])]
     if write:
-        writes = " OR ".join(f"ActionMatches{{'{a}'}}" for a in BLOB_WRITE_ACTIONS)
-        clauses.append(_clause(writes, _paths(write)))
-        denied = " OR ".join(f"ActionMatches{{'{a}'}}" for a in BLOB_DENIED_ACTIONS)
-        clauses.append(_clause(denied, []))
+        clauses.append(_clause(_none_of(*map(_action, BLOB_WRITE_ACTIONS)), _paths(write)))
+        clauses.append(_clause(_none_of(*map(_action, BLOB_DENIED_ACTIONS)), []))
     return " AND ".join(clauses)
 
 

@@ -80,6 +80,8 @@ def evaluate(condition: str, op: Operation) -> bool:
 
     def take() -> re.Match:
         nonlocal i
+        if i >= len(toks):
+            raise ValueError(f"condition ends early: {condition!r}")
         i += 1
         return toks[i - 1]
 

@@ -327,3 +327,16 @@ def test_console_sign_in_redirects_browsers_to_the_login_page(default):
     assert aad["validation"]["allowedAudiences"]  # API bearer tokens: unchanged
     (off,) = default.of("azure-native:web:WebAppAuthSettingsV2")
     assert off.inputs["globalValidation"]["unauthenticatedClientAction"] == "Return401"
+
+
+def test_the_evaluator_denies_what_azure_denies():
+    """abac_eval can fail: the previous rendering (read narrowed by blob path only) denies every
+    listing, since List Blobs carries no path (ABAC_PAGE); a missing prefix fails too."""
+    read = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"
+    path = "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path]"
+    old = f"((!(ActionMatches{{'{read}'}})) OR ({path} StringStartsWith 'captures/'))"
+    assert abac.allowed("blob_reader", old, abac.read("captures/churn/a.cap"))
+    assert not abac.allowed("blob_reader", old, abac.list_blobs("captures/churn/"))
+    assert not abac.allowed("blob_reader", None, abac.write("captures/x"))  # not in the role
+    with pytest.raises(ValueError):
+        abac.evaluate("((ActionMatches{'x'}) OR", abac.read("x"))
