@@ -31,10 +31,11 @@ APP_DIR = ROOT / "functions" / "azure"
 SITE_PACKAGES = ".python_packages/lib/site-packages"  # where the Python worker looks
 PYTHON_VERSION = "3.11"  # infra/azure_stack/config.py AzureConfig.python_version (a test ties them)
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")  # Flex runs Linux x86_64
-# What a deployment may weigh: the zip deploy limit of the Functions deployment service
-# (learn.microsoft.com/azure/azure-functions/deployment-zip-push). The package is also unzipped
-# on every instance start (cold start), so the report shows both sizes.
-PACKAGE_LIMIT = 2048 * 1024 * 1024
+# What a package may weigh: "The maximum size for a deployment package file is 1 GB"
+# (learn.microsoft.com/azure/azure-functions/run-functions-from-deployment-package; Flex
+# Consumption runs from the package it is given). The unzipped size is reported too: it is what
+# every new instance mounts (cold start).
+PACKAGE_LIMIT = 1024 * 1024 * 1024
 
 
 class PackageTooLarge(RuntimeError):
