@@ -10,7 +10,8 @@ BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP  := $(VENV)/.installed-dev
 PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest
 
-.PHONY: install install-base azurite demo test check test-fast lint lint-types package bench clean \
+.PHONY: install install-base azurite demo test check test-fast lint lint-types package package-azure \
+        bench clean \
         mlflow-server lock
 
 $(VENV)/bin/python:
@@ -45,6 +46,8 @@ lock: $(DEV_STAMP)
 	  -c requirements/dev.txt -o requirements/lambda.txt
 	$(UV_COMPILE) pyproject.toml --extra aws --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
 	  -c requirements/dev.txt -o requirements/train.txt
+	$(UV_COMPILE) pyproject.toml --extra azure --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  -c requirements/dev.txt -o requirements/azure-functions.txt
 
 # Azurite (the Azure Storage emulator) for the azure test suites: npm installs azurite@3.35.0
 # into ~/.cache/mlops-kit/azurite once (needs node 20 + npm); the tests start it themselves.
@@ -90,6 +93,12 @@ lint-types: $(DEV_STAMP)
 
 package: $(DEV_STAMP)
 	$(PY) -m infra.lambda_zips --out build/lambda
+
+# The Azure Functions (Flex Consumption) package every app of an Azure stack runs: function_app.py,
+# host.json and .python_packages/ (Linux x86_64 wheels of requirements/azure-functions.txt for the
+# stack's Python, plus src/mlops_kit); its size is reported against the limit.
+package-azure: $(DEV_STAMP)
+	$(PY) -m infra.flex_package --out build/azure
 
 bench: $(DEV_STAMP)
 	$(PY) bench/run_all.py

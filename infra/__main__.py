@@ -23,27 +23,7 @@ for path in (ROOT, ROOT / "src"):  # pulumi runs this file from infra/; make bot
 
 import pulumi  # noqa: E402
 
-from infra import lambda_zips  # noqa: E402
-from infra.components import (  # noqa: E402
-    AlertsTopic,
-    AlertsTopicArgs,
-    BatchTraining,
-    BatchTrainingArgs,
-    Functions,
-    FunctionsArgs,
-    InferenceApi,
-    InferenceApiArgs,
-    Monitoring,
-    MonitoringArgs,
-    Queues,
-    QueuesArgs,
-    RegistryTable,
-    RegistryTableArgs,
-    Storage,
-    StorageArgs,
-    TrainImage,
-    TrainImageArgs,
-)
+from infra import lambda_zips  # noqa: E402  (no provider SDK: stdlib only)
 from infra.config import KEYS, OBJECT_KEYS, StackConfig, parse_config  # noqa: E402
 from mlops_kit.topology import (  # noqa: E402
     ARTIFACTS,
@@ -98,6 +78,28 @@ def stack_topology(cfg: StackConfig) -> Topology:
 
 def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Artifact]) -> dict:
     """Create every resource; return the stack outputs."""
+    # pulumi_aws only here: the Azure stack's install (mlops-kit[azure,azure-infra]) has none
+    from infra.components import (
+        AlertsTopic,
+        AlertsTopicArgs,
+        BatchTraining,
+        BatchTrainingArgs,
+        Functions,
+        FunctionsArgs,
+        InferenceApi,
+        InferenceApiArgs,
+        Monitoring,
+        MonitoringArgs,
+        Queues,
+        QueuesArgs,
+        RegistryTable,
+        RegistryTableArgs,
+        Storage,
+        StorageArgs,
+        TrainImage,
+        TrainImageArgs,
+    )
+
     p = cfg.name_prefix
     queues = Queues("queues", QueuesArgs(topology, p))
     storage = Storage("storage", StorageArgs(
@@ -117,7 +119,7 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
                              "image function to build it")
         [job] = topology.batch_jobs
         batch = BatchTraining("batch", BatchTrainingArgs(
-            topology, job, p, cfg.region, cfg.batch, image.image_uri, image.repository.arn,
+            topology, job, p, cfg.region, cfg.batch, image.image_uri, image.pull_repository_arn,
             {n: b.arn for n, b in storage.buckets.items()}, storage.bucket_names, table.arn,
             table.name, queues.arns, queues.urls, alerts.arn, alerts.key_arn,
             cfg.log_retention_days,

@@ -25,9 +25,13 @@ FARGATE_MEMORY: dict[float, tuple[int, ...]] = {
     8: tuple(range(16384, 61440 + 1, 4096)),
     16: tuple(range(32768, 122880 + 1, 8192)),
 }
-NETWORKS = ("endpoints", "nat")
+NETWORKS = ("endpoints", "nat", "public")
 FIELDS = {"enabled", "vcpu", "memoryMb", "maxVcpus", "timeoutMinutes", "attempts", "spot",
-          "network", "subnetIds", "securityGroupIds", "maxFunctionRows", "memoryFraction"}
+          "network", "zones", "ephemeralStorageGb", "subnetIds", "securityGroupIds",
+          "maxFunctionRows", "memoryFraction"}
+# Fargate ephemeral storage: 20 GiB without a setting; 21-200 GiB when set
+# (docs.aws.amazon.com/batch/latest/APIReference/API_EphemeralStorage.html)
+EPHEMERAL_GIB = (21, 200)
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
@@ -41,8 +45,11 @@ class BatchConfig:
     timeout_minutes: int = 240
     attempts: int = 2
     spot: bool = False  # FARGATE_SPOT: about 70% cheaper, may be interrupted (then retried)
-    # a VPC the program creates: private subnets reaching AWS through VPC endpoints, or a NAT
-    network: Literal["endpoints", "nat"] = "endpoints"
+    # a VPC the program creates: private subnets reaching AWS through VPC endpoints, or a NAT;
+    # or public subnets (a public IP per task, no ingress): nothing billed while idle
+    network: Literal["endpoints", "nat", "public"] = "endpoints"
+    zones: int = 1  # availability zones of the created subnets (each adds its endpoints' cost)
+    ephemeral_storage_gb: int | None = None  # the task's disk (Fargate's 20 GiB when unset)
     subnet_ids: tuple[str, ...] = ()  # or yours: private subnets with a route to AWS APIs
     security_group_ids: tuple[str, ...] = ()
     max_function_rows: int = 1_000_000  # routing: over this goes to batch
@@ -121,6 +128,15 @@ def parse_batch(raw: Any, problems: list[str]) -> BatchConfig:
     network = str(raw.get("network") or d.network)
     if network not in NETWORKS:
         problems.append(f"batch.network: {network!r} must be one of {', '.join(NETWORKS)}")
+    zones = int(_number("batch.zones", raw.get("zones"), problems, d.zones))
+    if zones not in (1, 2):
+        problems.append(f"batch.zones: {zones} must be 1 or 2 (availability zones)")
+    disk = raw.get("ephemeralStorageGb")
+    ephemeral = None if disk in (None, "") else int(_number(
+        "batch.ephemeralStorageGb", disk, problems, EPHEMERAL_GIB[0]))
+    if ephemeral is not None and not EPHEMERAL_GIB[0] <= ephemeral <= EPHEMERAL_GIB[1]:
+        problems.append(f"batch.ephemeralStorageGb: {ephemeral} must be {EPHEMERAL_GIB[0]} to "
+                        f"{EPHEMERAL_GIB[1]} GiB (Fargate)")
     subnets = _ids("batch.subnetIds", raw.get("subnetIds"), _SUBNET, problems)
     groups = _ids("batch.securityGroupIds", raw.get("securityGroupIds"), _SG, problems)
     if bool(subnets) != bool(groups):
@@ -139,5 +155,6 @@ def parse_batch(raw: Any, problems: list[str]) -> BatchConfig:
         memory_mb=memory, max_vcpus=max_vcpus, timeout_minutes=timeout, attempts=attempts,
         spot=_flag("batch.spot", raw.get("spot"), problems, d.spot),
         network=network,  # type: ignore[arg-type]  # checked above
+        zones=zones, ephemeral_storage_gb=ephemeral,
         subnet_ids=subnets, security_group_ids=groups, max_function_rows=rows,
         memory_fraction=fraction)

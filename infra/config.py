@@ -30,6 +30,8 @@ SSE_ALGORITHMS = ("aws:kms", "AES256")
 SCHEMA: dict[str, tuple[str, str]] = {
     "cloud": ("string", "cloud"),
     "azureAuthClientId": ("string", "azure_auth_client_id"),
+    "azureOperatorPrincipalId": ("string", "azure_operator_principal_id"),
+    "azureConsoleSignIn": ("boolean", "azure_console_sign_in"),
     "namePrefix": ("string", "name_prefix"),
     "schedule": ("string", "schedule"),
     "memory": ("object", "memory"),
@@ -80,6 +82,8 @@ class StackConfig:
     name_prefix: str
     cloud: Literal["aws", "azure"] = "aws"  # azure: infra/azure_stack renders the same topology
     azure_auth_client_id: str | None = None  # azure: the Entra ID app inference callers use
+    azure_operator_principal_id: str | None = None  # azure: who gets the data roles
+    azure_console_sign_in: bool = False  # azure: browsers sign in to /ui (login redirect)
     schedule: str = "rate(1 hour)"
     memory: Mapping[str, int] = field(default_factory=dict)  # function -> MB override
     auth_mode: AuthMode = "iam"

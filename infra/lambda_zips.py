@@ -219,10 +219,13 @@ def load_artifact(function: str, path: Path, limit: int = LAMBDA_UNZIPPED_LIMIT)
 
 
 def zip_functions(topology=None) -> list[str]:
+    """The zip functions of `topology`; without one, of every stack (batch.enabled adds
+    `jobs`): `make package` builds them all, so a Batch-enabled stack with packageDir finds
+    its zips (issue 25, item 9)."""
     if topology is None:
         sys.path.insert(0, str(ROOT / "src"))
         from mlops_kit.topology import default_topology
-        topology = default_topology()
+        topology = default_topology(batch=True)
     return [f.name for f in topology.functions if f.package == "zip"]
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import authorization, managedidentity, storage, web
 
+from infra.azure_stack.config import flex_memory_mb
 from infra.azure_stack.rbac import ROLES, Grant
 from mlops_kit.topology import Topology
 
@@ -36,6 +37,9 @@ class FunctionAppsArgs:
     maximum_instance_count: int = 40
     tenant_id: pulumi.Input[str] = ""
     auth_client_id: str = ""
+    console_sign_in: bool = False  # browsers get the Entra ID login page (the console, /ui)
+    host_account: str = ""  # the Functions host's storage account (globally unique name)
+    site_names: dict[str, str] | None = None  # function -> app name (<name>.azurewebsites.net)
 
 
 def role_id(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
@@ -51,7 +55,7 @@ class FunctionApps(pulumi.ComponentResource):
         tags = {"mlops-kit:component": "functions"}
         # The Functions host's own storage (leases, deployment packages): never the data.
         self.host = storage.StorageAccount(
-            f"{name}-host", account_name=f"{args.prefix}host", resource_group_name=rg,
+            f"{name}-host", account_name=args.host_account or f"{args.prefix}host", resource_group_name=rg,
             location=args.location, kind="StorageV2", sku=storage.SkuArgs(name="Standard_LRS"),
             allow_shared_key_access=False, allow_blob_public_access=False,
             minimum_tls_version="TLS1_2", enable_https_traffic_only=True, tags=tags, opts=child)
@@ -101,7 +105,9 @@ class FunctionApps(pulumi.ComponentResource):
                     "Authorization=AAD;ClientId=", ident.client_id),
             }
             self.apps[fn.name] = web.WebApp(
-                f"{name}-{fn.name}", name=f"{args.prefix}-{fn.name}", resource_group_name=rg,
+                f"{name}-{fn.name}",
+                name=(args.site_names or {}).get(fn.name, f"{args.prefix}-{fn.name}"),
+                resource_group_name=rg,
                 location=args.location, kind="functionapp,linux", server_farm_id=plan.id,
                 https_only=True, client_cert_enabled=False,
                 identity=web.ManagedServiceIdentityArgs(
@@ -115,7 +121,8 @@ class FunctionApps(pulumi.ComponentResource):
                             type="UserAssignedIdentity", user_assigned_identity_resource_id=ident.id))),
                     runtime=web.FunctionsRuntimeArgs(name="python", version=args.python_version),
                     scale_and_concurrency=web.FunctionsScaleAndConcurrencyArgs(
-                        instance_memory_mb=max(args.instance_memory_mb, fn.memory_mb // 512 * 512),
+                        instance_memory_mb=flex_memory_mb(
+                            fn.name, max(args.instance_memory_mb, fn.memory_mb)),
                         maximum_instance_count=args.maximum_instance_count)),
                 site_config=web.SiteConfigArgs(
                     min_tls_version="1.2", ftps_state="Disabled", http20_enabled=True,
@@ -130,9 +137,17 @@ class FunctionApps(pulumi.ComponentResource):
         self.auth = web.WebAppAuthSettingsV2(
             f"{name}-{http}-auth", name=self.apps[http].name, resource_group_name=rg,
             platform=web.AuthPlatformArgs(enabled=True),
+            # With console sign-in a browser without a session is sent to the Entra ID login
+            # page (implicit id_token flow: no client secret; the registration needs the
+            # /.auth/login/aad/callback redirect URI and ID tokens, docs/deploy-azure.md) and
+            # comes back with a session cookie the platform turns into the same principal
+            # headers a bearer token gives; XHR requests still get 401.
             global_validation=web.GlobalValidationArgs(
                 require_authentication=True,
-                unauthenticated_client_action=web.UnauthenticatedClientActionV2.RETURN401),
+                unauthenticated_client_action=(
+                    web.UnauthenticatedClientActionV2.REDIRECT_TO_LOGIN_PAGE
+                    if args.console_sign_in else web.UnauthenticatedClientActionV2.RETURN401),
+                redirect_to_provider="azureactivedirectory" if args.console_sign_in else None),
             identity_providers=web.IdentityProvidersArgs(
                 azure_active_directory=web.AzureActiveDirectoryArgs(
                     enabled=True,

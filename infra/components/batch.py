@@ -81,11 +81,18 @@ def job_environment(args: BatchTrainingArgs) -> dict[str, pulumi.Input[str]]:
 
 
 def container_properties(job: BatchJob, image: str, execution_role: str, job_role: str,
-                         log_group: str, region: str, env: Mapping[str, str]) -> str:
-    return json.dumps(batch_container_properties(
+                         log_group: str, region: str, env: Mapping[str, str],
+                         config: BatchConfig | None = None) -> str:
+    props = batch_container_properties(
         job, image, execution_role, job_role, env,
         {"awslogs-group": log_group, "awslogs-region": region,
-         "awslogs-stream-prefix": job.name}), sort_keys=True)
+         "awslogs-stream-prefix": job.name})
+    cfg = config or BatchConfig()
+    if cfg.own_vpc and cfg.network == "public":  # no NAT, no endpoints: the task's own IP
+        props["networkConfiguration"] = {"assignPublicIp": "ENABLED"}
+    if cfg.ephemeral_storage_gb is not None:
+        props["ephemeralStorage"] = {"sizeInGiB": cfg.ephemeral_storage_gb}
+    return json.dumps(props, sort_keys=True)
 
 
 class BatchTraining(pulumi.ComponentResource):
@@ -98,7 +105,7 @@ class BatchTraining(pulumi.ComponentResource):
 
         if cfg.own_vpc:
             net = TrainingNetwork("network", NetworkArgs(args.name_prefix, args.region,
-                                                         cfg.network), child)
+                                                         cfg.network, cfg.zones), child)
             subnets: Sequence[pulumi.Input[str]] = net.subnet_ids
             groups: Sequence[pulumi.Input[str]] = net.security_group_ids
         else:
@@ -128,15 +135,18 @@ class BatchTraining(pulumi.ComponentResource):
             f"{p}-job-policy", role=self.job_role.id, opts=child,
             policy=self._job_policy(args))
 
+        # Compute environment and queue are autonamed (logical name + random suffix): a change
+        # that replaces them (spot on/off, subnets) creates the new one before deleting the
+        # old, which a fixed name would collide with.
         self.compute_environment = aws.batch.ComputeEnvironment(
-            f"{p}-ce", name=f"{p}-ce", type="MANAGED", state="ENABLED",
+            f"{p}-ce", type="MANAGED", state="ENABLED",
             compute_resources={"type": "FARGATE_SPOT" if cfg.spot else "FARGATE",
                                "max_vcpus": cfg.max_vcpus, "subnets": subnets,
                                "security_group_ids": groups},
             # no service_role: Batch uses its service-linked role (AWSServiceRoleForBatch)
             tags=tags, opts=child)
         self.job_queue = aws.batch.JobQueue(
-            f"{p}-queue", name=f"{p}-queue", state="ENABLED", priority=1,
+            f"{p}-queue", state="ENABLED", priority=1,
             compute_environment_orders=[{"order": 1, "compute_environment":
                                          self.compute_environment.arn}],
             tags=tags, opts=child)
@@ -147,7 +157,8 @@ class BatchTraining(pulumi.ComponentResource):
             container_properties=pulumi.Output.all(
                 args.image_uri, self.execution_role.arn, self.job_role.arn, self.log_group.name,
                 *[env[k] for k in keys]).apply(lambda r: container_properties(
-                    job, r[0], r[1], r[2], r[3], args.region, dict(zip(keys, r[4:], strict=True)))),
+                    job, r[0], r[1], r[2], r[3], args.region, dict(zip(keys, r[4:], strict=True)),
+                    cfg)),
             retry_strategy=_retry_strategy(job, cfg.attempts),
             timeout={"attempt_duration_seconds": job.timeout_s}, propagate_tags=True,
             tags=tags, opts=pulumi.ResourceOptions(parent=self,

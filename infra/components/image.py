@@ -66,6 +66,16 @@ def digest_only(repository_url: str, digest: str) -> str:
     return f"{repository_url}@{digest}"
 
 
+def repository_arn(image_uri: str) -> str:
+    """The ECR repository ARN of an image URI (any account/region, tag and/or digest): what a
+    puller's ecr:BatchGetImage and ecr:GetDownloadUrlForLayer must be allowed on."""
+    parts = image_uri_parts(image_uri)
+    repo = str(parts["repo"])
+    partition = "aws-cn" if ".amazonaws.com.cn/" in repo + "/" else "aws"
+    return (f"arn:{partition}:ecr:{parts['region']}:{repo.split('.', 1)[0]}:"
+            f"repository/{parts['name']}")
+
+
 def relative_to_cwd(path: Path) -> str:
     """A path as the provider will see it from the program's working directory (the same in
     every checkout), never an absolute path that changes the resource's inputs."""
@@ -99,8 +109,12 @@ class TrainImage(pulumi.ComponentResource):
             opts=child)
         if args.image_uri:
             self.image_uri: pulumi.Output[str] = self._prebuilt(args.image_uri)
+            # the image's own repository (trainImageUri), not the stack's empty one
+            self.pull_repository_arn: pulumi.Output[str] = pulumi.Output.from_input(
+                repository_arn(args.image_uri))
         else:
             self.image_uri = self._build(args, child)
+            self.pull_repository_arn = self.repository.arn
         self.register_outputs({"repository_url": self.repository.repository_url,
                                "image_uri": self.image_uri})
 

@@ -5,13 +5,18 @@ and the stack's dashboard.
 functions, the queues and the API). Alarms fire on any function error or throttle, any message
 in a DLQ, a queue message older than one visibility timeout (its consumer is stuck or
 starved), any API 5xx, serving latency (p99 of the serve function's duration and of the API),
-and on a schedule that did not run (the monitor's heartbeat: no invocation in two intervals).
+and on a schedule that fired but could not invoke its function (the rule's FailedInvocations).
+
+No alarm breaches on missing data: a fresh stack has none, and an alarm that fires right after
+`pulumi up` trains people to ignore it. (The old heartbeat, "no invocation in two intervals" with
+missing data breaching, was in ALARM from deploy until the first run.) A run that fails is an
+Errors alarm; a run EventBridge could not start (permission, throttling past its retries, the
+function gone) is FailedInvocations.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.dashboard import dashboard_body
+from infra.components.queues import max_receive_count
 from infra.components.tags import component_tags
 from mlops_kit.topology import Topology
 
@@ -38,20 +44,6 @@ PERIOD_S = 300
 DAY_S = 86400
 # CloudWatch: period x evaluation periods <= 7 days, and <= 1 day when the period is < 1 hour
 MAX_ALARM_WINDOW_S, MAX_SHORT_WINDOW_S = 7 * DAY_S, DAY_S
-_RATE = re.compile(r"^rate\((\d+) (minute|hour|day)s?\)$")
-_UNIT_S = {"minute": 60, "hour": 3600, "day": DAY_S}
-
-
-def heartbeat_window(expression: str) -> tuple[int, int]:
-    """(period, evaluation periods) of a "did not run" alarm for a schedule: breach when two
-    intervals in a row saw no invocation. A cron schedule is assumed to run at least daily."""
-    m = _RATE.match(expression)
-    interval = int(m.group(1)) * _UNIT_S[m.group(2)] if m else DAY_S
-    period = min(interval, DAY_S)
-    periods = -(-2 * interval // period)  # ceil: cover two whole intervals
-    return period, min(periods, MAX_ALARM_WINDOW_S // period)
-
-
 def alerts_key_policy(account_id: str, partition: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "AccountAdministersAndDelegatesToIam", "Effect": "Allow",
@@ -155,7 +147,7 @@ class Monitoring(pulumi.ComponentResource):
                   statistic="Sum", threshold=0)
         for q in topo.queues:
             alarm(f"{q.dlq}-depth", f"messages in the {q.dlq} dead-letter queue: "
-                  f"{q.consumer} failed {q.max_receives} times on them",
+                  f"{q.consumer} was handed them {max_receive_count(q.max_receives)} times",
                   namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
                   dimensions={"QueueName": args.dlq_names[q.name]}, statistic="Maximum",
                   threshold=0)
@@ -167,14 +159,12 @@ class Monitoring(pulumi.ComponentResource):
                   dimensions={"QueueName": args.queue_names[q.name]}, statistic="Maximum",
                   threshold=age)
         for sched in topo.schedules:
-            period, periods = heartbeat_window(sched.expression)
             alarm(f"{sched.function}-did-not-run",
-                  f"{sched.function} was not invoked for {periods * period} s "
-                  f"(schedule {sched.expression})", period=period, evaluation_periods=periods,
-                  comparison="LessThanThreshold", missing="breaching", namespace="AWS/Lambda",
-                  metric_name="Invocations",
-                  dimensions={"FunctionName": args.functions[sched.function].name},
-                  statistic="Sum", threshold=1)
+                  f"the {sched.expression} schedule fired but could not invoke "
+                  f"{sched.function} (permission, throttling past retries, function gone)",
+                  namespace="AWS/Events", metric_name="FailedInvocations",
+                  dimensions={"RuleName": self.rules[sched.function].name}, statistic="Sum",
+                  threshold=0)
         serve = topo.http.function
         alarm(f"{serve}-duration-p99", f"{serve} p99 duration above {args.latency_p99_ms} ms",
               namespace="AWS/Lambda", metric_name="Duration",

@@ -1,7 +1,7 @@
-"""The network batch training runs in, when the stack does not bring its own VPC: two private
-subnets (two availability zones) whose tasks reach AWS either through VPC endpoints or through
-a NAT gateway (docs/training-engines.md compares them). Nothing can reach the tasks: the
-security group has no ingress, and the subnets no public IPs.
+"""The network batch training runs in, when the stack does not bring its own VPC: subnets in
+one availability zone (`batch.zones`: 2 for two) whose tasks reach AWS through VPC endpoints,
+a NAT gateway or their own public IP (docs/training-engines.md compares them). Nothing can reach
+the tasks: the security group has no ingress.
 
 - endpoints (default): gateway endpoints for S3 and DynamoDB (free) and interface endpoints
   (private DNS) for what else the job calls or Fargate needs: ECR (api + dkr) to pull the
@@ -9,6 +9,11 @@ security group has no ingress, and the subnets no public IPs.
 - nat: a public subnet with a NAT gateway; the private subnets route 0.0.0.0/0 through it.
   The S3 and DynamoDB gateway endpoints stay, so dataset and registry traffic skips the NAT's
   per-GB charge.
+- public: public subnets routed to an internet gateway; each task gets a public IP (Fargate
+  needs one to pull its image without a NAT or endpoints) and still accepts no connection.
+  Nothing is billed while no job runs. The gateway endpoints stay.
+
+Interface endpoints are billed per hour per availability zone, so one zone is the default.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "logs", "sns")
 class NetworkArgs:
     name_prefix: str
     region: str
-    mode: str = "endpoints"  # endpoints | nat
+    mode: str = "endpoints"  # endpoints | nat | public
+    zones: int = 1
 
 
 class TrainingNetwork(pulumi.ComponentResource):
@@ -45,14 +51,21 @@ class TrainingNetwork(pulumi.ComponentResource):
         self.vpc = aws.ec2.Vpc(f"{p}-vpc", cidr_block=CIDR, enable_dns_support=True,
                                enable_dns_hostnames=True,  # private DNS of the endpoints
                                tags={**tags, "Name": f"{p}-vpc"}, opts=child)
+        kind = "public" if args.mode == "public" else "private"
         self.subnets = [aws.ec2.Subnet(
-            f"{p}-private-{i}", vpc_id=self.vpc.id, cidr_block=cidr,
+            f"{p}-{kind}-{i}", vpc_id=self.vpc.id, cidr_block=cidr,
             availability_zone=zones.apply(zone_at(i)),
-            map_public_ip_on_launch=False, tags={**tags, "Name": f"{p}-private-{i}"},
-            opts=child) for i, cidr in enumerate(PRIVATE)]
-        routes = aws.ec2.RouteTable(f"{p}-private", vpc_id=self.vpc.id, tags=tags, opts=child)
+            map_public_ip_on_launch=False, tags={**tags, "Name": f"{p}-{kind}-{i}"},
+            opts=child) for i, cidr in enumerate(PRIVATE[:args.zones])]
+        igw = None
+        if args.mode in ("nat", "public"):
+            igw = aws.ec2.InternetGateway(f"{p}-igw", vpc_id=self.vpc.id, tags=tags, opts=child)
+        to_internet = ([aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)]
+                       if igw is not None and kind == "public" else None)
+        routes = aws.ec2.RouteTable(f"{p}-{kind}", vpc_id=self.vpc.id, routes=to_internet,
+                                    tags=tags, opts=child)
         for i, subnet in enumerate(self.subnets):
-            aws.ec2.RouteTableAssociation(f"{p}-private-{i}", subnet_id=subnet.id,
+            aws.ec2.RouteTableAssociation(f"{p}-{kind}-{i}", subnet_id=subnet.id,
                                           route_table_id=routes.id, opts=child)
         self.security_group = aws.ec2.SecurityGroup(
             f"{p}-tasks", vpc_id=self.vpc.id, description="batch training tasks: no ingress",
@@ -78,8 +91,8 @@ class TrainingNetwork(pulumi.ComponentResource):
                     vpc_endpoint_type="Interface", private_dns_enabled=True,
                     subnet_ids=[s.id for s in self.subnets],
                     security_group_ids=[endpoint_sg.id], tags=tags, opts=child)
-        else:
-            igw = aws.ec2.InternetGateway(f"{p}-igw", vpc_id=self.vpc.id, tags=tags, opts=child)
+        elif args.mode == "nat":
+            assert igw is not None
             public = aws.ec2.Subnet(f"{p}-public", vpc_id=self.vpc.id, cidr_block=PUBLIC,
                                     availability_zone=zones.apply(lambda z: z[0]),
                                     tags={**tags, "Name": f"{p}-public"}, opts=child)

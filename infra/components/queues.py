@@ -1,7 +1,7 @@
 """Work queues: one SQS queue per topology queue, each with its dead-letter queue.
 
 The visibility timeout comes from `Topology.visibility_timeout` (6x the consumer's timeout, so a
-slow batch is not redelivered while it is still running); after `max_receives` failed receives a
+slow batch is not redelivered while it is still running); after `max_receive_count` receives a
 message moves to the DLQ instead of being dropped. Both are encrypted with SQS-managed keys (SSE-
 SQS), which S3 event notifications can write to without a key policy.
 """
@@ -21,6 +21,17 @@ from mlops_kit.topology import Topology
 RETENTION_S = 4 * 24 * 3600  # main queue: SQS default
 DLQ_RETENTION_S = 14 * 24 * 3600  # DLQ: the maximum, time for an operator to look
 LONG_POLL_S = 20
+# A throttled Lambda poller returns the messages it received, and each return counts as a
+# receive: on a new account (10 concurrent executions) a burst reaches the DLQ untried at 3.
+# AWS: "set the maxReceiveCount on the source queue's redrive policy to at least 5"
+# (docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+LAMBDA_MIN_RECEIVES = 5
+
+
+def max_receive_count(max_receives: int) -> int:
+    """The redrive's maxReceiveCount of a queue a Lambda function consumes: the topology's
+    attempts, with room for throttled receives."""
+    return max(max_receives, LAMBDA_MIN_RECEIVES)
 
 
 @dataclass
@@ -45,7 +56,7 @@ class Queues(pulumi.ComponentResource):
                 visibility_timeout_seconds=args.topology.visibility_timeout(q.name),
                 message_retention_seconds=RETENTION_S, receive_wait_time_seconds=LONG_POLL_S,
                 tags=tags,
-                redrive_policy=dlq.arn.apply(redrive_policy(q.max_receives)),
+                redrive_policy=dlq.arn.apply(redrive_policy(max_receive_count(q.max_receives))),
                 opts=pulumi.ResourceOptions(parent=self))
             self.dlqs[q.name] = dlq
         self.urls = {n: q.url for n, q in self.queues.items()}

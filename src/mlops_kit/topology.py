@@ -276,9 +276,12 @@ def _base_topology(schedule: str) -> Topology:
 
 # -- training on the batch engine (issue 15) ---------------------------------------------------
 TRAIN_JOB, JOBS_QUEUE = "train-large", "jobs"
-# Attempts retried for infrastructure reasons only (Batch evaluateOnExit patterns): the host
-# went away, the Fargate task could not start, the image could not be pulled.
-BATCH_RETRY_ON = (("onStatusReason", "Host EC2*"),
+# Attempts retried for infrastructure reasons only (Batch evaluateOnExit patterns): Fargate Spot
+# took the task back (the task's stoppedReason, docs.aws.amazon.com/AmazonECS/latest/
+# developerguide/fargate-capacity-providers.html), the Fargate task could not start, the image
+# could not be pulled. (Not "Host EC2*": the engine is Fargate, there is no EC2 host; Batch
+# takes at most 5 conditions, so each one must be able to match.)
+BATCH_RETRY_ON = (("onStatusReason", "Your Spot Task was interrupted*"),
                   ("onStatusReason", "ResourceInitializationError*"),
                   ("onReason", "CannotPullContainerError*"))
 

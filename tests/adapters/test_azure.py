@@ -275,7 +275,7 @@ def test_blob_from_another_client_without_md5_gets_its_azure_etag(blobs, azure):
 # -- factory ----------------------------------------------------------------------------------
 
 
-def test_factory_builds_every_port_on_provisioned_resources(azurite, azure):
+def test_factory_builds_every_port_on_provisioned_resources(azurite, azure, caplog):
     from mlops_kit.adapters.azure.factory import build, provision
     from mlops_kit.settings import Settings
     from mlops_kit.topology import default_topology
@@ -302,9 +302,13 @@ def test_factory_builds_every_port_on_provisioned_resources(azurite, azure):
     assert parts.train_queue.visibility_timeout == topo.visibility_timeout("train")
     assert parts.train_queue.max_receives == topo.queue("train").max_receives
     assert parts.validate_queue.poison_name == f"{names.queues['validate']}-poison"
-    parts.notifier.publish("mlops-kit: churn promoted", {"version": 2})
+    with caplog.at_level("WARNING", logger="mlops_kit.alerts"):
+        parts.notifier.publish("mlops-kit: churn promoted", {"version": 2})
     [alert] = parts.notifier.messages()
     assert alert["subject"] == "mlops-kit: churn promoted" and alert["message"] == {"version": 2}
+    # and the log record Application Insights' alert rule finds (issue 25): the same alert
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "mlops_kit.alerts"]
+    assert logged.startswith("MLOPSKIT_ALERT ") and json.loads(logged[15:]) == alert
     parts.table.put("P", "S", {"a": 1})
     assert parts.table.get("P", "S")["a"] == 1
     from mlops_kit.bootstrap import build_backend  # the composition root picks this factory

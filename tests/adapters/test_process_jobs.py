@@ -192,6 +192,6 @@ def test_retry_strategy_retries_only_infrastructure_and_exit_75():
     assert strategy["attempts"] == 2 and len(rules) <= 5  # Batch's limit
     assert rules[-1] == {"onStatusReason": "*", "action": "EXIT"}  # no match would RETRY
     retried = {next(v for k, v in r.items() if k != "action") for r in rules[:-1]}
-    assert retried == {"Host EC2*", "ResourceInitializationError*",
+    assert retried == {"Your Spot Task was interrupted*", "ResourceInitializationError*",
                        "CannotPullContainerError*", "75"}
     assert all(r["action"] == "RETRY" for r in rules[:-1])

@@ -96,29 +96,38 @@ class AzureGraph(Graph):
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-def run_azure(config: dict[str, str]) -> Graph:
+def run_azure(config: dict[str, str], stack: str = "azure") -> Graph:
+    """The program's main() under mocks; the graph's outputs are the stack's exports."""
     import json
     import os
 
     from infra import __main__ as program
 
     mocks = AzureMocks()
+    outputs: dict[str, Any] = {}
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     old = os.environ.get("PULUMI_CONFIG")
     os.environ["PULUMI_CONFIG"] = json.dumps(config)
-    pulumi.runtime.set_mocks(mocks, project="mlops-kit", stack="azure", preview=False)
+    pulumi.runtime.set_mocks(mocks, project="mlops-kit", stack=stack, preview=False)
+    exported: dict[str, Any] = {}
+    export = pulumi.export
     try:
         @pulumi.runtime.test
         def run():
             program.main()
+            keys = list(exported)
+            return pulumi.Output.all(*exported.values()).apply(
+                lambda values: outputs.update(zip(keys, values, strict=True)))
 
+        pulumi.export = exported.__setitem__  # type: ignore[assignment]
         run()
     finally:
+        pulumi.export = export
         if old is None:
             os.environ.pop("PULUMI_CONFIG", None)
         else:
             os.environ["PULUMI_CONFIG"] = old
         loop.close()
         asyncio.set_event_loop(None)
-    return Graph(mocks.resources)
+    return Graph(mocks.resources, outputs)

@@ -117,7 +117,9 @@ class GraphMocks(pulumi.runtime.Mocks):
             kind = {"aws:batch/computeEnvironment:ComputeEnvironment": "compute-environment",
                     "aws:batch/jobQueue:JobQueue": "job-queue",
                     "aws:batch/jobDefinition:JobDefinition": "job-definition"}[typ]
-            rid = state["name"] = inputs.get("name", name)
+            # autonamed ones get Pulumi's "-" + 7 random characters
+            rid = state["name"] = inputs.get("name") or (
+                f"{name}-{hashlib.sha256(name.encode()).hexdigest()[:7]}")
             state["arn"] = f"arn:aws:batch:{REGION}:{ACCOUNT}:{kind}/{rid}"
             if kind == "job-definition":
                 state["arnPrefix"], state["revision"] = state["arn"], 1

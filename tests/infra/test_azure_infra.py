@@ -7,13 +7,14 @@ import json
 
 import pytest
 
-from infra.azure_stack.config import parse_azure_config
+from infra.azure_stack.config import name_suffix, parse_azure_config
 from infra.azure_stack.rbac import ROLES, grants
 from mlops_kit.topology import default_topology
-from tests.infra.azure_harness import LOCATION, run_azure
+from tests.infra.azure_harness import LOCATION, SUB, run_azure
 
 T = default_topology()
 FUNCTIONS = [f.name for f in T.functions]
+SUFFIX = name_suffix(SUB, "mlops-kit", "azure")  # global names: <prefix>st<suffix>, ...
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_queues_poison_queues_alerts_and_table(graph):
 def test_blob_created_reaches_the_validate_queue_prefix_filtered_with_identity(graph):
     topic = graph.of("azure-native:eventgrid:SystemTopic")[0].inputs
     assert topic["topicType"] == "Microsoft.Storage.StorageAccounts"
-    assert topic["source"].endswith("/storageAccounts/mlktestst")
+    assert topic["source"].endswith(f"/storageAccounts/mlktestst{SUFFIX}")
     subs = graph.of("azure-native:eventgrid:SystemTopicEventSubscription")
     assert len(subs) == len(T.object_triggers)
     for sub, trig in zip(subs, T.object_triggers, strict=True):
@@ -85,7 +86,7 @@ def test_one_flex_consumption_linux_app_per_function(graph):
     assert all(p.inputs["sku"] == {"name": "FC1", "tier": "FlexConsumption"} for p in plans)
     assert all(p.inputs["reserved"] is True for p in plans)  # Linux
     apps = {r.inputs["name"]: r.inputs for r in graph.of("azure-native:web:WebApp")}
-    assert sorted(apps) == sorted(f"mlktest-{f}" for f in FUNCTIONS)
+    assert sorted(apps) == sorted(f"mlktest-{f}-{SUFFIX}" for f in FUNCTIONS)
     for app in apps.values():
         assert app["kind"] == "functionapp,linux" and app["httpsOnly"] is True
         assert app["siteConfig"]["minTlsVersion"] == "1.2"
@@ -109,7 +110,7 @@ def test_each_function_has_its_own_identity_and_only_its_grants(graph):
         assert leaf == g.target or (g.kind == "component" and "/components/" in r["scope"])
         assert r.get("condition") == g.condition
     # nothing is scoped to the whole account or the resource group
-    assert not any(r.inputs["scope"].endswith(("/storageAccounts/mlktestst", "/mlk-rg"))
+    assert not any(r.inputs["scope"].endswith((f"/storageAccounts/mlktestst{SUFFIX}", "/mlk-rg"))
                    for r in assigned)
 
 
@@ -121,8 +122,11 @@ def test_least_privilege_examples():
     assert by[("serve", "table", T.table.name)].role in ("table_reader", "table_contributor")
     assert ("monitor", "queue", "train") not in by  # the monitor cannot send training jobs
     v = by[("validate", "container", "data")]
-    assert v.role == "blob_contributor" and "StringStartsWith 'quarantine/'" in v.condition
-    assert "StringStartsWith 'datasets/'" not in v.condition.split(" AND ((!(ActionMatches")[0]
+    # reads: its prefixes; writes only under quarantine/ (tests/infra/test_azure_deploy_rules.py
+    # evaluates every condition)
+    assert v.role == "blob_contributor" and "StringLike 'quarantine/*'" in v.condition
+    write_clause = v.condition.split("/blobs/write'}")[1]
+    assert "'quarantine/*'" in write_clause and "'datasets/*'" not in write_clause.split(")) AND")[0]
 
 
 def test_app_settings_hold_names_never_secrets(graph):
@@ -149,7 +153,7 @@ def test_insights_takes_entra_id_only_and_alerts_page_oncall(graph):
 
 def test_inference_is_authenticated_by_the_platform(graph):
     auth = graph.of("azure-native:web:WebAppAuthSettingsV2")
-    assert len(auth) == 1 and auth[0].inputs["name"] == f"mlktest-{T.http.function}"
+    assert len(auth) == 1 and auth[0].inputs["name"] == f"mlktest-{T.http.function}-{SUFFIX}"
     v = auth[0].inputs["globalValidation"]
     assert v["requireAuthentication"] is True and v["unauthenticatedClientAction"] == "Return401"
     aad = auth[0].inputs["identityProviders"]["azureActiveDirectory"]

@@ -5,6 +5,7 @@ availability zones invoke). One test per control, asserting on the recorded grap
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def batch_config(**fields) -> str:
 @pytest.fixture(scope="module")
 def batch_graph(package_dir) -> Graph:
     return run_program(base_config(package_dir, batch=batch_config(vcpu=8, memoryMb=32768,
-                                                                   timeoutMinutes=90)))
+                                                                   timeoutMinutes=90, zones=2)))
 
 
 def container(graph: Graph) -> dict:
@@ -60,7 +61,7 @@ def test_compute_environment_is_fargate_in_private_subnets_without_ingress(batch
         f"subnet-{_hex(n)}" for n in private)
     assert all(subnets[n].inputs["mapPublicIpOnLaunch"] is False for n in private)
     zones = {subnets[n].inputs["availabilityZone"] for n in private}
-    assert len(zones) == 2  # two availability zones
+    assert len(zones) == 2  # batch.zones 2: two availability zones
     [sg] = [r for r in batch_graph.of("aws:ec2/securityGroup:SecurityGroup")
             if r.name == f"{P}-batch-tasks"]
     assert ce["computeResources"]["securityGroupIds"] == [f"sg-{_hex(sg.name)}"]
@@ -148,7 +149,7 @@ def test_retry_only_for_infrastructure_and_exit_75(batch_graph):
     assert len(rules) <= 5 and rules[-1] == {"onStatusReason": "*", "action": "exit"}
     assert [r["action"] for r in rules[:-1]] == ["retry"] * (len(rules) - 1)
     assert {"onExitCode": "75", "action": "retry"} in rules
-    assert {"onStatusReason": "Host EC2*", "action": "retry"} in rules
+    assert {"onStatusReason": "Your Spot Task was interrupted*", "action": "retry"} in rules
 
 
 def test_execution_role_pulls_this_image_and_writes_these_logs_only(batch_graph):
@@ -156,12 +157,14 @@ def test_execution_role_pulls_this_image_and_writes_these_logs_only(batch_graph)
     assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {
         "Service": "ecs-tasks.amazonaws.com"}
     policy = role_policy(batch_graph, f"{JOB}-execution-policy")
-    repo = batch_graph.one("aws:ecr/repository:Repository", "mlk-test-train").state["arn"]
+    # the image it runs: base_config's trainImageUri (repository mlk-train), not the stack's
+    # own, empty repository (issue 25, item 8)
+    repo = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/mlk-train"
     group = batch_graph.one("aws:cloudwatch/logGroup:LogGroup", f"{JOB}-logs").state["arn"]
     assert allows(policy, "ecr:BatchGetImage", repo)
     assert allows(policy, "ecr:GetAuthorizationToken", "*")
     assert allows(policy, "logs:PutLogEvents", f"{group}:log-stream:train-large/default/1")
-    assert not allows(policy, "ecr:BatchGetImage", repo.replace("mlk-test-train", "other"))
+    assert not allows(policy, "ecr:BatchGetImage", repo.replace("mlk-train", "other"))
     assert not allows(policy, "logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:"
                                                    "log-group:/aws/lambda/x:log-stream:y")
     assert not allows(policy, "s3:GetObject", "arn:aws:s3:::anything/x")
@@ -267,7 +270,7 @@ def test_every_batch_resource_is_tagged_and_parented(batch_graph):
 
 
 def test_outputs_name_the_queue_and_definition(batch_graph):
-    assert batch_graph.outputs["batch_job_queue"].endswith(f":job-queue/{JOB}-queue")
+    assert re.search(f":job-queue/{JOB}-queue-[0-9a-f]{{7}}$", batch_graph.outputs["batch_job_queue"])
     assert batch_graph.outputs["batch_job_definition"] == f"{JOB}-job"
 
 
@@ -277,7 +280,8 @@ def test_outputs_name_the_queue_and_definition(batch_graph):
     ({"vcpu": 16, "memoryMb": 131072}, "batch.memoryMb: 131072"),
     ({"subnetIds": ["subnet-0123456789abcdef0"]}, "go together"),
     ({"subnetIds": ["vpc-1"], "securityGroupIds": ["sg-0123456789abcdef0"]}, "batch.subnetIds"),
-    ({"network": "public"}, "batch.network"),
+    ({"network": "private"}, "batch.network"),
+    ({"zones": 3}, "batch.zones"),
     ({"attempts": 11}, "batch.attempts"),
     ({"memoryFraction": 1.5}, "batch.memoryFraction"),
     ({"maxVcpus": 2, "vcpu": 4, "memoryMb": 8192}, "batch.maxVcpus"),

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from infra.components.monitoring import MAX_ALARM_WINDOW_S, MAX_SHORT_WINDOW_S, heartbeat_window
+from infra.components.monitoring import MAX_ALARM_WINDOW_S, MAX_SHORT_WINDOW_S
 from mlops_kit.topology import default_topology
 from tests.infra.harness import ACCOUNT, REGION, Graph, base_config, max_prefix, run_program
 
@@ -135,16 +135,6 @@ def test_lambda_image_uris_are_digest_only(graph, package_dir):
         (f,) = [f for f in graphs[how].of("aws:lambda/function:Function")
                 if f.inputs["packageType"] == "Image"]
         assert f.inputs["imageUri"] == f"{repo}@{digest}"
-
-
-@pytest.mark.parametrize("expression", ["rate(1 minute)", "rate(5 minutes)", "rate(1 hour)",
-                                        "rate(12 hours)", "rate(1 day)", "rate(3 days)",
-                                        "rate(30 days)", "cron(0 6 * * ? *)"])
-def test_heartbeat_window_within_cloudwatch_limits(expression):
-    period, periods = heartbeat_window(expression)
-    assert period % 60 == 0 and periods >= 1
-    limit = MAX_SHORT_WINDOW_S if period < 3600 else MAX_ALARM_WINDOW_S
-    assert period * periods <= limit
 
 
 def test_every_alarm_within_cloudwatch_limits(graph):

@@ -18,6 +18,7 @@ from infra.lambda_zips import (
     load_artifact,
     write_zip,
 )
+from mlops_kit.topology import default_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,7 +112,33 @@ def test_requirements_come_from_pyproject():
     validate = {lambda_zips._dist_name(r) for r in lambda_zips.requirements_for("validate")}
     assert "pyarrow" in validate and "scikit-learn" not in validate
     assert any(r.startswith("pyarrow>=") for r in lambda_zips.requirements_for("validate"))
-    assert lambda_zips.zip_functions() == ["validate", "serve", "monitor"]
+    assert lambda_zips.zip_functions() == ["validate", "serve", "monitor", "jobs"]
+
+
+def test_make_package_builds_every_zip_a_stack_may_render(package_dir, tmp_path):
+    """Issue 25, item 9: `make package` (python -m infra.lambda_zips --out build/lambda, no
+    --function) built no jobs.zip, so a stack with packageDir and batch.enabled failed at
+    `pulumi up` with "no zip for function jobs". Every stack's zip functions are built."""
+    from infra import __main__ as program
+    from tests.infra.harness import base_config, run_program
+
+    make = (ROOT / "Makefile").read_text()
+    recipe = make.split("\npackage:", 1)[1].split("\n\n", 1)[0]
+    assert "-m infra.lambda_zips --out build/lambda" in recipe and "--function" not in recipe
+    built = set(lambda_zips.zip_functions())  # what that command builds
+    for batch in ("false", "true"):
+        cfg = program.parse_config({"region": "eu-west-1", "namePrefix": "mlk-test",
+                                    "batch": {"enabled": batch == "true"}},
+                                   [f.name for f in default_topology().functions])
+        needed = set(lambda_zips.zip_functions(program.stack_topology(cfg)))
+        assert needed <= built, (batch, needed - built)
+    # and the Batch-enabled stack renders from exactly those zips
+    only = tmp_path / "pkg"
+    only.mkdir()
+    for fn in built:
+        (only / f"{fn}.zip").write_bytes((package_dir / f"{fn}.zip").read_bytes())
+    graph = run_program(base_config(only, batch='{"enabled": true}'))
+    assert graph.one("aws:lambda/function:Function", "mlk-test-jobs")
 
 
 def test_cli_without_deps(tmp_path, capsys):

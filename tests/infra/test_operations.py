@@ -68,18 +68,17 @@ def test_alarms_on_throttles_queue_age_and_api_5xx(graph):
     assert all(x["alarmActions"] == [topic] and x["okActions"] == [topic] for x in a.values())
 
 
-def test_heartbeat_alarm_when_the_monitor_did_not_run(graph, package_dir):
+def test_alarm_when_the_schedule_could_not_invoke_the_monitor(graph):
+    """The schedule rule's FailedInvocations (missing data is not breaching: a fresh stack has
+    none; tests/infra/test_aws_deploy_rules.py checks every alarm for that)."""
     hb = alarms(graph)["monitor-did-not-run"]
     assert (hb["namespace"], hb["metricName"], hb["statistic"]) == (
-        "AWS/Lambda", "Invocations", "Sum")
-    assert hb["dimensions"] == {"FunctionName": f"{P}-monitor"}
-    assert hb["comparisonOperator"] == "LessThanThreshold" and hb["threshold"] == 1
-    # a function that is not invoked emits no datapoint at all: missing data must breach
-    assert hb["treatMissingData"] == "breaching"
-    assert (hb["period"], hb["evaluationPeriods"]) == (3600, 2)  # rate(1 hour): 2 runs missed
-    daily = alarms(run_program(base_config(package_dir, schedule="rate(15 minutes)")))
-    assert (daily["monitor-did-not-run"]["period"],
-            daily["monitor-did-not-run"]["evaluationPeriods"]) == (900, 2)
+        "AWS/Events", "FailedInvocations", "Sum")
+    (rule,) = [r for r in graph.of("aws:cloudwatch/eventRule:EventRule")
+               if r.name == f"{P}-monitor-schedule"]
+    assert hb["dimensions"] == {"RuleName": rule.state["name"]}
+    assert hb["comparisonOperator"] == "GreaterThanThreshold" and hb["threshold"] == 0
+    assert hb["treatMissingData"] == "notBreaching"
 
 
 def test_one_dashboard_with_throughput_latency_and_drift(graph):

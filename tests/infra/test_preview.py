@@ -39,7 +39,11 @@ def test_preview_uses_the_cache_and_builds_no_image(tmp_path, monkeypatch, no_pi
     pytest.importorskip("pulumi_docker_build")
     g = run_program(base_config(None, packageDir=None, trainImageUri=None), preview=True)
     assert len(no_pip) == installs  # the preview installed nothing
-    for fn, sha in built.items():
+    rendered = {r.name for r in g.of("aws:s3/bucketObjectv2:BucketObjectv2")}
+    assert {f"mlk-test-{fn}-code" for fn in built} - rendered == {"mlk-test-jobs-code"}
+    for fn, sha in built.items():  # make package builds every stack's zips (jobs: batch only)
+        if f"mlk-test-{fn}-code" not in rendered:
+            continue
         code = g.one("aws:s3/bucketObjectv2:BucketObjectv2", f"mlk-test-{fn}-code")
         assert code.inputs["key"] == f"{fn}/{sha}.zip"  # the cached zip, not a new one
     (image,) = g.of("docker-build:index:Image")
@@ -58,3 +62,26 @@ def test_a_changed_source_file_invalidates_the_cache(tmp_path, monkeypatch, no_p
     assert lambda_zips.inputs_fingerprint("serve", root=root) == first
     (root / "src" / "mlops_kit" / "__init__.py").write_text("V = 2\n")
     assert lambda_zips.inputs_fingerprint("serve", root=root) != first
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod-batch-prebuilt", "jwt"])
+def test_preview_of_the_four_stacks(stack, package_dir):
+    """Issue 25: `pulumi preview` under mocks (preview=True: unknowns stay unknown) for AWS dev,
+    AWS prod with Batch and a prebuilt image, AWS with JWT; the Azure stack is
+    tests/infra/test_azure_deploy_rules.py's."""
+    import json
+
+    overrides = {
+        "dev": {"namePrefix": "mlopskit-dev", "deletionProtection": "false"},
+        "prod-batch-prebuilt": {
+            "namePrefix": "mlopskit-prod", "batch": json.dumps({"enabled": True, "spot": True}),
+            "trainImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml/train:v7"},
+        "jwt": {"authMode": "jwt", "jwtIssuer": "https://issuer.example.com",
+                "jwtAudience": '["client"]'},
+    }[stack]
+    g = run_program(base_config(package_dir, **overrides), preview=True)
+    functions = {r.name for r in g.of("aws:lambda/function:Function")}
+    assert {f"{overrides.get('namePrefix', 'mlk-test')}-{fn}" for fn in
+            ("validate", "train", "serve", "monitor")} <= functions
+    assert bool(g.of("aws:batch/jobDefinition:JobDefinition")) == (stack == "prod-batch-prebuilt")
+    assert bool(g.of("aws:apigatewayv2/authorizer:Authorizer")) == (stack == "jwt")

@@ -69,8 +69,32 @@ def pulumi_command(doc: dict) -> list[str]:
             if s.get("uses", "").startswith("pulumi/actions@")]
 
 
-def test_there_are_the_four_workflows():
-    assert {f.name for f in FILES} == {"ci.yml", "preview.yml", "deploy.yml", "deps.yml"}
+def test_there_are_the_five_workflows():
+    assert {f.name for f in FILES} == {"ci.yml", "preview.yml", "deploy.yml", "deps.yml",
+                                       "deploy-azure.yml"}
+
+
+def test_azure_deploy_up_then_the_package_through_oidc():
+    """Issue 25, item 6: after `pulumi up` the Azure apps were empty: the workflow builds the
+    package from the lock, runs `up`, then deploys the package to every app `up` reports."""
+    doc = load(WORKFLOWS / "deploy-azure.yml")
+    assert doc["permissions"]["id-token"] == "write"
+    assert pulumi_command(doc) == ["up"]
+    assert doc["jobs"]["deploy"]["needs"] == "test"
+    assert doc["jobs"]["test"]["uses"] == "./.github/workflows/ci.yml"
+    job_steps = doc["jobs"]["deploy"]["steps"]
+    uses = [s.get("uses", "") for s in job_steps]
+    (login,) = [s for s in job_steps if s.get("uses", "").startswith("azure/login@")]
+    assert set(login["with"]) == {"client-id", "tenant-id", "subscription-id"}  # no secret
+    assert doc["jobs"]["deploy"]["env"]["ARM_USE_OIDC"] == "true"  # the provider, too
+    runs = [s.get("run", "") for s in job_steps]
+    build = next(i for i, r in enumerate(runs) if "infra.flex_package" in r)
+    up = next(i for i, u in enumerate(uses) if u.startswith("pulumi/actions@"))
+    deploy = next(i for i, r in enumerate(runs) if "config-zip" in r)
+    assert build < up < deploy and uses.index(login["uses"]) < up
+    assert "steps.up.outputs.function_apps" in str(job_steps[deploy]["env"])
+    text = (WORKFLOWS / "deploy-azure.yml").read_text()
+    assert not re.search(r"client-secret|AZURE_CREDENTIALS|creds:", text)
 
 
 def test_every_install_comes_from_the_committed_locks():
@@ -154,7 +178,9 @@ def test_every_variable_and_secret_is_documented():
     for path in FILES:
         for expr in EXPR.findall(path.read_text()):
             used |= set(re.findall(r"\b(?:vars|secrets)\.(\w+)", expr))
-    assert used >= {"AWS_DEPLOY_ROLE_ARN", "AWS_PREVIEW_ROLE_ARN", "AWS_REGION", "PULUMI_STACK"}
+    assert used >= {"AWS_DEPLOY_ROLE_ARN", "AWS_PREVIEW_ROLE_ARN", "AWS_REGION", "PULUMI_STACK",
+                    "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID",
+                    "AZURE_PULUMI_STACK"}
     missing = sorted(v for v in used if f"`{v}`" not in documented)
     assert missing == [], f"docs/ci-cd.md does not explain {missing}"
 
@@ -177,7 +203,8 @@ def test_the_checks_can_fail():
 # pulumi-aws module (of a resource type aws:<module>/...) -> the IAM services it calls
 SERVICES = {"s3": {"s3"}, "sqs": {"sqs"}, "dynamodb": {"dynamodb"}, "lambda": {"lambda"},
             "iam": {"iam"}, "sns": {"sns"}, "kms": {"kms"}, "ecr": {"ecr"},
-            "apigatewayv2": {"apigateway"}, "cloudwatch": {"cloudwatch", "logs", "events"}}
+            "apigatewayv2": {"apigateway"}, "cloudwatch": {"cloudwatch", "logs", "events"},
+            "batch": {"batch"}, "ec2": {"ec2"}}
 
 
 def test_the_documented_deploy_policy_covers_every_service_of_the_stack(graph):
@@ -197,4 +224,5 @@ def test_the_documented_deploy_policy_covers_every_service_of_the_stack(graph):
         resources = [stmt["Resource"]] if isinstance(stmt["Resource"], str) else stmt["Resource"]
         if resources != ["*"]:
             assert all("mlopskit-prod-" in r or "apigateway" in r or "event-source-mapping" in r
+                       or "/aws-service-role/batch.amazonaws.com/" in r
                        for r in resources), stmt["Sid"]

@@ -8,11 +8,15 @@ it is testable end to end on Azurite, which emulates no Event Grid. An Event Gri
 give push fan-out but an untestable path and a key or another role to manage.
 
 Each alert is one JSON message {"subject", "message", "at"}, base64 like the job queues,
-kept until read (time_to_live=-1)."""
+kept until read (time_to_live=-1): the queue is for programs. For people, each alert is also one
+log record, `MLOPSKIT_ALERT <the same JSON>`: in a function app the Functions host sends it to
+Application Insights (`traces`), where a scheduled query rule (infra/azure_stack/monitoring.py)
+mails the action group."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +24,11 @@ from typing import Any
 from mlops_kit.adapters.azure._errors import mapped
 from mlops_kit.adapters.azure.queue import MAX_BATCH, decode_body, encode_body
 from mlops_kit.errors import StorageError
+
+# The marker the alert rule's query looks for (infra/azure_stack/monitoring.py ALERT_MARKER).
+ALERT_MARKER = "MLOPSKIT_ALERT "
+LOG_LIMIT = 30_000  # characters of JSON per log record (App Insights keeps 32 KiB of a message)
+_log = logging.getLogger("mlops_kit.alerts")
 
 
 class QueueNotifier:
@@ -38,6 +47,8 @@ class QueueNotifier:
         except StorageError:  # over the 64 KiB message limit: keep the head of it
             body["message"] = {"truncated": json.dumps(message, default=str)[:40_000]}
             text = encode_body(body)
+        # logged first: people hear of it even when the queue is what failed
+        _log.warning("%s%s", ALERT_MARKER, json.dumps(body, default=str)[:LOG_LIMIT])
         with mapped("publish notification"):
             self.client.send_message(text, time_to_live=-1)
 
