@@ -93,6 +93,7 @@ class CategoricalFeature(_Strict):
             raise ValueError(f"default {self.default!r} is not one of the categories")
         return self
 
+    @model_validator(mode="after")
     def _unknown_needs_a_list(self) -> CategoricalFeature:
         if self.unknown == "error" and self.categories is None:
             raise ValueError("unknown: error needs the categories listed (which values are "

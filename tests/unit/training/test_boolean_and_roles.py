@@ -15,6 +15,7 @@ from tests.support import apply_spec, make_backend, store_captures
 
 SPEC = {
     "name": "subs", "task": "binary_classification", "target": "churned",
+    "positive_class": "churned",
     "features": [
         {"name": "tenure", "type": "numeric", "min": 0, "max": 100},
         {"name": "newsletter", "type": "boolean", "nullable": True},

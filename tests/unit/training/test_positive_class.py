@@ -118,8 +118,8 @@ def test_spec_check_with_data_lists_the_values_and_exits_1(tmp_path):
     r = CliRunner().invoke(app, ["spec", "check", str(spec), "--data", str(data), "--json"],
                            env=env)
     assert r.exit_code == 1, r.output
-    out = json.loads(r.stdout)
-    assert out["valid"] is False
+    out = json.loads(r.stdout)["data"]  # the file checked as an upload would be
+    assert out["passed"] is False
     assert [x["rule"] for x in out["failed_rules"]] == ["positive_class"]
     spec.write_text(yaml.safe_dump({**FAST_SPEC, "positive_class": "churned"}))
     r = CliRunner().invoke(app, ["spec", "check", str(spec), "--data", str(data)], env=env)

@@ -124,12 +124,13 @@ class Predictor:
         self.validator = RecordValidator(spec)  # the warm path's 1-record requests
         self.metadata: dict[str, Any] | None = None  # ModelService.metadata's cache
         # features a request may leave out: served with their spec `default:`
-        self.defaults = {f.name: f.default for f in spec.features if f.default is not None}
+        self.defaults = {f.name: d for f in spec.features
+                         if (d := getattr(f, "default", None)) is not None}
 
     def accepts_missing(self) -> frozenset[str]:
         """Features a request may leave out: nullable ones and those with a default."""
         return frozenset(f.name for f in self.spec.features
-                         if f.nullable or f.default is not None)
+                         if f.nullable or getattr(f, "default", None) is not None)
 
     def inputs_from_request(self, instances: Any,
                             ignore: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
