@@ -178,7 +178,7 @@ def prepare_models(workdir: Path, smoke: bool = False) -> dict[str, Any]:
     from mlops_kit.bootstrap import local_backend
     from mlops_kit.core.spec import parse_spec
     from mlops_kit.core.synthetic import churn_csv
-    from mlops_kit.core.training.pipeline import read_frame, train
+    from mlops_kit.core.training.fit import read_frame, train
     from mlops_kit.local.worker import run_once, upload
 
     rows = 600 if smoke else TRAIN_ROWS

@@ -65,7 +65,7 @@ def grid_search_cv(spec, frame, trials, workers: int) -> tuple[float, dict]:
     import numpy as np
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-    from mlops_kit.core.training.pipeline import build_pipeline, split_frame
+    from mlops_kit.core.training.fit import build_pipeline, split_frame
     from mlops_kit.core.training.search import candidate_spec
 
     X_train, _, y_train, _ = split_frame(spec, frame)
@@ -109,7 +109,7 @@ def main() -> None:
 
     from mlops_kit.core.spec import parse_spec
     from mlops_kit.core.synthetic import churn_csv
-    from mlops_kit.core.training.pipeline import read_frame
+    from mlops_kit.core.training.fit import read_frame
     from mlops_kit.core.training.search import plan_search
     from mlops_kit.core.training.trials import JoblibRunner, run_sequential
 

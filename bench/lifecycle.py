@@ -44,12 +44,12 @@ def run_kit(workdir: Path, data: Path, model: str, spec_d: dict) -> dict[str, fl
     from mlops_kit.bootstrap import local_backend
     from mlops_kit.core.registry import Registry
     from mlops_kit.core.training import export
-    from mlops_kit.core.training import pipeline as training
+    from mlops_kit.core.training import fit as training
     from mlops_kit.core.validation import validator as validation
     from mlops_kit.local.worker import run_once, upload
 
     # import every module that binds these functions by name before patching them
-    for mod in ("mlops_kit.core.pipeline", "mlops_kit.core.training.usecase",
+    for mod in ("mlops_kit.core.router", "mlops_kit.core.training.usecase",
                 "mlops_kit.core.training.experiment", "mlops_kit.core.validation.usecase"):
         importlib.import_module(mod)
     stages: dict[str, float] = defaultdict(float)
@@ -103,7 +103,7 @@ def run_baseline(data: Path, model: str, spec_d: dict, workdir: Path) -> float:
     import pandas as pd
 
     from mlops_kit.core.spec import parse_spec
-    from mlops_kit.core.training.pipeline import build_pipeline
+    from mlops_kit.core.training.fit import build_pipeline
 
     spec = parse_spec(spec_d)
     t0 = time.perf_counter()

@@ -96,7 +96,7 @@ def peak_kb():  # VmHWM: this process only (ru_maxrss can carry the parent's pea
         return int(next(l for l in f if l.startswith("VmHWM")).split()[1])
 from mlops_kit.settings import Settings
 from mlops_kit.bootstrap import local_backend
-from mlops_kit.core.monitoring.monitor import run_monitor
+from mlops_kit.core.monitoring.usecase import run_monitor
 b = local_backend(Settings(workspace=sys.argv[1], backend="local"))
 rss0 = peak_kb()
 t0, c0 = time.perf_counter(), time.process_time()

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
 from mlops_kit.adapters.aws.batch import parse_body
-from mlops_kit.core.training.jobs import on_job_state
+from mlops_kit.core.training.engines import on_job_state
 
 logger = Logger(service="mlops-kit-jobs", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

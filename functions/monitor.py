@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 import _wiring
 from mlops_kit.adapters.aws.emf import emf_metrics
 from mlops_kit.core.capture_parquet import compact_all
-from mlops_kit.core.monitoring.monitor import monitor_all
+from mlops_kit.core.monitoring.usecase import monitor_all
 
 logger = Logger(service="mlops-kit-monitor", stream=sys.stderr)  # stdout stays clean for --json
 

@@ -22,8 +22,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
-from mlops_kit.core.jobs import run_job
-from mlops_kit.core.training.jobs import route_training
+from mlops_kit.core.outcomes import run_job
+from mlops_kit.core.training.engines import route_training
 from mlops_kit.errors import ValidationError, describe
 
 logger = Logger(service="mlops-kit-train", stream=sys.stderr)  # stdout stays clean for --json

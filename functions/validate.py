@@ -23,8 +23,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
-from mlops_kit.core.jobs import run_job
-from mlops_kit.core.pipeline import on_object_created
+from mlops_kit.core.outcomes import run_job
+from mlops_kit.core.router import on_object_created
 from mlops_kit.errors import ValidationError, describe
 
 logger = Logger(service="mlops-kit-validate", stream=sys.stderr)  # stdout stays clean for --json

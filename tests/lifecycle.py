@@ -19,7 +19,7 @@ import yaml
 
 from mlops_kit.bootstrap import Backend, local_backend
 from mlops_kit.clock import FixedClock
-from mlops_kit.core.monitoring.monitor import run_monitor
+from mlops_kit.core.monitoring.usecase import run_monitor
 from mlops_kit.core.synthetic import churn_csv, churn_records
 from mlops_kit.local.worker import announcer, put_object, run_once, upload
 from mlops_kit.settings import Settings

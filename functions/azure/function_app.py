@@ -42,8 +42,8 @@ import azure.functions as func
 
 from mlops_kit.adapters.azure.factory import Names
 from mlops_kit.core.capture_parquet import compact_all
-from mlops_kit.core.jobs import dead_letter_alert
-from mlops_kit.core.monitoring.monitor import monitor_all
+from mlops_kit.core.monitoring.usecase import monitor_all
+from mlops_kit.core.outcomes import dead_letter_alert
 from mlops_kit.errors import Unauthorized, describe
 from mlops_kit.handlers import HttpShell, Runtime, ncrontab, train_message, validate_message
 from mlops_kit.settings import get_settings

@@ -16,12 +16,12 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from infra.azure_stack.config import AzureConfig, name_suffix, parse_azure_config
-from infra.azure_stack.events import BlobEvents, BlobEventsArgs
 from infra.azure_stack.functions import FunctionApps, FunctionAppsArgs
 from infra.azure_stack.monitoring import Alerts, AlertsArgs, Insights, InsightsArgs
 from infra.azure_stack.operator_access import Operator, OperatorArgs
 from infra.azure_stack.rbac import grants
 from infra.azure_stack.storage import AzureStorage, AzureStorageArgs
+from infra.azure_stack.triggers import BlobEvents, BlobEventsArgs
 from mlops_kit.topology import Topology
 
 __all__ = ["build", "main"]

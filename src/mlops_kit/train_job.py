@@ -1,7 +1,7 @@
 """`python -m mlops_kit.train_job`: one training job on the batch engine (AWS Batch on Fargate,
 or a separate process locally), from the same image as the train function.
 
-The job is described by its environment (core/training/jobs.py: the dataset key, the run id,
+The job is described by its environment (core/training/engines.py: the dataset key, the run id,
 the model, the reserved version and the training message). The backend is built from settings
 like every handler's (bootstrap), and the job runs the same train use case with the same
 registry reservation, so a retried or duplicated job cannot register twice.
@@ -19,7 +19,7 @@ import os
 import sys
 
 from mlops_kit.bootstrap import build_backend
-from mlops_kit.core.training.jobs import EXIT_RETRY, run_job
+from mlops_kit.core.training.engines import EXIT_RETRY, run_batch_job
 from mlops_kit.errors import MlopsKitError, TransientError
 from mlops_kit.settings import get_settings
 
@@ -35,7 +35,7 @@ def main(env: dict[str, str] | None = None) -> int:
         if settings.trials == "auto":  # a search's trials stay in this job (worker processes)
             settings = settings.model_copy(update={"trials": "processes"})
         backend = build_backend(settings)
-        outcome, code = run_job(backend.ctx, env)
+        outcome, code = run_batch_job(backend.ctx, env)
     except TransientError as exc:  # e.g. the table throttled before the job could start
         outcome, code = {"status": "retry", "reason": exc.message}, EXIT_RETRY
     except MlopsKitError as exc:  # not a training job / a backend that cannot be built

@@ -1,4 +1,4 @@
-"""The local batch engine (adapters/local/jobs.py) with real processes: each attempt runs a
+"""The local batch engine (adapters/local/training_jobs.py) with real processes: each attempt runs a
 small script standing in for `python -m mlops_kit.train_job` (exit codes scripted), so the
 supervisor's Batch semantics are checked without training: one job per name, exit 75 retried,
 anything else final, timeouts, a supervisor that dies, each state change reported once."""
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_kit.adapters.local.jobs import ProcessRunner
+from mlops_kit.adapters.local.process_runner import ProcessRunner
 from mlops_kit.ports import JobRunner
 
 SCRIPT = """
@@ -150,7 +150,7 @@ def test_batch_job_names_follow_batchs_rule_and_stay_distinct():
     import re
 
     from mlops_kit.adapters.aws.batch import JOB_NAME, batch_job_name
-    from mlops_kit.core.training.jobs import job_name
+    from mlops_kit.core.training.engines import job_name
 
     run = f"{'a' * 64}:{'b' * 16}"
     name = job_name("churn", run)

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from mlops_kit.core.synthetic import churn_csv
-from mlops_kit.local.jobs import jobs_running
+from mlops_kit.local.training_jobs import jobs_running
 from mlops_kit.local.worker import run_once, upload
 from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from mlops_kit.bootstrap import local_backend
 from mlops_kit.clock import FixedClock
-from mlops_kit.core.monitoring.monitor import run_monitor
 from mlops_kit.core.monitoring.report_html import render_report
+from mlops_kit.core.monitoring.usecase import run_monitor
 from tests.support import chromium, feature_records, png_pixels
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age", "plan", "region",

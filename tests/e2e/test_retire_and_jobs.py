@@ -101,7 +101,7 @@ KILLED_WORKER = textwrap.dedent("""
 
 
 def test_jobs_shows_a_training_whose_worker_was_killed(trained, tmp_path):
-    from mlops_kit.core.pipeline import on_object_created
+    from mlops_kit.core.router import on_object_created
 
     ws, ctx = trained.settings.workspace, trained.ctx
     data = tmp_path / "churn2.csv"

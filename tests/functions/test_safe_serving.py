@@ -66,7 +66,7 @@ def check_paths(call, captures, ctx) -> None:
 @pytest.mark.iam_enforced
 def test_lambda_serve_pins_versions_and_shadow_canary_never_change_a_status(two_contracts):
     from mlops_kit.emulate import context_for
-    from mlops_kit.emulate.events import http_api_event
+    from mlops_kit.emulate.aws_events import http_api_event
     from tests.moto_support import aws_world
 
     with aws_world() as w:

@@ -282,7 +282,7 @@ def test_12_options_and_head_answer_json_not_501_html(server):
     status, headers, body = call("OPTIONS", "/nowhere", auth=False)
     assert status == 404 and "not found" in json.loads(body)["error"]
     # the cloud serve function answers the same way (the same HttpApi)
-    from mlops_kit.emulate.events import http_api_event
+    from mlops_kit.emulate.aws_events import http_api_event
 
     api = srv.api
     r = api.handle("OPTIONS", "/v2/models/churn/infer", {}, b"")

@@ -15,7 +15,7 @@ import yaml
 
 from mlops_kit.bootstrap import local_backend
 from mlops_kit.clock import FixedClock
-from mlops_kit.core.monitoring.monitor import monitor_all, run_monitor
+from mlops_kit.core.monitoring.usecase import monitor_all, run_monitor
 from mlops_kit.core.registry import Registry
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.core.training.estimators import check_params

@@ -142,7 +142,7 @@ def test_symlink_escape_from_the_local_store_is_refused(tmp_path):
                                  "datasets/churn/sub/a.csv", "datasets/churn/", "specs/../x.yaml",
                                  "datasets/" + "x" * 64 + "/a.csv", "labels/../datasets/a.csv"])
 def test_events_for_keys_outside_the_layout_start_nothing(backend, key):
-    from mlops_kit.core.pipeline import on_object_created
+    from mlops_kit.core.router import on_object_created
 
     assert layout.parse_key(key).kind == "other"
     out = on_object_created(backend.ctx, key)

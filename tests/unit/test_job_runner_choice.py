@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mlops_kit.adapters.aws.factory import job_runner as aws_factory_runner
-from mlops_kit.adapters.local.jobs import ProcessRunner
+from mlops_kit.adapters.local.process_runner import ProcessRunner
 from mlops_kit.bootstrap import job_runner, use_job_runner
 from mlops_kit.settings import Settings
 from mlops_kit.topology import default_topology

@@ -118,7 +118,8 @@ def test_single_class_labels_give_no_auc_or_log_loss():
     out = compute_metrics("binary_classification", [1, 1, 1], [1, 0, 1],
                           [[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]], [0, 1])
     assert out == {"accuracy": pytest.approx(2 / 3), "f1": pytest.approx(0.8),
-                   "f1_macro": pytest.approx(0.4)}
+                   "f1_macro": pytest.approx(0.4), "precision": 1.0,
+                   "recall": pytest.approx(2 / 3)}
 
 
 def test_metrics_module_imports_no_sklearn():

@@ -74,7 +74,7 @@ def prepare_workspace(workspace: Path) -> Path:
 
 def run_demo(workspace: Path, *, rows: int = 4000, quiet: bool = False) -> dict[str, Any]:
     from mlops_kit.bootstrap import local_backend
-    from mlops_kit.core.monitoring.monitor import run_monitor
+    from mlops_kit.core.monitoring.usecase import run_monitor
     from mlops_kit.core.synthetic import CHURN_SPEC, broken_churn_csv, churn_csv, churn_records
     from mlops_kit.local.auth import ensure_token
     from mlops_kit.local.server import ServerThread, build_api

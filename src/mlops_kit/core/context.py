@@ -46,7 +46,7 @@ class Context:
     tracker: ExperimentTracker | None = None
     # Who watches a job's steps (the CLI's progress display); None: nobody.
     progress: Callable[[str, dict[str, Any]], None] | None = None
-    jobs: JobRunner | None = None  # the batch training engine (core/training/jobs.py)
+    jobs: JobRunner | None = None  # the batch training engine (core/training/engines.py)
     limits: RouteLimits = field(default_factory=RouteLimits)  # when training leaves the function
     registry: Registry = field(init=False)
     runs: RunStore = field(init=False)

@@ -16,7 +16,7 @@ from mlops_kit.core.registry import PENDING
 from mlops_kit.ports import Queue
 
 RECENT_HOURS = 24.0
-TRAINJOB_PK = "TRAINJOB#"  # core/training/jobs.py's markers (one partition per model)
+TRAINJOB_PK = "TRAINJOB#"  # core/training/engines.py's markers (one partition per model)
 
 
 def _age(now: datetime, at: Any) -> float | None:

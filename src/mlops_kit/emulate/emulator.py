@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from mlops_kit.adapters.local.factory import process_runner
-from mlops_kit.adapters.local.jobs import ProcessRunner
+from mlops_kit.adapters.local.process_runner import ProcessRunner
 from mlops_kit.bootstrap import use_job_runner
+from mlops_kit.emulate.aws_events import rate_seconds, schedule_event
 from mlops_kit.emulate.aws_resources import ACCOUNT, TEST_CREDENTIALS, Resources, provision
 from mlops_kit.emulate.batch import NO_DOCKER, forward_process_jobs, provision_batch
-from mlops_kit.emulate.events import rate_seconds, schedule_event
 from mlops_kit.emulate.gateway import free_port, make_gateway
 from mlops_kit.emulate.iam import ADMIN, acting, create_identities, enforce_on_server
 from mlops_kit.emulate.lambda_functions import context_for, functions_dir, load_function, reset_functions

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from mlops_kit.emulate.events import http_api_event
+from mlops_kit.emulate.aws_events import http_api_event
 
 log = logging.getLogger("mlops_kit.emulate")
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from mlops_kit.emulate.events import sqs_record
+from mlops_kit.emulate.aws_events import sqs_record
 
 log = logging.getLogger("mlops_kit.emulate")
 

@@ -11,9 +11,9 @@ the Azure emulator call into here; each cloud's shell only translates its event 
 - `runtime`: one Backend per warm instance, built from the settings on first use.
 """
 
-from mlops_kit.handlers.events import CreatedObject, created_objects
+from mlops_kit.handlers.blob_events import CreatedObject, created_objects
 from mlops_kit.handlers.http import HttpShell
-from mlops_kit.handlers.jobs import is_retryable, settle, train_message, validate_message
+from mlops_kit.handlers.messages import is_retryable, settle, train_message, validate_message
 from mlops_kit.handlers.runtime import Runtime
 from mlops_kit.handlers.schedule import ncrontab, ncrontab_seconds, rate_seconds
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from mlops_kit.bootstrap import Backend
 from mlops_kit.core import layout
-from mlops_kit.core.jobs import run_job
-from mlops_kit.core.pipeline import on_object_created
-from mlops_kit.core.training.jobs import route_training
+from mlops_kit.core.outcomes import run_job
+from mlops_kit.core.router import on_object_created
+from mlops_kit.core.training.engines import route_training
 from mlops_kit.errors import describe
-from mlops_kit.local.jobs import jobs_running, settle_jobs
+from mlops_kit.local.training_jobs import jobs_running, settle_jobs
 from mlops_kit.ports import Message, Notifier, Queue
 
 log = logging.getLogger("mlops_kit.local.worker")
@@ -73,7 +73,7 @@ def run_once(backend: Backend, *, max_messages: int = 10,
             progress("done", {"queue": queue.name, "message_id": msg.id, "result": results[-1]})
 
     while True:
-        settled = settle_jobs(backend)  # large trainings: local/jobs.py
+        settled = settle_jobs(backend)  # large trainings: local/training_jobs.py
         results += settled
         progressed = bool(settled)
         for msg in backend.validate_queue.receive(max_messages):

@@ -20,7 +20,7 @@ from mlops_kit.clock import FixedClock
 from mlops_kit.core.layout import capture_hour_prefix
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.monitoring.labels import ingest_labels
-from mlops_kit.core.monitoring.monitor import run_monitor
+from mlops_kit.core.monitoring.usecase import run_monitor
 from mlops_kit.errors import ConditionFailed
 from tests.support import FAST_SPEC, apply_spec, feature_records
 
@@ -335,7 +335,7 @@ def test_emf_document_shape(mon):
 
 
 def test_monitoring_imports_no_training_libraries():
-    code = ("import sys, mlops_kit.core.monitoring.monitor, mlops_kit.core.monitoring.report_html; "
+    code = ("import sys, mlops_kit.core.monitoring.usecase, mlops_kit.core.monitoring.report_html; "
             "print(sorted(m for m in ('sklearn', 'scipy', 'pandas', 'pyarrow', 'boto3') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

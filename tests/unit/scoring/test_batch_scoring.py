@@ -95,7 +95,7 @@ def test_parquet_pinned_version_and_redelivery_is_idempotent(trained):
     put_object(trained, "scoring/churn/batch.parquet", buf.getvalue())
     [first] = run_once(trained)
     assert first["status"] == "scored" and first["chosen_by"] == "version 1"
-    from mlops_kit.core.pipeline import on_object_created
+    from mlops_kit.core.router import on_object_created
 
     again = on_object_created(trained.ctx, "scoring/churn/batch.parquet")
     assert again["already"] is True and again["rows_scored"] == 400

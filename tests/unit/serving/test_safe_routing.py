@@ -12,7 +12,7 @@ import pytest
 
 from mlops_kit.bootstrap import local_backend
 from mlops_kit.clock import FixedClock
-from mlops_kit.core.monitoring.monitor import run_monitor
+from mlops_kit.core.monitoring.usecase import run_monitor
 from mlops_kit.core.serving.health import (
     ServingHealth,
     bucket,

@@ -125,7 +125,7 @@ def test_redelivered_trial_and_train_messages_change_nothing(tmp_path):
     apply_spec(b, SEARCH_SPEC)
     put_object(b, "datasets/churn/a.csv", churn_csv(900, seed=5))
     run_once_validate = b.validate_queue.receive(1)[0]
-    from mlops_kit.core.pipeline import on_object_created
+    from mlops_kit.core.router import on_object_created
     from mlops_kit.core.training.usecase import train_job
 
     on_object_created(b.ctx, run_once_validate.body["key"], run_once_validate.body["etag"])
@@ -159,7 +159,7 @@ def test_runners_agree_and_a_zero_budget_starts_nothing():
     import io
 
     from mlops_kit.core.spec import parse_spec
-    from mlops_kit.core.training.pipeline import read_frame
+    from mlops_kit.core.training.fit import read_frame
     from mlops_kit.core.training.search import plan_search
 
     spec = parse_spec(SEARCH_SPEC)

@@ -144,7 +144,7 @@ def test_crash_after_artifact_before_registry_then_retry(backend, monkeypatch):
     apply_spec(backend, FAST_SPEC)
     put_object(backend, "datasets/churn/a.csv", churn_csv(700, seed=4))
     run_once_validate = backend.validate_queue.receive(1)[0]
-    from mlops_kit.core.pipeline import on_object_created
+    from mlops_kit.core.router import on_object_created
 
     on_object_created(backend.ctx, run_once_validate.body["key"], run_once_validate.body["etag"])
     backend.validate_queue.ack(run_once_validate)

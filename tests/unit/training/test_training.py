@@ -18,7 +18,7 @@ from mlops_kit.core import onnx_meta, synthetic
 from mlops_kit.core.features import MISSING_CATEGORY, columns_to_inputs, records_to_inputs
 from mlops_kit.core.spec import CLASSIFIERS, REGRESSORS, parse_spec
 from mlops_kit.core.training import export
-from mlops_kit.core.training import pipeline as training
+from mlops_kit.core.training import fit as training
 from mlops_kit.errors import ExportError, SpecError, TrainingError, ValidationError
 
 SMALL = {

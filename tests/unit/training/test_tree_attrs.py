@@ -23,7 +23,7 @@ from sklearn.ensemble import (
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
 from mlops_kit.core.training.export import to_onnx
-from mlops_kit.core.training.pipeline import read_frame, train
+from mlops_kit.core.training.fit import read_frame, train
 from mlops_kit.core.training.tree_attrs import add_tree_to_attribute_pairs, fast_tree_attributes
 
 rng = np.random.default_rng(0)

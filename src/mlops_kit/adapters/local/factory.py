@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops_kit.adapters.local.jobs import ProcessRunner
 from mlops_kit.adapters.local.notifier import FileNotifier
+from mlops_kit.adapters.local.process_runner import ProcessRunner
 from mlops_kit.adapters.local.queue import SqliteQueue
 from mlops_kit.adapters.local.store import FileObjectStore
 from mlops_kit.adapters.local.table import SqliteTable
-from mlops_kit.core import jobs
+from mlops_kit.core import outcomes
 from mlops_kit.ports import Adapters, Message, Notifier
 from mlops_kit.settings import Settings
 from mlops_kit.topology import Topology
@@ -41,7 +41,7 @@ def dead_letter_alert(notifier: Notifier, queue: str):
     """What the cloud's DLQ-depth alarm does: tell an operator a message gave up retrying."""
 
     def alert(msg: Message) -> None:
-        jobs.dead_letter_alert(notifier, queue, message_id=msg.id, attempts=msg.receive_count,
+        outcomes.dead_letter_alert(notifier, queue, message_id=msg.id, attempts=msg.receive_count,
                                body=msg.body)
 
     return alert

@@ -3,6 +3,6 @@
 alerts, retrain on drift, and the HTML report. numpy only (the light monitor function)."""
 
 from mlops_kit.core.monitoring.labels import LabelIndex, ingest_labels, load_labels
-from mlops_kit.core.monitoring.monitor import run_monitor
+from mlops_kit.core.monitoring.usecase import run_monitor
 
 __all__ = ["LabelIndex", "ingest_labels", "load_labels", "run_monitor"]

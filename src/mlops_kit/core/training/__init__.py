@@ -7,9 +7,9 @@ Names are imported lazily: importing the package does not import scikit-learn.""
 from typing import Any
 
 _EXPORTS = {
-    "train": "mlops_kit.core.training.pipeline",
-    "read_frame": "mlops_kit.core.training.pipeline",
-    "TrainResult": "mlops_kit.core.training.pipeline",
+    "train": "mlops_kit.core.training.fit",
+    "read_frame": "mlops_kit.core.training.fit",
+    "TrainResult": "mlops_kit.core.training.fit",
     "to_onnx": "mlops_kit.core.training.export",
     "parity_check": "mlops_kit.core.training.export",
     "ParityResult": "mlops_kit.core.training.export",

@@ -28,7 +28,7 @@ from mlops_kit.core.registry import PENDING, REJECTED
 from mlops_kit.core.registry.experiments import FAILED, FINISHED, RUNNING
 from mlops_kit.core.registry.run_views import ranked_trials, run_summary
 from mlops_kit.core.spec import ModelSpec, load_spec_bytes
-from mlops_kit.core.training.pipeline import split_frame, train
+from mlops_kit.core.training.fit import split_frame, train
 from mlops_kit.core.training.search import candidate_spec, check_search, search_metric
 from mlops_kit.core.training.trials import run_sequential, run_trial, skipped
 from mlops_kit.errors import NotFound

@@ -152,7 +152,7 @@ def check_search(spec: ModelSpec) -> SearchPlan | None:
 
 
 def _check_names(kind: str, names: list[str], where: str) -> None:
-    from mlops_kit.core.training.pipeline import ESTIMATORS
+    from mlops_kit.core.training.fit import ESTIMATORS
 
     accepted = set(ESTIMATORS[kind]().get_params())
     unknown = [n for n in names if n not in accepted]
@@ -164,7 +164,7 @@ def _check_names(kind: str, names: list[str], where: str) -> None:
 
 def _check_value(kind: str, params: dict[str, Any], where: str) -> None:
     """scikit-learn's own parameter constraints (types, ranges, options), checked before fit."""
-    from mlops_kit.core.training.pipeline import ESTIMATORS
+    from mlops_kit.core.training.fit import ESTIMATORS
 
     estimator = ESTIMATORS[kind](**params)
     validate = getattr(estimator, "_validate_params", None)  # sklearn >= 1.2

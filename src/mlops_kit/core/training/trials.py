@@ -52,7 +52,7 @@ def _score(spec: Any, frame: Any, trial: dict[str, Any], started: float) -> dict
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from mlops_kit.core.metrics import compute_metrics
-    from mlops_kit.core.training.pipeline import fit_pipeline, split_frame
+    from mlops_kit.core.training.fit import fit_pipeline, split_frame
     from mlops_kit.core.training.search import candidate_spec
 
     folds = spec.search.cv

@@ -19,9 +19,9 @@ from mlops_kit.core import layout
 from mlops_kit.core.context import Context, load_spec, to_json
 from mlops_kit.core.datasets import HashingReader
 from mlops_kit.core.features import columns_to_inputs
-from mlops_kit.core.jobs import failure, log_failure
 from mlops_kit.core.metrics import compute_metrics, positive_label
 from mlops_kit.core.monitoring.drift import build_prediction_profile
+from mlops_kit.core.outcomes import failure, log_failure
 from mlops_kit.core.registry import FAILED, PENDING, REGISTERED, REJECTED, decide_promotion
 from mlops_kit.core.registry.contract import input_contract
 from mlops_kit.core.serving.service import ModelService
@@ -30,7 +30,7 @@ from mlops_kit.core.training import runs
 from mlops_kit.core.training.estimators import check_params
 from mlops_kit.core.training.experiment import TrainSteps, fail_run, run_search, trial_job
 from mlops_kit.core.training.export import parity_check, to_onnx
-from mlops_kit.core.training.pipeline import read_frame, train
+from mlops_kit.core.training.fit import read_frame, train
 from mlops_kit.core.validation.validator import detect_format
 from mlops_kit.errors import (
     MlopsKitError,

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, cast
 from mlops_kit.core import layout
 from mlops_kit.core.context import Context, load_spec, to_json
 from mlops_kit.core.datasets import HashingReader
-from mlops_kit.core.jobs import log_failure
+from mlops_kit.core.outcomes import log_failure
 from mlops_kit.core.sizing import estimate_from_profile
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.validation.validator import detect_format, validate_dataset

@@ -19,10 +19,10 @@ from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
 
 from mlops_kit.core.context import Context
-from mlops_kit.core.jobs import FAILED, run_job
-from mlops_kit.core.pipeline import on_object_created
+from mlops_kit.core.outcomes import FAILED, run_job
+from mlops_kit.core.router import on_object_created
 from mlops_kit.errors import ValidationError, describe, is_retryable
-from mlops_kit.handlers.events import CreatedObject, created_objects
+from mlops_kit.handlers.blob_events import CreatedObject, created_objects
 from mlops_kit.ports import Notifier
 
 log = logging.getLogger("mlops_kit.handlers")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mlops_kit.adapters.local.jobs import ProcessRunner
+from mlops_kit.adapters.local.process_runner import ProcessRunner
 from mlops_kit.bootstrap import Backend
-from mlops_kit.core.training.jobs import on_job_state
+from mlops_kit.core.training.engines import on_job_state
 
-log = logging.getLogger("mlops_kit.local.jobs")
+log = logging.getLogger("mlops_kit.local.training_jobs")
 
 
 def settle_jobs(backend: Backend) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""core/training/jobs.py on the real local backend with an in-memory engine (a fake that
+"""core/training/engines.py on the real local backend with an in-memory engine (a fake that
 keeps Batch's one rule that matters here: one job per name): routing, the reservation at
 submit, idempotency, the job's own outcome (final vs transient) and settling by state."""
 
@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from mlops_kit.core.pipeline import on_object_created
+from mlops_kit.core.router import on_object_created
 from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.core.synthetic import churn_csv
-from mlops_kit.core.training.jobs import (
+from mlops_kit.core.training.engines import (
     ENV_VERSION,
     EXIT_FINAL,
     EXIT_OK,
@@ -21,7 +21,7 @@ from mlops_kit.core.training.jobs import (
     job_from_env,
     on_job_state,
     route_training,
-    run_job,
+    run_batch_job,
 )
 from mlops_kit.errors import MlopsKitError, TransientError
 from mlops_kit.ports import JobHandle, JobRunner, JobState
@@ -107,9 +107,9 @@ def test_the_job_trains_with_the_same_reservation_and_never_twice(world):
     b, runner = world
     route_training(b.ctx, validated_job(b, 1500, 3))
     [submitted] = runner.jobs.values()
-    out, code = run_job(b.ctx, submitted["env"])
+    out, code = run_batch_job(b.ctx, submitted["env"])
     assert code == EXIT_OK and out["status"] == "registered" and out["promoted"] is True
-    out, code = run_job(b.ctx, submitted["env"])  # a retried attempt, a duplicate job
+    out, code = run_batch_job(b.ctx, submitted["env"])  # a retried attempt, a duplicate job
     assert code == EXIT_OK and out["status"] == "duplicate"
     assert [v["status"] for v in b.ctx.registry.list_versions("churn")] == ["registered"]
     # the engine's SUCCEEDED finds nothing to settle
@@ -124,7 +124,7 @@ def test_a_model_failure_is_final(world):
                                              "params": {"C": -1.0}}})
     route_training(b.ctx, validated_job(b, 1500, 4))
     [submitted] = runner.jobs.values()
-    out, code = run_job(b.ctx, submitted["env"])
+    out, code = run_batch_job(b.ctx, submitted["env"])
     assert code == EXIT_FINAL and "estimator.params.C" in out["reason"]
     [record] = b.ctx.registry.list_versions("churn")
     assert record["status"] == "failed" and "estimator.params.C" in record["reasons"][0]
@@ -155,11 +155,11 @@ def test_a_transient_fault_asks_for_a_retry_and_leaves_the_version_pending(world
             raise TransientError(f"{key}: service unavailable (SlowDown)")
 
     ctx = replace(b.ctx, store=Throttled(b.ctx.store))
-    out, code = run_job(ctx, submitted["env"])
+    out, code = run_batch_job(ctx, submitted["env"])
     assert code == EXIT_RETRY and "SlowDown" in out["reason"]
     assert b.ctx.registry.list_versions("churn")[0]["status"] == "pending"
     # the retry succeeds with the same reservation
-    assert run_job(b.ctx, submitted["env"])[1] == EXIT_OK
+    assert run_batch_job(b.ctx, submitted["env"])[1] == EXIT_OK
     assert [v["status"] for v in b.ctx.registry.list_versions("churn")] == ["registered"]
 
 

@@ -6,7 +6,7 @@ engine reports the job's end.
   (`train_job`, as always); a large one reserves its version (idempotent by run key) and is
   submitted to `ctx.jobs` under a name derived from the run key, so a redelivered message
   finds the job it already started.
-- `run_job` is what the job runs (`python -m mlops_kit.train_job`): the same `train_job`; a
+- `run_batch_job` is what the job runs (`python -m mlops_kit.train_job`): the same `train_job`; a
   data/spec/model failure marks the version `failed` and exits FINAL (never retried), a
   transient fault exits RETRY (the engine retries the attempt).
 - `on_job_state` settles what the job could not: a job that died (out of memory, timeout,
@@ -127,7 +127,7 @@ def job_from_env(env: dict[str, str]) -> dict[str, Any]:
     return job
 
 
-def run_job(ctx: Context, env: dict[str, str]) -> tuple[dict[str, Any], int]:
+def run_batch_job(ctx: Context, env: dict[str, str]) -> tuple[dict[str, Any], int]:
     """Run one batch training job: the same train use case (and registry reservation) as the
     function. Returns the outcome and the process exit code: OK (registered, rejected or a
     duplicate), FINAL (the version is `failed`, an alert went out) or RETRY (a transient fault:

@@ -4,7 +4,7 @@ its "AWS Batch" (the job then talks to the emulated S3 and DynamoDB).
 
 What Batch does, on a folder (<root>/<job name>/):
 - the name is claimed once (mkdir is atomic): a second submit returns the first job;
-- a supervisor process (`python -m mlops_kit.adapters.local.jobs <root> <name>`) runs the
+- a supervisor process (`python -m mlops_kit.adapters.local.process_runner <root> <name>`) runs the
   attempts: exit 75 (EX_TEMPFAIL, a transient fault) is retried up to `attempts`, any other
   failure is final; an attempt over `timeout_s` is killed;
 - state.json moves SUBMITTED -> RUNNING -> SUCCEEDED | FAILED with a reason and each
@@ -95,7 +95,7 @@ class ProcessRunner:
         log = open(folder / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen(
-                [self.python, "-m", "mlops_kit.adapters.local.jobs", str(self.root), name],
+                [self.python, "-m", "mlops_kit.adapters.local.process_runner", str(self.root), name],
                 env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=log, start_new_session=True)  # a worker's Ctrl-C does not kill it
         finally:
