@@ -100,3 +100,15 @@ def test_a_nan_bound_is_refused(raw):
         load_spec_bytes(raw.encode())
     assert "NaN" in info.value.message and ("min" in info.value.message
                                             or "max" in info.value.message)
+
+
+@pytest.mark.parametrize("path", ["/v1/models/churn\n", "/v2/models/churn/infer\n",
+                                  "/v1/models/churn:predict\n", "/v2/models/churn/ready\n",
+                                  "/v2/models/churn/versions/1\n"])
+def test_the_router_itself_never_takes_a_trailing_newline(served, path):
+    """Not only the server's 404 for encoded controls: HttpApi's routes are fullmatches too
+    (the Lambda and Azure shells hand it decoded paths)."""
+    _, api, token = served
+    resp = api.handle("POST" if path.endswith(("predict\n", "infer\n")) else "GET", path,
+                      {"authorization": f"Bearer {token}"}, b'{"instances": [{}]}')
+    assert resp.status == 404, (path, resp.status)

@@ -179,7 +179,7 @@ def data_format(path: Path) -> str:
 
 def _model_name(path: Path) -> str:
     name = re.sub(r"[^a-z0-9_-]+", "_", path.stem.lower()).strip("_-")[:63]
-    return name if layout.NAME_RE.match(name or "") else "model"
+    return name if layout.NAME_RE.fullmatch(name or "") else "model"
 
 
 @app.command("init")
@@ -207,7 +207,7 @@ def spec_init(
 
     fmt = data_format(data)
     model = name or _model_name(data)
-    if not layout.NAME_RE.match(model):
+    if not layout.NAME_RE.fullmatch(model):
         raise UsageError(f"--name {model!r}: must be 1-63 lowercase letters, digits, '-' or '_'",
                          field="name")
     if output is not None and output.exists() and not force:

@@ -210,10 +210,10 @@ class HttpApi:
     @staticmethod
     def allowed_methods(path: str) -> tuple[str, ...] | None:
         """The methods a path answers (the Allow header); None for a path that does not exist."""
-        if _V1_PREDICT.match(path) or _V2_INFER.match(path):  # the hot paths first
+        if _V1_PREDICT.fullmatch(path) or _V2_INFER.fullmatch(path):  # the hot paths first
             return _WRITE
-        if path in _PUBLIC or _V1_MODEL.match(path) or _V2_MODEL.match(path) \
-                or _V2_READY.match(path):
+        if path in _PUBLIC or _V1_MODEL.fullmatch(path) or _V2_MODEL.fullmatch(path) \
+                or _V2_READY.fullmatch(path):
             return _READ
         return None
 
@@ -242,20 +242,20 @@ class HttpApi:
             return Response(200, self.openapi())
         if self.authorize is not None:
             self.authorize(headers)
-        if m := _V1_PREDICT.match(path):
+        if m := _V1_PREDICT.fullmatch(path):
             return self._counted(m, lambda m: self._v1_predict(m, body, request_id))
-        if m := _V2_INFER.match(path):
+        if m := _V2_INFER.fullmatch(path):
             def infer(m: re.Match) -> Response:
                 head, tail = v2_binary.split_body(body or b"", headers.get(v2_binary.HEADER))
                 return self._v2_infer(m.group(1), parse_json_body(head), tail, request_id,
                                       _pinned(m))
             return self._counted(m, infer)
-        if m := (_V1_MODEL.match(path) or _V2_MODEL.match(path)):
+        if m := (_V1_MODEL.fullmatch(path) or _V2_MODEL.fullmatch(path)):
             meta = self._check_version(m) if m.re is _V2_MODEL else self.service.metadata(m.group(1))
             if path.startswith("/v2/"):
                 return Response(200, self._v2_metadata(meta))
             return Response(200, meta)
-        if m := _V2_READY.match(path):
+        if m := _V2_READY.fullmatch(path):
             self._check_version(m)
             return Response(200, {"name": m.group(1), "ready": True})
         raise NotFound(f"path {path[:100]!r} not found", field="path")
