@@ -92,3 +92,16 @@ def test_a_value_that_is_no_date_quarantines_the_dataset(tmp_path):
     apply_spec(b, SPEC)
     put_object(b, "datasets/dates/bad.csv", ("\n".join(lines) + "\n").encode())
     assert run_once(b)[0]["status"] == "quarantined"
+
+
+def test_sizing_counts_the_new_types():
+    from mlops_kit.core.sizing import estimate
+
+    base = parse_spec(SPEC)
+    wide = parse_spec({**SPEC, "features": [*SPEC["features"],
+                                            {"name": "c", "type": "text", "max_features": 300},
+                                            {"name": "b", "type": "boolean"}]})
+    a = estimate(base, rows=10_000, nbytes=1 << 20)
+    b = estimate(wide, rows=10_000, nbytes=1 << 20)
+    assert a.design_width == 2 and b.design_width == 2 + 1 + 300
+    assert b.estimated_peak_mb > a.estimated_peak_mb
