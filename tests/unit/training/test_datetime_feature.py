@@ -103,7 +103,8 @@ def test_sizing_counts_the_new_types():
                                             {"name": "b", "type": "boolean"}]})
     a = estimate(base, rows=10_000, nbytes=1 << 20)
     b = estimate(wide, rows=10_000, nbytes=1 << 20)
-    assert a.design_width == 2 and b.design_width == 2 + 1 + 300
+    assert a.design_width == 1 + 7  # x, and days + 3 cycles x (sin, cos)
+    assert b.design_width == a.design_width + 1 + 300
     assert b.estimated_peak_mb > a.estimated_peak_mb
 
 
