@@ -130,6 +130,10 @@ class TextFeature(_Strict):
     ngrams: int = Field(default=1, ge=1, le=3, description="word n-grams from 1 to this")
 
 
+DatePart = Literal["days", "year_cycle", "week_cycle", "day_cycle"]
+DATE_PARTS: tuple[DatePart, ...] = ("days", "year_cycle", "week_cycle", "day_cycle")
+
+
 class DatetimeFeature(_Strict):
     """An ISO 8601 date or timestamp ("2024-02-29", "2024-02-29T13:05:00+01:00"), or `format`
     (strptime) when given. The graph's input is days since 1970-01-01 UTC, fractional (the
@@ -143,8 +147,7 @@ class DatetimeFeature(_Strict):
     format: str | None = None
     # What the model learns from: the days (a trend), and per cycle the sine and cosine of the
     # position in the year / week / day (training.date_cycles, in the ONNX graph too)
-    parts: list[Literal["days", "year_cycle", "week_cycle", "day_cycle"]] = Field(
-        default_factory=lambda: ["days", "year_cycle", "week_cycle", "day_cycle"])
+    parts: list[DatePart] = Field(default_factory=lambda: list(DATE_PARTS))
 
     @field_validator("parts")
     @classmethod

@@ -171,7 +171,7 @@ class TrainResult:
 
 
 def build_pipeline(spec: ModelSpec) -> Pipeline:
-    transformers = []
+    transformers: list[tuple[str, Any, Any]] = []  # (name, transformer, column(s))
     # booleans arrive as 1.0 / 0.0 / NaN: imputed (and scaled) like numbers
     numeric = [f.name for f in spec.numeric] + [f.name for f in spec.booleans]
     categorical = [f.name for f in spec.categorical]

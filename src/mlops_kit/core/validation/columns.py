@@ -15,6 +15,7 @@ from mlops_kit.core.datasets import class_labels
 from mlops_kit.core.spec import (
     BooleanFeature,
     CategoricalFeature,
+    DatetimeFeature,
     ModelSpec,
     NumericFeature,
     TextFeature,
@@ -35,7 +36,8 @@ class Column:
     encoding: Rule
     range_rule: Rule | None
     cat_rule: Rule | None
-    feature: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | None
+    feature: (NumericFeature | CategoricalFeature | BooleanFeature | TextFeature
+              | DatetimeFeature | None)
 
     def __init__(
         self,
@@ -174,7 +176,8 @@ class Column:
 
 
 def make_column(
-    f: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | None,
+    f: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | DatetimeFeature
+    | None,
     spec: ModelSpec, seed: int,
     sample_size: int,
 ) -> Column:
