@@ -148,3 +148,19 @@ def test_messy_customers_table(tmp_path):
     assert [r["features"]["customer_id"] for r in captured] == ["CUST-RAW-1"]
     version = b.ctx.registry.get_version("customers", served["version"])
     assert version["parity"]["passed"]
+
+
+def test_digits(tmp_path):
+    from sklearn.datasets import load_digits
+
+    ws = tmp_path / "ws"
+    data = tmp_path / "digits.csv"
+    header, rows = sklearn_table(data, load_digits, "digit")
+    init, spec, _ = init_apply_upload(tmp_path, ws, data, "digit", "digits")
+    assert init["task"] == "multiclass_classification" and init["positive_class"] is None
+    assert spec["promotion"]["metric"] == "f1_macro"
+    constant = {c["name"] for c in init["not_features"] if c["reason"].startswith("constant")}
+    assert "pixel_0_0" in constant and len(init["features"]) + len(init["not_features"]) == 64
+    record = dict(zip(header[:-1], rows[3][:-1], strict=True))
+    out = ok(spawn(ws, "predict", "digits", "--data", json.dumps(record), "--json"))
+    assert out["predictions"][0] in range(10) and len(out["probabilities"][0]) == 10

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -233,18 +234,19 @@ def spec_init(
         check_rendered(text)
     if output is not None:
         output.write_text(text, encoding="utf-8")
-    out = {"model": model, "output": str(output) if output else None, "task": inferred.task,
+    left = [{"name": d.profile.name, "reason": d.reason}
+            for d in inferred.columns if d.reason is not None]
+    out: dict[str, Any] = {
+           "model": model, "output": str(output) if output else None, "task": inferred.task,
            "target": target, "rows": inferred.rows, "positive_class": inferred.positive_class,
            "confirm": ["positive_class"] if inferred.positive_class is not None else [],
            "features": [{"name": d.profile.name, "type": d.kind} for d in inferred.features],
-           "not_features": [{"name": d.profile.name, "reason": d.reason}
-                            for d in inferred.columns if d.reason is not None]}
+           "not_features": left}
     if as_json:
         emit({**out, "spec": text}, True)
         return
     if output is None:
         sys.stdout.write(text)
-    left = out["not_features"]
     err.print(f"[green]proposed[/green] {inferred.task} spec [bold]{model}[/bold] "
               f"({len(out['features'])} features, {len(left)} columns left out)"
               + (f" -> {output}" if output else ""), highlight=False)

@@ -76,9 +76,10 @@ def one_hot_width(spec: ModelSpec, distinct: Mapping[str, int] | None = None) ->
     width = 0
     for f in spec.categorical:
         if f.categories is not None:
-            width += len(f.categories) + (1 if f.nullable else 0)
+            w = len(f.categories) + (1 if f.nullable else 0)
         else:
-            width += max(1, int((distinct or {}).get(f.name, UNKNOWN_CATEGORIES)))
+            w = max(1, int((distinct or {}).get(f.name, UNKNOWN_CATEGORIES)))
+        width += min(w, f.max_categories) if f.max_categories else w  # the tail is one bucket
     return width
 
 
@@ -122,8 +123,12 @@ def tree_nodes(spec: ModelSpec, train_rows: int, n_classes: int = 2) -> int:
 def estimate(spec: ModelSpec, *, rows: int, nbytes: int,
              distinct: Mapping[str, int] | None = None, n_classes: int = 2) -> JobSize:
     """The job's size and its estimated peak training memory (MB)."""
-    n_num, n_cat = len(spec.numeric), len(spec.categorical)
-    width = n_num + one_hot_width(spec, distinct)
+    # booleans and dates are numbers to the model; a text column is a string in the frame and
+    # up to max_features dense TF-IDF columns in the design matrix
+    n_num = len(spec.numeric) + len(spec.booleans) + len(spec.datetimes)
+    n_cat = len(spec.categorical) + len(spec.texts)
+    width = n_num + one_hot_width(spec, distinct) + sum(f.max_features for f in spec.texts) \
+        + sum(sum(1 if p == "days" else 2 for p in f.parts) - 1 for f in spec.datetimes)
     nodes = tree_nodes(spec, int(rows * (1 - spec.test_size)), n_classes)
     per_row = NUMERIC_CELL * (n_num + 1) + CATEGORICAL_CELL * n_cat + DENSE_CELL * width
     peak = BASE_MB + (rows * per_row + NODE_BYTES * nodes) / MB

@@ -149,16 +149,31 @@ class TextFeature(_Strict):
     ngrams: int = Field(default=1, ge=1, le=3, description="word n-grams from 1 to this")
 
 
+DatePart = Literal["days", "year_cycle", "week_cycle", "day_cycle"]
+DATE_PARTS: tuple[DatePart, ...] = ("days", "year_cycle", "week_cycle", "day_cycle")
+
+
 class DatetimeFeature(_Strict):
     """An ISO 8601 date or timestamp ("2024-02-29", "2024-02-29T13:05:00+01:00"), or `format`
-    (strptime) when given. The model sees days since 1970-01-01 UTC, fractional (the time of
-    day counts; an offset is converted to UTC, a naive time is taken as UTC), computed by one
-    function (features.datetime_days) at training and at request time."""
+    (strptime) when given. The graph's input is days since 1970-01-01 UTC, fractional (the
+    time of day counts; an offset is converted to UTC, a naive time is taken as UTC), computed
+    by one function (features.parse_days) at training and at request time; the graph expands
+    it into `parts`."""
 
     name: str
     type: Literal["datetime"] = "datetime"
     nullable: bool = False
     format: str | None = None
+    # What the model learns from: the days (a trend), and per cycle the sine and cosine of the
+    # position in the year / week / day (training.date_cycles, in the ONNX graph too)
+    parts: list[DatePart] = Field(default_factory=lambda: list(DATE_PARTS))
+
+    @field_validator("parts")
+    @classmethod
+    def _parts(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("parts must be a non-empty list of distinct parts")
+        return v
 
 
 Feature = Annotated[

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import get_args
+
+from pydantic import BaseModel
 
 from mlops_kit.core.spec import CategoricalFeature, Feature, ModelSpec
 from mlops_kit.core.spec_infer import Decision, Inferred
@@ -31,7 +34,7 @@ def feature_types() -> set[str]:
     return {cls.model_fields["type"].default for cls in union}
 
 
-def spec_accepts(field: str, model: type = ModelSpec) -> bool:
+def spec_accepts(field: str, model: type[BaseModel] = ModelSpec) -> bool:
     return field in model.model_fields
 
 
@@ -98,11 +101,11 @@ def render_spec(inf: Inferred, name: str, *, source: str, types: set[str] | None
         f"target: {q(t.name)}",
     ]
     if inf.task != "regression":
-        counts = t.counts or {}
+        counts: Mapping[str, int] = t.counts or {}
         shares = ", ".join(f"{q(c)} {counts.get(c, 0):,}" for c in inf.classes[:10])
         out.append(f"# target classes: {shares}")
     if inf.positive_class is not None:
-        n = (t.counts or {}).get(inf.positive_class, 0)
+        n = t.counts[inf.positive_class] if t.counts else 0
         out.append(f"# CONFIRM: positive class proposed as the minority class "
                    f"{q(inf.positive_class)} ({n:,} of {t.present:,} rows)")
         key = f"positive_class: {q(inf.positive_class)}"

@@ -92,3 +92,51 @@ def test_a_value_that_is_no_date_quarantines_the_dataset(tmp_path):
     apply_spec(b, SPEC)
     put_object(b, "datasets/dates/bad.csv", ("\n".join(lines) + "\n").encode())
     assert run_once(b)[0]["status"] == "quarantined"
+
+
+def test_sizing_counts_the_new_types():
+    from mlops_kit.core.sizing import estimate
+
+    base = parse_spec(SPEC)
+    wide = parse_spec({**SPEC, "features": [*SPEC["features"],
+                                            {"name": "c", "type": "text", "max_features": 300},
+                                            {"name": "b", "type": "boolean"}]})
+    a = estimate(base, rows=10_000, nbytes=1 << 20)
+    b = estimate(wide, rows=10_000, nbytes=1 << 20)
+    assert a.design_width == 1 + 7  # x, and days + 3 cycles x (sin, cos)
+    assert b.design_width == a.design_width + 1 + 300
+    assert b.estimated_peak_mb > a.estimated_peak_mb
+
+
+def test_date_cycles_parts_and_values():
+    from mlops_kit.core.training.date_cycles import DateCycles
+
+    t = DateCycles(("days", "week_cycle", "day_cycle")).fit([[0.0]])
+    out = t.transform([[0.0], [3.5], [7.25]])
+    assert out.shape == (3, 5) and out.dtype == np.float32
+    assert out[0].tolist() == pytest.approx([0, 0, 1, 0, 1], abs=1e-6)
+    assert out[1, 1:3].tolist() == pytest.approx([np.sin(np.pi), np.cos(np.pi)], abs=1e-5)
+    assert out[2, 3:5].tolist() == pytest.approx([1, 0], abs=1e-5)  # a quarter of a day
+
+
+@pytest.mark.parametrize("kind", ["logistic_regression", "random_forest"])
+def test_a_weekly_pattern_is_learned_through_week_cycle_and_passes_parity(tmp_path, kind):
+    rng = np.random.default_rng(5)
+    days = rng.integers(17000, 19000, 900)
+    y = (np.isin((days + 3) % 7, [5, 6]) ^ (rng.random(900) < 0.05)).astype(int)  # weekends
+    dates = (np.datetime64("1970-01-01") + days.astype("timedelta64[D]")).astype(str)
+    lines = ["signup,y"] + [f"{d},{t}" for d, t in zip(dates, y, strict=True)]
+    spec = {**SPEC, "features": [{"name": "signup", "type": "datetime",
+                                  "parts": ["days", "week_cycle"]}],
+            "estimator": {"kind": kind}}
+    b = make_backend(tmp_path / "ws")
+    apply_spec(b, spec)
+    put_object(b, "datasets/dates/one.csv", ("\n".join(lines) + "\n").encode())
+    out = run_once(b)[-1]
+    assert out["status"] == "registered", out
+    v = b.ctx.registry.get_version("dates", out["version"])
+    assert v["parity"]["passed"] and v["metrics"]["roc_auc"] > 0.8
+    svc = b.service(capture=False)
+    sat, wed = (svc.predict("dates", [{"signup": d}])["probabilities"][0][1]
+                for d in ("2024-03-02", "2024-03-06"))
+    assert sat > 0.5 > wed

@@ -13,7 +13,7 @@ import onnxruntime as ort
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import MISSING_CATEGORY, records_to_inputs
 from mlops_kit.core.serving.validators import RecordValidator
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec
+from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.errors import IntegrityError, PayloadTooLarge, ValidationError
 
 MAX_BATCH = 10_000
@@ -41,6 +41,8 @@ def _fast_inputs(spec: ModelSpec, records: list) -> dict[str, np.ndarray] | None
         name = f.name
         col = [r.get(name) for r in records]
         kinds = set(map(type, col))
+        if not isinstance(f, (CategoricalFeature, NumericFeature)):
+            return None  # (unreachable: such specs returned above) the exact path decides
         if isinstance(f, CategoricalFeature):
             if not kinds <= {str, type(None)}:
                 return None

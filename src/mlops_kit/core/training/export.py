@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import columns_to_inputs
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, TextFeature
-from mlops_kit.core.training import forest_export
+from mlops_kit.core.training import date_cycles, forest_export
 from mlops_kit.core.training.tree_attrs import fast_tree_attributes
 from mlops_kit.errors import ExportError
 
@@ -36,6 +36,7 @@ __all__ = ["ML_OPSET", "TARGET_OPSET", "ParityResult", "parity_check", "to_onnx"
 # onnxruntime >= 1.13 (pyproject asks for >= 1.18) and are tested by skl2onnx >= 1.14.
 TARGET_OPSET = 17
 ML_OPSET = 3
+date_cycles.register()  # datetime features' parts: our converter
 
 
 def to_onnx(spec: ModelSpec, pipeline: Any, *, spec_hash: str | None = None,

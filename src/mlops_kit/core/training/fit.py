@@ -37,6 +37,7 @@ from mlops_kit.core.datasets import (
 from mlops_kit.core.features import MISSING_CATEGORY, datetime_days, normalise_text
 from mlops_kit.core.metrics import compute_metrics, positive_label, unambiguous_binary
 from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.training.date_cycles import DateCycles
 from mlops_kit.core.training.estimators import ESTIMATORS, SCALED, make_estimator
 from mlops_kit.errors import TrainingError, ValidationError
 
@@ -173,10 +174,9 @@ class TrainResult:
 
 
 def build_pipeline(spec: ModelSpec) -> Pipeline:
-    transformers = []
+    transformers: list[tuple[str, Any, Any]] = []  # (name, transformer, column(s))
     # booleans arrive as 1.0 / 0.0 / NaN: imputed (and scaled) like numbers
-    numeric = [f.name for f in spec.numeric] + [f.name for f in spec.booleans] + [
-        f.name for f in spec.datetimes]  # days since the epoch
+    numeric = [f.name for f in spec.numeric] + [f.name for f in spec.booleans]
     categorical = [f.name for f in spec.categorical]
     if numeric:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
@@ -193,6 +193,12 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
                 categorical,
             )
         )
+    for dt in spec.datetimes:  # days since the epoch -> the declared parts (date_cycles)
+        dsteps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median")),
+                                         ("parts", DateCycles(tuple(dt.parts)))]
+        if spec.estimator.kind in SCALED:
+            dsteps.append(("scale", StandardScaler()))
+        transformers.append((f"datetime_{dt.name}", Pipeline(dsteps), [dt.name]))
     words = r"\S+"  # on normalised text: the words sklearn and the graph agree on
     for tf in spec.texts:
         # one 1-D string column each (a scalar column selector); lowercasing and tokens are

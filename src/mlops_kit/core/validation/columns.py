@@ -16,6 +16,7 @@ from mlops_kit.core.metrics import label_key, unambiguous_binary
 from mlops_kit.core.spec import (
     BooleanFeature,
     CategoricalFeature,
+    DatetimeFeature,
     ModelSpec,
     NumericFeature,
     TextFeature,
@@ -36,7 +37,8 @@ class Column:
     encoding: Rule
     range_rule: Rule | None
     cat_rule: Rule | None
-    feature: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | None
+    feature: (NumericFeature | CategoricalFeature | BooleanFeature | TextFeature
+              | DatetimeFeature | None)
 
     def __init__(
         self,
@@ -175,7 +177,8 @@ class Column:
 
 
 def make_column(
-    f: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | None,
+    f: NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | DatetimeFeature
+    | None,
     spec: ModelSpec, seed: int,
     sample_size: int,
 ) -> Column:

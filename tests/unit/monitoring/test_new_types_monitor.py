@@ -1,0 +1,61 @@
+"""The monitor over captures of a model with every new feature type (boolean, datetime, text,
+a pooled categorical) and an id column: it runs, judges each feature, and the captured id
+column is not mistaken for a feature."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlops_kit.core.monitoring.monitor import run_monitor
+from mlops_kit.local.worker import put_object, run_once
+from tests.support import apply_spec, make_backend
+
+SPEC = {
+    "name": "mixed", "task": "binary_classification", "target": "y",
+    "features": [
+        {"name": "x", "type": "numeric"},
+        {"name": "flag", "type": "boolean"},
+        {"name": "since", "type": "datetime"},
+        {"name": "note", "type": "text", "nullable": True},
+        {"name": "plan", "type": "categorical", "max_categories": 5},
+        {"name": "cid", "role": "id"},
+    ],
+    "estimator": {"kind": "logistic_regression"},
+    "validation": {"min_rows": 50, "max_null_fraction": 0.5},
+    "monitoring": {"min_rows": 50},
+}
+WORDS = ["slow", "great", "app", "crash", "bill"]
+
+
+def rows(n, seed, shift=False):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        x = rng.normal() + (2 if shift else 0)
+        out.append({"cid": f"C{seed}-{i}", "x": round(x, 4),
+                    "flag": "yes" if rng.random() < (0.9 if shift else 0.3) else "no",
+                    "since": f"20{rng.integers(18, 24)}-{rng.integers(1, 13):02d}-"
+                             f"{rng.integers(1, 29):02d}",
+                    "note": " ".join(rng.choice(WORDS, rng.integers(1, 12 if shift else 4))),
+                    "plan": f"p{rng.integers(0, 9)}"})
+    return out
+
+
+def test_monitor_judges_every_new_type_and_ignores_the_id(tmp_path):
+    b = make_backend(tmp_path / "ws")
+    apply_spec(b, SPEC)
+    train = rows(600, 1)
+    lines = ["cid,x,flag,since,note,plan,y"] + [
+        f'{r["cid"]},{r["x"]},{r["flag"]},{r["since"]},"{r["note"]}",{r["plan"]},'
+        f'{int(r["x"] > 0)}' for r in train]
+    put_object(b, "datasets/mixed/one.csv", ("\n".join(lines) + "\n").encode())
+    assert run_once(b)[-1]["status"] == "registered"
+    svc = b.service()
+    for i, r in enumerate(rows(200, 2, shift=True)):
+        svc.predict("mixed", [r], request_id=f"r{i}")
+    svc.capture.flush()
+    report = run_monitor(b.ctx, "mixed", window_hours=24)
+    assert report["status"] == "ok" and report["rows"] == 200, report
+    drift = report["drift"]
+    assert set(drift["features"]) == {"x", "flag", "since", "note", "plan"}
+    assert {"x", "flag", "note"} <= set(drift["drifted_features"])
