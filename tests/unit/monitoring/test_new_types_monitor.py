@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops_kit.core.monitoring.monitor import run_monitor
+from mlops_kit.core.monitoring.usecase import run_monitor
 from mlops_kit.local.worker import put_object, run_once
 from tests.support import apply_spec, make_backend
 
