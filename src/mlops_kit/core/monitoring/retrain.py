@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlops_kit.core import layout
-from mlops_kit.core.capture_columns import values_of
+from mlops_kit.core.capture.chunks import values_of
+from mlops_kit.core.capture.reader import iter_capture_chunks
 from mlops_kit.core.context import Context
-from mlops_kit.core.monitoring.captures import iter_capture_chunks
 from mlops_kit.core.monitoring.labels import LabelIndex
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.errors import ConditionFailed
