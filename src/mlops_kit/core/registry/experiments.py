@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_kit.core.registry.optimistic import retry_on_conflict
 from mlops_kit.core.table_keys import (
     EXPERIMENT_RUN_PREFIX,
     experiment_run_sk,
@@ -25,11 +26,15 @@ from mlops_kit.core.table_keys import (
     trial_sk,
     trials_prefix,
 )
-from mlops_kit.errors import ConditionFailed, NotFound, RegistryConflict
+from mlops_kit.errors import ConditionFailed, NotFound
 from mlops_kit.ports import Absent, Clock, Equals, KeyValueTable, Put
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 MAX_RETRIES = 50
+
+
+def _contention(model: str, run: int) -> str:
+    return f"run {run} of {model!r}: too much contention; retry"
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:
@@ -84,19 +89,18 @@ class RunStore:
 
     def update_run(self, model: str, run: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Annotate a run (dispatched, tracking) without losing a concurrent write."""
-        for _ in range(MAX_RETRIES):
+        def attempt() -> dict[str, Any]:
             record, cond = self._next(self.get_run(model, run), fields)
-            try:
-                self.table.put(model_pk(model), experiment_run_sk(run), record, cond)
-                return record
-            except ConditionFailed:
-                continue
-        raise RegistryConflict(f"run {run} of {model!r}: too much contention; retry")
+            self.table.put(model_pk(model), experiment_run_sk(run), record, cond)
+            return record
+
+        return retry_on_conflict(attempt, MAX_RETRIES, _contention(model, run))
 
     def record_trial(self, model: str, run: int, trial: dict[str, Any]) -> Recorded:
         """Record a trial once and count it, atomically (one partition, one transaction)."""
         pk = model_pk(model)
-        for _ in range(MAX_RETRIES):
+
+        def attempt() -> Recorded:
             current = self.get_run(model, run)
             done, total = int(current["done"]), int(current["total"])
             if self.get_trial(model, run, trial["hash"]) is not None:
@@ -104,27 +108,24 @@ class RunStore:
             item = {**trial, "model": model, "run": int(run),
                     "recorded_at": self.clock.now().isoformat()}
             record, cond = self._next(current, {"done": done + 1})
-            try:
-                self.table.transact([
-                    Put(pk, trial_sk(run, trial["hash"]), item, Absent()),
-                    Put(pk, experiment_run_sk(run), record, cond),
-                ])
-                return Recorded(True, done + 1, total)
-            except ConditionFailed:
-                continue  # another trial moved the counter (or recorded this one): look again
-        raise RegistryConflict(f"run {run} of {model!r}: too much contention; retry")
+            self.table.transact([
+                Put(pk, trial_sk(run, trial["hash"]), item, Absent()),
+                Put(pk, experiment_run_sk(run), record, cond),
+            ])
+            return Recorded(True, done + 1, total)
+
+        # a conflict: another trial moved the counter (or recorded this one): look again
+        return retry_on_conflict(attempt, MAX_RETRIES, _contention(model, run))
 
     def finish_run(self, model: str, run: int, fields: dict[str, Any]) -> dict[str, Any]:
         """running -> finished | failed, once; a second finisher gets the first one's record."""
-        for _ in range(MAX_RETRIES):
+        def attempt() -> dict[str, Any]:
             current = self.get_run(model, run)
             if current["status"] != RUNNING:
                 return current
             record, cond = self._next(current, {**fields,
                                                 "finished_at": self.clock.now().isoformat()})
-            try:
-                self.table.put(model_pk(model), experiment_run_sk(run), record, cond)
-                return record
-            except ConditionFailed:
-                continue
-        raise RegistryConflict(f"run {run} of {model!r}: too much contention; retry")
+            self.table.put(model_pk(model), experiment_run_sk(run), record, cond)
+            return record
+
+        return retry_on_conflict(attempt, MAX_RETRIES, _contention(model, run))

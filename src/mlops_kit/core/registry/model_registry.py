@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops_kit.core.registry.contract import check_change
+from mlops_kit.core.registry.optimistic import retry_on_conflict
 from mlops_kit.core.table_keys import (
     ALIAS_PREFIX,
     HISTORY_PREFIX,
@@ -74,7 +75,8 @@ class Registry:
         """Take the next version number for this run, or return the one it already has."""
         pk = model_pk(model)
         self._index(model)
-        for _ in range(MAX_RETRIES):
+
+        def attempt() -> Reservation:
             run = self.table.get(pk, run_key_sk(run_key))
             if run is not None:
                 version = int(run["version"])
@@ -90,18 +92,18 @@ class Registry:
                 "created_at": self._now(),
                 "lineage": lineage,
             }
-            try:
-                self.table.transact(
-                    [
-                        Put(pk, META_SK, {"latest": version}, AbsentOrEquals("latest", meta and latest)),
-                        Put(pk, version_sk(version), record, Absent()),
-                        Put(pk, run_key_sk(run_key), {"version": version}, Absent()),
-                    ]
-                )
-                return Reservation(version, record, True)
-            except ConditionFailed:
-                continue  # lost the race for this number or this run: look again
-        raise RegistryConflict(f"could not reserve a version of {model!r}: too much contention")
+            self.table.transact(
+                [
+                    Put(pk, META_SK, {"latest": version}, AbsentOrEquals("latest", meta and latest)),
+                    Put(pk, version_sk(version), record, Absent()),
+                    Put(pk, run_key_sk(run_key), {"version": version}, Absent()),
+                ]
+            )
+            return Reservation(version, record, True)
+
+        # a lost race for this number or this run: look again
+        return retry_on_conflict(
+            attempt, MAX_RETRIES, f"could not reserve a version of {model!r}: too much contention")
 
     def _index(self, model: str) -> None:
         """The MODELS index row, written before (never with) the model's own rows: every
@@ -229,21 +231,22 @@ class Registry:
             **(extra or {}),
         }
         cond = AbsentOrEquals("version", before) if current is None else Equals("version", before)
-        for _ in range(MAX_RETRIES):
+
+        def attempt() -> None:
             ops = self._history_ops(model, action or f"set_{alias}", before, version, actor,
                                     reason, alias, extra=audit)
-            try:
-                self.table.transact([Put(pk, alias_sk(alias), item, cond), *ops])
-                break
-            except ConditionFailed:
-                now_alias = self.get_alias(model, alias)
-                if (now_alias or {}).get("version") != before:
-                    raise RegistryConflict(
-                        f"{alias} of {model!r} was moved by someone else meanwhile; retry"
-                    ) from None
-                # only the history sequence raced: take the next number and try again
-        else:
-            raise RegistryConflict(f"{alias} of {model!r}: too much contention; retry")
+            self.table.transact([Put(pk, alias_sk(alias), item, cond), *ops])
+
+        def unless_moved() -> None:
+            now_alias = self.get_alias(model, alias)
+            if (now_alias or {}).get("version") != before:
+                raise RegistryConflict(
+                    f"{alias} of {model!r} was moved by someone else meanwhile; retry"
+                ) from None
+            # only the history sequence raced: take the next number and try again
+
+        retry_on_conflict(attempt, MAX_RETRIES, f"{alias} of {model!r}: too much contention; retry",
+                          on_conflict=unless_moved)
         if self.notifier is not None and alias == CHAMPION:
             self.notifier.publish(
                 f"mlops-kit: {model} {action or 'champion'} -> v{version}",
@@ -335,14 +338,10 @@ class Registry:
         ]
 
     def _append_history(self, model, action, before, after, actor, reason, alias=None) -> None:
-        for _ in range(MAX_RETRIES):
-            try:
-                self.table.transact(self._history_ops(model, action, before, after, actor, reason,
-                                                      alias))
-                return
-            except ConditionFailed:
-                continue
-        raise RegistryConflict(f"history of {model!r}: too much contention; retry")
+        retry_on_conflict(
+            lambda: self.table.transact(self._history_ops(model, action, before, after, actor,
+                                                          reason, alias)),
+            MAX_RETRIES, f"history of {model!r}: too much contention; retry")
 
     def history(self, model: str) -> list[dict[str, Any]]:
         return [_strip(i) for i in self.table.query(model_pk(model), HISTORY_PREFIX)]

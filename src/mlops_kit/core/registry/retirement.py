@@ -21,8 +21,9 @@ from mlops_kit.core.registry.model_registry import (
     PENDING,
     Registry,
 )
+from mlops_kit.core.registry.optimistic import retry_on_conflict
 from mlops_kit.core.table_keys import MODEL_ROW_PREFIXES, model_pk, run_key_sk, version_sk
-from mlops_kit.errors import ConditionFailed, MlopsKitError, RegistryConflict
+from mlops_kit.errors import MlopsKitError, RegistryConflict
 from mlops_kit.ports import Delete, Equals, ObjectStore, Put
 
 ARCHIVED = "archived"
@@ -123,14 +124,15 @@ def _delete_artifacts(store: ObjectStore, prefix: str) -> int:
 def _audited(registry: Registry, model: str, action: str, version: int, actor: str,
              reason: str, ops: list[Put | Delete], expect_status: str | None = None) -> None:
     """The change and its history entry in one transaction (only the sequence may race)."""
-    for _ in range(MAX_RETRIES):
+    def attempt() -> None:
         history = registry._history_ops(model, action, version, None, actor, reason)
-        try:
-            registry.table.transact([*ops, *history])
-            return
-        except ConditionFailed:
-            row = registry.table.get(model_pk(model), version_sk(version))
-            if expect_status is not None and (row is None or row.get("status") != expect_status):
-                raise RegistryConflict(f"v{version} of {model!r} changed meanwhile; retry"
-                                       ) from None
-    raise RegistryConflict(f"history of {model!r}: too much contention; retry")
+        registry.table.transact([*ops, *history])
+
+    def unless_changed() -> None:
+        row = registry.table.get(model_pk(model), version_sk(version))
+        if expect_status is not None and (row is None or row.get("status") != expect_status):
+            raise RegistryConflict(f"v{version} of {model!r} changed meanwhile; retry"
+                                   ) from None
+
+    retry_on_conflict(attempt, MAX_RETRIES, f"history of {model!r}: too much contention; retry",
+                      on_conflict=unless_changed)
