@@ -1,7 +1,7 @@
 """Capture formats, measured to pick one: a flush of 2,000 captured rows (the buffer's default
 size, 1-record requests of the demo model) encoded as
 - JSON lines (the format before: a dict per row, json.dumps per line),
-- a JSON header + the raw scored arrays (core.capture_format, numpy only: what serving may
+- a JSON header + the raw scored arrays (core.capture.codec, numpy only: what serving may
   import; the chosen one),
 - numpy's .npz of the same arrays, plain and compressed (zlib),
 - Arrow IPC and Parquet (pyarrow: would add pyarrow to the serve zip, which the serving import
@@ -26,7 +26,7 @@ ROWS = 2000
 
 
 def blocks(n: int):
-    from mlops_kit.core.capture_format import RequestBlock
+    from mlops_kit.core.capture.codec import RequestBlock
     from mlops_kit.core.synthetic import churn_columns
 
     cols = churn_columns(n, seed=5)
@@ -63,9 +63,9 @@ def jsonl(model: str, bl) -> bytes:
 
 def npz(model: str, bl, compressed: bool = False) -> bytes:
     """The same arrays (and the header as a 0-d string) as numpy's .npz."""
-    from mlops_kit.core import capture_format
+    from mlops_kit.core.capture import codec
 
-    header, arrays = capture_format.unpack(capture_format.encode(model, bl))
+    header, arrays = codec.unpack(codec.encode(model, bl))
     buf = io.BytesIO()
     (np.savez_compressed if compressed else np.savez)(
         buf, header=np.array(json.dumps(header)), **arrays)
@@ -73,10 +73,10 @@ def npz(model: str, bl, compressed: bool = False) -> bytes:
 
 
 def arrow_table(model: str, bl):
-    from mlops_kit.core import capture_format
-    from mlops_kit.core.capture_parquet import chunk_table
+    from mlops_kit.core.capture import codec
+    from mlops_kit.core.capture.parquet import chunk_table
 
-    return chunk_table(capture_format.decode(capture_format.encode(model, bl)), model)
+    return chunk_table(codec.decode(codec.encode(model, bl)), model)
 
 
 def arrow_ipc(model: str, bl) -> bytes:
@@ -122,14 +122,14 @@ def max_stall_ms(fn, repeats: int) -> float:
 
 def main() -> None:
     args = parse_args(__doc__)
-    from mlops_kit.core import capture_format
+    from mlops_kit.core.capture import codec
 
     n = 200 if args.smoke else ROWS
     reps = 3 if args.smoke else 30
     bl = blocks(n)
     encoders = {
         "JSON lines (before)": lambda: jsonl("churn", bl),
-        "header + raw arrays (chosen)": lambda: capture_format.encode("churn", bl),
+        "header + raw arrays (chosen)": lambda: codec.encode("churn", bl),
         ".npz": lambda: npz("churn", bl),
         ".npz compressed": lambda: npz("churn", bl, compressed=True),
         "Arrow IPC (pyarrow)": lambda: arrow_ipc("churn", bl),
@@ -138,7 +138,7 @@ def main() -> None:
     bodies = {k: f() for k, f in encoders.items()}
     readers = {
         "JSON lines (before)": lambda b: [json.loads(x) for x in b.splitlines()],
-        "header + raw arrays (chosen)": capture_format.decode,
+        "header + raw arrays (chosen)": codec.decode,
         ".npz": lambda b: dict(np.load(io.BytesIO(b), allow_pickle=False)),
         ".npz compressed": lambda b: dict(np.load(io.BytesIO(b), allow_pickle=False)),
         "Arrow IPC (pyarrow)": lambda b: __import__("pyarrow").ipc.open_file(b).read_all(),

@@ -1,7 +1,7 @@
 """Monitoring: one drift run (core.monitoring.run_monitor: feature drift, prediction drift,
 live quality from late labels, report, alert) over 1M captured rows of the demo model, in a
 fresh subprocess: wall time and peak RSS. The captures are generated once, in the layout and
-format core/serving/capture.py writes (captures/<model>/<date>/<hour>/<stamp>-<id>.cap, 2,000
+format core/capture/buffer.py writes (captures/<model>/<date>/<hour>/<stamp>-<id>.cap, 2,000
 rows per object, the capture buffer's default flush size; 1-record requests, so 1M request
 ids: the worst case for the label join), with drifted traffic so the run has drift to find,
 and late labels for every 10th row.
@@ -33,8 +33,8 @@ def make_captures(ws: Path, model: str, version: int, n: int, *, legacy: bool) -
     labels for every 10th row, put through the workspace's object store (as the serve side
     would)."""
     from mlops_kit.bootstrap import local_backend
-    from mlops_kit.core import capture_format
-    from mlops_kit.core.capture_format import encode_categorical
+    from mlops_kit.core.capture import codec
+    from mlops_kit.core.capture.codec import encode_categorical
     from mlops_kit.core.layout import capture_hour_prefix
     from mlops_kit.core.synthetic import churn_columns
     from mlops_kit.settings import Settings
@@ -58,7 +58,7 @@ def make_captures(ws: Path, model: str, version: int, n: int, *, legacy: bool) -
                 "prediction": int(p1[i] > 0.5), "probabilities": [round(1 - p1[i], 6), p1[i]]},
                 separators=(",", ":")) for i in range(sl.start, sl.stop)]
             body = ("\n".join(lines) + "\n").encode()
-            suffix = capture_format.LEGACY_SUFFIX
+            suffix = codec.LEGACY_SUFFIX
         else:
             arrays = {"req.id": np.array([x.encode() for x in ids[sl]], dtype=bytes),
                       "req.rows": np.ones(k, np.int32),
@@ -77,10 +77,10 @@ def make_captures(ws: Path, model: str, version: int, n: int, *, legacy: bool) -
                 features.append([c, "categorical"])
             arrays["prediction"] = (p1[sl] > 0.5).astype(np.int64)
             arrays["probabilities"] = np.stack([1 - p1[sl], p1[sl]], axis=1).astype(np.float32)
-            body = capture_format.pack({"format": capture_format.FORMAT, "model": model,
+            body = codec.pack({"format": codec.FORMAT, "model": model,
                                         "features": features, "prediction": "number",
                                         "vocab": vocab}, arrays)
-            suffix = capture_format.SUFFIX
+            suffix = codec.SUFFIX
         store.put(f"{prefix}{at:%Y%m%dT%H%M%S}-{objects:06d}{suffix}", body)
         objects += 1
     store.put(f"labels/{model}/late.csv", ("request_id,churned\n" + "".join(

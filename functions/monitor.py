@@ -2,7 +2,7 @@
 registered model (drift report in the artifact store, a notification on drift). One model
 failing never stops the others: it is listed in the run's JSON (`errors`) and in one alert on the
 topic. The invocation itself succeeds, so EventBridge's asynchronous retries do not monitor every
-model again. First, the closed hours of captures are compacted to Parquet (core.capture_parquet;
+model again. First, the closed hours of captures are compacted to Parquet (core.capture.parquet;
 a failure is logged and retried by the next run)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 
 import _wiring
 from mlops_kit.adapters.aws.emf import emf_metrics
-from mlops_kit.core.capture_parquet import compact_all
+from mlops_kit.core.capture.parquet import compact_all
 from mlops_kit.core.monitoring.usecase import monitor_all
 
 logger = Logger(service="mlops-kit-monitor", stream=sys.stderr)  # stdout stays clean for --json

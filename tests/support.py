@@ -89,10 +89,10 @@ def captured_rows(body: bytes) -> list[dict]:
     """The rows of one capture object (columnar .npz or legacy JSON lines) as dicts."""
     import json
 
-    from mlops_kit.core import capture_format
+    from mlops_kit.core.capture import codec
 
-    if body[:len(capture_format.MAGIC)] == capture_format.MAGIC:  # the columnar format
-        return capture_format.decode(body).to_rows()
+    if body[:len(codec.MAGIC)] == codec.MAGIC:  # the columnar format
+        return codec.decode(body).to_rows()
     return [json.loads(x) for x in body.decode().splitlines() if x.strip()]
 
 

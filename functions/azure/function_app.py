@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 import azure.functions as func
 
 from mlops_kit.adapters.azure.factory import Names
-from mlops_kit.core.capture_parquet import compact_all
+from mlops_kit.core.capture.parquet import compact_all
 from mlops_kit.core.monitoring.usecase import monitor_all
 from mlops_kit.core.outcomes import dead_letter_alert
 from mlops_kit.errors import Unauthorized, describe

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.clock import SystemClock
+from mlops_kit.core.capture.buffer import CaptureBuffer
 from mlops_kit.core.context import Context
-from mlops_kit.core.serving.capture import CaptureBuffer
 from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Clock, JobRunner, Queue

@@ -15,6 +15,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from mlops_kit.core.layout import (
+    ARTIFACT_PREFIXES,
+    CAPTURES,
+    DATA_PREFIXES,
+    DATASETS,
+    HEALTH,
+    LABELS,
+    MODELS,
+    PREDICTIONS,
+    QUARANTINE,
+    REPORTS,
+    SCORING,
+    SPECS,
+)
+
 Access = Literal["read", "write", "readwrite"]
 TableOp = Literal["get", "query", "put", "delete"]  # transactions are puts and deletes
 
@@ -186,11 +201,8 @@ def _base_topology(schedule: str) -> Topology:
     rw: Access = "readwrite"
     return Topology(
         stores=(
-            Store(DATA, ("specs/", "datasets/", "quarantine/", "labels/", "scoring/",
-                         "predictions/"),
-                  expire_days={"quarantine/": 90}),
-            Store(ARTIFACTS, ("models/", "captures/", "reports/"),
-                  expire_days={"captures/": 30}, noncurrent_days=30),
+            Store(DATA, DATA_PREFIXES, expire_days={QUARANTINE: 90}),
+            Store(ARTIFACTS, ARTIFACT_PREFIXES, expire_days={CAPTURES: 30}, noncurrent_days=30),
         ),
         queues=(Queue("validate", consumer="validate"),
                 Queue("train", consumer="train", batch_size=1, max_concurrency=2)),
@@ -203,60 +215,60 @@ def _base_topology(schedule: str) -> Topology:
         functions=(
             Function(
                 "validate", "validate.handler", "zip", memory_mb=1024, timeout_s=120,
-                stores=(StoreGrant(DATA, "specs/", r, probes=True),
-                        StoreGrant(DATA, "datasets/", r, probes=True),
+                stores=(StoreGrant(DATA, SPECS, r, probes=True),
+                        StoreGrant(DATA, DATASETS, r, probes=True),
                         # lists: a labels upload is checked against the earlier files (ids
                         # relabelled differently are reported, issue 23)
-                        StoreGrant(DATA, "labels/", r, probes=True, lists=True),
-                        StoreGrant(DATA, "quarantine/", rw, multipart=True),
-                        StoreGrant(ARTIFACTS, "reports/", w),
+                        StoreGrant(DATA, LABELS, r, probes=True, lists=True),
+                        StoreGrant(DATA, QUARANTINE, rw, multipart=True),
+                        StoreGrant(ARTIFACTS, REPORTS, w),
                         # batch scoring: the file and its options, the version's model, and
                         # the output (a rerun reads the manifest back)
-                        StoreGrant(DATA, "scoring/", r, probes=True),
-                        StoreGrant(DATA, "predictions/", rw, probes=True),
-                        StoreGrant(ARTIFACTS, "models/", r)),
+                        StoreGrant(DATA, SCORING, r, probes=True),
+                        StoreGrant(DATA, PREDICTIONS, rw, probes=True),
+                        StoreGrant(ARTIFACTS, MODELS, r)),
                 table=("get", "put"), sends_to=("train",), publishes=True,
             ),
             Function(
                 "train", "train.handler", "image", memory_mb=3008, timeout_s=900, light=False,
-                stores=(StoreGrant(DATA, "specs/", r, probes=True),
-                        StoreGrant(DATA, "datasets/", r, probes=True),
-                        StoreGrant(ARTIFACTS, "reports/", r),
-                        StoreGrant(ARTIFACTS, "models/", rw)),
+                stores=(StoreGrant(DATA, SPECS, r, probes=True),
+                        StoreGrant(DATA, DATASETS, r, probes=True),
+                        StoreGrant(ARTIFACTS, REPORTS, r),
+                        StoreGrant(ARTIFACTS, MODELS, rw)),
                 # sends to its own queue: an experiment fans its trials out as messages
                 table=("get", "query", "put"), publishes=True, sends_to=("train",),
             ),
             Function(
                 "serve", "serve.handler", "zip", memory_mb=1024, timeout_s=30,
-                stores=(StoreGrant(ARTIFACTS, "models/", r),
-                        StoreGrant(ARTIFACTS, "captures/", w),
+                stores=(StoreGrant(ARTIFACTS, MODELS, r),
+                        StoreGrant(ARTIFACTS, CAPTURES, w),
                         # the read-only console (/ui/): the monitoring reports' HTML only
-                        StoreGrant(ARTIFACTS, "reports/", r, match="*/monitoring/*.html"),
+                        StoreGrant(ARTIFACTS, REPORTS, r, match="*/monitoring/*.html"),
                         # ... and the serving health counters of a version (issue 23)
-                        StoreGrant(ARTIFACTS, "captures/_health/", r, lists=True)),
+                        StoreGrant(ARTIFACTS, HEALTH, r, lists=True)),
                 # query: the console lists versions, history, aliases and monitoring runs
                 table=("get", "query"), publishes=True,
             ),
             Function(
                 "monitor", "monitor.handler", "zip", memory_mb=2048, timeout_s=600,
-                stores=(StoreGrant(ARTIFACTS, "captures/", r, lists=True),
+                stores=(StoreGrant(ARTIFACTS, CAPTURES, r, lists=True),
                         # the monitoring policy as applied now (issue 23), not the champion's
-                        StoreGrant(DATA, "specs/", r, probes=True),
+                        StoreGrant(DATA, SPECS, r, probes=True),
                         # closed hours compacted to captures/<model>/parquet/ (Put only)
-                        StoreGrant(ARTIFACTS, "captures/", w, match="*/parquet/*"),
-                        StoreGrant(ARTIFACTS, "models/", r),
-                        StoreGrant(DATA, "labels/", r, lists=True),
-                        StoreGrant(DATA, "datasets/", r),
-                        StoreGrant(DATA, "datasets/", w, match="*/retrain-*.csv",
+                        StoreGrant(ARTIFACTS, CAPTURES, w, match="*/parquet/*"),
+                        StoreGrant(ARTIFACTS, MODELS, r),
+                        StoreGrant(DATA, LABELS, r, lists=True),
+                        StoreGrant(DATA, DATASETS, r),
+                        StoreGrant(DATA, DATASETS, w, match="*/retrain-*.csv",
                                    multipart=True),
-                        StoreGrant(ARTIFACTS, "reports/", w)),
+                        StoreGrant(ARTIFACTS, REPORTS, w)),
                 table=("get", "query", "put", "delete"), publishes=True,
             ),
         ),
         object_triggers=(
-            ObjectCreatedTrigger(DATA, "datasets/", "validate"),
-            ObjectCreatedTrigger(DATA, "labels/", "validate"),
-            ObjectCreatedTrigger(DATA, "scoring/", "validate"),
+            ObjectCreatedTrigger(DATA, DATASETS, "validate"),
+            ObjectCreatedTrigger(DATA, LABELS, "validate"),
+            ObjectCreatedTrigger(DATA, SCORING, "validate"),
         ),
         schedules=(ScheduleTrigger("monitor", schedule),),
         http=HttpTrigger("serve", (

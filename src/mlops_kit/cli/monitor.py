@@ -28,7 +28,7 @@ app = typer.Typer()
 def monitor(model: str, window_hours: float = typer.Option(None, "--window-hours"),
             as_json: bool = JsonOpt) -> None:
     """Run monitoring now: drift and live quality over captured requests."""
-    from mlops_kit.core.capture_parquet import compact_captures
+    from mlops_kit.core.capture.parquet import compact_captures
     from mlops_kit.core.monitoring.usecase import run_monitor
     from mlops_kit.local.worker import announcer
 

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlops_kit.core.registry import PENDING
+from mlops_kit.core.table_keys import train_job_pk
 from mlops_kit.ports import Queue
 
 RECENT_HOURS = 24.0
-TRAINJOB_PK = "TRAINJOB#"  # core/training/engines.py's markers (one partition per model)
 
 
 def _age(now: datetime, at: Any) -> float | None:
@@ -38,7 +38,7 @@ def work_in_flight(ctx: Any, validate_queue: Queue | None, model: str | None = N
     rows: list[dict[str, Any]] = []
     models = [model] if model else ctx.registry.list_models()
     for name in models:
-        markers = {i.get("version"): i for i in ctx.table.query(f"{TRAINJOB_PK}{name}")}
+        markers = {i.get("version"): i for i in ctx.table.query(train_job_pk(name))}
         for v in ctx.registry.list_versions(name):
             row = _version_row(now, since, name, v, markers.get(v["version"]), train_held)
             if row is not None:

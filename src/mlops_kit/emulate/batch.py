@@ -1,5 +1,5 @@
 """The batch engine rendered into moto (what infra/components/batch.py does with Pulumi), and
-`emulate`'s "AWS Batch": jobs run as separate processes (adapters/local/training_jobs.py) and their
+`emulate`'s "AWS Batch": jobs run as separate processes (adapters/local/process_runner.py) and their
 final states are put on EventBridge as Batch Job State Change events, which the rule delivers
 to the `jobs` queue and its function, as on AWS.
 

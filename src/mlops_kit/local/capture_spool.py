@@ -24,10 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from mlops_kit.core import capture_format
-from mlops_kit.core.capture_format import RequestBlock
+from mlops_kit.core.capture import codec
+from mlops_kit.core.capture.buffer import CaptureBuffer
+from mlops_kit.core.capture.codec import RequestBlock
 from mlops_kit.core.layout import capture_object_key
-from mlops_kit.core.serving.capture import CaptureBuffer
 from mlops_kit.ports import Clock, ObjectStore
 
 log = logging.getLogger("mlops_kit.local.capture_spool")
@@ -54,7 +54,7 @@ class SpooledCaptureBuffer(CaptureBuffer):
         self._sealed: list[tuple[Path, BinaryIO]] = []
 
     def add(self, model: str, block: RequestBlock, at: datetime) -> None:
-        body = capture_format.encode(model, [block])
+        body = codec.encode(model, [block])
         name = model.encode()
         with self._spool_lock:  # one writer per file; before the response (the caller answers after)
             self._file.write(_HEAD.pack(len(name), len(body)) + name + body)
@@ -113,8 +113,8 @@ class SpooledCaptureBuffer(CaptureBuffer):
                 break  # a record cut short by the crash: its response was never sent
             model = data[pos + _HEAD.size:pos + _HEAD.size + n_name].decode()
             body = data[pos + _HEAD.size + n_name:end]
-            key = capture_object_key(model, now, uuid.uuid4().hex[:8], capture_format.SUFFIX)
+            key = capture_object_key(model, now, uuid.uuid4().hex[:8], codec.SUFFIX)
             self.store.put(key, body, content_type="application/octet-stream")
-            rows += capture_format.decode(body).n
+            rows += codec.decode(body).n
             pos = end
         return rows

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_kit.core.capture_columns import Categorical
+from mlops_kit.core.capture.chunks import Categorical
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.core.stats import (
     CHI2_MIN_EFFECT,

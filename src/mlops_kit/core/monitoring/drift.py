@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_kit.core.capture_columns import Categorical
+from mlops_kit.core.capture.chunks import Categorical
 from mlops_kit.core.features import text_words
 from mlops_kit.core.monitoring.accumulators import (
     MAX_NEW_CATEGORIES,

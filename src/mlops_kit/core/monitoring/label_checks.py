@@ -17,6 +17,7 @@ from typing import Any
 from mlops_kit.core import layout
 from mlops_kit.core.metrics import label_key
 from mlops_kit.core.registry import CHALLENGER, CHAMPION
+from mlops_kit.core.table_keys import labels_pk
 from mlops_kit.errors import NotFound, ValidationError
 from mlops_kit.ports import ObjectInfo
 
@@ -24,24 +25,20 @@ MAX_EXAMPLES = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def marker_pk(model: str) -> str:
-    return f"LABELS#{layout.check_name(model)}"
-
-
 def quarantined_etags(ctx, model: str) -> dict[str, str]:
     """key -> etag of the labels files quarantined (one query)."""
-    return {i["sk"]: str(i.get("etag")) for i in ctx.table.query(marker_pk(model))}
+    return {i["sk"]: str(i.get("etag")) for i in ctx.table.query(labels_pk(model))}
 
 
 def quarantined(ctx, model: str, info: ObjectInfo) -> bool:
     """Was this labels file (this very upload: key and etag) quarantined? One GetItem (the
     validate role reads items, it does not query)."""
-    marker = ctx.table.get(marker_pk(model), info.key)
+    marker = ctx.table.get(labels_pk(model), info.key)
     return marker is not None and str(marker.get("etag")) == str(info.etag)
 
 
 def remember_quarantine(ctx, model: str, key: str, etag: str | None, reason: str) -> None:
-    ctx.table.put(marker_pk(model), key, {"etag": str(etag), "status": "quarantined",
+    ctx.table.put(labels_pk(model), key, {"etag": str(etag), "status": "quarantined",
                                           "reason": reason[:500],
                                           "at": ctx.clock.now().isoformat()})
 

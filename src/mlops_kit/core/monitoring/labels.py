@@ -14,12 +14,12 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from mlops_kit.core import layout
-from mlops_kit.core.capture_columns import id_keys, label_keys
+from mlops_kit.core.capture.chunks import id_keys, label_keys
+from mlops_kit.core.capture.reader import CHUNK_ROWS
 from mlops_kit.core.context import Context, load_spec
 from mlops_kit.core.layout import check_name
 from mlops_kit.core.missing import is_missing_text
 from mlops_kit.core.monitoring import label_checks
-from mlops_kit.core.monitoring.captures import CHUNK_ROWS
 from mlops_kit.core.stats import category_key
 from mlops_kit.errors import MlopsKitError, SpecError, ValidationError
 
@@ -27,7 +27,7 @@ from mlops_kit.errors import MlopsKitError, SpecError, ValidationError
 # -- labels -------------------------------------------------------------------------------
 class LabelIndex:
     """Late ground truth keyed by captured row id (request_id, or request_id#i in a batch), as
-    sorted 64-bit join keys (capture_columns.label_keys) + labels: ~20 bytes per label, no id
+    sorted 64-bit join keys (capture.chunks.label_keys) + labels: ~20 bytes per label, no id
     strings kept. Later uploads win for a repeated id (label_checks.in_upload_order). A file
     that cannot be read (not UTF-8, no target column: what ingest quarantines) or that ingest
     quarantined is skipped and listed in `skipped`, so one bad file never stops monitoring."""

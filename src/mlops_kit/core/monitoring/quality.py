@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from mlops_kit.core.capture_columns import Categorical, Column
+from mlops_kit.core.capture.chunks import Categorical, Column
 from mlops_kit.core.metrics import compute_metrics
 from mlops_kit.core.spec import LOWER_IS_BETTER, ModelSpec
 from mlops_kit.core.stats import category_key, to_float_array

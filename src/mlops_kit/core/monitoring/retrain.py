@@ -15,20 +15,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlops_kit.core import layout
-from mlops_kit.core.capture_columns import values_of
+from mlops_kit.core.capture.chunks import values_of
+from mlops_kit.core.capture.reader import iter_capture_chunks
 from mlops_kit.core.context import Context
-from mlops_kit.core.monitoring.captures import iter_capture_chunks
 from mlops_kit.core.monitoring.labels import LabelIndex
 from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.table_keys import RETRAIN_SK, monitor_pk
 from mlops_kit.errors import ConditionFailed
 from mlops_kit.ports import Absent, Equals, ObjectInfo
 
 log = logging.getLogger("mlops_kit.monitoring")
 
-MONITOR_PK = "MONITOR#{model}"
 
 
-RETRAIN_SK = "RETRAIN"
 
 
 Announce = Callable[[str, ObjectInfo], None]
@@ -52,7 +51,7 @@ def maybe_retrain(ctx: Context, spec: ModelSpec, report: dict, labels: LabelInde
                 "reason": f"the champion's training data {base_key!r} is not a CSV the monitor "
                           "can extend; upload a new dataset to retrain"}
     now = ctx.clock.now()
-    pk = MONITOR_PK.format(model=model)
+    pk = monitor_pk(model)
     item = ctx.table.get(pk, RETRAIN_SK)
     if item:
         until = datetime.fromisoformat(item["last_at"]) + timedelta(hours=mon.retrain_cooldown_hours)

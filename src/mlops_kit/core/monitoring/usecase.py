@@ -3,7 +3,7 @@ champion's training profile (feature drift, missing and out-of-range rates, pred
 live quality from late labels, an alert, an optional retrain, and a report (JSON + HTML).
 
 Bounded cost: captures are read hour partition by hour partition, one columnar capture object
-(core.capture_format) at a time, and fed as column chunks to streaming accumulators
+(core.capture.codec) at a time, and fed as column chunks to streaming accumulators
 (core.drift); labels are held as numpy arrays (64-bit join keys + labels); live metrics keep
 at most MAX_LABELLED_ROWS labelled rows.
 numpy only (no scikit-learn, pandas or pyarrow): this runs in the light monitor function.
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core import layout
-from mlops_kit.core.capture_columns import take
+from mlops_kit.core.capture.chunks import take
+from mlops_kit.core.capture.reader import iter_capture_chunks, version_role_counts
 from mlops_kit.core.context import Context, load_spec
-from mlops_kit.core.monitoring.captures import iter_capture_chunks, version_role_counts
 from mlops_kit.core.monitoring.drift import FeatureDriftAccumulator, PredictionAccumulator
 from mlops_kit.core.monitoring.labels import LabelIndex
 from mlops_kit.core.monitoring.quality import Quality, quality_check

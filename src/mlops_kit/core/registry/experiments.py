@@ -18,24 +18,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_kit.core.layout import check_name
-from mlops_kit.errors import ConditionFailed, NotFound, RegistryConflict
+from mlops_kit.core.registry.optimistic import retry_on_conflict
+from mlops_kit.core.table_keys import (
+    EXPERIMENT_RUN_PREFIX,
+    experiment_run_sk,
+    model_pk,
+    trial_sk,
+    trials_prefix,
+)
+from mlops_kit.errors import ConditionFailed, NotFound
 from mlops_kit.ports import Absent, Clock, Equals, KeyValueTable, Put
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 MAX_RETRIES = 50
 
 
-def _pk(model: str) -> str:
-    return f"MODEL#{check_name(model)}"
-
-
-def run_sk(run: int) -> str:
-    return f"EXPRUN#{int(run):06d}"
-
-
-def trial_sk(run: int, candidate: str) -> str:
-    return f"EXPTRIAL#{int(run):06d}#{candidate}"
+def _contention(model: str, run: int) -> str:
+    return f"run {run} of {model!r}: too much contention; retry"
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:
@@ -63,25 +62,25 @@ class RunStore:
         item = {**record, "model": model, "run": int(run), "status": RUNNING, "done": 0, "rev": 0,
                 "total": len(record["trials"]), "started_at": self.clock.now().isoformat()}
         try:
-            self.table.put(_pk(model), run_sk(run), item, Absent())
+            self.table.put(model_pk(model), experiment_run_sk(run), item, Absent())
             return item, True
         except ConditionFailed:
             return self.get_run(model, run), False
 
     def get_run(self, model: str, run: int) -> dict[str, Any]:
-        item = self.table.get(_pk(model), run_sk(run))
+        item = self.table.get(model_pk(model), experiment_run_sk(run))
         if item is None:
             raise NotFound(f"model {model!r} has no run {run}", field="run")
         return _strip(item)
 
     def list_runs(self, model: str) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(_pk(model), "EXPRUN#")]
+        return [_strip(i) for i in self.table.query(model_pk(model), EXPERIMENT_RUN_PREFIX)]
 
     def trials(self, model: str, run: int) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(_pk(model), f"EXPTRIAL#{int(run):06d}#")]
+        return [_strip(i) for i in self.table.query(model_pk(model), trials_prefix(run))]
 
     def get_trial(self, model: str, run: int, candidate: str) -> dict[str, Any] | None:
-        item = self.table.get(_pk(model), trial_sk(run, candidate))
+        item = self.table.get(model_pk(model), trial_sk(run, candidate))
         return _strip(item) if item else None
 
     def _next(self, current: dict[str, Any], fields: dict[str, Any]) -> tuple[dict, Equals]:
@@ -90,19 +89,18 @@ class RunStore:
 
     def update_run(self, model: str, run: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Annotate a run (dispatched, tracking) without losing a concurrent write."""
-        for _ in range(MAX_RETRIES):
+        def attempt() -> dict[str, Any]:
             record, cond = self._next(self.get_run(model, run), fields)
-            try:
-                self.table.put(_pk(model), run_sk(run), record, cond)
-                return record
-            except ConditionFailed:
-                continue
-        raise RegistryConflict(f"run {run} of {model!r}: too much contention; retry")
+            self.table.put(model_pk(model), experiment_run_sk(run), record, cond)
+            return record
+
+        return retry_on_conflict(attempt, MAX_RETRIES, _contention(model, run))
 
     def record_trial(self, model: str, run: int, trial: dict[str, Any]) -> Recorded:
         """Record a trial once and count it, atomically (one partition, one transaction)."""
-        pk = _pk(model)
-        for _ in range(MAX_RETRIES):
+        pk = model_pk(model)
+
+        def attempt() -> Recorded:
             current = self.get_run(model, run)
             done, total = int(current["done"]), int(current["total"])
             if self.get_trial(model, run, trial["hash"]) is not None:
@@ -110,27 +108,24 @@ class RunStore:
             item = {**trial, "model": model, "run": int(run),
                     "recorded_at": self.clock.now().isoformat()}
             record, cond = self._next(current, {"done": done + 1})
-            try:
-                self.table.transact([
-                    Put(pk, trial_sk(run, trial["hash"]), item, Absent()),
-                    Put(pk, run_sk(run), record, cond),
-                ])
-                return Recorded(True, done + 1, total)
-            except ConditionFailed:
-                continue  # another trial moved the counter (or recorded this one): look again
-        raise RegistryConflict(f"run {run} of {model!r}: too much contention; retry")
+            self.table.transact([
+                Put(pk, trial_sk(run, trial["hash"]), item, Absent()),
+                Put(pk, experiment_run_sk(run), record, cond),
+            ])
+            return Recorded(True, done + 1, total)
+
+        # a conflict: another trial moved the counter (or recorded this one): look again
+        return retry_on_conflict(attempt, MAX_RETRIES, _contention(model, run))
 
     def finish_run(self, model: str, run: int, fields: dict[str, Any]) -> dict[str, Any]:
         """running -> finished | failed, once; a second finisher gets the first one's record."""
-        for _ in range(MAX_RETRIES):
+        def attempt() -> dict[str, Any]:
             current = self.get_run(model, run)
             if current["status"] != RUNNING:
                 return current
             record, cond = self._next(current, {**fields,
                                                 "finished_at": self.clock.now().isoformat()})
-            try:
-                self.table.put(_pk(model), run_sk(run), record, cond)
-                return record
-            except ConditionFailed:
-                continue
-        raise RegistryConflict(f"run {run} of {model!r}: too much contention; retry")
+            self.table.put(model_pk(model), experiment_run_sk(run), record, cond)
+            return record
+
+        return retry_on_conflict(attempt, MAX_RETRIES, _contention(model, run))

@@ -1,14 +1,6 @@
-"""The model registry over a KeyValueTable.
-
-Items (pk = MODEL#<name>):
-  VERSION#000001   immutable version record (status pending -> registered | rejected | failed)
-  RUN#<key>        idempotency: one version per (dataset sha256, spec hash)
-  ALIAS#champion   the served version;  ALIAS#challenger  canary/shadow version + weight
-  HIST#<seq>       append-only history of every alias move (who, from, to, why)
-  HISTSEQ          the history sequence (conditional writes give one total order)
-  META             latest version number (moved by conditional write -> monotonic versions)
-  MON#<time>       one compact summary per monitoring run (drift scores, live quality)
-pk = MODELS, sk = <name>: the model index.
+"""The model registry over a KeyValueTable (its items: core/table_keys.py, pk = MODEL#<name>:
+versions, run reservations, aliases, alias history, the latest-version counter, monitoring
+summaries; pk = MODELS: the model index).
 
 Every transaction stays in the model's own partition (MODEL#<name>), on every backend. Every
 alias move is a conditional write on the alias's current version plus a history entry,
@@ -22,8 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mlops_kit.core.layout import check_name
 from mlops_kit.core.registry.contract import check_change
+from mlops_kit.core.registry.optimistic import retry_on_conflict
+from mlops_kit.core.table_keys import (
+    ALIAS_PREFIX,
+    HISTORY_PREFIX,
+    HISTORY_SEQ_SK,
+    META_SK,
+    MODELS_PK,
+    MONITOR_RUN_PREFIX,
+    VERSION_PREFIX,
+    alias_sk,
+    history_sk,
+    model_pk,
+    monitor_run_sk,
+    run_key_sk,
+    version_sk,
+)
 from mlops_kit.errors import ConditionFailed, NotFound, PromotionRefused, RegistryConflict
 from mlops_kit.ports import Absent, AbsentOrEquals, Clock, Equals, KeyValueTable, Notifier, Put
 
@@ -35,14 +42,6 @@ PENDING, REGISTERED, REJECTED = "pending", "registered", "rejected"
 # `reasons` says why. Rejected means the job ran and a gate said no.
 FAILED = "failed"
 MAX_RETRIES = 20
-
-
-def _pk(model: str) -> str:
-    return f"MODEL#{check_name(model)}"
-
-
-def _vsk(version: int) -> str:
-    return f"VERSION#{version:06d}"
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:
@@ -74,14 +73,15 @@ class Registry:
     # -- versions --------------------------------------------------------------------------
     def reserve_version(self, model: str, run_key: str, lineage: dict[str, Any]) -> Reservation:
         """Take the next version number for this run, or return the one it already has."""
-        pk = _pk(model)
+        pk = model_pk(model)
         self._index(model)
-        for _ in range(MAX_RETRIES):
-            run = self.table.get(pk, f"RUN#{run_key}")
+
+        def attempt() -> Reservation:
+            run = self.table.get(pk, run_key_sk(run_key))
             if run is not None:
                 version = int(run["version"])
                 return Reservation(version, self.get_version(model, version), False)
-            meta = self.table.get(pk, "META")
+            meta = self.table.get(pk, META_SK)
             latest = int(meta["latest"]) if meta else 0
             version = latest + 1
             record = {
@@ -92,25 +92,25 @@ class Registry:
                 "created_at": self._now(),
                 "lineage": lineage,
             }
-            try:
-                self.table.transact(
-                    [
-                        Put(pk, "META", {"latest": version}, AbsentOrEquals("latest", meta and latest)),
-                        Put(pk, _vsk(version), record, Absent()),
-                        Put(pk, f"RUN#{run_key}", {"version": version}, Absent()),
-                    ]
-                )
-                return Reservation(version, record, True)
-            except ConditionFailed:
-                continue  # lost the race for this number or this run: look again
-        raise RegistryConflict(f"could not reserve a version of {model!r}: too much contention")
+            self.table.transact(
+                [
+                    Put(pk, META_SK, {"latest": version}, AbsentOrEquals("latest", meta and latest)),
+                    Put(pk, version_sk(version), record, Absent()),
+                    Put(pk, run_key_sk(run_key), {"version": version}, Absent()),
+                ]
+            )
+            return Reservation(version, record, True)
+
+        # a lost race for this number or this run: look again
+        return retry_on_conflict(
+            attempt, MAX_RETRIES, f"could not reserve a version of {model!r}: too much contention")
 
     def _index(self, model: str) -> None:
         """The MODELS index row, written before (never with) the model's own rows: every
         transaction stays in one partition (Azure Table transactions are single-partition). A
         crash in between leaves an indexed model with no version yet, which lists as empty."""
         try:
-            self.table.put("MODELS", model, {"model": model, "created_at": self._now()}, Absent())
+            self.table.put(MODELS_PK, model, {"model": model, "created_at": self._now()}, Absent())
         except ConditionFailed:
             pass  # already indexed
 
@@ -122,7 +122,7 @@ class Registry:
             return current
         record = {**current, **fields, "completed_at": self._now()}
         try:
-            self.table.put(_pk(model), _vsk(version), record, Equals("status", PENDING))
+            self.table.put(model_pk(model), version_sk(version), record, Equals("status", PENDING))
         except ConditionFailed:
             return self.get_version(model, version)
         return record
@@ -131,7 +131,7 @@ class Registry:
         return self._with_stuck(self._stored_version(model, version))
 
     def _stored_version(self, model: str, version: int) -> dict[str, Any]:
-        item = self.table.get(_pk(model), _vsk(int(version)))
+        item = self.table.get(model_pk(model), version_sk(int(version)))
         if item is None:
             raise NotFound(f"model {model!r} has no version {version}", field="version")
         return _strip(item)
@@ -144,12 +144,12 @@ class Registry:
             raise RegistryConflict(f"version fields {sorted(bad)} are immutable")
         current = self._stored_version(model, version)
         record = {**current, **fields}
-        self.table.put(_pk(model), _vsk(version), record, Equals("status", current["status"]))
+        self.table.put(model_pk(model), version_sk(version), record, Equals("status", current["status"]))
         self._append_history(model, "annotate", None, version, actor, str(fields))
         return record
 
     def list_versions(self, model: str) -> list[dict[str, Any]]:
-        return [self._with_stuck(_strip(i)) for i in self.table.query(_pk(model), "VERSION#")]
+        return [self._with_stuck(_strip(i)) for i in self.table.query(model_pk(model), VERSION_PREFIX)]
 
     def _with_stuck(self, item: dict[str, Any]) -> dict[str, Any]:
         """A pending version gets `stuck` (computed, never stored): true once it is older than
@@ -163,20 +163,20 @@ class Registry:
         return {**item, "stuck": age > self.stuck_after_s, "pending_seconds": round(age, 1)}
 
     def list_models(self) -> list[str]:
-        return [i["sk"] for i in self.table.query("MODELS")]
+        return [i["sk"] for i in self.table.query(MODELS_PK)]
 
     def latest_version(self, model: str) -> int:
-        meta = self.table.get(_pk(model), "META")
+        meta = self.table.get(model_pk(model), META_SK)
         return int(meta["latest"]) if meta else 0
 
     def aliases(self, model: str) -> dict[str, dict[str, Any]]:
         """Both aliases in one query: {"champion": {...}, "challenger": {...}} (those set)."""
-        return {i["sk"].removeprefix("ALIAS#"): {k: v for k, v in i.items() if k not in ("pk", "sk")}
-                for i in self.table.query(_pk(model), "ALIAS#")}
+        return {i["sk"].removeprefix(ALIAS_PREFIX): {k: v for k, v in i.items() if k not in ("pk", "sk")}
+                for i in self.table.query(model_pk(model), ALIAS_PREFIX)}
 
     # -- aliases ---------------------------------------------------------------------------
     def get_alias(self, model: str, alias: str = CHAMPION) -> dict[str, Any] | None:
-        item = self.table.get(_pk(model), f"ALIAS#{alias}")
+        item = self.table.get(model_pk(model), alias_sk(alias))
         return None if item is None else _strip(item)
 
     def champion_version(self, model: str) -> int | None:
@@ -219,7 +219,7 @@ class Registry:
             raise RegistryConflict(
                 f"{alias} of {model!r} moved from {expected} to {before} meanwhile"
             )
-        pk = _pk(model)
+        pk = model_pk(model)
         now = self._now()
         item = {
             "alias": alias,
@@ -231,21 +231,22 @@ class Registry:
             **(extra or {}),
         }
         cond = AbsentOrEquals("version", before) if current is None else Equals("version", before)
-        for _ in range(MAX_RETRIES):
+
+        def attempt() -> None:
             ops = self._history_ops(model, action or f"set_{alias}", before, version, actor,
                                     reason, alias, extra=audit)
-            try:
-                self.table.transact([Put(pk, f"ALIAS#{alias}", item, cond), *ops])
-                break
-            except ConditionFailed:
-                now_alias = self.get_alias(model, alias)
-                if (now_alias or {}).get("version") != before:
-                    raise RegistryConflict(
-                        f"{alias} of {model!r} was moved by someone else meanwhile; retry"
-                    ) from None
-                # only the history sequence raced: take the next number and try again
-        else:
-            raise RegistryConflict(f"{alias} of {model!r}: too much contention; retry")
+            self.table.transact([Put(pk, alias_sk(alias), item, cond), *ops])
+
+        def unless_moved() -> None:
+            now_alias = self.get_alias(model, alias)
+            if (now_alias or {}).get("version") != before:
+                raise RegistryConflict(
+                    f"{alias} of {model!r} was moved by someone else meanwhile; retry"
+                ) from None
+            # only the history sequence raced: take the next number and try again
+
+        retry_on_conflict(attempt, MAX_RETRIES, f"{alias} of {model!r}: too much contention; retry",
+                          on_conflict=unless_moved)
         if self.notifier is not None and alias == CHAMPION:
             self.notifier.publish(
                 f"mlops-kit: {model} {action or 'champion'} -> v{version}",
@@ -323,13 +324,13 @@ class Registry:
                      extra: dict[str, Any] | None = None) -> list[Put]:
         """History entries are numbered by a per-model sequence moved by conditional write, so
         history has one total order even when clocks tie or writers race."""
-        pk = _pk(model)
-        seq_item = self.table.get(pk, "HISTSEQ")
+        pk = model_pk(model)
+        seq_item = self.table.get(pk, HISTORY_SEQ_SK)
         seq = int(seq_item["seq"]) if seq_item else 0
         now = self._now()
         return [
-            Put(pk, "HISTSEQ", {"seq": seq + 1}, AbsentOrEquals("seq", seq_item and seq)),
-            Put(pk, f"HIST#{seq + 1:010d}", {
+            Put(pk, HISTORY_SEQ_SK, {"seq": seq + 1}, AbsentOrEquals("seq", seq_item and seq)),
+            Put(pk, history_sk(seq + 1), {
                 "seq": seq + 1, "at": now, "action": action, "alias": alias,
                 "from_version": before, "to_version": after, "actor": actor, "reason": reason,
                 **(extra or {}),
@@ -337,27 +338,23 @@ class Registry:
         ]
 
     def _append_history(self, model, action, before, after, actor, reason, alias=None) -> None:
-        for _ in range(MAX_RETRIES):
-            try:
-                self.table.transact(self._history_ops(model, action, before, after, actor, reason,
-                                                      alias))
-                return
-            except ConditionFailed:
-                continue
-        raise RegistryConflict(f"history of {model!r}: too much contention; retry")
+        retry_on_conflict(
+            lambda: self.table.transact(self._history_ops(model, action, before, after, actor,
+                                                          reason, alias)),
+            MAX_RETRIES, f"history of {model!r}: too much contention; retry")
 
     def history(self, model: str) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(_pk(model), "HIST#")]
+        return [_strip(i) for i in self.table.query(model_pk(model), HISTORY_PREFIX)]
 
     # -- monitoring index ------------------------------------------------------------------
     def record_monitoring(self, model: str, entry: dict[str, Any]) -> None:
         """One compact item per monitoring run (MON#<generated_at>, an idempotent put): the
         drift and quality trends and the last drift status, read back with one query."""
-        self.table.put(_pk(model), f"MON#{entry['at']}", entry)
+        self.table.put(model_pk(model), monitor_run_sk(entry['at']), entry)
 
     def monitoring_runs(self, model: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The last `limit` monitoring runs, oldest first."""
-        items = self.table.query(_pk(model), "MON#", reverse=True, limit=limit)
+        items = self.table.query(model_pk(model), MONITOR_RUN_PREFIX, reverse=True, limit=limit)
         return [{k: v for k, v in i.items() if k not in ("pk", "sk")} for i in reversed(items)]
 
 

@@ -20,15 +20,13 @@ from mlops_kit.core.registry.model_registry import (
     MAX_RETRIES,
     PENDING,
     Registry,
-    _pk,
-    _vsk,
 )
-from mlops_kit.errors import ConditionFailed, MlopsKitError, RegistryConflict
+from mlops_kit.core.registry.optimistic import retry_on_conflict
+from mlops_kit.core.table_keys import MODEL_ROW_PREFIXES, model_pk, run_key_sk, version_sk
+from mlops_kit.errors import MlopsKitError, RegistryConflict
 from mlops_kit.ports import Delete, Equals, ObjectStore, Put
 
 ARCHIVED = "archived"
-# rows of a model that delete removes (HIST#, HISTSEQ, META stay: the audit and the numbering)
-MODEL_ROW_PREFIXES = ("VERSION#", "RUN#", "ALIAS#", "MON#", "EXPRUN#", "EXPTRIAL#")
 TRANSACTION_LIMIT = 25  # DynamoDB's and more than Azure's (100) lower bound of a transaction
 
 
@@ -65,7 +63,7 @@ def archive_version(registry: Registry, model: str, version: int, *, actor: str,
     record = {**current, "status": ARCHIVED, "archived_from": current["status"],
               "archived_at": now, "archived_by": actor, "archived_reason": reason}
     _audited(registry, model, "archive", version, actor, reason,
-             [Put(_pk(model), _vsk(version), record, Equals("status", current["status"]))],
+             [Put(model_pk(model), version_sk(version), record, Equals("status", current["status"]))],
              expect_status=current["status"])
     return record
 
@@ -83,10 +81,10 @@ def delete_version(registry: Registry, store: ObjectStore, model: str, version: 
         raise Refused(f"v{version} of {model!r} is still training (pending); delete it "
                       "once it ends or is stuck", field="version")
     removed = _delete_artifacts(store, layout.model_prefix(model, version))
-    ops: list[Put | Delete] = [Delete(_pk(model), _vsk(version))]
+    ops: list[Put | Delete] = [Delete(model_pk(model), version_sk(version))]
     run_key = current.get("run_key")
     if run_key:  # the same data and spec may train again
-        ops.append(Delete(_pk(model), f"RUN#{run_key}"))
+        ops.append(Delete(model_pk(model), run_key_sk(run_key)))
     _audited(registry, model, "delete", version, actor, reason, ops)
     return {"model": model, "version": version, "deleted": True, "artifacts": removed,
             "status_was": current["status"]}
@@ -106,7 +104,7 @@ def delete_model(registry: Registry, store: ObjectStore, model: str, *, actor: s
     if pending:
         raise Refused(f"{model!r} has versions still training: {pending}", field="model")
     removed = _delete_artifacts(store, f"{layout.MODELS}{layout.check_name(model)}/")
-    pk = _pk(model)
+    pk = model_pk(model)
     rows = [i["sk"] for prefix in MODEL_ROW_PREFIXES for i in registry.table.query(pk, prefix)]
     for start in range(0, len(rows), TRANSACTION_LIMIT - 2):  # room for the history entry
         registry.table.transact([Delete(pk, sk) for sk in rows[start:start + TRANSACTION_LIMIT - 2]])
@@ -126,14 +124,15 @@ def _delete_artifacts(store: ObjectStore, prefix: str) -> int:
 def _audited(registry: Registry, model: str, action: str, version: int, actor: str,
              reason: str, ops: list[Put | Delete], expect_status: str | None = None) -> None:
     """The change and its history entry in one transaction (only the sequence may race)."""
-    for _ in range(MAX_RETRIES):
+    def attempt() -> None:
         history = registry._history_ops(model, action, version, None, actor, reason)
-        try:
-            registry.table.transact([*ops, *history])
-            return
-        except ConditionFailed:
-            row = registry.table.get(_pk(model), _vsk(version))
-            if expect_status is not None and (row is None or row.get("status") != expect_status):
-                raise RegistryConflict(f"v{version} of {model!r} changed meanwhile; retry"
-                                       ) from None
-    raise RegistryConflict(f"history of {model!r}: too much contention; retry")
+        registry.table.transact([*ops, *history])
+
+    def unless_changed() -> None:
+        row = registry.table.get(model_pk(model), version_sk(version))
+        if expect_status is not None and (row is None or row.get("status") != expect_status):
+            raise RegistryConflict(f"v{version} of {model!r} changed meanwhile; retry"
+                                   ) from None
+
+    retry_on_conflict(attempt, MAX_RETRIES, f"history of {model!r}: too much contention; retry",
+                      on_conflict=unless_changed)

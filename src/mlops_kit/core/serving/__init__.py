@@ -12,7 +12,7 @@ _EXPORTS = {
     "ModelService": "mlops_kit.core.serving.service",
     "HttpApi": "mlops_kit.core.serving.http_api",
     "Response": "mlops_kit.core.serving.http_api",
-    "CaptureBuffer": "mlops_kit.core.serving.capture",
+    "CaptureBuffer": "mlops_kit.core.capture.buffer",
     "openapi_document": "mlops_kit.core.serving.openapi",
 }
 __all__ = sorted(_EXPORTS)

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from mlops_kit.core.capture.buffer import CaptureBuffer
 from mlops_kit.core.layout import artifact_key, check_name
 from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
-from mlops_kit.core.serving.capture import CaptureBuffer
 from mlops_kit.core.serving.health import ServingHealth
 from mlops_kit.core.serving.predictor import Predictor
 from mlops_kit.core.spec import parse_spec

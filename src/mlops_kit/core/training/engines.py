@@ -29,6 +29,7 @@ from mlops_kit.core.context import Context, load_spec
 from mlops_kit.core.registry import FAILED, PENDING
 from mlops_kit.core.sizing import JobSize, choose_engine
 from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.table_keys import train_job_pk
 from mlops_kit.core.training import runs
 from mlops_kit.errors import MlopsKitError, describe, is_retryable
 from mlops_kit.ports import JobState
@@ -42,10 +43,6 @@ ENV_JOB, ENV_DATASET, ENV_RUN, ENV_MODEL, ENV_VERSION = (
 JOB_ENV_NAMES = (ENV_JOB, ENV_DATASET, ENV_RUN, ENV_MODEL, ENV_VERSION)
 EXIT_OK, EXIT_FINAL, EXIT_RETRY = 0, 1, 75  # 75: EX_TEMPFAIL, the one exit code retried
 TERMINAL = ("SUCCEEDED", "FAILED")
-
-
-def _jobs_pk(model: str) -> str:
-    return f"TRAINJOB#{model}"
 
 
 def job_name(model: str, run_key: str) -> str:
@@ -90,7 +87,7 @@ def _submit(ctx: Context, job: dict[str, Any], spec: ModelSpec, why: str) -> dic
                   "(enable it, or set training.engine: auto)")
         _fail(ctx, model, version, reason, {"engine": None})
         return {**out, "status": FAILED, "reasons": [reason]}
-    marker = ctx.table.get(_jobs_pk(model), run_key)
+    marker = ctx.table.get(train_job_pk(model), run_key)
     if marker and marker.get("job_id"):  # submitted before; this message is a redelivery
         return {**out, "status": "submitted", "duplicate": True, "job_id": marker["job_id"],
                 "job_name": marker["job_name"]}
@@ -99,7 +96,7 @@ def _submit(ctx: Context, job: dict[str, Any], spec: ModelSpec, why: str) -> dic
            ENV_VERSION: str(version)}
     # Idempotent by name: after a crash between submit and this marker, the engine finds it.
     handle = ctx.jobs.submit(job_name(model, run_key), env)
-    ctx.table.put(_jobs_pk(model), run_key, {
+    ctx.table.put(train_job_pk(model), run_key, {
         "model": model, "version": version, "engine": handle.engine, "job_name": handle.name,
         "job_id": handle.job_id, "submitted_at": ctx.clock.now().isoformat(), "route": why})
     if handle.created:

@@ -16,6 +16,7 @@ from mlops_kit.core.datasets import HashingReader
 from mlops_kit.core.outcomes import log_failure
 from mlops_kit.core.sizing import estimate_from_profile
 from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.table_keys import IDEMPOTENCY_PK, validated_sk
 from mlops_kit.core.validation.validator import detect_format, validate_dataset
 from mlops_kit.errors import MlopsKitError, SpecError, describe, is_retryable
 
@@ -34,8 +35,8 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
     except SpecError as exc:  # final: quarantined below with the reason
         spec, spec_error = None, exc
     spec_hash = spec.spec_hash() if spec is not None else None
-    marker_sk = f"VALIDATED#{key}#{etag}#{(spec_hash or 'no-spec')[:16]}"
-    done = ctx.table.get("IDEMPOTENCY", marker_sk)
+    marker_sk = validated_sk(key, etag, spec_hash)
+    done = ctx.table.get(IDEMPOTENCY_PK, marker_sk)
     if done is not None:
         return {**done.get("outcome", {}), "duplicate": True}
     base = {"model": model, "dataset_key": key, "etag": etag, "version_id": version_id,
@@ -92,7 +93,7 @@ def validate_upload(ctx: Context, model: str, key: str, *, etag: str | None = No
 
 def _mark(ctx: Context, marker_sk: str, outcome: dict[str, Any]) -> None:
     # The marker is written last: a crash before it means the event is simply processed again.
-    ctx.table.put("IDEMPOTENCY", marker_sk, {"outcome": outcome, "at": ctx.clock.now().isoformat()})
+    ctx.table.put(IDEMPOTENCY_PK, marker_sk, {"outcome": outcome, "at": ctx.clock.now().isoformat()})
 
 
 def _failure_report(exc: BaseException) -> dict[str, Any]:

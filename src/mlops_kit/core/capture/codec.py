@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlops_kit.core.capture_columns import CaptureChunk, Categorical, Column
+from mlops_kit.core.capture.chunks import CaptureChunk, Categorical, Column
 
 FORMAT = "mlops-kit-capture/1"
 SUFFIX = ".cap"

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from mlops_kit.clock import FixedClock
-from mlops_kit.core import capture_format
-from mlops_kit.core.serving.capture import CaptureBuffer
+from mlops_kit.core.capture import codec
+from mlops_kit.core.capture.buffer import CaptureBuffer
 
 T = datetime(2026, 3, 2, 12, 30, 5, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ def _capture(buf: CaptureBuffer, rid: str, n: int = 1, model: str = "churn") -> 
 
 def _stored_ids(store) -> list[str]:
     return [i for info in store.list("captures/") for i in
-            capture_format.decode(store.get(info.key)).ids()]
+            codec.decode(store.get(info.key)).ids()]
 
 
 def test_failed_flush_keeps_the_rows_and_the_next_one_writes_them(backend):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from mlops_kit.clock import FixedClock
-from mlops_kit.core import capture_format
-from mlops_kit.core.capture_columns import label_keys
-from mlops_kit.core.capture_format import CaptureFormatError, RequestBlock
-from mlops_kit.core.serving.capture import CaptureBuffer, epoch_us
+from mlops_kit.core.capture import codec
+from mlops_kit.core.capture.buffer import CaptureBuffer, epoch_us
+from mlops_kit.core.capture.chunks import label_keys
+from mlops_kit.core.capture.codec import CaptureFormatError, RequestBlock
 
 T = datetime(2026, 3, 2, 12, 30, 5, 123456, tzinfo=UTC)
 
@@ -30,8 +30,8 @@ def block(rid, n, *, version=1, shadow=False, offset=0.0, labels=None):
 
 
 def test_round_trip_rows_ids_and_missing_values():
-    body = capture_format.encode("churn", [block("a", 3), block("b", 1, version=2, shadow=True)])
-    chunk = capture_format.decode(body)
+    body = codec.encode("churn", [block("a", 3), block("b", 1, version=2, shadow=True)])
+    chunk = codec.decode(body)
     assert chunk.n == 4 and chunk.schema["features"] == [["age", "numeric"],
                                                          ["plan", "categorical"]]
     rows = chunk.to_rows()
@@ -51,7 +51,7 @@ def test_one_record_requests_and_batches_keep_their_order():
     rows come back in arrival order, each with its own request's values."""
     blocks = [block("a", 1, offset=5.0), block("b", 1, offset=6.0), block("c", 3, offset=10.0),
               block("d", 1, offset=7.0), block("e", 2, offset=20.0)]
-    rows = capture_format.decode(capture_format.encode("churn", blocks)).to_rows()
+    rows = codec.decode(codec.encode("churn", blocks)).to_rows()
     assert [r["id"] for r in rows] == ["a", "b", "c#0", "c#1", "c#2", "d", "e#0", "e#1"]
     assert [r["features"]["age"] for r in rows] == [5.0, 6.0, None, 11.0, 12.0, 7.0, None, 21.0]
     assert [r["features"]["plan"] for r in rows] == ["basic", "basic", "basic", None, "pro",
@@ -63,40 +63,40 @@ def test_one_record_requests_and_batches_keep_their_order():
 def test_string_predictions_and_regression_values():
     regs = block("r", 2, labels=np.array([1.5, -2.0], dtype=np.float32))
     regs.probabilities = None
-    assert capture_format.decode(capture_format.encode("m", [regs])).to_rows()[1][
+    assert codec.decode(codec.encode("m", [regs])).to_rows()[1][
         "prediction"] == -2.0
     strs = block("s", 2, labels=np.array(["yes", "no"], dtype=object))
-    assert [r["prediction"] for r in capture_format.decode(
-        capture_format.encode("m", [strs])).to_rows()] == ["yes", "no"]
+    assert [r["prediction"] for r in codec.decode(
+        codec.encode("m", [strs])).to_rows()] == ["yes", "no"]
 
 
 def test_objects_hold_plain_arrays_and_hostile_ones_are_refused():
-    body = capture_format.encode("churn", [block("a", 2)])
-    header, arrays = capture_format.unpack(body)
+    body = codec.encode("churn", [block("a", 2)])
+    header, arrays = codec.unpack(body)
     assert header["format"] == "mlops-kit-capture/1" and header["model"] == "churn"
     assert all(a.dtype.kind in "fiubS" for a in arrays.values())  # never an object array
     assert header["vocab"] == {"plan": ["basic"]}
     good = {"req.rows": np.array([1], np.int32)}
-    evil = capture_format.pack({"format": "mlops-kit-capture/1"}, good)
+    evil = codec.pack({"format": "mlops-kit-capture/1"}, good)
     with pytest.raises(CaptureFormatError, match="incomplete"):
-        capture_format.decode(evil)
-    head = capture_format.pack({"format": "mlops-kit-capture/1"}, good).replace(b"<i4", b"|O8")
+        codec.decode(evil)
+    head = codec.pack({"format": "mlops-kit-capture/1"}, good).replace(b"<i4", b"|O8")
     with pytest.raises(CaptureFormatError, match="not allowed"):
-        capture_format.decode(head)
+        codec.decode(head)
     with pytest.raises(CaptureFormatError, match="runs past"):
-        capture_format.decode(body[:-64])
+        codec.decode(body[:-64])
     with pytest.raises(CaptureFormatError, match="magic"):
-        capture_format.decode(b"PK\x03\x04 not ours")
-    _, ok = capture_format.unpack(body)
+        codec.decode(b"PK\x03\x04 not ours")
+    _, ok = codec.unpack(body)
     short = {**ok, "req.version": np.array([1, 1], np.int32)}
     with pytest.raises(CaptureFormatError, match="'req.version' does not match the 1 requests"):
-        capture_format.decode(capture_format.pack(header, short))
+        codec.decode(codec.pack(header, short))
     with pytest.raises(CaptureFormatError, match="'age' does not match the 2 rows"):
-        capture_format.decode(capture_format.pack(header, {**ok, "f.age": ok["f.age"][:1]}))
+        codec.decode(codec.pack(header, {**ok, "f.age": ok["f.age"][:1]}))
 
 
 def test_label_keys_match_exactly_the_row_id_strings():
-    chunk = capture_format.decode(capture_format.encode(
+    chunk = codec.decode(codec.encode(
         "m", [block("abc", 5), block("abc#3", 1), block("x#1", 1)]))
     keys = chunk.keys()
     lk, origin, _ = label_keys(["abc#3", "abc#03", "x#1", "abc"])
@@ -121,5 +121,5 @@ def test_buffer_writes_one_object_per_schema_with_the_layout_key(backend):
     keys = [i.key for i in backend.ctx.store.list("captures/churn/")]
     assert len(keys) == 2 and all(k.startswith("captures/churn/2026-03-02/12/20260302T123005-")
                                   and k.endswith(".cap") for k in keys)
-    sizes = sorted(capture_format.decode(backend.ctx.store.get(k)).n for k in keys)
+    sizes = sorted(codec.decode(backend.ctx.store.get(k)).n for k in keys)
     assert sizes == [1, 6] and buf.flush() == 0

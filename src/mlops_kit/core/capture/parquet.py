@@ -1,6 +1,6 @@
 """Compaction of captured requests to Parquet, so standard tools query them (docs/captures.md).
 
-The serve side writes small columnar objects (core.capture_format, numpy only); once an hour
+The serve side writes small columnar objects (core.capture.codec, numpy only); once an hour
 is closed, the monitor function rewrites that hour's objects as Parquet under
 captures/<model>/parquet/dt=<YYYY-MM-DD>/hour=<HH>/ (Hive-style partitions for Athena, DuckDB
 and Spark), one row per captured row, ids spelled out. It lives outside core.monitoring,
@@ -25,9 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlops_kit.core import capture_format, layout
-from mlops_kit.core.capture_columns import CaptureChunk, Categorical, chunk_from_rows
-from mlops_kit.core.capture_format import CaptureFormatError
+from mlops_kit.core import layout
+from mlops_kit.core.capture import codec
+from mlops_kit.core.capture.chunks import CaptureChunk, Categorical, chunk_from_rows
+from mlops_kit.core.capture.codec import CaptureFormatError
 
 log = logging.getLogger("mlops_kit.captures")
 PART_ROWS = 250_000
@@ -81,7 +82,7 @@ def compact_hour(store, model: str, hour: datetime) -> dict[str, Any]:
     """Rewrite one hour's raw captures as Parquet parts + the manifest. Returns the manifest."""
     hour = _hour_start(hour)
     raw = [i for i in store.list(layout.capture_hour_prefix(model, hour))
-           if i.key.endswith((capture_format.SUFFIX, capture_format.LEGACY_SUFFIX))]
+           if i.key.endswith((codec.SUFFIX, codec.LEGACY_SUFFIX))]
     parts: list[dict[str, Any]] = []
     pending: list[pa.Table] = []
     held = 0
@@ -121,8 +122,8 @@ def compact_hour(store, model: str, hour: datetime) -> dict[str, Any]:
 
 
 def _read(store, key: str) -> list[CaptureChunk]:
-    if key.endswith(capture_format.SUFFIX):
-        return [capture_format.decode(store.get(key))]
+    if key.endswith(codec.SUFFIX):
+        return [codec.decode(store.get(key))]
     rows = [json.loads(line) for line in store.get(key).splitlines() if line.strip()]
     rows = [r for r in rows if isinstance(r, dict)]
     times = []

@@ -12,7 +12,7 @@ import pytest
 from mlops_kit.bootstrap import local_backend
 from mlops_kit.clock import FixedClock
 from mlops_kit.core import layout
-from mlops_kit.core.capture_parquet import compact_captures
+from mlops_kit.core.capture.parquet import compact_captures
 from tests.support import feature_records, store_captures
 
 T0 = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)

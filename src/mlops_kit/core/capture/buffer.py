@@ -2,7 +2,7 @@
 
 A request's values join per-column lists of its model and schema as it is captured (~10 µs
 for one record; a batch keeps its arrays; no per-request object is kept). A flush joins them
-into one columnar object per model and schema (core.capture_format: a JSON header + the raw
+into one columnar object per model and schema (core.capture.codec: a JSON header + the raw
 arrays, the ids late labels join on), partitioned by model and hour so a monitoring window
 lists only the hours it needs. Encoding 2,000 rows takes ~1-2 ms, so a flush never holds the
 GIL long: the local server flushes on a background thread, the serve function at the end of
@@ -15,19 +15,30 @@ import threading
 import uuid
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import numpy as np
 
-from mlops_kit.core import capture_format
-from mlops_kit.core.capture_format import Columns, RequestBlock
+from mlops_kit.core.capture import codec
+from mlops_kit.core.capture.codec import Columns, RequestBlock
 from mlops_kit.core.layout import capture_object_key
-from mlops_kit.core.serving.health import ServingHealth
 from mlops_kit.ports import Clock, ObjectStore
 
 __all__ = ["CaptureBuffer", "RequestBlock", "row_id"]
 log = logging.getLogger("mlops_kit.serving.capture")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+
+
+class HealthCounters(Protocol):
+    """What a flush needs of serving's health counters (core.serving.health.ServingHealth,
+    written with the captures): a protocol, so that capture imports no stage."""
+
+    first_at: datetime | None
+
+    def pending(self) -> bool: ...
+
+    def flush(self) -> int: ...
 
 
 def row_id(request_id: str, index: int, batch_size: int) -> str:
@@ -66,7 +77,7 @@ class CaptureBuffer:
         self._flush_lock = threading.Lock()
         self.written_objects = 0
         # serving health counters, written with the captures (ModelService attaches its own)
-        self.health: ServingHealth | None = None
+        self.health: HealthCounters | None = None
         self.max_retained_rows = max_retained_rows or 50 * max_rows
         self._failed: deque[tuple[str, bytes, int]] = deque()  # (model, object, rows)
         self._failed_rows = 0
@@ -132,7 +143,7 @@ class CaptureBuffer:
                 if failed:  # the store is failing: keep the rest in order, try next time
                     failed.append((model, body, rows))
                     continue
-                key = capture_object_key(model, now, uuid.uuid4().hex[:8], capture_format.SUFFIX)
+                key = capture_object_key(model, now, uuid.uuid4().hex[:8], codec.SUFFIX)
                 try:
                     self.store.put(key, body, content_type="application/octet-stream")
                 except Exception as exc:  # noqa: BLE001 - kept and retried, never lost silently

@@ -1,5 +1,5 @@
 """Captured requests of a time window, read hour partition by hour partition as columns
-(core.capture_format): the monitor's input. Bounded memory: one capture object (one flush of
+(core.capture.codec): the monitor's input. Bounded memory: one capture object (one flush of
 the serve side, ~2,000 rows) or CHUNK_ROWS legacy JSON lines at a time."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import orjson
 
-from mlops_kit.core import capture_format, layout
-from mlops_kit.core.capture_columns import CaptureChunk, chunk_from_rows
-from mlops_kit.core.capture_format import CaptureFormatError
+from mlops_kit.core import layout
+from mlops_kit.core.capture import codec
+from mlops_kit.core.capture.chunks import CaptureChunk, chunk_from_rows
+from mlops_kit.core.capture.codec import CaptureFormatError
 from mlops_kit.core.context import Context
 
 CHUNK_ROWS = 1000
@@ -43,9 +44,9 @@ def iter_capture_chunks(ctx: Context, model: str, start: datetime, end: datetime
     for prefix, hour in _hour_prefixes(model, start, end):
         inside = hour >= start and hour + timedelta(hours=1) <= end
         for info in ctx.store.list(prefix):
-            if info.key.endswith(capture_format.SUFFIX):
+            if info.key.endswith(codec.SUFFIX):
                 chunks = _npz_chunks(ctx, info.key, stats)
-            elif info.key.endswith(capture_format.LEGACY_SUFFIX):
+            elif info.key.endswith(codec.LEGACY_SUFFIX):
                 chunks = _jsonl_chunks(ctx, info.key, inside)
             else:
                 continue
@@ -60,7 +61,7 @@ def iter_capture_chunks(ctx: Context, model: str, start: datetime, end: datetime
 
 def _npz_chunks(ctx: Context, key: str, stats: dict[str, int]) -> Iterator[CaptureChunk]:
     try:
-        yield capture_format.decode(ctx.store.get(key))
+        yield codec.decode(ctx.store.get(key))
     except CaptureFormatError as exc:  # one bad object must not hide the rest of the window
         stats["unreadable"] = stats.get("unreadable", 0) + 1
         log.warning("skipping capture object %s: %s", key, exc)
