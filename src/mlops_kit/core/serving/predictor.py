@@ -96,13 +96,17 @@ class Predictor:
         classes: Sequence[Any] | None = None,
         sha256: str | None = None,
         threads: int = 1,
+        optimized: bool = False,
     ) -> None:
+        """optimized: `onnx_bytes` is the version's model.ort (onnxruntime's ORT format of the
+        graph after its optimisations): loaded with none left to run, its bytes used in place."""
         if sha256 is not None and sha256_hex(onnx_bytes) != sha256:
             raise IntegrityError(
                 f"model {spec.name} v{version}: artifact sha256 does not match the registry"
             )
+        self.optimized = optimized
         try:
-            self.session = onnx_meta.session(ort, onnx_bytes, threads)
+            self.session = onnx_meta.session(ort, onnx_bytes, threads, optimized=optimized)
         except Exception as exc:  # noqa: BLE001 - a corrupt artifact is an integrity problem
             raise IntegrityError(f"model {spec.name} v{version} cannot be loaded: {exc}") from None
         self.spec = spec

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from mlops_kit.core.layout import artifact_key, check_name
+from mlops_kit.core.layout import OPTIMIZED_MODEL_FILE, artifact_key, check_name
 from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
 from mlops_kit.core.serving.capture import CaptureBuffer
 from mlops_kit.core.serving.health import ServingHealth
-from mlops_kit.core.serving.predictor import Predictor
-from mlops_kit.core.spec import parse_spec
+from mlops_kit.core.serving.predictor import Predictor, sha256_hex
+from mlops_kit.core.spec import ModelSpec, parse_spec
 from mlops_kit.errors import IntegrityError, MlopsKitError, NotFound
 from mlops_kit.ports import Notifier, ObjectStore
 
@@ -94,6 +94,10 @@ class ModelService:
         if record.get("status") != "registered":
             raise NotFound(f"model {model!r} version {version} is not servable", field="version")
         spec = parse_spec(json.loads(self.store.get(artifact_key(model, version, "spec.json"))))
+        if record.get("ort_sha256"):
+            optimized = self._load_optimized(model, version, spec, record)
+            if optimized is not None:
+                return optimized
         onnx_bytes = self.store.get(artifact_key(model, version))
         return Predictor(
             onnx_bytes,
@@ -102,6 +106,28 @@ class ModelService:
             classes=record.get("classes"),
             sha256=record.get("sha256"),
         )
+
+    def _load_optimized(self, model: str, version: int, spec: ModelSpec, record: dict
+                        ) -> Predictor | None:
+        """The version's model.ort (its graph optimisations already applied; export wrote it
+        and the parity gate checked it), or None to load model.onnx: the object is missing, or
+        this onnxruntime cannot load it (the ORT format is tied to onnxruntime's version). A
+        sha256 mismatch is not a fallback: it raises, as model.onnx's does."""
+        try:
+            ort_bytes = self.store.get(artifact_key(model, version, OPTIMIZED_MODEL_FILE))
+        except NotFound:
+            log.warning("model %s v%s: %s missing, loading model.onnx", model, version,
+                        OPTIMIZED_MODEL_FILE)
+            return None
+        try:
+            return Predictor(ort_bytes, spec, version=version, classes=record.get("classes"),
+                             sha256=record["ort_sha256"], optimized=True)
+        except IntegrityError as exc:
+            if sha256_hex(ort_bytes) == record["ort_sha256"]:  # intact but not loadable here
+                log.warning("model %s v%s: %s not loadable (%s), loading model.onnx", model,
+                            version, OPTIMIZED_MODEL_FILE, exc.message)
+                return None
+            raise
 
     def predictor(self, model: str, alias: str = CHAMPION) -> tuple[Predictor | None, dict]:
         """The predictor an alias points at, refreshed at most every refresh_seconds."""
