@@ -261,6 +261,13 @@ class HttpApi:
         raise NotFound(f"path {path[:100]!r} not found", field="path")
 
     def _v1_predict(self, m: re.Match, body: bytes | None, request_id: str | None) -> Response:
+        if type(body) is bytes and len(body) <= MAX_BODY_BYTES and _pinned(m) is None \
+                and (decoded := self.service.v1_feed(m.group(1), body)) is not None:
+            # the champion's compiled decoder took the whole body (V1Decoder): the records
+            # are parsed only if another version needs them
+            return Response(200, self.service.predict(
+                m.group(1), lambda: parse_json_body(body)["instances"],
+                request_id=request_id, decoded=decoded))
         data = parse_json_body(body)
         if "instances" not in data:
             raise ValidationError("instances: field required", field="instances")

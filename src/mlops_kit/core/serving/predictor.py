@@ -12,6 +12,7 @@ import onnxruntime as ort
 
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import MISSING_CATEGORY, records_to_inputs
+from mlops_kit.core.serving.decoder import V1Decoder
 from mlops_kit.core.serving.validators import RecordValidator
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec
 from mlops_kit.errors import IntegrityError, PayloadTooLarge, ValidationError
@@ -126,6 +127,8 @@ class Predictor:
         self._renamed = any(k != v for k, v in self.inputs.items())
         self.feature_names = spec.feature_names  # a property that builds a list on each call
         self.validator = RecordValidator(spec)  # the warm path's 1-record requests
+        # a V1 body straight to the feed (msgspec), or None: the exact path only
+        self.v1_decoder = V1Decoder.for_spec(spec, MAX_BATCH)
         self.metadata: dict[str, Any] | None = None  # ModelService.metadata's cache
         # features a request may leave out: served with their spec `default:`
         self.defaults = {f.name: d for f in spec.features

@@ -223,11 +223,34 @@ class ModelService:
             self._pinned.clear()
 
     # -- predicting ----------------------------------------------------------------------
+    def v1_feed(self, model: str, body: bytes) -> tuple[Predictor, dict[str, np.ndarray]] | None:
+        """The champion's compiled decoder's feed for a raw V1 body (decoder.V1Decoder), or
+        None: the caller parses the body and takes the exact path. Only a fresh routing cache
+        entry is used (no load, no registry read, no alert: nothing happens twice)."""
+        hit = self._routes.get(model)
+        if hit is None or self._monotonic() - hit[0] >= self.refresh_seconds:
+            return None
+        champion = hit[1]
+        if champion is None or champion.v1_decoder is None:
+            return None
+        feed = champion.v1_decoder.feed(body)
+        return None if feed is None else (champion, feed)
+
     def predict(self, model: str, instances: Any, *, request_id: str | None = None,
-                version: int | None = None) -> dict:
-        """KServe V1: records in, JSON-ready predictions out. `version`: a pinned version."""
-        inf = self.infer(model, lambda p, ignore: p.inputs_from_request(instances, ignore),
-                         request_id=request_id, version=version)
+                version: int | None = None,
+                decoded: tuple[Predictor, dict[str, np.ndarray]] | None = None) -> dict:
+        """KServe V1: records in, JSON-ready predictions out. `version`: a pinned version.
+        decoded: (predictor, feed) from v1_feed; `instances` is then a callable giving the
+        records, called only if another version (a canary, a shadow, a new champion) needs
+        them."""
+        def to_feed(p: Predictor, ignore: frozenset[str]) -> dict[str, np.ndarray]:
+            if decoded is not None:
+                if p is decoded[0] and not ignore:
+                    return decoded[1]
+                return p.inputs_from_request(instances(), ignore)
+            return p.inputs_from_request(instances, ignore)
+
+        inf = self.infer(model, to_feed, request_id=request_id, version=version)
         out = inf.predictor.format(inf.labels, inf.probabilities)
         out.update(model=model, version=inf.predictor.version, request_id=inf.request_id)
         if inf.challenger:
