@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import MISSING_CATEGORY, records_to_inputs
-from mlops_kit.core.serving.decoder import V1Decoder
 from mlops_kit.core.serving.validators import RecordValidator
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec
 from mlops_kit.errors import IntegrityError, PayloadTooLarge, ValidationError
+
+if TYPE_CHECKING:
+    from mlops_kit.core.serving.decoder import V1Decoder
 
 MAX_BATCH = 10_000
 
@@ -127,12 +129,22 @@ class Predictor:
         self._renamed = any(k != v for k, v in self.inputs.items())
         self.feature_names = spec.feature_names  # a property that builds a list on each call
         self.validator = RecordValidator(spec)  # the warm path's 1-record requests
-        # a V1 body straight to the feed (msgspec), or None: the exact path only
-        self.v1_decoder = V1Decoder.for_spec(spec, MAX_BATCH)
+        self._v1_decoder: V1Decoder | None | bool = False  # False: not built yet
         self.metadata: dict[str, Any] | None = None  # ModelService.metadata's cache
         # features a request may leave out: served with their spec `default:`
         self.defaults = {f.name: d for f in spec.features
                          if (d := getattr(f, "default", None)) is not None}
+
+    @property
+    def v1_decoder(self) -> V1Decoder | None:
+        """A V1 body straight to the feed (msgspec; None: the exact path only). Built on the
+        first batch that asks: msgspec's import and the Struct build stay off a cold start
+        whose first request is a single record (HttpApi asks only for larger bodies)."""
+        if self._v1_decoder is False:
+            from mlops_kit.core.serving.decoder import V1Decoder
+
+            self._v1_decoder = V1Decoder.for_spec(self.spec, MAX_BATCH)
+        return self._v1_decoder  # type: ignore[return-value]
 
     def accepts_missing(self) -> frozenset[str]:
         """Features a request may leave out: nullable ones and those with a default."""
