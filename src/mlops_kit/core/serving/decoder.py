@@ -42,7 +42,7 @@ class V1Decoder:
             if isinstance(f, CategoricalFeature):
                 # "" is the exact path's missing value: accepted only when nullable
                 if f.categories is not None:
-                    t = Literal[tuple(f.categories) + (("",) if f.nullable else ())]  # type: ignore[valid-type]  # noqa: E501
+                    t = Literal[tuple(f.categories) + (("",) if f.nullable else ())]
                 else:
                     t = Annotated[str, msgspec.Meta(min_length=0 if f.nullable else 1,
                                                     max_length=MAX_CATEGORY_CHARS)]
@@ -65,7 +65,7 @@ class V1Decoder:
                               msgspec.Meta(min_length=1, max_length=max_batch)]
         body = msgspec.defstruct("Body", [("instances", instances)],
                                  forbid_unknown_fields=True)
-        self._decoder = msgspec.json.Decoder(body)
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(body)
         self._row = operator.attrgetter(*self.names) if len(self.names) > 1 else \
             (lambda r, _g=operator.attrgetter(self.names[0]): (_g(r),))
         self.numeric = tuple(numeric)
