@@ -1,21 +1,42 @@
-"""Every environment variable the kit reads, in one place, read once (pydantic-settings).
+"""Every environment variable the kit reads, in one place, read once.
 
 Names are MLOPSKIT_<FIELD>; e.g. MLOPSKIT_BACKEND=aws, MLOPSKIT_DATA_BUCKET=... No secrets live
 here: credentials come from the platform (IAM role, AWS profile), the local token is hashed
-on disk."""
+on disk.
+
+A plain pydantic model that merges the environment under its keyword arguments (keywords >
+MLOPSKIT_* variables > defaults, names case-insensitive: pydantic-settings' rules for these
+flat fields). Not pydantic-settings itself: importing it (asyncio, ssl, argparse, dotenv, its
+cloud providers) was about a quarter of the serve function's imports, on every cold start."""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ENV_PREFIX = "MLOPSKIT_"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MLOPSKIT_", extra="ignore")
+def environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The MLOPSKIT_* variables as field names (MLOPSKIT_DATA_BUCKET -> data_bucket)."""
+    env = os.environ if environ is None else environ
+    n = len(ENV_PREFIX)
+    return {k[n:].lower(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {**environment(), **data}
+        return data
 
     backend: Literal["local", "aws", "azure"] = "local"
     workspace: Path = Field(default=Path(".mlops-kit"), description="local backend state")

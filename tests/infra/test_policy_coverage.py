@@ -132,7 +132,8 @@ CALLS: dict[str, list[Call]] = {
          f"artifacts:reports/{M}/validation/upload.csv.20240101T000000.ab.profile.json",
          "train_job: store.get(profile_key)"),
         *[("s3", "PutObject", f"artifacts:models/{M}/{V}/{name}", "train_job: artifacts first")
-          for name in ("model.onnx", "spec.json", "profile.json", "metrics.json", "card.json")],
+          for name in ("model.onnx", "model.ort", "spec.json", "profile.json", "metrics.json",
+                       "card.json")],
         ("s3", "GetObject", f"artifacts:models/{M}/000002/model.onnx",
          "_champion_on_holdout: ModelService.load_version(champion)"),
         ("s3", "GetObject", f"artifacts:models/{M}/000002/spec.json", "load_version"),
@@ -141,6 +142,8 @@ CALLS: dict[str, list[Call]] = {
         ("dynamodb", "GetItem", "table", "Registry.get_alias / get_version"),
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/spec.json", "ModelService.load_version"),
         ("s3", "GetObject", f"artifacts:models/{M}/{V}/model.onnx", "ModelService.load_version"),
+        ("s3", "GetObject", f"artifacts:models/{M}/{V}/model.ort",
+         "ModelService.load_version: the optimised graph first (issue 28)"),
         ("s3", "PutObject", f"artifacts:captures/{M}/2024-01-01/10/20240101T100000-ab12.cap",
          "CaptureBuffer.flush"),
         ("dynamodb", "Query", "table",

@@ -36,7 +36,7 @@ class Flaky:
 
 
 def model_artifact(key, *a, **k) -> bool:
-    return isinstance(key, str) and key.startswith("models/") and key.endswith("model.onnx")
+    return isinstance(key, str) and key.startswith("models/") and key.endswith(("model.onnx", "model.ort"))
 
 
 def version_write(pk, sk, *a, **k) -> bool:

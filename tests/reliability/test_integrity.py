@@ -10,27 +10,31 @@ import pytest
 from mlops_kit.errors import IntegrityError, NotFound
 from tests.support import feature_records
 
-KEY = "models/churn/000001/model.onnx"
 
-
-def _swap_in_other_model(backend) -> bytes:
+def _swap_in_other_model(backend, artifact: str) -> bytes:
     from mlops_kit.core.synthetic import churn_csv
     from mlops_kit.local.worker import put_object, run_once
 
     put_object(backend, "datasets/churn/other.csv", churn_csv(700, seed=99))
     assert run_once(backend)[-1]["status"] == "registered"
-    return backend.ctx.store.get("models/churn/000002/model.onnx")
+    return backend.ctx.store.get(f"models/churn/000002/{artifact}")
 
 
+@pytest.mark.parametrize("artifact", ["model.ort", "model.onnx"])
 @pytest.mark.parametrize("tamper", ["bit flip", "another valid model"])
-def test_tampered_champion_is_refused_on_a_cold_start_and_alerts(trained, tamper):
+def test_tampered_champion_is_refused_on_a_cold_start_and_alerts(trained, tamper, artifact):
+    """model.ort is what serving loads when the version has one; model.onnx when it has not
+    (here: deleted, as for a version exported before model.ort existed)."""
     store, reg = trained.ctx.store, trained.ctx.registry
+    KEY = f"models/churn/000001/{artifact}"
+    if artifact == "model.onnx":
+        store.delete("models/churn/000001/model.ort")
     original = store.get(KEY)
     if tamper == "bit flip":
         i = len(original) // 2
         bad = original[:i] + bytes([original[i] ^ 0x01]) + original[i + 1:]
     else:
-        bad = _swap_in_other_model(trained)
+        bad = _swap_in_other_model(trained, artifact)
         reg.set_alias("churn", "champion", 1, actor="t", reason="pin v1", action="rollback",
                       expected=reg.champion_version("churn"))
     assert len(bad) == len(original) or tamper != "bit flip"

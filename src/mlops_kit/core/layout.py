@@ -111,7 +111,13 @@ def model_prefix(model: str, version: int) -> str:
     return f"{MODELS}{check_name(model)}/{int(version):06d}/"
 
 
-def artifact_key(model: str, version: int, name: str = "model.onnx") -> str:
+MODEL_FILE = "model.onnx"
+# onnxruntime's ORT format of the graph after its optimisations, written beside model.onnx when
+# the parity gate checked it (registry entry: ort_sha256); serving prefers it
+OPTIMIZED_MODEL_FILE = "model.ort"
+
+
+def artifact_key(model: str, version: int, name: str = MODEL_FILE) -> str:
     return model_prefix(model, version) + name
 
 

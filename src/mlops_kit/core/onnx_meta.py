@@ -81,10 +81,26 @@ def session_options(ort: Any, threads: int = 1) -> Any:
     return opts
 
 
-def session(ort: Any, onnx_bytes: bytes, threads: int = 1) -> Any:
-    """An onnxruntime InferenceSession as serving opens one (CPU, session_options)."""
-    return ort.InferenceSession(onnx_bytes, session_options(ort, threads),
-                                providers=["CPUExecutionProvider"],
+def session(ort: Any, model_bytes: bytes, threads: int = 1, *, optimized: bool = False,
+            save_optimized: str | None = None) -> Any:
+    """An onnxruntime InferenceSession as serving opens one (CPU, session_options).
+
+    optimized: `model_bytes` is the ORT-format graph `optimized_model` saved: loaded with graph
+    optimisations off (they ran when it was saved) and its bytes used in place, not copied
+    (onnxruntime's session.use_ort_model_bytes_directly; the caller keeps `model_bytes` alive
+    as long as the session). save_optimized: a path ending in .ort where onnxruntime writes the
+    graph after its optimisations (SessionOptions.optimized_model_filepath; export's
+    optimized_model)."""
+    opts = session_options(ort, threads)
+    if optimized:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.add_session_config_entry("session.load_model_format", "ORT")
+        opts.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
+        opts.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
+    if save_optimized is not None:
+        opts.optimized_model_filepath = save_optimized
+        opts.add_session_config_entry("session.save_model_format", "ORT")
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"],
                                 disabled_optimizers=list(DISABLED_OPTIMIZERS))
 
 

@@ -80,7 +80,8 @@ def test_warm_service_picks_up_new_champion_after_interval(two_versions):
     assert svc.predict("churn", rec)["version"] == 2  # refreshed, no restart
 
 
-def test_tampered_artifact_is_refused_previous_keeps_serving(two_versions):
+@pytest.mark.parametrize("artifact", ["model.ort", "model.onnx"])
+def test_tampered_artifact_is_refused_previous_keeps_serving(two_versions, artifact):
     reg = two_versions.ctx.registry
     store = two_versions.ctx.store
     tick = Ticker()
@@ -88,7 +89,9 @@ def test_tampered_artifact_is_refused_previous_keeps_serving(two_versions):
     svc._monotonic = tick
     svc.refresh_seconds = 1
     assert svc.predict("churn", feature_records(1))["version"] == 1
-    key = "models/churn/000002/model.onnx"
+    if artifact == "model.onnx":  # the one served when model.ort is gone (its fallback)
+        store.delete("models/churn/000002/model.ort")
+    key = f"models/churn/000002/{artifact}"
     store.put(key, store.get(key)[:-100])  # truncated
     reg.update_version("churn", 2, {"approved": True}, "t")
     reg.promote("churn", 2, actor="t", reason="x")

@@ -124,8 +124,8 @@ def test_parity_failure_rejects_version(backend, monkeypatch):
     from mlops_kit.core.training import usecase
     real = usecase.parity_check
 
-    def strict(spec, pipeline, onnx_bytes, X, tolerance=None):
-        return real(spec, pipeline, onnx_bytes, X, 1e-15)
+    def strict(spec, pipeline, onnx_bytes, X, tolerance=None, **kw):
+        return real(spec, pipeline, onnx_bytes, X, 1e-15, **kw)
 
     monkeypatch.setattr(usecase, "parity_check", strict)
     apply_spec(backend, {**FAST_SPEC, "estimator": {"kind": "random_forest",
@@ -133,6 +133,9 @@ def test_parity_failure_rejects_version(backend, monkeypatch):
     put_object(backend, "datasets/churn/a.csv", churn_csv(600, seed=4))
     out = run_once(backend)[-1]
     assert out["status"] == "rejected" and not out["promoted"]
+    # a version that failed the gate ships no optimised graph either
+    assert backend.ctx.registry.get_version("churn", out["version"])["ort_sha256"] is None
+    assert not backend.ctx.store.exists("models/churn/000001/model.ort")
     assert "parity" in out["reasons"][0]
     assert backend.ctx.registry.champion_version("churn") is None
 

@@ -26,6 +26,10 @@ from mlops_kit.errors import MlopsKitError, NotFound, PayloadTooLarge, Validatio
 log = logging.getLogger("mlops_kit.http")
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 MAX_JSON_DEPTH = 32
+# Bodies from this size take the compiled decoder first (decoder.V1Decoder): it pays off on
+# batches (1,000 records: 0.78 vs 1.42 ms); a few records gain nothing (~1 µs either way), and
+# a 1-record cold start then never imports msgspec. ~10 churn records.
+DECODE_MIN_BYTES = 1024
 
 _V1_PREDICT = re.compile(rf"^/v1/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?:predict$")
 _V1_MODEL = re.compile(rf"^/v1/models/({NAME_PATTERN})$")
@@ -261,6 +265,14 @@ class HttpApi:
         raise NotFound(f"path {path[:100]!r} not found", field="path")
 
     def _v1_predict(self, m: re.Match, body: bytes | None, request_id: str | None) -> Response:
+        if type(body) is bytes and DECODE_MIN_BYTES <= len(body) <= MAX_BODY_BYTES \
+                and _pinned(m) is None \
+                and (decoded := self.service.v1_feed(m.group(1), body)) is not None:
+            # the champion's compiled decoder took the whole body (V1Decoder): the records
+            # are parsed only if another version needs them
+            return Response(200, self.service.predict(
+                m.group(1), lambda: parse_json_body(body)["instances"],
+                request_id=request_id, decoded=decoded))
         data = parse_json_body(body)
         if "instances" not in data:
             raise ValidationError("instances: field required", field="instances")

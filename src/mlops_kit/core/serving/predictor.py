@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -15,6 +15,9 @@ from mlops_kit.core.features import MISSING_CATEGORY, records_to_inputs
 from mlops_kit.core.serving.validators import RecordValidator
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.errors import IntegrityError, PayloadTooLarge, ValidationError
+
+if TYPE_CHECKING:
+    from mlops_kit.core.serving.decoder import V1Decoder
 
 MAX_BATCH = 10_000
 
@@ -98,13 +101,17 @@ class Predictor:
         classes: Sequence[Any] | None = None,
         sha256: str | None = None,
         threads: int = 1,
+        optimized: bool = False,
     ) -> None:
+        """optimized: `onnx_bytes` is the version's model.ort (onnxruntime's ORT format of the
+        graph after its optimisations): loaded with none left to run, its bytes used in place."""
         if sha256 is not None and sha256_hex(onnx_bytes) != sha256:
             raise IntegrityError(
                 f"model {spec.name} v{version}: artifact sha256 does not match the registry"
             )
+        self.optimized = optimized
         try:
-            self.session = onnx_meta.session(ort, onnx_bytes, threads)
+            self.session = onnx_meta.session(ort, onnx_bytes, threads, optimized=optimized)
         except Exception as exc:  # noqa: BLE001 - a corrupt artifact is an integrity problem
             raise IntegrityError(f"model {spec.name} v{version} cannot be loaded: {exc}") from None
         self.spec = spec
@@ -124,10 +131,22 @@ class Predictor:
         self._renamed = any(k != v for k, v in self.inputs.items())
         self.feature_names = spec.feature_names  # a property that builds a list on each call
         self.validator = RecordValidator(spec)  # the warm path's 1-record requests
+        self._v1_decoder: V1Decoder | None | bool = False  # False: not built yet
         self.metadata: dict[str, Any] | None = None  # ModelService.metadata's cache
         # features a request may leave out: served with their spec `default:`
         self.defaults = {f.name: d for f in spec.features
                          if (d := getattr(f, "default", None)) is not None}
+
+    @property
+    def v1_decoder(self) -> V1Decoder | None:
+        """A V1 body straight to the feed (msgspec; None: the exact path only). Built on the
+        first batch that asks: msgspec's import and the Struct build stay off a cold start
+        whose first request is a single record (HttpApi asks only for larger bodies)."""
+        if self._v1_decoder is False:
+            from mlops_kit.core.serving.decoder import V1Decoder
+
+            self._v1_decoder = V1Decoder.for_spec(self.spec, MAX_BATCH)
+        return self._v1_decoder  # type: ignore[return-value]
 
     def accepts_missing(self) -> frozenset[str]:
         """Features a request may leave out: nullable ones and those with a default."""

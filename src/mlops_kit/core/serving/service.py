@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core.capture.buffer import CaptureBuffer
-from mlops_kit.core.layout import artifact_key, check_name
+from mlops_kit.core.layout import OPTIMIZED_MODEL_FILE, artifact_key, check_name
 from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
 from mlops_kit.core.serving.health import ServingHealth
-from mlops_kit.core.serving.predictor import Predictor
-from mlops_kit.core.spec import parse_spec
+from mlops_kit.core.serving.predictor import Predictor, sha256_hex
+from mlops_kit.core.spec import ModelSpec, parse_spec
 from mlops_kit.errors import IntegrityError, MlopsKitError, NotFound
 from mlops_kit.ports import Notifier, ObjectStore
 
@@ -94,6 +94,10 @@ class ModelService:
         if record.get("status") != "registered":
             raise NotFound(f"model {model!r} version {version} is not servable", field="version")
         spec = parse_spec(json.loads(self.store.get(artifact_key(model, version, "spec.json"))))
+        if record.get("ort_sha256"):
+            optimized = self._load_optimized(model, version, spec, record)
+            if optimized is not None:
+                return optimized
         onnx_bytes = self.store.get(artifact_key(model, version))
         return Predictor(
             onnx_bytes,
@@ -102,6 +106,28 @@ class ModelService:
             classes=record.get("classes"),
             sha256=record.get("sha256"),
         )
+
+    def _load_optimized(self, model: str, version: int, spec: ModelSpec, record: dict
+                        ) -> Predictor | None:
+        """The version's model.ort (its graph optimisations already applied; export wrote it
+        and the parity gate checked it), or None to load model.onnx: the object is missing, or
+        this onnxruntime cannot load it (the ORT format is tied to onnxruntime's version). A
+        sha256 mismatch is not a fallback: it raises, as model.onnx's does."""
+        try:
+            ort_bytes = self.store.get(artifact_key(model, version, OPTIMIZED_MODEL_FILE))
+        except NotFound:
+            log.warning("model %s v%s: %s missing, loading model.onnx", model, version,
+                        OPTIMIZED_MODEL_FILE)
+            return None
+        try:
+            return Predictor(ort_bytes, spec, version=version, classes=record.get("classes"),
+                             sha256=record["ort_sha256"], optimized=True)
+        except IntegrityError as exc:
+            if sha256_hex(ort_bytes) == record["ort_sha256"]:  # intact but not loadable here
+                log.warning("model %s v%s: %s not loadable (%s), loading model.onnx", model,
+                            version, OPTIMIZED_MODEL_FILE, exc.message)
+                return None
+            raise
 
     def predictor(self, model: str, alias: str = CHAMPION) -> tuple[Predictor | None, dict]:
         """The predictor an alias points at, refreshed at most every refresh_seconds."""
@@ -197,11 +223,34 @@ class ModelService:
             self._pinned.clear()
 
     # -- predicting ----------------------------------------------------------------------
+    def v1_feed(self, model: str, body: bytes) -> tuple[Predictor, dict[str, np.ndarray]] | None:
+        """The champion's compiled decoder's feed for a raw V1 body (decoder.V1Decoder), or
+        None: the caller parses the body and takes the exact path. Only a fresh routing cache
+        entry is used (no load, no registry read, no alert: nothing happens twice)."""
+        hit = self._routes.get(model)
+        if hit is None or self._monotonic() - hit[0] >= self.refresh_seconds:
+            return None
+        champion = hit[1]
+        if champion is None or champion.v1_decoder is None:
+            return None
+        feed = champion.v1_decoder.feed(body)
+        return None if feed is None else (champion, feed)
+
     def predict(self, model: str, instances: Any, *, request_id: str | None = None,
-                version: int | None = None) -> dict:
-        """KServe V1: records in, JSON-ready predictions out. `version`: a pinned version."""
-        inf = self.infer(model, lambda p, ignore: p.inputs_from_request(instances, ignore),
-                         request_id=request_id, version=version)
+                version: int | None = None,
+                decoded: tuple[Predictor, dict[str, np.ndarray]] | None = None) -> dict:
+        """KServe V1: records in, JSON-ready predictions out. `version`: a pinned version.
+        decoded: (predictor, feed) from v1_feed; `instances` is then a callable giving the
+        records, called only if another version (a canary, a shadow, a new champion) needs
+        them."""
+        def to_feed(p: Predictor, ignore: frozenset[str]) -> dict[str, np.ndarray]:
+            if decoded is not None:
+                if p is decoded[0] and not ignore:
+                    return decoded[1]
+                return p.inputs_from_request(instances(), ignore)
+            return p.inputs_from_request(instances, ignore)
+
+        inf = self.infer(model, to_feed, request_id=request_id, version=version)
         out = inf.predictor.format(inf.labels, inf.probabilities)
         out.update(model=model, version=inf.predictor.version, request_id=inf.request_id)
         if inf.challenger:

@@ -8,10 +8,12 @@ probabilities too, not only labels: some converters get labels right with wrong 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from mlops_kit.core import onnx_meta
+from mlops_kit.core import layout, onnx_meta
 from mlops_kit.core.features import columns_to_inputs
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, TextFeature
 from mlops_kit.core.training import date_cycles, forest_export
@@ -122,6 +124,11 @@ class ParityResult:
     # how `tolerance` is compared: "absolute" (probabilities: |sklearn - onnx|) or "relative"
     # (regression: |sklearn - onnx| / max(1, |sklearn|), so large targets are not penalised)
     tolerance_kind: str = "absolute"
+    # the saved optimised graph (model.ort) when the gate made one: its check against the
+    # ONNX graph's outputs ({"passed", "label_agreement", "max_abs_diff", "bytes", "reason"})
+    # and, only when it passed, its bytes (never in to_dict)
+    optimized: dict | None = None
+    optimized_model: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def failed(cls, rows: int, tolerance: float, reason: str) -> ParityResult:
@@ -131,16 +138,23 @@ class ParityResult:
 
     def to_dict(self) -> dict:
         out = asdict(self)
+        out.pop("optimized_model")
         out["outputs"] = list(self.outputs) if self.outputs else None
         return out
 
 
+OnnxOutputs = tuple[np.ndarray, np.ndarray | None, tuple[str, str | None]]
+
+
 def run_onnx(
-    spec: ModelSpec, onnx_bytes: bytes, X: pd.DataFrame, threads: int = 0
-) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str | None]]:
+    spec: ModelSpec, onnx_bytes: bytes, X: pd.DataFrame, threads: int = 0, *,
+    optimized: bool = False, save_optimized: str | None = None,
+) -> OnnxOutputs:
     """(labels-or-values, probabilities or None, output names) from onnxruntime, fed the
-    serving encoding, with serving's session options (threads 0: onnxruntime's default)."""
-    session = onnx_meta.session(ort, onnx_bytes, threads)
+    serving encoding, with serving's session options (threads 0: onnxruntime's default).
+    optimized / save_optimized: onnx_meta.session's (load an ORT-format graph; write one)."""
+    session = onnx_meta.session(ort, onnx_bytes, threads, optimized=optimized,
+                                save_optimized=save_optimized)
     label_name, proba_name = onnx_meta.output_names(session)
     feed = columns_to_inputs(spec, {col: X[col].tolist() for col in spec.feature_names})
     names = [label_name] + ([proba_name] if proba_name else [])
@@ -157,9 +171,17 @@ def parity_check(
     onnx_bytes: bytes,
     X_holdout: pd.DataFrame,
     tolerance: float | None = None,
+    *,
+    optimize: bool = False,
 ) -> ParityResult:
     """Does the ONNX graph answer like the sklearn pipeline on the holdout? Never raises for a
-    disagreement: the result says why it failed."""
+    disagreement: the result says why it failed.
+
+    optimize: the session the gate opens also saves its optimised graph in onnxruntime's ORT
+    format (what serving loads as model.ort, with no optimisation left to run at a cold start);
+    that graph is then run on the same rows and must answer as the ONNX graph does (labels
+    equal, probabilities or values within the tolerance). A mismatch or a failure never fails
+    the gate: the version simply has no model.ort (result.optimized says why)."""
     tol = float(spec.promotion.parity_tolerance if tolerance is None else tolerance)
     rows = len(X_holdout)
     if rows == 0:
@@ -168,12 +190,12 @@ def parity_check(
     # predicts on this one (its tree traversal releases the GIL too): a big forest's gate
     # takes the longer of the two instead of their sum.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        onnx_run = pool.submit(run_onnx, spec, onnx_bytes, X_holdout, 1)
+        onnx_run = pool.submit(_onnx_side, spec, onnx_bytes, X_holdout, optimize)
         sk = _sklearn_outputs(spec, pipeline, X_holdout)
         try:
-            onnx_values, onnx_proba, outputs = onnx_run.result()
+            (onnx_values, onnx_proba, outputs), ort_bytes = onnx_run.result()
         except Exception as exc:  # noqa: BLE001 - any runtime failure fails the gate
-            detail = str(exc).splitlines()[0] if str(exc) else ""
+            detail = _first_line(exc)
             return ParityResult.failed(
                 rows, tol, f"onnxruntime could not run the model: {type(exc).__name__}: {detail}"
             )
@@ -182,7 +204,68 @@ def parity_check(
     else:
         result = _regression_parity(sk[0], onnx_values, tol)
     result.outputs = outputs
+    if optimize:
+        result.optimized, result.optimized_model = _optimized_check(
+            spec, ort_bytes, X_holdout, (onnx_values, onnx_proba), tol)
     return result
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else ""
+
+
+def _onnx_side(spec: ModelSpec, onnx_bytes: bytes, X: pd.DataFrame, optimize: bool
+               ) -> tuple[OnnxOutputs, bytes | BaseException | None]:
+    """The ONNX graph's outputs, and the ORT-format optimised graph its session saved (or why
+    it could not: the ONNX side still answers)."""
+    if not optimize:
+        return run_onnx(spec, onnx_bytes, X, 1), None
+    with tempfile.TemporaryDirectory(prefix="mlops-kit-ort-") as tmp:
+        path = os.path.join(tmp, layout.OPTIMIZED_MODEL_FILE)
+        try:
+            out = run_onnx(spec, onnx_bytes, X, 1, save_optimized=path)
+        except Exception:  # noqa: BLE001 - was it the save? retry without it to tell
+            return run_onnx(spec, onnx_bytes, X, 1), RuntimeError("saving it failed")
+        try:
+            with open(path, "rb") as f:
+                return out, f.read()
+        except OSError as exc:
+            return out, exc
+
+
+def _optimized_check(spec: ModelSpec, ort_bytes: bytes | BaseException | None, X: pd.DataFrame,
+                     expected: tuple[np.ndarray, np.ndarray | None], tol: float
+                     ) -> tuple[dict, bytes | None]:
+    """Does the saved optimised graph answer as the ONNX graph did on the same rows?"""
+    if not isinstance(ort_bytes, bytes):
+        return {"passed": False, "reason": f"no optimised graph: {_first_line(ort_bytes)}"
+                if ort_bytes is not None else "no optimised graph"}, None
+    try:
+        values, proba, _ = run_onnx(spec, ort_bytes, X, 1, optimized=True)
+    except Exception as exc:  # noqa: BLE001 - an unloadable artifact is simply not shipped
+        return {"passed": False, "reason": f"onnxruntime could not run the optimised graph: "
+                                           f"{type(exc).__name__}: {_first_line(exc)}"}, None
+    want_values, want_proba = expected
+    same = values.shape == want_values.shape
+    agreement = float(np.mean(values == want_values)) if same and len(values) else 0.0
+    if spec.task.is_classification:
+        if proba is None or want_proba is None:
+            ok_shape, diff = same and proba is None and want_proba is None, 0.0
+        else:
+            ok_shape = same and proba.shape == want_proba.shape
+            diff = float(np.max(np.abs(proba - want_proba), initial=0.0)) if ok_shape \
+                else float("inf")
+        passed = ok_shape and agreement == 1.0 and diff <= tol
+    else:
+        a, b = np.asarray(values, np.float64), np.asarray(want_values, np.float64)
+        diff = float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b)), initial=0.0)) \
+            if same else float("inf")
+        passed = same and diff <= tol
+    check = {"passed": bool(passed), "label_agreement": agreement, "max_abs_diff": diff,
+             "bytes": len(ort_bytes),
+             "reason": None if passed else "the optimised graph does not answer as the ONNX "
+                                           "graph does"}
+    return check, ort_bytes if passed else None
 
 
 def _sklearn_outputs(spec: ModelSpec, pipeline: Any, X: pd.DataFrame

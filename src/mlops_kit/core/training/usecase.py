@@ -146,7 +146,7 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
         onnx_bytes = to_onnx(fitted, result.pipeline, spec_hash=spec.spec_hash())
         ctx.step("exported", version=version, bytes=len(onnx_bytes))
         parity = parity_check(fitted, result.pipeline, onnx_bytes, result.X_holdout,
-                              spec.promotion.parity_tolerance)
+                              spec.promotion.parity_tolerance, optimize=True)
         parity_d = parity.to_dict()
         ctx.step("parity", version=version, parity=parity_d)
         if not parity.passed:
@@ -154,12 +154,20 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
     except MlopsKitError as exc:
         onnx_bytes, parity_d = None, {"passed": False, "reason": exc.message}
         reasons.append(f"ONNX export failed: {exc.message}")
+        parity = None
 
     prefix = layout.model_prefix(model, version)
-    sha256 = None
+    sha256 = ort_sha256 = None
     if onnx_bytes is not None:
         sha256 = hashlib.sha256(onnx_bytes).hexdigest()
-        ctx.store.put(prefix + "model.onnx", onnx_bytes, content_type="application/octet-stream")
+        ctx.store.put(prefix + layout.MODEL_FILE, onnx_bytes,
+                      content_type="application/octet-stream")
+        # the optimised graph serving loads first, only when the gate checked it
+        ort_bytes = parity.optimized_model if parity is not None and parity.passed else None
+        if ort_bytes is not None:
+            ort_sha256 = hashlib.sha256(ort_bytes).hexdigest()
+            ctx.store.put(prefix + layout.OPTIMIZED_MODEL_FILE, ort_bytes,
+                          content_type="application/octet-stream")
     ctx.store.put(prefix + "spec.json", spec.canonical_json().encode(), content_type="application/json")
     reference = json.loads(ctx.store.get(job["profile_key"])) if job.get("profile_key") else {}
     reference["predictions"] = build_prediction_profile(result.holdout_predictions, spec.task.value)
@@ -175,7 +183,8 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
         "status": REGISTERED if not reasons else REJECTED,
         "reasons": reasons or why_not,
         "sha256": sha256,
-        "artifact_key": prefix + "model.onnx" if onnx_bytes else None,
+        "artifact_key": prefix + layout.MODEL_FILE if onnx_bytes else None,
+        "ort_sha256": ort_sha256,  # model.ort's; None: serve model.onnx
         "metrics": result.metrics,
         "parity": parity_d,
         "params": result.params,
