@@ -1,0 +1,172 @@
+"""Scale out on the local backend: a file over the context's scoring_chunk_bytes is split into
+chunks (CSV byte ranges, Parquet row groups), one validate-queue message each; every row is
+accounted for once, under redelivery of every chunk, and the manifest is written once."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlops_kit.core import layout
+from mlops_kit.core.scoring.records import ScoringJobs
+from mlops_kit.core.synthetic import churn_csv, churn_records
+from mlops_kit.local.worker import put_object, run_once
+
+pytestmark = pytest.mark.check
+MANIFEST = layout.predictions_manifest_key("churn", "big")
+
+
+def _count_puts(store, key):
+    """Count the writes of one key (the manifest must be written exactly once)."""
+    calls = []
+    real = store.put
+
+    def put(k, data, **kw):
+        if k == key:
+            calls.append(k)
+        return real(k, data, **kw)
+
+    store.put = put
+    return calls
+
+
+def _table(store, keys) -> pa.Table:
+    return pa.concat_tables([pq.read_table(io.BytesIO(store.get(k))) for k in keys])
+
+
+def _file_rows(m, table) -> list[int]:
+    first = {c["index"]: c["first_row"] for c in m["chunks"]}
+    return [first[c] + r for c, r in zip(table.column("chunk").to_pylist(),
+                                          table.column("row").to_pylist(), strict=True)]
+
+
+def _whole(trained, body: bytes, name: str) -> pa.Table:
+    """The same file scored in one go (no fan-out): the reference."""
+    trained.ctx.scoring_chunk_bytes = 0
+    put_object(trained, f"scoring/churn/{name}.csv", body)
+    run_once(trained)
+    m = json.loads(trained.ctx.store.get(layout.predictions_manifest_key("churn", name)))
+    return _table(trained.ctx.store, m["parts"])
+
+
+def test_a_big_csv_fans_out_and_every_row_is_accounted_for_once(trained):
+    body = churn_csv(3000, seed=4)
+    lines = body.split(b"\n")
+    lines[2500 + 1] = lines[2500 + 1].replace(b",", b",x", 1)  # a bad row in a late chunk
+    body = b"\n".join(lines)
+    reference = _whole(trained, body, "small")
+    store = trained.ctx.store
+    trained.ctx.scoring_chunk_bytes = 40_000  # ~260 kB: about 7 chunks
+    manifest_puts = _count_puts(store, MANIFEST)
+    put_object(trained, "scoring/churn/big.csv", body)
+    results = run_once(trained)
+    assert results[0]["status"] == "running" and results[0]["chunks"] >= 4, results[0]
+    chunks = results[0]["chunks"]
+    assert [r["status"] for r in results[1:]].count("chunk_scored") == chunks - 1
+    assert results[-1]["status"] == "scored" and len(manifest_puts) == 1
+    m = json.loads(store.get(MANIFEST))
+    assert m["chunked"] is True and len(m["chunks"]) == chunks
+    assert m["rows_in"] == 3000 and m["rows_scored"] + m["rows_rejected"] == 3000
+    out = _table(store, m["parts"])
+    assert out.column_names == m["columns"] and out.num_rows == m["rows_scored"]
+    rejects = pq.read_table(io.BytesIO(store.get(m["rejects"])))
+    assert rejects.num_rows == m["rows_rejected"] >= 1
+    rejected = _file_rows(m, rejects)
+    assert 2500 in rejected
+    assert sorted(_file_rows(m, out) + rejected) == list(range(3000))  # each row once
+    # the same predictions as the file scored in one go, row for row
+    assert reference.column("row").to_pylist() == _file_rows(m, out)
+    assert reference.column("prediction").to_pylist() == out.column("prediction").to_pylist()
+    job = ScoringJobs(trained.ctx.table, trained.ctx.clock).all("churn")
+    big = [j for j in job if j["name"] == "big"]
+    assert big[0]["status"] == "scored" and big[0]["done"] == big[0]["total"] == chunks
+
+
+def test_every_chunk_delivered_twice_counts_once(trained):
+    store, queue = trained.ctx.store, trained.ctx.scoring_queue
+    trained.ctx.scoring_chunk_bytes = 30_000
+    real_send = queue.send
+    queue.send = lambda body, **kw: (real_send(body, **kw), real_send(body, **kw))[0]
+    manifest_puts = _count_puts(store, MANIFEST)
+    put_object(trained, "scoring/churn/big.csv", churn_csv(2000, seed=8))
+    results = run_once(trained)
+    chunks = results[0]["chunks"]
+    statuses = [r["status"] for r in results[1:]]
+    assert statuses.count("duplicate") == chunks, statuses
+    assert statuses.count("scored") == 1 and len(manifest_puts) == 1
+    m = json.loads(store.get(MANIFEST))
+    assert m["rows_in"] == m["rows_scored"] == 2000
+    assert sorted(_file_rows(m, _table(store, m["parts"]))) == list(range(2000))
+    # the upload's own message (delivered twice too) sent its chunks once
+    assert [r.get("dispatched") for r in results if r["status"] == "running"] == [chunks, 0]
+    # and again after the end: answered by the manifest, nothing sent
+    queue.send = real_send
+    put_object(trained, "scoring/churn/big.csv", churn_csv(2000, seed=8))
+    [again] = run_once(trained)
+    assert again["already"] is True and len(manifest_puts) == 1
+
+
+def test_a_lost_finisher_is_finished_by_the_redelivery(trained):
+    """The chunk that completed the set died before writing the manifest: its redelivery
+    finds itself counted and finishes the job."""
+    from mlops_kit.core.scoring import fanout
+
+    trained.ctx.scoring_chunk_bytes = 40_000
+    real, sent = fanout._finish, []
+
+    def dies_once(ctx, jobs, job):
+        if not sent:
+            sent.append(job)
+            raise ConnectionError("the function timed out")  # retryable
+        return real(ctx, jobs, job)
+
+    fanout._finish = dies_once
+    try:
+        put_object(trained, "scoring/churn/big.csv", churn_csv(1500, seed=3))
+        results = run_once(trained)
+    finally:
+        fanout._finish = real
+    assert any(r.get("retryable") for r in results)
+    assert results[-1]["status"] == "scored" and results[-1]["rows_in"] == 1500
+
+
+def test_a_big_parquet_file_fans_out_by_row_groups(trained):
+    table = pa.Table.from_pylist([{k: v for k, v in r.items() if k != "churned"}
+                                  for r in churn_records(2000, seed=2)])
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=250)  # 8 row groups
+    trained.ctx.scoring_chunk_bytes = 10_000
+    put_object(trained, "scoring/churn/big.parquet", buf.getvalue())
+    results = run_once(trained)
+    assert results[0]["chunks"] >= 2 and results[-1]["status"] == "scored"
+    m = json.loads(trained.ctx.store.get(MANIFEST))
+    assert [c["first_row"] for c in m["chunks"]][0] == 0
+    groups = [tuple(c["row_groups"]) for c in m["chunks"]]
+    assert groups[0][0] == 0 and groups[-1][1] == 8
+    assert all(a[1] == b[0] for a, b in zip(groups, groups[1:], strict=False))
+    out = _table(trained.ctx.store, m["parts"])
+    assert sorted(_file_rows(m, out)) == list(range(2000))
+
+
+def test_a_ragged_row_in_a_later_chunk_quarantines_the_job_once(trained):
+    body = churn_csv(2000, seed=6)
+    lines = body.split(b"\n")
+    lines[1800] = lines[1800] + b",extra,fields"
+    trained.ctx.scoring_chunk_bytes = 30_000
+    notes = []
+    real = trained.ctx.notifier.publish
+    trained.ctx.notifier.publish = lambda s, m: (notes.append(m), real(s, m))[1]
+    put_object(trained, "scoring/churn/big.csv", b"\n".join(lines))
+    results = run_once(trained)
+    q = [r for r in results if r["status"] == "quarantined"]
+    assert len(q) >= 1 and "fields" in q[0]["reason"] and "chunk" in q[0]["reason"]
+    assert sum(1 for n in notes if n.get("event") == "quarantined") == 1
+    assert not trained.ctx.store.exists(MANIFEST)
+    [job] = [j for j in ScoringJobs(trained.ctx.table, trained.ctx.clock).all("churn")
+             if j["name"] == "big"]
+    assert job["status"] == "quarantined"
+    assert trained.ctx.store.exists(q[0]["quarantine_report_key"])
