@@ -170,3 +170,40 @@ def test_a_ragged_row_in_a_later_chunk_quarantines_the_job_once(trained):
              if j["name"] == "big"]
     assert job["status"] == "quarantined"
     assert trained.ctx.store.exists(q[0]["quarantine_report_key"])
+
+
+def test_scoring_jobs_are_listed_in_flight_and_when_ended_and_notified(trained):
+    from mlops_kit.core.inflight import work_in_flight
+    from mlops_kit.core.router import on_object_created
+
+    notes = []
+    real = trained.ctx.notifier.publish
+    trained.ctx.notifier.publish = lambda s, m: (notes.append(m), real(s, m))[1]
+    trained.ctx.scoring_chunk_bytes = 30_000
+    trained.ctx.store.put("scoring/churn/big.csv", churn_csv(1500, seed=1))
+    started = on_object_created(trained.ctx, "scoring/churn/big.csv")  # the upload's message
+    view = work_in_flight(trained.ctx, trained.validate_queue, "churn")
+    [row] = [r for r in view["jobs"] if r["kind"] == "score"]
+    assert row["state"] == "running" and row["object"] == "scoring/churn/big.csv"
+    assert row["where"] == f"validate queue: 0/{started['chunks']} chunks scored"
+    queued = [r for r in view["jobs"] if r["kind"] == "validate"]
+    assert len(queued) == started["chunks"] and view["in_flight"] == started["chunks"] + 1
+    assert queued[0]["model"] == "churn" and " chunk " in queued[0]["object"]
+    run_once(trained)
+    put_object(trained, "scoring/churn/bad.csv", b"a,b\n1,2\n")  # unreadable: quarantined
+    run_once(trained)
+    rows = {r["object"]: r for r in work_in_flight(trained.ctx, trained.validate_queue,
+                                                   "churn")["jobs"] if r["kind"] == "score"}
+    assert rows["scoring/churn/big.csv"]["state"] == "scored"
+    assert rows["scoring/churn/big.csv"]["ended_at"] and rows["scoring/churn/big.csv"][
+        "rows_scored"] == 1500
+    assert rows["scoring/churn/bad.csv"]["state"] == "quarantined"
+    assert "missing" in rows["scoring/churn/bad.csv"]["last_error"]
+    assert [n["event"] for n in notes if n.get("event") in ("scored", "quarantined")] == [
+        "scored", "quarantined"]
+    # and a job that cannot start (no model at all) is listed as failed, and notified
+    trained.ctx.store.put("scoring/ghost/x.csv", churn_csv(10, seed=1))
+    failed = on_object_created(trained.ctx, "scoring/ghost/x.csv")
+    assert failed["status"] == "failed" and notes[-1]["event"] == "scoring_failed"
+    [row] = ScoringJobs(trained.ctx.table, trained.ctx.clock).all("ghost")
+    assert row["status"] == "failed" and "nothing to score with" in row["reason"]
