@@ -207,3 +207,23 @@ def test_scoring_jobs_are_listed_in_flight_and_when_ended_and_notified(trained):
     assert failed["status"] == "failed" and notes[-1]["event"] == "scoring_failed"
     [row] = ScoringJobs(trained.ctx.table, trained.ctx.clock).all("ghost")
     assert row["status"] == "failed" and "nothing to score with" in row["reason"]
+
+
+def test_the_shared_message_shell_routes_chunks_as_azure_delivers_them(trained):
+    """handlers.validate_message (the Azure app's validate trigger) takes the chunk messages
+    as the storage queue delivers them (a JSON string) and ends the job."""
+    from mlops_kit.handlers import validate_message
+
+    trained.ctx.scoring_chunk_bytes = 30_000
+    trained.ctx.store.put("scoring/churn/big.csv", churn_csv(1200, seed=5))
+    [started] = validate_message(trained.ctx, json.dumps({"key": "scoring/churn/big.csv"}))
+    assert started["status"] == "running"
+    outcomes = []
+    while msgs := trained.validate_queue.receive(10):
+        for msg in msgs:
+            outcomes += validate_message(trained.ctx, json.dumps(msg.body).encode())
+            trained.validate_queue.ack(msg)
+    assert len(outcomes) == started["chunks"] and outcomes[-1]["status"] == "scored"
+    assert outcomes[-1]["rows_in"] == outcomes[-1]["rows_scored"] == 1200
+    [bad] = validate_message(trained.ctx, json.dumps({"score_chunk": {"model": "churn"}}))
+    assert bad["status"] == "failed" and "not a scoring chunk" in bad["error"]
