@@ -227,3 +227,20 @@ def test_the_shared_message_shell_routes_chunks_as_azure_delivers_them(trained):
     assert outcomes[-1]["rows_in"] == outcomes[-1]["rows_scored"] == 1200
     [bad] = validate_message(trained.ctx, json.dumps({"score_chunk": {"model": "churn"}}))
     assert bad["status"] == "failed" and "not a scoring chunk" in bad["error"]
+
+
+def test_the_same_bytes_again_after_a_failure_for_want_of_a_model_are_scored(backend):
+    """No model: the job fails (final). Once a model exists, the same bytes uploaded again
+    (the same etag) start the job again instead of answering `failed` forever."""
+    from mlops_kit.core.router import on_object_created
+
+    body = churn_csv(50, seed=1)
+    backend.ctx.store.put("scoring/churn/x.csv", body)
+    assert on_object_created(backend.ctx, "scoring/churn/x.csv")["status"] == "failed"
+    jobs = ScoringJobs(backend.ctx.table, backend.ctx.clock)
+    [job] = jobs.all("churn")
+    again, started = jobs.start("churn", "x", job["etag"], {"key": "scoring/churn/x.csv",
+                                                            "chunked": False, "total": 1})
+    assert started and again["status"] == "running" and again["rev"] == job["rev"] + 1
+    # a redelivery finds it running: not started twice
+    assert jobs.start("churn", "x", job["etag"], {"total": 1})[1] is False

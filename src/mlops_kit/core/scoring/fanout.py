@@ -54,7 +54,7 @@ from mlops_kit.core.scoring.engine import (
 from mlops_kit.core.scoring.records import QUARANTINED, RUNNING, SCORED, ScoringJobs
 from mlops_kit.core.serving.predictor import Predictor
 from mlops_kit.core.serving.service import ModelService
-from mlops_kit.errors import NotFound, SpecError, ValidationError, describe
+from mlops_kit.errors import NotFound, RegistryConflict, SpecError, ValidationError, describe
 
 PROBE_BYTES = 64 << 10  # read at a chunk boundary to find the next line break
 MESSAGE = "score_chunk"  # a validate-queue message {"score_chunk": {...}} is one chunk
@@ -211,6 +211,9 @@ def _finish(ctx: Context, jobs: ScoringJobs, job: dict[str, Any]) -> dict[str, A
             return {**done, "status": "scored", "already": True, "manifest_key": manifest_key}
     chunks: list[dict[str, Any]] = sorted(jobs.chunks(model, name, etag),
                                           key=lambda c: int(c["index"]))
+    if len(chunks) != int(job["total"]):  # never a manifest that misses a chunk: retried
+        raise RegistryConflict(f"scoring job {name!r} of {model!r}: {len(chunks)} of "
+                               f"{job['total']} chunks listed; retry")
     first_row, listed = 0, []  # type: tuple[int, list[dict[str, Any]]]
     for c in chunks:
         listed.append({"index": int(c["index"]), "first_row": first_row,

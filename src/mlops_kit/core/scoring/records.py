@@ -64,13 +64,25 @@ class ScoringJobs:
 
     def start(self, model: str, name: str, etag: str, record: dict[str, Any]
               ) -> tuple[dict[str, Any], bool]:
-        """Create the job (running, done 0) or return the one already there."""
+        """Create the job (running, done 0) or return the one already there. A job of the
+        same upload that `failed` before any chunk was counted (no model to score with, then)
+        starts again: the same bytes uploaded again may now have a model. A quarantined file
+        stays quarantined; a scored one answers from its manifest."""
         item = {**record, "model": model, "name": name, "etag": etag, "status": RUNNING,
                 "done": 0, "rev": 0, **{k: 0 for k in _SUMS},
                 "started_at": self.clock.now().isoformat()}
+        pk, sk = scoring_pk(model), job_sk(name, etag)
         try:
-            self.table.put(scoring_pk(model), job_sk(name, etag), item, Absent())
+            self.table.put(pk, sk, item, Absent())
             return item, True
+        except ConditionFailed:
+            current = self.get(model, name, etag)
+        if current["status"] != FAILED or int(current.get("done") or 0) or current.get("chunked"):
+            return current, False
+        rev = int(current.get("rev", 0))
+        try:
+            self.table.put(pk, sk, {**item, "rev": rev + 1}, Equals("rev", rev))
+            return {**item, "rev": rev + 1}, True
         except ConditionFailed:
             return self.get(model, name, etag), False
 
