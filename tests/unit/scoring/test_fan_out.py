@@ -244,3 +244,23 @@ def test_the_same_bytes_again_after_a_failure_for_want_of_a_model_are_scored(bac
     assert started and again["status"] == "running" and again["rev"] == job["rev"] + 1
     # a redelivery finds it running: not started twice
     assert jobs.start("churn", "x", job["etag"], {"total": 1})[1] is False
+
+
+def test_the_cli_scores_a_big_file_in_chunks_and_says_so(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from mlops_kit.cli.app import app
+
+    data = tmp_path / "big.csv"
+    data.write_bytes(churn_csv(1500, seed=9))
+    r = CliRunner().invoke(app, ["score", str(data), "-m", "churn", "--json"],
+                           env={"MLOPSKIT_WORKSPACE": str(trained.settings.workspace),
+                                "MLOPSKIT_SCORING_CHUNK_BYTES": "30000"},
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    statuses = [x["status"] for x in out["results"]]
+    assert statuses[0] == "running" and statuses[-1] == "scored"
+    assert statuses.count("chunk_scored") == out["results"][0]["chunks"] - 1
+    assert f"split into {out['results'][0]['chunks']} chunks" in r.stderr
+    assert "scored 1,500 rows" in r.stderr
