@@ -215,10 +215,10 @@ def _base_topology(schedule: str) -> Topology:
                         StoreGrant(DATA, "scoring/", r, probes=True),
                         StoreGrant(DATA, "predictions/", rw, probes=True),
                         StoreGrant(ARTIFACTS, "models/", r)),
-                # query + put: a fanned-out scoring job's chunks are counted in the table
-                # (a conditional transaction) and listed by the one that completes the set;
-                # sends to its own queue: one message per chunk (core/scoring/fanout.py)
-                table=("get", "put", "query"), sends_to=("train", "validate"), publishes=True,
+                # a fanned-out scoring job's chunks are counted in the table (a conditional
+                # transaction: put) and read back one get each by the one that completes the
+                # set; it sends to its own queue: one message per chunk (core/scoring/fanout.py)
+                table=("get", "put"), sends_to=("train", "validate"), publishes=True,
             ),
             Function(
                 "train", "train.handler", "image", memory_mb=3008, timeout_s=900, light=False,

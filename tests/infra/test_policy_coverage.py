@@ -105,12 +105,12 @@ CALLS: dict[str, list[Call]] = {
           for name in ("part-00000.parquet", "rejects.parquet", "_manifest.json")],
         # ... fanned out past scoring_chunk_bytes (core/scoring/fanout.py): ranged GETs of
         # scoring/ (s3:GetObject, as above), one message per chunk on validate's own queue,
-        # each chunk counted in the table, the finisher listing the chunks
+        # each chunk counted in the table, the finisher reading each chunk back (no Query)
         ("sqs", "SendMessage", "queue:validate", "fanout.fan_out: one message per chunk"),
         ("dynamodb", "TransactWriteItems:Put", "table",
          "ScoringJobs.record_chunk: the chunk + the job's counter, conditional"),
         ("dynamodb", "PutItem", "table", "ScoringJobs.start / update / finish"),
-        ("dynamodb", "Query", "table", "ScoringJobs.chunks: the finisher lists the chunks"),
+        ("dynamodb", "GetItem", "table", "ScoringJobs.chunks: the finisher reads each chunk"),
         ("s3", "PutObject", f"data:predictions/{M}/nightly/part-03000.parquet",
          "score_chunk: chunk 3's first part"),
         ("s3", "PutObject", f"data:predictions/{M}/nightly/_rejects/chunk-00003.parquet",

@@ -209,7 +209,7 @@ def _finish(ctx: Context, jobs: ScoringJobs, job: dict[str, Any]) -> dict[str, A
         if done.get("input", {}).get("etag") == etag:  # written before a crash
             jobs.finish(model, name, etag, {"status": SCORED, "manifest": manifest_key})
             return {**done, "status": "scored", "already": True, "manifest_key": manifest_key}
-    chunks: list[dict[str, Any]] = sorted(jobs.chunks(model, name, etag),
+    chunks: list[dict[str, Any]] = sorted(jobs.chunks(model, name, etag, job["total"]),
                                           key=lambda c: int(c["index"]))
     if len(chunks) != int(job["total"]):  # never a manifest that misses a chunk: retried
         raise RegistryConflict(f"scoring job {name!r} of {model!r}: {len(chunks)} of "
