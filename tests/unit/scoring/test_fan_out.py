@@ -163,7 +163,8 @@ def test_a_ragged_row_in_a_later_chunk_quarantines_the_job_once(trained):
     put_object(trained, "scoring/churn/big.csv", b"\n".join(lines))
     results = run_once(trained)
     q = [r for r in results if r["status"] == "quarantined"]
-    assert len(q) >= 1 and "fields" in q[0]["reason"] and "chunk" in q[0]["reason"]
+    assert len(q) >= 1 and "a row has 11 fields, expected 9" in q[0]["reason"]
+    assert q[0]["reason"].startswith("chunk ") and "quoted value" in q[0]["reason"]
     assert sum(1 for n in notes if n.get("event") == "quarantined") == 1
     assert not trained.ctx.store.exists(MANIFEST)
     [job] = [j for j in ScoringJobs(trained.ctx.table, trained.ctx.clock).all("churn")

@@ -140,15 +140,21 @@ def _csv(stream: BinaryIO, wanted: list[str], header: bytes | None
         raise Unreadable(error or "no header row")
     _check(names, wanted)
 
-    def ragged(row: Any) -> str:
-        raise Unreadable(f"a row has {row.actual_columns} fields, expected {row.expected_columns}"
-                         " (a line break inside a quoted value is not supported)")
+    ragged: list[str] = []
+
+    def on_ragged(row: Any) -> str:
+        # an exception raised here is swallowed by pyarrow (which then raises its own): say
+        # what was wrong through `ragged`, and let pyarrow stop the read
+        ragged.append(f"a row has {row.actual_columns} fields, expected {row.expected_columns}"
+                      " (a line break inside a quoted value is not supported)")
+        return "error"
 
     try:
-        for batch in csv_batches(stream, head, names, wanted, READ_BYTES, ragged):
+        for batch in csv_batches(stream, head, names, wanted, READ_BYTES, on_ragged):
             yield {n: batch.column(n) for n in wanted}
     except pa.ArrowInvalid as exc:
-        raise Unreadable(f"not a readable CSV file: {str(exc)[:200]}") from None
+        raise Unreadable(ragged[0] if ragged else
+                         f"not a readable CSV file: {str(exc)[:200]}") from None
 
 
 def _parquet_groups(stream: BinaryIO, wanted: list[str], groups: tuple[int, int]
