@@ -214,7 +214,10 @@ def _base_topology(schedule: str) -> Topology:
                         # the output (a rerun reads the manifest back)
                         StoreGrant(DATA, "scoring/", r, probes=True),
                         StoreGrant(DATA, "predictions/", rw, probes=True),
-                        StoreGrant(ARTIFACTS, "models/", r)),
+                        StoreGrant(ARTIFACTS, "models/", r),
+                        # ... and, with {"capture": true}, a sample of the scored rows captured
+                        # as requests are (Put only, like serve)
+                        StoreGrant(ARTIFACTS, "captures/", w)),
                 # a fanned-out scoring job's chunks are counted in the table (a conditional
                 # transaction: put) and read back one get each by the one that completes the
                 # set; it sends to its own queue: one message per chunk (core/scoring/fanout.py)

@@ -291,6 +291,9 @@ def test_a_big_scoring_upload_fans_out_over_the_validate_queue_under_its_role(wo
     monkeypatch.setenv("MLOPSKIT_SCORING_CHUNK_BYTES", "25000")
     wiring.reset()
     try:
+        # with a sample of the scored rows captured for monitoring (validate's captures/ grant)
+        s3.put_object(Bucket=res.data_bucket, Key="scoring/churn/big night.json",
+                      Body=b'{"capture": true, "capture_rate": 0.5}')
         s3.put_object(Bucket=res.data_bucket, Key="scoring/churn/big night.csv",
                       Body=churn_csv(1200, seed=12))
         event = sample("scoring-upload-in-sqs.json")
@@ -318,3 +321,7 @@ def test_a_big_scoring_upload_fans_out_over_the_validate_queue_under_its_role(wo
     assert sorted(parts) == sorted(manifest["parts"])
     [job] = [i for i in _table(res).query("SCORING#churn", "JOB#big night#")]
     assert job["status"] == "scored" and job["done"] == job["total"] == len(chunks)
+    captured = [r for k in _keys(s3, res.artifact_bucket, "captures/churn/")
+                for r in captured_rows(s3.get_object(Bucket=res.artifact_bucket, Key=k)[
+                    "Body"].read()) if r["request_id"].startswith("score:big night:")]
+    assert 450 < len(captured) < 750  # half of 1,200 rows, once (every chunk came twice)

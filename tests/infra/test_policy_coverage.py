@@ -117,6 +117,8 @@ CALLS: dict[str, list[Call]] = {
          "score_chunk: chunk 3's rejected rows"),
         ("s3", "GetObject", f"data:predictions/{M}/nightly/_rejects/chunk-00003.parquet",
          "fanout._merge_rejects: read back into rejects.parquet"),
+        ("s3", "PutObject", f"artifacts:captures/{M}/2024-01-01/10/20240101T100000-ab12.cap",
+         "score_upload / score_chunk with {\"capture\": true}: CaptureBuffer.flush"),
         ("s3", "HeadObject", f"data:scoring/{M}/bad.csv", "score_upload: copy source.head"),
         ("s3", "CopyObject", f"data:scoring/{M}/bad.csv->quarantine/{M}/scoring-bad.csv",
          "score_upload: an unreadable file's copy"),

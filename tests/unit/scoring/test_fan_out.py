@@ -265,3 +265,36 @@ def test_the_cli_scores_a_big_file_in_chunks_and_says_so(trained, tmp_path):
     assert statuses.count("chunk_scored") == out["results"][0]["chunks"] - 1
     assert f"split into {out['results'][0]['chunks']} chunks" in r.stderr
     assert "scored 1,500 rows" in r.stderr
+
+
+@pytest.mark.parametrize("chunk_bytes", [0, 30_000])  # the whole file, and fanned out
+def test_capture_samples_scored_rows_once_for_monitoring(trained, chunk_bytes):
+    """{"capture": true}: a deterministic share of the scored rows is captured as requests
+    are (same format, same place), once: every chunk delivered twice captures nothing more."""
+    from tests.support import store_captures
+
+    store, queue = trained.ctx.store, trained.ctx.scoring_queue
+    trained.ctx.scoring_chunk_bytes = chunk_bytes
+    real_send = queue.send
+    queue.send = lambda body, **kw: (real_send(body, **kw), real_send(body, **kw))[0]
+    put_object(trained, "scoring/churn/big.json",
+               json.dumps({"capture": True, "capture_rate": 0.5}).encode())
+    put_object(trained, "scoring/churn/big.csv", churn_csv(1500, seed=2))
+    results = run_once(trained)
+    queue.send = real_send
+    # (the upload's own message, delivered twice too, is answered from the manifest)
+    assert [r["status"] for r in results if not r.get("already")].count("scored") == 1
+    rows = store_captures(store, "captures/churn/")
+    assert 600 < len(rows) < 900  # half of 1,500, by row
+    assert {r["version"] for r in rows} == {1}
+    assert sum(r.get("captured") or 0 for r in results) == len(rows)
+    assert {r["request_id"].split(":")[0] for r in rows} == {"score"}
+
+
+def test_capture_options_are_checked(trained):
+    for opts, field in (({"capture": "yes"}, "capture"), ({"capture": True, "capture_rate": 0},
+                                                          "capture_rate")):
+        put_object(trained, "scoring/churn/opt.json", json.dumps(opts).encode())
+        put_object(trained, "scoring/churn/opt.csv", churn_csv(10, seed=2))
+        [r] = run_once(trained)
+        assert r["status"] == "failed" and field in r["error"], r

@@ -10,6 +10,7 @@ passed along) or a range of a Parquet file's row groups, both read with ranged G
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from mlops_kit.core.spec import CategoricalFeature
 from mlops_kit.errors import ValidationError
 from mlops_kit.ports import ObjectStore
 
+log = logging.getLogger("mlops_kit.scoring")
 CHUNK_ROWS = MAX_BATCH  # records validated and scored together (the request path's limit)
 PART_ROWS = 100_000  # rows per output part
 READ_BYTES = 8 << 20  # CSV block / Parquet batch size the reader aims at
@@ -260,6 +262,51 @@ class Parts:
         return pa.Table.from_pylist(self.rejects, schema=REJECT_SCHEMA)
 
 
+def sample_for(ctx: Context, rate: float | None, request: str) -> Sample | None:
+    """A Sample when the job captures (rate set), its buffer never flushing by itself."""
+    if not rate:
+        return None
+    from mlops_kit.core.serving.capture import CaptureBuffer
+
+    return Sample(CaptureBuffer(ctx.store, ctx.clock, max_rows=1 << 40, max_age_s=1e12),
+                  float(rate), request)
+
+
+def flush_sample(sample: Sample | None) -> int | None:
+    """Write the captured rows; a failure is logged, never the job's (monitoring is sampled)."""
+    if sample is None:
+        return None
+    try:
+        sample.buffer.flush()
+    except Exception:  # noqa: BLE001 - the predictions are written; captures are best effort
+        log.warning("scored rows not captured", exc_info=True)
+        return 0
+    return sample.rows if not sample.buffer.pending_rows else 0
+
+
+class Sample:
+    """Scored rows captured for monitoring like requests (the option {"capture": true}): a
+    deterministic sample by row (`rate`), so a rerun picks the same rows. The buffer (a
+    serving CaptureBuffer) holds them until the caller flushes it once the job's outcome is
+    recorded: captures are at most once, never doubled by a redelivery."""
+
+    def __init__(self, buffer: Any, rate: float, request: str) -> None:
+        self.buffer, self.rate, self.request = buffer, rate, request
+        self.rows = 0
+
+    def add(self, ctx: Context, predictor: Predictor, rows: np.ndarray,
+            feed: dict[str, np.ndarray], labels: np.ndarray, proba: np.ndarray | None) -> None:
+        keep = (rows.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32) \
+            < np.uint64(int(self.rate * (1 << 32)))
+        if not keep.any():
+            return
+        self.rows += int(keep.sum())
+        self.buffer.capture(predictor.model, f"{self.request}:{int(rows[keep][0])}",
+                            ctx.clock.now(), predictor.version, "batch", 0.0,
+                            {k: v[keep] for k, v in feed.items()}, labels[keep],
+                            None if proba is None else proba[keep])
+
+
 def output_columns(predictor: Predictor, keep: list[str], *, chunked: bool) -> list[str]:
     return [*(["chunk"] if chunked else []), "row", *keep, "prediction",
             *([f"probability_{c}" for c in predictor.classes or []]), "model", "version"]
@@ -287,7 +334,7 @@ def _output(predictor: Predictor, rows: list[int], first: int, labels: np.ndarra
 
 
 def score_window(ctx: Context, predictor: Predictor, key: str, keep: list[str], parts: Parts,
-                 window: Window | None = None) -> int:
+                 window: Window | None = None, sample: Sample | None = None) -> int:
     """Score the window into `parts` (flushed); the number of rows read. Raises Unreadable,
     UnicodeDecodeError or ValidationError for a file that cannot be scored."""
     wanted = list(predictor.feature_names) + keep
@@ -310,6 +357,9 @@ def score_window(ctx: Context, predictor: Predictor, key: str, keep: list[str], 
                     parts.reject(rows_in + lo + sub[0], error.field, message)
                     continue
                 labels, proba = predictor.run_arrays(feed)
+                if sample is not None:
+                    sample.add(ctx, predictor, np.asarray(sub, dtype=np.int64) + rows_in + lo,
+                               feed, labels, proba)
                 parts.add(_output(predictor, sub, rows_in + lo, labels, proba, chunk_kept,
                                   parts.chunk))
         rows_in += n

@@ -46,8 +46,10 @@ from mlops_kit.core.scoring.engine import (
     RangeReader,
     Unreadable,
     Window,
+    flush_sample,
     fmt_of,
     output_columns,
+    sample_for,
     score_window,
     to_parquet,
 )
@@ -117,7 +119,8 @@ def _line_end(ctx: Context, key: str, pos: int, size: int) -> int:
 
 
 def fan_out(ctx: Context, model: str, key: str, base: dict[str, Any], predictor: Predictor,
-            chosen_by: str, keep: list[str]) -> dict[str, Any]:
+            chosen_by: str, keep: list[str], capture_rate: float | None = None
+            ) -> dict[str, Any]:
     """Plan the chunks, record the job, send one message per chunk (once: a redelivered
     upload re-sends only what a crash left unsent). Unreadable: nothing was sent."""
     assert ctx.scoring_queue is not None
@@ -130,7 +133,7 @@ def fan_out(ctx: Context, model: str, key: str, base: dict[str, Any], predictor:
         "key": key, "input": base["input"], "chunked": True, "total": len(chunks),
         "version": predictor.version, "chosen_by": chosen_by, "keep": keep,
         "columns": output_columns(predictor, keep, chunked=True),
-        "chunk_bytes": ctx.scoring_chunk_bytes})
+        "chunk_bytes": ctx.scoring_chunk_bytes, "capture_rate": capture_rate})
     out = {"status": "running", "model": model, "key": key, "version": predictor.version,
            "chunks": len(chunks), "dispatched": 0}
     if job["status"] != RUNNING or job.get("dispatched"):
@@ -178,8 +181,9 @@ def score_chunk(ctx: Context, msg: Any) -> dict[str, Any]:
         window = Window(start=int(m["start"]), end=int(m["end"]),
                         header=str(m["header"]).encode("utf-8"))
     parts = Parts(ctx, model, name, first_part=index * PART_STRIDE, chunk=index)
+    sample = sample_for(ctx, job.get("capture_rate"), f"score:{name}:{index}")
     try:
-        rows_in = score_window(ctx, predictor, key, keep, parts, window)
+        rows_in = score_window(ctx, predictor, key, keep, parts, window, sample)
     except Unreadable as exc:
         return _end(ctx, jobs, job, QUARANTINED, f"chunk {index}: {exc}")
     except (UnicodeDecodeError, ValidationError) as exc:
@@ -193,11 +197,16 @@ def score_chunk(ctx: Context, msg: Any) -> dict[str, Any]:
         "index": index, "rows_in": rows_in, "rows_scored": parts.rows,
         "rows_rejected": parts.rejected, "parts": parts.keys, "rejects": rejects_key,
         **{k: m[k] for k in ("start", "end", "row_groups") if k in m}})
+    # captured once: only by the delivery that counted the chunk (at most once, as a crash
+    # between the two loses this chunk's sample rather than doubling it)
+    captured = flush_sample(sample) if counted.recorded else None
     if counted.completes_job:
-        return _finish(ctx, jobs, jobs.get(model, name, etag))
+        return {**_finish(ctx, jobs, jobs.get(model, name, etag)),
+                **({"captured": captured} if captured is not None else {})}
     return {**base, "status": "chunk_scored", "done": counted.done, "rows_in": rows_in,
             "rows_scored": parts.rows, "rows_rejected": parts.rejected,
-            "duplicate": not counted.recorded}
+            "duplicate": not counted.recorded,
+            **({"captured": captured} if captured is not None else {})}
 
 
 def _finish(ctx: Context, jobs: ScoringJobs, job: dict[str, Any]) -> dict[str, Any]:

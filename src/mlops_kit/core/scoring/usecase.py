@@ -35,11 +35,25 @@ from mlops_kit.core import layout
 from mlops_kit.core.context import Context, to_json
 from mlops_kit.core.datasets import HashingReader
 from mlops_kit.core.registry import CHAMPION
-from mlops_kit.core.scoring.engine import Parts, Unreadable, output_columns, score_window, to_parquet
+from mlops_kit.core.scoring.engine import (
+    Parts,
+    Unreadable,
+    flush_sample,
+    output_columns,
+    sample_for,
+    score_window,
+    to_parquet,
+)
 from mlops_kit.core.scoring.fanout import fan_out
 from mlops_kit.core.scoring.records import FAILED, QUARANTINED, SCORED, ScoringJobs
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.errors import MlopsKitError, NotFound, SpecError, ValidationError, describe
+
+CAPTURE_RATE = 0.1  # the share of scored rows captured with {"capture": true}
+
+
+def _capture_rate(opts: dict[str, Any]) -> float | None:
+    return float(opts.get("capture_rate", CAPTURE_RATE)) if opts.get("capture") else None
 
 
 def _options(ctx: Context, model: str, name: str) -> dict[str, Any]:
@@ -52,14 +66,19 @@ def _options(ctx: Context, model: str, name: str) -> dict[str, Any]:
         raise SpecError(f"{key}: not valid JSON", field="options") from None
     if not isinstance(opts, dict):
         raise SpecError(f"{key}: must be a JSON object", field="options")
-    unknown = set(opts) - {"version", "alias", "keep"}
+    unknown = set(opts) - {"version", "alias", "keep", "capture", "capture_rate"}
     if unknown:
         raise SpecError(f"{key}: unknown option {sorted(unknown)[0]!r} "
-                        "(allowed: version, alias, keep)", field=sorted(unknown)[0])
+                        "(allowed: version, alias, keep, capture, capture_rate)", field=sorted(unknown)[0])
     if "version" in opts and "alias" in opts:
         raise SpecError(f"{key}: give version or alias, not both", field="version")
     if "version" in opts and (type(opts["version"]) is not int or opts["version"] < 1):
         raise SpecError(f"{key}: version must be a positive integer", field="version")
+    if not isinstance(opts.get("capture", False), bool):
+        raise SpecError(f"{key}: capture must be true or false", field="capture")
+    rate = opts.get("capture_rate", CAPTURE_RATE)
+    if type(rate) not in (int, float) or not 0 < rate <= 1:
+        raise SpecError(f"{key}: capture_rate must be a number in (0, 1]", field="capture_rate")
     keep = opts.get("keep", [])
     if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
         raise SpecError(f"{key}: keep must be a list of column names", field="keep")
@@ -103,14 +122,16 @@ def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
     keep = [c for c in opts.get("keep", []) if c not in predictor.feature_names]
     if ctx.scoring_queue is not None and 0 < ctx.scoring_chunk_bytes < info.size:
         try:
-            return fan_out(ctx, model, key, base, predictor, chosen_by, keep)
+            return fan_out(ctx, model, key, base, predictor, chosen_by, keep,
+                           _capture_rate(opts))
         except Unreadable as exc:
             _job(jobs, model, name, base, QUARANTINED, reason=str(exc))
             return _quarantined(ctx, model, key, filename, base, str(exc))
     _job(jobs, model, name, base, None, version=version)
     parts = Parts(ctx, model, name)
+    sample = sample_for(ctx, _capture_rate(opts), f"score:{name}")
     try:
-        rows_in = score_window(ctx, predictor, key, keep, parts)
+        rows_in = score_window(ctx, predictor, key, keep, parts, sample=sample)
     except Unreadable as exc:
         _job(jobs, model, name, base, QUARANTINED, reason=str(exc))
         return _quarantined(ctx, model, key, filename, base, str(exc))
@@ -133,13 +154,15 @@ def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
         "seconds": round(time.monotonic() - started, 3),
     }
     ctx.store.put(manifest_key, to_json(manifest), content_type="application/json")
+    captured = flush_sample(sample)  # after the manifest: a redelivery never captures twice
     _job(jobs, model, name, base, SCORED, rows_in=rows_in, rows_scored=parts.rows,
          rows_rejected=parts.rejected, manifest=manifest_key)
     ctx.notifier.publish(f"mlops-kit: {model} scored {filename}",
                          {"event": "scored", "model": model, "key": key, "version": version,
                           "rows_scored": parts.rows, "rows_rejected": parts.rejected,
                           "manifest": manifest_key})
-    return {**manifest, "manifest_key": manifest_key}
+    return {**manifest, "manifest_key": manifest_key,
+            **({"captured": captured} if captured is not None else {})}
 
 
 def _job(jobs: ScoringJobs, model: str, name: str, base: dict[str, Any], status: str | None,
