@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
 from mlops_kit.core.outcomes import run_job
-from mlops_kit.core.router import on_object_created
+from mlops_kit.core.router import is_score_chunk, on_object_created, on_score_chunk
 from mlops_kit.errors import ValidationError, describe
 
 logger = Logger(service="mlops-kit-validate", stream=sys.stderr)  # stdout stays clean for --json
@@ -57,6 +57,15 @@ def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
         return on_object_created(ctx, o["key"], o["etag"], o["version_id"])
 
     def every(body: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            message = json.loads(body["raw"])
+        except ValueError:
+            message = None
+        if is_score_chunk(message):  # one chunk of a fanned-out scoring job (fanout.py)
+            chunk = message["score_chunk"]
+            about = chunk if isinstance(chunk, dict) else {}
+            return [run_job(ctx.notifier, "validate", lambda _: on_score_chunk(ctx, message),
+                            {"model": about.get("model"), "key": about.get("key")})]
         return [run_job(ctx.notifier, "validate", one, o) for o in created_objects(body["raw"])]
 
     try:  # a body that is no S3 notification is a final failure too (poison: never retried)
@@ -69,7 +78,7 @@ def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
     for r in results:
         logger.info("object processed", extra={"result": {k: r.get(k) for k in (
             "status", "model", "dataset_key", "key", "rows", "quarantine_key", "duplicate",
-            "error")}})
+            "error", "chunk")}})
     return results
 
 

@@ -90,7 +90,9 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
                   notifier=parts.notifier, clock=clock or SystemClock(),
                   stuck_after_s=stuck_after, jobs=job_runner(settings, parts.jobs),
-                  limits=route_limits(settings), **experiment_engine(settings))
+                  limits=route_limits(settings), scoring_queue=parts.validate_queue,
+                  scoring_chunk_bytes=settings.scoring_chunk_bytes,
+                  **experiment_engine(settings))
     return Backend(ctx, parts.validate_queue, settings)
 
 

@@ -226,8 +226,14 @@ def _base_topology(schedule: str) -> Topology:
                         # the output (a rerun reads the manifest back)
                         StoreGrant(DATA, SCORING, r, probes=True),
                         StoreGrant(DATA, PREDICTIONS, rw, probes=True),
-                        StoreGrant(ARTIFACTS, MODELS, r)),
-                table=("get", "put"), sends_to=("train",), publishes=True,
+                        StoreGrant(ARTIFACTS, MODELS, r),
+                        # ... and, with {"capture": true}, a sample of the scored rows captured
+                        # as requests are (Put only, like serve)
+                        StoreGrant(ARTIFACTS, CAPTURES, w)),
+                # a fanned-out scoring job's chunks are counted in the table (a conditional
+                # transaction: put) and read back one get each by the one that completes the
+                # set; it sends to its own queue: one message per chunk (core/scoring/fanout.py)
+                table=("get", "put"), sends_to=("train", "validate"), publishes=True,
             ),
             Function(
                 "train", "train.handler", "image", memory_mb=3008, timeout_s=900, light=False,

@@ -44,6 +44,18 @@ def test_open_streams_and_text_wrapper_reads_lines(store):
         assert f.read(3) == b'{"a' and f.read() == b'":1}\n{"a":2}\n'
 
 
+def test_get_range_reads_only_the_range(store):
+    """Batch scoring's chunks read their byte range of a big file, not the bytes before it."""
+    store.put("scoring/m/big.csv", b"0123456789")
+    assert store.get_range("scoring/m/big.csv", 2, 5) == b"234"
+    assert store.get_range("scoring/m/big.csv", 0, 1) == b"0"
+    assert store.get_range("scoring/m/big.csv", 7, 100) == b"789"  # past the end: to the end
+    assert store.get_range("scoring/m/big.csv", 10, 20) == b""
+    assert store.get_range("scoring/m/big.csv", 4, 4) == b""
+    with pytest.raises(NotFound):
+        store.get_range("scoring/m/missing.csv", 0, 3)
+
+
 def test_missing_objects_raise_not_found(store):
     for call in (store.get, store.head, store.open):
         with pytest.raises(NotFound):

@@ -254,3 +254,42 @@ def test_monitor_timer_runs_every_model(app):
 
     # churn has no champion here: skipped, not failed
     assert user(app, "monitor")(TimerRequest(past_due=True)) is None
+
+
+def test_a_big_scoring_upload_fans_out_over_the_validate_queue_on_azurite(app):
+    """Batch scoring scale-out on Azure: validate plans the chunks from an Event Grid message,
+    sends one message per chunk to its own storage queue; each chunk, delivered twice, counts
+    once in the Table (ETag-conditional transaction) and the last writes the manifest."""
+    from mlops_kit.core.synthetic import churn_csv
+
+    store, names = app[2].store, app[1]
+    ctx = app[0].module.runtime.backend().ctx
+    store.put("specs/churn.yaml", yaml.safe_dump(FAST_SPEC).encode())
+    store.put("datasets/churn/train.csv", churn_csv(600, seed=7))
+    user(app, "validate")(grid_message(names, "datasets/churn/train.csv"))
+    [job] = app[2].train_queue.receive(1)
+    app[2].train_queue.ack(job)
+    user(app, "train")(message(job.body))
+    assert ctx.registry.get_alias("churn", "champion")
+    validate_queue = app[2].validate_queue
+    while old := validate_queue.receive(10):  # anything earlier tests left
+        for m in old:
+            validate_queue.ack(m)
+    ctx.scoring_chunk_bytes = 20_000
+    try:
+        store.put("scoring/churn/big.csv", churn_csv(1000, seed=12))
+        user(app, "validate")(grid_message(names, "scoring/churn/big.csv"))
+        chunks = []
+        while msgs := validate_queue.receive(10):
+            for m in msgs:
+                chunks.append(m.body)
+                validate_queue.ack(m)
+        assert len(chunks) >= 3 and all("score_chunk" in c for c in chunks)
+        for body in chunks * 2:  # every chunk delivered twice
+            assert user(app, "validate")(message(body)) is None
+    finally:
+        ctx.scoring_chunk_bytes = 64 << 20
+    manifest = json.loads(store.get("predictions/churn/big/_manifest.json"))
+    assert manifest["rows_in"] == manifest["rows_scored"] == 1000
+    assert manifest["chunked"] is True and len(manifest["chunks"]) == len(chunks)
+    assert validate_queue.depth() == 0

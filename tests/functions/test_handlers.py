@@ -274,3 +274,54 @@ def test_a_scoring_upload_is_scored_by_validate_under_its_role(world, trained):
         Key="predictions/churn/nightly 2026-01-15/_manifest.json")["Body"].read())
     assert manifest["rows_scored"] == 300 and manifest["version"] == 1
     assert manifest["parts"] == ["predictions/churn/nightly 2026-01-15/part-00000.parquet"]
+
+
+def test_a_big_scoring_upload_fans_out_over_the_validate_queue_under_its_role(world, trained,
+                                                                             monkeypatch):
+    """Scale out on AWS (IAM enforced): validate plans the chunks and sends one message per
+    chunk to its own queue; each chunk, delivered twice, is scored and counted once in the
+    table (a conditional transaction under the validate role); the last writes the manifest."""
+    import sys
+    from urllib.parse import quote_plus
+
+    from mlops_kit.core.synthetic import churn_csv
+
+    res, fns, s3, sqs = world
+    wiring = sys.modules["_wiring"]
+    monkeypatch.setenv("MLOPSKIT_SCORING_CHUNK_BYTES", "25000")
+    wiring.reset()
+    try:
+        # with a sample of the scored rows captured for monitoring (validate's captures/ grant)
+        s3.put_object(Bucket=res.data_bucket, Key="scoring/churn/big night.json",
+                      Body=b'{"capture": true, "capture_rate": 0.5}')
+        s3.put_object(Bucket=res.data_bucket, Key="scoring/churn/big night.csv",
+                      Body=churn_csv(1200, seed=12))
+        event = sample("scoring-upload-in-sqs.json")
+        note = json.loads(event["Records"][0]["body"])
+        note["Records"][0]["s3"]["object"]["key"] = quote_plus("scoring/churn/big night.csv")
+        event["Records"][0]["body"] = json.dumps(note)
+        assert fns["validate"].handler(event, None) == {"batchItemFailures": []}
+        # (the upload's own notification, which moto delivers too, was handled above)
+        chunks = [m for m in _drain(sqs, res.queue_urls["validate"])
+                  if "score_chunk" in json.loads(m["Body"])]
+        assert len(chunks) >= 3
+        for m in chunks * 2:  # every chunk delivered twice
+            record = {**event["Records"][0], "body": m["Body"], "messageId": m["MessageId"]}
+            assert fns["validate"].handler({"Records": [record]}, None) == {
+                "batchItemFailures": []}
+    finally:
+        monkeypatch.delenv("MLOPSKIT_SCORING_CHUNK_BYTES")
+        wiring.reset()
+    manifest = json.loads(s3.get_object(
+        Bucket=res.data_bucket, Key="predictions/churn/big night/_manifest.json")["Body"].read())
+    assert manifest["rows_in"] == manifest["rows_scored"] == 1200
+    assert manifest["chunked"] is True and len(manifest["chunks"]) == len(chunks)
+    assert sum(c["rows_in"] for c in manifest["chunks"]) == 1200
+    parts = _keys(s3, res.data_bucket, "predictions/churn/big night/part-")
+    assert sorted(parts) == sorted(manifest["parts"])
+    [job] = [i for i in _table(res).query("SCORING#churn", "JOB#big night#")]
+    assert job["status"] == "scored" and job["done"] == job["total"] == len(chunks)
+    captured = [r for k in _keys(s3, res.artifact_bucket, "captures/churn/")
+                for r in captured_rows(s3.get_object(Bucket=res.artifact_bucket, Key=k)[
+                    "Body"].read()) if r["request_id"].startswith("score:big night:")]
+    assert 450 < len(captured) < 750  # half of 1,200 rows, once (every chunk came twice)

@@ -103,6 +103,22 @@ CALLS: dict[str, list[Call]] = {
          "score_upload: the manifest of a redelivery"),
         *[("s3", "PutObject", f"data:predictions/{M}/nightly/{name}", "score_upload: output")
           for name in ("part-00000.parquet", "rejects.parquet", "_manifest.json")],
+        # ... fanned out past scoring_chunk_bytes (core/scoring/fanout.py): ranged GETs of
+        # scoring/ (s3:GetObject, as above), one message per chunk on validate's own queue,
+        # each chunk counted in the table, the finisher reading each chunk back (no Query)
+        ("sqs", "SendMessage", "queue:validate", "fanout.fan_out: one message per chunk"),
+        ("dynamodb", "TransactWriteItems:Put", "table",
+         "ScoringJobs.record_chunk: the chunk + the job's counter, conditional"),
+        ("dynamodb", "PutItem", "table", "ScoringJobs.start / update / finish"),
+        ("dynamodb", "GetItem", "table", "ScoringJobs.chunks: the finisher reads each chunk"),
+        ("s3", "PutObject", f"data:predictions/{M}/nightly/part-03000.parquet",
+         "score_chunk: chunk 3's first part"),
+        ("s3", "PutObject", f"data:predictions/{M}/nightly/_rejects/chunk-00003.parquet",
+         "score_chunk: chunk 3's rejected rows"),
+        ("s3", "GetObject", f"data:predictions/{M}/nightly/_rejects/chunk-00003.parquet",
+         "fanout._merge_rejects: read back into rejects.parquet"),
+        ("s3", "PutObject", f"artifacts:captures/{M}/2024-01-01/10/20240101T100000-ab12.cap",
+         "score_upload / score_chunk with {\"capture\": true}: CaptureBuffer.flush"),
         ("s3", "HeadObject", f"data:scoring/{M}/bad.csv", "score_upload: copy source.head"),
         ("s3", "CopyObject", f"data:scoring/{M}/bad.csv->quarantine/{M}/scoring-bad.csv",
          "score_upload: an unreadable file's copy"),

@@ -49,6 +49,9 @@ class PrefixRoutedStore:
     def open(self, key: str) -> BinaryIO:
         return self.store_for(key).open(key)
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        return self.store_for(key).get_range(key, start, end)
+
     def head(self, key: str) -> ObjectInfo:
         return self.store_for(key).head(key)
 

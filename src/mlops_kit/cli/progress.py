@@ -71,6 +71,9 @@ class Steps:
         if event == "start":
             if queue == "train":
                 self.begin(f"training {body.get('model', '')} on {body.get('rows', '?')} rows")
+            elif isinstance(body.get("score_chunk"), dict):  # core/scoring/fanout.py
+                c = body["score_chunk"]
+                self.begin(f"scoring {c.get('key', '')} chunk {c.get('index', '?')}")
             else:
                 key = str(body.get("key", ""))
                 what = {"scoring": "scoring", "labels": "reading labels"}.get(
@@ -139,6 +142,16 @@ class Steps:
             self.end("scored", f"scored {r.get('rows_scored', 0):,} rows with "
                                f"v{r.get('version')}, {r.get('rows_rejected', 0):,} rejected"
                                f"{again}")
+        elif status == "running" and "chunks" in r:  # a big scoring file, fanned out
+            self.end("fanned out", f"split into {r['chunks']} chunks "
+                                   f"({r.get('dispatched', 0)} sent now)")
+        elif status == "chunk_scored":
+            self.end("chunk", f"chunk {r.get('chunk')} ({r.get('done')}/{r.get('total')}): "
+                              f"{r.get('rows_scored', 0):,} rows scored, "
+                              f"{r.get('rows_rejected', 0):,} rejected")
+        elif status == "duplicate" and "chunk" in r:
+            self.end("duplicate", f"chunk {r.get('chunk')} already scored: nothing to do",
+                     mark=SKIP)
         elif status == "labels_received":
             self.end("labels", f"labels received: {r.get('rows', 0):,} rows")
         elif status in ("registered", "rejected") and "promoted" in r:

@@ -11,7 +11,7 @@ from mlops_kit.cli.common import JsonOpt, backend, console, emit, handle_errors
 app = typer.Typer()
 
 ACTIVE = {"queued", "running", "retrying"}
-TROUBLE = {"stuck", "orphaned", "dead_letter", "failed", "rejected"}
+TROUBLE = {"stuck", "orphaned", "dead_letter", "failed", "rejected", "quarantined"}
 
 
 def _age(seconds: float | None) -> str:

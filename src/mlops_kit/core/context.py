@@ -48,6 +48,11 @@ class Context:
     progress: Callable[[str, dict[str, Any]], None] | None = None
     jobs: JobRunner | None = None  # the batch training engine (core/training/engines.py)
     limits: RouteLimits = field(default_factory=RouteLimits)  # when training leaves the function
+    # Batch scoring: a file over scoring_chunk_bytes (0: never) is split into chunks, one
+    # message each on scoring_queue (the validate queue the upload came through; None: the
+    # whole file is scored in one go). core/scoring/fanout.py.
+    scoring_queue: Queue | None = None
+    scoring_chunk_bytes: int = 64 << 20
     registry: Registry = field(init=False)
     runs: RunStore = field(init=False)
 

@@ -1,7 +1,8 @@
 """Work in flight and recently ended, on every backend: what `mlops-kit jobs` shows.
 
 Built from what every backend has: the registry (a `pending` version is a training that has not
-ended; past the train queue's visibility timeout it is `stuck`), the batch engine's job markers,
+ended; past the train queue's visibility timeout it is `stuck`), the scoring jobs' records
+(core/scoring/records.py: running with chunks done / total, or ended), the batch engine's job markers,
 the queues' depths and dead letters. A queue that can list its messages (the local SQLite queue:
 `pending_messages()`) adds each message's state, attempts and whether the worker holding it is
 still alive, so a worker killed with -9 shows at once, not after the visibility timeout.
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlops_kit.core.registry import PENDING
+from mlops_kit.core.scoring.records import RUNNING, ScoringJobs
 from mlops_kit.core.table_keys import train_job_pk
 from mlops_kit.ports import Queue
 
@@ -43,6 +45,7 @@ def work_in_flight(ctx: Any, validate_queue: Queue | None, model: str | None = N
             row = _version_row(now, since, name, v, markers.get(v["version"]), train_held)
             if row is not None:
                 rows.append(row)
+        rows += _scoring_rows(ctx, now, since, name)
     claimed = {r.get("message_id") for r in rows}
     for queue_name, items in messages.items():
         for m in items:
@@ -62,7 +65,8 @@ def work_in_flight(ctx: Any, validate_queue: Queue | None, model: str | None = N
                              "age_seconds": None, "attempts": d.receive_count,
                              "last_error": "retries exhausted; the message waits in the "
                                            "dead-letter queue", "message_id": d.id,
-                             "object": d.body.get("key") or d.body.get("dataset_key")})
+                             "object": _unwrap(d.body).get("key")
+                             or d.body.get("dataset_key")})
     in_flight = sum(r["state"] in ("queued", "running", "retrying", "stuck", "orphaned")
                     for r in rows)
     return {"at": now.isoformat(), "model": model, "recent_hours": recent_hours,
@@ -109,6 +113,31 @@ def _version_row(now: datetime, since: datetime, model: str, v: dict[str, Any],
             "object": lineage.get("dataset_key")}
 
 
+def _scoring_rows(ctx: Any, now: datetime, since: datetime, model: str) -> list[dict[str, Any]]:
+    """One row per scoring job running, or ended since `since` (scored, failed, quarantined)."""
+    rows = []
+    for job in ScoringJobs(ctx.table, ctx.clock).all(model):
+        ended = job.get("finished_at")
+        if job.get("status") != RUNNING:
+            try:
+                if ended is None or datetime.fromisoformat(str(ended)) < since:
+                    continue
+            except ValueError:
+                continue
+        where = "function"
+        if job.get("chunked"):
+            where = f"validate queue: {job.get('done', 0)}/{job.get('total')} chunks scored"
+        rows.append({"kind": "score", "model": model, "version": job.get("version"),
+                     "state": job.get("status"), "where": where,
+                     "age_seconds": _age(now, job.get("started_at")),
+                     "ended_at": ended if job.get("status") != RUNNING else None,
+                     "attempts": None, "last_error": job.get("reason"), "message_id": None,
+                     "object": job.get("key"), "rows_scored": job.get("rows_scored"),
+                     "rows_rejected": job.get("rows_rejected"),
+                     "manifest": job.get("manifest")})
+    return rows
+
+
 def _message_row(queue_name: str, m: dict[str, Any]) -> dict[str, Any]:
     state = m["state"]
     error = None
@@ -123,7 +152,14 @@ def _message_row(queue_name: str, m: dict[str, Any]) -> dict[str, Any]:
             "last_error": error, "message_id": m["id"], "object": m.get("object")}
 
 
+def _unwrap(body: dict[str, Any]) -> dict[str, Any]:
+    """A scoring chunk's message ({"score_chunk": {model, key, index, ...}}) names its job."""
+    chunk = body.get("score_chunk")
+    return chunk if isinstance(chunk, dict) else body
+
+
 def _model_of(body: dict[str, Any]) -> str | None:
+    body = _unwrap(body)
     if body.get("model"):
         return str(body["model"])
     key = str(body.get("key") or "")
@@ -139,11 +175,12 @@ def _messages(queue: Queue, model: str | None) -> list[dict[str, Any]]:
         return []
     out = []
     for m in lister():
-        body = m.get("body") or {}
+        body = _unwrap(m.get("body") or {})
         owner = _model_of(body)
         if model is not None and owner != model:
             continue
         out.append({**m, "queue": queue.name, "model": owner,
                     "dataset_key": body.get("dataset_key"),
-                    "object": body.get("key") or body.get("dataset_key")})
+                    "object": (f"{body['key']} chunk {body['index']}" if "index" in body
+                               else body.get("key") or body.get("dataset_key"))})
     return out

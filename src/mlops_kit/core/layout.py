@@ -102,6 +102,11 @@ def predictions_rejects_key(model: str, name: str) -> str:
     return f"{predictions_prefix(model, name)}rejects.parquet"
 
 
+def predictions_chunk_rejects_key(model: str, name: str, chunk: int) -> str:
+    """One chunk's rejected rows (a fanned-out job), merged into rejects.parquet at the end."""
+    return f"{predictions_prefix(model, name)}_rejects/chunk-{int(chunk):05d}.parquet"
+
+
 def predictions_manifest_key(model: str, name: str) -> str:
     """Written last: its presence means the job is complete (query engines skip '_' names)."""
     return f"{predictions_prefix(model, name)}_manifest.json"

@@ -10,7 +10,7 @@ from mlops_kit.core.context import Context
 from mlops_kit.core.monitoring.labels import ingest_labels
 from mlops_kit.core.validation.usecase import validate_upload
 
-__all__ = ["on_object_created"]
+__all__ = ["is_score_chunk", "on_object_created", "on_score_chunk"]
 
 
 def on_object_created(ctx: Context, key: str, etag: str | None = None,
@@ -27,3 +27,15 @@ def on_object_created(ctx: Context, key: str, etag: str | None = None,
 
         return score_upload(ctx, parsed.model, key, etag=etag, version_id=version_id)
     return {"status": "ignored", "key": key, "reason": f"{parsed.kind} objects start nothing"}
+
+
+def is_score_chunk(body: object) -> bool:
+    """A validate-queue message that is one chunk of a fanned-out scoring job (its body
+    {"score_chunk": {...}}, sent by core/scoring/fanout.py), not an object notification."""
+    return isinstance(body, dict) and "score_chunk" in body
+
+
+def on_score_chunk(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    from mlops_kit.core.scoring.fanout import score_chunk
+
+    return score_chunk(ctx, body)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 
 from mlops_kit.core.context import Context
 from mlops_kit.core.outcomes import FAILED, run_job
-from mlops_kit.core.router import on_object_created
+from mlops_kit.core.router import is_score_chunk, on_object_created, on_score_chunk
 from mlops_kit.errors import ValidationError, describe, is_retryable
 from mlops_kit.handlers.blob_events import CreatedObject, created_objects
 from mlops_kit.ports import Notifier
@@ -45,7 +45,17 @@ def validate_message(ctx: Context, body: Any, *, containers: Collection[str] | N
                      ) -> list[dict[str, Any]]:
     """Every object the message announces -> on_object_created (idempotent per key + etag, so
     a redelivered message repeats nothing that was done). One outcome per object; a message
-    that cannot be read is one `failed` outcome."""
+    that cannot be read is one `failed` outcome. A chunk of a fanned-out scoring job
+    ({"score_chunk": ...}, core/scoring/fanout.py) is one outcome too."""
+    try:
+        peek = _load(body)
+    except ValidationError:
+        peek = None
+    if is_score_chunk(peek):
+        chunk = peek["score_chunk"]
+        about = chunk if isinstance(chunk, dict) else {}
+        return [settle(ctx.notifier, "validate", lambda: on_score_chunk(ctx, peek),
+                       key=about.get("key"), model=about.get("model"))]
     parsed = settle(ctx.notifier, "validate", lambda: created_objects(body, containers=containers))
     if isinstance(parsed, dict):
         return [parsed]

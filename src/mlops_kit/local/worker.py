@@ -15,7 +15,7 @@ from typing import Any
 from mlops_kit.bootstrap import Backend
 from mlops_kit.core import layout
 from mlops_kit.core.outcomes import run_job
-from mlops_kit.core.router import on_object_created
+from mlops_kit.core.router import is_score_chunk, on_object_created, on_score_chunk
 from mlops_kit.core.training.engines import route_training
 from mlops_kit.errors import describe
 from mlops_kit.local.training_jobs import jobs_running, settle_jobs
@@ -78,8 +78,9 @@ def run_once(backend: Backend, *, max_messages: int = 10,
         progressed = bool(settled)
         for msg in backend.validate_queue.receive(max_messages):
             progressed = True
-            process(backend.validate_queue, msg, "validate",
-                    lambda b: on_object_created(ctx, b["key"], b.get("etag"), b.get("version_id")))
+            process(backend.validate_queue, msg, "validate", lambda b: on_score_chunk(ctx, b)
+                    if is_score_chunk(b) else
+                    on_object_created(ctx, b["key"], b.get("etag"), b.get("version_id")))
         for msg in ctx.train_queue.receive(1):
             progressed = True
             process(ctx.train_queue, msg, "train", lambda b: route_training(ctx, b))

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlops_kit.core import layout
-from mlops_kit.core.scoring import usecase
+from mlops_kit.core.scoring import engine
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.core.synthetic import churn_csv, churn_records
 from mlops_kit.local.worker import put_object, run_once
@@ -62,8 +62,8 @@ def test_a_csv_upload_is_scored_like_the_http_path(trained):
 
 
 def test_bad_rows_are_rejected_with_the_rule_and_the_rest_scored(trained, monkeypatch):
-    monkeypatch.setattr(usecase, "CHUNK_ROWS", 64)  # bisection across several chunks
-    monkeypatch.setattr(usecase, "PART_ROWS", 100)  # several parts
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 64)  # bisection across several chunks
+    monkeypatch.setattr(engine, "PART_ROWS", 100)  # several parts
     records = [{k: v for k, v in r.items() if k not in ("churned",)}
                for r in churn_records(300, seed=5)]
     records[7]["monthly_charges"] = "abc"  # not a number

@@ -90,6 +90,21 @@ class S3ObjectStore:
                 raise
         return io.BufferedReader(_BodyReader(resp["Body"]), buffer_size=1 << 20)
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        check_key(key)
+        if end <= start:
+            return b""
+        with mapped(f"object {key!r}"):
+            try:
+                resp = self.s3.get_object(Bucket=self.bucket, Key=key,
+                                          Range=f"bytes={max(0, start)}-{end - 1}")
+            except ClientError as exc:
+                if error_code(exc) == "InvalidRange":  # start at or past the end
+                    return b""
+                self._missing_if_denied(key, exc)
+                raise
+            return bytes(resp["Body"].read())
+
     def head(self, key: str) -> ObjectInfo:
         check_key(key)
         with mapped(f"object {key!r}"):

@@ -126,6 +126,17 @@ class BlobObjectStore:
             downloader = blob.download_blob()  # the first range: NotFound is raised here
         return io.BufferedReader(_DownloadReader(downloader, repr(key)), buffer_size=1 << 20)
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        blob = self._blob(key)
+        if end <= start:
+            return b""
+        with mapped(f"object {key!r}"):
+            size = blob.get_blob_properties().size
+            if start >= size:
+                return b""
+            return bytes(blob.download_blob(offset=max(0, start),
+                                            length=min(end, size) - max(0, start)).readall())
+
     def head(self, key: str) -> ObjectInfo:
         blob = self._blob(key)
         with mapped(f"object {key!r}"):

@@ -93,6 +93,11 @@ class FileObjectStore:
         except (FileNotFoundError, IsADirectoryError):
             raise NotFound(f"object {key!r} not found", field="key") from None
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        with self.open(key) as f:
+            f.seek(max(0, start))
+            return f.read(max(0, end - max(0, start)))
+
     def head(self, key: str) -> ObjectInfo:
         path = self._path(key)
         if not path.is_file():
