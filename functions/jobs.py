@@ -1,4 +1,4 @@
-"""jobs: Batch Job State Change events (EventBridge -> SQS) -> core.training.jobs.on_job_state.
+"""jobs: Batch Job State Change events (EventBridge -> SQS) -> core.training.engines.on_job_state.
 
 A training job that ended without completing its version (out of memory, timeout, retries
 exhausted, no image) leaves the version `pending`; this marks it `failed` with the engine's

@@ -1,4 +1,4 @@
-"""train: SQS training jobs -> core.training.jobs.route_training: a small job trains here
+"""train: SQS training jobs -> core.training.engines.route_training (through mlops_kit.handlers, the shell every runtime shares): a small job trains here
 (core.training.usecase.train_job: train, export ONNX, parity gate, register, promote); a large
 one is submitted to AWS Batch (docs/training-engines.md). Idempotent on dataset sha256 + spec
 hash; artifacts first, registry entry last.
@@ -8,7 +8,6 @@ acknowledged; only retryable failures are reported in batchItemFailures and end 
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -22,33 +21,20 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 import _wiring
-from mlops_kit.core.outcomes import run_job
-from mlops_kit.core.training.engines import route_training
-from mlops_kit.errors import ValidationError, describe
+from mlops_kit.errors import describe
+from mlops_kit.handlers.messages import train_message
 
 logger = Logger(service="mlops-kit-train", stream=sys.stderr)  # stdout stays clean for --json
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def _job(body: str) -> dict[str, Any] | None:
-    try:
-        job = json.loads(body)
-    except ValueError:
-        return None
-    return job if isinstance(job, dict) and "model" in job and "dataset_key" in job else None
-
-
-def _poison(body: dict[str, Any]) -> dict[str, Any]:
-    raise ValidationError(f"message body is not a training job: {body.get('raw', '')[:200]!r}",
-                          field="body")
-
-
 def record_handler(record: SQSRecord) -> dict[str, Any]:
+    """One training job through the shared shell (mlops_kit.handlers.messages.train_message):
+    routed to this function or the batch engine; a poison body is a final failure (notified
+    and acknowledged, never retried); only a retryable failure raises (batchItemFailures)."""
     ctx = _wiring.backend().ctx
-    job = _job(record.body)
-    try:  # a poison body is a final failure: notified and acknowledged, never retried
-        result = run_job(ctx.notifier, "train", (lambda j: route_training(ctx, j)) if job else _poison,
-                         job or {"message_id": record.message_id, "raw": record.body})
+    try:
+        result = train_message(ctx, record.body)
     except Exception as exc:  # only retryable failures propagate: batchItemFailures
         logger.warning("training job failed, will be retried",
                        extra={"message_id": record.message_id, "error": describe(exc)})

@@ -90,7 +90,8 @@ def test_poison_and_final_failures_are_acknowledged_not_retried(world):
                     for r in (poison, not_s3, missing)]
     assert [[o["status"] for o in out] for out in outcomes] == [["failed"]] * 3
     assert all(o["final"] for out in outcomes for o in out)
-    assert "not an S3 event notification" in outcomes[0][0]["error"]
+    assert "not JSON" in outcomes[0][0]["error"]
+    assert "neither an S3 notification" in outcomes[1][0]["error"]
     assert outcomes[2][0]["error_type"] == "NotFound"
     # the module's handler, not the IAM-acting wrapper: this is about final vs retryable; under
     # enforcement moto refuses the prefix-conditioned listing a missing key's probe makes (it

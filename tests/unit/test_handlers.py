@@ -56,9 +56,21 @@ def test_other_events_and_containers_announce_nothing_our_body_is_read():
         CreatedObject("labels/churn/l.csv", "abc", None)]
 
 
+def test_an_s3_notification_is_read_by_the_same_shell():
+    """AWS's validate function hands its SQS body to the shared shell too (one shell)."""
+    body = {"Records": [
+        {"eventName": "ObjectCreated:Put", "s3": {"object": {
+            "key": "datasets/churn/churn+jan+2026.csv", "eTag": "e1", "versionId": "v1"}}},
+        {"eventName": "ObjectRemoved:Delete", "s3": {"object": {"key": "datasets/churn/x.csv"}}},
+    ]}
+    assert created_objects(json.dumps(body)) == [
+        CreatedObject("datasets/churn/churn jan 2026.csv", "e1", "v1")]
+    assert created_objects('{"Event": "s3:TestEvent", "Bucket": "b"}') == []
+
+
 @pytest.mark.parametrize("body, field", [
     ("{not json", "message"), (b"\xff\xfe", "message"), ('"a string"', "message"),
-    ('{"Records": []}', "message"),
+    ('{"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]}', "message"),
     (json.dumps(grid_event(subject="/blobServices/default/containers/data")), "subject"),
 ])
 def test_unreadable_messages_are_validation_errors(body, field):

@@ -1,6 +1,8 @@
 """The objects a validate-queue message announces.
 
-Three shapes reach the validate queue:
+Four shapes reach the validate queue:
+- an S3 event notification (AWS: the SQS message body; `Records` of `ObjectCreated:*` events,
+  keys URL-encoded; S3's `s3:TestEvent` when a target is configured announces nothing);
 - an Event Grid event in the Event Grid schema (what the Blob Storage system topic's
   subscription writes to a storage queue: one event per message, base64 JSON), or a list of
   them; `eventType` Microsoft.Storage.BlobCreated, `subject`
@@ -23,6 +25,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 from mlops_kit.errors import ValidationError
 
@@ -79,11 +82,30 @@ def created_objects(body: Any, *, containers: Collection[str] | None = None
     for item in events:
         if not isinstance(item, dict):
             raise ValidationError("message: not an event object", field="message")
-        if "key" in item and isinstance(item["key"], str):
+        if item.get("Event") == "s3:TestEvent":
+            continue  # S3 checks a new notification target with it: nothing was created
+        if isinstance(item.get("Records"), list):
+            out.extend(_s3_records(item["Records"]))
+        elif "key" in item and isinstance(item["key"], str):
             out.append(CreatedObject(item["key"], item.get("etag"), item.get("version_id")))
         elif "eventType" in item or "specversion" in item:
             out.extend(_event(item, containers))
         else:
-            raise ValidationError("message: neither an Event Grid event nor an object key "
-                                  f"(fields: {sorted(item)[:8]})", field="message")
+            raise ValidationError("message: neither an S3 notification, an Event Grid event nor "
+                                  f"an object key (fields: {sorted(item)[:8]})", field="message")
+    return out
+
+
+def _s3_records(records: list[Any]) -> list[CreatedObject]:
+    """An S3 event notification (the SQS message body on AWS): ObjectCreated records only,
+    keys URL-decoded as S3 encodes them (a space is '+'); S3's eTag is the store's etag."""
+    out: list[CreatedObject] = []
+    for r in records:
+        if not isinstance(r, dict) or not str(r.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        obj = (r.get("s3") or {}).get("object") if isinstance(r.get("s3"), dict) else None
+        if not isinstance(obj, dict) or not isinstance(obj.get("key"), str):
+            raise ValidationError("message: an S3 record without an object key",
+                                  field="message")
+        out.append(CreatedObject(unquote_plus(obj["key"]), obj.get("eTag"), obj.get("versionId")))
     return out

@@ -7,8 +7,9 @@ are retryable or final).
   visible again and, after the queue's max receives, moves it to `<queue>-poison` (Azure) or
   the DLQ (AWS).
 
-The classification is errors.is_retryable and the outcome core.jobs.run_job's, as in the AWS
-handlers; this module adds what a message is (events.created_objects) and the per-object loop.
+The classification is errors.is_retryable and the outcome core.outcomes.run_job's; this module
+adds what a message is (blob_events.created_objects) and the per-object loop. Every runtime uses
+it: the Lambda functions, the Azure Functions app and the emulators.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["FAILED", "is_retryable", "settle", "train_message", "validate_messag
 
 
 def settle(notifier: Notifier, stage: str, fn: Callable[[], T], **about: Any) -> T | dict[str, Any]:
-    """core.jobs.run_job for a call: a final failure becomes a `failed` outcome (logged,
+    """core.outcomes.run_job for a call: a final failure becomes a `failed` outcome (logged,
     notified with `about`: model, key); a retryable one (errors.is_retryable) propagates."""
     body = {k: v for k, v in about.items() if v is not None}
     try:
@@ -88,13 +89,14 @@ def _job(body: Any) -> dict[str, Any]:
 
 
 def train_message(ctx: Context, body: Any) -> dict[str, Any]:
-    """A training job -> train_job (idempotent on dataset sha256 + spec hash)."""
+    """A training job -> route_training: trained here, or handed to the batch engine when the
+    backend has one and the job is large (idempotent on dataset sha256 + spec hash)."""
 
     def run() -> dict[str, Any]:
         job = _job(body)
-        from mlops_kit.core.training.usecase import train_job  # sklearn: only when training
+        from mlops_kit.core.training.engines import route_training  # sklearn: only here
 
-        return train_job(ctx, job)
+        return route_training(ctx, job)
 
     try:
         peek = _load(body)
