@@ -1,4 +1,5 @@
-"""train: SQS training jobs -> core.training.engines.route_training (through mlops_kit.handlers, the shell every runtime shares): a small job trains here
+"""train: SQS training jobs -> core.training.engines.route_training, through mlops_kit.handlers
+(the shell every runtime shares): a small job trains here
 (core.training.usecase.train_job: train, export ONNX, parity gate, register, promote); a large
 one is submitted to AWS Batch (docs/training-engines.md). Idempotent on dataset sha256 + spec
 hash; artifacts first, registry entry last.
