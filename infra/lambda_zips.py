@@ -49,7 +49,7 @@ FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time
 # What every light function stands on: the serving core. (`pip install mlops-kit` is the whole
 # local lifecycle -- CLI, validation, training -- so pyproject's base dependencies are not a
 # zip's base: these names are, with the specifiers pyproject gives them.)
-LAMBDA_BASE = ("numpy", "onnxruntime", "orjson", "msgspec", "pydantic", "pydantic-settings")
+LAMBDA_BASE = ("numpy", "onnxruntime", "orjson", "msgspec", "pydantic")
 # Distribution names each light function needs beyond LAMBDA_BASE. serve runs ONNX models and
 # validate does too for batch scoring (scoring/ uploads; imported only when one arrives, so its
 # cold start stays light: tests/functions/test_light_imports.py); monitor and jobs leave
