@@ -7,6 +7,7 @@ failed: a dataset quarantined, training failed, a version rejected, labels rejec
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +113,21 @@ def labels(file: Path = typer.Argument(..., exists=True, dir_okay=False),
 
     Exits 1 (and says why) if the labels file is rejected."""
     from mlops_kit.core.layout import labels_key
-    from mlops_kit.local.worker import put_object
 
     b = backend()
-    key = labels_key(model, file.name)
+    _put_and_process(b, labels_key(model, file.name), file, as_json)
+
+
+def _put_and_process(b, key: str, file: Path, as_json: bool,
+                     before: Callable[[], None] | None = None) -> None:
+    """Write the file at `key` (announced as the cloud would), run the local worker, print,
+    and exit 1 if a job failed. `before` runs first (what the upload must find in place)."""
+    from mlops_kit.local.worker import put_object
+
     with Steps(err) as steps:
         steps.begin(f"uploading {file.name}")
+        if before is not None:
+            before()
         out: dict[str, Any] = {"upload": put_object(b, key, file.read_bytes())}
         steps.end("uploaded", f"uploaded {key} ({out['upload']['size']:,} bytes)")
         if b.settings.backend == "local":
@@ -147,7 +157,6 @@ def score(file: Path = typer.Argument(..., exists=True, dir_okay=False),
     Exits 1 if the job failed or the file was quarantined (rejected rows alone do not fail it)."""
     from mlops_kit.cli.common import UsageError
     from mlops_kit.core.layout import scoring_key, scoring_options_key
-    from mlops_kit.local.worker import put_object
 
     if version is not None and alias is not None:
         raise UsageError("give --version or --alias, not both", field="version")
@@ -161,18 +170,12 @@ def score(file: Path = typer.Argument(..., exists=True, dir_okay=False),
     if alias is not None:
         opts["alias"] = alias
     options_key = scoring_options_key(model, file.name.rsplit(".", 1)[0])
-    with Steps(err) as steps:
-        steps.begin(f"uploading {file.name}")
-        # the options first: the file's upload starts the job
+
+    def options_first() -> None:  # the file's upload starts the job: its options go first
         if opts or b.ctx.store.exists(options_key):
             b.ctx.store.put(options_key, to_json(opts).encode(), content_type="application/json")
-        out: dict[str, Any] = {"upload": put_object(b, key, file.read_bytes())}
-        steps.end("uploaded", f"uploaded {key} ({out['upload']['size']:,} bytes)")
-        if b.settings.backend == "local":
-            out["results"] = _process(b, steps)
-    out["steps"] = steps.record
-    emit(out, as_json, _print_results)
-    exit_for(out.get("results", []), unfinished=steps.unfinished)
+
+    _put_and_process(b, key, file, as_json, options_first)
 
 
 def _print_results(d: dict) -> None:

@@ -16,11 +16,19 @@ pk = IDEMPOTENCY, sk = VALIDATED#<key>#<etag>#<spec hash[:16]>   a validated upl
 pk = LABELS#<name>, sk = <labels key>        a quarantined labels file (by key and etag)
 pk = TRAINJOB#<name>, sk = <run key>         a training job handed to the batch engine
 pk = MONITOR#<name>, sk = RETRAIN            the retrain-on-drift cooldown claim
+pk = SCORING#<name>, sk = JOB#<file>#<etag>   a batch scoring job; CHUNK#<file>#<etag>#00003 a chunk
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlops_kit.core.layout import check_name
+
+
+def strip_keys(item: dict[str, Any]) -> dict[str, Any]:
+    """An item without its pk and sk: the record the caller stored."""
+    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
 # -- the registry: one partition per model ------------------------------------------------
 MODELS_PK = "MODELS"
@@ -95,3 +103,23 @@ def train_job_pk(model: str) -> str:
 
 def monitor_pk(model: str) -> str:
     return f"MONITOR#{model}"
+
+
+# -- batch scoring: one partition per model (core/scoring/records.py) ------------------------
+SCORING_PK = "SCORING#"
+
+
+def scoring_pk(model: str) -> str:
+    return f"{SCORING_PK}{check_name(model)}"
+
+
+def _etag_tag(etag: str) -> str:
+    return "".join(c for c in str(etag) if c.isalnum() or c in "-_") or "none"
+
+
+def scoring_job_sk(name: str, etag: str) -> str:
+    return f"JOB#{name}#{_etag_tag(etag)}"
+
+
+def scoring_chunk_sk(name: str, etag: str, index: int) -> str:
+    return f"CHUNK#{name}#{_etag_tag(etag)}#{int(index):05d}"

@@ -23,6 +23,7 @@ from mlops_kit.core.table_keys import (
     EXPERIMENT_RUN_PREFIX,
     experiment_run_sk,
     model_pk,
+    strip_keys,
     trial_sk,
     trials_prefix,
 )
@@ -36,9 +37,6 @@ MAX_RETRIES = 50
 def _contention(model: str, run: int) -> str:
     return f"run {run} of {model!r}: too much contention; retry"
 
-
-def _strip(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
 
 @dataclass(frozen=True)
@@ -71,17 +69,17 @@ class RunStore:
         item = self.table.get(model_pk(model), experiment_run_sk(run))
         if item is None:
             raise NotFound(f"model {model!r} has no run {run}", field="run")
-        return _strip(item)
+        return strip_keys(item)
 
     def list_runs(self, model: str) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(model_pk(model), EXPERIMENT_RUN_PREFIX)]
+        return [strip_keys(i) for i in self.table.query(model_pk(model), EXPERIMENT_RUN_PREFIX)]
 
     def trials(self, model: str, run: int) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(model_pk(model), trials_prefix(run))]
+        return [strip_keys(i) for i in self.table.query(model_pk(model), trials_prefix(run))]
 
     def get_trial(self, model: str, run: int, candidate: str) -> dict[str, Any] | None:
         item = self.table.get(model_pk(model), trial_sk(run, candidate))
-        return _strip(item) if item else None
+        return strip_keys(item) if item else None
 
     def _next(self, current: dict[str, Any], fields: dict[str, Any]) -> tuple[dict, Equals]:
         rev = int(current.get("rev", 0))

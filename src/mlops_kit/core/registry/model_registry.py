@@ -29,6 +29,7 @@ from mlops_kit.core.table_keys import (
     model_pk,
     monitor_run_sk,
     run_key_sk,
+    strip_keys,
     version_sk,
 )
 from mlops_kit.errors import ConditionFailed, NotFound, PromotionRefused, RegistryConflict
@@ -43,9 +44,6 @@ PENDING, REGISTERED, REJECTED = "pending", "registered", "rejected"
 FAILED = "failed"
 MAX_RETRIES = 20
 
-
-def _strip(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ class Registry:
         item = self.table.get(model_pk(model), version_sk(int(version)))
         if item is None:
             raise NotFound(f"model {model!r} has no version {version}", field="version")
-        return _strip(item)
+        return strip_keys(item)
 
     def update_version(self, model: str, version: int, fields: dict[str, Any], actor: str) -> dict:
         """Mutable annotations only (approval); metrics and artifacts stay immutable."""
@@ -149,7 +147,7 @@ class Registry:
         return record
 
     def list_versions(self, model: str) -> list[dict[str, Any]]:
-        return [self._with_stuck(_strip(i)) for i in self.table.query(model_pk(model), VERSION_PREFIX)]
+        return [self._with_stuck(strip_keys(i)) for i in self.table.query(model_pk(model), VERSION_PREFIX)]
 
     def _with_stuck(self, item: dict[str, Any]) -> dict[str, Any]:
         """A pending version gets `stuck` (computed, never stored): true once it is older than
@@ -171,13 +169,13 @@ class Registry:
 
     def aliases(self, model: str) -> dict[str, dict[str, Any]]:
         """Both aliases in one query: {"champion": {...}, "challenger": {...}} (those set)."""
-        return {i["sk"].removeprefix(ALIAS_PREFIX): {k: v for k, v in i.items() if k not in ("pk", "sk")}
+        return {i["sk"].removeprefix(ALIAS_PREFIX): strip_keys(i)
                 for i in self.table.query(model_pk(model), ALIAS_PREFIX)}
 
     # -- aliases ---------------------------------------------------------------------------
     def get_alias(self, model: str, alias: str = CHAMPION) -> dict[str, Any] | None:
         item = self.table.get(model_pk(model), alias_sk(alias))
-        return None if item is None else _strip(item)
+        return None if item is None else strip_keys(item)
 
     def champion_version(self, model: str) -> int | None:
         alias = self.get_alias(model, CHAMPION)
@@ -344,7 +342,7 @@ class Registry:
             MAX_RETRIES, f"history of {model!r}: too much contention; retry")
 
     def history(self, model: str) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(model_pk(model), HISTORY_PREFIX)]
+        return [strip_keys(i) for i in self.table.query(model_pk(model), HISTORY_PREFIX)]
 
     # -- monitoring index ------------------------------------------------------------------
     def record_monitoring(self, model: str, entry: dict[str, Any]) -> None:
@@ -355,6 +353,6 @@ class Registry:
     def monitoring_runs(self, model: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The last `limit` monitoring runs, oldest first."""
         items = self.table.query(model_pk(model), MONITOR_RUN_PREFIX, reverse=True, limit=limit)
-        return [{k: v for k, v in i.items() if k not in ("pk", "sk")} for i in reversed(items)]
+        return [strip_keys(i) for i in reversed(items)]
 
 

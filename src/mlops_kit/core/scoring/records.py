@@ -17,34 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_kit.core.layout import check_name
+from mlops_kit.core.table_keys import scoring_chunk_sk as chunk_sk
+from mlops_kit.core.table_keys import scoring_job_sk as job_sk
+from mlops_kit.core.table_keys import scoring_pk, strip_keys
 from mlops_kit.errors import ConditionFailed, NotFound, RegistryConflict
 from mlops_kit.ports import Absent, Clock, Equals, KeyValueTable, Put
 
-SCORING_PK = "SCORING#"
 RUNNING, SCORED, FAILED, QUARANTINED = "running", "scored", "failed", "quarantined"
 MAX_RETRIES = 50
 _SUMS = ("rows_in", "rows_scored", "rows_rejected")
-
-
-def scoring_pk(model: str) -> str:
-    return f"{SCORING_PK}{check_name(model)}"
-
-
-def _tag(etag: str) -> str:
-    return "".join(c for c in str(etag) if c.isalnum() or c in "-_") or "none"
-
-
-def job_sk(name: str, etag: str) -> str:
-    return f"JOB#{name}#{_tag(etag)}"
-
-
-def chunk_sk(name: str, etag: str, index: int) -> str:
-    return f"CHUNK#{name}#{_tag(etag)}#{int(index):05d}"
-
-
-def _strip(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
 
 @dataclass(frozen=True)
@@ -91,10 +72,10 @@ class ScoringJobs:
         if item is None:
             raise NotFound(f"no scoring job for {name!r} of {model!r} (etag {etag})",
                            field="job")
-        return _strip(item)
+        return strip_keys(item)
 
     def all(self, model: str) -> list[dict[str, Any]]:
-        return [_strip(i) for i in self.table.query(scoring_pk(model), "JOB#")]
+        return [strip_keys(i) for i in self.table.query(scoring_pk(model), "JOB#")]
 
     def chunks(self, model: str, name: str, etag: str, total: int) -> list[dict[str, Any]]:
         """The recorded chunks, one get each (no Query: the validate role may not list the
@@ -104,7 +85,7 @@ class ScoringJobs:
 
     def get_chunk(self, model: str, name: str, etag: str, index: int) -> dict[str, Any] | None:
         item = self.table.get(scoring_pk(model), chunk_sk(name, etag, index))
-        return _strip(item) if item else None
+        return strip_keys(item) if item else None
 
     @staticmethod
     def _next(current: dict[str, Any], fields: dict[str, Any]) -> tuple[dict, Equals]:
