@@ -52,7 +52,7 @@ class Context:
     # message each on scoring_queue (the validate queue the upload came through; None: the
     # whole file is scored in one go). core/scoring/fanout.py.
     scoring_queue: Queue | None = None
-    scoring_chunk_bytes: int = 64 << 20
+    scoring_chunk_bytes: int = 32 << 20
     registry: Registry = field(init=False)
     runs: RunStore = field(init=False)
 
