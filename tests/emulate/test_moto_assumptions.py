@@ -7,7 +7,7 @@ names the moto versions it was checked on, and fails with what changed and where
 adapts to it (mostly src/mlops_kit/emulate/iam.py). A behaviour the emulation merely works around
 (moto more forgiving than AWS) fails here when moto stops doing it, so the workaround can go.
 
-Checked on moto 5.1.22 (the pin, requirements/pins.in) and 5.2.6.
+Checked on moto 5.1.22 and 5.2.6 (the pin, requirements/pins.in).
 """
 
 from __future__ import annotations
@@ -326,17 +326,12 @@ def test_a_moto_server_accepts_a_signed_listing_under_a_prefix_with_a_slash():
     each request's SigV4 signature; every probe and listing of the functions has a "/" in its
     prefix. moto's server up to 5.2.3 (checked: 5.1.22, 5.2.0) recomputes the signature of
     such a listing from werkzeug's decoded URL (SignatureDoesNotMatch, with botocore 1.40.0 and
-    1.44.18 alike); 5.2.4 and later (checked: 5.2.4, 5.2.5, 5.2.6) accept it. The emulator
-    installs emulate/moto_server.py's correction (the raw query for the signature check), so
-    with it every version here must accept; tests/emulate/test_moto_server.py pins the
-    as-released refusal and says when the correction can go. In-process moto is unaffected."""
+    1.44.18 alike); 5.2.4 and later (checked: 5.2.4, 5.2.5, 5.2.6) accept it, which is why the
+    pin is 5.2.6 (requirements/pins.in). In-process moto is unaffected."""
     import botocore
     from moto.server import ThreadedMotoServer
 
     from mlops_kit.emulate.iam import enforce_on_server
-    from mlops_kit.emulate.moto_server import sign_against_the_raw_query
-
-    sign_against_the_raw_query()  # what Emulator.start does under --enforce-iam
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -367,8 +362,8 @@ def test_a_moto_server_accepts_a_signed_listing_under_a_prefix_with_a_slash():
     assert slash == "ok", (
         f"moto {MOTO} server (botocore {botocore.__version__}): a signed listing under a "
         f"prefix holding '/' answers {slash!r}, so `mlops-kit emulate --enforce-iam` fails every "
-        f"probe and listing of the functions (tests/e2e/test_emulate*.py), even with "
-        f"emulate/moto_server.py's correction: look at how moto rebuilds the signed request")
+        f"probe and listing of the functions (tests/e2e/test_emulate*.py). moto 5.1.22 to "
+        f"5.2.3 did this; 5.2.4+ does not (requirements/pins.in)")
 
 
 def enforce_on_server_off(url: str) -> None:

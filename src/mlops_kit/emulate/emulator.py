@@ -65,13 +65,10 @@ class Emulator:
         from moto.server import ThreadedMotoServer
 
         from mlops_kit.adapters.aws import acting_as, clear_clients, client
-        from mlops_kit.emulate.moto_server import sign_against_the_raw_query
 
         for k, v in TEST_CREDENTIALS.items():
             os.environ.setdefault(k, v)
         port = free_port(self.host)
-        if self.enforce_iam:  # moto's server checks signatures against a decoded query
-            sign_against_the_raw_query()
         self.moto = ThreadedMotoServer(ip_address=self.host, port=port, verbose=False)
         self.moto.start()
         endpoint = f"http://{self.host}:{port}"
