@@ -243,7 +243,14 @@ def test_no_auth_on_every_interface_is_warned_about(workspace):
 def test_sighup_restarts_the_workers_without_refusing_a_connection(workspace):
     """A rolling restart in place: SIGHUP makes granian start new workers (SO_REUSEPORT)
     before stopping the old ones gracefully; a client opening a connection per request
-    sees no refusal or reset, and the old worker's captures are flushed."""
+    is never refused, and the old worker's captures are flushed.
+
+    A connection still queued on the old worker's socket when it closes is reset unless the
+    host sets net.ipv4.tcp_migrate_req=1 (Linux >= 5.14), which moves it to the new worker:
+    granian's own warning (granian/server/common.py) and emmett-framework/granian#921. CI
+    hosts do not set it (a test must not change a host-wide sysctl), so there a reset is
+    allowed, rarely (one in 1,318 tests on one CI run): never a refusal, never a lost
+    capture of an answered request."""
     proc, url, token = _serve(workspace)
     host, port = url.split("//", 1)[1].rsplit(":", 1)
     before = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
@@ -284,8 +291,15 @@ def test_sighup_restarts_the_workers_without_refusing_a_connection(workspace):
     t.join(30)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
-    assert not failures, failures[:5]
-    assert len(ok) > 20 and sorted(_captured_ids(workspace)) == sorted(ok)
+    migrate = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+    resets = [f for f in failures if "ConnectionResetError" in f]
+    if migrate.exists() and migrate.read_text().strip() == "1":
+        assert not failures, failures[:5]
+    else:
+        assert len(resets) == len(failures) <= 2, failures[:5]
+    captured = set(_captured_ids(workspace))
+    assert len(ok) > 20 and set(ok) <= captured
+    assert captured - set(ok) <= {f.split(":", 1)[0] for f in resets}
 
 
 def test_durable_capture_survives_sigkill_with_no_row_lost(workspace):
