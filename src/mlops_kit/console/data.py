@@ -1,9 +1,10 @@
 """What each console page reads, through the registry and the object store ports only.
 
-Reads are bounded per page: the models list is three table reads per model (latest version,
-both aliases in one query, the last monitoring run); a model page is one query each for
-versions, history and monitoring runs. Objects that never change once written (a version's
-model card: artifacts are immutable) are kept in a small LRU cache.
+Reads are bounded per page whatever the number of models and versions: the models list is
+one query (every model's summary, on the model index: core/registry/summary.py); a model page
+is its summary (aliases, the newest history and monitoring runs), one query of its versions and
+one of its experiment runs. Objects that never change once written (a version's model card:
+artifacts are immutable) are kept in a small LRU cache.
 """
 
 from __future__ import annotations
@@ -18,20 +19,12 @@ from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
 from mlops_kit.core.registry.contract import contract_view
 from mlops_kit.core.registry.experiments import RunStore
+from mlops_kit.core.registry.summary import primary_metric
 from mlops_kit.core.serving.health import read_health
 from mlops_kit.errors import MlopsKitError, NotFound
 from mlops_kit.ports import ObjectStore
 
 __all__ = ["ConsoleData", "primary_metric"]
-
-HISTORY_LIMIT = 200  # newest history events on a model page
-MONITORING_LIMIT = 60  # monitoring runs plotted (an hourly schedule: the last 2.5 days)
-
-
-def primary_metric(record: dict[str, Any]) -> str | None:
-    """The metric the promotion gates used (the spec's), else the first one recorded."""
-    metric = (record.get("gates") or {}).get("metric")
-    return metric or next(iter(record.get("metrics") or {}), None)
 
 
 class _Lru:
@@ -63,20 +56,9 @@ class ConsoleData:
 
     # -- the models list --------------------------------------------------------------------
     def overview(self) -> list[dict[str, Any]]:
-        out = []
-        for name in sorted(self.registry.list_models()):
-            runs = self.registry.monitoring_runs(name, limit=1)
-            aliases = self.registry.aliases(name)
-            champion = (aliases.get("champion") or {}).get("version")
-            metric = None
-            if champion is not None:
-                record = self.registry.get_version(name, int(champion))
-                key = primary_metric(record)
-                metric = (key, (record.get("metrics") or {}).get(key)) if key else None
-            out.append({"model": name, "latest": self.registry.latest_version(name),
-                        "aliases": aliases, "champion_metric": metric,
-                        "monitoring": runs[-1] if runs else None})
-        return out
+        """Every model's compact summary (latest, aliases, champion metric, last monitoring
+        run), by name: one query."""
+        return sorted(self.registry.summaries(), key=lambda s: s["model"])
 
     # -- one model --------------------------------------------------------------------------
     def model(self, name: str) -> dict[str, Any]:
@@ -84,11 +66,10 @@ class ConsoleData:
         versions = self.registry.list_versions(name)
         if not versions:
             raise NotFound(f"model {name!r} is not in the registry", field="model")
-        history = self.registry.history(name)
-        return {"model": name, "versions": versions, "aliases": self.registry.aliases(name),
-                "history": history[-HISTORY_LIMIT:], "history_total": len(history),
-                "monitoring": self.registry.monitoring_runs(name, limit=MONITORING_LIMIT),
-                "runs": self.runs(name)}
+        s = self.registry.summary(name)
+        return {"model": name, "versions": versions, "aliases": s["aliases"],
+                "history": s["history"], "history_total": s["history_total"],
+                "monitoring": s["monitoring"], "runs": self.runs(name)}
 
     def runs(self, name: str) -> list[dict[str, Any]]:
         """Experiment runs (a spec with `search`), oldest first: one query."""

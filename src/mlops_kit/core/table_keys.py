@@ -10,8 +10,11 @@ pk = MODEL#<name> (the registry; every transaction stays in this one partition):
   HISTSEQ          the history sequence (conditional writes give one total order)
   META             latest version number (moved by conditional write -> monotonic versions)
   MON#<time>       one compact summary per monitoring run (drift scores, live quality)
+  SUMMARY          what the console shows of the model, written in the transaction of every
+                   registry change (core/registry/summary.py)
   EXPRUN#<run>     an experiment run;  EXPTRIAL#<run>#<candidate>  one of its trials
-pk = MODELS, sk = <name>                      the model index
+pk = MODELS, sk = <name>                      the model index, with a copy of the model's
+                                              SUMMARY (one query lists every model)
 pk = IDEMPOTENCY, sk = VALIDATED#<key>#<etag>#<spec hash[:16]>   a validated upload
 pk = LABELS#<name>, sk = <labels key>        a quarantined labels file (by key and etag)
 pk = TRAINJOB#<name>, sk = <run key>         a training job handed to the batch engine
@@ -38,6 +41,7 @@ ALIAS_PREFIX = "ALIAS#"
 HISTORY_PREFIX = "HIST#"
 HISTORY_SEQ_SK = "HISTSEQ"
 META_SK = "META"
+SUMMARY_SK = "SUMMARY"
 MONITOR_RUN_PREFIX = "MON#"
 EXPERIMENT_RUN_PREFIX = "EXPRUN#"
 TRIAL_PREFIX = "EXPTRIAL#"

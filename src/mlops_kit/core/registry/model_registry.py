@@ -5,15 +5,18 @@ summaries; pk = MODELS: the model index).
 Every transaction stays in the model's own partition (MODEL#<name>), on every backend. Every
 alias move is a conditional write on the alias's current version plus a history entry,
 in one transaction: two concurrent promotions cannot both win, and history never disagrees
-with the alias.
+with the alias. Every transaction also puts the model's summary (core/registry/summary.py), so the
+console reads one item per model.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mlops_kit.core.registry import summary as summaries
 from mlops_kit.core.registry.contract import check_change
 from mlops_kit.core.registry.optimistic import retry_on_conflict
 from mlops_kit.core.table_keys import (
@@ -23,6 +26,7 @@ from mlops_kit.core.table_keys import (
     META_SK,
     MODELS_PK,
     MONITOR_RUN_PREFIX,
+    SUMMARY_SK,
     VERSION_PREFIX,
     alias_sk,
     history_sk,
@@ -33,7 +37,16 @@ from mlops_kit.core.table_keys import (
     version_sk,
 )
 from mlops_kit.errors import ConditionFailed, NotFound, PromotionRefused, RegistryConflict
-from mlops_kit.ports import Absent, AbsentOrEquals, Clock, Equals, KeyValueTable, Notifier, Put
+from mlops_kit.ports import (
+    Absent,
+    AbsentOrEquals,
+    Clock,
+    Delete,
+    Equals,
+    KeyValueTable,
+    Notifier,
+    Put,
+)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -90,13 +103,11 @@ class Registry:
                 "created_at": self._now(),
                 "lineage": lineage,
             }
-            self.table.transact(
-                [
-                    Put(pk, META_SK, {"latest": version}, AbsentOrEquals("latest", meta and latest)),
-                    Put(pk, version_sk(version), record, Absent()),
-                    Put(pk, run_key_sk(run_key), {"version": version}, Absent()),
-                ]
-            )
+            self.commit(model, [
+                Put(pk, META_SK, {"latest": version}, AbsentOrEquals("latest", meta and latest)),
+                Put(pk, version_sk(version), record, Absent()),
+                Put(pk, run_key_sk(run_key), {"version": version}, Absent()),
+            ])
             return Reservation(version, record, True)
 
         # a lost race for this number or this run: look again
@@ -115,15 +126,17 @@ class Registry:
     def complete_version(self, model: str, version: int, fields: dict[str, Any]) -> dict:
         """pending -> registered/rejected/failed, exactly once (the registry entry is written
         last)."""
-        current = self._stored_version(model, version)
-        if current["status"] != PENDING:
-            return current
-        record = {**current, **fields, "completed_at": self._now()}
-        try:
-            self.table.put(model_pk(model), version_sk(version), record, Equals("status", PENDING))
-        except ConditionFailed:
-            return self.get_version(model, version)
-        return record
+        def attempt() -> dict[str, Any]:
+            current = self._stored_version(model, version)
+            if current["status"] != PENDING:
+                return current  # completed already (by a redelivery, or a concurrent completer)
+            record = {**current, **fields, "completed_at": self._now()}
+            self.commit(model, [Put(model_pk(model), version_sk(version), record,
+                                    Equals("status", PENDING))])
+            return record
+
+        return retry_on_conflict(attempt, MAX_RETRIES,
+                                 f"v{version} of {model!r}: too much contention; retry")
 
     def get_version(self, model: str, version: int) -> dict[str, Any]:
         return self._with_stuck(self._stored_version(model, version))
@@ -140,11 +153,17 @@ class Registry:
         bad = set(fields) - allowed
         if bad:
             raise RegistryConflict(f"version fields {sorted(bad)} are immutable")
-        current = self._stored_version(model, version)
-        record = {**current, **fields}
-        self.table.put(model_pk(model), version_sk(version), record, Equals("status", current["status"]))
-        self._append_history(model, "annotate", None, version, actor, str(fields))
-        return record
+        def attempt() -> dict[str, Any]:
+            current = self._stored_version(model, version)
+            record = {**current, **fields}
+            self.commit(model, [
+                Put(model_pk(model), version_sk(version), record,
+                    Equals("status", current["status"])),
+                *self._history_ops(model, "annotate", None, version, actor, str(fields))])
+            return record
+
+        return retry_on_conflict(attempt, MAX_RETRIES,
+                                 f"v{version} of {model!r}: too much contention; retry")
 
     def list_versions(self, model: str) -> list[dict[str, Any]]:
         return [self._with_stuck(strip_keys(i)) for i in self.table.query(model_pk(model), VERSION_PREFIX)]
@@ -233,7 +252,7 @@ class Registry:
         def attempt() -> None:
             ops = self._history_ops(model, action or f"set_{alias}", before, version, actor,
                                     reason, alias, extra=audit)
-            self.table.transact([Put(pk, alias_sk(alias), item, cond), *ops])
+            self.commit(model, [Put(pk, alias_sk(alias), item, cond), *ops])
 
         def unless_moved() -> None:
             now_alias = self.get_alias(model, alias)
@@ -337,8 +356,8 @@ class Registry:
 
     def _append_history(self, model, action, before, after, actor, reason, alias=None) -> None:
         retry_on_conflict(
-            lambda: self.table.transact(self._history_ops(model, action, before, after, actor,
-                                                          reason, alias)),
+            lambda: self.commit(model, self._history_ops(model, action, before, after, actor,
+                                                         reason, alias)),
             MAX_RETRIES, f"history of {model!r}: too much contention; retry")
 
     def history(self, model: str) -> list[dict[str, Any]]:
@@ -348,11 +367,62 @@ class Registry:
     def record_monitoring(self, model: str, entry: dict[str, Any]) -> None:
         """One compact item per monitoring run (MON#<generated_at>, an idempotent put): the
         drift and quality trends and the last drift status, read back with one query."""
-        self.table.put(model_pk(model), monitor_run_sk(entry['at']), entry)
+        retry_on_conflict(
+            lambda: self.commit(model, [Put(model_pk(model), monitor_run_sk(entry["at"]), entry)]),
+            MAX_RETRIES, f"monitoring of {model!r}: too much contention; retry")
 
     def monitoring_runs(self, model: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The last `limit` monitoring runs, oldest first."""
         items = self.table.query(model_pk(model), MONITOR_RUN_PREFIX, reverse=True, limit=limit)
         return [strip_keys(i) for i in reversed(items)]
 
+    # -- the summary (core/registry/summary.py) ----------------------------------------------
+    def commit(self, model: str, ops: list[Put | Delete], *, rebuild: bool = False) -> dict:
+        """One attempt at a change of the model's partition: `ops` and the model's summary in
+        one transaction (conditional on the summary's `rev`: a ConditionFailed means someone
+        wrote first, and the caller's retry_on_conflict reads again), then the index's copy.
+        Returns the summary written. `rebuild`: recompute it from the rows rather than fold."""
+        pk = model_pk(model)
+        stored = self.table.get(pk, SUMMARY_SK)
+        if stored is None or rebuild:
+            base = summaries.rebuild(model, self.table.query(pk), int((stored or {}).get("rev", 0)))
+        else:
+            base = strip_keys(stored)
+        cond = Absent() if stored is None else Equals("rev", stored["rev"])
+        new = {**summaries.fold(base, ops), "updated_at": self._now()}
+        token, created = self._mark(model)
+        self.table.transact([*ops, Put(pk, SUMMARY_SK, new, cond)])
+        try:  # the index's copy, unless another writer marked the row since (it will copy)
+            self.table.put(MODELS_PK, model, {"model": model, "created_at": created,
+                                              "summary": summaries.compact(new)},
+                           Equals("writer", token))
+        except ConditionFailed:
+            pass
+        return new
 
+    def _mark(self, model: str) -> tuple[str, str]:
+        """Drop the index row's copy before a change: readers go to MODEL#<name>/SUMMARY until
+        the writer whose mark this is puts the new copy."""
+        row = self.table.get(MODELS_PK, model) or {}
+        created, token = row.get("created_at") or self._now(), uuid.uuid4().hex
+        self.table.put(MODELS_PK, model, {"model": model, "created_at": created, "writer": token})
+        return token, created
+
+    def rebuild_summary(self, model: str) -> dict[str, Any]:
+        """Recompute the model's summary from its rows and write it (and the index's copy)."""
+        return retry_on_conflict(lambda: self.commit(model, [], rebuild=True), MAX_RETRIES,
+                                 f"summary of {model!r}: too much contention; retry")
+
+    def summary(self, model: str) -> dict[str, Any]:
+        """The model's summary: one read (recomputed from its rows, not written, for a model
+        no change has summarised yet)."""
+        pk = model_pk(model)
+        item = self.table.get(pk, SUMMARY_SK)
+        return strip_keys(item) if item else summaries.rebuild(model, self.table.query(pk))
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every model's compact summary, by name: one query of the index, plus one read per
+        model whose row a writer has marked (a change in flight, or a writer that died)."""
+        return [row["summary"] if row.get("summary") and not row.get("writer")
+                else summaries.compact(self.summary(row["sk"]))
+                for row in self.table.query(MODELS_PK)]

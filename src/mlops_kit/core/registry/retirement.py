@@ -106,8 +106,10 @@ def delete_model(registry: Registry, store: ObjectStore, model: str, *, actor: s
     removed = _delete_artifacts(store, f"{layout.MODELS}{layout.check_name(model)}/")
     pk = model_pk(model)
     rows = [i["sk"] for prefix in MODEL_ROW_PREFIXES for i in registry.table.query(pk, prefix)]
-    for start in range(0, len(rows), TRANSACTION_LIMIT - 2):  # room for the history entry
-        registry.table.transact([Delete(pk, sk) for sk in rows[start:start + TRANSACTION_LIMIT - 2]])
+    for start in range(0, len(rows), TRANSACTION_LIMIT - 1):  # room for the summary
+        batch = [Delete(pk, sk) for sk in rows[start:start + TRANSACTION_LIMIT - 1]]
+        retry_on_conflict(lambda b=batch: registry.commit(model, b), MAX_RETRIES,
+                          f"{model!r}: too much contention; retry")
     registry._append_history(model, "delete", None, None, actor,
                              f"{reason} (model deleted: versions {versions})")
     return {"model": model, "version": None, "deleted": True, "versions": versions,
@@ -126,7 +128,7 @@ def _audited(registry: Registry, model: str, action: str, version: int, actor: s
     """The change and its history entry in one transaction (only the sequence may race)."""
     def attempt() -> None:
         history = registry._history_ops(model, action, version, None, actor, reason)
-        registry.table.transact([*ops, *history])
+        registry.commit(model, [*ops, *history])
 
     def unless_changed() -> None:
         row = registry.table.get(model_pk(model), version_sk(version))
