@@ -7,7 +7,15 @@ training 5,000 models: the console only reads what the lifecycle writes. The ser
 its own process; one keep-alive client requests each page in turn.
 
 Baseline: the same page's reads alone (console.data in this process, no rendering, no HTTP),
-so the ratio is what rendering and HTTP add on top of the registry reads."""
+so the ratio is what rendering and HTTP add on top of the registry reads.
+
+Then the reads alone on every table backend (issue 28: <= 3 table calls per page whatever the
+number of models and versions): 50 models x 20 versions (smoke: 3 x 3) copied row for row into
+SQLite, DynamoDB (moto, in process) and Table storage (Azurite, when installed: `make azurite`),
+the models list and a model page read through a wrapper that counts the table port's calls,
+after (the summaries: core/registry/summary.py) vs before (the reads the console made before,
+kept below as `before_*`). moto answers in process, so its times are Python, not network: the
+call count is the figure that scales with a remote table's round trips."""
 
 from __future__ import annotations
 
@@ -17,6 +25,8 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -87,6 +97,183 @@ def populate(ws: Path, models: int, versions: int, runs: int, moves: int) -> Non
                             "alert": False}, "alerts": []})
 
 
+# -- the reads per page on every table backend (issue 28) -------------------------------------
+class CountingTable:
+    """The table port, counting its calls."""
+
+    def __init__(self, table) -> None:
+        self.table, self.calls = table, Counter()
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.table, name)
+        if name not in ("get", "put", "delete", "query", "transact"):
+            return attr
+
+        def counted(*args, **kwargs):
+            self.calls[name] += 1
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def before_overview(reg) -> list[dict]:
+    """The models list's reads before the summaries: 4 per model."""
+    from mlops_kit.core.registry.summary import primary_metric
+
+    out = []
+    for name in sorted(reg.list_models()):
+        runs = reg.monitoring_runs(name, limit=1)
+        aliases = reg.aliases(name)
+        champion = (aliases.get("champion") or {}).get("version")
+        metric = None
+        if champion is not None:
+            record = reg.get_version(name, int(champion))
+            key = primary_metric(record)
+            metric = (key, (record.get("metrics") or {}).get(key)) if key else None
+        out.append({"model": name, "latest": reg.latest_version(name), "aliases": aliases,
+                    "champion_metric": metric, "monitoring": runs[-1] if runs else None})
+    return out
+
+
+def before_model(reg, name: str) -> dict:
+    """A model page's reads before the summaries: 5 queries."""
+    from mlops_kit.core.registry.experiments import RunStore
+
+    history = reg.history(name)
+    return {"versions": reg.list_versions(name), "aliases": reg.aliases(name),
+            "history": history[-200:], "monitoring": reg.monitoring_runs(name, limit=60),
+            "runs": RunStore(reg.table, reg.clock).list_runs(name)}
+
+
+def copy_rows(db: Path, table) -> int:
+    """Every row of a SQLite registry into another table, one transaction per partition."""
+    import sqlite3
+
+    from mlops_kit.ports import Put
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT pk, sk, item FROM items ORDER BY pk, sk").fetchall()
+    by_pk: dict[str, list] = {}
+    for pk, sk, item in rows:
+        by_pk.setdefault(pk, []).append(Put(pk, sk, json.loads(item)))
+    for ops in by_pk.values():
+        for i in range(0, len(ops), 25):
+            table.transact(ops[i:i + 25])
+    return len(rows)
+
+
+def _tables(smoke: bool) -> list[tuple[str, Callable]]:
+    """(backend, a context manager yielding a fresh table)."""
+    import contextlib
+    import tempfile
+
+    @contextlib.contextmanager
+    def sqlite():
+        from mlops_kit.adapters.local import SqliteTable
+
+        with tempfile.TemporaryDirectory() as d:
+            yield SqliteTable(Path(d) / "t.db")
+
+    @contextlib.contextmanager
+    def dynamodb():
+        from functools import partial
+
+        from moto import mock_aws
+
+        from mlops_kit.adapters.aws import DynamoTable, clear_clients, client
+
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        old = {k: os.environ.get(k) for k in [*env, "AWS_ENDPOINT_URL"]}
+        os.environ.update(env)
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        clear_clients()
+        try:
+            with mock_aws():
+                ddb = partial(client, "dynamodb", region="us-east-1")
+                keys = [("pk", "HASH"), ("sk", "RANGE")]
+                ddb().create_table(
+                    TableName="t", BillingMode="PAY_PER_REQUEST",
+                    KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
+                    AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"}
+                                          for k, _ in keys])
+                yield DynamoTable("t", ddb)
+        finally:
+            clear_clients()
+            for k, v in old.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+    @contextlib.contextmanager
+    def azure_table():
+        from functools import partial
+
+        from mlops_kit.adapters.azure import AzureTable, StorageAccount, clear_clients
+        from mlops_kit.adapters.azure._clients import table_service
+        from mlops_kit.emulate.azurite import running
+
+        with running() as emu:
+            clear_clients()
+            service = partial(table_service, StorageAccount(connection_string=emu.connection_string))
+            service().create_table("consolebench")
+            try:
+                yield AzureTable("consolebench", service)
+            finally:
+                clear_clients()
+
+    out = [("SQLite", sqlite), ("DynamoDB (moto)", dynamodb)]
+    from mlops_kit.emulate.azurite import cache_dir, installed_version
+
+    if installed_version(cache_dir()):
+        out.append(("Table storage (Azurite)", azure_table))
+    else:
+        print("Azurite is not installed (make azurite): Table storage left out")
+    return out
+
+
+def reads_per_backend(args, models: int, versions: int, n: int) -> list[dict]:
+    from mlops_kit.adapters.local import FileObjectStore
+    from mlops_kit.clock import FixedClock
+    from mlops_kit.console.data import ConsoleData
+    from mlops_kit.core.registry import Registry
+
+    ws = args.workdir / f"console-reads-{models}x{versions}"
+    if not (ws / "registry.db").exists():
+        populate(ws, models, versions, runs=24, moves=min(10, versions))
+    mid = f"model-{models // 2:03d}"
+    rows = []
+    for backend, make in _tables(args.smoke):
+        with make() as table:
+            t0 = time.perf_counter()
+            copied = copy_rows(ws / "registry.db", table)
+            print(f"{backend}: {copied} rows copied in {time.perf_counter() - t0:.1f} s")
+            counting = CountingTable(table)
+            reg = Registry(counting, FixedClock())
+            data = ConsoleData(FileObjectStore(ws / "store"), reg)
+            pages = {"models list": (data.overview, lambda r=reg: before_overview(r)),
+                     "model page": (lambda d=data: d.model(mid),
+                                    lambda r=reg: before_model(r, mid))}
+            for label, (after, before) in pages.items():
+                calls = {}
+                for which, fn in (("after", after), ("before", before)):
+                    counting.calls.clear()
+                    fn()
+                    calls[which] = sum(counting.calls.values())
+                after_ms = time_calls(after, n, warmup=1)
+                before_ms = time_calls(before, max(3, n // 4), warmup=1)
+                s, bs = summary(after_ms), summary(before_ms)
+                rows.append(row(
+                    f"console reads: {label}, {backend}", f"{models} models x {versions} versions",
+                    "the page's table reads", s, "ms",
+                    baseline="the same page's reads before the summaries", baseline_stats=bs,
+                    ratio=bs["median"] / s["median"] if s["median"] else None,
+                    ratio_label="x faster", target="<= 3 table calls per page",
+                    met=calls["after"] <= 3, calls=calls["after"], calls_before=calls["before"],
+                    backend=backend,
+                    note=f"{calls['after']} table calls (before: {calls['before']}); in process,"
+                         f" no rendering; {copied} rows in the table"))
+    return rows
+
+
 def main() -> None:
     args = parse_args(__doc__)
     models, versions, runs, moves, n = (5, 5, 4, 2, 3) if args.smoke else (100, 50, 24, 10, 40)
@@ -149,6 +336,7 @@ def main() -> None:
     finally:
         proc.stdin.close()
         proc.wait(timeout=30)
+    rows += reads_per_backend(args, *((3, 3, 3) if args.smoke else (50, 20, 20)))
     print(write_result("console", rows, smoke=args.smoke, out_dir=args.out))
 
 

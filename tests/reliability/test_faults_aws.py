@@ -213,9 +213,11 @@ def test_lost_response_on_the_registry_write_is_finished_by_the_retry(cloud, no_
     it succeeded): the invocation fails after the registry write and before the promotion.
     The redelivered job does not train again; it sees the registered version and finishes the
     promotion. One version, one champion move."""
-    throttle = Throttle(-1, 400, THROTTLED, lambda r: b"VERSION#" in _body(r))
+    # complete_version: the version and the model's summary in one transaction (issue 28)
+    throttle = Throttle(-1, 400, THROTTLED,
+                        lambda r: b"VERSION#" in _body(r) and b'"registered"' in _body(r))
     cloud.client_as("train", "dynamodb").meta.events.register_first(
-        "before-send.dynamodb.PutItem", throttle)
+        "before-send.dynamodb.TransactWriteItems", throttle)
     upload(cloud, DATASET, churn_csv(600, seed=36))
     cloud.pumps["validate"].drain()
     train = cloud.pumps["train"]
