@@ -31,16 +31,8 @@ def _registry():
 @app.command("list")
 @handle_errors
 def registry_list(as_json: bool = JsonOpt) -> None:
-    """Models with their champion and latest version."""
-    reg = _registry()
-    rows = []
-    for name in reg.list_models():
-        versions = reg.list_versions(name)
-        champ = reg.get_alias(name, "champion") or {}
-        chall = reg.get_alias(name, "challenger") or {}
-        rows.append({"model": name, "versions": len(versions),
-                     "latest": versions[-1]["version"] if versions else None,
-                     "champion": champ.get("version"), "challenger": chall.get("version")})
+    """Models with their champion and latest version (one read: the models' summaries)."""
+    rows = [_listed(s) for s in _registry().summaries()]
 
     def human(rows):
         t = Table("model", "versions", "latest", "champion", "challenger")
@@ -48,6 +40,31 @@ def registry_list(as_json: bool = JsonOpt) -> None:
             t.add_row(r["model"], str(r["versions"]), str(r["latest"]), str(r["champion"]),
                       str(r["challenger"]))
         console.print(t)
+
+    emit(rows, as_json, human)
+
+
+def _listed(s: dict[str, Any]) -> dict[str, Any]:
+    aliases = s["aliases"]
+    return {"model": s["model"], "versions": s["versions"], "latest": s["newest"],
+            "champion": (aliases.get("champion") or {}).get("version"),
+            "challenger": (aliases.get("challenger") or {}).get("version")}
+
+
+@app.command("rebuild-summary")
+@handle_errors
+def registry_rebuild_summary(model: str = typer.Argument(None, help="one model (default: all)"),
+                             as_json: bool = JsonOpt) -> None:
+    """Recompute models' summaries (what the console and `registry list` read) from their
+    rows: once after upgrading from a version without them, or to repair one."""
+    from mlops_kit.core.registry.summary import compact
+
+    reg = _registry()
+    rows = [_listed(compact(reg.rebuild_summary(name)))
+            for name in ([model] if model else reg.list_models())]
+
+    def human(rows):
+        console.print(f"{len(rows)} summaries rebuilt")
 
     emit(rows, as_json, human)
 
