@@ -12,6 +12,7 @@ console reads one item per model.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -377,7 +378,8 @@ class Registry:
         return [strip_keys(i) for i in reversed(items)]
 
     # -- the summary (core/registry/summary.py) ----------------------------------------------
-    def commit(self, model: str, ops: list[Put | Delete], *, rebuild: bool = False) -> dict:
+    def commit(self, model: str, ops: Sequence[Put | Delete], *,
+               rebuild: bool = False) -> dict:
         """One attempt at a change of the model's partition: `ops` and the model's summary in
         one transaction (conditional on the summary's `rev`: a ConditionFailed means someone
         wrote first, and the caller's retry_on_conflict reads again), then the index's copy.

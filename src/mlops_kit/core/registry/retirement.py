@@ -12,6 +12,7 @@ Every transaction stays in the model's partition (MODEL#<name>)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from mlops_kit.core import layout
@@ -108,7 +109,7 @@ def delete_model(registry: Registry, store: ObjectStore, model: str, *, actor: s
     rows = [i["sk"] for prefix in MODEL_ROW_PREFIXES for i in registry.table.query(pk, prefix)]
     for start in range(0, len(rows), TRANSACTION_LIMIT - 1):  # room for the summary
         batch = [Delete(pk, sk) for sk in rows[start:start + TRANSACTION_LIMIT - 1]]
-        retry_on_conflict(lambda b=batch: registry.commit(model, b), MAX_RETRIES,
+        retry_on_conflict(partial(registry.commit, model, batch), MAX_RETRIES,
                           f"{model!r}: too much contention; retry")
     registry._append_history(model, "delete", None, None, actor,
                              f"{reason} (model deleted: versions {versions})")

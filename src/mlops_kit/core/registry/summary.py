@@ -22,6 +22,7 @@ Where it lives (core/table_keys.py):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mlops_kit.core.table_keys import (
@@ -87,7 +88,7 @@ def _apply(s: dict[str, Any], sk: str, item: dict[str, Any] | None) -> None:
         s["monitoring"] = [runs[k] for k in sorted(runs)][-MONITORING_LIMIT:]
 
 
-def fold(summary: dict[str, Any], ops: list[Put | Delete]) -> dict[str, Any]:
+def fold(summary: dict[str, Any], ops: Sequence[Put | Delete]) -> dict[str, Any]:
     """The summary after a transaction of the model's partition (a new dict; `rev` + 1)."""
     s = {**summary, "versions": dict(summary["versions"]), "aliases": dict(summary["aliases"]),
          "rev": int(summary.get("rev", 0)) + 1}
