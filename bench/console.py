@@ -146,19 +146,14 @@ def before_model(reg, name: str) -> dict:
 
 
 def copy_rows(db: Path, table) -> int:
-    """Every row of a SQLite registry into another table, one transaction per partition."""
+    """Every row of a SQLite registry into another table, one put each (not transactions:
+    moto deep-copies the whole table for each one)."""
     import sqlite3
-
-    from mlops_kit.ports import Put
 
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT pk, sk, item FROM items ORDER BY pk, sk").fetchall()
-    by_pk: dict[str, list] = {}
     for pk, sk, item in rows:
-        by_pk.setdefault(pk, []).append(Put(pk, sk, json.loads(item)))
-    for ops in by_pk.values():
-        for i in range(0, len(ops), 25):
-            table.transact(ops[i:i + 25])
+        table.put(pk, sk, json.loads(item))
     return len(rows)
 
 
