@@ -41,3 +41,42 @@ def test_list_reads_summaries_and_rebuild_repairs_them(backend):
     assert cli(ws, "registry", "rebuild-summary", "--json") == expected
     assert cli(ws, "registry", "list", "--json") == expected
     assert cli(ws, "registry", "rebuild-summary", "m", "--json") == expected
+
+
+def test_concurrent_writers_leave_a_consistent_summary(tmp_path):
+    """Eight threads, each its own Registry on one SQLite file, reserve, complete, promote and
+    record monitoring runs of one model at once: the writes serialise on the summary's rev and
+    the summary (and the index's copy) equal the recomputation at the end."""
+    import threading
+
+    from mlops_kit.adapters.local import SqliteTable
+    from mlops_kit.clock import FixedClock
+    from mlops_kit.core.registry import Registry
+    from mlops_kit.errors import RegistryConflict
+    from tests.adapters.test_registry_summary import assert_consistent
+
+    path, errors, promoted = tmp_path / "t.db", [], []
+
+    def work(i: int) -> None:
+        try:
+            reg = Registry(SqliteTable(path), FixedClock())
+            v = _register(reg, "m", f"run-{i}")
+            reg.record_monitoring("m", {"at": f"2026-01-01T0{i}:00:00+00:00", "status": "ok"})
+            try:
+                reg.promote("m", v, actor=f"t{i}", reason="race")
+                promoted.append(v)
+            except RegistryConflict:  # the champion moved between its read and its write
+                pass
+        except Exception as e:  # noqa: BLE001 - collected, asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    reg = Registry(SqliteTable(path), FixedClock())
+    s = assert_consistent(reg, "m")
+    assert len(s["versions"]) == 8 and len(s["monitoring"]) == 8
+    assert s["history_total"] == len(promoted) >= 1
