@@ -131,3 +131,54 @@ class OidcStub:
                                         "id_token": stub.id_token(started.get("nonce", ""))})
 
         return Handler
+
+
+# -- the AWS side: the cookie key in SSM and the console functions under their own policy ------
+CONSOLE_PREFIX = "mlk-test"
+
+
+def console_sign_in(world, stub: OidcStub):
+    """Provision what consoleAuth adds to an `aws_world` (moto, IAM enforced): a KMS key, the
+    SecureString with the stack's placeholder, the rotation an operator runs after deploy, and
+    an IAM user holding exactly the policy infra/components/console_signin.py renders. Returns
+    the gateway's ConsoleRoutes (each handler under that user's keys), the parameter name and
+    the functions module."""
+    import os
+
+    from infra.components.console_signin import SSM_PLACEHOLDER, signin_policy
+    from mlops_kit.adapters.aws import Identity
+    from mlops_kit.adapters.aws.ssm import SsmCookieKey
+    from mlops_kit.emulate import acting, load_function
+    from mlops_kit.emulate.gateway import ConsoleRoutes
+    from mlops_kit.emulate.iam import StrictSsm, moto_policy
+    from mlops_kit.settings import get_settings
+
+    region = world.res.region
+    kms, ssm, iam = world.client("kms"), world.client("ssm"), world.client("iam")
+    key = kms.create_key(Description="console cookie key")["KeyMetadata"]
+    name = f"/{CONSOLE_PREFIX}/console/cookie-key"
+    param = ssm.put_parameter(Name=name, Value=SSM_PLACEHOLDER, Type="SecureString",
+                              KeyId=key["Arn"])
+    assert param["Version"] == 1
+    SsmCookieKey(name, lambda: world.client("ssm")).rotate()  # `mlops-kit token --rotate`
+    account = key["Arn"].split(":")[4]
+    arn = f"arn:aws:ssm:{region}:{account}:parameter{name}"
+    policy = signin_policy(arn, key["Arn"], region,
+                           [f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/x"])
+    user = f"{CONSOLE_PREFIX}-console"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="console",
+                        PolicyDocument=json.dumps(moto_policy(policy)))
+    k = iam.create_access_key(UserName=user)["AccessKey"]
+    identity = Identity("console", k["AccessKeyId"], k["SecretAccessKey"],
+                        instrument=StrictSsm(policy, f"arn:aws:iam::{account}:user/{user}"))
+    stub.redirect_uris.add("placeholder")  # the caller adds the gateway's callback URL
+    os.environ.update({"MLOPSKIT_CONSOLE_KEY_PARAMETER": name,
+                       "MLOPSKIT_CONSOLE_OIDC_ISSUER": stub.issuer,
+                       "MLOPSKIT_CONSOLE_OIDC_CLIENT_ID": stub.client_id})
+    get_settings.cache_clear()
+    module = load_function("console_signin")
+    module.reset()
+    routes = ConsoleRoutes(sign_in=acting(identity, module.handler),
+                           authorize=acting(identity, module.authorize))
+    return routes, name, identity, module

@@ -132,8 +132,9 @@ class ConsoleSignIn(pulumi.ComponentResource):
                 self.parameter.arn, key.arn, logs["signin"].arn, logs["authorizer"].arn,
             ).apply(lambda a: json.dumps(signin_policy(a[0], a[1], args.region, [a[2], a[3]]))),
             opts=child)
-        env: dict[str, Any] = {"variables": {KEY_ENV: self.parameter.name, "MLOPSKIT_REGION": args.region,
-                             ISSUER_ENV: issuer, CLIENT_ENV: client_id}}
+        env = aws.lambda_.FunctionEnvironmentArgs(variables={
+            KEY_ENV: self.parameter.name, "MLOPSKIT_REGION": args.region, ISSUER_ENV: issuer,
+            CLIENT_ENV: client_id})
         bucket, s3_key, code_hash = args.code
         self.functions: dict[str, aws.lambda_.Function] = {}
         for kind, handler, memory in (("signin", SIGN_IN_HANDLER, 256),
