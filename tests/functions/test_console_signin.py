@@ -246,3 +246,45 @@ def test_a_broken_authorizer_denies(monkeypatch):
     assert out["statusCode"] == 500 and "Traceback" not in out["body"]
     get_settings.cache_clear()
     module.reset()
+
+
+def test_token_rotate_on_aws_replaces_the_key_in_ssm_and_never_shows_it():
+    """`mlops-kit token --rotate` with MLOPSKIT_BACKEND=aws: a new key in the SecureString
+    (under the same KMS key), a JSON document without the key; without --rotate, or without
+    the parameter's name, a usage error (exit 2) that says what to do, no traceback."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from infra.components.console_signin import SSM_PLACEHOLDER
+    from mlops_kit.adapters.aws import client
+    from mlops_kit.cli.app import app
+    from tests.moto_support import REGION, moto_account
+
+    runner = CliRunner()
+    with moto_account():
+        key = client("kms", region=REGION).create_key()["KeyMetadata"]["Arn"]
+        ssm = client("ssm", region=REGION)
+        ssm.put_parameter(Name="/mlk/console/cookie-key", Value=SSM_PLACEHOLDER,
+                          Type="SecureString", KeyId=key)
+        env = {"MLOPSKIT_BACKEND": "aws", "MLOPSKIT_REGION": REGION,
+               "MLOPSKIT_CONSOLE_KEY_PARAMETER": "/mlk/console/cookie-key"}
+        values = []
+        for _ in range(2):
+            r = runner.invoke(app, ["token", "--rotate", "--json"], env=env)
+            assert r.exit_code == 0, r.output
+            out = json.loads(r.stdout)
+            assert out == {"rotated": "console cookie key", "parameter": "/mlk/console/cookie-key",
+                           "sessions_end_within_s": 60}
+            p = ssm.get_parameter(Name="/mlk/console/cookie-key", WithDecryption=True)
+            values.append(p["Parameter"]["Value"])
+            assert values[-1] not in r.stdout and len(values[-1]) >= 43
+        assert values[0] != values[1] and SSM_PLACEHOLDER not in values
+        [meta] = ssm.describe_parameters()["Parameters"]
+        assert meta["KeyId"] == key and meta["Type"] == "SecureString"
+
+        r = runner.invoke(app, ["token", "--json"], env=env)
+        assert r.exit_code == 2 and "--rotate" in r.output and "Traceback" not in r.output
+        r = runner.invoke(app, ["token", "--rotate", "--json"],
+                          env={**env, "MLOPSKIT_CONSOLE_KEY_PARAMETER": ""})
+        assert r.exit_code == 2 and "console_cookie_key_parameter" in r.output
