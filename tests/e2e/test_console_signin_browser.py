@@ -109,3 +109,63 @@ def test_a_browser_signs_in_through_the_issuer_and_lands_on_the_models_page(brow
     assert page.goto(url + "/ui").status == 200 and page.url == url + "/ui/"
     assert any(u.startswith(stub.issuer + "/authorize?") for u in seen)
     context.close()
+
+
+# -- Azure: App Service authentication's RedirectToLoginPage, emulated in front of the app ------
+@pytest.fixture(scope="module")
+def azure_site(stub, azurite):
+    import uuid
+
+    pytest.importorskip("azure.functions")
+    from mlops_kit.console.signin import OidcClient, OidcSettings
+    from mlops_kit.emulate.azure_emulator import AzureEmulator
+
+    emu = AzureEmulator(connection_string=azurite.connection_string, suffix=uuid.uuid4().hex[:8])
+    assert emu.auth is not None
+    emu.auth.login = OidcClient(OidcSettings(stub.issuer, stub.client_id))
+    emu.setup()
+    url = emu.start_gateway()
+    stub.redirect_uris.add(url + "/.auth/login/aad/callback")
+    try:
+        yield url, emu
+    finally:
+        emu.stop()
+
+
+def test_azure_redirects_a_browser_to_sign_in_and_back_to_the_console(browser, stub, azure_site):
+    """infra/azure_stack/functions.py sets unauthenticatedClientAction RedirectToLoginPage with
+    console sign-in: a browser without a session goes to /.auth/login/aad, the issuer, the
+    callback, and back to the page it asked for (post_login_redirect_uri); an XHR and an API
+    client without a token still get 401 (https://learn.microsoft.com/en-us/azure/app-service/
+    configure-authentication-customize-sign-in-out)."""
+    import requests
+
+    url, emu = azure_site
+    xhr = requests.get(url + "/ui/", timeout=10, allow_redirects=False,
+                       headers={"x-requested-with": "XMLHttpRequest"})
+    assert xhr.status_code == 401
+    api = requests.post(url + "/v1/models/churn:predict", json={"instances": [{}]}, timeout=10,
+                        allow_redirects=False, headers={"authorization": "Bearer wrong"})
+    assert api.status_code == 401
+    first = requests.get(url + "/ui/", timeout=10, allow_redirects=False)
+    assert first.status_code == 302
+    assert first.headers["location"] == "/.auth/login/aad?post_login_redirect_uri=/ui/"
+
+    context = browser.new_context()
+    page = context.new_page()
+    seen: list[str] = []
+    page.on("request", lambda r: seen.append(r.url))
+    resp = page.goto(url + "/ui/")
+    assert resp is not None and resp.status == 200, resp and resp.text()
+    assert page.url == url + "/ui/"
+    assert page.locator("h1").inner_text() == "Models"
+    assert any(u.startswith(stub.issuer + "/authorize?") for u in seen)
+    assert any(u.startswith(url + "/.auth/login/aad/callback?code=") for u in seen)
+    [cookie] = [c for c in context.cookies() if c["name"] == "AppServiceAuthSession"]
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["path"] == "/"
+    # the session is the platform's: the app saw the principal headers, as with a token
+    assert requests.get(url + "/ui/", timeout=10, allow_redirects=False, headers={
+        "cookie": f"AppServiceAuthSession={cookie['value']}"}).status_code == 200
+    assert requests.get(url + "/ui/", timeout=10, allow_redirects=False, headers={
+        "cookie": f"AppServiceAuthSession={cookie['value'][:-2]}xx"}).status_code == 302
+    context.close()

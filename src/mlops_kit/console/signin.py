@@ -180,8 +180,10 @@ class OidcClient:
                 self._meta = meta
             return self._meta
 
-    def begin(self, key: bytes, redirect_uri: str, next_path: str, now: float) -> tuple[str, str]:
-        """(the authorization URL to send the browser to, the sealed flow cookie)."""
+    def begin(self, key: bytes, redirect_uri: str, next_path: str, now: float,
+              landing: re.Pattern[str] = _NEXT) -> tuple[str, str]:
+        """(the authorization URL to send the browser to, the sealed flow cookie). `next_path`
+        is kept only if `landing` matches it all (no open redirect)."""
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         verifier = secrets.token_urlsafe(48)  # RFC 7636: 43-128 characters
         challenge = _b64(hashlib.sha256(verifier.encode()).digest())
@@ -190,7 +192,7 @@ class OidcClient:
                            "state": state, "nonce": nonce, "code_challenge": challenge,
                            "code_challenge_method": "S256"})
         flow = seal(key, "flow", {"state": state, "nonce": nonce, "verifier": verifier,
-                                  "next": next_path if _NEXT.fullmatch(next_path) else "",
+                                  "next": next_path if landing.fullmatch(next_path) else "",
                                   "exp": int(now) + FLOW_SECONDS})
         return f"{self.metadata()['authorization_endpoint']}?{query}", flow
 
