@@ -258,12 +258,13 @@ class Reply:
     body: str = ""
 
 
-def _page(status: int, title: str, message: str) -> Reply:
+def _page(status: int, title: str, message: str, login: str = "login") -> Reply:
+    """`login`: the sign-in page relative to the page's URL (/ui/* pages: "login")."""
     from html import escape
 
     body = (f"<!doctype html><html lang=en><meta charset=utf-8><title>{escape(title)}</title>"
             f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
-            f'<p><a href="login">Sign in again</a></p></html>')
+            f'<p><a href="{escape(login)}">Sign in again</a></p></html>')
     return Reply(status, {"content-type": "text/html; charset=utf-8", "cache-control": "no-store",
                           "content-security-policy": "default-src 'none'",
                           "x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
@@ -289,7 +290,8 @@ class SignIn:
         key = self.keys.current()
         if not key or len(key) < MIN_KEY_BYTES:
             return _page(503, "Console sign-in is not set up",
-                         "No cookie key yet: an operator runs `mlops-kit token --rotate`.")
+                         "No cookie key yet: an operator runs `mlops-kit token --rotate`.",
+                         "ui/login" if path == "/ui" else "login")
         redirect_uri = base_url.rstrip("/") + "/ui/callback"
         params = {k: v[0] for k, v in parse_qs(query, max_num_fields=16).items()}
         try:
