@@ -1,8 +1,8 @@
 """console sign-in on AWS: two entry points of one zip (mlops_kit.console.signin does the work).
 
-- `handler`: the HTTP API routes `GET /ui`, `GET /ui/login`, `GET /ui/callback` (no gateway
-  auth: this is where a browser signs in).
-- `authorize`: the Lambda REQUEST authorizer (payload 2.0, simple responses) on
+- `handler`: the HTTP API routes `GET /ui/login`, `GET /ui/callback` (no gateway auth: this
+  is where a browser signs in).
+- `authorize`: the Lambda REQUEST authorizer (payload 2.0, simple responses) on `GET /ui` and
   `GET /ui/{proxy+}`: checks the session cookie; an error denies.
 
 The cookie key is read from SSM (MLOPSKIT_CONSOLE_KEY_PARAMETER names the parameter) with the

@@ -168,7 +168,7 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
         dashboard=monitoring.dashboard.dashboard_name,
     )
     if api.console is not None:
-        outputs.update(console_url=pulumi.Output.concat(api.url, "/ui"),
+        outputs.update(console_url=pulumi.Output.concat(api.url, "/ui/login"),
                        console_cookie_key_parameter=api.console.parameter.name,
                        console_oidc_issuer=api.console.issuer)
         if api.console.user_pool_id is not None:

@@ -2,9 +2,9 @@
 
 Every topology route requires either IAM (SigV4-signed requests; callers need
 execute-api:Invoke) or a JWT authorizer (issuer + audiences from stack config). With
-consoleAuth, the console's routes are the exception browsers need: `GET /ui`, `/ui/login` and
-`/ui/callback` go to the sign-in function unauthenticated, `GET /ui/{proxy+}` passes a Lambda
-REQUEST authorizer that checks the session cookie (console_signin.py). The $default
+consoleAuth, the console's routes are the exception browsers need: `GET /ui/login` and
+`/ui/callback` go to the sign-in function unauthenticated, `GET /ui` and `GET /ui/{proxy+}` pass
+a Lambda REQUEST authorizer that checks the session cookie (console_signin.py). The $default
 stage throttles and writes JSON access logs to a log group with retention.
 """
 
@@ -73,10 +73,11 @@ class InferenceApiArgs:
     console: ConsoleSignInArgs | None = None
 
 
-# With console sign-in: the console's front door and the OIDC flow's two pages are open (that is
-# where a browser signs in); every other console page passes the cookie authorizer.
-CONSOLE_OPEN = ("GET /ui", "GET /ui/login", "GET /ui/callback")
-CONSOLE_COOKIE = ("GET /ui/{proxy+}",)
+# With console sign-in: the OIDC flow's two pages are open (that is where a browser signs in);
+# every other console page passes the cookie authorizer. GET /ui is guarded too: HTTP APIs may
+# route /ui/ (the models page) to the GET /ui route, which must therefore reach serve.
+CONSOLE_OPEN = ("GET /ui/login", "GET /ui/callback")
+CONSOLE_COOKIE = ("GET /ui", "GET /ui/{proxy+}")
 
 
 class InferenceApi(pulumi.ComponentResource):

@@ -6,7 +6,7 @@
   thus never sits in Pulumi state, an environment variable or the code.
 - One role for the two functions below, allowed only `ssm:GetParameter` on that parameter and
   `kms:Decrypt` on that key through SSM (plus their own log groups).
-- The sign-in function (`console_signin.handler`: `GET /ui`, `/ui/login`, `/ui/callback`) and
+- The sign-in function (`console_signin.handler`: `GET /ui/login`, `/ui/callback`) and
   the Lambda REQUEST authorizer (`console_signin.authorize`), both from the serve zip.
 - With `cognito`: a user pool (admin-created users only, strong passwords), a public app client
   (authorization code + PKCE, callback `<api>/ui/callback`) and a hosted domain.

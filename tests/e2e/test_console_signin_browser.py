@@ -1,12 +1,13 @@
 """The console signed in from a real browser (headless Debian Chromium, playwright) through the
 OIDC stub (tests/oidc_stub.py), the way a deployed stack signs in (issue 25, "Done when").
 
-AWS path: the emulated HTTP API gateway routes /ui as the Pulumi program does (GET /ui,
-/ui/login, /ui/callback to the sign-in function, no auth; GET /ui/{proxy+} through the Lambda
+AWS path: the emulated HTTP API gateway routes /ui as the Pulumi program does (GET /ui/login,
+/ui/callback to the sign-in function, no auth; GET /ui and /ui/{proxy+} through the Lambda
 REQUEST authorizer on the Cookie header, then serve), moto with IAM enforced, each function
-under its own rendered policy and the cookie key in SSM. The browser starts at /ui, is sent to
-the issuer and back, and lands on the models page; the cookie is then the only thing that lets
-it in, and a rotation (`mlops-kit token --rotate`) sends it back to sign in.
+under its own rendered policy and the cookie key in SSM. The browser starts at /ui/login (the
+stack's console_url), is sent to the issuer and back, and lands on the models page; the
+cookie is then the only thing that lets it in, and a rotation (`mlops-kit token --rotate`)
+sends it back to sign in.
 """
 
 from __future__ import annotations
@@ -69,14 +70,15 @@ def test_a_browser_signs_in_through_the_issuer_and_lands_on_the_models_page(brow
 
     url, world, name, module = aws_site
     # no cookie: API Gateway's own 401 (the identity source is missing), never a page
-    direct = requests.get(url + "/ui/models/churn", timeout=10)
-    assert direct.status_code == 401 and direct.json() == {"message": "Unauthorized"}
+    for path in ("/ui", "/ui/", "/ui/models/churn"):
+        direct = requests.get(url + path, timeout=10, allow_redirects=False)
+        assert direct.status_code == 401 and direct.json() == {"message": "Unauthorized"}
 
     context = browser.new_context()
     page = context.new_page()
     seen: list[str] = []
     page.on("request", lambda r: seen.append(r.url))
-    resp = page.goto(url + "/ui")
+    resp = page.goto(url + "/ui/login")  # the stack's console_url
     assert resp is not None and resp.status == 200
     assert page.url == url + "/ui/"
     assert page.locator("h1").inner_text() == "Models"
@@ -96,8 +98,11 @@ def test_a_browser_signs_in_through_the_issuer_and_lands_on_the_models_page(brow
                           headers={"cookie": f"mk_session={cookie['value'][:-3]}abc"})
     assert forged.status_code == 403 and forged.json() == {"message": "Forbidden"}
 
-    # a page inside the console, after sign-in
-    assert page.goto(url + "/ui/").status == 200
+    # inside: /ui (serve's redirect into its folder) and the front door go straight in
+    seen.clear()
+    assert page.goto(url + "/ui").status == 200 and page.url == url + "/ui/"
+    assert page.goto(url + "/ui/login").status == 200 and page.url == url + "/ui/"
+    assert not any(u.startswith(stub.issuer) for u in seen)
 
     # `mlops-kit token --rotate`: the session ends; /ui sends the browser through sign-in again
     from mlops_kit.adapters.aws.ssm import SsmCookieKey
@@ -106,7 +111,7 @@ def test_a_browser_signs_in_through_the_issuer_and_lands_on_the_models_page(brow
     module.reset()  # a new container (a warm one re-reads the key within its 60 s cache)
     assert page.goto(url + "/ui/").status == 403
     seen.clear()
-    assert page.goto(url + "/ui").status == 200 and page.url == url + "/ui/"
+    assert page.goto(url + "/ui/login").status == 200 and page.url == url + "/ui/"
     assert any(u.startswith(stub.issuer + "/authorize?") for u in seen)
     context.close()
 

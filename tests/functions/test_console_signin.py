@@ -171,12 +171,21 @@ def test_without_a_key_sign_in_says_what_to_run_and_everyone_is_refused(stub):
     assert not authorizer(short, key=b"s" * 8)  # too short a key is no key
 
 
-def test_the_front_door_sends_browsers_in_or_to_sign_in(signin):
-    assert signin("/ui", "", {}, None, BASE).headers["location"] == "ui/login"
+def test_the_front_door_lets_a_signed_in_browser_straight_in(signin, stub):
+    """/ui/login is the console's URL (the stack's console_url): with a valid session it goes
+    straight to the page asked for (a console page only), without one to the issuer."""
     query, flow = start(signin)
-    session = session_of(finish(signin, query, flow))
-    assert signin("/ui", "", {}, [f"{SESSION_COOKIE}={session}"], BASE).headers[
-        "location"] == "ui/"
+    session = [f"{SESSION_COOKIE}={session_of(finish(signin, query, flow))}"]
+    n = len(stub.requests)
+    assert signin("/ui/login", "", {}, session, BASE).headers["location"] == "./"
+    assert signin("/ui/login", "next=models/churn", {}, session, BASE).headers[
+        "location"] == "models/churn"
+    assert signin("/ui/login", "next=//evil.example", {}, session, BASE).headers[
+        "location"] == "./"
+    assert len(stub.requests) == n  # no round trip to the issuer
+    stale = [f"{SESSION_COOKIE}=x.y"]
+    assert signin("/ui/login", "", {}, stale, BASE).headers["location"].startswith(stub.issuer)
+    assert signin("/ui", "", {}, session, BASE).status == 404  # the gateway sends /ui to serve
 
 
 def test_a_discovery_document_for_another_issuer_is_refused(stub):

@@ -91,21 +91,26 @@ def test_the_authorizer_is_a_request_authorizer_of_the_documented_shape(stacks, 
 def test_console_routes_open_only_the_sign_in_and_guard_the_pages_with_the_cookie(stacks, stack):
     """ROUTES_PAGE: route keys are `METHOD /path`, a greedy `{proxy+}` only at the end; the most
     specific route wins, so /ui/login and /ui/callback reach the sign-in function although
-    /ui/{proxy+} exists. Everything else keeps IAM or JWT: never anonymous."""
+    /ui/{proxy+} exists. GET /ui passes the cookie authorizer to serve as well: an HTTP API may
+    route /ui/ (the models page) to GET /ui (reported in aws-powertools/powertools-lambda-python
+    #1552). Everything else keeps IAM or JWT: never anonymous."""
     g = stacks[stack]
     routes = _routes(g)
     for key in routes:
         assert re.fullmatch(r"(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|ANY) "
                             r"/([A-Za-z0-9._:-]+|\{\w+\})(/([A-Za-z0-9._:-]+|\{\w+\}))*"
                             r"(/\{\w+\+\})?", key), key
-    for key in ("GET /ui", "GET /ui/login", "GET /ui/callback"):
+    for key in ("GET /ui/login", "GET /ui/callback"):
         assert routes[key]["authorizationType"] == "NONE", key
         assert _integration_fn(g, routes[key]) == "mlopskit-prod-console-signin"
-    page = routes["GET /ui/{proxy+}"]
-    assert page["authorizationType"] == "CUSTOM"
     authz = next(a for a in g.of(AUTHZ) if a.inputs["authorizerType"] == "REQUEST")
-    assert page["authorizerId"] == f"{authz.name}-id"
-    assert _integration_fn(g, page) == "mlopskit-prod-serve"
+    for key in ("GET /ui", "GET /ui/{proxy+}"):
+        page = routes[key]
+        assert page["authorizationType"] == "CUSTOM", key
+        assert page["authorizerId"] == f"{authz.name}-id"
+        assert _integration_fn(g, page) == "mlopskit-prod-serve"
+    assert sorted(k for k, r in routes.items() if r["authorizationType"] == "NONE") == [
+        "GET /ui/callback", "GET /ui/login"]
     expected = "JWT" if stack == "jwt-cognito" else "AWS_IAM"
     others = {k: r["authorizationType"] for k, r in routes.items() if not k.startswith("GET /ui")}
     assert others and set(others.values()) == {expected}
@@ -183,7 +188,7 @@ def test_the_cognito_client_is_public_code_flow_with_the_api_callback(stacks):
     [domain] = g.of("aws:cognito/userPoolDomain:UserPoolDomain")
     # a hosted-UI prefix domain: lower-case letters, digits and hyphens, at most 63
     assert re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", domain.inputs["domain"])
-    assert g.outputs["console_url"] == f"{api}/ui"
+    assert g.outputs["console_url"] == f"{api}/ui/login"
 
 
 def test_an_external_issuer_needs_no_user_pool(stacks):

@@ -3,16 +3,18 @@
 A browser can sign neither SigV4 nor carry a bearer header, so on AWS the console's routes
 are reached with a cookie:
 
-- `GET /ui/login` starts an authorization-code flow with PKCE (S256), `state` and `nonce`
+- `GET /ui/login` (the console's front door: a browser already signed in goes straight in)
+  starts an authorization-code flow with PKCE (S256), `state` and `nonce`
   against the configured issuer (a Cognito user pool or any OIDC provider). The three values
   travel in a short-lived sealed cookie (`mk_signin`, 10 minutes), not in server memory.
 - `GET /ui/callback` checks `state` against that cookie, exchanges the code at the token
   endpoint (with the PKCE verifier) and verifies the ID token with PyJWT: RS256/ES256 signature
   against the issuer's JWKS, `iss`, `aud`, `exp`/`iat`, and `nonce`. It then sets the session
   cookie (`mk_session`): the subject and an expiry, sealed with HMAC-SHA256.
-- The API's Lambda REQUEST authorizer (`authorize_event`) checks that cookie on every console
-  route. Any container verifies any session: no server state, so sessions survive cold starts
-  and scale-out, and rotating the key (`mlops-kit token --rotate`) ends all of them.
+- The API's Lambda REQUEST authorizer (`authorize_event`) checks that cookie on every other
+  console route (`GET /ui`, `GET /ui/{proxy+}`). Any container verifies any session: no
+  server state, so sessions survive cold starts and scale-out, and rotating the key
+  (`mlops-kit token --rotate`) ends all of them.
 
 Cookies are `HttpOnly; Secure; SameSite=Lax` (Lax: the callback is a top-level navigation
 from the identity provider, which Strict would strip) and carry no Path, so they are scoped
@@ -278,7 +280,7 @@ def _redirect(location: str, cookies: list[str] | None = None) -> Reply:
 
 @dataclass
 class SignIn:
-    """`GET /ui`, `/ui/login` and `/ui/callback` (the routes left open by the gateway)."""
+    """`GET /ui/login` and `/ui/callback`: the two routes the gateway leaves open."""
 
     oidc: OidcClient
     keys: KeySource
@@ -290,17 +292,17 @@ class SignIn:
         key = self.keys.current()
         if not key or len(key) < MIN_KEY_BYTES:
             return _page(503, "Console sign-in is not set up",
-                         "No cookie key yet: an operator runs `mlops-kit token --rotate`.",
-                         "ui/login" if path == "/ui" else "login")
+                         "No cookie key yet: an operator runs `mlops-kit token --rotate`.")
         redirect_uri = base_url.rstrip("/") + "/ui/callback"
         params = {k: v[0] for k, v in parse_qs(query, max_num_fields=16).items()}
         try:
-            if path == "/ui":  # the console's front door: in if signed in, else to sign in
+            if path == "/ui/login":  # the console's front door (the stack's console_url)
+                next_path = params.get("next", "")
                 session = cookie_value(headers, cookies, SESSION_COOKIE)
-                signed_in = unseal(key, "session", session, self.now()) is not None
-                return _redirect("ui/" if signed_in else "ui/login")
-            if path == "/ui/login":
-                url, flow = self.oidc.begin(key, redirect_uri, params.get("next", ""), self.now())
+                if unseal(key, "session", session, self.now()) is not None:  # already in
+                    return _redirect(next_path if _NEXT.fullmatch(next_path) and next_path
+                                     else "./")
+                url, flow = self.oidc.begin(key, redirect_uri, next_path, self.now())
                 return _redirect(url, [set_cookie(FLOW_COOKIE, flow, FLOW_SECONDS)])
             if path == "/ui/callback":
                 flow_cookie = cookie_value(headers, cookies, FLOW_COOKIE)

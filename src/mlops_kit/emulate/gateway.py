@@ -2,9 +2,9 @@
 handler, like API Gateway does.
 
 With `console` (the stack's `consoleAuth`), the console's routes are routed as the Pulumi
-program routes them (infra/components/api.py): `GET /ui`, `/ui/login` and `/ui/callback` go to
-the sign-in function with no authorization; `GET /ui/{proxy+}` goes through the Lambda REQUEST
-authorizer first, identity source `$request.header.Cookie`: no Cookie header is API Gateway's
+program routes them (infra/components/api.py): `GET /ui/login` and `/ui/callback` go to the
+sign-in function with no authorization; `GET /ui` and `GET /ui/{proxy+}` go through the Lambda
+REQUEST authorizer first, identity source `$request.header.Cookie`: no Cookie header is API Gateway's
 401 without calling the authorizer, `isAuthorized: false` its 403, both with its JSON bodies
 (an HTTP API has no gateway responses to customise); a valid cookie reaches serve."""
 
@@ -49,7 +49,7 @@ class ConsoleRoutes:
     authorize: Callable
 
 
-SIGN_IN_PATHS = ("/ui", "/ui/login", "/ui/callback")
+SIGN_IN_PATHS = ("/ui/login", "/ui/callback")
 
 
 def console_route(method: str, path: str) -> str | None:
@@ -58,7 +58,7 @@ def console_route(method: str, path: str) -> str | None:
         return None
     if path in SIGN_IN_PATHS:
         return "sign_in"
-    return "authorize" if path.startswith("/ui/") else None
+    return "authorize" if path == "/ui" or path.startswith("/ui/") else None
 
 
 def make_gateway(handler: Callable, context: Callable[[], Any], host: str = "127.0.0.1",
