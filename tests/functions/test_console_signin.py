@@ -141,6 +141,11 @@ def test_state_the_flow_cookie_and_the_code_are_each_checked(signin, stub):
     assert finish(signin, "error=access_denied&state=x", flow).status == 400
 
 
+def test_a_malformed_callback_is_a_400_page(signin):
+    r = signin("/ui/callback", "&".join(f"f{i}=1" for i in range(40)), {}, None, BASE)
+    assert r.status == 400 and not r.cookies
+
+
 def test_the_landing_page_is_only_ever_a_console_page(signin):
     for evil in ("https://evil.example/", "//evil.example", "../v1/models", "models/a/../../x"):
         query, flow = start(signin, evil)

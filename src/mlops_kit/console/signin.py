@@ -294,7 +294,10 @@ class SignIn:
             return _page(503, "Console sign-in is not set up",
                          "No cookie key yet: an operator runs `mlops-kit token --rotate`.")
         redirect_uri = base_url.rstrip("/") + "/ui/callback"
-        params = {k: v[0] for k, v in parse_qs(query, max_num_fields=16).items()}
+        try:
+            params = {k: v[0] for k, v in parse_qs(query[:8192], max_num_fields=16).items()}
+        except ValueError:  # more fields than any step of the flow sends
+            return _page(400, "Sign-in failed", "the request is not valid")
         try:
             if path == "/ui/login":  # the console's front door (the stack's console_url)
                 next_path = params.get("next", "")
