@@ -135,10 +135,18 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
         sse_algorithm=cfg.sse_algorithm, protect=cfg.deletion_protection,
         extra_env=batch.function_env if batch else {},
         batch_arns=batch.policy_arns if batch else {}))
+    console = None
+    if cfg.console_auth != "none":  # browsers sign in to /ui (infra/components/console_signin)
+        from infra.components.console_signin import ConsoleSignInArgs
+
+        console = ConsoleSignInArgs(
+            p, cfg.console_auth, cfg.region, functions.code[topology.http.function],
+            cfg.console_oidc_issuer, cfg.console_oidc_client_id, cfg.log_retention_days,
+            protect=cfg.deletion_protection)
     api = InferenceApi("inference-api", InferenceApiArgs(
         topology.http, p, functions.functions[topology.http.function], cfg.auth_mode,
         cfg.jwt_issuer, cfg.jwt_audience, cfg.log_retention_days, cfg.throttle_rate_limit,
-        cfg.throttle_burst_limit, detailed_metrics=cfg.detailed_api_metrics))
+        cfg.throttle_burst_limit, detailed_metrics=cfg.detailed_api_metrics, console=console))
     monitoring = Monitoring("monitoring", MonitoringArgs(
         topology, p, cfg.region, functions.functions,
         {n: q.name for n, q in queues.queues.items()},
@@ -159,6 +167,12 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
         function_names=functions.names,
         dashboard=monitoring.dashboard.dashboard_name,
     )
+    if api.console is not None:
+        outputs.update(console_url=pulumi.Output.concat(api.url, "/ui/login"),
+                       console_cookie_key_parameter=api.console.parameter.name,
+                       console_oidc_issuer=api.console.issuer)
+        if api.console.user_pool_id is not None:
+            outputs["console_user_pool_id"] = api.console.user_pool_id
     if image is not None:
         outputs["train_repository_url"] = image.repository.repository_url
     if batch is not None:

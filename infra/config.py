@@ -15,6 +15,9 @@ from typing import Any, Literal
 from infra.batch_config import BatchConfig, parse_batch
 
 AuthMode = Literal["iam", "jwt"]
+# Browser sign-in to the console on AWS (infra/components/console_signin.py): off, a Cognito
+# user pool the stack creates, or any OIDC issuer + public client given in config.
+ConsoleAuth = Literal["none", "cognito", "oidc"]
 
 # The only values CloudWatch Logs accepts for retentionInDays (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (
@@ -39,6 +42,9 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "authMode": ("string", "auth_mode"),
     "jwtIssuer": ("string", "jwt_issuer"),
     "jwtAudience": ("array", "jwt_audience"),
+    "consoleAuth": ("string", "console_auth"),
+    "consoleOidcIssuer": ("string", "console_oidc_issuer"),
+    "consoleOidcClientId": ("string", "console_oidc_client_id"),
     "logRetentionDays": ("integer", "log_retention_days"),
     "deletionProtection": ("boolean", "deletion_protection"),
     "alarmEmail": ("string", "alarm_email"),
@@ -89,6 +95,9 @@ class StackConfig:
     auth_mode: AuthMode = "iam"
     jwt_issuer: str | None = None
     jwt_audience: tuple[str, ...] = ()
+    console_auth: ConsoleAuth = "none"
+    console_oidc_issuer: str | None = None
+    console_oidc_client_id: str | None = None
     log_retention_days: int = 30
     deletion_protection: bool = True
     alarm_email: str | None = None
@@ -220,6 +229,21 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
         if not jwt_audience:
             problems.append("jwtAudience: required when authMode is jwt (one or more audiences)")
 
+    console_auth = str(raw.get("consoleAuth") or "none").strip().lower()
+    console_issuer = str(raw.get("consoleOidcIssuer") or "").strip() or None
+    console_client = str(raw.get("consoleOidcClientId") or "").strip() or None
+    if console_auth not in ("none", "cognito", "oidc"):
+        problems.append(f"consoleAuth: {console_auth!r} must be none, cognito or oidc")
+    elif console_auth == "oidc":
+        if not console_issuer or not console_issuer.startswith("https://"):
+            problems.append("consoleOidcIssuer: required when consoleAuth is oidc, an https:// "
+                            "issuer URL")
+        if not console_client:
+            problems.append("consoleOidcClientId: required when consoleAuth is oidc (a public "
+                            "client: authorization code + PKCE, no secret)")
+    elif console_issuer or console_client:
+        problems.append("consoleOidcIssuer/consoleOidcClientId: only used with consoleAuth oidc")
+
     retention = _int("logRetentionDays", raw.get("logRetentionDays"), problems, 30)
     if retention not in LOG_RETENTION_DAYS:
         problems.append(f"logRetentionDays: {retention} is not accepted by CloudWatch Logs; "
@@ -262,6 +286,8 @@ def parse_config(raw: Mapping[str, Any], function_names: Iterable[str]) -> Stack
         schedule=schedule, memory=memory,
         auth_mode=auth_mode,  # type: ignore[arg-type]  # checked above
         jwt_issuer=str(jwt_issuer) if jwt_issuer else None, jwt_audience=jwt_audience,
+        console_auth=console_auth,  # type: ignore[arg-type]  # checked above
+        console_oidc_issuer=console_issuer, console_oidc_client_id=console_client,
         log_retention_days=retention, deletion_protection=deletion_protection,
         alarm_email=str(alarm_email) if alarm_email else None, sse_algorithm=sse,
         package_dir=raw.get("packageDir") or None, train_image_uri=image,

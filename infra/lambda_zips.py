@@ -55,7 +55,9 @@ LAMBDA_BASE = ("numpy", "onnxruntime", "orjson", "msgspec", "pydantic")
 # cold start stays light: tests/functions/test_light_imports.py); monitor and jobs leave
 # onnxruntime out.
 EXTRA_DISTS: dict[str, tuple[str, ...]] = {
-    "serve": ("pyyaml", "aws-lambda-powertools"),
+    # pyjwt[crypto]: the console sign-in functions (consoleAuth) run serve's zip and verify
+    # the OIDC ID token with it (imported by the callback only, never by serve or the authorizer)
+    "serve": ("pyyaml", "aws-lambda-powertools", "pyjwt"),
     "validate": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
     "monitor": ("pyarrow", "pyyaml", "aws-lambda-powertools"),
     "jobs": ("aws-lambda-powertools",),  # batch job state changes (issue 15): registry only

@@ -1,12 +1,16 @@
 """The inference API: an HTTP API in front of the serve function, never anonymous.
 
 Every topology route requires either IAM (SigV4-signed requests; callers need
-execute-api:Invoke) or a JWT authorizer (issuer + audiences from stack config). The $default
+execute-api:Invoke) or a JWT authorizer (issuer + audiences from stack config). With
+consoleAuth, the console's routes are the exception browsers need: `GET /ui/login` and
+`/ui/callback` go to the sign-in function unauthenticated, `GET /ui` and `GET /ui/{proxy+}` pass
+a Lambda REQUEST authorizer that checks the session cookie (console_signin.py). The $default
 stage throttles and writes JSON access logs to a log group with retention.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.console_signin import ConsoleSignIn, ConsoleSignInArgs
 from infra.components.tags import component_tags
 from infra.config import AuthMode
 from mlops_kit.topology import HttpTrigger
@@ -64,6 +69,15 @@ class InferenceApiArgs:
     throttle_rate_limit: float = 50.0
     throttle_burst_limit: int = 100
     detailed_metrics: bool = False  # per-route metrics cost extra: off unless asked for
+    # consoleAuth: browsers sign in to /ui with OIDC and a cookie (console_signin.py)
+    console: ConsoleSignInArgs | None = None
+
+
+# With console sign-in: the OIDC flow's two pages are open (that is where a browser signs in);
+# every other console page passes the cookie authorizer. GET /ui is guarded too: HTTP APIs may
+# route /ui/ (the models page) to the GET /ui route, which must therefore reach serve.
+CONSOLE_OPEN = ("GET /ui/login", "GET /ui/callback")
+CONSOLE_COOKIE = ("GET /ui", "GET /ui/{proxy+}")
 
 
 class InferenceApi(pulumi.ComponentResource):
@@ -90,14 +104,26 @@ class InferenceApi(pulumi.ComponentResource):
                 jwt_configuration={"issuer": args.jwt_issuer,
                                    "audiences": list(args.jwt_audience)},
                 opts=child).id
+        self.console: ConsoleSignIn | None = None
+        if args.console is not None:
+            self.console = ConsoleSignIn(f"{prefix}-console", dataclasses.replace(
+                args.console, api=self.api), child)
         self.routes: dict[str, aws.apigatewayv2.Route] = {}
-        for key in route_keys(args.http):
+        keys = route_keys(args.http)
+        if self.console is not None:
+            keys += [k for k in CONSOLE_OPEN if k not in keys]
+        for key in keys:
             slug = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
+            target, auth_type, auth_id = integration, \
+                "AWS_IAM" if args.auth_mode == "iam" else "JWT", authorizer_id
+            if self.console is not None and key in CONSOLE_OPEN:
+                target, auth_type, auth_id = self.console.integration, "NONE", None
+            elif self.console is not None and key in CONSOLE_COOKIE:
+                auth_type, auth_id = "CUSTOM", self.console.authorizer.id
             self.routes[key] = aws.apigatewayv2.Route(
                 f"{prefix}-route-{slug}", api_id=self.api.id, route_key=key,
-                target=integration.id.apply(lambda i: f"integrations/{i}"),
-                authorization_type="AWS_IAM" if args.auth_mode == "iam" else "JWT",
-                authorizer_id=authorizer_id, opts=child)
+                target=target.id.apply(lambda i: f"integrations/{i}"),
+                authorization_type=auth_type, authorizer_id=auth_id, opts=child)
         access_logs = aws.cloudwatch.LogGroup(
             f"{prefix}-api-access-logs", retention_in_days=args.log_retention_days, tags=tags,
             opts=child)

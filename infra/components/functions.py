@@ -88,6 +88,8 @@ class Functions(pulumi.ComponentResource):
         self.roles: dict[str, aws.iam.Role] = {}
         self.log_groups: dict[str, aws.cloudwatch.LogGroup] = {}
         self.mappings: dict[str, aws.lambda_.EventSourceMapping] = {}
+        # zip function -> (bucket, key, base64 sha256): the console sign-in runs serve's zip
+        self.code: dict[str, tuple[pulumi.Output[str], pulumi.Output[str], str]] = {}
         code_bucket: aws.s3.Bucket | None = None
         if any(f.package == "zip" for f in topo.functions):
             # content-addressed keys: a new zip is a new key and Pulumi deletes the old object,
@@ -136,6 +138,7 @@ class Functions(pulumi.ComponentResource):
                     fn_name, package_type="Zip", runtime=RUNTIME, handler=fn.handler,
                     s3_bucket=code_bucket.id, s3_key=obj.key,
                     source_code_hash=art.base64_sha256, **common)
+                self.code[fn.name] = (code_bucket.id, obj.key, art.base64_sha256)
             else:
                 if args.image_uri is None:
                     raise ValueError(f"function {fn.name} is an image function: image_uri needed")

@@ -53,6 +53,11 @@ class Settings(BaseModel):
     jobs_queue_url: str | None = None  # batch job state changes (the `jobs` function's queue)
     # the deployment's name prefix: the Stack dimension of the monitor's metrics (EMF)
     stack: str | None = None
+    # console sign-in on AWS (console/signin.py): the SSM SecureString holding the cookie key
+    # (its name only: the value never sits in the environment) and the OIDC issuer + client
+    console_key_parameter: str | None = None
+    console_oidc_issuer: str | None = None
+    console_oidc_client_id: str | None = None
 
     # Azure (set by the deployment as app settings; by the emulator locally). No keys: the
     # managed identity authenticates (DefaultAzureCredential). Names default to the topology's.

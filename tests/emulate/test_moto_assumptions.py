@@ -399,3 +399,24 @@ def test_s3_notifications_reach_sqs_with_a_test_event_first_and_url_encoded_keys
     assert len(keys) == 1 and keys[0].endswith("a+b%2Bc.csv") and unquote_plus(keys[0]) == key, (
         f"moto {MOTO} changed: the upload {key!r} arrives as {keys}, not form-encoded as S3 "
         f"sends it (space as '+', '+' as %2B)")
+
+
+def test_ssm_get_parameter_is_checked_against_star_not_the_parameter(account):
+    """The console's cookie key (issue 25): AWS checks ssm:GetParameter against the parameter's
+    ARN; moto against "*", so moto_policy adds a copy on "*" (MOTO_UNSCOPED has ssm:) and
+    emulate.iam.StrictSsm checks the ARN on the client instead. Checked on 5.2.6."""
+    account.admin("ssm").put_parameter(Name="/mlk/console/cookie-key", Value="k",
+                                       Type="SecureString")
+    arn = f"arn:aws:ssm:{REGION}:123456789012:parameter/mlk/console/cookie-key"
+    grant = _policy({"Action": ["ssm:GetParameter"], "Resource": [arn]})
+
+    def get(policy: dict[str, Any]) -> str:
+        ssm = account.user(policy)("ssm")
+        return _outcome(lambda: ssm.get_parameter(Name="/mlk/console/cookie-key",
+                                                  WithDecryption=True))
+
+    assert get(moto_policy(grant)) == "ok", (
+        f"moto {MOTO} changed: GetParameter is refused even with {MOTO_POLICY}'s copy on '*'")
+    assert get(grant) == "denied", (
+        f"moto {MOTO} changed: SSM is now checked against the parameter's ARN, as AWS does; "
+        f"{MOTO_POLICY}'s copy on '*' for ssm: and StrictSsm may go")

@@ -30,6 +30,20 @@ def test_handler_imports_stay_light(function, forbidden):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_the_console_authorizer_loads_no_model_runtime_and_no_jose():
+    """The cookie authorizer runs before every console page (caching off): it imports neither
+    the serving stack (onnxruntime, numpy: ~1 s of cold start, measured) nor PyJWT and
+    cryptography, which only the sign-in callback needs."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'functions')!r}); import console_signin;"
+        "bad = [m for m in ('onnxruntime', 'numpy', 'jwt', 'cryptography', 'mlops_kit.console.app')"
+        " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "MLOPSKIT_BACKEND": "aws"})
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def _names(function):
     return [r.split(">")[0].split("=")[0] for r in requirements_for(function)]
 

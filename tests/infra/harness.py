@@ -103,7 +103,8 @@ class GraphMocks(pulumi.runtime.Mocks):
         elif typ == "aws:lambda/function:Function":
             rid = state["name"] = inputs.get("name", name)
             state["arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{rid}"
-            state["invokeArn"] = f"arn:aws:apigateway:{REGION}:lambda:path/{state['arn']}"
+            state["invokeArn"] = (f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
+                                  f"{state['arn']}/invocations")  # what Lambda answers
         elif typ == "aws:apigatewayv2/api:Api":
             rid = "api123"
             state["apiEndpoint"] = f"https://{rid}.execute-api.{REGION}.amazonaws.com"

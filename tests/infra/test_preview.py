@@ -64,7 +64,8 @@ def test_a_changed_source_file_invalidates_the_cache(tmp_path, monkeypatch, no_p
     assert lambda_zips.inputs_fingerprint("serve", root=root) != first
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod-batch-prebuilt", "jwt"])
+@pytest.mark.parametrize("stack", ["dev", "prod-batch-prebuilt", "jwt", "console-cognito",
+                                   "console-oidc"])
 def test_preview_of_the_four_stacks(stack, package_dir):
     """Issue 25: `pulumi preview` under mocks (preview=True: unknowns stay unknown) for AWS dev,
     AWS prod with Batch and a prebuilt image, AWS with JWT; the Azure stack is
@@ -78,10 +79,17 @@ def test_preview_of_the_four_stacks(stack, package_dir):
             "trainImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml/train:v7"},
         "jwt": {"authMode": "jwt", "jwtIssuer": "https://issuer.example.com",
                 "jwtAudience": '["client"]'},
+        # console sign-in from a browser (issue 25): Cognito, or an external issuer
+        "console-cognito": {"consoleAuth": "cognito"},
+        "console-oidc": {"consoleAuth": "oidc", "consoleOidcIssuer": "https://id.example.com",
+                         "consoleOidcClientId": "console"},
     }[stack]
     g = run_program(base_config(package_dir, **overrides), preview=True)
     functions = {r.name for r in g.of("aws:lambda/function:Function")}
     assert {f"{overrides.get('namePrefix', 'mlk-test')}-{fn}" for fn in
             ("validate", "train", "serve", "monitor")} <= functions
     assert bool(g.of("aws:batch/jobDefinition:JobDefinition")) == (stack == "prod-batch-prebuilt")
-    assert bool(g.of("aws:apigatewayv2/authorizer:Authorizer")) == (stack == "jwt")
+    kinds = sorted(a.inputs["authorizerType"] for a in g.of("aws:apigatewayv2/authorizer:Authorizer"))
+    assert kinds == {"jwt": ["JWT"], "console-cognito": ["REQUEST"],
+                     "console-oidc": ["REQUEST"]}.get(stack, [])
+    assert bool(g.of("aws:cognito/userPool:UserPool")) == (stack == "console-cognito")

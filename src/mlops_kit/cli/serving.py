@@ -98,16 +98,42 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
 @app.command()
 @handle_errors
 def token(rotate: bool = typer.Option(False, "--rotate"), as_json: bool = JsonOpt) -> None:
-    """Create (or --rotate) the local server's bearer token; it is shown once."""
+    """Create (or --rotate) the local server's bearer token; it is shown once. On AWS
+    (MLOPSKIT_BACKEND=aws), --rotate writes a new console cookie key to SSM: every console
+    session ends (within a minute), and the key itself is never shown."""
     from mlops_kit.local.auth import ensure_token, rotate_token
 
-    ws = Path(settings().workspace)
+    s = settings()
+    if s.backend == "aws":
+        _rotate_console_key(s, rotate, as_json)
+        return
+    ws = Path(s.workspace)
     value = rotate_token(ws) if rotate else ensure_token(ws)
     if value is None:
         raise UsageError("a token already exists (stored hashed, never shown again); "
                          "use --rotate for a new one (running servers switch within a "
                          "second)", field="token")
     emit({"token": value}, as_json, lambda d: console.print(d["token"]))
+
+
+def _rotate_console_key(s, rotate: bool, as_json: bool) -> None:
+    from mlops_kit.adapters.aws import client
+    from mlops_kit.adapters.aws.ssm import SsmCookieKey
+
+    if not rotate:
+        raise UsageError("on AWS there is no token to show: the console signs in with OIDC; "
+                         "use --rotate to replace the console's cookie key", field="rotate")
+    if not s.console_key_parameter:
+        raise UsageError("MLOPSKIT_CONSOLE_KEY_PARAMETER is not set: use the stack output "
+                         "console_cookie_key_parameter (pulumi stack output ...); the stack "
+                         "needs consoleAuth cognito or oidc", field="console_key_parameter")
+    key = SsmCookieKey(s.console_key_parameter, lambda: client(
+        "ssm", region=s.region, endpoint_url=s.endpoint_url))
+    key.rotate()
+    emit({"rotated": "console cookie key", "parameter": s.console_key_parameter,
+          "sessions_end_within_s": int(key.ttl_s)}, as_json,
+         lambda d: console.print(f"console cookie key rotated in {d['parameter']}: every "
+                                 f"session ends within {d['sessions_end_within_s']} s"))
 
 
 @app.command()

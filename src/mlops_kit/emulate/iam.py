@@ -36,6 +36,9 @@ AWS gets is the rendered one, unchanged):
   to anyone holding s3:GetObject). The moto copy of an S3 statement adds the operation names of
   the IAM actions it grants (same resources, same condition), so the emulation is the same
   under both namings (tests/emulate/test_moto_assumptions.py checks each).
+- SSM (the console's cookie key): moto checks ssm: actions against "*" too (the moto copy
+  above) and never calls KMS for a SecureString. `StrictSsm` checks the parameter's ARN on the
+  client itself, as SSM would; the kms:Decrypt grant is checked statically (tests/infra).
 - KMS: the emulated topic has no key and the functions log to stderr, so the policy is
   rendered without `topic_key` and `log_group` (tests/infra checks those grants statically).
 """
@@ -55,7 +58,7 @@ if TYPE_CHECKING:  # boto3 is imported only when the AWS path runs
     from mlops_kit.adapters.aws import Identity
 
 ADMIN = "admin"  # the operator (and the provisioning): the identity the user's clients get
-MOTO_UNSCOPED = ("dynamodb:", "sns:", "batch:")  # moto checks these against Resource "*"
+MOTO_UNSCOPED = ("dynamodb:", "sns:", "batch:", "ssm:")  # moto checks these against "*"
 # IAM action -> the S3 API operations moto >= 5.2.6 authorizes under their own names instead
 MOTO_S3_OPERATIONS: dict[str, tuple[str, ...]] = {
     "s3:ListBucket": ("s3:ListObjectsV2", "s3:ListObjects"),
@@ -180,6 +183,35 @@ class StrictS3:
                            "Message": "Forbidden" if head else "Access Denied (a missing key, "
                            "and no s3:ListBucket on the bucket; emulated, moto answers 404)"}
         parsed.setdefault("ResponseMetadata", {})["HTTPStatusCode"] = 403
+
+
+class StrictSsm:
+    """botocore hook on an SSM client: the parameter's ARN checked against the policy (moto
+    checks ssm: actions against Resource "*" only)."""
+
+    OPERATIONS = ("GetParameter", "PutParameter", "DeleteParameter", "GetParameterHistory")
+
+    def __init__(self, policy: Mapping[str, Any], who: str) -> None:
+        self.policy, self.who = policy, who
+
+    def __call__(self, service: str, client: Any) -> None:
+        if service != "ssm":
+            return
+        region = client.meta.region_name
+
+        def check(params: dict, model: Any, **_: Any) -> None:
+            from botocore.exceptions import ClientError
+
+            name = str(params.get("Name", ""))
+            arn = f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/{name.lstrip('/')}"
+            if not allows(self.policy, f"ssm:{model.name}", arn):
+                raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
+                    f"User: {self.who} is not authorized to perform: ssm:{model.name} on "
+                    f"resource: {arn} (checked by the emulator, moto does not)")},
+                    "ResponseMetadata": {"HTTPStatusCode": 400}}, model.name)
+
+        for op in self.OPERATIONS:
+            client.meta.events.register(f"before-parameter-build.ssm.{op}", check)
 
 
 # -- provisioning --------------------------------------------------------------------------
