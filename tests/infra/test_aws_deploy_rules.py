@@ -31,6 +31,11 @@ ECR_PULL_PAGE = ("https://docs.aws.amazon.com/AmazonECS/latest/developerguide/"
 MISSING_DATA_PAGE = ("https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/"
                      "alarms-and-missing-data.html")
 SQS_LAMBDA_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html"
+COGNITO_PAGE = ("https://docs.aws.amazon.com/service-authorization/latest/reference/"
+                "list_amazoncognitouserpools.html")
+KMS_PAGE = "https://docs.aws.amazon.com/kms/latest/developerguide/tag-authorization.html"
+SSM_PAGE = ("https://docs.aws.amazon.com/service-authorization/latest/reference/"
+            "list_awssystemsmanager.html")
 AUTONAME_PAGE = "https://www.pulumi.com/docs/iac/concepts/resources/names/#autonaming"
 
 CE, JQ, JD = ("aws:batch/computeEnvironment:ComputeEnvironment", "aws:batch/jobQueue:JobQueue",
@@ -52,6 +57,8 @@ def stacks(package_dir) -> dict[str, Graph]:
         "jwt": run_program(base_config(package_dir, namePrefix=PREFIX, authMode="jwt",
                                        jwtIssuer="https://issuer.example.com",
                                        jwtAudience='["mlk"]')),
+        "console": run_program(base_config(package_dir, namePrefix=PREFIX,
+                                           consoleAuth="cognito")),
     }
 
 
@@ -75,6 +82,31 @@ def calls(graph: Graph, r) -> list[tuple[str, str, dict[str, str], str]]:
             "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
             "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
             "logs:DescribeResourcePolicies")]
+    console = {"mlops-kit:component": "console"}
+    if r.typ == "aws:cognito/userPool:UserPool":
+        return [("cognito-idp:CreateUserPool", "*",
+                 {**region, **{f"aws:RequestTag/{k}": v for k, v in console.items()}},
+                 COGNITO_PAGE)]
+    if r.typ in ("aws:cognito/userPoolClient:UserPoolClient",
+                 "aws:cognito/userPoolDomain:UserPoolDomain"):
+        pool = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_abc123"
+        action = ("cognito-idp:CreateUserPoolClient" if r.typ.endswith("Client")
+                  else "cognito-idp:CreateUserPoolDomain")
+        out = [(action, pool, {**region, **{f"aws:ResourceTag/{k}": v
+                                            for k, v in console.items()}}, COGNITO_PAGE)]
+        if r.typ.endswith("Domain"):
+            out.append(("cognito-idp:DescribeUserPoolDomain", "*", region, COGNITO_PAGE))
+        return out
+    if r.typ == "aws:kms/key:Key" and (r.inputs.get("tags") or {}).get(
+            "mlops-kit:component") == "console":
+        return [("kms:CreateKey", "*", {**region, **{f"aws:RequestTag/{k}": v
+                                                    for k, v in console.items()}}, KMS_PAGE)]
+    if r.typ == "aws:ssm/parameter:Parameter":
+        arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{r.inputs['name']}"
+        return [(a, arn, region, SSM_PAGE) for a in ("ssm:PutParameter", "ssm:GetParameter",
+                                                     "ssm:AddTagsToResource",
+                                                     "ssm:DeleteParameter")] + [
+            ("ssm:DescribeParameters", "*", region, SSM_PAGE)]
     if r.typ == CE:
         slr = (f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/batch.amazonaws.com/"
                "AWSServiceRoleForBatch")
@@ -120,7 +152,9 @@ def test_the_documented_deploy_role_may_make_every_call(stacks):
                     f"({page})")
                 checked.add(r.typ)
     assert {"aws:apigatewayv2/stage:Stage", CE, JQ, JD, "aws:ec2/vpc:Vpc",
-            "aws:ec2/natGateway:NatGateway", "aws:ec2/vpcEndpoint:VpcEndpoint"} <= checked
+            "aws:ec2/natGateway:NatGateway", "aws:ec2/vpcEndpoint:VpcEndpoint",
+            "aws:cognito/userPool:UserPool", "aws:cognito/userPoolDomain:UserPoolDomain",
+            "aws:ssm/parameter:Parameter", "aws:kms/key:Key"} <= checked
 
 
 def test_batch_execution_role_may_pull_the_configured_image(stacks):
