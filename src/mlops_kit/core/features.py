@@ -154,16 +154,52 @@ def coerce_datetime(name: str, value: Any, feature: DatetimeFeature, row: int) -
     return days
 
 
+def text_tokens(value: Any) -> list[str]:
+    """The words the model's TF-IDF counts in a text: normalise_text's, split on the blank
+    (the vectorizer's token pattern on normalised text, training.fit). [] when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return normalise_text(str(value)).split()
+
+
+# the parts of a date whose distribution monitoring compares, per declared DatePart, and the
+# number of values each takes (month 1-12 is stored 0-11)
+CALENDAR_OF_PART = {"year_cycle": "month", "week_cycle": "weekday", "day_cycle": "hour"}
+CALENDAR_SIZES = {"month": 12, "weekday": 7, "hour": 24}
+
+
+def calendar_parts(days: np.ndarray, parts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Integer calendar parts (UTC) of days since 1970-01-01, finite values only: weekday
+    (Monday 0; 1970-01-01 was a Thursday), hour (0-23) and month (0-11, by the civil-from-days
+    algorithm of H. Hinnant, exact for the proleptic Gregorian calendar, leap days included)."""
+    seconds = np.round(np.asarray(days, dtype=np.float64) * 86400)  # 16:59:59.99999 is 17:00
+    day = np.floor(seconds / 86400)
+    out: dict[str, np.ndarray] = {}
+    if "weekday" in parts:
+        out["weekday"] = np.mod(day + 3, 7).astype(np.int64)
+    if "hour" in parts:
+        out["hour"] = np.floor((seconds - day * 86400) / 3600).astype(np.int64)
+    if "month" in parts:
+        z = day + 719468
+        era = np.floor(z / 146097)
+        doe = z - era * 146097
+        yoe = np.floor((doe - np.floor(doe / 1460) + np.floor(doe / 36524)
+                        - np.floor(doe / 146096)) / 365)
+        doy = doe - (365 * yoe + np.floor(yoe / 4) - np.floor(yoe / 100))
+        mp = np.floor((5 * doy + 2) / 153)
+        out["month"] = np.where(mp < 10, mp + 2, mp - 10).astype(np.int64)  # 0 = January
+    return out
+
+
 def text_words(values: Sequence[Any]) -> np.ndarray:
     """Words per text after normalise_text, NaN when there are none (missing or empty): what
     validation profiles and drift compares for a text feature (its length distribution and
     missing rate), the same on a dataset's raw text and on captured normalised text."""
     out = np.full(len(values), np.nan)
     for i, v in enumerate(values):
-        if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            n = len(normalise_text(str(v)).split())
-            if n:
-                out[i] = n
+        n = len(text_tokens(v))
+        if n:
+            out[i] = n
     return out
 
 
