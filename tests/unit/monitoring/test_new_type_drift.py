@@ -264,3 +264,28 @@ def test_new_monitoring_options_hash_as_before_at_their_defaults():
     assert explicit.spec_hash() == plain.spec_hash()
     assert spec(date_margin=0.5).spec_hash() != plain.spec_hash()
     assert "date_margin" not in plain.canonical_json()
+
+
+# -- the HTML report ----------------------------------------------------------------------
+def test_the_html_report_shows_the_new_types_figures():
+    from mlops_kit.core.monitoring.report_html import render_report
+
+    rng = np.random.default_rng(4)
+    profile = text_profile(texts(800, 1))
+    profile["features"].update(date_profile()["features"])
+    profile["features"]["flag"] = numeric_profile((rng.random(500) < 0.3).astype(float))
+    start = parse_days("2020-01-06")
+    columns = {"note": [t + " zzz" for t in texts(300, 2)],
+               "since": list(start + 7 * rng.integers(0, 200, 300)),
+               "flag": (rng.random(300) < 0.9).astype(float)}
+    drift = feature_drift(profile, columns, spec(), now_days=parse_days("2024-06-01"))
+    html = render_report({"model": "m", "version": 1, "status": "ok", "drift": drift})
+    assert "out of vocabulary 0.0% → " in html and "top-term shift" in html
+    assert 'data-part="terms"' in html and ">zzz<" not in html  # OOV words are no bars
+    flag = drift["features"]["flag"]
+    assert (f"true {100 * flag['true_rate_ref']:.1f}% → {100 * flag['true_rate_cur']:.1f}%"
+            in html)  # the boolean's true rate, reference → now
+    for part in ("month", "weekday", "hour"):
+        assert f'data-part="{part}"' in html
+    assert ">Mon<" in html and ">Dec<" in html and "range 2019-08" in html
+    assert html.count('<figure class="feature drifted"') >= 3  # text, weekday, boolean
