@@ -163,31 +163,47 @@ def text_tokens(value: Any) -> list[str]:
 
 
 # the parts of a date whose distribution monitoring compares, per declared DatePart, and the
-# number of values each takes (month 1-12 is stored 0-11)
-CALENDAR_OF_PART = {"year_cycle": "month", "week_cycle": "weekday", "day_cycle": "hour"}
+# number of values each takes (month 1-12 is counted 0-11)
+CALENDAR_OF_PART = {"year_cycle": "month", "week_cycle": "weekday", "day_cycle": "hour",
+                    "month": "month", "weekday": "weekday", "hour": "hour"}
 CALENDAR_SIZES = {"month": 12, "weekday": 7, "hour": 24}
+SLOTS_PER_DAY = 288  # 5-minute slots: a float32 day count resolves ~3 minutes in 2020
+
+
+def date_fields(days: np.ndarray) -> dict[str, np.ndarray]:
+    """Integer calendar fields (UTC, as float64) of days since 1970-01-01: year, month (1-12),
+    weekday (Monday 0; 1970-01-01 was a Thursday) and hour (0-23), by H. Hinnant's
+    civil-from-days algorithm (the proleptic Gregorian calendar, leap days included).
+
+    The time is first rounded to the nearest 5 minutes: the model's input is float32 days,
+    which in this century resolve about 2.8 minutes, so 13:00 may arrive as 12:57:11; rounded,
+    it is 13:00 again. Only floor, round, +, -, *, / by constants and a comparison, each of
+    which the ONNX graph (training.date_cycles) computes the same in float64, so the integer
+    parts are identical in scikit-learn and onnxruntime."""
+    slot = np.round(np.asarray(days, dtype=np.float64) * SLOTS_PER_DAY)
+    day = np.floor(slot / SLOTS_PER_DAY)
+    weekday = (day + 3) - 7 * np.floor((day + 3) / 7)
+    hour = np.floor((slot - day * SLOTS_PER_DAY) / (SLOTS_PER_DAY / 24))
+    z = day + 719468
+    era = np.floor(z / 146097)
+    doe = z - era * 146097
+    yoe = np.floor((doe - np.floor(doe / 1460) + np.floor(doe / 36524)
+                    - np.floor(doe / 146096)) / 365)
+    doy = doe - (365 * yoe + np.floor(yoe / 4) - np.floor(yoe / 100))
+    mp = np.floor((5 * doy + 2) / 153)
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month < 3)
+    return {"year": year, "month": month, "weekday": weekday, "hour": hour}
 
 
 def calendar_parts(days: np.ndarray, parts: Sequence[str]) -> dict[str, np.ndarray]:
-    """Integer calendar parts (UTC) of days since 1970-01-01, finite values only: weekday
-    (Monday 0; 1970-01-01 was a Thursday), hour (0-23) and month (0-11, by the civil-from-days
-    algorithm of H. Hinnant, exact for the proleptic Gregorian calendar, leap days included)."""
-    seconds = np.round(np.asarray(days, dtype=np.float64) * 86400)  # 16:59:59.99999 is 17:00
-    day = np.floor(seconds / 86400)
+    """The calendar parts monitoring counts (month 0-11, weekday 0-6, hour 0-23) of finite
+    days since 1970-01-01 (date_fields)."""
+    fields = date_fields(days)
     out: dict[str, np.ndarray] = {}
-    if "weekday" in parts:
-        out["weekday"] = np.mod(day + 3, 7).astype(np.int64)
-    if "hour" in parts:
-        out["hour"] = np.floor((seconds - day * 86400) / 3600).astype(np.int64)
-    if "month" in parts:
-        z = day + 719468
-        era = np.floor(z / 146097)
-        doe = z - era * 146097
-        yoe = np.floor((doe - np.floor(doe / 1460) + np.floor(doe / 36524)
-                        - np.floor(doe / 146096)) / 365)
-        doy = doe - (365 * yoe + np.floor(yoe / 4) - np.floor(yoe / 100))
-        mp = np.floor((5 * doy + 2) / 153)
-        out["month"] = np.where(mp < 10, mp + 2, mp - 10).astype(np.int64)  # 0 = January
+    for part in parts:
+        if part in CALENDAR_SIZES:
+            out[part] = (fields[part] - (part == "month")).astype(np.int64)
     return out
 
 

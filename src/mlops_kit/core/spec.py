@@ -149,7 +149,8 @@ class TextFeature(_Strict):
     ngrams: int = Field(default=1, ge=1, le=3, description="word n-grams from 1 to this")
 
 
-DatePart = Literal["days", "year_cycle", "week_cycle", "day_cycle"]
+DatePart = Literal["days", "year_cycle", "week_cycle", "day_cycle", "year", "month",
+                   "weekday", "hour"]
 DATE_PARTS: tuple[DatePart, ...] = ("days", "year_cycle", "week_cycle", "day_cycle")
 
 
@@ -164,8 +165,10 @@ class DatetimeFeature(_Strict):
     type: Literal["datetime"] = "datetime"
     nullable: bool = False
     format: str | None = None
-    # What the model learns from: the days (a trend), and per cycle the sine and cosine of the
-    # position in the year / week / day (training.date_cycles, in the ONNX graph too)
+    # What the model learns from: the days (a trend), per cycle the sine and cosine of the
+    # position in the year / week / day, and integer calendar parts: year, month (1-12),
+    # weekday (Monday 0) and hour (0-23, UTC; the time rounded to 5 minutes) -- all in
+    # training.date_cycles and in the ONNX graph alike
     parts: list[DatePart] = Field(default_factory=lambda: list(DATE_PARTS))
 
     @field_validator("parts")

@@ -155,7 +155,8 @@ def test_training_keeps_the_models_words_from_the_holdout():
 # -- datetime -----------------------------------------------------------------------------
 @pytest.mark.parametrize(("text", "month", "weekday", "hour"), [
     ("2024-02-29", 1, 3, 0),  # a leap day, a Thursday
-    ("2024-02-29T23:59:59Z", 1, 3, 23),
+    ("2024-02-29T23:55:00Z", 1, 3, 23),
+    ("2024-02-29T23:58:00Z", 2, 4, 0),  # rounded to 5 minutes: 2024-03-01T00:00, a Friday
     ("2024-03-01T00:30:00+01:00", 1, 3, 23),  # 2024-02-29T23:30 UTC
     ("2023-12-31T22:00:00-05:00", 0, 0, 3),  # 2024-01-01T03:00 UTC, a Monday
     ("1900-03-01", 2, 3, 0),  # 1900 is no leap year
@@ -170,7 +171,8 @@ def test_calendar_parts_of_edge_dates(text, month, weekday, hour):
 def test_calendar_parts_agree_with_datetime():
     rng = np.random.default_rng(3)
     base = datetime(1950, 1, 1, tzinfo=UTC)
-    moments = [base + timedelta(seconds=int(s)) for s in rng.integers(0, 100 * 365 * 86400, 5000)]
+    moments = [base + timedelta(minutes=5 * int(s))  # whole 5 minutes: no rounding across
+               for s in rng.integers(0, 100 * 365 * 288, 5000)]  # an hour or a day
     got = calendar_parts(np.array([parse_days(m.isoformat()) for m in moments]),
                          ["month", "weekday", "hour"])
     assert got["month"].tolist() == [m.month - 1 for m in moments]

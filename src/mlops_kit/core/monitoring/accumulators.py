@@ -269,7 +269,8 @@ class DatetimeAccumulator(NumericAccumulator):
         if self.future_limit is not None:
             self.hi = self.future_limit if self.hi is None else min(self.hi, self.future_limit)
         parts = (feat.parts if feat is not None else ())
-        self.calendar = [CALENDAR_OF_PART[p] for p in parts if p in CALENDAR_OF_PART]
+        self.calendar = list(dict.fromkeys(CALENDAR_OF_PART[p] for p in parts
+                                           if p in CALENDAR_OF_PART))
         self.part_counts = {c: np.zeros(CALENDAR_SIZES[c], dtype=np.int64)
                             for c in self.calendar}
         sample = np.asarray(ref.get("sample") or [], dtype=np.float64)
