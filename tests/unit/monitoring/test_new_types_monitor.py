@@ -4,6 +4,8 @@ column is not mistaken for a feature."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from mlops_kit.core.monitoring.usecase import run_monitor
@@ -59,3 +61,17 @@ def test_monitor_judges_every_new_type_and_ignores_the_id(tmp_path):
     drift = report["drift"]
     assert set(drift["features"]) == {"x", "flag", "since", "note", "plan"}
     assert {"x", "flag", "note"} <= set(drift["drifted_features"])
+    # the words training kept (profile.json) judge the captured text: the shifted window's
+    # texts use the same words, only more of them (length drift, no out-of-vocabulary words)
+    profile = json.loads(b.ctx.store.get("models/mixed/000001/profile.json"))
+    terms = profile["features"]["note"]["terms"]
+    assert set(terms["vocabulary"]) == set(WORDS) and terms["oov_rate"] == 0.0
+    note = drift["features"]["note"]
+    assert note["type"] == "text" and note["oov_rate_cur"] == 0.0 and not note["oov_alert"]
+    flag = drift["features"]["flag"]
+    assert flag["type"] == "boolean" and flag["true_rate_cur"] > 0.8 > 0.4 > flag["true_rate_ref"]
+    since = drift["features"]["since"]
+    assert since["type"] == "datetime" and since["out_of_range_rate"] == 0.0
+    assert set(since["parts"]) == {"month", "weekday", "hour"}
+    html = b.ctx.store.get(report["html_key"]).decode()
+    assert "out of vocabulary 0.0% → 0.0%" in html and 'data-part="weekday"' in html
