@@ -20,7 +20,7 @@ import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -122,6 +122,19 @@ def parse_days(text: str, fmt: str | None = None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH).total_seconds() / 86400.0
+
+
+def format_days(days: float, fmt: str | None = None) -> str:
+    """The text parse_days reads back as `days` (to the nearest 5 minutes: what a captured
+    float32 day count holds): ISO 8601 in UTC ("2024-02-29T13:00:00Z", or the date alone at
+    midnight), or strftime(fmt). Retraining writes captured dates back into a dataset with it."""
+    slot = round(days * SLOTS_PER_DAY)
+    moment = _EPOCH + timedelta(minutes=slot * (1440 // SLOTS_PER_DAY))
+    if fmt:
+        return moment.strftime(fmt)
+    if slot % SLOTS_PER_DAY == 0:
+        return moment.date().isoformat()
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def datetime_days(values: Sequence[Any], fmt: str | None = None,
