@@ -98,6 +98,7 @@ def coerce_category(name: str, value: Any, feature: CategoricalFeature, row: int
 
 MAX_TEXT = 10_000
 _NOT_WORD = re.compile(r"[^\w]+")
+_WORD = re.compile(r"\w{2,}")  # the maximal runs of 2+ word characters: what _NOT_WORD leaves
 
 
 def normalise_text(value: str) -> str:
@@ -172,7 +173,7 @@ def text_tokens(value: Any) -> list[str]:
     (the vectorizer's token pattern on normalised text, training.fit). [] when missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
-    return normalise_text(str(value)).split()
+    return _WORD.findall(str(value).lower())  # normalise_text's words, without the join
 
 
 # the parts of a date whose distribution monitoring compares, per declared DatePart, and the

@@ -17,6 +17,7 @@ Bins are (-inf, e0], (e0, e1], ..., (e_last, inf).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -261,17 +262,24 @@ class TermCounts:
         self.counts: dict[str, int] = {}
 
     def add(self, docs: Iterable[Sequence[str]]) -> None:
+        flat: list[str] = []
+        n = 0
+        for tokens in docs:  # one flat list of str: no list per text for the GC to walk
+            if tokens:
+                n += 1
+                flat.extend(tokens)
+        self.add_words(Counter(flat), n)  # counted in C
+
+    def add_words(self, words: Mapping[str, int], docs: int) -> None:
+        """Word counts of `docs` texts with at least one word (then once per distinct word)."""
+        self.docs += docs
+        self.tokens += sum(words.values())
         vocab, tracked, counts = self.vocabulary, self.tracked, self.counts
-        for tokens in docs:
-            if not tokens:
-                continue
-            self.docs += 1
-            self.tokens += len(tokens)
-            for t in tokens:
-                if t not in vocab:
-                    self.oov += 1
-                elif tracked is None or t in tracked:
-                    counts[t] = counts.get(t, 0) + 1
+        for t, c in words.items():
+            if t not in vocab:
+                self.oov += c
+            elif tracked is None or t in tracked:
+                counts[t] = counts.get(t, 0) + c
 
     @property
     def oov_rate(self) -> float:

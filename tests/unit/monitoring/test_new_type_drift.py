@@ -291,3 +291,14 @@ def test_the_html_report_shows_the_new_types_figures():
         assert f'data-part="{part}"' in html
     assert ">Mon<" in html and ">Dec<" in html and "range 2019-08" in html
     assert html.count('<figure class="feature drifted"') >= 3  # text, weekday, boolean
+
+
+def test_text_tokens_equal_normalise_text_words_on_any_text():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @given(st.text(max_size=60))
+    def check(s):
+        assert text_tokens(s) == normalise_text(s).split()
+
+    check()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -204,16 +205,32 @@ class TextAccumulator(NumericAccumulator):
                                 [t for t in self.top_ref if t != OTHER_CATEGORY])
 
     def add(self, values: Sequence | np.ndarray | Categorical) -> None:
-        if isinstance(values, Categorical):  # a column of few distinct texts: once each
-            vocab = [text_tokens(v) for v in values.values.tolist()]
-            docs = [vocab[c] if c >= 0 else [] for c in values.codes.tolist()]
-        else:
-            docs = [text_tokens(v) for v in np.asarray(values, dtype=object).reshape(-1)]
-        words = np.fromiter((len(d) if d else np.nan for d in docs), dtype=np.float64,
-                            count=len(docs))
-        super().add(words)
+        if isinstance(values, Categorical):  # dictionary-coded: each distinct text once
+            distinct = [text_tokens(v) for v in values.values.tolist()]
+            sizes = np.asarray([len(t) or np.nan for t in distinct] + [np.nan])
+            super().add(sizes[values.codes])  # code -1 (missing) picks the trailing NaN
+            if self.terms_ref:
+                per = np.bincount(values.codes[values.codes >= 0], minlength=len(distinct))
+                words: Counter[str] = Counter()
+                for tokens, c in zip(distinct, per.tolist(), strict=True):
+                    if c and tokens:
+                        for t in tokens:
+                            words[t] += c
+                self.terms.add_words(words, int(per[[bool(t) for t in distinct]].sum()))
+            return
+        texts = np.asarray(values, dtype=object).reshape(-1)
+        lengths = np.full(texts.size, np.nan)
+        flat: list[str] = []
+        docs = 0
+        for i, v in enumerate(texts.tolist()):
+            tokens = text_tokens(v)
+            if tokens:  # one flat list of words: no list per text kept for the GC to walk
+                lengths[i] = len(tokens)
+                flat.extend(tokens)
+                docs += 1
+        super().add(lengths)
         if self.terms_ref:
-            self.terms.add(docs)
+            self.terms.add_words(Counter(flat), docs)
 
     def result(self, spec: ModelSpec, method: str):
         out, reasons, null = super().result(spec, method)
