@@ -171,7 +171,7 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
     ctx.store.put(prefix + "spec.json", spec.canonical_json().encode(), content_type="application/json")
     reference = json.loads(ctx.store.get(job["profile_key"])) if job.get("profile_key") else {}
     reference["predictions"] = build_prediction_profile(result.holdout_predictions, spec.task.value)
-    for name, terms in text_term_profiles(spec, result).items():  # the model's words (drift)
+    for name, terms in text_term_profiles(fitted, result).items():  # the model's words (drift)
         reference.setdefault("features", {}).setdefault(name, {})["terms"] = terms
     ctx.store.put(prefix + "profile.json", to_json(reference), content_type="application/json")
     ctx.store.put(prefix + "metrics.json", to_json(result.metrics), content_type="application/json")
