@@ -217,6 +217,16 @@ def test_dates_beyond_the_widened_range_or_in_the_future_are_out_of_range():
     assert d["range_max"].startswith("2030-06-02")  # now + max_future_days (1)
 
 
+def test_future_dates_are_fine_when_training_had_them():
+    """An expiry date: training saw dates years ahead of its time, so the future is no
+    anomaly; the widened training range alone judges."""
+    profile = date_profile()  # 2020-01-01 .. 2023-12-31
+    live = days(["2023-06-01"] * 50 + ["2024-03-01"] * 50)  # within max + 10% of the span
+    d = feature_drift(profile, {"since": live}, spec(),
+                      now_days=parse_days("2021-01-01"))["features"]["since"]
+    assert d["out_of_range_rate"] == 0.0 and d["range_max"].startswith("2024-05")
+
+
 def test_missing_dates_are_missing_not_out_of_range():
     live = days(["2021-05-05", None, "", "2022-02-28"] * 25) + [float("nan")] * 20
     d = feature_drift(date_profile(), {"since": live}, spec())["features"]["since"]

@@ -272,7 +272,7 @@ class DatetimeAccumulator(NumericAccumulator):
     distribution of the calendar part of each declared cycle (month, weekday, hour; the
     reference from the profile's sample), and out-of-range dates: outside the training's
     [min, max] widened by monitoring.date_margin times the span, or later than now +
-    monitoring.max_future_days."""
+    monitoring.max_future_days (unless the training's own dates went further)."""
 
     def __init__(self, ref: dict, feat: DatetimeFeature | None, spec: ModelSpec, *,
                  now_days: float | None = None, seed: int = 0) -> None:
@@ -282,8 +282,10 @@ class DatetimeAccumulator(NumericAccumulator):
             lo, hi = float(ref.get("min", 0.0)), float(ref.get("max", 0.0))
             pad = (hi - lo) * mon.date_margin
             self.lo, self.hi = lo - pad, hi + pad
+        # the future is out of range unless training itself had dates that far ahead (an
+        # expiry date, a booking): then the widened range alone judges
         self.future_limit = None if now_days is None else now_days + mon.max_future_days
-        if self.future_limit is not None:
+        if self.future_limit is not None and float(ref.get("max") or 0.0) <= self.future_limit:
             self.hi = self.future_limit if self.hi is None else min(self.hi, self.future_limit)
         parts = (feat.parts if feat is not None else ())
         self.calendar = list(dict.fromkeys(CALENDAR_OF_PART[p] for p in parts
