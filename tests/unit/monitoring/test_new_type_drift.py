@@ -127,6 +127,17 @@ def test_captured_dictionary_text_counts_like_a_list():
         assert a[key] == b[key]
 
 
+def test_too_few_rows_judge_nothing():
+    profile = text_profile(texts(800, 1))
+    profile["features"].update(date_profile()["features"])
+    d = feature_drift(profile, {"note": ["zzz qqq"] * 5, "since": [parse_days("2020-01-06")] * 5},
+                      spec())
+    assert d["insufficient_data"] and not d["drifted"]
+    note, since = d["features"]["note"], d["features"]["since"]
+    assert not note["oov_alert"] and not note["top_term_alert"] and note["oov_rate_cur"] == 1.0
+    assert not any(p["drifted"] for p in since["parts"].values())
+
+
 def test_a_profile_without_terms_still_judges_the_length():
     """Versions trained before the words were kept: length drift only, no term fields."""
     profile = text_profile(texts(800, 1))

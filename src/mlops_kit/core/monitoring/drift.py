@@ -106,6 +106,11 @@ class FeatureDriftAccumulator:
             if n < mon.min_rows:
                 entry["drifted"] = entry["distribution_drifted"] = False
                 entry["missing_rate_alert"] = entry["out_of_range"] = False
+                for key in ("oov_alert", "top_term_alert"):  # text
+                    if key in entry:
+                        entry[key] = False
+                for part in (entry.get("parts") or {}).values():  # datetime
+                    part["drifted"] = False
                 reasons = []
             entry.update(null_rate_ref=null_ref, null_rate_cur=null_cur,
                          missing_rate_increase=increase, reasons=reasons)
