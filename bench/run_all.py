@@ -25,7 +25,7 @@ from common import RESULTS, fmt_num, machine  # noqa: E402
 
 SCRIPTS = ["warm_inference", "cold_start", "http_serving", "http_load", "capture_formats",
            "validation", "lifecycle", "monitoring", "artifact_sizes", "console", "experiments",
-           "batch_training", "batch_scoring", "spec_init"]
+           "batch_training", "batch_scoring", "spec_init", "drift_types"]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 SCRIPTS = ["warm_inference", "cold_start", "http_serving", "http_load", "capture_formats",
            "validation", "lifecycle", "monitoring", "artifact_sizes", "console", "experiments",
-           "batch_training", "batch_scoring", "spec_init"]
+           "batch_training", "batch_scoring", "spec_init", "drift_types"]
 ROW_KEYS = {"figure", "model", "metric", "unit", "stats", "baseline", "baseline_stats", "ratio",
             "ratio_label", "target", "met", "note"}
 STAT_KEYS = {"median", "p25", "p75", "p99", "min", "max", "n"}

@@ -20,7 +20,7 @@ import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -98,6 +98,7 @@ def coerce_category(name: str, value: Any, feature: CategoricalFeature, row: int
 
 MAX_TEXT = 10_000
 _NOT_WORD = re.compile(r"[^\w]+")
+_WORD = re.compile(r"\w{2,}")  # the maximal runs of 2+ word characters: what _NOT_WORD leaves
 
 
 def normalise_text(value: str) -> str:
@@ -122,6 +123,19 @@ def parse_days(text: str, fmt: str | None = None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH).total_seconds() / 86400.0
+
+
+def format_days(days: float, fmt: str | None = None) -> str:
+    """The text parse_days reads back as `days` (to the nearest 5 minutes: what a captured
+    float32 day count holds): ISO 8601 in UTC ("2024-02-29T13:00:00Z", or the date alone at
+    midnight), or strftime(fmt). Retraining writes captured dates back into a dataset with it."""
+    slot = round(days * SLOTS_PER_DAY)
+    moment = _EPOCH + timedelta(minutes=slot * (1440 // SLOTS_PER_DAY))
+    if fmt:
+        return moment.strftime(fmt)
+    if slot % SLOTS_PER_DAY == 0:
+        return moment.date().isoformat()
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def datetime_days(values: Sequence[Any], fmt: str | None = None,
@@ -154,16 +168,68 @@ def coerce_datetime(name: str, value: Any, feature: DatetimeFeature, row: int) -
     return days
 
 
+def text_tokens(value: Any) -> list[str]:
+    """The words the model's TF-IDF counts in a text: normalise_text's, split on the blank
+    (the vectorizer's token pattern on normalised text, training.fit). [] when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return _WORD.findall(str(value).lower())  # normalise_text's words, without the join
+
+
+# the parts of a date whose distribution monitoring compares, per declared DatePart, and the
+# number of values each takes (month 1-12 is counted 0-11)
+CALENDAR_OF_PART = {"year_cycle": "month", "week_cycle": "weekday", "day_cycle": "hour",
+                    "month": "month", "weekday": "weekday", "hour": "hour"}
+CALENDAR_SIZES = {"month": 12, "weekday": 7, "hour": 24}
+SLOTS_PER_DAY = 288  # 5-minute slots: a float32 day count resolves ~3 minutes in 2020
+
+
+def date_fields(days: np.ndarray) -> dict[str, np.ndarray]:
+    """Integer calendar fields (UTC, as float64) of days since 1970-01-01: year, month (1-12),
+    weekday (Monday 0; 1970-01-01 was a Thursday) and hour (0-23), by H. Hinnant's
+    civil-from-days algorithm (the proleptic Gregorian calendar, leap days included).
+
+    The time is first rounded to the nearest 5 minutes: the model's input is float32 days,
+    which in this century resolve about 2.8 minutes, so 13:00 may arrive as 12:57:11; rounded,
+    it is 13:00 again. Only floor, round, +, -, *, / by constants and a comparison, each of
+    which the ONNX graph (training.date_cycles) computes the same in float64, so the integer
+    parts are identical in scikit-learn and onnxruntime."""
+    slot = np.round(np.asarray(days, dtype=np.float64) * SLOTS_PER_DAY)
+    day = np.floor(slot / SLOTS_PER_DAY)
+    weekday = (day + 3) - 7 * np.floor((day + 3) / 7)
+    hour = np.floor((slot - day * SLOTS_PER_DAY) / (SLOTS_PER_DAY / 24))
+    z = day + 719468
+    era = np.floor(z / 146097)
+    doe = z - era * 146097
+    yoe = np.floor((doe - np.floor(doe / 1460) + np.floor(doe / 36524)
+                    - np.floor(doe / 146096)) / 365)
+    doy = doe - (365 * yoe + np.floor(yoe / 4) - np.floor(yoe / 100))
+    mp = np.floor((5 * doy + 2) / 153)
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month < 3)
+    return {"year": year, "month": month, "weekday": weekday, "hour": hour}
+
+
+def calendar_parts(days: np.ndarray, parts: Sequence[str]) -> dict[str, np.ndarray]:
+    """The calendar parts monitoring counts (month 0-11, weekday 0-6, hour 0-23) of finite
+    days since 1970-01-01 (date_fields)."""
+    fields = date_fields(days)
+    out: dict[str, np.ndarray] = {}
+    for part in parts:
+        if part in CALENDAR_SIZES:
+            out[part] = (fields[part] - (part == "month")).astype(np.int64)
+    return out
+
+
 def text_words(values: Sequence[Any]) -> np.ndarray:
     """Words per text after normalise_text, NaN when there are none (missing or empty): what
     validation profiles and drift compares for a text feature (its length distribution and
     missing rate), the same on a dataset's raw text and on captured normalised text."""
     out = np.full(len(values), np.nan)
     for i, v in enumerate(values):
-        if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            n = len(normalise_text(str(v)).split())
-            if n:
-                out[i] = n
+        n = len(text_tokens(v))
+        if n:
+            out[i] = n
     return out
 
 

@@ -128,7 +128,7 @@ def estimate(spec: ModelSpec, *, rows: int, nbytes: int,
     n_num = len(spec.numeric) + len(spec.booleans) + len(spec.datetimes)
     n_cat = len(spec.categorical) + len(spec.texts)
     width = n_num + one_hot_width(spec, distinct) + sum(f.max_features for f in spec.texts) \
-        + sum(sum(1 if p == "days" else 2 for p in f.parts) - 1 for f in spec.datetimes)
+        + sum(sum(2 if p.endswith("_cycle") else 1 for p in f.parts) - 1 for f in spec.datetimes)
     nodes = tree_nodes(spec, int(rows * (1 - spec.test_size)), n_classes)
     per_row = NUMERIC_CELL * (n_num + 1) + CATEGORICAL_CELL * n_cat + DENSE_CELL * width
     peak = BASE_MB + (rows * per_row + NODE_BYTES * nodes) / MB

@@ -149,7 +149,8 @@ class TextFeature(_Strict):
     ngrams: int = Field(default=1, ge=1, le=3, description="word n-grams from 1 to this")
 
 
-DatePart = Literal["days", "year_cycle", "week_cycle", "day_cycle"]
+DatePart = Literal["days", "year_cycle", "week_cycle", "day_cycle", "year", "month",
+                   "weekday", "hour"]
 DATE_PARTS: tuple[DatePart, ...] = ("days", "year_cycle", "week_cycle", "day_cycle")
 
 
@@ -164,8 +165,10 @@ class DatetimeFeature(_Strict):
     type: Literal["datetime"] = "datetime"
     nullable: bool = False
     format: str | None = None
-    # What the model learns from: the days (a trend), and per cycle the sine and cosine of the
-    # position in the year / week / day (training.date_cycles, in the ONNX graph too)
+    # What the model learns from: the days (a trend), per cycle the sine and cosine of the
+    # position in the year / week / day, and integer calendar parts: year, month (1-12),
+    # weekday (Monday 0) and hour (0-23, UTC; the time rounded to 5 minutes) -- all in
+    # training.date_cycles and in the ONNX graph alike
     parts: list[DatePart] = Field(default_factory=lambda: list(DATE_PARTS))
 
     @field_validator("parts")
@@ -235,6 +238,15 @@ class MonitoringPolicy(_Strict):
     window_hours: float = Field(default=24.0, gt=0)
     max_missing_rate_increase: float = Field(default=0.1, ge=0)
     max_out_of_range_rate: float = Field(default=0.05, ge=0)
+    # text: an alert when the share of words the model does not know (out of its TF-IDF
+    # vocabulary) rises above the training holdout's by more than this, or when the shares of
+    # the training's top words move by more than max_top_term_shift (Jensen-Shannon, bits)
+    max_oov_rate_increase: float = Field(default=0.1, ge=0, le=1)
+    max_top_term_shift: float = Field(default=0.1, gt=0, le=1)
+    # datetime: a date is out of range outside the training's [min, max] widened on each side
+    # by date_margin times its span, or later than the monitor's clock + max_future_days
+    date_margin: float = Field(default=0.1, ge=0)
+    max_future_days: float = Field(default=1.0, ge=0)
     quality_metric: str | None = None
     quality_minimum: float | None = None
     retrain_on_drift: bool = False
@@ -251,6 +263,9 @@ class ServingPolicy(_Strict):
 
 _DEFAULT_SERVING = ServingPolicy().model_dump(mode="json")
 _DEFAULT_5XX = MonitoringPolicy().max_5xx_rate
+# monitoring options added later: a spec that does not set them hashes as before
+_ADDED_MONITORING = {k: getattr(MonitoringPolicy(), k) for k in (
+    "max_oov_rate_increase", "max_top_term_shift", "date_margin", "max_future_days")}
 
 
 class TrainingPolicy(_Strict):
@@ -424,6 +439,9 @@ class ModelSpec(_Strict):
                 f.pop("default", None)
         if data["monitoring"].get("max_5xx_rate") == _DEFAULT_5XX:
             data["monitoring"].pop("max_5xx_rate")
+        for key, default in _ADDED_MONITORING.items():
+            if data["monitoring"].get(key) == default:
+                data["monitoring"].pop(key)
         if data.get("search") is None:
             # a spec without a search hashes exactly as it did before searches existed
             data.pop("search", None)

@@ -8,13 +8,17 @@ Profile entry shapes (produced by core.validation and build_prediction_profile):
   numeric:     {"type": "numeric", "count", "null_rate", "mean", "std", "min", "max",
                 "edges": [interior cut points], "freqs": [len(edges)+1 shares], "sample": [...]}
   categorical: {"type": "categorical", "null_rate", "freqs": {value: share}}
+  text terms (added to a text feature's entry at training, under "terms"; term_profile):
+               {"vocabulary": [the model's words], "top": {word: share of tokens},
+                "oov_rate": share of tokens not in the vocabulary, "docs", "tokens"}
 Bins are (-inf, e0], (e0, e1], ..., (e_last, inf).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +46,9 @@ CHI2_MIN_EFFECT = 0.1  # Cramer's V: large samples make tiny differences "signif
 
 
 PROFILE_SAMPLE = 1000
+
+
+TOP_TERMS = 50  # the training words whose shares drift compares (top-term shift)
 
 
 # -- coercion -----------------------------------------------------------------------------
@@ -239,6 +246,66 @@ def chi2_test(ref: Mapping[str, float], cur_counts: Mapping[str, int], eps: floa
     k = len(keys) - 1
     z = ((stat / k) ** (1 / 3) - (1 - 2 / (9 * k))) / math.sqrt(2 / (9 * k))
     return stat, float(0.5 * math.erfc(z / math.sqrt(2)))
+
+
+# -- text terms ---------------------------------------------------------------------------
+class TermCounts:
+    """Token statistics of tokenised texts against a vocabulary: how many tokens, how many
+    not in the vocabulary (out of dictionary), and the counts of the tracked words. Texts with
+    no token (missing, empty) count for nothing: the missing rate is judged on its own."""
+
+    def __init__(self, vocabulary: Collection[str], tracked: Collection[str] | None = None
+                 ) -> None:
+        self.vocabulary = frozenset(vocabulary)
+        self.tracked = None if tracked is None else frozenset(tracked)
+        self.docs = self.tokens = self.oov = 0
+        self.counts: dict[str, int] = {}
+
+    def add(self, docs: Iterable[Sequence[str]]) -> None:
+        flat: list[str] = []
+        n = 0
+        for tokens in docs:  # one flat list of str: no list per text for the GC to walk
+            if tokens:
+                n += 1
+                flat.extend(tokens)
+        self.add_words(Counter(flat), n)  # counted in C
+
+    def add_words(self, words: Mapping[str, int], docs: int) -> None:
+        """Word counts of `docs` texts with at least one word (then once per distinct word)."""
+        self.docs += docs
+        self.tokens += sum(words.values())
+        vocab, tracked, counts = self.vocabulary, self.tracked, self.counts
+        for t, c in words.items():
+            if t not in vocab:
+                self.oov += c
+            elif tracked is None or t in tracked:
+                counts[t] = counts.get(t, 0) + c
+
+    @property
+    def oov_rate(self) -> float:
+        return self.oov / self.tokens if self.tokens else 0.0
+
+    def shares(self, terms: Iterable[str]) -> dict[str, float]:
+        """Each term's share of all tokens, and the rest (other words, out-of-dictionary ones
+        included) as OTHER_CATEGORY: a distribution that sums to 1 (empty without tokens)."""
+        if not self.tokens:
+            return {}
+        out = {t: self.counts.get(t, 0) / self.tokens for t in terms}
+        out[OTHER_CATEGORY] = max(0.0, 1.0 - sum(out.values()))
+        return out
+
+
+def term_profile(vocabulary: Collection[str], docs: Iterable[Sequence[str]],
+                 top: int = TOP_TERMS) -> dict:
+    """The reference of a text feature's words: the model's vocabulary (its single words), the
+    share of tokens outside it on `docs`, and the `top` most frequent vocabulary words with
+    their shares of all tokens (ties broken alphabetically)."""
+    counts = TermCounts(vocabulary)
+    counts.add(docs)
+    ranked = sorted(counts.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return {"vocabulary": sorted(counts.vocabulary), "docs": counts.docs,
+            "tokens": counts.tokens, "oov_rate": counts.oov_rate,
+            "top": counts.shares(t for t, _ in ranked)}
 
 
 def _clean(values: Sequence | np.ndarray) -> np.ndarray:

@@ -140,3 +140,70 @@ def test_a_weekly_pattern_is_learned_through_week_cycle_and_passes_parity(tmp_pa
     sat, wed = (svc.predict("dates", [{"signup": d}])["probabilities"][0][1]
                 for d in ("2024-03-02", "2024-03-06"))
     assert sat > 0.5 > wed
+
+
+# -- integer calendar parts ----------------------------------------------------------------
+def test_integer_parts_are_calendar_integers():
+    from mlops_kit.core.training.date_cycles import DateCycles
+
+    t = DateCycles(("year", "month", "weekday", "hour")).fit([[0.0]])
+    days = [[parse_days(s)] for s in ("2024-02-29T13:00:00Z", "2024-03-01T00:30:00+01:00",
+                                      "1969-12-31T23:00:00", "2000-12-31T12:04:00Z")]
+    out = t.transform(days)
+    assert out.dtype == np.float32 and out.shape == (4, 4)
+    assert out.tolist() == [[2024, 2, 3, 13],  # a leap day, a Thursday; 13:00 survives float32
+                            [2024, 2, 3, 23],  # +01:00: still Feb 29 in UTC
+                            [1969, 12, 2, 23],  # before the epoch
+                            [2000, 12, 6, 12]]  # 12:04 -> 12:05 (5-minute rounding) -> hour 12
+    assert t.width() == 4
+
+
+def test_integer_parts_onnx_equals_sklearn_on_many_instants():
+    """The graph's calendar arithmetic (float64, step for step) gives the same integers as
+    features.date_fields on 100,000 random float32 day counts from 1900 to 2100, including
+    exact hours and midnights (where a floor could flip)."""
+    import onnxruntime as ort
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from mlops_kit.core.training.date_cycles import DateCycles, register
+    from mlops_kit.core.training.export import TARGET_OPSET
+
+    register()
+    rng = np.random.default_rng(11)
+    span = 200 * 365.2425
+    x = np.concatenate([rng.uniform(-25567, -25567 + span, 50_000),  # any instant
+                        np.round(rng.uniform(-25567, -25567 + span, 50_000) * 24) / 24])  # hours
+    x = x.astype(np.float32).reshape(-1, 1)
+    t = DateCycles(("days", "year", "month", "weekday", "hour", "year_cycle")).fit(x)
+    onx = convert_sklearn(t, initial_types=[("d", FloatTensorType([None, 1]))],
+                          target_opset=TARGET_OPSET)
+    sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    a, b = t.transform(x), sess.run(None, {"d": x})[0]
+    assert np.array_equal(a[:, :5], b[:, :5])  # days and the integer parts: bit for bit
+    assert np.allclose(a[:, 5:], b[:, 5:], atol=1e-5)
+    assert set(np.unique(a[:, 4]).tolist()) == set(range(24))
+
+
+def test_an_hourly_pattern_is_learned_through_the_hour_part_and_passes_parity(tmp_path):
+    rng = np.random.default_rng(6)
+    n = 900
+    stamps = (np.datetime64("2021-01-01T00:00") + rng.integers(0, 700, n).astype("timedelta64[D]")
+              + rng.integers(0, 24, n).astype("timedelta64[h]"))
+    hours = (stamps - stamps.astype("datetime64[D]")).astype("timedelta64[h]").astype(int)
+    y = (((hours >= 9) & (hours < 17)) ^ (rng.random(n) < 0.05)).astype(int)  # office hours
+    lines = ["signup,y"] + [f"{s}Z,{t}" for s, t in zip(stamps.astype(str), y, strict=True)]
+    spec = {**SPEC, "features": [{"name": "signup", "type": "datetime",
+                                  "parts": ["days", "hour", "weekday", "month", "year"]}],
+            "estimator": {"kind": "random_forest", "params": {"n_estimators": 30}}}
+    b = make_backend(tmp_path / "ws")
+    apply_spec(b, spec)
+    put_object(b, "datasets/dates/one.csv", ("\n".join(lines) + "\n").encode())
+    out = run_once(b)[-1]
+    assert out["status"] == "registered", out
+    v = b.ctx.registry.get_version("dates", out["version"])
+    assert v["parity"]["passed"] and v["metrics"]["roc_auc"] > 0.9
+    svc = b.service(capture=False)
+    noon, night = (svc.predict("dates", [{"signup": d}])["probabilities"][0][1]
+                   for d in ("2024-02-29T12:00:00Z", "2024-02-29T03:00:00+01:00"))
+    assert noon > 0.5 > night

@@ -4,13 +4,21 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from mlops_kit.core.capture.chunks import Categorical
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.features import (
+    CALENDAR_OF_PART,
+    CALENDAR_SIZES,
+    calendar_parts,
+    text_tokens,
+)
+from mlops_kit.core.spec import CategoricalFeature, DatetimeFeature, ModelSpec, NumericFeature
 from mlops_kit.core.stats import (
     CHI2_MIN_EFFECT,
     CHI2_P_VALUE,
@@ -20,6 +28,7 @@ from mlops_kit.core.stats import (
     NEW_CATEGORY_SHARE,
     OTHER_CATEGORY,
     Reservoir,
+    TermCounts,
     category_key,
     chi2_test,
     jensen_shannon,
@@ -86,6 +95,9 @@ class NumericAccumulator:
             self.max = float(fin.max()) if first else max(self.max, float(fin.max()))
             self.reservoir.offer(fin)
 
+    def range_text(self) -> str:
+        return f"outside [{self.lo}, {self.hi}]"
+
     @property
     def good(self) -> int:
         return self.n - self.nulls
@@ -136,7 +148,7 @@ class NumericAccumulator:
         out["out_of_range"] = oor > mon.max_out_of_range_rate
         if out["out_of_range"]:
             out["drifted"] = True
-            reasons.append(f"{pct(oor)} of values outside [{self.lo}, {self.hi}] "
+            reasons.append(f"{pct(oor)} of values {self.range_text()} "
                            f"> {pct(mon.max_out_of_range_rate)}")
         out.update(mean_ref=self.ref.get("mean"),
                    mean_cur=self.total / self.seen if self.seen else None,
@@ -144,6 +156,188 @@ class NumericAccumulator:
                    max_cur=self.max if self.seen else None,
                    sample_size=int(sample.size), histogram=self.histogram())
         return out, reasons, (self.nulls / self.n if self.n else 0.0)
+
+
+class BooleanAccumulator(NumericAccumulator):
+    """A boolean (captured as 1.0 / 0.0) judged as a rate: the distribution is the two shares
+    false / true, against the training's share of true (the profile's mean)."""
+
+    def freqs(self) -> list[float]:
+        rate = self.total / self.seen if self.seen else 0.0
+        return [1.0 - rate, rate] if self.seen else [0.0, 0.0]
+
+    def ref_freqs(self) -> list[float]:
+        rate = float(self.ref.get("mean") or 0.0)
+        return [1.0 - rate, rate] if self.ref.get("count") else []
+
+    def histogram(self) -> dict:
+        return {"labels": ["false", "true"], "ref": self.ref_freqs(), "cur": self.freqs()}
+
+    def result(self, spec: ModelSpec, method: str):
+        mon = spec.monitoring
+        ref, cur = self.ref_freqs(), self.freqs()
+        value = psi(ref, cur) if ref and self.seen else 0.0
+        drifted = value > mon.threshold
+        rate_ref = ref[1] if ref else None
+        rate_cur = cur[1] if self.seen else None
+        reasons = [f"true rate {pct(rate_ref or 0.0)} -> {pct(rate_cur or 0.0)} "
+                   f"(psi {value:.3g} > {mon.threshold:g})"] if drifted else []
+        out: dict[str, Any] = {
+            "type": "boolean", "psi": value, "method": "psi", "statistic": value,
+            "threshold": float(mon.threshold), "drifted": drifted,
+            "distribution_drifted": drifted, "true_rate_ref": rate_ref,
+            "true_rate_cur": rate_cur, "out_of_range_rate": 0.0, "out_of_range": False,
+            "histogram": self.histogram()}
+        return out, reasons, (self.nulls / self.n if self.n else 0.0)
+
+
+class TextAccumulator(NumericAccumulator):
+    """A text feature: its length in words (a numeric distribution, as validation profiled
+    it), and, when the training profile kept the model's words (`terms`), the share of words
+    out of the model's vocabulary and the shift of the training's top words' shares. The words
+    are the model's: features.text_tokens, the TF-IDF's tokens."""
+
+    def __init__(self, ref: dict, *, seed: int = 0) -> None:
+        super().__init__(ref, None, seed=seed)
+        self.terms_ref: dict = ref.get("terms") or {}
+        self.top_ref: dict[str, float] = dict(self.terms_ref.get("top") or {})
+        self.terms = TermCounts(self.terms_ref.get("vocabulary") or (),
+                                [t for t in self.top_ref if t != OTHER_CATEGORY])
+
+    def add(self, values: Sequence | np.ndarray | Categorical) -> None:
+        if isinstance(values, Categorical):  # dictionary-coded: each distinct text once
+            distinct = [text_tokens(v) for v in values.values.tolist()]
+            sizes = np.asarray([len(t) or np.nan for t in distinct] + [np.nan])
+            super().add(sizes[values.codes])  # code -1 (missing) picks the trailing NaN
+            if self.terms_ref:
+                per = np.bincount(values.codes[values.codes >= 0], minlength=len(distinct))
+                words: Counter[str] = Counter()
+                for tokens, c in zip(distinct, per.tolist(), strict=True):
+                    if c and tokens:
+                        for t in tokens:
+                            words[t] += c
+                self.terms.add_words(words, int(per[[bool(t) for t in distinct]].sum()))
+            return
+        texts = np.asarray(values, dtype=object).reshape(-1)
+        lengths = np.full(texts.size, np.nan)
+        flat: list[str] = []
+        docs = 0
+        for i, v in enumerate(texts.tolist()):
+            tokens = text_tokens(v)
+            if tokens:  # one flat list of words: no list per text kept for the GC to walk
+                lengths[i] = len(tokens)
+                flat.extend(tokens)
+                docs += 1
+        super().add(lengths)
+        if self.terms_ref:
+            self.terms.add_words(Counter(flat), docs)
+
+    def result(self, spec: ModelSpec, method: str):
+        out, reasons, null = super().result(spec, method)
+        out["type"] = "text"
+        reasons = [f"length in words: {r}" for r in reasons]
+        if not self.terms_ref:
+            return out, reasons, null
+        mon = spec.monitoring
+        oov_ref = float(self.terms_ref.get("oov_rate") or 0.0)
+        oov = self.terms.oov_rate
+        cur = self.terms.shares(t for t in self.top_ref if t != OTHER_CATEGORY)
+        shift = jensen_shannon(self.top_ref, cur) if cur else 0.0
+        out.update(oov_rate_ref=oov_ref, oov_rate_cur=oov, tokens=self.terms.tokens,
+                   top_term_shift=shift, top_term_threshold=mon.max_top_term_shift,
+                   oov_alert=oov - oov_ref > mon.max_oov_rate_increase,
+                   top_term_alert=shift > mon.max_top_term_shift,
+                   top_terms=_top_terms(self.top_ref, cur))
+        if out["oov_alert"]:
+            out["drifted"] = True
+            reasons.append(f"{pct(oov)} of words are out of the model's vocabulary, "
+                           f"{pct(oov_ref)} at training (+{pct(oov - oov_ref)} > "
+                           f"{pct(mon.max_oov_rate_increase)})")
+        if out["top_term_alert"]:
+            out["drifted"] = True
+            reasons.append(f"top-term shift {shift:.3g} > {mon.max_top_term_shift:g} "
+                           "(Jensen-Shannon over the training's top words)")
+        return out, reasons, null
+
+
+def _top_terms(ref: dict[str, float], cur: dict[str, float], n: int = 10) -> list[dict]:
+    """The words whose share moved most, for the report."""
+    words = [t for t in ref if t != OTHER_CATEGORY]
+    moved = sorted(words, key=lambda t: -abs(cur.get(t, 0.0) - ref[t]))[:n]
+    return [{"term": t, "ref": ref[t], "cur": cur.get(t, 0.0)} for t in moved]
+
+
+class DatetimeAccumulator(NumericAccumulator):
+    """A datetime (captured as days since 1970-01-01 UTC): the days' distribution, the
+    distribution of the calendar part of each declared cycle (month, weekday, hour; the
+    reference from the profile's sample), and out-of-range dates: outside the training's
+    [min, max] widened by monitoring.date_margin times the span, or later than now +
+    monitoring.max_future_days (unless the training's own dates went further)."""
+
+    def __init__(self, ref: dict, feat: DatetimeFeature | None, spec: ModelSpec, *,
+                 now_days: float | None = None, seed: int = 0) -> None:
+        super().__init__(ref, None, seed=seed)
+        mon = spec.monitoring
+        if ref.get("count"):
+            lo, hi = float(ref.get("min", 0.0)), float(ref.get("max", 0.0))
+            pad = (hi - lo) * mon.date_margin
+            self.lo, self.hi = lo - pad, hi + pad
+        # the future is out of range unless training itself had dates that far ahead (an
+        # expiry date, a booking): then the widened range alone judges
+        self.future_limit = None if now_days is None else now_days + mon.max_future_days
+        if self.future_limit is not None and float(ref.get("max") or 0.0) <= self.future_limit:
+            self.hi = self.future_limit if self.hi is None else min(self.hi, self.future_limit)
+        parts = (feat.parts if feat is not None else ())
+        self.calendar = list(dict.fromkeys(CALENDAR_OF_PART[p] for p in parts
+                                           if p in CALENDAR_OF_PART))
+        self.part_counts = {c: np.zeros(CALENDAR_SIZES[c], dtype=np.int64)
+                            for c in self.calendar}
+        sample = np.asarray(ref.get("sample") or [], dtype=np.float64)
+        self.part_ref = {c: _shares(np.bincount(v, minlength=CALENDAR_SIZES[c]))
+                         for c, v in calendar_parts(sample, self.calendar).items()}
+
+    def range_text(self) -> str:
+        return f"outside {_date(self.lo)} .. {_date(self.hi)}"
+
+    def add(self, values: Sequence | np.ndarray | Categorical) -> None:
+        arr = to_float_array(values.tolist() if isinstance(values, Categorical) else values)
+        super().add(arr)
+        good = arr[np.isfinite(arr)]
+        for c, v in calendar_parts(good, self.calendar).items():
+            self.part_counts[c] += np.bincount(v, minlength=CALENDAR_SIZES[c])
+
+    def result(self, spec: ModelSpec, method: str):
+        out, reasons, null = super().result(spec, method)
+        reasons = [r if "outside" in r else f"days: {r}" for r in reasons]
+        mon = spec.monitoring
+        parts: dict[str, Any] = {}
+        for c in self.calendar:
+            cur, ref = _shares(self.part_counts[c]), self.part_ref.get(c) or []
+            value = psi(ref, cur) if cur and ref else 0.0
+            parts[c] = {"psi": value, "ref": ref, "cur": cur,
+                        "drifted": value > mon.threshold}
+            if parts[c]["drifted"]:
+                out["drifted"] = out["distribution_drifted"] = True
+                reasons.append(f"{c} distribution psi {value:.3g} > {mon.threshold:g}")
+        out.update(type="datetime", parts=parts, range_min=_date(self.lo),
+                   range_max=_date(self.hi), min_date_cur=_date(out.get("min_cur")),
+                   max_date_cur=_date(out.get("max_cur")))
+        return out, reasons, null
+
+
+def _shares(counts: np.ndarray) -> list[float]:
+    total = int(counts.sum())
+    return [float(c / total) for c in counts] if total else []
+
+
+def _date(days: float | None) -> str | None:
+    """An ISO date (UTC) from days since 1970-01-01, for reports."""
+    if days is None or not math.isfinite(days):
+        return None
+    try:
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=days)).isoformat()[:19]
+    except OverflowError:
+        return None
 
 
 class CategoricalAccumulator:

@@ -9,55 +9,28 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core.capture.chunks import Categorical
-from mlops_kit.core.features import text_words
 from mlops_kit.core.monitoring.accumulators import (
     MAX_NEW_CATEGORIES,
+    BooleanAccumulator,
     CategoricalAccumulator,
+    DatetimeAccumulator,
     NumericAccumulator,
+    TextAccumulator,
     pct,
 )
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature, Task
+from mlops_kit.core.spec import (
+    BooleanFeature,
+    CategoricalFeature,
+    DatetimeFeature,
+    ModelSpec,
+    NumericFeature,
+    Task,
+    TextFeature,
+)
 from mlops_kit.core.stats import categorical_profile, ks_statistic, numeric_profile, psi
 
 __all__ = ["FeatureDriftAccumulator", "PredictionAccumulator", "build_prediction_profile",
            "feature_drift", "prediction_drift"]
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # -- feature drift ------------------------------------------------------------------------
@@ -75,22 +48,31 @@ def _methods(spec: ModelSpec) -> tuple[str, str]:
 
 
 class FeatureDriftAccumulator:
-    """Feature drift over a stream of column chunks; result() has feature_drift's shape."""
+    """Feature drift over a stream of column chunks; result() has feature_drift's shape.
+    `now_days` (the monitor's clock, days since 1970-01-01 UTC) lets datetime features count
+    dates in the future as out of range."""
 
-    def __init__(self, profile: dict, spec: ModelSpec) -> None:
+    def __init__(self, profile: dict, spec: ModelSpec, *, now_days: float | None = None
+                 ) -> None:
         self.spec = spec
         by_name = {f.name: f for f in spec.features}
         self.accs: dict[str, NumericAccumulator | CategoricalAccumulator] = {}
         for i, (name, ref) in enumerate((profile.get("features") or {}).items()):
             feat = by_name.get(name)
-            if ref.get("type") == "numeric":
+            if isinstance(feat, TextFeature):
+                self.accs[name] = TextAccumulator(ref, seed=i)
+            elif isinstance(feat, DatetimeFeature):
+                self.accs[name] = DatetimeAccumulator(ref, feat, spec, now_days=now_days,
+                                                      seed=i)
+            elif isinstance(feat, BooleanFeature) and ref.get("type") == "numeric":
+                self.accs[name] = BooleanAccumulator(ref, None, seed=i)
+            elif ref.get("type") == "numeric":
                 self.accs[name] = NumericAccumulator(
                     ref, feat if isinstance(feat, NumericFeature) else None, seed=i)
             else:
                 self.accs[name] = CategoricalAccumulator(
                     ref, feat if isinstance(feat, CategoricalFeature) else None)
         self.rows = 0
-        self.texts = {f.name for f in spec.texts}
 
     def add_columns(self, columns: Mapping[str, Sequence | np.ndarray | Categorical],
                     n: int | None = None) -> None:
@@ -99,8 +81,6 @@ class FeatureDriftAccumulator:
         self.rows += n
         for name, acc in self.accs.items():
             values = columns.get(name)
-            if name in self.texts and values is not None:  # compared as words per text
-                values = text_words(_texts(values))
             acc.add([None] * n if values is None else values)  # a vanished column is missing
 
     def result(self) -> dict:
@@ -126,6 +106,11 @@ class FeatureDriftAccumulator:
             if n < mon.min_rows:
                 entry["drifted"] = entry["distribution_drifted"] = False
                 entry["missing_rate_alert"] = entry["out_of_range"] = False
+                for key in ("oov_alert", "top_term_alert"):  # text
+                    if key in entry:
+                        entry[key] = False
+                for part in (entry.get("parts") or {}).values():  # datetime
+                    part["drifted"] = False
                 reasons = []
             entry.update(null_rate_ref=null_ref, null_rate_cur=null_cur,
                          missing_rate_increase=increase, reasons=reasons)
@@ -140,16 +125,10 @@ class FeatureDriftAccumulator:
         return result
 
 
-def _texts(values: Sequence | np.ndarray | Categorical) -> list:
-    if isinstance(values, Categorical):
-        vocab = values.values.tolist()
-        return [vocab[c] if c >= 0 else None for c in values.codes.tolist()]
-    return np.asarray(values, dtype=object).reshape(-1).tolist()
-
-
-def feature_drift(profile: dict, columns: Mapping[str, Sequence], spec: ModelSpec) -> dict:
+def feature_drift(profile: dict, columns: Mapping[str, Sequence], spec: ModelSpec, *,
+                  now_days: float | None = None) -> dict:
     """Compare current columns with the reference profile, feature by feature."""
-    acc = FeatureDriftAccumulator(profile, spec)
+    acc = FeatureDriftAccumulator(profile, spec, now_days=now_days)
     acc.add_columns(columns)
     return acc.result()
 

@@ -94,28 +94,75 @@ def bar_chart(labels: list[str], ref: list[float], cur: list[float], *, title: s
     return "".join(parts)
 
 
+CALENDAR_LABELS = {
+    "month": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+    "weekday": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    "hour": [f"{h:02d}h" for h in range(24)],
+}
+
+
+def _figure(name: str, caption: str, chart: str, note: str, drifted: bool,
+            part: str = "") -> str:
+    attrs = f' data-part="{escape(part)}"' if part else ""
+    return (f'<figure class="feature {"drifted" if drifted else ""}" '
+            f'data-feature="{escape(name)}"{attrs}>'
+            f'<figcaption>{escape(name)} <span class="muted">({escape(caption)})</span>'
+            f'</figcaption>{chart}<div class="muted">{escape(note)}</div></figure>')
+
+
 def _feature_charts(drift: dict) -> str:
     figs = []
     for name, f in (drift.get("features") or {}).items():
         h = f.get("histogram") or {}
-        cls = "drifted" if f.get("drifted") else ""
+        kind = f.get("type", "")
         note = "; ".join(f.get("reasons") or []) or "no drift"
-        figs.append(
-            f'<figure class="feature {cls}" data-feature="{escape(name)}">'
-            f'<figcaption>{escape(name)} <span class="muted">({escape(f.get("type", ""))}, '
-            f'psi {_fmt(f.get("psi"))})</span></figcaption>'
-            + bar_chart(h.get("labels") or [], h.get("ref") or [], h.get("cur") or [],
-                        title=name, drifted=bool(f.get("drifted")))
-            + f'<div class="muted">{escape(note)}</div></figure>')
+        caption = f"{kind}{', words per text' if kind == 'text' else ''}, psi {_fmt(f.get('psi'))}"
+        figs.append(_figure(name, caption, bar_chart(
+            h.get("labels") or [], h.get("ref") or [], h.get("cur") or [], title=name,
+            drifted=bool(f.get("drifted"))), note, bool(f.get("drifted"))))
+        for part, p in (f.get("parts") or {}).items():  # a datetime's calendar parts
+            figs.append(_figure(name, f"{part}, psi {_fmt(p.get('psi'))}", bar_chart(
+                CALENDAR_LABELS.get(part, []), p.get("ref") or [], p.get("cur") or [],
+                title=f"{name} {part}", drifted=bool(p.get("drifted"))),
+                "drifted" if p.get("drifted") else "no drift", bool(p.get("drifted")), part))
+        if f.get("top_terms"):  # a text's words that moved most (shares of all words)
+            terms = f["top_terms"]
+            figs.append(_figure(name, f"top words, shift {_fmt(f.get('top_term_shift'))}",
+                                bar_chart([t["term"] for t in terms], [t["ref"] for t in terms],
+                                          [t["cur"] for t in terms], title=f"{name} words",
+                                          drifted=bool(f.get("top_term_alert"))),
+                                f"out of vocabulary {_pct(f.get('oov_rate_ref'))} → "
+                                f"{_pct(f.get('oov_rate_cur'))}", bool(f.get("top_term_alert")
+                                                                      or f.get("oov_alert")),
+                                "terms"))
     return '<div class="grid">' + "".join(figs) + "</div>"
+
+
+def _details(f: dict) -> str:
+    """The type's own figures for the drift table: new categories, a boolean's true rate, a
+    text's out-of-vocabulary rate and top-term shift, a datetime's range and parts."""
+    kind = f.get("type")
+    if f.get("new_categories"):
+        return "new: " + ", ".join(map(str, f["new_categories"][:5]))
+    if kind == "boolean":
+        return f"true {_pct(f.get('true_rate_ref'))} → {_pct(f.get('true_rate_cur'))}"
+    if kind == "text" and "oov_rate_cur" in f:
+        return (f"out of vocabulary {_pct(f.get('oov_rate_ref'))} → "
+                f"{_pct(f.get('oov_rate_cur'))}; top-term shift {_fmt(f.get('top_term_shift'))}"
+                f" (max {_fmt(f.get('top_term_threshold'))})")
+    if kind == "datetime":
+        parts = ", ".join(f"{k} psi {_fmt(v.get('psi'))}" for k, v in (f.get("parts") or {}).items())
+        seen = (f"; seen {f.get('min_date_cur')} .. {f.get('max_date_cur')}"
+                if f.get("min_date_cur") else "")
+        return (f"range {f.get('range_min')} .. {f.get('range_max')}{seen}"
+                + (f"; {parts}" if parts else ""))
+    return ""
 
 
 def _drift_table(drift: dict) -> str:
     rows = []
     for name, f in (drift.get("features") or {}).items():
-        extra = ""
-        if f.get("new_categories"):
-            extra = "new: " + ", ".join(map(str, f["new_categories"][:5]))
+        extra = _details(f)
         rows.append(
             f'<tr class="{"drifted" if f.get("drifted") else ""}"><td>{escape(name)}</td>'
             f'<td>{escape(f.get("type", ""))}</td><td>{escape(f.get("method", ""))}</td>'
@@ -128,7 +175,7 @@ def _drift_table(drift: dict) -> str:
             f'<td>{escape("; ".join(f.get("reasons") or []))}</td></tr>')
     return ("<table class=\"drift\"><tr><th>feature</th><th>type</th><th>test</th><th>statistic"
             "</th><th>threshold</th><th>PSI</th><th>missing (ref → now)</th><th>out of range"
-            "</th><th>categories</th><th>drifted</th><th>why</th></tr>" + "".join(rows)
+            "</th><th>details</th><th>drifted</th><th>why</th></tr>" + "".join(rows)
             + "</table>")
 
 

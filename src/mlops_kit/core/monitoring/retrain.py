@@ -18,6 +18,7 @@ from mlops_kit.core import layout
 from mlops_kit.core.capture.chunks import values_of
 from mlops_kit.core.capture.reader import iter_capture_chunks
 from mlops_kit.core.context import Context
+from mlops_kit.core.features import format_days
 from mlops_kit.core.monitoring.labels import LabelIndex
 from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.table_keys import RETRAIN_SK, monitor_pk
@@ -94,6 +95,7 @@ def _cell(v: Any) -> str:
 def _write_retrain_dataset(ctx: Context, spec: ModelSpec, base_key: str, key: str, labels: LabelIndex,
                            start: datetime, end: datetime) -> tuple[ObjectInfo, int]:
     added = 0
+    dates = {f.name: f.format for f in spec.datetimes}
     fd, path = tempfile.mkstemp(suffix=".csv", prefix="mlops-kit-retrain-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
@@ -112,6 +114,10 @@ def _write_retrain_dataset(ctx: Context, spec: ModelSpec, base_key: str, key: st
                 matched = chunk.select(found)
                 cols = {c: values_of(matched.features[c]) for c in header
                         if c in matched.features and c in spec.feature_names}
+                for name, fmt in dates.items():  # captured as days: written as dates again
+                    if name in cols:
+                        cols[name] = [None if v is None or v != v else format_days(v, fmt)
+                                      for v in cols[name]]
                 ys = values.tolist()
                 for i in range(matched.n):
                     writer.writerow([_cell(ys[i]) if c == spec.target else

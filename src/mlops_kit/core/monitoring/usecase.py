@@ -93,7 +93,7 @@ def run_monitor(ctx: Context, model: str, *, window_hours: float | None = None,
     numeric_target = not spec.task.is_classification
 
     labels = LabelIndex.load(ctx, model, spec.target, numeric=numeric_target)
-    features = FeatureDriftAccumulator(profile, spec)
+    features = FeatureDriftAccumulator(profile, spec, now_days=end.timestamp() / 86400)
     preds = (PredictionAccumulator(profile["predictions"], spec.monitoring.threshold)
              if profile.get("predictions") else None)
     quality: dict[str, Quality] = {}

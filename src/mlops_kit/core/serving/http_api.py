@@ -39,6 +39,10 @@ _V2_READY = re.compile(rf"^/v2/models/({NAME_PATTERN})(?:/versions/(\d{{1,9}}))?
 _PUBLIC = ("/v2/health/live", "/v2/health/ready", "/healthz", "/v2", "/openapi.json")
 _READ, _WRITE = ("GET", "HEAD", "OPTIONS"), ("POST", "OPTIONS")
 _V2_DTYPES = v2_binary.DATATYPES
+# What GET /v2/models/{m} declares per feature type (Open Inference Protocol tensor datatypes):
+# booleans are BOOL (true/false in JSON, one byte each in binary), text, datetimes and
+# categories BYTES. Requests may still send a boolean as FP32/INT 0/1 or as BYTES "yes".
+V2_INPUT_DATATYPES = {"numeric": "FP32", "boolean": "BOOL"}
 
 
 @dataclass
@@ -309,7 +313,7 @@ class HttpApi:
 
     def _v2_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
         inputs = [
-            {"name": f["name"], "datatype": "FP32" if f["type"] == "numeric" else "BYTES",
+            {"name": f["name"], "datatype": V2_INPUT_DATATYPES.get(f["type"], "BYTES"),
              "shape": [-1, 1]}
             for f in meta["features"]
         ]

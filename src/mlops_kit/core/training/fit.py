@@ -37,12 +37,13 @@ from mlops_kit.core.datasets import (
 from mlops_kit.core.features import MISSING_CATEGORY, datetime_days, normalise_text
 from mlops_kit.core.metrics import compute_metrics, positive_label, unambiguous_binary
 from mlops_kit.core.spec import ModelSpec
+from mlops_kit.core.stats import term_profile
 from mlops_kit.core.training.date_cycles import DateCycles
 from mlops_kit.core.training.estimators import ESTIMATORS, SCALED, make_estimator
 from mlops_kit.errors import TrainingError, ValidationError
 
 __all__ = ["ESTIMATORS", "TrainResult", "build_pipeline", "fit_pipeline", "make_estimator",
-           "read_frame", "split_frame", "train"]
+           "read_frame", "split_frame", "text_term_profiles", "train"]
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -361,6 +362,23 @@ def train(spec: ModelSpec, df: pd.DataFrame) -> TrainResult:
         cv_std=(cv_spread(spec, X_train, y_train)
                 if spec.promotion.significance is not None else None),
     )
+
+
+def text_term_profiles(spec: ModelSpec, result: TrainResult) -> dict[str, dict]:
+    """Per text feature, the reference of its words for monitoring (stats.term_profile): the
+    fitted TF-IDF's single words, and their shares and the out-of-vocabulary rate on the
+    holdout, which the model never saw: what new data from the training's population looks
+    like (on the training split the vocabulary's own words would flatter it)."""
+    if not spec.texts:
+        return {}
+    pre = result.pipeline.named_steps["preprocess"]
+    out = {}
+    for tf in spec.texts:
+        vectorizer = pre.named_transformers_[f"text_{tf.name}"]
+        words = [t for t in vectorizer.vocabulary_ if " " not in t]  # n-grams are not words
+        docs = [str(v).split() for v in result.X_holdout[tf.name].tolist()]  # normalised
+        out[tf.name] = term_profile(words, docs)
+    return out
 
 
 def _natives(values) -> list:

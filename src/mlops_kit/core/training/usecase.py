@@ -30,7 +30,7 @@ from mlops_kit.core.training import runs
 from mlops_kit.core.training.estimators import check_params
 from mlops_kit.core.training.experiment import TrainSteps, fail_run, run_search, trial_job
 from mlops_kit.core.training.export import parity_check, to_onnx
-from mlops_kit.core.training.fit import read_frame, train
+from mlops_kit.core.training.fit import read_frame, text_term_profiles, train
 from mlops_kit.core.validation.validator import detect_format
 from mlops_kit.errors import (
     MlopsKitError,
@@ -171,6 +171,8 @@ def _register(ctx: Context, job: dict[str, Any], spec: ModelSpec, version: int, 
     ctx.store.put(prefix + "spec.json", spec.canonical_json().encode(), content_type="application/json")
     reference = json.loads(ctx.store.get(job["profile_key"])) if job.get("profile_key") else {}
     reference["predictions"] = build_prediction_profile(result.holdout_predictions, spec.task.value)
+    for name, terms in text_term_profiles(fitted, result).items():  # the model's words (drift)
+        reference.setdefault("features", {}).setdefault(name, {})["terms"] = terms
     ctx.store.put(prefix + "profile.json", to_json(reference), content_type="application/json")
     ctx.store.put(prefix + "metrics.json", to_json(result.metrics), content_type="application/json")
 
