@@ -1,15 +1,17 @@
 """Capture of served requests for monitoring, with bounded overhead on the request path.
 
-A request's values join per-column lists of its model and schema as it is captured (~10 µs
-for one record; a batch keeps its arrays; no per-request object is kept). A flush joins them
-into one columnar object per model and schema (core.capture.codec: a JSON header + the raw
+A request's arrays are copied into preallocated numpy column buffers of its model and schema
+as it is captured (codec.Columns: ~1 µs for one record, one slice assignment per column for a
+batch; no per-request object is kept). A flush swaps the buffers out and slices them into one
+columnar object per model and schema (core.capture.codec: a JSON header + the raw
 arrays, the ids late labels join on), partitioned by model and hour so a monitoring window
 lists only the hours it needs. Encoding 2,000 rows takes ~1-2 ms, so a flush never holds the
-GIL long: the local server flushes on a background thread, the serve function at the end of
-an invocation."""
+GIL long: the local server flushes on a background thread (its 1 s tick), the serverless
+shells hand a due flush to `flush_soon`'s thread and answer at once."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import uuid
@@ -82,6 +84,10 @@ class CaptureBuffer:
         self._failed: deque[tuple[str, bytes, int]] = deque()  # (model, object, rows)
         self._failed_rows = 0
         self.dropped_rows = 0  # rows given up after failed writes (a metric)
+        # flush_soon's background flusher (the serverless shells): started on first use
+        self._bg = threading.Condition()
+        self._bg_wanted = self._bg_busy = False
+        self._bg_thread: threading.Thread | None = None
 
     @property
     def pending_rows(self) -> int:
@@ -90,28 +96,37 @@ class CaptureBuffer:
             return self._count + self._failed_rows
 
     def add(self, model: str, block: RequestBlock, at: datetime) -> None:
+        self._append(model, block.request_id, block.at_us, block.version, block.shadow,
+                     block.latency_ms, block.feed, block.labels, block.probabilities, at)
+
+    def capture(self, model: str, request_id: str, at: datetime, version: int, role: str,
+                latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
+                probabilities: np.ndarray | None) -> None:
+        self._append(model, request_id, epoch_us(at), version, role == "shadow", latency_ms,
+                     feed, labels, probabilities, at)
+
+    def _append(self, model: str, request_id: str, at_us: int, version: int, shadow: bool,
+                latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
+                probabilities: np.ndarray | None, at: datetime) -> None:
         with self._lock:
             # A model version fixes the schema (features, dtypes, outputs): one schema_key per
-            # version, then the rows join the columns of their model and schema.
-            schema = self._schemas.get((model, block.version))
+            # version, then the rows join the column buffers of their model and schema.
+            schema = self._schemas.get((model, version))
             if schema is None:
-                schema = self._schemas[(model, block.version)] = block.schema_key()
+                schema = self._schemas[(model, version)] = codec.schema_key(
+                    feed, labels, probabilities)
             columns = self._pending.get((model, schema))
             if columns is None:
-                columns = self._pending[(model, schema)] = Columns(block)
-            columns.add(block)
-            self._count += block.size
+                columns = self._pending[(model, schema)] = Columns(
+                    feed, labels, probabilities, self.max_rows)
+            columns.append(request_id, at_us, version, shadow, latency_ms, feed, labels,
+                           probabilities)
+            self._count += len(labels)
             if self._first_at is None:
                 self._first_at = at
             overfull = self._count >= 4 * self.max_rows
         if overfull:  # nobody is flushing: bound memory rather than grow without limit
             self.flush()
-
-    def capture(self, model: str, request_id: str, at: datetime, version: int, role: str,
-                latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
-                probabilities: np.ndarray | None) -> None:
-        self.add(model, RequestBlock(request_id, epoch_us(at), version, role == "shadow",
-                                     latency_ms, feed, labels, probabilities), at)
 
     def due(self) -> bool:
         health = self.health
@@ -158,6 +173,41 @@ class CaptureBuffer:
             if self.health is not None and self.health.pending():
                 self.health.flush()
             return written
+
+    def flush_soon(self) -> None:
+        """Flush on a background thread and return at once: the serverless shells call this
+        when `due()`, so a capture write never delays a response. One daemon thread, started
+        on first use (and again after a fork); a request while it writes only marks another
+        flush wanted. On Lambda the thread is frozen with the environment between invocations
+        and resumes at the next one; `drain` (at shutdown, in tests) waits for it."""
+        with self._bg:
+            if self._bg_thread is None or not self._bg_thread.is_alive():
+                # in the caller's context (contextvars): the store's credentials are the shell's
+                self._bg_thread = threading.Thread(target=contextvars.copy_context().run,
+                                                   args=(self._bg_loop,), daemon=True,
+                                                   name="mlops-kit-capture-flush")
+                self._bg_thread.start()
+            self._bg_wanted = True
+            self._bg.notify()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until no background flush is wanted or running; False on timeout."""
+        with self._bg:
+            return self._bg.wait_for(lambda: not (self._bg_wanted or self._bg_busy), timeout)
+
+    def _bg_loop(self) -> None:
+        while True:
+            with self._bg:
+                self._bg.wait_for(lambda: self._bg_wanted)
+                self._bg_wanted, self._bg_busy = False, True
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the rows are kept (flush's retry); log, go on
+                log.exception("capture: background flush failed")
+            finally:
+                with self._bg:
+                    self._bg_busy = False
+                    self._bg.notify_all()
 
     def _keep(self, failed: list[tuple[str, bytes, int]]) -> None:
         with self._lock:
