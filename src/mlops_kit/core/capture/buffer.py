@@ -72,6 +72,7 @@ class CaptureBuffer:
         self.max_rows = max_rows
         self.max_age_s = max_age_s
         self._pending: dict[tuple, Columns] = {}
+        self._by_version: dict[tuple[str, int], Columns] = {}  # into _pending
         self._schemas: dict[tuple[str, int], tuple] = {}
         self._count = 0
         self._first_at: datetime | None = None
@@ -110,15 +111,19 @@ class CaptureBuffer:
                 probabilities: np.ndarray | None, at: datetime) -> None:
         with self._lock:
             # A model version fixes the schema (features, dtypes, outputs): one schema_key per
-            # version, then the rows join the column buffers of their model and schema.
-            schema = self._schemas.get((model, version))
-            if schema is None:
-                schema = self._schemas[(model, version)] = codec.schema_key(
-                    feed, labels, probabilities)
-            columns = self._pending.get((model, schema))
+            # version, then the rows join the column buffers of their model and schema (found
+            # by (model, version) on the warm path: a schema tuple is re-hashed on each lookup)
+            columns = self._by_version.get((model, version))
             if columns is None:
-                columns = self._pending[(model, schema)] = Columns(
-                    feed, labels, probabilities, self.max_rows)
+                schema = self._schemas.get((model, version))
+                if schema is None:
+                    schema = self._schemas[(model, version)] = codec.schema_key(
+                        feed, labels, probabilities)
+                columns = self._pending.get((model, schema))
+                if columns is None:
+                    columns = self._pending[(model, schema)] = Columns(
+                        feed, labels, probabilities, self.max_rows)
+                self._by_version[(model, version)] = columns
             columns.append(request_id, at_us, version, shadow, latency_ms, feed, labels,
                            probabilities)
             self._count += len(labels)
@@ -129,17 +134,18 @@ class CaptureBuffer:
             self.flush()
 
     def due(self) -> bool:
-        health = self.health
-        if health is not None and health.first_at is not None and (
-                self.clock.now() - health.first_at).total_seconds() >= self.max_age_s:
+        """Asked after every request: reads of fields set under the lock (a stale read only
+        moves a flush by one request), one clock read and one comparison at most."""
+        if self._failed or self._count >= self.max_rows:
             return True
-        with self._lock:
-            if self._failed:
-                return True
-            if not self._count:
-                return False
-            age = (self.clock.now() - self._first_at).total_seconds() if self._first_at else 0
-            return self._count >= self.max_rows or age >= self.max_age_s
+        health = self.health
+        started = self._first_at if self._count else None
+        if health is not None and health.first_at is not None \
+                and (started is None or health.first_at < started):
+            started = health.first_at
+        if started is None:
+            return False
+        return (self.clock.now() - started).total_seconds() >= self.max_age_s
 
     def flush(self) -> int:
         """Write what is buffered; returns the rows written. One flush at a time (objects are
@@ -148,6 +154,7 @@ class CaptureBuffer:
         with self._flush_lock:
             with self._lock:
                 pending, self._pending, self._count, self._first_at = self._pending, {}, 0, None
+                self._by_version = {}
                 retry, self._failed, self._failed_rows = self._failed, deque(), 0
             objects = list(retry) + [(model, columns.encode(model), len(columns))
                                      for (model, _), columns in pending.items()]
