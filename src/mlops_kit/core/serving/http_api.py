@@ -198,14 +198,17 @@ class HttpApi:
 
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
-        request_id: str | None = None,
+        request_id: str | None = None, *, authorized: bool = False,
     ) -> Response:
+        """authorized: the shell already checked `authorize` on these headers (the local
+        server does, from the head, before it reads a body): not checked twice."""
         headers = {k.lower(): v for k, v in (headers or {}).items()}
         request_id = headers.get("x-request-id") or request_id
         if request_id is not None and (len(request_id) > 128 or not request_id.isprintable()):
             request_id = None
         try:
-            return self._route(method.upper(), path.split("?", 1)[0], headers, body, request_id)
+            return self._route(method.upper(), path.split("?", 1)[0], headers, body, request_id,
+                               authorized)
         except MlopsKitError as exc:
             if exc.status >= 500:
                 log.error("request failed: %s", exc.message)
@@ -225,11 +228,11 @@ class HttpApi:
             return _READ
         return None
 
-    def _route(self, method, path, headers, body, request_id) -> Response:
+    def _route(self, method, path, headers, body, request_id, authorized=False) -> Response:
         if method == "POST" and (m := self._hot.get(path)) is not None:
             # an inference path seen before: what the checks below decide for it is known
             # (not the console, POST allowed, not public), so straight to auth and scoring
-            if self.authorize is not None:
+            if self.authorize is not None and not authorized:
                 self.authorize(headers)
             return self._inference(m, headers, body, request_id)
         if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
@@ -254,7 +257,7 @@ class HttpApi:
                                   "extensions": ["binary_tensor_data"]})
         if path == "/openapi.json" and self.openapi is not None:
             return Response(200, self.openapi())
-        if self.authorize is not None:
+        if self.authorize is not None and not authorized:
             self.authorize(headers)
         if m := (_V1_PREDICT.fullmatch(path) or _V2_INFER.fullmatch(path)):
             if len(self._hot) < _HOT_PATHS:
