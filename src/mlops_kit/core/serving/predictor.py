@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from mlops_kit.core.serving.decoder import V1Decoder
 
 MAX_BATCH = 10_000
+# A request's cost is its values (rows x features): 10,000 rows of 7 features are 70,000, of
+# 500 features 5,000,000 (a 6 MiB body holds at most ~3M numbers). Past this a single request
+# is a 413 naming the limit, so one client cannot hold a scoring thread for seconds.
+MAX_VALUES = 1_000_000
 
 
 def sha256_hex(data: bytes) -> str:
@@ -137,6 +141,8 @@ class Predictor:
         self.inputs = onnx_meta.input_map(self.session)
         self._renamed = any(k != v for k, v in self.inputs.items())
         self.feature_names = spec.feature_names  # a property that builds a list on each call
+        # the rows one request may carry: the batch limit, or fewer for a wide model
+        self.max_rows = max(1, min(MAX_BATCH, MAX_VALUES // max(1, len(self.feature_names))))
         self.validator = RecordValidator(spec)  # the warm path's 1-record requests
         self._v1_decoder: V1Decoder | None | bool = False  # False: not built yet
         self.metadata: dict[str, Any] | None = None  # ModelService.metadata's cache
@@ -152,7 +158,7 @@ class Predictor:
         if self._v1_decoder is False:
             from mlops_kit.core.serving.decoder import V1Decoder
 
-            self._v1_decoder = V1Decoder.for_spec(self.spec, MAX_BATCH)
+            self._v1_decoder = V1Decoder.for_spec(self.spec, self.max_rows)
         return self._v1_decoder  # type: ignore[return-value]
 
     def accepts_missing(self) -> frozenset[str]:
@@ -173,6 +179,14 @@ class Predictor:
         if len(instances) > MAX_BATCH:
             raise PayloadTooLarge(
                 f"instances: {len(instances)} rows exceed the batch limit {MAX_BATCH}",
+                field="instances",
+            )
+        if len(instances) > self.max_rows:
+            n_features = len(self.feature_names)
+            raise PayloadTooLarge(
+                f"instances: {len(instances)} rows x {n_features} features = "
+                f"{len(instances) * n_features:,} values exceed the per-request limit of "
+                f"{MAX_VALUES:,} values ({self.max_rows:,} rows for this model)",
                 field="instances",
             )
         names = self.feature_names
