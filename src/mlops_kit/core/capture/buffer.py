@@ -121,8 +121,10 @@ class CaptureBuffer:
                         feed, labels, probabilities)
                 columns = self._pending.get((model, schema))
                 if columns is None:
+                    # room for a flush's rows (the buffers double past it); a buffer
+                    # that never flushes by size (batch scoring's sample) starts small
                     columns = self._pending[(model, schema)] = Columns(
-                        feed, labels, probabilities, self.max_rows)
+                        feed, labels, probabilities, min(self.max_rows, 8192))
                 self._by_version[(model, version)] = columns
             columns.append(request_id, at_us, version, shadow, latency_ms, feed, labels,
                            probabilities)
