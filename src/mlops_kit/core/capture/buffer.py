@@ -12,8 +12,10 @@ shells hand a due flush to `flush_soon`'s thread and answer at once."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -29,6 +31,7 @@ from mlops_kit.ports import Clock, ObjectStore
 __all__ = ["CaptureBuffer", "RequestBlock", "row_id"]
 log = logging.getLogger("mlops_kit.serving.capture")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_yield_gil = functools.partial(time.sleep, 0)
 _US = timedelta(microseconds=1)
 
 
@@ -158,7 +161,10 @@ class CaptureBuffer:
                 pending, self._pending, self._count, self._first_at = self._pending, {}, 0, None
                 self._by_version = {}
                 retry, self._failed, self._failed_rows = self._failed, deque(), 0
-            objects = list(retry) + [(model, columns.encode(model), len(columns))
+            # sleep(0) between columns releases the GIL: a request thread that wants it
+            # back (after onnxruntime, which runs without it) waits for one column's coding,
+            # not for the whole encode (the interpreter's switch interval is 5 ms)
+            objects = list(retry) + [(model, columns.encode(model, _yield_gil), len(columns))
                                      for (model, _), columns in pending.items()]
             written = 0
             now = self.clock.now()
@@ -168,6 +174,7 @@ class CaptureBuffer:
                     failed.append((model, body, rows))
                     continue
                 key = capture_object_key(model, now, uuid.uuid4().hex[:8], codec.SUFFIX)
+                _yield_gil()
                 try:
                     self.store.put(key, body, content_type="application/octet-stream")
                 except Exception as exc:  # noqa: BLE001 - kept and retried, never lost silently

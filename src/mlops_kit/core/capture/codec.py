@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,7 +176,9 @@ class Columns:
         self.append(block.request_id, block.at_us, block.version, block.shadow,
                     block.latency_ms, block.feed, block.labels, block.probabilities)
 
-    def encode(self, model: str) -> bytes:
+    def encode(self, model: str, pause: Callable[[], object] | None = None) -> bytes:
+        """pause: called between columns (a background flush passes a GIL yield, so the
+        threads answering requests never wait for a whole encode)."""
         n = self.size
         arrays: dict[str, np.ndarray] = {
             "req.id": np.array([i.encode() for i in self.ids], dtype=bytes),
@@ -186,6 +188,8 @@ class Columns:
             "req.shadow": np.array(self.shadow, dtype=bool),
             "req.latency_ms": np.array(self.latency, dtype=np.float32),
         }
+        if pause is not None:
+            pause()
         features, vocab = [], {}
         for col, name, numeric in zip(self._cols, self.features, self.numeric, strict=True):
             if numeric:
@@ -195,6 +199,8 @@ class Columns:
                 cat = encode_categorical(col[:n].tolist())
                 arrays[f"c.{name}"], vocab[name] = cat.codes, cat.values.tolist()
                 features.append([name, "categorical"])
+                if pause is not None:
+                    pause()
         if self.label_kind in "fiub":
             arrays["prediction"] = self._labels[:n]
             kind = "number"
@@ -204,6 +210,8 @@ class Columns:
             kind = "category"
         if self._proba is not None:
             arrays["probabilities"] = self._proba[:n]
+        if pause is not None:
+            pause()
         return pack({"format": FORMAT, "model": model, "features": features, "prediction": kind,
                      "vocab": vocab}, arrays)
 
