@@ -117,18 +117,19 @@ class V1Decoder:
         return {name: out[name] for name in self.names}
 
     def _one(self, record: Any) -> dict[str, np.ndarray]:
-        """One record: 2 arrays instead of one per feature (~2 µs with the decode, vs ~5.4 µs
-        for orjson + RecordValidator). None -> NaN (numeric), the missing category (text)."""
-        feed: dict[str, np.ndarray] = {}
-        if self._num_names:
-            feed.update(zip(self._num_names, np.array(self._num_get(record), dtype=np.float32)
-                            .reshape(-1, 1, 1), strict=True))
+        """One record: 2 arrays instead of one per feature (~2.9 µs with the decode, vs ~5.4 µs
+        for orjson + RecordValidator). None -> NaN (numeric), the missing category (text).
+        zip(strict=True) over a numpy array costs ~0.6 µs (its iterator's StopIteration is
+        raised and caught to check the lengths): the lengths are equal by construction."""
+        feed: dict[str, np.ndarray] = dict(zip(
+            self._num_names, np.array(self._num_get(record), dtype=np.float32).reshape(-1, 1, 1),
+            strict=False)) if self._num_names else {}  # same length by construction
         if self._cat_names:
             cats = self._cat_get(record)
             if self._nullable_cats and (None in cats or "" in cats):
                 cats = tuple(MISSING_CATEGORY if v is None or v == "" else v for v in cats)
             feed.update(zip(self._cat_names, np.array(cats, dtype=object).reshape(-1, 1, 1),
-                            strict=True))
+                            strict=False))
         return {name: feed[name] for name in self.names} if self._reorder else feed
 
 
