@@ -65,7 +65,8 @@ class SklearnApi:
     def __init__(self, models: dict[str, SklearnModel]) -> None:
         self.models = models
 
-    def handle(self, method, path, headers, body, request_id=None) -> Response:
+    def handle(self, method, path, headers, body, request_id=None, *,
+               authorized=False) -> Response:
         m = _PREDICT.match(path.split("?", 1)[0])
         if method != "POST" or not m or m.group(1) not in self.models:
             return Response(404, {"error": "not found"})

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
+import signal
 import threading
 from typing import Any
 
@@ -79,9 +81,56 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _flush_capture_if_due(service: HttpApi | None) -> None:
+    """A due capture flush runs on the buffer's background thread (CaptureBuffer.flush_soon):
+    the response never waits for the store write. Lambda freezes that thread with the
+    environment after the response and it resumes at the next invocation; what is still
+    buffered when the environment is shut down is written by the SIGTERM hook below when
+    Lambda sends SIGTERM (RELIABILITY.md states the promise)."""
     capture = service.service.capture if service else None
     if capture is not None and capture.due():
-        try:
-            capture.flush()
-        except Exception:  # noqa: BLE001 - losing a capture batch must not fail a prediction
-            log.exception("serve: capture flush failed")
+        capture.flush_soon()
+
+
+def drain_captures(timeout: float | None = 5.0) -> int:
+    """Wait for a background flush, then write what is still buffered; returns the rows
+    written. The SIGTERM hook's work (and the tests' way to read captures at once)."""
+    capture = _api.service.capture if _api is not None else None
+    if capture is None:
+        return 0
+    capture.drain(timeout)
+    return capture.flush()
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    try:
+        rows = drain_captures(0.2)  # Lambda allows the runtime ~300 ms before SIGKILL
+        log.info("serve: SIGTERM, %d captured rows written", rows)
+    except Exception:  # noqa: BLE001 - shutting down: log, never hang
+        log.exception("serve: capture flush at SIGTERM failed")
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)
+    else:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_previous_sigterm: Any = None
+
+
+def install_sigterm_flush() -> bool:
+    """Flush captures when Lambda shuts the environment down. Lambda sends the runtime SIGTERM
+    only when an extension is registered (Lambda Extensions API, shutdown phase: ~300 ms for
+    the runtime); without one the environment is stopped unannounced and the rows buffered
+    since the last flush are lost (at most capture_max_rows, or capture_max_age_s of traffic).
+    Installed on import inside Lambda only (AWS_LAMBDA_RUNTIME_API), from the main thread."""
+    global _previous_sigterm
+    try:
+        _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        return False
+    return True
+
+
+if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+    install_sigterm_flush()

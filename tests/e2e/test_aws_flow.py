@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import urllib.request
 
 import pytest
@@ -111,6 +112,10 @@ def test_predictions_through_the_gateway_then_a_monitoring_report(flow):
     status, body = _post(f"{flow['url']}/v1/models/churn:predict",
                          {"instances": [dict(feature_records(1)[0], plan="platinum")]})
     assert status == 400 and body["field"] == "plan"
+    deadline = time.monotonic() + 10  # serve writes captures off the response path
+    while not _keys(flow, flow["res"].artifact_bucket, "captures/churn/") \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert _keys(flow, flow["res"].artifact_bucket, "captures/churn/")
     report, stored = _monitor(flow)
     assert report["status"] == "ok" and report["rows"] == 120 and not report["drifted"]

@@ -140,11 +140,76 @@ def test_serve_predicts_and_captures(world, trained, name):
     assert len(body["predictions"]) == n and body["version"] == 1 and body["model"] == "churn"
     assert body["request_id"] == event["requestContext"]["requestId"]
     assert out["headers"]["content-type"] == "application/json"
-    # capture_max_age_s=0: flushed at the end of the invocation
+    # capture_max_age_s=0: a flush is due after each invocation, written on the buffer's
+    # background thread (the response did not wait for it)
+    assert fns["serve"].module._api.service.capture.drain(10)
     captured = [r for key in _keys(s3, res.artifact_bucket, "captures/churn/")
                 for r in captured_rows(s3.get_object(Bucket=res.artifact_bucket,
                                                      Key=key)["Body"].read())]
     assert event["requestContext"]["requestId"] in {c["request_id"] for c in captured}
+
+
+def _captured_ids(res, s3) -> set[str]:
+    return {r["request_id"] for key in _keys(s3, res.artifact_bucket, "captures/churn/")
+            for r in captured_rows(s3.get_object(Bucket=res.artifact_bucket,
+                                                 Key=key)["Body"].read())}
+
+
+def test_serve_answers_before_its_capture_is_written(world, trained):
+    """Issue 28: the capture write is off the response path. The store's put is held on an
+    event: the invocation still returns its 200, and the rows land once the write may go."""
+    import threading
+
+    res, fns, s3, _ = world
+    serve, module = fns["serve"], fns["serve"].module
+    event = sample("http-api-v2-predict.json")
+    event["requestContext"]["requestId"] = "off-the-path-1"
+    serve.handler(dict(event, requestContext=dict(event["requestContext"],
+                                                  requestId="warm-up")), None)
+    capture = module._api.service.capture
+    assert capture.drain(10)
+    release, entered = threading.Event(), threading.Event()
+    put = capture.store.put
+
+    def held_put(*a, **kw):
+        entered.set()
+        release.wait(10)
+        return put(*a, **kw)
+
+    capture.store.put = held_put
+    try:
+        out = serve.handler(event, None)  # due (capture_max_age_s=0): the flush is handed off
+        assert out["statusCode"] == 200
+        assert entered.wait(10) and not release.is_set()  # the write is still held
+        assert "off-the-path-1" not in _captured_ids(res, s3)
+    finally:
+        release.set()
+        del capture.store.put
+    assert capture.drain(10)
+    assert "off-the-path-1" in _captured_ids(res, s3)
+
+
+def test_serve_sigterm_hook_writes_what_is_buffered(world, trained, monkeypatch):
+    """Lambda sends the runtime SIGTERM at shutdown when an extension is registered
+    (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-
+    lifecycle-shutdown): the hook writes the rows not yet due, then hands over."""
+    res, fns, s3, _ = world
+    serve, module = fns["serve"], fns["serve"].module
+    event = sample("http-api-v2-predict.json")
+    event["requestContext"]["requestId"] = "at-sigterm-1"
+    serve.handler(dict(event, requestContext=dict(event["requestContext"],
+                                                  requestId="warm-up-2")), None)
+    capture = module._api.service.capture
+    assert capture.drain(10)
+    monkeypatch.setattr(capture, "max_age_s", 3600.0)
+    monkeypatch.setattr(capture, "due", lambda: False)  # nothing is flushed by the invocation
+    assert serve.handler(event, None)["statusCode"] == 200
+    assert capture.pending_rows >= 1 and "at-sigterm-1" not in _captured_ids(res, s3)
+    handed_over = []
+    monkeypatch.setattr(module, "_previous_sigterm", lambda *a: handed_over.append(a))
+    module._on_sigterm(15, None)
+    assert handed_over == [(15, None)] and capture.pending_rows == 0
+    assert "at-sigterm-1" in _captured_ids(res, s3)
 
 
 def test_serve_answers_binary_v2_tensors_through_the_gateway(world, trained):

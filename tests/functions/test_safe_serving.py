@@ -80,6 +80,7 @@ def test_lambda_serve_pins_versions_and_shadow_canary_never_change_a_status(two_
             return out["statusCode"], json.loads(out["body"])
 
         def captures():
+            w.fns["serve"].module.drain_captures()  # the flush runs off the response path
             s3 = w.s3
             keys = [o["Key"] for o in s3.list_objects_v2(
                 Bucket=w.res.artifact_bucket, Prefix=f"captures/{MODEL}/").get("Contents", [])]
@@ -137,6 +138,7 @@ def test_azure_serve_pins_versions_and_shadow_canary_never_change_a_status(two_c
                 return resp.status_code, json.loads(resp.get_body())
 
             def captures():
+                app.module.shell.drain_captures()  # the flush runs off the response path
                 store = ops.ctx.store
                 return [r for info in store.list(f"captures/{MODEL}/")
                         for r in captured_rows(store.get(info.key))]

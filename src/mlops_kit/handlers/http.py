@@ -72,9 +72,16 @@ class HttpShell:
 
     @staticmethod
     def _flush_capture_if_due(api: HttpApi) -> None:
+        """On the buffer's background thread: the response never waits for the write."""
         capture = api.service.capture
         if capture is not None and capture.due():
-            try:
-                capture.flush()
-            except Exception:  # noqa: BLE001 - losing a capture batch must not fail a prediction
-                log.exception("serve: capture flush failed")
+            capture.flush_soon()
+
+    def drain_captures(self, timeout: float | None = 5.0) -> int:
+        """Wait for a background flush, then write what is still buffered (at shutdown, and
+        for tests that read the captures at once); returns the rows written."""
+        capture = self._api.service.capture if self._api is not None else None
+        if capture is None:
+            return 0
+        capture.drain(timeout)
+        return capture.flush()

@@ -24,8 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from mlops_kit.core.capture import codec
-from mlops_kit.core.capture.buffer import CaptureBuffer
+from mlops_kit.core.capture.buffer import CaptureBuffer, epoch_us
 from mlops_kit.core.capture.codec import RequestBlock
 from mlops_kit.core.layout import capture_object_key
 from mlops_kit.ports import Clock, ObjectStore
@@ -61,6 +63,13 @@ class SpooledCaptureBuffer(CaptureBuffer):
             self._file.flush()
             os.fsync(self._file.fileno())
         super().add(model, block, at)
+
+    def capture(self, model: str, request_id: str, at: datetime, version: int, role: str,
+                latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
+                probabilities: np.ndarray | None) -> None:
+        # the base appends straight to its column buffers; here each request is spooled first
+        self.add(model, RequestBlock(request_id, epoch_us(at), version, role == "shadow",
+                                     latency_ms, feed, labels, probabilities), at)
 
     def flush(self) -> int:
         with self._flush_lock:

@@ -123,3 +123,20 @@ def test_buffer_writes_one_object_per_schema_with_the_layout_key(backend):
                                   and k.endswith(".cap") for k in keys)
     sizes = sorted(codec.decode(backend.ctx.store.get(k)).n for k in keys)
     assert sizes == [1, 6] and buf.flush() == 0
+
+
+def test_column_buffers_grow_and_keep_arrival_order():
+    """codec.Columns preallocates its column buffers and doubles them when full: one-record
+    requests and batches, past the first capacity, decode to the same rows in arrival order
+    as each request encoded alone."""
+    blocks = [block("a", 1, offset=1), block("b", 5, offset=10), block("c", 1, offset=20),
+              block("d", 1, offset=30, labels=np.array([1])), block("e", 9, offset=40)]
+    columns = codec.Columns(blocks[0].feed, blocks[0].labels, blocks[0].probabilities,
+                            capacity=2)
+    for b in blocks:
+        columns.add(b)
+    assert len(columns) == 17 and columns._cap >= 17
+    rows = codec.decode(columns.encode("churn")).to_rows()
+    alone = [r for b in blocks for r in codec.decode(codec.encode("churn", [b])).to_rows()]
+    assert [r["request_id"] for r in rows] == [r["request_id"] for r in alone]
+    assert rows == alone

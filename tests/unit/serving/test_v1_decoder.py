@@ -106,6 +106,22 @@ def test_the_common_bodies_are_decoded_and_doubts_declined():
     assert fast["age"].tolist() == [[61.0]]
 
 
+def test_one_record_is_fed_in_feature_order_with_missing_values_encoded():
+    """The single-record branch (two arrays, not one per feature) keeps the spec's feature
+    order when numeric and categorical features interleave, and encodes None as the exact
+    path does (NaN, the missing category)."""
+    feats = CHURN_SPEC["features"]
+    spec = parse_spec({**CHURN_SPEC, "features": [
+        {**feats[4], "nullable": True}, {**feats[0], "nullable": True}, feats[5], *feats[1:4],
+        feats[6]]})
+    decoder = V1Decoder.for_spec(spec, MAX_BATCH)
+    assert decoder is not None
+    for rec in (GOOD, {**GOOD, "plan": None, "tenure_months": None}):
+        fast = decoder.feed(json.dumps({"instances": [rec]}).encode())
+        assert fast is not None and list(fast) == spec.feature_names
+        _same(fast, records_to_inputs(spec, [rec]))
+
+
 def test_specs_the_decoder_leaves_to_the_exact_path():
     with_default = {**CHURN_SPEC, "features": [{**CHURN_SPEC["features"][0], "default": 1.0},
                                                *CHURN_SPEC["features"][1:]]}

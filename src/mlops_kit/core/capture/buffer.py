@@ -1,17 +1,21 @@
 """Capture of served requests for monitoring, with bounded overhead on the request path.
 
-A request's values join per-column lists of its model and schema as it is captured (~10 µs
-for one record; a batch keeps its arrays; no per-request object is kept). A flush joins them
-into one columnar object per model and schema (core.capture.codec: a JSON header + the raw
+A request's arrays are copied into preallocated numpy column buffers of its model and schema
+as it is captured (codec.Columns: ~1 µs for one record, one slice assignment per column for a
+batch; no per-request object is kept). A flush swaps the buffers out and slices them into one
+columnar object per model and schema (core.capture.codec: a JSON header + the raw
 arrays, the ids late labels join on), partitioned by model and hour so a monitoring window
 lists only the hours it needs. Encoding 2,000 rows takes ~1-2 ms, so a flush never holds the
-GIL long: the local server flushes on a background thread, the serve function at the end of
-an invocation."""
+GIL long: the local server flushes on a background thread (its 1 s tick), the serverless
+shells hand a due flush to `flush_soon`'s thread and answer at once."""
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -27,6 +31,7 @@ from mlops_kit.ports import Clock, ObjectStore
 __all__ = ["CaptureBuffer", "RequestBlock", "row_id"]
 log = logging.getLogger("mlops_kit.serving.capture")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_yield_gil = functools.partial(time.sleep, 0)
 _US = timedelta(microseconds=1)
 
 
@@ -70,6 +75,7 @@ class CaptureBuffer:
         self.max_rows = max_rows
         self.max_age_s = max_age_s
         self._pending: dict[tuple, Columns] = {}
+        self._by_version: dict[tuple[str, int], Columns] = {}  # into _pending
         self._schemas: dict[tuple[str, int], tuple] = {}
         self._count = 0
         self._first_at: datetime | None = None
@@ -82,6 +88,10 @@ class CaptureBuffer:
         self._failed: deque[tuple[str, bytes, int]] = deque()  # (model, object, rows)
         self._failed_rows = 0
         self.dropped_rows = 0  # rows given up after failed writes (a metric)
+        # flush_soon's background flusher (the serverless shells): started on first use
+        self._bg = threading.Condition()
+        self._bg_wanted = self._bg_busy = False
+        self._bg_thread: threading.Thread | None = None
 
     @property
     def pending_rows(self) -> int:
@@ -90,41 +100,57 @@ class CaptureBuffer:
             return self._count + self._failed_rows
 
     def add(self, model: str, block: RequestBlock, at: datetime) -> None:
+        self._append(model, block.request_id, block.at_us, block.version, block.shadow,
+                     block.latency_ms, block.feed, block.labels, block.probabilities, at)
+
+    def capture(self, model: str, request_id: str, at: datetime, version: int, role: str,
+                latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
+                probabilities: np.ndarray | None) -> None:
+        self._append(model, request_id, epoch_us(at), version, role == "shadow", latency_ms,
+                     feed, labels, probabilities, at)
+
+    def _append(self, model: str, request_id: str, at_us: int, version: int, shadow: bool,
+                latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
+                probabilities: np.ndarray | None, at: datetime) -> None:
         with self._lock:
             # A model version fixes the schema (features, dtypes, outputs): one schema_key per
-            # version, then the rows join the columns of their model and schema.
-            schema = self._schemas.get((model, block.version))
-            if schema is None:
-                schema = self._schemas[(model, block.version)] = block.schema_key()
-            columns = self._pending.get((model, schema))
+            # version, then the rows join the column buffers of their model and schema (found
+            # by (model, version) on the warm path: a schema tuple is re-hashed on each lookup)
+            columns = self._by_version.get((model, version))
             if columns is None:
-                columns = self._pending[(model, schema)] = Columns(block)
-            columns.add(block)
-            self._count += block.size
+                schema = self._schemas.get((model, version))
+                if schema is None:
+                    schema = self._schemas[(model, version)] = codec.schema_key(
+                        feed, labels, probabilities)
+                columns = self._pending.get((model, schema))
+                if columns is None:
+                    # room for a flush's rows (the buffers double past it); a buffer
+                    # that never flushes by size (batch scoring's sample) starts small
+                    columns = self._pending[(model, schema)] = Columns(
+                        feed, labels, probabilities, min(self.max_rows, 8192))
+                self._by_version[(model, version)] = columns
+            columns.append(request_id, at_us, version, shadow, latency_ms, feed, labels,
+                           probabilities)
+            self._count += len(labels)
             if self._first_at is None:
                 self._first_at = at
             overfull = self._count >= 4 * self.max_rows
         if overfull:  # nobody is flushing: bound memory rather than grow without limit
             self.flush()
 
-    def capture(self, model: str, request_id: str, at: datetime, version: int, role: str,
-                latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
-                probabilities: np.ndarray | None) -> None:
-        self.add(model, RequestBlock(request_id, epoch_us(at), version, role == "shadow",
-                                     latency_ms, feed, labels, probabilities), at)
-
     def due(self) -> bool:
-        health = self.health
-        if health is not None and health.first_at is not None and (
-                self.clock.now() - health.first_at).total_seconds() >= self.max_age_s:
+        """Asked after every request: reads of fields set under the lock (a stale read only
+        moves a flush by one request), one clock read and one comparison at most."""
+        if self._failed or self._count >= self.max_rows:
             return True
-        with self._lock:
-            if self._failed:
-                return True
-            if not self._count:
-                return False
-            age = (self.clock.now() - self._first_at).total_seconds() if self._first_at else 0
-            return self._count >= self.max_rows or age >= self.max_age_s
+        health = self.health
+        started = self._first_at if self._count else None
+        if health is not None and health.first_at is not None \
+                and (started is None or health.first_at < started):
+            started = health.first_at
+        if started is None:
+            return False
+        return (self.clock.now() - started).total_seconds() >= self.max_age_s
 
     def flush(self) -> int:
         """Write what is buffered; returns the rows written. One flush at a time (objects are
@@ -133,8 +159,12 @@ class CaptureBuffer:
         with self._flush_lock:
             with self._lock:
                 pending, self._pending, self._count, self._first_at = self._pending, {}, 0, None
+                self._by_version = {}
                 retry, self._failed, self._failed_rows = self._failed, deque(), 0
-            objects = list(retry) + [(model, columns.encode(model), len(columns))
+            # sleep(0) between columns releases the GIL: a request thread that wants it
+            # back (after onnxruntime, which runs without it) waits for one column's coding,
+            # not for the whole encode (the interpreter's switch interval is 5 ms)
+            objects = list(retry) + [(model, columns.encode(model, _yield_gil), len(columns))
                                      for (model, _), columns in pending.items()]
             written = 0
             now = self.clock.now()
@@ -144,6 +174,7 @@ class CaptureBuffer:
                     failed.append((model, body, rows))
                     continue
                 key = capture_object_key(model, now, uuid.uuid4().hex[:8], codec.SUFFIX)
+                _yield_gil()
                 try:
                     self.store.put(key, body, content_type="application/octet-stream")
                 except Exception as exc:  # noqa: BLE001 - kept and retried, never lost silently
@@ -158,6 +189,41 @@ class CaptureBuffer:
             if self.health is not None and self.health.pending():
                 self.health.flush()
             return written
+
+    def flush_soon(self) -> None:
+        """Flush on a background thread and return at once: the serverless shells call this
+        when `due()`, so a capture write never delays a response. One daemon thread, started
+        on first use (and again after a fork); a request while it writes only marks another
+        flush wanted. On Lambda the thread is frozen with the environment between invocations
+        and resumes at the next one; `drain` (at shutdown, in tests) waits for it."""
+        with self._bg:
+            if self._bg_thread is None or not self._bg_thread.is_alive():
+                # in the caller's context (contextvars): the store's credentials are the shell's
+                self._bg_thread = threading.Thread(target=contextvars.copy_context().run,
+                                                   args=(self._bg_loop,), daemon=True,
+                                                   name="mlops-kit-capture-flush")
+                self._bg_thread.start()
+            self._bg_wanted = True
+            self._bg.notify()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until no background flush is wanted or running; False on timeout."""
+        with self._bg:
+            return self._bg.wait_for(lambda: not (self._bg_wanted or self._bg_busy), timeout)
+
+    def _bg_loop(self) -> None:
+        while True:
+            with self._bg:
+                self._bg.wait_for(lambda: self._bg_wanted)
+                self._bg_wanted, self._bg_busy = False, True
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the rows are kept (flush's retry); log, go on
+                log.exception("capture: background flush failed")
+            finally:
+                with self._bg:
+                    self._bg_busy = False
+                    self._bg.notify_all()
 
     def _keep(self, failed: list[tuple[str, bytes, int]]) -> None:
         with self._lock:

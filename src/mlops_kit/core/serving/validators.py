@@ -93,10 +93,12 @@ class RecordValidator:
         else:  # one C-contiguous row per feature
             nums_t, cats_t = list(zip(*nums, strict=True)), list(zip(*cats, strict=True))
         feed: dict[str, np.ndarray] = {}
+        # zip(strict=False): one array row per name by construction (strict costs ~0.6 µs
+        # per zip over a numpy array, whose exhaustion check raises StopIteration)
         if self.numeric:  # Python floats -> float32, as columns_to_inputs converts them
             feed.update(zip(self.numeric_names,
-                            np.array(nums_t, dtype=np.float32).reshape(-1, n, 1), strict=True))
+                            np.array(nums_t, dtype=np.float32).reshape(-1, n, 1), strict=False))
         if self.categorical:
             feed.update(zip(self.categorical_names,
-                            np.array(cats_t, dtype=object).reshape(-1, n, 1), strict=True))
+                            np.array(cats_t, dtype=object).reshape(-1, n, 1), strict=False))
         return feed
