@@ -65,11 +65,12 @@ def test_blob_created_reaches_the_validate_queue_prefix_filtered_with_identity(g
     assert topic["source"].endswith(f"/storageAccounts/mlktestst{SUFFIX}")
     subs = graph.of("azure-native:eventgrid:SystemTopicEventSubscription")
     assert len(subs) == len(T.object_triggers)
-    for sub, trig in zip(subs, T.object_triggers, strict=True):
+    # resources register in whatever order their inputs resolve: pair them by prefix
+    by_subject = {s.inputs["filter"]["subjectBeginsWith"]: s for s in subs}
+    for trig in T.object_triggers:
+        sub = by_subject[f"/blobServices/default/containers/{trig.store}/blobs/{trig.prefix}"]
         f = sub.inputs["filter"]
         assert f["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
-        assert f["subjectBeginsWith"] == (
-            f"/blobServices/default/containers/{trig.store}/blobs/{trig.prefix}")
         dest = sub.inputs["deliveryWithResourceIdentity"]
         assert dest["identity"]["type"] == "SystemAssigned"  # no keys on the subscription
         assert dest["destination"]["queueName"] == trig.queue

@@ -41,3 +41,11 @@ def model_artifact(key, *a, **k) -> bool:
 
 def version_write(pk, sk, *a, **k) -> bool:
     return str(sk).startswith("VERSION#")
+
+
+def version_completed(ops, *a, **k) -> bool:
+    """A registry transaction that moves a version out of `pending` (complete_version: the
+    version row and the model's summary in one transaction)."""
+    return any(str(getattr(op, "sk", "")).startswith("VERSION#")
+               and (getattr(op, "item", None) or {}).get("status") not in (None, "pending")
+               for op in ops)

@@ -16,7 +16,7 @@ import pytest
 from mlops_kit.core.synthetic import churn_csv
 from mlops_kit.errors import NotFound
 from mlops_kit.local.worker import put_object, run_once
-from tests.reliability.faults import Flaky, model_artifact, version_write
+from tests.reliability.faults import Flaky, model_artifact, version_completed
 from tests.support import FAST_SPEC, apply_spec, feature_records, make_backend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def test_transient_table_error_on_the_registry_write_is_retried(backend):
     """DynamoDB throttles the final registry write (artifacts already stored): the retry
     reuses the reservation and registers exactly one version."""
     apply_spec(backend, FAST_SPEC)
-    flaky = Flaky(backend.ctx.table, "put", failures=1, when=version_write)
+    flaky = Flaky(backend.ctx.table, "transact", failures=1, when=version_completed)
     backend.ctx.table = flaky
     backend.ctx.registry.table = flaky
     put_object(backend, "datasets/churn/a.csv", churn_csv(600, seed=12))
