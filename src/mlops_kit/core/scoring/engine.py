@@ -149,12 +149,12 @@ def _csv(stream: BinaryIO, wanted: list[str], header: bytes | None
     def on_ragged(row: Any) -> str:
         # an exception raised here is swallowed by pyarrow (which then raises its own): say
         # what was wrong through `ragged`, and let pyarrow stop the read
-        ragged.append(f"a row has {row.actual_columns} fields, expected {row.expected_columns}"
-                      " (a line break inside a quoted value is not supported)")
+        ragged.append(f"a row has {row.actual_columns} fields, expected {row.expected_columns}")
         return "error"
 
     try:
-        for batch in csv_batches(stream, head, names, wanted, READ_BYTES, on_ragged):
+        for batch in csv_batches(stream, head, names, wanted, READ_BYTES, on_ragged,
+                                 newlines_in_values=True):
             yield {n: batch.column(n) for n in wanted}
     except pa.ArrowInvalid as exc:
         raise Unreadable(ragged[0] if ragged else

@@ -2,11 +2,11 @@
 each on the queue the upload came through (the validate queue), each scored by whichever
 function instance takes it; the one that completes the set writes the manifest.
 
-- CSV: byte ranges, line-aligned by the planner (a chunk starts after the first newline at or
-  after its offset and ends after the first newline at or after its end; the first starts
-  after the header), the header line read once and passed along in every message. A line
-  break inside a quoted value is not supported (neither is it in the whole-file reader): such
-  a file is quarantined, or mis-split only where a quoted value holds a line break.
+- CSV: byte ranges, cut by the planner at line breaks outside quoted values (a value holding
+  a line break is quoted, RFC 4180: quote parity from the file's start tells; see _scan_csv);
+  the first starts after the header, which is read once and passed along in every message.
+  A file quoted otherwise (a quote inside an unquoted value) is not split: one chunk, and the
+  manifest's `unsplit` says why.
 - Parquet: consecutive row groups adding up to about the chunk size (a row group is never
   split: a file written as one row group is one chunk).
 
@@ -19,15 +19,18 @@ once. A chunk that finds its file unreadable ends the whole job quarantined.
 
 Output rows carry `chunk` and `row` (the row within its chunk: a CSV chunk does not know how
 many rows come before it); the manifest's `chunks[i].first_row` turns (chunk, row) into the
-row of the file. The input's sha256 is not computed (it would read the whole file in one
-function): the manifest identifies the input by etag and version id.
+row of the file. The planner streams the object once (the bounds need it anyway): the
+manifest's input sha256 is the whole object's, as the whole-file path's is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime
 from posixpath import basename
 from typing import Any
@@ -37,7 +40,7 @@ import pyarrow.parquet as pq
 
 from mlops_kit.core import layout
 from mlops_kit.core.context import Context, to_json
-from mlops_kit.core.datasets import read_csv_header
+from mlops_kit.core.datasets import HashingReader, read_csv_header
 from mlops_kit.core.scoring.engine import (
     MAX_REJECTS,
     PART_STRIDE,
@@ -58,15 +61,15 @@ from mlops_kit.core.serving.predictor import Predictor
 from mlops_kit.core.serving.service import ModelService
 from mlops_kit.errors import NotFound, RegistryConflict, SpecError, ValidationError, describe
 
-PROBE_BYTES = 64 << 10  # read at a chunk boundary to find the next line break
+SCAN_BYTES = 8 << 20  # the planner streams the object in blocks of this size
 MESSAGE = "score_chunk"  # a validate-queue message {"score_chunk": {...}} is one chunk
 
 
 def plan(ctx: Context, key: str, size: int, wanted: list[str], chunk_bytes: int
-         ) -> tuple[bytes | None, list[dict[str, Any]]]:
-    """(the CSV header line, the chunks): [{"index", "start", "end"} | {"index",
-    "row_groups": [a, b]}]. Unreadable for a file that cannot be scored (caught before any
-    message is sent)."""
+         ) -> Plan:
+    """The chunks ([{"index", "start", "end"} | {"index", "row_groups": [a, b]}]), the CSV
+    header line, the whole object's sha256 and why a CSV file is not split (None: it is).
+    Unreadable for a file that cannot be scored (caught before any message is sent)."""
     if fmt_of(key) == "csv":
         with closing(io.BufferedReader(RangeReader(ctx.store, key, 0, size))) as f:
             head, names, error = read_csv_header(f)
@@ -76,14 +79,10 @@ def plan(ctx: Context, key: str, size: int, wanted: list[str], chunk_bytes: int
         if missing:
             raise Unreadable(f"column {missing[0]!r} is missing from the file")
         header = head[: head.index(b"\n") + 1]
-        bounds = [len(header)]
-        for offset in range(len(header) + chunk_bytes, size, chunk_bytes):
-            at = _line_end(ctx, key, max(offset, bounds[-1]), size)
-            if at > bounds[-1] and at < size:
-                bounds.append(at)
-        bounds.append(size)
-        return header, [{"index": i, "start": a, "end": b}
-                        for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))]
+        sha256, bounds, why = _scan_csv(ctx, key, len(header), size, chunk_bytes)
+        return Plan([{"index": i, "start": a, "end": b}
+                     for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))],
+                    header, sha256, why)
     with closing(io.BufferedReader(RangeReader(ctx.store, key, 0, size))) as f:
         try:
             meta = pq.ParquetFile(f).metadata
@@ -102,20 +101,68 @@ def plan(ctx: Context, key: str, size: int, wanted: list[str], chunk_bytes: int
             first, acc = g + 1, 0
     if first < meta.num_row_groups or not chunks:
         chunks.append({"index": len(chunks), "row_groups": [first, meta.num_row_groups]})
-    return None, chunks
+    with closing(HashingReader(ctx.store.open(key))) as reader:
+        sha256 = reader.drain()
+    return Plan(chunks, None, sha256, None)
 
 
-def _line_end(ctx: Context, key: str, pos: int, size: int) -> int:
-    """The offset after the first line break at or after `pos` (the size if there is none)."""
-    while pos < size:
-        block = ctx.store.get_range(key, pos, min(size, pos + PROBE_BYTES))
-        if not block:
-            break
-        i = block.find(b"\n")
-        if i >= 0:
-            return pos + i + 1
-        pos += len(block)
-    return size
+@dataclass(frozen=True)
+class Plan:
+    chunks: list[dict[str, Any]]
+    header: bytes | None  # a CSV file's header line, passed along in every message
+    sha256: str  # the whole object's, streamed once by the planner
+    unsplit: str | None  # why a CSV file over the chunk size is one chunk
+
+
+# a quote that neither opens a value (after a delimiter or a line break), closes one (before
+# them) nor is doubled: the file is not RFC 4180 quoted, and quote parity cannot place a split
+_STRAY_QUOTE = re.compile(rb'[^,\n"]"[^,\r\n"]')
+BOM = b"\xef\xbb\xbf"
+
+
+def _scan_csv(ctx: Context, key: str, start: int, size: int, chunk_bytes: int
+              ) -> tuple[str, list[int], str | None]:
+    """Stream the object once: its sha256 and the chunk bounds. A bound is the offset after a
+    line break at or after every chunk_bytes that is outside any quoted value: in RFC 4180
+    quoting (a value that holds a delimiter, quote or line break is enclosed in quotes, a quote
+    within it doubled) a line break is inside a value exactly when an odd number of quote
+    characters precede it in the file, so counting them (bytes.count: C speed) tells, and
+    pyarrow's reader (newlines_in_values=True) reads each chunk from a row's start. A file
+    with a quote elsewhere (ab"c: pyarrow reads it as a literal) breaks that count: it is not
+    split, and the manifest says why."""
+    digest = hashlib.sha256()
+    bounds, quotes, pos, tail = [start], 0, 0, b"\n"
+    target = start + chunk_bytes
+    stray = False
+    with closing(ctx.store.open(key)) as f:
+        while block := f.read(SCAN_BYTES):
+            digest.update(block)
+            has_quotes = b'"' in block
+            if has_quotes and not stray and _STRAY_QUOTE.search(
+                    tail + (block.removeprefix(BOM) if pos == 0 else block)):
+                stray = True
+            while not stray and target < min(size, pos + len(block)):
+                j = block.find(b"\n", max(0, target - pos))
+                while j >= 0 and has_quotes and (quotes + block.count(b'"', 0, j)) % 2:
+                    j = block.find(b"\n", j + 1)
+                if j < 0:  # no bound in this block: look on from the next one's start
+                    target = pos + len(block)
+                    break
+                at = pos + j + 1
+                if at < size:
+                    bounds.append(at)
+                target = at + chunk_bytes
+            quotes += block.count(b'"')
+            pos += len(block)
+            tail = block[-2:]
+    why = None
+    if stray:
+        why = ("a quote character inside an unquoted value (not RFC 4180 quoting): line "
+               "breaks inside quoted values cannot be told apart, so the file is one chunk")
+        bounds = [start]
+    if bounds[-1] < size or len(bounds) == 1:
+        bounds.append(size)
+    return digest.hexdigest(), bounds, why
 
 
 def fan_out(ctx: Context, model: str, key: str, base: dict[str, Any], predictor: Predictor,
@@ -126,16 +173,27 @@ def fan_out(ctx: Context, model: str, key: str, base: dict[str, Any], predictor:
     assert ctx.scoring_queue is not None
     name = basename(key).rsplit(".", 1)[0]
     etag = base["input"]["etag"]
-    header, chunks = plan(ctx, key, base["input"]["size"],
-                         list(predictor.feature_names) + keep, ctx.scoring_chunk_bytes)
     jobs = ScoringJobs(ctx.table, ctx.clock)
+    try:  # a redelivered upload: no second pass over the file when it was sent out
+        job = jobs.get(model, name, etag)
+        if job["status"] != RUNNING or job.get("dispatched"):
+            return {"status": job["status"] if job["status"] != RUNNING else "running",
+                    "model": model, "key": key, "version": job.get("version"),
+                    "chunks": job.get("total"), "dispatched": 0}
+    except NotFound:
+        pass
+    p = plan(ctx, key, base["input"]["size"], list(predictor.feature_names) + keep,
+             ctx.scoring_chunk_bytes)
+    chunks, header = p.chunks, p.header
     job, _ = jobs.start(model, name, etag, {
-        "key": key, "input": base["input"], "chunked": True, "total": len(chunks),
-        "version": predictor.version, "chosen_by": chosen_by, "keep": keep,
-        "columns": output_columns(predictor, keep, chunked=True),
-        "chunk_bytes": ctx.scoring_chunk_bytes, "capture_rate": capture_rate})
+        "key": key, "input": {**base["input"], "sha256": p.sha256}, "chunked": True,
+        "total": len(chunks), "version": predictor.version, "chosen_by": chosen_by,
+        "keep": keep, "columns": output_columns(predictor, keep, chunked=True),
+        "chunk_bytes": ctx.scoring_chunk_bytes, "capture_rate": capture_rate,
+        **({"unsplit": p.unsplit} if p.unsplit else {})})
     out = {"status": "running", "model": model, "key": key, "version": predictor.version,
-           "chunks": len(chunks), "dispatched": 0}
+           "chunks": len(chunks), "dispatched": 0,
+           **({"unsplit": p.unsplit} if p.unsplit else {})}
     if job["status"] != RUNNING or job.get("dispatched"):
         return {**out, "status": job["status"] if job["status"] != RUNNING else "running"}
     for c in chunks:
@@ -235,10 +293,11 @@ def _finish(ctx: Context, jobs: ScoringJobs, job: dict[str, Any]) -> dict[str, A
     now = ctx.clock.now()
     manifest = {
         "model": model, "status": "scored", "version": job["version"],
-        "chosen_by": job["chosen_by"], "input": {**job["input"], "sha256": None},
+        "chosen_by": job["chosen_by"], "input": job["input"],
         **sums, "parts": [p for c in chunks for p in c.get("parts") or []],
         "rejects": rejects_key, "keep": job.get("keep") or [], "columns": job["columns"],
         "chunked": True, "chunks": listed,
+        **({"unsplit": job["unsplit"]} if job.get("unsplit") else {}),
         "row_numbering": "per chunk: the row of the file is chunks[chunk].first_row + row",
         "started_at": job["started_at"], "finished_at": now.isoformat(),
         "seconds": round((now - datetime.fromisoformat(job["started_at"])).total_seconds(), 3),
