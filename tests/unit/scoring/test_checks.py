@@ -103,6 +103,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # 1e39 -> float32
 @pytest.mark.parametrize("spec", SPECS, ids=["churn", "nullable-other-boolean"])
 def test_the_column_check_agrees_with_the_request_path_row_by_row(spec):
     @settings(max_examples=150, deadline=None,

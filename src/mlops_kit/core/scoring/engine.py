@@ -292,7 +292,9 @@ def _output(predictor: Predictor, rows: np.ndarray, first: int, labels: np.ndarr
     out["row"] = pa.array(np.asarray(rows, dtype=np.int64) + first)
     for col, arr in kept.items():
         out[col] = arr.take(idx)
-    out["prediction"] = pa.array(labels)
+    # string labels typed up front: pyarrow's inference over 64k objects takes 12 ms, 2 ms typed
+    out["prediction"] = pa.array(labels, pa.string()) if labels.dtype == object else \
+        pa.array(labels)
     if proba is not None:
         classes = predictor.classes or list(range(proba.shape[1]))
         for j, cls in enumerate(classes):
