@@ -379,3 +379,52 @@ def test_a_fanned_out_manifest_carries_the_whole_objects_sha256(trained, fmt):
     m = json.loads(trained.ctx.store.get(MANIFEST))
     assert m["input"]["sha256"] == hashlib.sha256(body).hexdigest()
     assert m["rows_scored"] == 2000
+
+
+def test_a_chunk_whose_read_fails_once_is_retried_and_counted_once(trained):
+    """A transient fault in a chunk's ranged GET (its message comes back): the retry scores
+    the chunk, rewrites the same part keys, and every row is in the manifest once."""
+    store = trained.ctx.store
+    trained.ctx.scoring_chunk_bytes = 30_000
+    real, failed = store.get_range, []
+
+    def flaky(key, start, end):
+        if start >= 60_000 and not failed:
+            failed.append(start)
+            raise ConnectionError("connection reset by peer")  # retryable
+        return real(key, start, end)
+
+    store.get_range = flaky
+    try:
+        put_object(trained, "scoring/churn/big.csv", churn_csv(2000, seed=14))
+        results = run_once(trained)
+    finally:
+        store.get_range = real
+    assert failed and any(r.get("retryable") for r in results), results
+    assert results[-1]["status"] == "scored"
+    m = json.loads(store.get(MANIFEST))
+    assert m["rows_in"] == m["rows_scored"] == 2000
+    out = _table(store, m["parts"])
+    assert sorted(_file_rows(m, out)) == list(range(2000))
+
+
+def test_a_fault_in_a_scoring_thread_fails_the_attempt_and_the_retry_scores_it(trained,
+                                                                               monkeypatch):
+    """onnxruntime runs on worker threads: an exception there reaches the chunk's attempt
+    (retried), never a silently missing batch."""
+    from mlops_kit.core.serving.predictor import Predictor
+
+    real, failed = Predictor.run_arrays, []
+
+    def flaky(self, feed):
+        if not failed:
+            failed.append(len(next(iter(feed.values()))))
+            raise ConnectionError("a transient fault in the scoring thread")  # retryable
+        return real(self, feed)
+
+    monkeypatch.setattr(Predictor, "run_arrays", flaky)
+    put_object(trained, "scoring/churn/small.csv", churn_csv(500, seed=15))
+    results = run_once(trained)
+    assert failed and results[0]["status"] == "failed" and results[0]["retryable"], results
+    m = json.loads(trained.ctx.store.get(layout.predictions_manifest_key("churn", "small")))
+    assert results[-1]["status"] == "scored" and m["rows_scored"] == 500
