@@ -343,19 +343,38 @@ def test_quoted_line_breaks_are_never_split_across_chunks(trained):
         assert body[:c["start"]].count(b'"') % 2 == 0
 
 
-def test_a_stray_quote_makes_the_file_one_chunk_and_the_manifest_says_why(trained):
-    body = churn_csv(2000, seed=3)
-    lines = body.split(b"\n")
-    lines[0] += b",note"
-    lines[1:-1] = [line + (b',say "hi" now' if i == 5 else b",ok")
-                   for i, line in enumerate(lines[1:-1])]
-    body = b"\n".join(lines)
+def test_quotes_inside_unquoted_values_are_literal_as_the_reader_reads_them(trained):
+    """A quote that does not start a field (12", ab"c) is a literal character to pyarrow's
+    reader, so the planner's quote walk does not take it for an opening quote: a file mixing
+    such values with quoted line breaks is cut only between rows."""
+    import csv
+
+    body, notes = _quoted_csv(1500)
+    # no CRLF inside values here: pyarrow drops the LF of one that straddles its block
+    # boundary (apache/arrow#51368; README, batch scoring limits), which this file would hit
+    body, notes = body.replace(b"\r\n", b"\n"), [n.replace("\r\n", "\n") for n in notes]
+    rows = list(csv.reader(io.StringIO(body.decode(), newline="")))
+    literal = ['12"', 'ab"c', 'say "hi" now', 'x"', "-"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="")
+    for i, r in enumerate(rows):
+        w.writerow(r)
+        buf.write(",extra\n" if i == 0 else f",{literal[i % len(literal)]}\n")  # unquoted
+    body = buf.getvalue().encode()
+    put_object(trained, "scoring/churn/small.json", b'{"keep": ["note", "extra"]}')
+    reference = _whole(trained, body, "small")
     trained.ctx.scoring_chunk_bytes = 20_000
+    put_object(trained, "scoring/churn/big.json", b'{"keep": ["note", "extra"]}')
     put_object(trained, "scoring/churn/big.csv", body)
     results = run_once(trained)
-    assert results[0]["chunks"] == 1 and "quote" in results[0]["unsplit"], results[0]
+    assert results[0]["chunks"] >= 4 and results[-1]["status"] == "scored", results[-1]
     m = json.loads(trained.ctx.store.get(MANIFEST))
-    assert m["rows_scored"] == 2000 and "not RFC 4180" in m["unsplit"]
+    out = _table(trained.ctx.store, m["parts"])
+    assert m["rows_in"] == m["rows_scored"] == reference.num_rows == 1500
+    assert _file_rows(m, out) == list(range(1500))
+    assert out.column("note").to_pylist() == reference.column("note").to_pylist() == notes
+    assert out.column("extra").to_pylist() == [literal[(i + 1) % len(literal)]
+                                               for i in range(1500)]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

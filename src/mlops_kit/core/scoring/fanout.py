@@ -2,11 +2,9 @@
 each on the queue the upload came through (the validate queue), each scored by whichever
 function instance takes it; the one that completes the set writes the manifest.
 
-- CSV: byte ranges, cut by the planner at line breaks outside quoted values (a value holding
-  a line break is quoted, RFC 4180: quote parity from the file's start tells; see _scan_csv);
-  the first starts after the header, which is read once and passed along in every message.
-  A file quoted otherwise (a quote inside an unquoted value) is not split: one chunk, and the
-  manifest's `unsplit` says why.
+- CSV: byte ranges, cut by the planner at line breaks outside quoted values (quoting as
+  pyarrow's reader does it, which reads each chunk with newlines_in_values: see _Bounds); the
+  first starts after the header, which is read once and passed along in every message.
 - Parquet: consecutive row groups adding up to about the chunk size (a row group is never
   split: a file written as one row group is one chunk).
 
@@ -68,7 +66,7 @@ MESSAGE = "score_chunk"  # a validate-queue message {"score_chunk": {...}} is on
 def plan(ctx: Context, key: str, size: int, wanted: list[str], chunk_bytes: int
          ) -> Plan:
     """The chunks ([{"index", "start", "end"} | {"index", "row_groups": [a, b]}]), the CSV
-    header line, the whole object's sha256 and why a CSV file is not split (None: it is).
+    header line and the whole object's sha256.
     Unreadable for a file that cannot be scored (caught before any message is sent)."""
     if fmt_of(key) == "csv":
         with closing(io.BufferedReader(RangeReader(ctx.store, key, 0, size))) as f:
@@ -79,10 +77,10 @@ def plan(ctx: Context, key: str, size: int, wanted: list[str], chunk_bytes: int
         if missing:
             raise Unreadable(f"column {missing[0]!r} is missing from the file")
         header = head[: head.index(b"\n") + 1]
-        sha256, bounds, why = _scan_csv(ctx, key, len(header), size, chunk_bytes)
+        sha256, bounds = _scan_csv(ctx, key, len(header), size, chunk_bytes)
         return Plan([{"index": i, "start": a, "end": b}
                      for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))],
-                    header, sha256, why)
+                    header, sha256)
     with closing(io.BufferedReader(RangeReader(ctx.store, key, 0, size))) as f:
         try:
             meta = pq.ParquetFile(f).metadata
@@ -103,7 +101,7 @@ def plan(ctx: Context, key: str, size: int, wanted: list[str], chunk_bytes: int
         chunks.append({"index": len(chunks), "row_groups": [first, meta.num_row_groups]})
     with closing(HashingReader(ctx.store.open(key))) as reader:
         sha256 = reader.drain()
-    return Plan(chunks, None, sha256, None)
+    return Plan(chunks, None, sha256)
 
 
 @dataclass(frozen=True)
@@ -111,58 +109,88 @@ class Plan:
     chunks: list[dict[str, Any]]
     header: bytes | None  # a CSV file's header line, passed along in every message
     sha256: str  # the whole object's, streamed once by the planner
-    unsplit: str | None  # why a CSV file over the chunk size is one chunk
 
 
-# a quote that neither opens a value (after a delimiter or a line break), closes one (before
-# them) nor is doubled: the file is not RFC 4180 quoted, and quote parity cannot place a split
-_STRAY_QUOTE = re.compile(rb'[^,\n"]"[^,\r\n"]')
 BOM = b"\xef\xbb\xbf"
+_QUOTE = re.compile(b'"')
+_FIELD_START = (b",", b"\n", b"\r")
+
+
+class _Bounds:
+    """Chunk bounds over a CSV file streamed block by block: a bound is the offset after a
+    line break at or after every chunk_bytes that is outside any quoted value.
+
+    Quoting as pyarrow's reader does it (newlines_in_values=True): a quote opens a value only
+    at a field's start (after a delimiter or a line break); inside, a doubled quote is a
+    quote and a single one closes the value; a quote anywhere else (5", ab"c) is a literal
+    character. Only the quote characters are walked (re.finditer), so a file without quotes
+    costs one C-speed search per block."""
+
+    def __init__(self, start: int, size: int, chunk_bytes: int) -> None:
+        self.size, self.chunk_bytes = size, chunk_bytes
+        self.bounds = [start]
+        self.target = start + chunk_bytes
+        self.pos = 0  # the offset of the block being read
+        self.inside = False  # within a quoted value
+        self.pending = False  # the last block ended on a quote inside a value
+        self.before = b"\n"  # the byte before the block (the file's start: a line's start)
+
+    def feed(self, block: bytes) -> None:
+        i = 0
+        if self.pending:  # "" across blocks: still inside; else that quote closed the value
+            self.pending = False
+            if block[:1] == b'"':
+                i = 1
+            else:
+                self.inside = False
+        for m in _QUOTE.finditer(block, i) if b'"' in block else ():
+            q = m.start()
+            if q < i:  # the second quote of a doubled one
+                continue
+            if not self.inside:
+                self._cut(block, i, q)
+                prev = block[q - 1:q] if q else self.before
+                if prev in _FIELD_START or (self.pos == 0 and q == len(BOM)
+                                            and block.startswith(BOM)):
+                    self.inside = True
+            elif q + 1 == len(block):
+                self.pending = True
+            elif block[q + 1:q + 2] == b'"':
+                i = q + 2
+                continue
+            else:
+                self.inside = False
+            i = q + 1
+        if not self.inside:
+            self._cut(block, i, len(block))
+        self.before = block[-1:]
+        self.pos += len(block)
+
+    def _cut(self, block: bytes, lo: int, hi: int) -> None:
+        """Bounds at the line breaks of block[lo:hi], a stretch outside quoted values."""
+        while self.target < min(self.size, self.pos + hi):
+            j = block.find(b"\n", max(lo, self.target - self.pos), hi)
+            if j < 0:
+                return  # the next stretch outside quotes goes on looking
+            at = self.pos + j + 1
+            if at < self.size:
+                self.bounds.append(at)
+            self.target = at + self.chunk_bytes
 
 
 def _scan_csv(ctx: Context, key: str, start: int, size: int, chunk_bytes: int
-              ) -> tuple[str, list[int], str | None]:
-    """Stream the object once: its sha256 and the chunk bounds. A bound is the offset after a
-    line break at or after every chunk_bytes that is outside any quoted value: in RFC 4180
-    quoting (a value that holds a delimiter, quote or line break is enclosed in quotes, a quote
-    within it doubled) a line break is inside a value exactly when an odd number of quote
-    characters precede it in the file, so counting them (bytes.count: C speed) tells, and
-    pyarrow's reader (newlines_in_values=True) reads each chunk from a row's start. A file
-    with a quote elsewhere (ab"c: pyarrow reads it as a literal) breaks that count: it is not
-    split, and the manifest says why."""
+              ) -> tuple[str, list[int]]:
+    """Stream the object once: its sha256 and the chunk bounds (_Bounds)."""
     digest = hashlib.sha256()
-    bounds, quotes, pos, tail = [start], 0, 0, b"\n"
-    target = start + chunk_bytes
-    stray = False
+    bounds = _Bounds(start, size, chunk_bytes)
     with closing(ctx.store.open(key)) as f:
         while block := f.read(SCAN_BYTES):
             digest.update(block)
-            has_quotes = b'"' in block
-            if has_quotes and not stray and _STRAY_QUOTE.search(
-                    tail + (block.removeprefix(BOM) if pos == 0 else block)):
-                stray = True
-            while not stray and target < min(size, pos + len(block)):
-                j = block.find(b"\n", max(0, target - pos))
-                while j >= 0 and has_quotes and (quotes + block.count(b'"', 0, j)) % 2:
-                    j = block.find(b"\n", j + 1)
-                if j < 0:  # no bound in this block: look on from the next one's start
-                    target = pos + len(block)
-                    break
-                at = pos + j + 1
-                if at < size:
-                    bounds.append(at)
-                target = at + chunk_bytes
-            quotes += block.count(b'"')
-            pos += len(block)
-            tail = block[-2:]
-    why = None
-    if stray:
-        why = ("a quote character inside an unquoted value (not RFC 4180 quoting): line "
-               "breaks inside quoted values cannot be told apart, so the file is one chunk")
-        bounds = [start]
-    if bounds[-1] < size or len(bounds) == 1:
-        bounds.append(size)
-    return digest.hexdigest(), bounds, why
+            bounds.feed(block)
+    out = bounds.bounds
+    if out[-1] < size or len(out) == 1:
+        out.append(size)
+    return digest.hexdigest(), out
 
 
 def fan_out(ctx: Context, model: str, key: str, base: dict[str, Any], predictor: Predictor,
@@ -189,11 +217,9 @@ def fan_out(ctx: Context, model: str, key: str, base: dict[str, Any], predictor:
         "key": key, "input": {**base["input"], "sha256": p.sha256}, "chunked": True,
         "total": len(chunks), "version": predictor.version, "chosen_by": chosen_by,
         "keep": keep, "columns": output_columns(predictor, keep, chunked=True),
-        "chunk_bytes": ctx.scoring_chunk_bytes, "capture_rate": capture_rate,
-        **({"unsplit": p.unsplit} if p.unsplit else {})})
+        "chunk_bytes": ctx.scoring_chunk_bytes, "capture_rate": capture_rate})
     out = {"status": "running", "model": model, "key": key, "version": predictor.version,
-           "chunks": len(chunks), "dispatched": 0,
-           **({"unsplit": p.unsplit} if p.unsplit else {})}
+           "chunks": len(chunks), "dispatched": 0}
     if job["status"] != RUNNING or job.get("dispatched"):
         return {**out, "status": job["status"] if job["status"] != RUNNING else "running"}
     for c in chunks:
@@ -297,7 +323,6 @@ def _finish(ctx: Context, jobs: ScoringJobs, job: dict[str, Any]) -> dict[str, A
         **sums, "parts": [p for c in chunks for p in c.get("parts") or []],
         "rejects": rejects_key, "keep": job.get("keep") or [], "columns": job["columns"],
         "chunked": True, "chunks": listed,
-        **({"unsplit": job["unsplit"]} if job.get("unsplit") else {}),
         "row_numbering": "per chunk: the row of the file is chunks[chunk].first_row + row",
         "started_at": job["started_at"], "finished_at": now.isoformat(),
         "seconds": round((now - datetime.fromisoformat(job["started_at"])).total_seconds(), 3),
