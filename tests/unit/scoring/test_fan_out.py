@@ -447,3 +447,41 @@ def test_a_fault_in_a_scoring_thread_fails_the_attempt_and_the_retry_scores_it(t
     assert failed and results[0]["status"] == "failed" and results[0]["retryable"], results
     m = json.loads(trained.ctx.store.get(layout.predictions_manifest_key("churn", "small")))
     assert results[-1]["status"] == "scored" and m["rows_scored"] == 500
+
+
+def test_chunk_bounds_are_row_starts_as_pyarrow_reads_the_file():
+    """Generated CSV values (quoted with line breaks, delimiters and "" inside; unquoted with
+    literal quotes such as 12" or ab"c; empty), fed in blocks of any size: reading each chunk
+    on its own with the header gives the whole file's rows, in order."""
+    import pyarrow.csv as pcsv
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from mlops_kit.core.scoring.fanout import _Bounds
+
+    quoted = st.text(alphabet='ab,\n"x ', max_size=8).map(lambda t: '"' + t.replace('"', '""')
+                                                               + '"')
+    plain = st.text(alphabet='ab"1 ', max_size=6).filter(lambda t: not t.startswith('"'))
+    value = st.one_of(quoted, plain)
+    rows = st.lists(st.tuples(value, value), min_size=1, max_size=60)
+
+    def read(data: bytes) -> list[dict]:
+        opts = pcsv.ParseOptions(newlines_in_values=True)
+        conv = pcsv.ConvertOptions(column_types={"a": pa.string(), "b": pa.string()},
+                                   strings_can_be_null=False)
+        return pcsv.read_csv(io.BytesIO(data), parse_options=opts,
+                             convert_options=conv).to_pylist()
+
+    @settings(max_examples=200, deadline=None)
+    @given(rows, st.integers(1, 40), st.integers(1, 64))
+    def check(values, chunk_bytes, block):
+        header = b"a,b\n"
+        body = header + b"".join(f"{a},{b}\n".encode() for a, b in values)
+        bounds = _Bounds(len(header), len(body), chunk_bytes)
+        for i in range(0, len(body), block):
+            bounds.feed(body[i:i + block])
+        cuts = bounds.bounds + [len(body)]
+        chunks = [header + body[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+        assert [r for c in chunks for r in read(c)] == read(body)
+
+    check()

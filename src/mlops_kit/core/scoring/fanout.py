@@ -111,71 +111,57 @@ class Plan:
     sha256: str  # the whole object's, streamed once by the planner
 
 
-BOM = b"\xef\xbb\xbf"
-_QUOTE = re.compile(b'"')
-_FIELD_START = (b",", b"\n", b"\r")
+# A CSV field as pyarrow's reader reads it (newlines_in_values=True): quoted only when a quote
+# opens it ("" inside is a quote; a line break inside is data), else up to the next delimiter,
+# a quote there a literal character (12", ab"c: checked against pyarrow 26). Possessive
+# quantifiers: one pass in C, no backtracking.
+_FIELD = rb'(?:"(?:[^"]|"")*+"[^,\n]*+|[^",\n][^,\n]*+|)'
+_ROW = re.compile(_FIELD + rb"(?:," + _FIELD + rb")*+\n")
+_ROWS = re.compile(rb"(?:" + _FIELD + rb"(?:," + _FIELD + rb")*+\n)*+")
+MAX_ROW = 16 << 20  # a "row" longer than this (an unclosed quote): no more cuts, one chunk
+
+
+def _rows_end(buf: bytes, pos: int, endpos: int) -> int:
+    """The end of the whole rows of buf[pos:endpos] (pos: a row's start)."""
+    m = _ROWS.match(buf, pos, endpos)
+    return m.end() if m else pos
 
 
 class _Bounds:
-    """Chunk bounds over a CSV file streamed block by block: a bound is the offset after a
-    line break at or after every chunk_bytes that is outside any quoted value.
-
-    Quoting as pyarrow's reader does it (newlines_in_values=True): a quote opens a value only
-    at a field's start (after a delimiter or a line break); inside, a doubled quote is a
-    quote and a single one closes the value; a quote anywhere else (5", ab"c) is a literal
-    character. Only the quote characters are walked (re.finditer), so a file without quotes
-    costs one C-speed search per block."""
+    """Chunk bounds over a CSV file streamed block by block: a bound is the end of the row
+    that holds the byte at every chunk_bytes, so a chunk always starts at a row's start and
+    never inside a quoted value. Rows are matched by _ROWS in C (80 MB/s on a file with every
+    string quoted, as pyarrow's write_csv writes them); a stretch without quotes needs only a
+    search for its line breaks."""
 
     def __init__(self, start: int, size: int, chunk_bytes: int) -> None:
         self.size, self.chunk_bytes = size, chunk_bytes
         self.bounds = [start]
         self.target = start + chunk_bytes
-        self.pos = 0  # the offset of the block being read
-        self.inside = False  # within a quoted value
-        self.pending = False  # the last block ended on a quote inside a value
-        self.before = b"\n"  # the byte before the block (the file's start: a line's start)
+        self.buf, self.base = b"", 0  # the unread tail: a row's start, at this file offset
+        self.lost = False
 
     def feed(self, block: bytes) -> None:
-        i = 0
-        if self.pending:  # "" across blocks: still inside; else that quote closed the value
-            self.pending = False
-            if block[:1] == b'"':
-                i = 1
+        if self.lost:
+            return
+        buf, base, pos = self.buf + block, self.base, 0
+        quoted = b'"' in buf
+        while self.target < self.size and self.target - base < len(buf):
+            if quoted:
+                row_start = _rows_end(buf, pos, self.target - base)
+                row = _ROW.match(buf, row_start)
+                end = row.end() if row else -1
             else:
-                self.inside = False
-        for m in _QUOTE.finditer(block, i) if b'"' in block else ():
-            q = m.start()
-            if q < i:  # the second quote of a doubled one
-                continue
-            if not self.inside:
-                self._cut(block, i, q)
-                prev = block[q - 1:q] if q else self.before
-                if prev in _FIELD_START or (self.pos == 0 and q == len(BOM)
-                                            and block.startswith(BOM)):
-                    self.inside = True
-            elif q + 1 == len(block):
-                self.pending = True
-            elif block[q + 1:q + 2] == b'"':
-                i = q + 2
-                continue
-            else:
-                self.inside = False
-            i = q + 1
-        if not self.inside:
-            self._cut(block, i, len(block))
-        self.before = block[-1:]
-        self.pos += len(block)
-
-    def _cut(self, block: bytes, lo: int, hi: int) -> None:
-        """Bounds at the line breaks of block[lo:hi], a stretch outside quoted values."""
-        while self.target < min(self.size, self.pos + hi):
-            j = block.find(b"\n", max(lo, self.target - self.pos), hi)
-            if j < 0:
-                return  # the next stretch outside quotes goes on looking
-            at = self.pos + j + 1
-            if at < self.size:
-                self.bounds.append(at)
-            self.target = at + self.chunk_bytes
+                end = buf.find(b"\n", self.target - base) + 1 or -1
+            if end < 0:  # the row runs past this block: placed with the next one
+                break
+            if base + end < self.size:
+                self.bounds.append(base + end)
+            self.target, pos = base + end + self.chunk_bytes, end
+        done = _rows_end(buf, pos, len(buf)) if quoted else buf.rfind(b"\n") + 1
+        self.buf, self.base = buf[max(done, pos):], base + max(done, pos)
+        if len(self.buf) > MAX_ROW:
+            self.lost, self.buf = True, b""
 
 
 def _scan_csv(ctx: Context, key: str, start: int, size: int, chunk_bytes: int
