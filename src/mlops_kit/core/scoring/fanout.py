@@ -190,7 +190,7 @@ def fan_out(ctx: Context, model: str, key: str, base: dict[str, Any], predictor:
     jobs = ScoringJobs(ctx.table, ctx.clock)
     try:  # a redelivered upload: no second pass over the file when it was sent out
         job = jobs.get(model, name, etag)
-        if job["status"] != RUNNING or job.get("dispatched"):
+        if job["status"] in (SCORED, QUARANTINED) or job.get("dispatched"):
             return {"status": job["status"] if job["status"] != RUNNING else "running",
                     "model": model, "key": key, "version": job.get("version"),
                     "chunks": job.get("total"), "dispatched": 0}
