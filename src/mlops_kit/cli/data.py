@@ -128,7 +128,7 @@ def _put_and_process(b, key: str, file: Path, as_json: bool,
         steps.begin(f"uploading {file.name}")
         if before is not None:
             before()
-        out: dict[str, Any] = {"upload": put_object(b, key, file.read_bytes())}
+        out: dict[str, Any] = {"upload": put_object(b, key, file)}  # streamed
         steps.end("uploaded", f"uploaded {key} ({out['upload']['size']:,} bytes)")
         if b.settings.backend == "local":
             out["results"] = _process(b, steps)

@@ -32,9 +32,11 @@ def upload(backend: Backend, path: str | Path, model: str, *, name: str | None =
     return {"key": key, "etag": info.etag, "size": info.size}
 
 
-def put_object(backend: Backend, key: str, data: bytes) -> dict:
-    """Any object write that the cloud would notify about (datasets/, labels/, scoring/)."""
-    info = backend.ctx.store.put(key, data)
+def put_object(backend: Backend, key: str, data: bytes | Path) -> dict:
+    """Any object write that the cloud would notify about (datasets/, labels/, scoring/).
+    `data`: the bytes, or a file streamed to the store (a big file is never held in memory)."""
+    info = backend.ctx.store.put_file(key, str(data)) if isinstance(data, Path) else \
+        backend.ctx.store.put(key, data)
     if layout.parse_key(key).kind in ("dataset", "labels", "scoring"):
         backend.validate_queue.send({"key": key, "etag": info.etag, "version_id": info.version_id})
     return {"key": key, "etag": info.etag, "size": info.size}

@@ -62,7 +62,7 @@ def test_a_csv_upload_is_scored_like_the_http_path(trained):
 
 
 def test_bad_rows_are_rejected_with_the_rule_and_the_rest_scored(trained, monkeypatch):
-    monkeypatch.setattr(engine, "CHUNK_ROWS", 64)  # bisection across several chunks
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 64)  # rejects across several batches
     monkeypatch.setattr(engine, "PART_ROWS", 100)  # several parts
     records = [{k: v for k, v in r.items() if k not in ("churned",)}
                for r in churn_records(300, seed=5)]

@@ -142,10 +142,12 @@ class _Prefixed(io.RawIOBase):
 def csv_batches(stream: BinaryIO, head: bytes, names: list[str], wanted: list[str],
                 chunk_bytes: int, on_invalid_row: Callable[[Any], str] | None = None,
                 null_values: Collection[str] = ("",),
+                newlines_in_values: bool = False,
                 ) -> Generator[pa.RecordBatch, None, None]:
     """Batches of the wanted columns, binary. `null_values`: the missing tokens every column
     shares (missing.shared_markers), made null by the reader; `normalise` applies the rest per
-    column. A duplicate name reads its first occurrence."""
+    column. A duplicate name reads its first occurrence. `newlines_in_values`: a quoted value
+    may hold a line break (pyarrow's ParseOptions; batch scoring reads so)."""
     internal: list[str] = []
     first: dict[str, str] = {}
     for i, n in enumerate(names):
@@ -156,7 +158,8 @@ def csv_batches(stream: BinaryIO, head: bytes, names: list[str], wanted: list[st
         src,
         read_options=pcsv.ReadOptions(column_names=internal, skip_rows=1, use_threads=False,
                                       block_size=max(chunk_bytes, 4096, 2 * len(head))),
-        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
+        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row,
+                                        newlines_in_values=newlines_in_values),
         convert_options=pcsv.ConvertOptions(
             column_types={n: pa.binary() for n in wanted}, include_columns=wanted,
             null_values=list(null_values), strings_can_be_null=True,

@@ -1,6 +1,8 @@
 """The scoring engine both paths share (the whole file in one go, core/scoring/usecase.py, and
 one chunk of a fanned-out file, core/scoring/fanout.py): read a window of the file in batches,
-validate each run of CHUNK_ROWS records through the request path, score, fill output parts.
+check each run of CHUNK_ROWS rows column-wise by the request path's rules (core/scoring/checks.py:
+the rows it refuses go to the rejects with the request path's message), score the accepted
+ones in one onnxruntime run, fill output parts.
 
 A window is the whole file, or one chunk: a byte range of a CSV file (line-aligned, the header
 passed along) or a range of a Parquet file's row groups, both read with ranged GETs
@@ -11,7 +13,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -27,17 +32,14 @@ from mlops_kit.core.datasets import (
     normalise,
     parquet_batches,
     read_csv_header,
-    to_float,
-    to_text,
 )
-from mlops_kit.core.missing import missing_markers
-from mlops_kit.core.serving.predictor import MAX_BATCH, Predictor
-from mlops_kit.core.spec import CategoricalFeature
-from mlops_kit.errors import ValidationError
+from mlops_kit.core.scoring.checks import ColumnCheck
+from mlops_kit.core.serving.predictor import Predictor
 from mlops_kit.ports import ObjectStore
 
 log = logging.getLogger("mlops_kit.scoring")
-CHUNK_ROWS = MAX_BATCH  # records validated and scored together (the request path's limit)
+CHUNK_ROWS = 1 << 16  # rows checked and scored together (one onnxruntime run)
+SCORE_THREADS = max(1, min(4, os.cpu_count() or 1))  # onnxruntime runs at once
 PART_ROWS = 100_000  # rows per output part
 READ_BYTES = 8 << 20  # CSV block / Parquet batch size the reader aims at
 MAX_REJECTS = 100_000  # rejected rows written out in full; beyond, counted only
@@ -147,12 +149,12 @@ def _csv(stream: BinaryIO, wanted: list[str], header: bytes | None
     def on_ragged(row: Any) -> str:
         # an exception raised here is swallowed by pyarrow (which then raises its own): say
         # what was wrong through `ragged`, and let pyarrow stop the read
-        ragged.append(f"a row has {row.actual_columns} fields, expected {row.expected_columns}"
-                      " (a line break inside a quoted value is not supported)")
+        ragged.append(f"a row has {row.actual_columns} fields, expected {row.expected_columns}")
         return "error"
 
     try:
-        for batch in csv_batches(stream, head, names, wanted, READ_BYTES, on_ragged):
+        for batch in csv_batches(stream, head, names, wanted, READ_BYTES, on_ragged,
+                                 newlines_in_values=True):
             yield {n: batch.column(n) for n in wanted}
     except pa.ArrowInvalid as exc:
         raise Unreadable(ragged[0] if ragged else
@@ -175,49 +177,16 @@ def _parquet_groups(stream: BinaryIO, wanted: list[str], groups: tuple[int, int]
         raise Unreadable(f"not a readable Parquet file: {str(exc)[:200]}") from None
 
 
-def records(predictor: Predictor, cols: dict[str, pa.Array], n: int
-            ) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str]]]:
-    """Typed records (floats, text, None for missing), as a JSON request would carry them, and
-    the rows whose value is not even of the feature's type ({row: (column, message)})."""
-    values: dict[str, list] = {}
-    bad_rows: dict[int, tuple[str, str]] = {}
-    for f in predictor.spec.features:
-        cats = f.categories if isinstance(f, CategoricalFeature) else None
-        arr = normalise(cols[f.name], missing_markers(cats))
-        if isinstance(f, CategoricalFeature):
-            text, bad = to_text(arr)
-            values[f.name] = text.to_pylist()
-        else:
-            vals, bad = to_float(arr)
-            values[f.name] = [None if v != v else v for v in vals.tolist()]
-        if bad is not None:
-            for i in np.flatnonzero(bad).tolist():
-                bad_rows.setdefault(i, (f.name, f"{f.name}: expected a "
-                                        f"{'category' if cats is not None else 'number'}"))
-    names = list(values)
-    out = [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)] \
-        if names else [{} for _ in range(n)]
-    return out, bad_rows
-
-
-def validate(predictor: Predictor, recs: list[dict[str, Any]], rows: list[int]
-             ) -> Iterator[tuple[list[int], dict[str, np.ndarray] | None, Any]]:
-    """(rows, feed, None) for accepted runs of records, ([row], None, error) for each refused
-    one: the request path's verdict, bisected down to the refused records."""
-    try:
-        yield rows, predictor.inputs_from_request(recs), None
-    except ValidationError as exc:
-        if len(recs) == 1:
-            yield rows, None, exc
-            return
-        mid = len(recs) // 2
-        yield from validate(predictor, recs[:mid], rows[:mid])
-        yield from validate(predictor, recs[mid:], rows[mid:])
-
-
 def to_parquet(table: pa.Table) -> bytes:
+    """zstd; dictionary encoding for the text columns only (labels, model: a few values) and
+    BYTE_STREAM_SPLIT for floats (probabilities; Parquet's encoding for them): 100k rows
+    written in 30 ms, 835 KiB, against 74 ms, 1,582 KiB with pyarrow's defaults."""
+    text = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    floats = {f.name: "BYTE_STREAM_SPLIT" for f in table.schema
+              if pa.types.is_floating(f.type)}
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
+    pq.write_table(table, buf, compression="zstd", use_dictionary=text or False,
+                   column_encoding=floats or None)
     return buf.getvalue()
 
 
@@ -312,7 +281,7 @@ def output_columns(predictor: Predictor, keep: list[str], *, chunked: bool) -> l
             *([f"probability_{c}" for c in predictor.classes or []]), "model", "version"]
 
 
-def _output(predictor: Predictor, rows: list[int], first: int, labels: np.ndarray,
+def _output(predictor: Predictor, rows: np.ndarray, first: int, labels: np.ndarray,
             proba: np.ndarray | None, kept: dict[str, pa.Array], chunk: int | None) -> pa.Table:
     """`rows`: positions in the batch that starts at row `first` (of the file, or the chunk)."""
     idx = pa.array(rows, pa.int64())
@@ -323,7 +292,9 @@ def _output(predictor: Predictor, rows: list[int], first: int, labels: np.ndarra
     out["row"] = pa.array(np.asarray(rows, dtype=np.int64) + first)
     for col, arr in kept.items():
         out[col] = arr.take(idx)
-    out["prediction"] = pa.array(labels.tolist())
+    # string labels typed up front: pyarrow's inference over 64k objects takes 12 ms, 2 ms typed
+    out["prediction"] = pa.array(labels, pa.string()) if labels.dtype == object else \
+        pa.array(labels)
     if proba is not None:
         classes = predictor.classes or list(range(proba.shape[1]))
         for j, cls in enumerate(classes):
@@ -336,32 +307,44 @@ def _output(predictor: Predictor, rows: list[int], first: int, labels: np.ndarra
 def score_window(ctx: Context, predictor: Predictor, key: str, keep: list[str], parts: Parts,
                  window: Window | None = None, sample: Sample | None = None) -> int:
     """Score the window into `parts` (flushed); the number of rows read. Raises Unreadable,
-    UnicodeDecodeError or ValidationError for a file that cannot be scored."""
+    UnicodeDecodeError or ValidationError for a file that cannot be scored.
+
+    onnxruntime runs on SCORE_THREADS threads, one batch each (a session allows concurrent
+    run() calls and releases the GIL in them), while this thread reads and checks the next
+    batches; results are taken in order, so parts and rejects are as a sequential run's."""
     wanted = list(predictor.feature_names) + keep
+    check = ColumnCheck(predictor.spec)
     rows_in = 0
-    for cols in columns(ctx, key, wanted, window):
-        n = len(next(iter(cols.values())))
-        kept = {c: normalise(cols[c], []).cast(pa.string()) for c in keep}
-        for lo in range(0, n, CHUNK_ROWS):
-            hi = min(n, lo + CHUNK_ROWS)
-            chunk = {c: a.slice(lo, hi - lo) for c, a in cols.items()}
-            chunk_kept = {c: a.slice(lo, hi - lo) for c, a in kept.items()}
-            recs, bad_rows = records(predictor, chunk, hi - lo)
-            for i, (col, message) in bad_rows.items():
-                parts.reject(rows_in + lo + i, col, message)
-            good = [i for i in range(hi - lo) if i not in bad_rows]
-            for sub, feed, error in validate(predictor, [recs[i] for i in good], good):
-                if feed is None:
-                    message = str(error.message).removeprefix("instances[0]: ")
-                    message = message.removeprefix("instances[0].")
-                    parts.reject(rows_in + lo + sub[0], error.field, message)
+    running: deque[tuple[Future, np.ndarray, int, dict[str, np.ndarray],
+                         dict[str, pa.Array]]] = deque()
+
+    def take(limit: int) -> None:
+        while len(running) > limit:
+            future, good, first, feed, kept = running.popleft()
+            labels, proba = future.result()
+            if sample is not None:
+                sample.add(ctx, predictor, good + first, feed, labels, proba)
+            parts.add(_output(predictor, good, first, labels, proba, kept, parts.chunk))
+
+    with ThreadPoolExecutor(max_workers=SCORE_THREADS, thread_name_prefix="score") as pool:
+        for cols in columns(ctx, key, wanted, window):
+            n = len(next(iter(cols.values())))
+            kept = {c: normalise(cols[c], []).cast(pa.string()) for c in keep}
+            for lo in range(0, n, CHUNK_ROWS):
+                hi = min(n, lo + CHUNK_ROWS)
+                checked = check.check({c: a.slice(lo, hi - lo) for c, a in cols.items()},
+                                      hi - lo)
+                for i, col, message in checked.rejects:
+                    parts.reject(rows_in + lo + i, col, message)
+                good = np.flatnonzero(checked.accepted)
+                if not good.size:
                     continue
-                labels, proba = predictor.run_arrays(feed)
-                if sample is not None:
-                    sample.add(ctx, predictor, np.asarray(sub, dtype=np.int64) + rows_in + lo,
-                               feed, labels, proba)
-                parts.add(_output(predictor, sub, rows_in + lo, labels, proba, chunk_kept,
-                                  parts.chunk))
-        rows_in += n
+                feed = checked.feed if good.size == hi - lo else \
+                    {k: v[good] for k, v in checked.feed.items()}
+                running.append((pool.submit(predictor.run_arrays, feed), good, rows_in + lo,
+                                feed, {c: a.slice(lo, hi - lo) for c, a in kept.items()}))
+                take(SCORE_THREADS)
+            rows_in += n
+        take(0)
     parts.flush()
     return rows_in
