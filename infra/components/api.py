@@ -76,7 +76,7 @@ class InferenceApiArgs:
 # With console sign-in: the OIDC flow's two pages are open (that is where a browser signs in);
 # every other console page passes the cookie authorizer. GET /ui is guarded too: HTTP APIs may
 # route /ui/ (the models page) to the GET /ui route, which must therefore reach serve.
-CONSOLE_OPEN = ("GET /ui/login", "GET /ui/callback")
+CONSOLE_OPEN = ("GET /ui/login", "GET /ui/callback", "POST /ui/logout")
 CONSOLE_COOKIE = ("GET /ui", "GET /ui/{proxy+}")
 
 

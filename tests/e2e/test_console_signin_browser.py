@@ -104,6 +104,17 @@ def test_a_browser_signs_in_through_the_issuer_and_lands_on_the_models_page(brow
     assert page.goto(url + "/ui/login").status == 200 and page.url == url + "/ui/"
     assert not any(u.startswith(stub.issuer) for u in seen)
 
+    # Sign out (the pages show it behind the cookie): the sign-in function clears the cookie
+    assert page.goto(url + "/ui/").status == 200
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_load_state()
+    assert page.url == url + "/ui/logout" and page.locator("h1").inner_text() == "Signed out"
+    assert not [c for c in context.cookies() if c["name"] == "mk_session"]
+    assert page.goto(url + "/ui/").status == 401
+    seen.clear()
+    assert page.goto(url + "/ui/login").status == 200 and page.url == url + "/ui/"
+    assert any(u.startswith(stub.issuer + "/authorize?") for u in seen)  # signed in again
+
     # `mlops-kit token --rotate`: the session ends; /ui sends the browser through sign-in again
     from mlops_kit.adapters.aws.ssm import SsmCookieKey
 

@@ -100,7 +100,7 @@ def test_console_routes_open_only_the_sign_in_and_guard_the_pages_with_the_cooki
         assert re.fullmatch(r"(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|ANY) "
                             r"/([A-Za-z0-9._:-]+|\{\w+\})(/([A-Za-z0-9._:-]+|\{\w+\}))*"
                             r"(/\{\w+\+\})?", key), key
-    for key in ("GET /ui/login", "GET /ui/callback"):
+    for key in ("GET /ui/login", "GET /ui/callback", "POST /ui/logout"):
         assert routes[key]["authorizationType"] == "NONE", key
         assert _integration_fn(g, routes[key]) == "mlopskit-prod-console-signin"
     authz = next(a for a in g.of(AUTHZ) if a.inputs["authorizerType"] == "REQUEST")
@@ -110,9 +110,10 @@ def test_console_routes_open_only_the_sign_in_and_guard_the_pages_with_the_cooki
         assert page["authorizerId"] == f"{authz.name}-id"
         assert _integration_fn(g, page) == "mlopskit-prod-serve"
     assert sorted(k for k, r in routes.items() if r["authorizationType"] == "NONE") == [
-        "GET /ui/callback", "GET /ui/login"]
+        "GET /ui/callback", "GET /ui/login", "POST /ui/logout"]
     expected = "JWT" if stack == "jwt-cognito" else "AWS_IAM"
-    others = {k: r["authorizationType"] for k, r in routes.items() if not k.startswith("GET /ui")}
+    others = {k: r["authorizationType"] for k, r in routes.items()
+              if not k.startswith(("GET /ui", "POST /ui/logout"))}
     assert others and set(others.values()) == {expected}
 
 

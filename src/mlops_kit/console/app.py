@@ -50,6 +50,9 @@ _RUN = re.compile(rf"^models/({NAME_PATTERN})/runs/(\d{{1,9}})$")
 _NEXT = re.compile(rf"^(models/{NAME_PATTERN}(/versions/\d{{1,9}}|/runs/\d{{1,9}}|/report)?)?$")
 
 Authorize = Callable[[Mapping[str, str]], None]
+# console.signin.SESSION_COOKIE (not imported: that module loads the OIDC client): behind the
+# AWS cookie authorizer the pages show Sign out, which posts to the sign-in function
+GATEWAY_SESSION = "mk_session"
 
 
 def _response(status: int, body: bytes, content_type: str, *, csp: str = CSP,
@@ -127,8 +130,8 @@ class Console:
 
     def _signed_in(self, headers: Mapping[str, str]) -> tuple[bool, bool]:
         """(allowed, via a session cookie)."""
-        if self.authorize is None:
-            return True, False
+        if self.authorize is None:  # the gateway authorized (AWS: its cookie authorizer)
+            return True, read_cookie(headers, GATEWAY_SESSION) is not None
         if "authorization" in headers:
             try:
                 self.authorize(headers)

@@ -280,7 +280,9 @@ def _redirect(location: str, cookies: list[str] | None = None) -> Reply:
 
 @dataclass
 class SignIn:
-    """`GET /ui/login` and `/ui/callback`: the two routes the gateway leaves open."""
+    """`GET /ui/login`, `GET /ui/callback` and `POST /ui/logout`: the routes the gateway
+    leaves open. Sign-out clears the session cookie (a stateless session cannot be revoked
+    one by one: `mlops-kit token --rotate` ends them all)."""
 
     oidc: OidcClient
     keys: KeySource
@@ -289,6 +291,12 @@ class SignIn:
     def __call__(self, path: str, query: str, headers: Mapping[str, str],
                  cookies: list[str] | None, base_url: str) -> Reply:
         """`base_url`: scheme://host of the API (the redirect URI is base_url/ui/callback)."""
+        if path == "/ui/logout":  # POST only (the route); works without a key too
+            reply = _page(200, "Signed out", "You are signed out of the console. Your identity "
+                          "provider may still remember you: sign out there too on a shared "
+                          "computer.")
+            return Reply(reply.status, reply.headers, [set_cookie(SESSION_COOKIE, "", 0)],
+                         reply.body)
         key = self.keys.current()
         if not key or len(key) < MIN_KEY_BYTES:
             return _page(503, "Console sign-in is not set up",

@@ -54,6 +54,8 @@ SIGN_IN_PATHS = ("/ui/login", "/ui/callback")
 
 def console_route(method: str, path: str) -> str | None:
     """'sign_in', 'authorize' or None (not a console route: serve's own auth applies)."""
+    if method == "POST" and path == "/ui/logout":
+        return "sign_in"
     if method not in ("GET", "HEAD"):
         return None
     if path in SIGN_IN_PATHS:
