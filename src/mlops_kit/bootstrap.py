@@ -92,6 +92,7 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
                   stuck_after_s=stuck_after, jobs=job_runner(settings, parts.jobs),
                   limits=route_limits(settings), scoring_queue=parts.validate_queue,
                   scoring_chunk_bytes=settings.scoring_chunk_bytes,
+                  scoring_batch_seconds=settings.scoring_batch_seconds,
                   **experiment_engine(settings))
     return Backend(ctx, parts.validate_queue, settings)
 

@@ -35,6 +35,7 @@ from mlops_kit.core import layout
 from mlops_kit.core.context import Context, to_json
 from mlops_kit.core.datasets import HashingReader
 from mlops_kit.core.registry import CHAMPION
+from mlops_kit.core.scoring.batch import route, submit
 from mlops_kit.core.scoring.engine import (
     Parts,
     Unreadable,
@@ -96,8 +97,12 @@ def _resolve(ctx: Context, model: str, opts: dict[str, Any]) -> tuple[int, str]:
 
 
 def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
-                 version_id: str | None = None) -> dict[str, Any]:
-    """Score one uploaded file; returns the job's final outcome (also in _manifest.json)."""
+                 version_id: str | None = None,
+                 batch: tuple[int, str, str | None] | None = None) -> dict[str, Any]:
+    """Score one uploaded file; returns the job's final outcome (also in _manifest.json), or,
+    for a job past what functions can do, its submission to the batch engine
+    (core/scoring/batch.py). `batch` (version, chosen_by, route): this is that job, scoring the
+    whole file here with the version chosen at submit."""
     filename = basename(key)
     name = filename.rsplit(".", 1)[0]
     manifest_key = layout.predictions_manifest_key(model, name)
@@ -113,14 +118,21 @@ def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
                                                      "size": info.size},
                             "started_at": ctx.clock.now().isoformat()}
     jobs = ScoringJobs(ctx.table, ctx.clock)
+    if batch is not None:
+        base.update(engine="batch", route=batch[2])
     try:
         opts = _options(ctx, model, name)
-        version, chosen_by = _resolve(ctx, model, opts)
+        version, chosen_by = _resolve(ctx, model, opts) if batch is None else batch[:2]
         predictor = ModelService(ctx.store, ctx.registry).load_version(model, version)
     except (SpecError, NotFound) as exc:  # final: nothing to score with
         return _failed(ctx, jobs, model, key, base, exc)
     keep = [c for c in opts.get("keep", []) if c not in predictor.feature_names]
-    if ctx.scoring_queue is not None and 0 < ctx.scoring_chunk_bytes < info.size:
+    if batch is None:
+        where = route(ctx, key, info.size)
+        base["route"] = where.reason
+        if where.engine == "batch":
+            return submit(ctx, model, key, base, version, chosen_by, where.reason)
+    if batch is None and ctx.scoring_queue is not None and 0 < ctx.scoring_chunk_bytes < info.size:
         try:
             return fan_out(ctx, model, key, base, predictor, chosen_by, keep,
                            _capture_rate(opts))
@@ -171,7 +183,7 @@ def _job(jobs: ScoringJobs, model: str, name: str, base: dict[str, Any], status:
     A rerun of the same upload (a redelivery) finds it and ends it as it ends now."""
     etag = str(base["input"]["etag"])
     jobs.start(model, name, etag, {"key": base["input"]["key"], "input": base["input"],
-                                   "chunked": False, "total": 1,
+                                   "chunked": False, "total": 1, "route": base.get("route"),
                                    **({"version": fields["version"]} if "version" in fields
                                       else {})})
     if status is not None:
