@@ -1,5 +1,7 @@
-"""Scoring past what functions can do: the job goes to the batch engine (ctx.jobs: AWS Batch on
-Fargate; a separate process locally), which runs the same `score_upload` on the whole file.
+"""Scoring past what functions can do: the job goes to the batch engine (Context.scoring_jobs:
+a separate process on the local backend; AWS Batch on Fargate once its scoring job definition
+and grants are rendered, see README "Batch scoring"), which runs the same `score_upload` on the
+whole file.
 
 - `route` sizes the upload (core/scoring/sizing.py) and says where it is scored.
 - `submit` records the job (running, `engine` and the reason) and submits it under a name
@@ -70,21 +72,21 @@ def route(ctx: Context, key: str, size: int) -> ScoringRoute:
             return ScoringRoute("function", "not a readable Parquet file")
         sized = parquet_size([meta.row_group(g).num_rows for g in range(meta.num_row_groups)],
                              split)
-    return choose_scoring_engine(sized, batch_available=ctx.jobs is not None,
+    return choose_scoring_engine(sized, batch_available=ctx.scoring_jobs is not None,
                                  batch_seconds=ctx.scoring_batch_seconds)
 
 
 def submit(ctx: Context, model: str, key: str, base: dict[str, Any], version: int,
            chosen_by: str, why: str) -> dict[str, Any]:
     """Record the job and hand it to the batch engine, once per upload."""
-    assert ctx.jobs is not None
+    assert ctx.scoring_jobs is not None
     name = basename(key).rsplit(".", 1)[0]
     etag = str(base["input"]["etag"])
     jobs = ScoringJobs(ctx.table, ctx.clock)
     record, _ = jobs.start(model, name, etag, {
         "key": key, "input": base["input"], "chunked": False, "total": 1, "version": version,
-        "chosen_by": chosen_by, "engine": ctx.jobs.engine, "route": why})
-    out = {"model": model, "key": key, "version": version, "engine": ctx.jobs.engine,
+        "chosen_by": chosen_by, "engine": ctx.scoring_jobs.engine, "route": why})
+    out = {"model": model, "key": key, "version": version, "engine": ctx.scoring_jobs.engine,
            "route": why}
     if record["status"] != RUNNING:  # this upload's job ended already
         return {**out, "status": "duplicate", "job_status": record["status"]}
@@ -95,7 +97,7 @@ def submit(ctx: Context, model: str, key: str, base: dict[str, Any], version: in
         "model": model, "key": key, "etag": etag, "version_id": base["input"].get("version_id"),
         "version": version, "chosen_by": chosen_by, "route": why}, sort_keys=True)}
     # idempotent by name: after a crash between submit and the update, the engine finds it
-    handle = ctx.jobs.submit(job_name(model, name, etag), env)
+    handle = ctx.scoring_jobs.submit(job_name(model, name, etag), env)
     jobs.update(model, name, etag, {"job_id": handle.job_id, "job_name": handle.name,
                                     "engine": handle.engine})
     if handle.created:
