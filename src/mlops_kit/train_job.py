@@ -20,7 +20,8 @@ import os
 import sys
 
 from mlops_kit.bootstrap import build_backend
-from mlops_kit.core.scoring.batch import ENV_KIND, SCORE_KIND, run_scoring_job
+from mlops_kit.core.scoring.batch import ENV_KIND, SCORE_KIND
+from mlops_kit.core.scoring.usecase import run_scoring_job
 from mlops_kit.core.training.engines import EXIT_RETRY, run_batch_job
 from mlops_kit.errors import MlopsKitError, TransientError
 from mlops_kit.settings import get_settings

@@ -16,6 +16,7 @@ import pytest
 from mlops_kit.core import layout
 from mlops_kit.core.scoring import batch, sizing
 from mlops_kit.core.scoring.records import ScoringJobs
+from mlops_kit.core.scoring.usecase import run_scoring_job
 from mlops_kit.core.synthetic import churn_csv, churn_records
 from mlops_kit.errors import TransientError
 from mlops_kit.local.worker import put_object, run_once
@@ -57,7 +58,7 @@ def test_a_job_is_submitted_once_and_the_job_scores_with_the_version_chosen(trai
     assert env[batch.ENV_KIND] == batch.SCORE_KIND and json.loads(
         env[batch.ENV_SCORE_JOB])["version"] == sub["version"]
 
-    outcome, code = batch.run_scoring_job(trained.ctx, env)
+    outcome, code = run_scoring_job(trained.ctx, env)
     assert code == batch.EXIT_OK and outcome["status"] == "scored"
     assert outcome["rows_in"] == 500 and outcome["engine"] == "batch"
     assert json.loads(trained.ctx.store.get(MANIFEST))["version"] == sub["version"]
@@ -66,7 +67,7 @@ def test_a_job_is_submitted_once_and_the_job_scores_with_the_version_chosen(trai
                                                     env=env))
     assert done["status"] == "scored" and done["settled_here"] is False
     # a rerun of the job (a retried attempt) answers from the manifest
-    assert batch.run_scoring_job(trained.ctx, env)[0].get("already") is True
+    assert run_scoring_job(trained.ctx, env)[0].get("already") is True
 
 
 def test_a_transient_fault_exits_75_and_the_retry_completes(trained, monkeypatch):
@@ -83,11 +84,11 @@ def test_a_transient_fault_exits_75_and_the_retry_completes(trained, monkeypatch
         return real(key, data, **kw)
 
     monkeypatch.setattr(store, "put", flaky)
-    outcome, code = batch.run_scoring_job(trained.ctx, env)
+    outcome, code = run_scoring_job(trained.ctx, env)
     assert code == batch.EXIT_RETRY and outcome["status"] == "retry"
     [job] = ScoringJobs(trained.ctx.table, trained.ctx.clock).all("churn")
     assert job["status"] == "running"
-    outcome, code = batch.run_scoring_job(trained.ctx, env)
+    outcome, code = run_scoring_job(trained.ctx, env)
     assert code == batch.EXIT_OK and outcome["rows_scored"] == 300
 
 

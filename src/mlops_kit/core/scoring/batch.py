@@ -6,12 +6,12 @@ whole file.
 - `route` sizes the upload (core/scoring/sizing.py) and says where it is scored.
 - `submit` records the job (running, `engine` and the reason) and submits it under a name
   derived from the upload (model, name, etag): a redelivered upload finds the job it started.
-- `run_scoring_job` is what the job runs (`python -m mlops_kit.train_job` with
-  MLOPSKIT_JOB_KIND=score): `score_upload` pinned to the version chosen at submit, writing the
-  same parts, rejects and manifest and ending the job in the same final states and
-  notifications. Exit codes are training's: OK, FINAL (the job is failed/quarantined and
-  announced), RETRY (a transient fault: the engine retries the attempt; parts are rewritten
-  under the same keys).
+- `run_scoring_job` (core/scoring/usecase.py, beside what it runs) is what the job runs
+  (`python -m mlops_kit.train_job` with MLOPSKIT_JOB_KIND=score): `score_upload` pinned to
+  the version chosen at submit, writing the same parts, rejects and manifest and ending the
+  job in the same final states and notifications. Exit codes are training's: OK, FINAL (the
+  job is failed/quarantined and announced), RETRY (a transient fault: the engine retries the
+  attempt; parts are rewritten under the same keys).
 - `on_job_state` settles what the job could not (killed, out of memory, timed out): a job
   still `running` when the engine reports its end is `failed` with the engine's reason, once.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 from contextlib import closing
 from posixpath import basename
 from typing import Any
@@ -34,10 +33,8 @@ from mlops_kit.core.scoring.sizing import (
     csv_size,
     parquet_size,
 )
-from mlops_kit.errors import MlopsKitError, describe, is_retryable
+from mlops_kit.errors import MlopsKitError
 from mlops_kit.ports import JobState
-
-log = logging.getLogger("mlops_kit.score.jobs")
 
 # The job's environment: the contract between `submit` and the job (`train_job` dispatches on
 # the kind; a training job has no kind).
@@ -123,31 +120,6 @@ def job_from_env(env: dict[str, str]) -> dict[str, Any]:
     return job
 
 
-def run_scoring_job(ctx: Context, env: dict[str, str]) -> tuple[dict[str, Any], int]:
-    """Score the whole file here, with the version chosen at submit: (outcome, exit code)."""
-    job = job_from_env(env)
-    from mlops_kit.core.scoring.usecase import score_upload
-
-    model, key = job["model"], job["key"]
-    try:
-        outcome = score_upload(ctx, model, key, etag=job["etag"],
-                               version_id=job.get("version_id"),
-                               batch=(job["version"], job["chosen_by"], job.get("route")))
-    except Exception as exc:  # noqa: BLE001 - classified: retried, or the job fails here
-        if is_retryable(exc):
-            log.warning("scoring job for %s: transient failure, retrying: %s", key,
-                        describe(exc))
-            return {"status": "retry", "model": model, "key": key,
-                    "reason": describe(exc)}, EXIT_RETRY
-        reason = ("out of memory while scoring: raise the batch job's memory"
-                  if isinstance(exc, MemoryError) else describe(exc))
-        _fail(ctx, job, reason)
-        return {"status": FAILED, "model": model, "key": key, "reason": reason}, EXIT_FINAL
-    if outcome.get("status") in ("scored", "submitted"):
-        return outcome, EXIT_OK
-    return {**outcome, "reason": outcome.get("error") or outcome.get("reason")}, EXIT_FINAL
-
-
 def on_job_state(ctx: Context, state: JobState) -> dict[str, Any]:
     """The engine reports a scoring job's state: at its end, a job still running failed."""
     out: dict[str, Any] = {"kind": SCORE_KIND, "job_name": state.name, "job_id": state.job_id,
@@ -166,11 +138,11 @@ def on_job_state(ctx: Context, state: JobState) -> dict[str, Any]:
     reason = (f"scoring job {state.name} failed on {state.engine}: "
               f"{state.reason or 'no reason given'}" if state.status == "FAILED" else
               f"scoring job {state.name} succeeded on {state.engine} without ending the job")
-    settled = _fail(ctx, job, reason)
+    settled = fail(ctx, job, reason)
     return {**out, "status": FAILED, "settled_here": settled, "reason": reason}
 
 
-def _fail(ctx: Context, job: dict[str, Any], reason: str) -> bool:
+def fail(ctx: Context, job: dict[str, Any], reason: str) -> bool:
     """running -> failed with the reason and one notification (False: already ended)."""
     model, key = job["model"], job["key"]
     _, ended = ScoringJobs(ctx.table, ctx.clock).finish(
