@@ -100,3 +100,28 @@ def test_without_a_batch_engine_the_job_stays_on_functions_and_the_manifest_says
     assert "engine" not in m and "no batch engine is configured" in m["route"]
     [job] = ScoringJobs(b.ctx.table, b.ctx.clock).all("churn")
     assert "no batch engine" in job["route"]
+
+
+def test_the_cli_scores_on_the_batch_engine_and_exits_per_the_outcome(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from mlops_kit.cli.app import app
+
+    data = tmp_path / "nightly.csv"
+    data.write_bytes(churn_csv(800, seed=14))
+    env = {"MLOPSKIT_WORKSPACE": str(trained.settings.workspace),
+           "MLOPSKIT_SCORING_BATCH_SECONDS": "0.001"}
+    r = CliRunner().invoke(app, ["score", str(data), "-m", "churn", "--json"], env=env,
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    results = json.loads(r.stdout)["results"]
+    assert [x["status"] for x in results] == ["submitted", "scored"]
+    assert results[-1]["type"] == "job" and results[-1]["rows_scored"] == 800
+    other = tmp_path / "weekly.csv"
+    other.write_bytes(churn_csv(300, seed=15))
+    r = CliRunner().invoke(app, ["score", str(other), "-m", "churn"], env=env,
+                           catch_exceptions=False)  # the human display
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "scoring on process" in text and "(job SUCCEEDED)" in text
+    assert "300 rows scored, 0 rejected -> predictions/churn/weekly/_manifest.json" in text

@@ -134,7 +134,10 @@ def on_job_state(ctx: Context, state: JobState) -> dict[str, Any]:
     name = basename(job["key"]).rsplit(".", 1)[0]
     record = ScoringJobs(ctx.table, ctx.clock).get(job["model"], name, job["etag"])
     if record["status"] != RUNNING:  # the job ended itself (scored, failed, quarantined)
-        return {**out, "status": record["status"], "settled_here": False}
+        return {**out, "status": record["status"], "settled_here": False,
+                **{k: record[k] for k in ("rows_in", "rows_scored", "rows_rejected", "reason")
+                   if record.get(k) is not None},
+                **({"manifest_key": record["manifest"]} if record.get("manifest") else {})}
     reason = (f"scoring job {state.name} failed on {state.engine}: "
               f"{state.reason or 'no reason given'}" if state.status == "FAILED" else
               f"scoring job {state.name} succeeded on {state.engine} without ending the job")
