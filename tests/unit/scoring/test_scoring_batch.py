@@ -121,3 +121,13 @@ def test_a_parquet_file_of_one_row_group_too_slow_for_a_function_goes_to_batch(
     put_object(trained, "scoring/churn/nightly.parquet", buf.getvalue())
     [sub] = run_once(trained)
     assert sub["status"] == "submitted" and "one row group" in sub["route"]
+
+
+def test_an_upload_already_running_on_functions_is_not_submitted_again(trained):
+    put = put_object(trained, "scoring/churn/nightly.csv", churn_csv(300, seed=7))
+    ScoringJobs(trained.ctx.table, trained.ctx.clock).start(  # as fan_out leaves it running
+        "churn", "nightly", put["etag"], {"key": put["key"], "chunked": True, "total": 3})
+    runner = _to_batch(trained)  # then the deployment gained a batch engine; redelivered
+    [out] = run_once(trained)
+    assert out["status"] == "running" and out["duplicate"] is True
+    assert runner.jobs == {}

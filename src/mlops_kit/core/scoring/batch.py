@@ -80,13 +80,15 @@ def submit(ctx: Context, model: str, key: str, base: dict[str, Any], version: in
     name = basename(key).rsplit(".", 1)[0]
     etag = str(base["input"]["etag"])
     jobs = ScoringJobs(ctx.table, ctx.clock)
-    record, _ = jobs.start(model, name, etag, {
+    record, created = jobs.start(model, name, etag, {
         "key": key, "input": base["input"], "chunked": False, "total": 1, "version": version,
         "chosen_by": chosen_by, "engine": ctx.scoring_jobs.engine, "route": why})
     out = {"model": model, "key": key, "version": version, "engine": ctx.scoring_jobs.engine,
            "route": why}
     if record["status"] != RUNNING:  # this upload's job ended already
         return {**out, "status": "duplicate", "job_status": record["status"]}
+    if not created and "engine" not in record:  # started on functions (settings changed since)
+        return {**out, "status": "running", "duplicate": True, "engine": None}
     if record.get("job_id"):  # submitted before; this is a redelivered upload
         return {**out, "status": "submitted", "duplicate": True, "job_id": record["job_id"],
                 "job_name": record["job_name"]}
