@@ -87,11 +87,17 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
     # after this long a pending version's job is neither running nor waiting: it is stuck
     stuck_after = (settings.train_visibility_s if settings.backend == "local"
                    else topology.visibility_timeout("train"))
+    jobs = job_runner(settings, parts.jobs)
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
                   notifier=parts.notifier, clock=clock or SystemClock(),
-                  stuck_after_s=stuck_after, jobs=job_runner(settings, parts.jobs),
+                  stuck_after_s=stuck_after, jobs=jobs,
+                  # scoring on the batch engine: the local process engine only, so far. On
+                  # aws the batch job (train-large) holds training's grants, not scoring's,
+                  # and only `train` may submit it (topology.py): scoring stays on functions
+                  scoring_jobs=jobs if settings.backend == "local" else None,
                   limits=route_limits(settings), scoring_queue=parts.validate_queue,
                   scoring_chunk_bytes=settings.scoring_chunk_bytes,
+                  scoring_batch_seconds=settings.scoring_batch_seconds,
                   **experiment_engine(settings))
     return Backend(ctx, parts.validate_queue, settings)
 

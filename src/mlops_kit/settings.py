@@ -119,6 +119,10 @@ class Settings(BaseModel):
     # model's ~47-byte CSV rows is ~700k rows, 40-70 s at the 10-18k rows/s measured: within
     # the validate function's 120 s
     scoring_chunk_bytes: int = Field(default=32 << 20, ge=0)
+    # ... and a job estimated at more function time than this (or with a chunk that cannot
+    # finish in the validate function's timeout) goes to the batch engine, when there is one
+    # (core/scoring/sizing.py)
+    scoring_batch_seconds: float = Field(default=3600.0, gt=0)
     batch_job_queue: str | None = None  # AWS Batch (set by the deployment when enabled)
     batch_job_definition: str | None = None
     batch_attempts: int = Field(default=2, ge=1, le=10)

@@ -1,4 +1,5 @@
-"""`python -m mlops_kit.train_job`: one training job on the batch engine (AWS Batch on Fargate,
+"""`python -m mlops_kit.train_job`: one training job (or, with MLOPSKIT_JOB_KIND=score, one
+scoring job: core/scoring/batch.py) on the batch engine (AWS Batch on Fargate,
 or a separate process locally), from the same image as the train function.
 
 The job is described by its environment (core/training/engines.py: the dataset key, the run id,
@@ -19,6 +20,8 @@ import os
 import sys
 
 from mlops_kit.bootstrap import build_backend
+from mlops_kit.core.scoring.batch import ENV_KIND, SCORE_KIND
+from mlops_kit.core.scoring.usecase import run_scoring_job
 from mlops_kit.core.training.engines import EXIT_RETRY, run_batch_job
 from mlops_kit.errors import MlopsKitError, TransientError
 from mlops_kit.settings import get_settings
@@ -35,7 +38,10 @@ def main(env: dict[str, str] | None = None) -> int:
         if settings.trials == "auto":  # a search's trials stay in this job (worker processes)
             settings = settings.model_copy(update={"trials": "processes"})
         backend = build_backend(settings)
-        outcome, code = run_batch_job(backend.ctx, env)
+        if env.get(ENV_KIND) == SCORE_KIND:  # a scoring job (core/scoring/batch.py)
+            outcome, code = run_scoring_job(backend.ctx, env)
+        else:
+            outcome, code = run_batch_job(backend.ctx, env)
     except TransientError as exc:  # e.g. the table throttled before the job could start
         outcome, code = {"status": "retry", "reason": exc.message}, EXIT_RETRY
     except MlopsKitError as exc:  # not a training job / a backend that cannot be built

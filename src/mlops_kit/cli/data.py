@@ -212,7 +212,8 @@ def _print_results(d: dict) -> None:
             line += (f" — run {r.get('run')}: best of {e['ok']}/{e['trials']} trials "
                      f"({e['metric']} {e['cv']:.4f}, trial {e['winner']})")
         if status == "submitted":
-            line += escape(f" — training on {r.get('engine')}: {r.get('route')}")
+            what = "scoring" if str(r.get("key", "")).startswith("scoring/") else "training"
+            line += escape(f" — {what} on {r.get('engine')}: {r.get('route')}")
         console.print(line, soft_wrap=True)
         if r.get("failed_rules"):
             t = Table("rule", "column", "count", "examples (row: value)",

@@ -53,6 +53,10 @@ class Context:
     # whole file is scored in one go). core/scoring/fanout.py.
     scoring_queue: Queue | None = None
     scoring_chunk_bytes: int = 32 << 20
+    # ... and a job estimated past what functions can do goes to scoring_jobs, the batch engine
+    # where it can run scoring (None: it stays on functions). core/scoring/sizing.py, batch.py
+    scoring_jobs: JobRunner | None = None
+    scoring_batch_seconds: float = 3600.0
     registry: Registry = field(init=False)
     runs: RunStore = field(init=False)
 

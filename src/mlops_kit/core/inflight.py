@@ -127,6 +127,8 @@ def _scoring_rows(ctx: Any, now: datetime, since: datetime, model: str) -> list[
         where = "function"
         if job.get("chunked"):
             where = f"validate queue: {job.get('done', 0)}/{job.get('total')} chunks scored"
+        elif job.get("job_name"):  # on the batch engine (core/scoring/batch.py)
+            where = f"batch ({job.get('engine')}): {job['job_name']}"
         rows.append({"kind": "score", "model": model, "version": job.get("version"),
                      "state": job.get("status"), "where": where,
                      "age_seconds": _age(now, job.get("started_at")),

@@ -203,7 +203,8 @@ def fan_out(ctx: Context, model: str, key: str, base: dict[str, Any], predictor:
         "key": key, "input": {**base["input"], "sha256": p.sha256}, "chunked": True,
         "total": len(chunks), "version": predictor.version, "chosen_by": chosen_by,
         "keep": keep, "columns": output_columns(predictor, keep, chunked=True),
-        "chunk_bytes": ctx.scoring_chunk_bytes, "capture_rate": capture_rate})
+        "chunk_bytes": ctx.scoring_chunk_bytes, "capture_rate": capture_rate,
+        "route": base.get("route")})
     out = {"status": "running", "model": model, "key": key, "version": predictor.version,
            "chunks": len(chunks), "dispatched": 0}
     if job["status"] != RUNNING or job.get("dispatched"):
@@ -308,7 +309,7 @@ def _finish(ctx: Context, jobs: ScoringJobs, job: dict[str, Any]) -> dict[str, A
         "chosen_by": job["chosen_by"], "input": job["input"],
         **sums, "parts": [p for c in chunks for p in c.get("parts") or []],
         "rejects": rejects_key, "keep": job.get("keep") or [], "columns": job["columns"],
-        "chunked": True, "chunks": listed,
+        "chunked": True, "chunks": listed, "route": job.get("route"),
         "row_numbering": "per chunk: the row of the file is chunks[chunk].first_row + row",
         "started_at": job["started_at"], "finished_at": now.isoformat(),
         "seconds": round((now - datetime.fromisoformat(job["started_at"])).total_seconds(), 3),

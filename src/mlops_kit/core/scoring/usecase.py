@@ -26,6 +26,7 @@ table (core/scoring/records.py) that `mlops-kit jobs` lists, and ends in a final
 from __future__ import annotations
 
 import json
+import logging
 import time
 from contextlib import closing
 from posixpath import basename
@@ -35,6 +36,8 @@ from mlops_kit.core import layout
 from mlops_kit.core.context import Context, to_json
 from mlops_kit.core.datasets import HashingReader
 from mlops_kit.core.registry import CHAMPION
+from mlops_kit.core.scoring import batch
+from mlops_kit.core.scoring.batch import route, submit
 from mlops_kit.core.scoring.engine import (
     Parts,
     Unreadable,
@@ -47,8 +50,16 @@ from mlops_kit.core.scoring.engine import (
 from mlops_kit.core.scoring.fanout import fan_out
 from mlops_kit.core.scoring.records import FAILED, QUARANTINED, SCORED, ScoringJobs
 from mlops_kit.core.serving.service import ModelService
-from mlops_kit.errors import MlopsKitError, NotFound, SpecError, ValidationError, describe
+from mlops_kit.errors import (
+    MlopsKitError,
+    NotFound,
+    SpecError,
+    ValidationError,
+    describe,
+    is_retryable,
+)
 
+log = logging.getLogger("mlops_kit.score.jobs")
 CAPTURE_RATE = 0.1  # the share of scored rows captured with {"capture": true}
 
 
@@ -96,8 +107,12 @@ def _resolve(ctx: Context, model: str, opts: dict[str, Any]) -> tuple[int, str]:
 
 
 def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
-                 version_id: str | None = None) -> dict[str, Any]:
-    """Score one uploaded file; returns the job's final outcome (also in _manifest.json)."""
+                 version_id: str | None = None,
+                 pinned: tuple[int, str, str | None] | None = None) -> dict[str, Any]:
+    """Score one uploaded file; returns the job's final outcome (also in _manifest.json), or,
+    for a job past what functions can do, its submission to the batch engine
+    (core/scoring/batch.py). `pinned` (version, chosen_by, route): this is that job, scoring the
+    whole file here with the version chosen at submit."""
     filename = basename(key)
     name = filename.rsplit(".", 1)[0]
     manifest_key = layout.predictions_manifest_key(model, name)
@@ -113,14 +128,21 @@ def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
                                                      "size": info.size},
                             "started_at": ctx.clock.now().isoformat()}
     jobs = ScoringJobs(ctx.table, ctx.clock)
+    if pinned is not None:
+        base.update(engine="batch", route=pinned[2])
     try:
         opts = _options(ctx, model, name)
-        version, chosen_by = _resolve(ctx, model, opts)
+        version, chosen_by = _resolve(ctx, model, opts) if pinned is None else pinned[:2]
         predictor = ModelService(ctx.store, ctx.registry).load_version(model, version)
     except (SpecError, NotFound) as exc:  # final: nothing to score with
         return _failed(ctx, jobs, model, key, base, exc)
     keep = [c for c in opts.get("keep", []) if c not in predictor.feature_names]
-    if ctx.scoring_queue is not None and 0 < ctx.scoring_chunk_bytes < info.size:
+    if pinned is None:
+        where = route(ctx, key, info.size)
+        base["route"] = where.reason
+        if where.engine == "batch":
+            return submit(ctx, model, key, base, version, chosen_by, where.reason)
+    if pinned is None and ctx.scoring_queue is not None and 0 < ctx.scoring_chunk_bytes < info.size:
         try:
             return fan_out(ctx, model, key, base, predictor, chosen_by, keep,
                            _capture_rate(opts))
@@ -171,7 +193,7 @@ def _job(jobs: ScoringJobs, model: str, name: str, base: dict[str, Any], status:
     A rerun of the same upload (a redelivery) finds it and ends it as it ends now."""
     etag = str(base["input"]["etag"])
     jobs.start(model, name, etag, {"key": base["input"]["key"], "input": base["input"],
-                                   "chunked": False, "total": 1,
+                                   "chunked": False, "total": 1, "route": base.get("route"),
                                    **({"version": fields["version"]} if "version" in fields
                                       else {})})
     if status is not None:
@@ -200,3 +222,26 @@ def _quarantined(ctx: Context, model: str, key: str, filename: str, base: dict[s
                           "quarantine_key": qkey, "reason": reason})
     return {**report, "final": True, "quarantine_key": qkey,
             "quarantine_report_key": qkey + ".report.json"}
+
+
+def run_scoring_job(ctx: Context, env: dict[str, str]) -> tuple[dict[str, Any], int]:
+    """Score the whole file here, with the version chosen at submit: (outcome, exit code)."""
+    job = batch.job_from_env(env)
+    model, key = job["model"], job["key"]
+    try:
+        outcome = score_upload(ctx, model, key, etag=job["etag"],
+                               version_id=job.get("version_id"),
+                               pinned=(job["version"], job["chosen_by"], job.get("route")))
+    except Exception as exc:  # noqa: BLE001 - classified: retried, or the job fails here
+        if is_retryable(exc):
+            log.warning("scoring job for %s: transient failure, retrying: %s", key,
+                        describe(exc))
+            return {"status": "retry", "model": model, "key": key,
+                    "reason": describe(exc)}, batch.EXIT_RETRY
+        reason = ("out of memory while scoring: raise the batch job's memory"
+                  if isinstance(exc, MemoryError) else describe(exc))
+        batch.fail(ctx, job, reason)
+        return {"status": FAILED, "model": model, "key": key, "reason": reason}, batch.EXIT_FINAL
+    if outcome.get("status") in ("scored", "submitted"):
+        return outcome, batch.EXIT_OK
+    return {**outcome, "reason": outcome.get("error") or outcome.get("reason")}, batch.EXIT_FINAL

@@ -158,6 +158,10 @@ def on_job_state(ctx: Context, state: JobState) -> dict[str, Any]:
     engine's reason) and a notification goes out; a version the job completed is left alone.
     The outcome's status is then the version's (registered, rejected, failed); settled_here
     says whether this call failed it."""
+    from mlops_kit.core.scoring import batch as scoring_batch  # light: no scikit-learn
+
+    if state.env.get(scoring_batch.ENV_KIND) == scoring_batch.SCORE_KIND:
+        return scoring_batch.on_job_state(ctx, state)
     out: dict[str, Any] = {"job_name": state.name, "job_id": state.job_id,
                            "job_status": state.status}
     model, number = state.env.get(ENV_MODEL), state.env.get(ENV_VERSION) or ""
