@@ -1,9 +1,16 @@
 """Cold start: a new Python process imports the serve handler, loads the model and answers its
 first request (an HTTP API v2 event). Wall time from spawn to the first response, measured by
-the parent, several repeats, kit and baseline interleaved. Target: < 1 s, and <= 1/3 of the
-baseline (the same sklearn pipeline loaded with joblib in the same handler shape).
+the parent, several repeats, kit and baseline interleaved. Targets (issue 28): <= 300 ms, and
+<= 1/4 of the baseline (the same sklearn pipeline loaded with joblib in the same handler shape);
+the first request (model load + first prediction) <= 500 ms.
 
-The child also reports where its time went (imports vs first request) and its peak RSS."""
+The children run with their modules' .pyc files, as an installed package has them: with
+PYTHONDONTWRITEBYTECODE set (as on this machine) every child compiled numpy, pydantic and the
+kit from source, about half of its "imports" (measured: 648 -> 334 ms on the forest, one loaded
+run). The uncounted warm-up run of each side writes them under the workdir (PYTHONPYCACHEPREFIX).
+
+The child also reports where its time went (imports vs first request), its CPU time (less
+sensitive than wall time to other processes on a shared machine) and its peak RSS."""
 
 from __future__ import annotations
 
@@ -41,8 +48,14 @@ resp = handler_module.handler(event, None)
 t2 = time.perf_counter()
 assert resp["statusCode"] == 200, resp
 print(json.dumps({{"import_ms": (t1 - t0) * 1000, "first_request_ms": (t2 - t1) * 1000,
-                   "rss_kb": peak_kb()}}), flush=True)
+                   "cpu_ms": time.process_time() * 1000, "rss_kb": peak_kb()}}), flush=True)
 """
+
+
+def child_env(env: dict[str, str], workdir: Path) -> dict[str, str]:
+    """The children's environment: .pyc files written (under the workdir) and read."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(Path(workdir) / "pycache")}
 
 
 def one_run(module: str, env: dict[str, str]) -> dict[str, float]:
@@ -64,37 +77,66 @@ def main() -> None:
     rows = []
     for model in MODELS:
         event = json.dumps(http_event(model, feature_records(1, seed=21)))
-        kit_env = {**serve_env(Path(info["workspace"])), "BENCH_EVENT": event}
+        kit_env = {**child_env(serve_env(Path(info["workspace"])), args.workdir),
+                   "BENCH_EVENT": event}
         base_env = {**kit_env, "BENCH_SKLEARN_MODELS": json.dumps(
             {model: info["models"][model]})}
         kit_env.pop("BENCH_SKLEARN_MODELS", None)
-        one_run("serve", kit_env)  # page cache warm-up, not counted (both sides)
+        # no .pyc to read (an empty prefix, none written): every module compiled, as in a
+        # Lambda zip without __pycache__ (the task root is read-only)
+        source_env = {**kit_env, "PYTHONDONTWRITEBYTECODE": "1",
+                      "PYTHONPYCACHEPREFIX": str(Path(args.workdir) / "no-pycache")}
+        one_run("serve", kit_env)  # page cache and .pyc warm-up, not counted (both sides)
         one_run("sklearn_handler", base_env)
-        kit, base = [], []
+        kit, base, source = [], [], []
         for _ in range(repeats):
             kit.append(one_run("serve", kit_env))
             base.append(one_run("sklearn_handler", base_env))
+            source.append(one_run("serve", source_env))
         k = summary([r["wall_ms"] for r in kit])
         b = summary([r["wall_ms"] for r in base])
         share = k["median"] / b["median"]
-        under_1s = k["median"] < 1000
-        met = under_1s and share <= 1 / 3
         parts = {p: summary([r[p] for r in kit])["median"]
-                 for p in ("import_ms", "first_request_ms")}
+                 for p in ("import_ms", "first_request_ms", "cpu_ms")}
+        base_cpu = summary([r["cpu_ms"] for r in base])["median"]
+        fast = k["median"] <= 300
+        first_ok = parts["first_request_ms"] <= 500
+        met = fast and share <= 1 / 4 and first_ok
         rss = summary([r["rss_kb"] / 1024 for r in kit])["median"]
         base_rss = summary([r["rss_kb"] / 1024 for r in base])["median"]
         why = "" if met else (
-            " MISSED: " + ("over 1 s; " if not under_1s else "")
-            + (f"{share:.2f} of the baseline > 1/3; " if share > 1 / 3 else ""))
+            " MISSED: " + ("over 300 ms; " if not fast else "")
+            + (f"{share:.2f} of the baseline > 1/4; " if share > 1 / 4 else "")
+            + ("first request over 500 ms; " if not first_ok else ""))
         rows.append(row(
             "cold start (spawn -> first response)", model, "wall time", k, "ms",
             baseline="sklearn + joblib handler, same event", baseline_stats=b,
             ratio=b["median"] / k["median"], ratio_label="x faster",
-            target="< 1000 ms and <= 1/3 of baseline", met=met,
+            target="<= 300 ms, <= 1/4 of baseline, first request <= 500 ms", met=met,
             note=f"{MODEL_LABELS[model]}; child: imports {parts['import_ms']:.0f} ms, first "
-                 f"request (load model + answer) {parts['first_request_ms']:.0f} ms; peak RSS "
+                 f"request (load model + answer) {parts['first_request_ms']:.0f} ms; child CPU "
+                 f"{parts['cpu_ms']:.0f} ms vs {base_cpu:.0f} ms; peak RSS "
                  f"{rss:.0f} MB vs {base_rss:.0f} MB; kit = {share:.2f} of baseline.{why}",
             runs={"kit": kit, "baseline": base}))
+        first, base_first = (summary([r["first_request_ms"] for r in side])
+                             for side in (kit, base))
+        rows.append(row(
+            "first request in a new process (load model + answer)", model, "wall time", first,
+            "ms", baseline="sklearn + joblib handler's first request", baseline_stats=base_first,
+            ratio=base_first["median"] / first["median"], ratio_label="x faster",
+            target="<= 500 ms", met=first["median"] <= 500,
+            note=f"{MODEL_LABELS[model]}; the same runs as the row above, after the imports: "
+                 "read + sha256 of model.ort, session, first run"))
+        src = summary([r["wall_ms"] for r in source])
+        src_imports = summary([r["import_ms"] for r in source])["median"]
+        rows.append(row(
+            "cold start without .pyc files (every module compiled)", model, "wall time", src,
+            "ms", baseline="the same kit child with its .pyc files", baseline_stats=k,
+            ratio=src["median"] / k["median"], ratio_label="x slower",
+            note=f"{MODEL_LABELS[model]}; child imports {src_imports:.0f} ms vs "
+                 f"{parts['import_ms']:.0f} ms: what a deployment package without "
+                 f"__pycache__ costs at every cold start",
+            runs={"source": source}))
     path = write_result("cold_start", rows, smoke=args.smoke, out_dir=args.out,
                         extra={"python_flags": os.environ.get("PYTHONFLAGS", "")})
     print(path)

@@ -133,13 +133,14 @@ def job_runner(settings: Settings, configured: JobRunner | None) -> JobRunner | 
 def experiment_engine(settings: Settings) -> dict[str, Any]:
     """Where a search's trials run (Context.trial_runner / fan_out_trials) and the optional
     MLflow tracker. Builds nothing heavy: runners import scikit-learn only when they run."""
-    from mlops_kit.core.training.trials import JoblibRunner
-
     mode = settings.trials
     if mode == "auto":
         mode = "processes" if settings.backend == "local" else "queue"
     out: dict[str, Any] = {"fan_out_trials": mode == "queue"}
     if mode == "processes":
+        # imported here: the cloud functions (queue mode) never load the training package
+        from mlops_kit.core.training.trials import JoblibRunner
+
         out["trial_runner"] = JoblibRunner(settings.trial_workers or len(os.sched_getaffinity(0)))
     if settings.mlflow_tracking_uri:
         # imports mlflow only when a run is logged: serving never needs it

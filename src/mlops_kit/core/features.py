@@ -16,7 +16,6 @@ strings so captures carry them (the predictor feeds onnxruntime the model's inpu
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -274,6 +273,8 @@ def check_fields(spec: ModelSpec, row: int, record: Mapping[str, Any], *,
         known = {*names, *spec.ids, *spec.ignored}
         extra = sorted(str(k) for k in record if k not in known)
         if extra:
+            import difflib  # only for an error's hint: not on every cold start
+
             close = difflib.get_close_matches(extra[0], names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; the features are {names}"
             raise ValidationError(
