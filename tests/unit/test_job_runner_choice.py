@@ -36,7 +36,7 @@ def test_process_on_aws_is_a_process_engine_under_the_workspace(tmp_path):
 def test_a_supplied_engine_replaces_the_configured_one_on_aws_only(tmp_path, supplied):
     mine = ProcessRunner(tmp_path / "emulated", env={"AWS_ACCESS_KEY_ID": "job"})
     configured = ProcessRunner(tmp_path / "configured")
-    supplied(lambda settings: mine)
+    supplied(lambda settings, job: mine)
     assert job_runner(Settings(backend="aws"), None) is mine
     assert job_runner(Settings(backend="local", workspace=str(tmp_path)), configured) is configured
     supplied(None)
