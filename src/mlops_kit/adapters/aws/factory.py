@@ -85,7 +85,9 @@ def job_runner(settings: Settings, topology: Topology, *,
     field = "score_job_definition" if scoring else "batch_job_definition"
     definition = getattr(settings, field)
     if not definition:
-        if scoring:  # a deployment from before the scoring job: scoring stays on functions
+        # scoring: a deployment from before the scoring job (scoring stays on functions);
+        # training: the validate function, which gets the queue for scoring's definition only
+        if scoring or settings.score_job_definition:
             return None
         raise ConfigError(f"{ENV_FOR['batch_job_queue']} is set without {ENV_FOR[field]}",
                           field=field)
