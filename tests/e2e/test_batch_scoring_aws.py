@@ -134,3 +134,38 @@ def test_a_scoring_job_over_the_budget_runs_on_batch_under_its_own_role(world):
     events = [a["event"] for a in _alerts(world) if a.get("key") == KEY]
     assert events.count("scoring_submitted") == 1 and events.count("scored") == 1
     assert "scoring_failed" not in events
+
+
+def test_a_failed_scoring_job_is_settled_failed_once_by_the_jobs_function(world, monkeypatch):
+    """The container dies without ending the job (killed, out of memory): Batch reports FAILED,
+    the rule brings it to the jobs function (under its own role), which marks the job failed
+    with Batch's reason and one alert; the event again changes nothing."""
+    from mlops_kit.bootstrap import build_backend
+    from mlops_kit.core.scoring.records import ScoringJobs
+    from mlops_kit.emulate.batch import state_change_event
+    from mlops_kit.settings import Settings
+
+    monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "0")  # moto fails the job at once
+    res, pumps = world["res"], world["pumps"]
+    _alerts(world)
+    world["s3"].put_object(Bucket=res.data_bucket, Key="scoring/churn/dies.csv",
+                           Body=world["csv"](500, seed=12))
+    assert pumps["validate"].drain() == 1 and pumps["validate"].failed == 0
+    [job] = [j for j in _score_jobs(world) if j["status"] == "FAILED"]
+    ctx = build_backend(Settings()).ctx
+    [record] = [r for r in ScoringJobs(ctx.table, ctx.clock).all("churn")
+                if r["key"] == "scoring/churn/dies.csv"]
+    assert record["status"] == "running" and record["job_id"] == job["jobId"]
+    for _ in range(2):  # EventBridge is at-least-once
+        event = state_change_event(world["batch"].describe_jobs(jobs=[job["jobId"]])["jobs"][0],
+                                   queue_arn=res.batch_job_queue, region=res.region)
+        assert world["events"].put_events(Entries=[{
+            "Source": event["source"], "DetailType": event["detail-type"],
+            "Detail": json.dumps(event["detail"], default=str)}])["FailedEntryCount"] == 0
+        assert pumps["jobs"].drain() == 1 and pumps["jobs"].failed == 0
+    [record] = [r for r in ScoringJobs(ctx.table, ctx.clock).all("churn")
+                if r["key"] == "scoring/churn/dies.csv"]
+    assert record["status"] == "failed" and "failed on batch" in record["reason"]
+    assert job["jobName"] in record["reason"]
+    failed = [a for a in _alerts(world) if a.get("event") == "scoring_failed"]
+    assert len(failed) == 1 and failed[0]["key"] == "scoring/churn/dies.csv"
