@@ -28,6 +28,7 @@ from infra.config import KEYS, OBJECT_KEYS, StackConfig, parse_config  # noqa: E
 from mlops_kit.topology import (  # noqa: E402
     ARTIFACTS,
     DATA,
+    SCORE_JOB,
     Topology,
     default_topology,
     with_batch,
@@ -117,13 +118,15 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
         if image is None:
             raise ValueError("AWS Batch training runs the train image: the topology has no "
                              "image function to build it")
-        [job] = topology.batch_jobs
+        train = topology.batch_jobs[0]
         batch = BatchTraining("batch", BatchTrainingArgs(
-            topology, job, p, cfg.region, cfg.batch, image.image_uri, image.pull_repository_arn,
+            topology, topology.batch_jobs, p, cfg.region, cfg.batch, image.image_uri,
+            image.pull_repository_arn,
             {n: b.arn for n, b in storage.buckets.items()}, storage.bucket_names, table.arn,
             table.name, queues.arns, queues.urls, alerts.arn, alerts.key_arn,
             cfg.log_retention_days,
-            cfg.memory.get(job.submitted_by, topology.function(job.submitted_by).memory_mb)))
+            cfg.memory.get(train.submitted_by,
+                           topology.function(train.submitted_by).memory_mb)))
     functions = Functions("functions", FunctionsArgs(
         topology, p,
         bucket_arns={n: b.arn for n, b in storage.buckets.items()},
@@ -178,6 +181,8 @@ def build(cfg: StackConfig, topology: Topology, zips: dict[str, lambda_zips.Arti
     if batch is not None:
         outputs.update(batch_job_queue=batch.job_queue.arn,
                        batch_job_definition=batch.job_definition.name)
+        if SCORE_JOB in batch.job_definitions:
+            outputs["score_job_definition"] = batch.job_definitions[SCORE_JOB].name
     return outputs
 
 

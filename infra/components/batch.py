@@ -1,18 +1,21 @@
-"""Training on AWS Batch (Fargate) when the data outgrows the train function (issue 15,
-docs/training-engines.md). Renders the topology's batch job:
+"""Training (issue 15, docs/training-engines.md) and scoring (issue 27) on AWS Batch (Fargate)
+when the work outgrows the functions. Renders the topology's batch jobs:
 
 - a Fargate (or Fargate Spot) compute environment in private subnets: the stack's own
   (TrainingNetwork) or the ones given in config; no public IP, a security group without ingress;
-- a job queue, and a job definition running the train function's image (digest only) with
-  `python3 -m mlops_kit.train_job`, vCPU/memory from config, the topology's retry strategy
-  (infrastructure reasons and exit 75 only) and a timeout; logs in a log group of its own;
-- an execution role (pull this image, write this log group) and a job role whose policy is
-  `mlops_kit.iam.iam_policy` of the job (the functions' renderer), each least privilege;
+- one job queue, and per batch job (train-large, score-large) a job definition running the
+  train function's image (digest only) with `python3 -m mlops_kit.train_job`, vCPU/memory from
+  config, the topology's retry strategy (infrastructure reasons and exit 75 only) and a
+  timeout; logs in a log group of its own;
+- per job an execution role (pull this image, write its log group) and a job role whose policy
+  is `mlops_kit.iam.iam_policy` of that job (the functions' renderer), each least privilege;
 - an EventBridge rule on the queue's final job states -> the `jobs` queue (its queue policy
   admits only this rule), which the light `jobs` function consumes.
 
-The train function gets the queue and definition names (env) and may submit to exactly this
-queue and definition (iam_policy renders its grant).
+The queue, compute environment and rule are named after the first job (training's), so a
+stack that had only it keeps them. Each job's submitter (train; validate for scoring) gets the
+queue and its definition's name (env) and may submit to exactly that queue and definition
+(iam_policy renders its grant).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mlops_kit.iam import PolicyArns, iam_policy
 from mlops_kit.topology import (
     ENV_FOR,
     QUEUE_ENV,
+    SCORE_JOB,
     STORE_ENV,
     BatchJob,
     Topology,
@@ -48,7 +52,7 @@ LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
 @dataclass
 class BatchTrainingArgs:
     topology: Topology
-    job: BatchJob
+    jobs: tuple[BatchJob, ...]  # the topology's batch jobs: one queue, a definition each
     name_prefix: str
     region: str
     config: BatchConfig
@@ -67,7 +71,7 @@ class BatchTrainingArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def job_environment(args: BatchTrainingArgs) -> dict[str, pulumi.Input[str]]:
+def job_environment(args: BatchTrainingArgs, job: BatchJob) -> dict[str, pulumi.Input[str]]:
     """What the job's backend needs (names, never secrets): what the train function gets."""
     env: dict[str, pulumi.Input[str]] = {ENV_FOR["backend"]: "aws", "MLOPSKIT_REGION": args.region}
     for store in args.topology.stores:
@@ -75,7 +79,7 @@ def job_environment(args: BatchTrainingArgs) -> dict[str, pulumi.Input[str]]:
     env[ENV_FOR["table"]] = args.table_name
     for queue in args.topology.queues:
         env[QUEUE_ENV[queue.name]] = args.queue_urls[queue.name]
-    if args.job.publishes:
+    if job.publishes:
         env[ENV_FOR["topic"]] = args.topic_arn
     return env
 
@@ -99,8 +103,8 @@ class BatchTraining(pulumi.ComponentResource):
     def __init__(self, name: str, args: BatchTrainingArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlopskit:batch:BatchTraining", name, None, opts)
-        job, cfg = args.job, args.config
-        p, tags = f"{args.name_prefix}-{job.name}", {**component_tags("batch"), **args.tags}
+        cfg, first = args.config, args.jobs[0]
+        p, tags = f"{args.name_prefix}-{first.name}", {**component_tags("batch"), **args.tags}
         child = pulumi.ResourceOptions(parent=self)
 
         if cfg.own_vpc:
@@ -110,30 +114,6 @@ class BatchTraining(pulumi.ComponentResource):
             groups: Sequence[pulumi.Input[str]] = net.security_group_ids
         else:
             subnets, groups = list(cfg.subnet_ids), list(cfg.security_group_ids)
-
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{p}-logs", name=f"/aws/batch/{p}", retention_in_days=args.log_retention_days,
-            tags=tags, opts=child)
-        trust = assume_role_policy("ecs-tasks.amazonaws.com")
-        self.execution_role = aws.iam.Role(
-            f"{p}-execution-role", assume_role_policy=trust, tags=tags, opts=child,
-            description=f"mlops-kit {job.name}: pull the train image, write the job's logs")
-        execution_policy = aws.iam.RolePolicy(
-            f"{p}-execution-policy", role=self.execution_role.id, opts=child,
-            policy=pulumi.Output.all(args.repository_arn, self.log_group.arn).apply(
-                lambda r: json.dumps({"Version": "2012-10-17", "Statement": [
-                    {"Sid": "PullTrainImage", "Effect": "Allow", "Action": list(ECR_PULL),
-                     "Resource": [r[0]]},
-                    {"Sid": "RegistryLogin", "Effect": "Allow", "Action": list(ECR_AUTH),
-                     "Resource": ["*"]},
-                    {"Sid": "JobLogs", "Effect": "Allow", "Action": list(LOGS),
-                     "Resource": [f"{r[1]}:*"]}]})))
-        self.job_role = aws.iam.Role(
-            f"{p}-job-role", assume_role_policy=trust, tags=tags, opts=child,
-            description=f"mlops-kit {job.name}: least privilege (iam.iam_policy)")
-        job_policy = aws.iam.RolePolicy(
-            f"{p}-job-policy", role=self.job_role.id, opts=child,
-            policy=self._job_policy(args))
 
         # Compute environment and queue are autonamed (logical name + random suffix): a change
         # that replaces them (spot on/off, subnets) creates the new one before deleting the
@@ -150,28 +130,39 @@ class BatchTraining(pulumi.ComponentResource):
             compute_environment_orders=[{"order": 1, "compute_environment":
                                          self.compute_environment.arn}],
             tags=tags, opts=child)
-        env = job_environment(args)
-        keys = sorted(env)
-        self.job_definition = aws.batch.JobDefinition(
-            f"{p}-job", name=f"{p}-job", type="container", platform_capabilities=["FARGATE"],
-            container_properties=pulumi.Output.all(
-                args.image_uri, self.execution_role.arn, self.job_role.arn, self.log_group.name,
-                *[env[k] for k in keys]).apply(lambda r: container_properties(
-                    job, r[0], r[1], r[2], r[3], args.region, dict(zip(keys, r[4:], strict=True)),
-                    cfg)),
-            retry_strategy=_retry_strategy(job, cfg.attempts),
-            timeout={"attempt_duration_seconds": job.timeout_s}, propagate_tags=True,
-            tags=tags, opts=pulumi.ResourceOptions(parent=self,
-                                                   depends_on=[execution_policy, job_policy]))
 
+        self.job_definitions: dict[str, aws.batch.JobDefinition] = {}
+        self.function_env: dict[str, dict[str, pulumi.Input[str]]] = {}
+        self.policy_arns: dict[str, tuple[pulumi.Input[str], pulumi.Input[str]]] = {}
+        for job in args.jobs:
+            definition = self._job(job, args, tags)
+            self.job_definitions[job.name] = definition
+            # what the submitting function needs: names (env) and ARNs (its policy)
+            env: dict[str, pulumi.Input[str]] = {ENV_FOR["batch_job_queue"]: self.job_queue.arn}
+            if job.name == SCORE_JOB:  # validate: its attempts and timeout are the definition's
+                env[ENV_FOR["score_job_definition"]] = definition.name
+            else:
+                env.update({
+                    ENV_FOR["batch_job_definition"]: definition.name,
+                    "MLOPSKIT_BATCH_ATTEMPTS": str(cfg.attempts),
+                    "MLOPSKIT_BATCH_TIMEOUT_S": str(job.timeout_s),
+                    "MLOPSKIT_TRAIN_FUNCTION_MEMORY_MB": str(args.train_memory_mb),
+                    "MLOPSKIT_TRAIN_MAX_FUNCTION_ROWS": str(cfg.max_function_rows),
+                    "MLOPSKIT_TRAIN_MEMORY_FRACTION": f"{cfg.memory_fraction:g}"})
+            self.function_env.setdefault(job.submitted_by, {}).update(env)
+            self.policy_arns[job.name] = (self.job_queue.arn, definition.arn_prefix)
+        self.job_definition = self.job_definitions[first.name]
+
+        [reports_to] = {j.reports_to for j in args.jobs}  # one rule: the queue's final states
         self.rule = aws.cloudwatch.EventRule(
-            f"{p}-state", description=f"final states of {job.name} jobs -> the jobs queue",
+            f"{p}-state", description=f"final states of {args.name_prefix} batch jobs -> the "
+            f"{reports_to} queue",
             event_pattern=self.job_queue.arn.apply(
                 lambda arn: json.dumps(batch_event_pattern(arn))),
             tags=tags, opts=child)
-        target_arn = args.queue_arns[job.reports_to]
+        target_arn = args.queue_arns[reports_to]
         queue_policy = aws.sqs.QueuePolicy(
-            f"{p}-events-to-{job.reports_to}", queue_url=args.queue_urls[job.reports_to],
+            f"{p}-events-to-{reports_to}", queue_url=args.queue_urls[reports_to],
             policy=pulumi.Output.all(target_arn, self.rule.arn).apply(lambda r: json.dumps({
                 "Version": "2012-10-17", "Statement": [{
                     "Sid": "BatchStateChanges", "Effect": "Allow",
@@ -180,31 +171,66 @@ class BatchTraining(pulumi.ComponentResource):
                     "Condition": {"ArnEquals": {"aws:SourceArn": r[1]}}}]})),
             opts=child)
         aws.cloudwatch.EventTarget(
-            f"{p}-state-to-{job.reports_to}", rule=self.rule.name, arn=target_arn,
+            f"{p}-state-to-{reports_to}", rule=self.rule.name, arn=target_arn,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[queue_policy]))
 
-        # what the submitting function needs: names (env) and ARNs (its policy)
-        self.function_env: dict[str, dict[str, pulumi.Input[str]]] = {job.submitted_by: {
-            ENV_FOR["batch_job_queue"]: self.job_queue.arn,
-            ENV_FOR["batch_job_definition"]: self.job_definition.name,
-            "MLOPSKIT_BATCH_ATTEMPTS": str(cfg.attempts),
-            "MLOPSKIT_BATCH_TIMEOUT_S": str(job.timeout_s),
-            "MLOPSKIT_TRAIN_FUNCTION_MEMORY_MB": str(args.train_memory_mb),
-            "MLOPSKIT_TRAIN_MAX_FUNCTION_ROWS": str(cfg.max_function_rows),
-            "MLOPSKIT_TRAIN_MEMORY_FRACTION": f"{cfg.memory_fraction:g}",
-        }}
-        self.policy_arns = {job.name: (self.job_queue.arn, self.job_definition.arn_prefix)}
         self.register_outputs({"job_queue": self.job_queue.arn,
-                               "job_definition": self.job_definition.name})
+                               "job_definitions": {n: d.name for n, d in
+                                                   self.job_definitions.items()}})
+
+    def _job(self, job: BatchJob, args: BatchTrainingArgs,
+             tags: Mapping[str, str]) -> aws.batch.JobDefinition:
+        """One job's log group, execution role, job role and job definition."""
+        cfg, p = args.config, f"{args.name_prefix}-{job.name}"
+        child = pulumi.ResourceOptions(parent=self)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{p}-logs", name=f"/aws/batch/{p}", retention_in_days=args.log_retention_days,
+            tags=tags, opts=child)
+        trust = assume_role_policy("ecs-tasks.amazonaws.com")
+        execution_role = aws.iam.Role(
+            f"{p}-execution-role", assume_role_policy=trust, tags=tags, opts=child,
+            description=f"mlops-kit {job.name}: pull the train image, write the job's logs")
+        execution_policy = aws.iam.RolePolicy(
+            f"{p}-execution-policy", role=execution_role.id, opts=child,
+            policy=pulumi.Output.all(args.repository_arn, log_group.arn).apply(
+                lambda r: json.dumps({"Version": "2012-10-17", "Statement": [
+                    {"Sid": "PullTrainImage", "Effect": "Allow", "Action": list(ECR_PULL),
+                     "Resource": [r[0]]},
+                    {"Sid": "RegistryLogin", "Effect": "Allow", "Action": list(ECR_AUTH),
+                     "Resource": ["*"]},
+                    {"Sid": "JobLogs", "Effect": "Allow", "Action": list(LOGS),
+                     "Resource": [f"{r[1]}:*"]}]})))
+        job_role = aws.iam.Role(
+            f"{p}-job-role", assume_role_policy=trust, tags=tags, opts=child,
+            description=f"mlops-kit {job.name}: least privilege (iam.iam_policy)")
+        job_policy = aws.iam.RolePolicy(
+            f"{p}-job-policy", role=job_role.id, opts=child,
+            policy=self._job_policy(args, job))
+        if job.name == args.jobs[0].name:  # the first job's, as before there were several
+            self.log_group, self.execution_role, self.job_role = (
+                log_group, execution_role, job_role)
+        env = job_environment(args, job)
+        keys = sorted(env)
+        return aws.batch.JobDefinition(
+            f"{p}-job", name=f"{p}-job", type="container", platform_capabilities=["FARGATE"],
+            container_properties=pulumi.Output.all(
+                args.image_uri, execution_role.arn, job_role.arn, log_group.name,
+                *[env[k] for k in keys]).apply(lambda r: container_properties(
+                    job, r[0], r[1], r[2], r[3], args.region, dict(zip(keys, r[4:], strict=True)),
+                    cfg)),
+            retry_strategy=_retry_strategy(job, cfg.attempts),
+            timeout={"attempt_duration_seconds": job.timeout_s}, propagate_tags=True,
+            tags=tags, opts=pulumi.ResourceOptions(parent=self,
+                                                   depends_on=[execution_policy, job_policy]))
 
     @staticmethod
-    def _job_policy(args: BatchTrainingArgs) -> pulumi.Output[str]:
+    def _job_policy(args: BatchTrainingArgs, job: BatchJob) -> pulumi.Output[str]:
         stores = [s.name for s in args.topology.stores]
         queues = [q.name for q in args.topology.queues]
         resolved = pulumi.Output.all(
             [args.bucket_arns[s] for s in stores], args.table_arn,
             [args.queue_arns[q] for q in queues], args.topic_arn, args.topic_key_arn)
-        return resolved.apply(lambda r: json.dumps(iam_policy(args.topology, args.job.name,
+        return resolved.apply(lambda r: json.dumps(iam_policy(args.topology, job.name,
                                                               PolicyArns(
             buckets=dict(zip(stores, r[0], strict=True)), table=r[1],
             queues=dict(zip(queues, r[2], strict=True)), topic=r[3], topic_key=r[4]))))

@@ -18,7 +18,7 @@ from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Clock, JobRunner, Queue
 from mlops_kit.settings import Settings, get_settings
-from mlops_kit.topology import Topology, default_topology
+from mlops_kit.topology import SCORE_JOB, TRAIN_JOB, Topology, default_topology
 
 if TYPE_CHECKING:
     from mlops_kit.core.serving.service import ModelService
@@ -88,13 +88,15 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
     stuck_after = (settings.train_visibility_s if settings.backend == "local"
                    else topology.visibility_timeout("train"))
     jobs = job_runner(settings, parts.jobs)
+    # scoring on the batch engine: locally the same process engine; on aws the scoring job
+    # (score-large: its own definition and role, submitted by validate, topology.py)
+    scoring_jobs = (jobs if settings.backend == "local"
+                    else job_runner(settings, parts.scoring_jobs, SCORE_JOB)
+                    if settings.backend == "aws" else None)
     ctx = Context(store=parts.store, table=parts.table, train_queue=parts.train_queue,
                   notifier=parts.notifier, clock=clock or SystemClock(),
                   stuck_after_s=stuck_after, jobs=jobs,
-                  # scoring on the batch engine: the local process engine only, so far. On
-                  # aws the batch job (train-large) holds training's grants, not scoring's,
-                  # and only `train` may submit it (topology.py): scoring stays on functions
-                  scoring_jobs=jobs if settings.backend == "local" else None,
+                  scoring_jobs=scoring_jobs,
                   limits=route_limits(settings), scoring_queue=parts.validate_queue,
                   scoring_chunk_bytes=settings.scoring_chunk_bytes,
                   scoring_batch_seconds=settings.scoring_batch_seconds,
@@ -102,10 +104,11 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
     return Backend(ctx, parts.validate_queue, settings)
 
 
-JobRunnerFactory = Callable[[Settings], JobRunner | None]
+# (settings, the topology's batch job: train-large or score-large) -> its engine
+JobRunnerFactory = Callable[[Settings, str], JobRunner | None]
 # The batch engine a runtime supplies for every aws backend built from now on, in place of the
 # one the settings choose. Only `emulate` sets it (its process engine stands in for AWS Batch
-# and runs each job under the batch job role's keys); deployments never do.
+# and runs each job under its batch job role's keys); deployments never do.
 _supplied_job_runner: JobRunnerFactory | None = None
 
 
@@ -115,14 +118,16 @@ def use_job_runner(factory: JobRunnerFactory | None) -> None:
     _supplied_job_runner = factory
 
 
-def job_runner(settings: Settings, configured: JobRunner | None) -> JobRunner | None:
-    """Where large trainings run. On aws: what a runtime supplied (use_job_runner), or a
-    separate process on this machine when MLOPSKIT_JOB_RUNNER=process; else (and on the other
-    backends, whose factories choose themselves) what the factory configured."""
+def job_runner(settings: Settings, configured: JobRunner | None,
+               job: str = TRAIN_JOB) -> JobRunner | None:
+    """Where large trainings (or, job=SCORE_JOB, large scoring jobs) run. On aws: what a
+    runtime supplied (use_job_runner), or a separate process on this machine when
+    MLOPSKIT_JOB_RUNNER=process; else (and on the other backends, whose factories choose
+    themselves) what the factory configured."""
     if settings.backend != "aws":
         return configured
     if _supplied_job_runner is not None:
-        return _supplied_job_runner(settings)
+        return _supplied_job_runner(settings, job)
     if settings.job_runner == "process":
         from mlops_kit.adapters.local.factory import process_runner
 

@@ -213,3 +213,4 @@ class Adapters:
     train_queue: Queue
     notifier: Notifier
     jobs: JobRunner | None = None  # the batch training engine, when one is configured
+    scoring_jobs: JobRunner | None = None  # the batch engine's scoring job, likewise

@@ -125,6 +125,9 @@ class Settings(BaseModel):
     scoring_batch_seconds: float = Field(default=3600.0, gt=0)
     batch_job_queue: str | None = None  # AWS Batch (set by the deployment when enabled)
     batch_job_definition: str | None = None
+    # the scoring job's definition on the same job queue (validate submits large scoring
+    # jobs to it; set by the deployment when batch is enabled)
+    score_job_definition: str | None = None
     batch_attempts: int = Field(default=2, ge=1, le=10)
     batch_timeout_s: int = Field(default=4 * 3600, ge=60)
     # Where large jobs go: batch (AWS Batch), process (`python -m mlops_kit.train_job` in a

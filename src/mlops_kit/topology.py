@@ -293,7 +293,7 @@ def _base_topology(schedule: str) -> Topology:
 
 
 # -- training on the batch engine (issue 15) ---------------------------------------------------
-TRAIN_JOB, JOBS_QUEUE = "train-large", "jobs"
+TRAIN_JOB, SCORE_JOB, JOBS_QUEUE = "train-large", "score-large", "jobs"
 # Attempts retried for infrastructure reasons only (Batch evaluateOnExit patterns): Fargate Spot
 # took the task back (the task's stoppedReason, docs.aws.amazon.com/AmazonECS/latest/
 # developerguide/fargate-capacity-providers.html), the Fargate task could not start, the image
@@ -314,12 +314,40 @@ def with_batch(t: Topology, *, vcpu: float = 4, memory_mb: int = 16384, timeout_
         timeout_s=timeout_s, attempts=attempts, reports_to=JOBS_QUEUE, submitted_by=train.name,
         retry_on=BATCH_RETRY_ON, stores=train.stores, table=train.table,
         sends_to=train.sends_to, publishes=train.publishes)
-    # on_job_state: get_version, then complete_version (a conditional put)
+    # on_job_state: get_version, then complete_version (a conditional put); a scoring job's
+    # record likewise (core/scoring/batch.on_job_state)
     settle = Function("jobs", "jobs.handler", "zip", memory_mb=512, timeout_s=60,
                       table=("get", "put"), publishes=True)
     return replace(t, functions=(*t.functions, settle),
                    queues=(*t.queues, Queue(JOBS_QUEUE, consumer="jobs")),
-                   batch_jobs=(*t.batch_jobs, job))
+                   batch_jobs=(*t.batch_jobs, job, scoring_job(t, vcpu=vcpu, memory_mb=memory_mb,
+                                                               timeout_s=timeout_s,
+                                                               attempts=attempts)))
+
+
+def scoring_job(t: Topology, *, vcpu: float, memory_mb: int, timeout_s: int,
+                attempts: int) -> BatchJob:
+    """Batch scoring past what functions can do (core/scoring/batch.py): submitted by
+    `validate` (which routes scoring uploads), the same image and entry point as training
+    (MLOPSKIT_JOB_KIND=score). Its grants are the scoring path's only: read the file and its
+    options (scoring/), the version's model; write parts, rejects and the manifest
+    (predictions/, read back on a rerun); quarantine an unreadable file; captures (Put only);
+    the job record and the registry in the table (get, and the conditional put that ends it).
+    No queue: the whole file is scored in one container, nothing is fanned out."""
+    r: Access = "read"
+    w: Access = "write"
+    rw: Access = "readwrite"
+    validate = t.function("validate")
+    return BatchJob(
+        SCORE_JOB, ("python3", "-m", "mlops_kit.train_job"), vcpu=vcpu, memory_mb=memory_mb,
+        timeout_s=timeout_s, attempts=attempts, reports_to=JOBS_QUEUE,
+        submitted_by=validate.name, retry_on=BATCH_RETRY_ON,
+        stores=(StoreGrant(DATA, SCORING, r, probes=True),
+                StoreGrant(DATA, PREDICTIONS, rw, probes=True),
+                StoreGrant(DATA, QUARANTINE, rw, multipart=True),
+                StoreGrant(ARTIFACTS, MODELS, r),
+                StoreGrant(ARTIFACTS, CAPTURES, w)),
+        table=("get", "put"), publishes=True)
 
 
 def batch_retry_strategy(job: BatchJob, attempts: int | None = None) -> dict[str, Any]:
@@ -373,6 +401,8 @@ ENV_FOR = {
     "jobs_queue": "MLOPSKIT_JOBS_QUEUE_URL",
     "batch_job_queue": "MLOPSKIT_BATCH_JOB_QUEUE",
     "batch_job_definition": "MLOPSKIT_BATCH_JOB_DEFINITION",
+    # the scoring job's definition (same job queue): validate submits to it
+    "score_job_definition": "MLOPSKIT_SCORE_JOB_DEFINITION",
 }
 
 # Which ENV_FOR entry carries each store's bucket name and each queue's URL (used by infra/ to

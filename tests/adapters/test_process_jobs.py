@@ -186,8 +186,10 @@ def test_state_change_event_to_job_state():
 def test_retry_strategy_retries_only_infrastructure_and_exit_75():
     from mlops_kit.topology import batch_retry_strategy, default_topology
 
-    [job] = default_topology(batch=True).batch_jobs
-    strategy = batch_retry_strategy(job)
+    jobs = default_topology(batch=True).batch_jobs  # training's and scoring's: the same rules
+    assert [j.name for j in jobs] == ["train-large", "score-large"]
+    assert batch_retry_strategy(jobs[0]) == batch_retry_strategy(jobs[1])
+    strategy = batch_retry_strategy(jobs[0])
     rules = strategy["evaluateOnExit"]
     assert strategy["attempts"] == 2 and len(rules) <= 5  # Batch's limit
     assert rules[-1] == {"onStatusReason": "*", "action": "EXIT"}  # no match would RETRY

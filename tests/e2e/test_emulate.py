@@ -137,14 +137,16 @@ def test_enforced_emulator_refuses_unknown_keys_and_gives_each_function_its_poli
                                                            f"{q}_queue_url"],
                                              AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
                  for q in ("validate", "train", "jobs")}
-    definition = f"arn:aws:batch:us-east-1:123456789012:job-definition/" \
-                 f"{info['batch_job_definition']}"
+    definitions = {job: f"arn:aws:batch:us-east-1:123456789012:job-definition/{name}"
+                   for job, name in info["batch_definitions"].items()}
+    assert set(definitions) == {"train-large", "score-large"}
     arns = PolicyArns(buckets={"data": f"arn:aws:s3:::{info['data_bucket']}",
                                "artifacts": f"arn:aws:s3:::{info['artifact_bucket']}"},
                       table=boto(info, "dynamodb").describe_table(
                           TableName=info["table"])["Table"]["TableArn"],
                       queues=queue_arn, topic=info["topic_arn"],
-                      batch_jobs={"train-large": (info["batch_job_queue"], definition)})
+                      batch_jobs={job: (info["batch_job_queue"], d)
+                                  for job, d in definitions.items()})
     for fn in (*topo.functions, *topo.batch_jobs):
         user = f"mlops-kit-{fn.name}"
         doc = iam.get_user_policy(UserName=user, PolicyName=f"{user}-policy")["PolicyDocument"]

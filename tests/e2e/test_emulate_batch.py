@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
        "AWS_DEFAULT_REGION": "us-east-1", "MLOPSKIT_TRAIN_MAX_FUNCTION_ROWS": "1000",
-       "OMP_NUM_THREADS": "1"}
+       # any scoring job is over this function-time budget: it goes to "AWS Batch"
+       "MLOPSKIT_SCORING_BATCH_SECONDS": "0.001", "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +121,34 @@ def test_a_killed_job_is_settled_failed_through_the_event_rule(emulator, aws):
                             if x["version"] == 2 and x["status"] == "failed"],
                    what="version 2 failed")
     assert "SIGKILL" in v["reasons"][0] and "failed on batch" in v["reasons"][0]
+
+
+def test_a_scoring_job_over_the_budget_runs_as_a_score_large_process(emulator, aws):
+    """Issue 27: validate submits the scoring job to the scoring definition; emulate runs it in
+    a separate process under the score-large role's keys (its own engine and folder), which
+    scores the whole file and writes the manifest; its end reaches the jobs function."""
+    from mlops_kit.core.synthetic import churn_csv
+
+    info, ws = emulator
+    wait_for(lambda: [x for x in versions(info, aws) if x["status"] == "registered"],
+             what="a served version")
+    aws["s3"].put_object(Bucket=info["data_bucket"], Key="scoring/churn/nightly.csv",
+                         Body=churn_csv(800, seed=23))
+
+    def manifest():
+        try:
+            body = aws["s3"].get_object(Bucket=info["data_bucket"],
+                                        Key="predictions/churn/nightly/_manifest.json")["Body"]
+        except aws["s3"].exceptions.NoSuchKey:
+            return None
+        return json.loads(body.read())
+
+    # IAM is enforced: under training's job role the process could not read scoring/
+    m = wait_for(manifest, what="the scoring manifest")
+    assert m["engine"] == "batch" and m["rows_scored"] == m["rows_in"] == 800
+    [state] = wait_for(lambda: [s for s in (json.loads(p.read_text()) for p in
+                                            (ws / "jobs-score-large").glob("*/state.json"))
+                                if s["status"] == "SUCCEEDED"], what="the scoring job's end")
+    assert state["env"]["MLOPSKIT_JOB_KIND"] == "score" and state["pid"] != os.getpid()
+    assert not [p for p in (ws / "jobs").glob("*/state.json")
+                if json.loads(p.read_text())["env"].get("MLOPSKIT_JOB_KIND") == "score"]

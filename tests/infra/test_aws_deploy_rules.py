@@ -162,22 +162,26 @@ def test_batch_execution_role_may_pull_the_configured_image(stacks):
     (ECR_PULL_PAGE): it must be allowed on the image's repository, not the stack's own empty one
     (CannotPullContainerError on every large job)."""
     graph = stacks["batch"]
-    (jd,) = graph.of(JD)
-    image = json.loads(jd.inputs["containerProperties"])["image"]
-    assert image.startswith(OTHER_REPO + "@sha256:")
-    (policy,) = [json.loads(p.inputs["policy"]) for p in graph.of("aws:iam/rolePolicy:RolePolicy")
-                 if p.name.endswith("-execution-policy")]
+    definitions = graph.of(JD)  # one per batch job (training, scoring): the same image
+    assert len(definitions) == 2
+    for jd in definitions:
+        image = json.loads(jd.inputs["containerProperties"])["image"]
+        assert image.startswith(OTHER_REPO + "@sha256:")
+    policies = [json.loads(p.inputs["policy"]) for p in graph.of("aws:iam/rolePolicy:RolePolicy")
+                if p.name.endswith("-execution-policy")]
+    assert len(policies) == 2
     repo = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/shared/mlk-train"
-    for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
-        assert allows(policy, action, repo), (action, ECR_PULL_PAGE)
-    assert allows(policy, "ecr:GetAuthorizationToken", "*")
+    for policy in policies:
+        for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
+            assert allows(policy, action, repo), (action, ECR_PULL_PAGE)
+        assert allows(policy, "ecr:GetAuthorizationToken", "*")
     # another stack's image (base_config's mlk-train): that repository, and only it
     own = stacks["batch-nat"]
-    (own_policy,) = [json.loads(p.inputs["policy"]) for p in own.of(
-        "aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-execution-policy")]
-    assert allows(own_policy, "ecr:BatchGetImage",
-                  f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/mlk-train")
-    assert not allows(own_policy, "ecr:BatchGetImage", repo)
+    for own_policy in [json.loads(p.inputs["policy"]) for p in own.of(
+            "aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-execution-policy")]:
+        assert allows(own_policy, "ecr:BatchGetImage",
+                      f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/mlk-train")
+        assert not allows(own_policy, "ecr:BatchGetImage", repo)
 
 
 def test_replaceable_batch_resources_are_autonamed(stacks):
@@ -192,8 +196,9 @@ def test_replaceable_batch_resources_are_autonamed(stacks):
 
 def test_ephemeral_storage_comes_from_config(package_dir):
     g = run_program(base_config(package_dir, batch=batch(ephemeralStorageGb=100)))
-    (jd,) = g.of(JD)
-    assert json.loads(jd.inputs["containerProperties"])["ephemeralStorage"] == {"sizeInGiB": 100}
+    for jd in g.of(JD):  # every job definition (training and scoring)
+        assert json.loads(jd.inputs["containerProperties"])["ephemeralStorage"] == {
+            "sizeInGiB": 100}
     from infra.config import ConfigError, parse_config
 
     for bad in (EPHEMERAL_GIB[0] - 1, EPHEMERAL_GIB[1] + 1):
@@ -222,9 +227,9 @@ def test_public_network_costs_nothing_idle_and_admits_nothing(package_dir):
     g = run_program(base_config(package_dir, batch=batch(network="public")))
     assert not g.of("aws:ec2/natGateway:NatGateway") and not g.of("aws:ec2/eip:Eip")
     assert not _interface_endpoints(g)
-    (jd,) = g.of(JD)
-    assert json.loads(jd.inputs["containerProperties"])["networkConfiguration"] == {
-        "assignPublicIp": "ENABLED"}
+    for jd in g.of(JD):
+        assert json.loads(jd.inputs["containerProperties"])["networkConfiguration"] == {
+            "assignPublicIp": "ENABLED"}
     (igw,) = g.of("aws:ec2/internetGateway:InternetGateway")
     tables = [t for t in g.of("aws:ec2/routeTable:RouteTable") if t.inputs.get("routes")]
     assert [rt["cidrBlock"] for t in tables for rt in t.inputs["routes"]] == ["0.0.0.0/0"]
@@ -282,11 +287,13 @@ def test_a_spot_interruption_is_retried(package_dir, spot):
     g = run_program(base_config(package_dir, batch=batch(spot=spot)))
     (ce,) = g.of(CE)
     assert ce.inputs["computeResources"]["type"] == ("FARGATE_SPOT" if spot else "FARGATE")
-    (jd,) = g.of(JD)
-    rules = jd.inputs["retryStrategy"]["evaluateOnExits"]
-    assert len(rules) <= 5
-    reason = "Your Spot Task was interrupted."
-    first = next(r for r in rules if fnmatch.fnmatchcase(reason, r.get("onStatusReason", "\0"))
-                 or r.get("onReason") == "*")
-    assert first["action"] == "retry", (rules, SPOT_PAGE)
-    assert not any(r.get("onStatusReason", "").startswith("Host EC2") for r in rules)
+    assert len(g.of(JD)) == 2  # training's and scoring's: the same constraints
+    for jd in g.of(JD):
+        rules = jd.inputs["retryStrategy"]["evaluateOnExits"]
+        assert len(rules) <= 5
+        reason = "Your Spot Task was interrupted."
+        first = next(r for r in rules
+                     if fnmatch.fnmatchcase(reason, r.get("onStatusReason", "\0"))
+                     or r.get("onReason") == "*")
+        assert first["action"] == "retry", (jd.name, rules, SPOT_PAGE)
+        assert not any(r.get("onStatusReason", "").startswith("Host EC2") for r in rules)

@@ -227,9 +227,98 @@ def test_train_function_may_submit_to_this_queue_and_definition_only(batch_graph
     assert env["MLOPSKIT_BATCH_TIMEOUT_S"] == str(90 * 60)
     assert env["MLOPSKIT_TRAIN_MAX_FUNCTION_ROWS"] == "1000000"
     assert env["MLOPSKIT_TRAIN_FUNCTION_MEMORY_MB"] == "3008"
-    others = [r for r in batch_graph.of("aws:lambda/function:Function") if r.name != f"{P}-train"]
+    # validate gets the queue too, for the scoring job (below); no other function does
+    others = [r for r in batch_graph.of("aws:lambda/function:Function")
+              if r.name not in (f"{P}-train", f"{P}-validate")]
     assert all("MLOPSKIT_BATCH_JOB_QUEUE" not in r.inputs["environment"]["variables"]
                for r in others)
+
+
+SCORE = f"{P}-score-large"
+
+
+def _arns(graph: Graph, topology) -> PolicyArns:
+    buckets = {s.name: graph.one("aws:s3/bucket:Bucket", f"{P}-{s.name}").state["arn"]
+               for s in topology.stores}
+    return PolicyArns(
+        buckets=buckets, table=graph.one("aws:dynamodb/table:Table", f"{P}-registry").state["arn"],
+        queues={q.name: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{P}-{q.name}" for q in topology.queues},
+        topic=graph.one("aws:sns/topic:Topic", f"{P}-alerts").state["arn"],
+        topic_key=graph.one("aws:kms/key:Key", f"{P}-alerts-key").state["arn"])
+
+
+def test_one_definition_per_batch_job_on_one_queue_and_compute_environment(batch_graph):
+    """Issue 27: scoring past the functions runs on the same queue as training, under a
+    definition (and roles) of its own; one rule reports both to the jobs queue."""
+    assert len(batch_graph.of(CE)) == len(batch_graph.of(JQ)) == 1
+    assert [r.name for r in batch_graph.of("aws:cloudwatch/eventRule:EventRule")
+            if r.name.startswith(P + "-") and "large" in r.name] == [f"{JOB}-state"]
+    definitions = {r.name: json.loads(r.inputs["containerProperties"])
+                   for r in batch_graph.of(JD)}
+    assert set(definitions) == {f"{JOB}-job", f"{SCORE}-job"}
+    score = definitions[f"{SCORE}-job"]
+    assert score["image"] == definitions[f"{JOB}-job"]["image"]
+    assert score["command"] == ["python3", "-m", "mlops_kit.train_job"]
+    assert score["jobRoleArn"] == batch_graph.one(ROLE, f"{SCORE}-job-role").state["arn"]
+    assert score["executionRoleArn"] == batch_graph.one(ROLE, f"{SCORE}-execution-role"
+                                                        ).state["arn"]
+    assert score["jobRoleArn"] != definitions[f"{JOB}-job"]["jobRoleArn"]
+    assert score["logConfiguration"]["options"]["awslogs-group"] == f"/aws/batch/{SCORE}"
+    assert score["networkConfiguration"] == {"assignPublicIp": "DISABLED"}
+    jd = batch_graph.one(JD, f"{SCORE}-job").inputs
+    assert jd["platformCapabilities"] == ["FARGATE"] and jd["timeout"] == {
+        "attemptDurationSeconds": 90 * 60}
+    assert batch_graph.outputs["score_job_definition"] == f"{SCORE}-job"
+
+
+def test_each_job_role_holds_exactly_its_jobs_grants(batch_graph):
+    """Each job role's policy is iam_policy of that job: scoring's reads scoring/ and the
+    models, writes predictions/, quarantine and captures; nothing of training's, and back."""
+    topology = with_batch(_stack_topology())
+    arns = _arns(batch_graph, topology)
+    for job in topology.batch_jobs:
+        assert role_policy(batch_graph, f"{P}-{job.name}-job-policy") == iam_policy(
+            topology, job.name, arns), job.name
+    score = role_policy(batch_graph, f"{SCORE}-job-policy")
+    train = role_policy(batch_graph, f"{JOB}-job-policy")
+    data, artifacts, table = arns.buckets["data"], arns.buckets["artifacts"], arns.table
+    for action, resource in [("s3:GetObject", f"{data}/scoring/churn/nightly.csv"),
+                             ("s3:PutObject", f"{data}/predictions/churn/nightly/part-00000.parquet"),
+                             ("s3:GetObject", f"{data}/predictions/churn/nightly/_manifest.json"),
+                             ("s3:PutObject", f"{data}/quarantine/scoring/churn/nightly.csv"),
+                             ("s3:GetObject", f"{artifacts}/models/churn/000003/model.onnx"),
+                             ("s3:PutObject", f"{artifacts}/captures/churn/x.jsonl"),
+                             ("dynamodb:GetItem", table), ("dynamodb:PutItem", table),
+                             ("sns:Publish", arns.topic)]:
+        assert allows(score, action, resource), (action, resource)
+        assert not allows(train, action, resource) or resource in (
+            f"{artifacts}/models/churn/000003/model.onnx", table, arns.topic), (action, resource)
+    for action, resource in [("s3:GetObject", f"{data}/datasets/churn/big.csv"),
+                             ("s3:GetObject", f"{data}/specs/churn.yaml"),
+                             ("s3:PutObject", f"{artifacts}/models/churn/000003/model.onnx"),
+                             ("s3:PutObject", f"{data}/scoring/churn/nightly.csv"),
+                             ("dynamodb:DeleteItem", table), ("dynamodb:Query", table),
+                             ("batch:SubmitJob", "*"), ("sqs:SendMessage", "*")]:
+        assert not allows(score, action, resource), (action, resource)
+
+
+def test_validate_may_submit_the_scoring_definition_only(batch_graph):
+    policy = role_policy(batch_graph, f"{P}-validate-policy")
+    queue = batch_graph.one(JQ, f"{JOB}-queue").state["arn"]
+    score = batch_graph.one(JD, f"{SCORE}-job").state["arnPrefix"]
+    train = batch_graph.one(JD, f"{JOB}-job").state["arnPrefix"]
+    assert allows(policy, "batch:SubmitJob", queue)
+    assert allows(policy, "batch:SubmitJob", score + ":3")
+    assert allows(policy, "batch:ListJobs", "*")
+    assert not allows(policy, "batch:SubmitJob", train + ":1")
+    assert not allows(policy, "batch:TerminateJob", queue)
+    assert not allows(role_policy(batch_graph, f"{P}-train-policy"), "batch:SubmitJob",
+                      score + ":1")
+    env = batch_graph.one("aws:lambda/function:Function", f"{P}-validate").inputs[
+        "environment"]["variables"]
+    assert env["MLOPSKIT_BATCH_JOB_QUEUE"] == queue
+    assert env["MLOPSKIT_SCORE_JOB_DEFINITION"] == f"{SCORE}-job"
+    assert "MLOPSKIT_BATCH_JOB_DEFINITION" not in env
 
 
 def test_final_job_states_reach_the_jobs_queue_and_only_from_this_rule(batch_graph):

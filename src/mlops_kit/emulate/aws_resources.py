@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.iam import PolicyArns
-from mlops_kit.topology import ENV_FOR, QUEUE_ENV, Topology, default_topology
+from mlops_kit.topology import ENV_FOR, QUEUE_ENV, SCORE_JOB, Topology, default_topology
 
 if TYPE_CHECKING:
     from mlops_kit.adapters.aws import Identity
@@ -37,6 +37,7 @@ class Resources:
     stack: str = ""  # the name prefix (MLOPSKIT_STACK: the Stack dimension of the metrics)
     batch_job_queue: str | None = None  # training on the batch engine (emulate/batch.py)
     batch_job_definition: str | None = None
+    batch_definitions: dict[str, str] = field(default_factory=dict)  # batch job -> definition
     # batch job -> (job queue ARN, job definition ARN without its revision): the submitter's
     # policy names them
     batch_arns: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -68,6 +69,8 @@ class Resources:
         if self.batch_job_queue:
             out[ENV_FOR["batch_job_queue"]] = self.batch_job_queue
             out[ENV_FOR["batch_job_definition"]] = self.batch_job_definition or ""
+            if SCORE_JOB in self.batch_definitions:
+                out[ENV_FOR["score_job_definition"]] = self.batch_definitions[SCORE_JOB]
         return out
 
     def summary(self) -> dict[str, Any]:

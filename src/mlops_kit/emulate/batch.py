@@ -17,6 +17,7 @@ from typing import Any
 
 from mlops_kit.emulate.aws_resources import ACCOUNT, Resources
 from mlops_kit.topology import (
+    TRAIN_JOB,
     Topology,
     batch_container_properties,
     batch_event_pattern,
@@ -36,52 +37,62 @@ def image_uri(prefix: str, region: str) -> str:
 
 def provision_batch(client: Callable[[str], Any], topology: Topology, res: Resources, *,
                     prefix: str) -> None:
-    """Compute environment (Fargate, private subnet), job queue, job definition, the state
-    change rule -> the jobs queue; names go into `res` (and so into the functions' env)."""
+    """Compute environment (Fargate, private subnet), job queue, one job definition per
+    topology batch job (each with its own execution and job role), the state change rule ->
+    the jobs queue; names go into `res` (and so into the functions' env)."""
     if not topology.batch_jobs:
         return
     iam, ec2, batch, events, sqs = (client(s) for s in ("iam", "ec2", "batch", "events", "sqs"))
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
     sg = ec2.create_security_group(GroupName=f"{prefix}-batch", VpcId=vpc,
-                                   Description="batch training: egress only")["GroupId"]
+                                   Description="batch jobs: egress only")["GroupId"]
+    # one queue and compute environment for every job (as infra/components/batch.py)
+    name = f"{prefix}-{topology.batch_jobs[0].name}"
+    # moto needs a service role; AWS uses its service-linked role when none is given
+    service = iam.create_role(RoleName=f"{name}-service", AssumeRolePolicyDocument=json.dumps(
+        {**_TRUST, "Statement": [{**_TRUST["Statement"][0],
+                                  "Principal": {"Service": "batch.amazonaws.com"}}]}))
+    vcpus = max(int(j.vcpu) for j in topology.batch_jobs)
+    env = batch.create_compute_environment(
+        computeEnvironmentName=f"{name}-ce", type="MANAGED", state="ENABLED",
+        serviceRole=service["Role"]["Arn"],
+        computeResources={"type": "FARGATE", "maxvCpus": max(16, vcpus * 4),
+                          "subnets": [subnet], "securityGroupIds": [sg]})
+    queue = batch.create_job_queue(
+        jobQueueName=f"{name}-queue", state="ENABLED", priority=1,
+        computeEnvironmentOrder=[{"order": 1,
+                                  "computeEnvironment": env["computeEnvironmentArn"]}])
+    res.batch_job_queue = queue["jobQueueArn"]
+    reports_to = {j.reports_to for j in topology.batch_jobs}
     for job in topology.batch_jobs:
-        name = f"{prefix}-{job.name}"
-        roles = {kind: iam.create_role(RoleName=f"{name}-{kind}",
+        job_name = f"{prefix}-{job.name}"
+        roles = {kind: iam.create_role(RoleName=f"{job_name}-{kind}",
                                        AssumeRolePolicyDocument=json.dumps(_TRUST))["Role"]["Arn"]
                  for kind in ("execution", "job")}
-        # moto needs a service role; AWS uses its service-linked role when none is given
-        service = iam.create_role(RoleName=f"{name}-service", AssumeRolePolicyDocument=json.dumps(
-            {**_TRUST, "Statement": [{**_TRUST["Statement"][0],
-                                      "Principal": {"Service": "batch.amazonaws.com"}}]}))
-        env = batch.create_compute_environment(
-            computeEnvironmentName=f"{name}-ce", type="MANAGED", state="ENABLED",
-            serviceRole=service["Role"]["Arn"],
-            computeResources={"type": "FARGATE", "maxvCpus": max(16, int(job.vcpu) * 4),
-                              "subnets": [subnet], "securityGroupIds": [sg]})
-        queue = batch.create_job_queue(
-            jobQueueName=f"{name}-queue", state="ENABLED", priority=1,
-            computeEnvironmentOrder=[{"order": 1,
-                                      "computeEnvironment": env["computeEnvironmentArn"]}])
         definition = batch.register_job_definition(
-            jobDefinitionName=f"{name}-job", type="container", platformCapabilities=["FARGATE"],
+            jobDefinitionName=f"{job_name}-job", type="container",
+            platformCapabilities=["FARGATE"],
             containerProperties=batch_container_properties(
                 job, image_uri(prefix, res.region), roles["execution"], roles["job"], res.env()),
             retryStrategy=batch_retry_strategy(job),
             timeout={"attemptDurationSeconds": job.timeout_s}, propagateTags=True)
-        rule = events.put_rule(Name=f"{name}-state", EventPattern=json.dumps(
-            batch_event_pattern(queue["jobQueueArn"])), State="ENABLED")
-        target = res.queue_arns[job.reports_to]
-        sqs.set_queue_attributes(QueueUrl=res.queue_urls[job.reports_to], Attributes={
-            "Policy": json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
-                "Action": "sqs:SendMessage", "Resource": target,
-                "Condition": {"ArnEquals": {"aws:SourceArn": rule["RuleArn"]}}}]})})
-        events.put_targets(Rule=f"{name}-state", Targets=[{"Id": "jobs-queue", "Arn": target}])
         res.batch_arns[job.name] = (queue["jobQueueArn"],
                                     definition["jobDefinitionArn"].rsplit(":", 1)[0])
-        res.batch_job_queue = queue["jobQueueArn"]
-        res.batch_job_definition = definition["jobDefinitionName"]  # latest active revision
+        # the latest active revision, by name: what the submitter's env names
+        res.batch_definitions[job.name] = definition["jobDefinitionName"]
+    res.batch_job_definition = res.batch_definitions.get(TRAIN_JOB)
+    # the queue's final job states -> the one queue every job reports to
+    [reports] = reports_to
+    rule = events.put_rule(Name=f"{name}-state", EventPattern=json.dumps(
+        batch_event_pattern(queue["jobQueueArn"])), State="ENABLED")
+    target = res.queue_arns[reports]
+    sqs.set_queue_attributes(QueueUrl=res.queue_urls[reports], Attributes={
+        "Policy": json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": target,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule["RuleArn"]}}}]})})
+    events.put_targets(Rule=f"{name}-state", Targets=[{"Id": "jobs-queue", "Arn": target}])
 
 
 def state_change_event(job: dict[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:

@@ -92,8 +92,11 @@ class Emulator:
         if self.topology.batch_jobs:  # the train function submits to the process engine
             os.environ.update({"MLOPSKIT_JOB_RUNNER": "process",
                                "MLOPSKIT_WORKSPACE": str(self.workspace)})
-            self.job_runner = self._process_engine(res)
-            use_job_runner(lambda settings: self.job_runner)
+            # one process engine per batch job (each under its own role's keys)
+            self.job_runners = {job.name: self._process_engine(res, job.name, i)
+                                for i, job in enumerate(self.topology.batch_jobs)}
+            self.job_runner = self.job_runners[self.topology.batch_jobs[0].name]
+            use_job_runner(lambda settings, job: self.job_runners.get(job))
         reset_functions()
         ident = res.identities.get
         handlers = {f.name: acting(ident(f.name), load_function(f.name, self.functions).handler)
@@ -144,21 +147,27 @@ class Emulator:
             except Exception:  # noqa: BLE001 - a failed run is retried on the next tick
                 log.exception("scheduled %s failed", function)
 
-    def _process_engine(self, res: Resources) -> ProcessRunner:
-        """AWS Batch's stand-in: each job a separate process, under the job role's keys when
-        IAM is enforced (as a Batch task runs under its job role)."""
-        job = res.identities.get(self.topology.batch_jobs[0].name)
+    def _process_engine(self, res: Resources, name: str, index: int) -> ProcessRunner:
+        """AWS Batch's stand-in for one job definition: each job a separate process, under the
+        job role's keys when IAM is enforced (as a Batch task runs under its job role). The
+        first (training) keeps <workspace>/jobs; the others a folder of their own, so each
+        engine reports only its own jobs."""
+        job = res.identities.get(name)
         keys = {} if job is None else {  # an IAM user's keys carry no session token
             "AWS_ACCESS_KEY_ID": job.access_key_id,
             "AWS_SECRET_ACCESS_KEY": job.secret_access_key, "AWS_SESSION_TOKEN": ""}
-        return process_runner(Settings(), keys)  # the workspace and limits set above
+        runner = process_runner(Settings(), keys)  # the workspace and limits set above
+        if index:
+            runner.root = runner.root.with_name(f"jobs-{name}")
+        return runner
 
     def _batch_loop(self, queue_arn: str) -> None:
         """EventBridge's side of Batch: each job's final state becomes a state change event."""
         while not self.stop_event.wait(0.5):
             try:
-                forward_process_jobs(self.job_runner, self.client("events"), queue_arn=queue_arn,
-                                     region=self.region)
+                for runner in self.job_runners.values():
+                    forward_process_jobs(runner, self.client("events"), queue_arn=queue_arn,
+                                         region=self.region)
             except Exception:  # noqa: BLE001 - reported again on the next tick
                 log.exception("forwarding batch job states failed")
 

@@ -12,7 +12,16 @@ from mlops_kit.adapters.aws.table import DynamoTable
 from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Adapters, JobRunner
 from mlops_kit.settings import Settings
-from mlops_kit.topology import ARTIFACTS, DATA, ENV_FOR, Topology, default_topology, with_batch
+from mlops_kit.topology import (
+    ARTIFACTS,
+    DATA,
+    ENV_FOR,
+    SCORE_JOB,
+    TRAIN_JOB,
+    Topology,
+    default_topology,
+    with_batch,
+)
 
 REQUIRED = {"data_bucket": "data_store", "artifact_bucket": "artifact_store",
             "table_name": "table", "validate_queue_url": "validate_queue",
@@ -59,24 +68,37 @@ def build(settings: Settings, topology: Topology) -> Adapters:
         train_queue=SqsQueue(settings.train_queue_url, sqs, name="train"),
         notifier=SnsNotifier(settings.topic_arn, sns) if settings.topic_arn else _NoNotifier(),
         jobs=job_runner(settings, topology),
+        scoring_jobs=job_runner(settings, topology, scoring=True),
     )
 
 
-def job_runner(settings: Settings, topology: Topology) -> JobRunner | None:
-    """The batch training engine: AWS Batch when the deployment configured it, else none (train
-    in the function). A separate process instead (MLOPSKIT_JOB_RUNNER=process, and `emulate`'s
-    stand-in for Batch) is the composition root's choice (bootstrap.job_runner): no production
-    adapter imports another backend's."""
+def job_runner(settings: Settings, topology: Topology, *,
+               scoring: bool = False) -> JobRunner | None:
+    """The batch engine: AWS Batch when the deployment configured it, else none (train and
+    score in the functions). `scoring`: the scoring job's definition (the same job queue; its
+    own role and grants), which validate submits to; else training's. A separate process
+    instead (MLOPSKIT_JOB_RUNNER=process, and `emulate`'s stand-in for Batch) is the
+    composition root's choice (bootstrap.job_runner): no production adapter imports another
+    backend's."""
     if settings.job_runner in ("none", "process") or not settings.batch_job_queue:
         return None
-    if not settings.batch_job_definition:
-        raise ConfigError(f"{ENV_FOR['batch_job_queue']} is set without "
-                            f"{ENV_FOR['batch_job_definition']}", field="batch_job_definition")
+    field = "score_job_definition" if scoring else "batch_job_definition"
+    definition = getattr(settings, field)
+    if not definition:
+        # scoring: a deployment from before the scoring job (scoring stays on functions);
+        # training: the validate function, which gets the queue for scoring's definition only
+        if scoring or settings.score_job_definition:
+            return None
+        raise ConfigError(f"{ENV_FOR['batch_job_queue']} is set without {ENV_FOR[field]}",
+                          field=field)
     from mlops_kit.adapters.aws.batch import BatchRunner
 
-    jobs = topology.batch_jobs or with_batch(topology).batch_jobs
-    return BatchRunner(settings.batch_job_queue, settings.batch_job_definition,
+    jobs = {j.name: j for j in topology.batch_jobs or with_batch(topology).batch_jobs}
+    job = jobs[SCORE_JOB if scoring else TRAIN_JOB]
+    # the attempts and timeout settings are training's (infra sets them from its config);
+    # the scoring job's are its definition's (topology.scoring_job)
+    return BatchRunner(settings.batch_job_queue, definition,
                        partial(client, "batch", region=settings.region,
                                endpoint_url=settings.endpoint_url),
-                       jobs[0], attempts=settings.batch_attempts,
-                       timeout_s=settings.batch_timeout_s)
+                       job, attempts=None if scoring else settings.batch_attempts,
+                       timeout_s=None if scoring else settings.batch_timeout_s)

@@ -1,7 +1,7 @@
 """Scoring past what functions can do: the job goes to the batch engine (Context.scoring_jobs:
-a separate process on the local backend; AWS Batch on Fargate once its scoring job definition
-and grants are rendered, see README "Batch scoring"), which runs the same `score_upload` on the
-whole file.
+a separate process on the local backend; on AWS Batch on Fargate the `score-large` job
+definition with scoring's grants, topology.scoring_job), which runs the same `score_upload` on
+the whole file.
 
 - `route` sizes the upload (core/scoring/sizing.py) and says where it is scored.
 - `submit` records the job (running, `engine` and the reason) and submits it under a name
