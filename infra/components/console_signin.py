@@ -18,6 +18,7 @@ integration and the authorizer.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,16 @@ def signin_policy(parameter_arn: str, kms_key_arn: str, region: str,
         {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
          "Resource": [f"{arn}:*" for arn in log_group_arns]},
     ]}
+
+
+def hosted_domain(prefix: str, api_id: str) -> str:
+    """The hosted UI's prefix domain: lower-case letters, digits and hyphens, at most 63, and
+    none of the reserved words aws, amazon, cognito (Cognito refuses them:
+    docs.aws.amazon.com/cognito/latest/developerguide/cognito-user-pools-assign-domain-prefix.html).
+    The API id makes it unique in the region."""
+    base = re.sub(r"aws|amazon|cognito", "x", f"{prefix}-console".lower())
+    base = re.sub(r"[^a-z0-9-]+", "-", base)[: 62 - len(api_id)].strip("-")
+    return f"{base}-{api_id.lower()}"
 
 
 @dataclass
@@ -102,7 +113,7 @@ class ConsoleSignIn(pulumi.ComponentResource):
             # hosted-UI domains are global per region: the API id makes this one unique
             self.domain = aws.cognito.UserPoolDomain(
                 f"{p}-console-domain", user_pool_id=pool.id,
-                domain=api.id.apply(lambda i: f"{p}-console-{i}"), opts=child)
+                domain=api.id.apply(lambda i: hosted_domain(p, i)), opts=child)
             issuer: pulumi.Input[str] = pool.id.apply(
                 lambda i: f"https://cognito-idp.{args.region}.amazonaws.com/{i}")
             client_id: pulumi.Input[str] = client.id

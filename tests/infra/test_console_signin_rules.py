@@ -37,6 +37,9 @@ POLICY, PARAM = "aws:iam/rolePolicy:RolePolicy", "aws:ssm/parameter:Parameter"
 PREFIX = "mlopskit-prod"
 ISSUER = "https://login.example.com/tenant"
 
+COGNITO_DOMAIN_PAGE = ("https://docs.aws.amazon.com/cognito/latest/developerguide/"
+                       "cognito-user-pools-assign-domain-prefix.html")
+
 
 @pytest.fixture(scope="module")
 def stacks(package_dir) -> dict[str, Graph]:
@@ -190,6 +193,17 @@ def test_the_cognito_client_is_public_code_flow_with_the_api_callback(stacks):
     # a hosted-UI prefix domain: lower-case letters, digits and hyphens, at most 63
     assert re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", domain.inputs["domain"])
     assert g.outputs["console_url"] == f"{api}/ui/login"
+
+
+@pytest.mark.parametrize("prefix", ["mlopskit-prod", "AWS-Amazon-cognito-team", "x" * 60])
+def test_the_hosted_domain_prefix_is_one_cognito_accepts(prefix):
+    """COGNITO_DOMAIN_PAGE: a prefix domain is [a-z0-9-], at most 63 characters, and may not
+    contain the reserved words aws, amazon or cognito (a stack prefix may)."""
+    from infra.components.console_signin import hosted_domain
+
+    d = hosted_domain(prefix, "a1b2c3d4e5")
+    assert re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", d), d
+    assert not re.search(r"aws|amazon|cognito", d) and d.endswith("-a1b2c3d4e5")
 
 
 def test_an_external_issuer_needs_no_user_pool(stacks):
