@@ -8,7 +8,8 @@ Servers (issue 24 chose granian by this measurement):
 - kit-uvicorn: the same application (local.http_app.ServeApp, over ASGI) on uvicorn[standard]
   (uvloop + httptools), c=1 and c=4: the other candidate server;
 - reference: starlette on uvicorn[standard], no auth/validation/capture;
-- granian-bare: the model behind granian RSGI with no kit work;
+- granian-bare: the model behind granian RSGI with no kit work, run as the kit is run (granian's
+  process manager, one worker, its default loop: uvloop, in the base lock);
 - kit --workers 2 at c=16 against kit (1 worker) at c=16;
 - fairness: a 1-record client's p99 on the kit (1 worker) while three clients loop on
   10,000-row batches, against its p99 alone (Python client; the batches go to the pool).
@@ -102,25 +103,28 @@ sys.stdin.read()
 server.should_exit = True
 """
 
-# The same model behind granian with no kit work (RSGI, one worker, embedded).
-GRANIAN_BARE = _MODEL_CODE + r"""
-import asyncio, socket, threading, time
-from granian.constants import HTTPModes, Interfaces
-from granian.log import LogLevels
-from granian.server.embed import Server
+# The same model behind granian with no kit work, run as `mlops-kit serve` runs the kit:
+# granian's process manager, one worker, RSGI, its default loop (uvloop when installed, as it
+# is in the base lock). The app is a module file (the process manager imports its target).
+GRANIAN_BARE_APP = _MODEL_CODE.replace("sys.argv[1], set(json.loads(sys.argv[2]))",
+                                       'os.environ["BENCH_ONNX"], set(json.loads('
+                                       'os.environ["BENCH_NUMERIC"]))').replace(
+    "import json, sys", "import json, os, sys") + r"""
 async def app(scope, proto):
     body = await proto()
     proto.response_bytes(200, [("content-type", "application/json")], json.dumps(score(body)).encode())
+"""
+GRANIAN_BARE = r"""
+import os, socket, sys
+sys.path.insert(0, sys.argv[1])
+from granian.constants import HTTPModes, Interfaces
+from granian.log import LogLevels
+from granian.server import Server
+os.environ["BENCH_ONNX"], os.environ["BENCH_NUMERIC"] = sys.argv[2], sys.argv[3]
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-srv = Server(app, address="127.0.0.1", port=port, interface=Interfaces.RSGI, http=HTTPModes.http1,
-             websockets=False, log_level=LogLevels.error)
-loop = asyncio.new_event_loop()
-def run():
-    asyncio.set_event_loop(loop); loop.run_until_complete(srv.serve())
-threading.Thread(target=run, daemon=True).start()
-time.sleep(1.0)
 print("http://127.0.0.1:%d" % port, "-", flush=True)
-sys.stdin.read()
+Server("granian_bare_app:app", address="127.0.0.1", port=port, interface=Interfaces.RSGI,
+       http=HTTPModes.http1, websockets=False, log_level=LogLevels.error).serve()
 """
 
 
@@ -253,11 +257,15 @@ def main() -> None:
     env = serve_env(ws)
     from mlops_kit.local.auth import rotate_token
 
+    app_dir = Path(args.workdir)
+    (app_dir / "granian_bare_app.py").write_text(GRANIAN_BARE_APP)
     token = rotate_token(ws)  # a bench workspace: a fresh token each run, for every server
     procs = {"kit": start(KIT, env, "1", token), "kit-2w": start(KIT, env, "2", token),
              "kit-uvicorn": start(KIT_UVICORN, env, token),
              "reference": start(REFERENCE, env, str(onnx_path), json.dumps(numeric)),
-             "granian-bare": start(GRANIAN_BARE, env, str(onnx_path), json.dumps(numeric))}
+             "granian-bare": start(GRANIAN_BARE, env, str(app_dir), str(onnx_path),
+                                   json.dumps(numeric))}
+    time.sleep(2.0)  # the process-managed servers print their URL before the worker listens
     body = json.dumps({"instances": feature_records(1, seed=31)}).encode()
     path = f"/v1/models/{MODEL}:predict"
     servers = {}
@@ -284,7 +292,12 @@ def main() -> None:
     finally:
         for proc, _, _ in procs.values():
             proc.stdin.close()
-            proc.wait(timeout=90)
+        for proc, _, _ in procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # granian-bare: granian stops on SIGTERM
+                proc.terminate()
+                proc.wait(timeout=60)
     client = runs[("kit", 1)][0]["client"]
     med = {k: {m: summary([r[m] for r in v]) for m in ("rps", "p50", "p99")}
            for k, v in runs.items()}
