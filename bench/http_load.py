@@ -5,14 +5,17 @@ rounds so machine noise hits every server alike. Each server runs in its own pro
 
 Servers (issue 24 chose granian by this measurement):
 - kit: `mlops-kit serve` (granian, RSGI, 1 worker), c=1 and c=4;
+- kit-pinned: the same with `--pin-cpus` (the worker's threads on one CPU: granian's I/O
+  thread and the Python loop hand each request over without waking another CPU);
 - kit-uvicorn: the same application (local.http_app.ServeApp, over ASGI) on uvicorn[standard]
   (uvloop + httptools), c=1 and c=4: the other candidate server;
 - reference: starlette on uvicorn[standard], no auth/validation/capture;
 - granian-bare: the model behind granian RSGI with no kit work, run as the kit is run (granian's
   process manager, one worker, its default loop: uvloop, in the base lock);
-- kit --workers 2 at c=16 against kit (1 worker) at c=16;
-- fairness: a 1-record client's p99 on the kit (1 worker) while three clients loop on
-  10,000-row batches, against its p99 alone (Python client; the batches go to the pool).
+- kit --workers 2 at c=16 (one worker per CPU: pinned by default) against kit (1 worker);
+- fairness: a 1-record client's p99 on the kit (1 worker; unpinned and pinned) while three
+  clients loop on 10,000-row batches, against its p99 alone (Python client; the batches go to
+  the pool).
 
 The load comes from wrk (Debian's `wrk`: C, one event-loop thread, latency percentiles from an
 HdrHistogram) when it is installed; otherwise from a thread-per-connection Python client
@@ -38,7 +41,8 @@ KIT = r"""
 import json, subprocess, sys
 token = sys.argv[2]
 proc = subprocess.Popen([sys.executable, "-m", "mlops_kit", "serve", "--port", "0", "--json",
-                         "--workers", sys.argv[1]], stdout=subprocess.PIPE, text=True)
+                         "--workers", sys.argv[1], *sys.argv[3:]], stdout=subprocess.PIPE,
+                        text=True)
 info = json.loads(proc.stdout.readline())
 print(info["url"], token, flush=True)
 sys.stdin.read()
@@ -198,6 +202,14 @@ FIGURES = [  # (figure, server, baseline, conns, metric, target ratio, higher is
     ("kit vs uvicorn[standard] reference", "kit", "reference", 4, "rps", 1.5, True),
     ("kit vs uvicorn[standard] reference", "kit", "reference", 1, "p99", 1.3, False),
     ("kit vs uvicorn[standard] reference", "kit", "reference", 4, "p99", 1.3, False),
+    ("kit --pin-cpus vs uvicorn[standard] reference", "kit-pinned", "reference", 1, "rps", 1.1,
+     True),
+    ("kit --pin-cpus vs uvicorn[standard] reference", "kit-pinned", "reference", 4, "rps", 1.5,
+     True),
+    ("kit --pin-cpus vs uvicorn[standard] reference", "kit-pinned", "reference", 1, "p99", 1.3,
+     False),
+    ("kit --pin-cpus vs uvicorn[standard] reference", "kit-pinned", "reference", 4, "p99", 1.3,
+     False),
     ("kit vs bare granian", "kit", "granian-bare", 1, "rps", 0.8, True),
     ("kit vs bare granian", "kit", "granian-bare", 4, "rps", 0.8, True),
     ("server choice: kit on granian vs kit on uvicorn[standard]", "kit", "kit-uvicorn", 1, "rps",
@@ -260,7 +272,9 @@ def main() -> None:
     app_dir = Path(args.workdir)
     (app_dir / "granian_bare_app.py").write_text(GRANIAN_BARE_APP)
     token = rotate_token(ws)  # a bench workspace: a fresh token each run, for every server
-    procs = {"kit": start(KIT, env, "1", token), "kit-2w": start(KIT, env, "2", token),
+    procs = {"kit": start(KIT, env, "1", token),
+             "kit-pinned": start(KIT, env, "1", token, "--pin-cpus"),
+             "kit-2w": start(KIT, env, "2", token),
              "kit-uvicorn": start(KIT_UVICORN, env, token),
              "reference": start(REFERENCE, env, str(onnx_path), json.dumps(numeric)),
              "granian-bare": start(GRANIAN_BARE, env, str(app_dir), str(onnx_path),
@@ -274,10 +288,12 @@ def main() -> None:
         if token != "-":
             headers["Authorization"] = f"Bearer {token}"
         servers[name] = (url + path, headers)
-    plan = [(c, n) for c in (1, 4) for n in ("kit", "kit-uvicorn", "reference", "granian-bare")]
+    plan = [(c, n) for c in (1, 4)
+            for n in ("kit", "kit-pinned", "kit-uvicorn", "reference", "granian-bare")]
     plan += [(16, "kit"), (16, "kit-2w")]
     runs: dict[tuple[str, int], list[dict]] = {}
     fair: list[tuple[dict, dict, int]] = []
+    fair_pinned: list[tuple[dict, dict, int]] = []
     try:
         for url, headers in servers.values():  # warm: model loaded, first capture made
             load(url, body, headers, 2, 1)
@@ -289,6 +305,7 @@ def main() -> None:
                     raise RuntimeError(f"{name} at c={conns}: {r}")
                 runs.setdefault((name, conns), []).append(r)
             fair.append(fairness(*servers["kit"], max(2.0, seconds)))
+            fair_pinned.append(fairness(*servers["kit-pinned"], max(2.0, seconds)))
     finally:
         for proc, _, _ in procs.values():
             proc.stdin.close()
@@ -316,17 +333,18 @@ def main() -> None:
                         ratio_label=f"x {base}'s {label}",
                         target=None if target is None else f"{'>=' if higher else '<='} {target}x",
                         met=met, note=note))
-    alone = summary([a["p99"] for a, _, _ in fair])
-    loaded = summary([b["p99"] for _, b, _ in fair])
-    ratio = loaded["median"] / alone["median"]
-    rows.append(row("HTTP load, fairness: 1-record client with three 10,000-row batch clients",
-                    MODEL, "p99 latency", loaded, "ms", baseline="the same client alone",
-                    baseline_stats=alone, ratio=ratio, ratio_label="x its p99 alone",
-                    target="<= 5x", met=ratio <= 5,
-                    note=f"python client, kit 1 worker; batches answered: "
-                         f"{sum(d for _, _, d in fair)}; p50 alone/loaded "
-                         f"{summary([a['p50'] for a, _, _ in fair])['median']:.2f}/"
-                         f"{summary([b['p50'] for _, b, _ in fair])['median']:.2f} ms"))
+    for label_, runs_ in (("kit 1 worker", fair), ("kit 1 worker, --pin-cpus", fair_pinned)):
+        alone = summary([a["p99"] for a, _, _ in runs_])
+        loaded = summary([b["p99"] for _, b, _ in runs_])
+        ratio = loaded["median"] / alone["median"]
+        rows.append(row(f"HTTP load, fairness: 1-record client with three 10,000-row batch "
+                        f"clients ({label_})", MODEL, "p99 latency", loaded, "ms",
+                        baseline="the same client alone", baseline_stats=alone, ratio=ratio,
+                        ratio_label="x its p99 alone", target="<= 5x", met=ratio <= 5,
+                        note=f"python client, {label_}; batches answered: "
+                             f"{sum(d for _, _, d in runs_)}; p50 alone/loaded "
+                             f"{summary([a['p50'] for a, _, _ in runs_])['median']:.2f}/"
+                             f"{summary([b['p50'] for _, b, _ in runs_])['median']:.2f} ms"))
     path_out = write_result("http_load", rows, smoke=args.smoke, out_dir=args.out,
                             extra={"client": client,
                                    "servers": {f"{n} c={c}": med[(n, c)] for n, c in med}})

@@ -323,3 +323,62 @@ def test_durable_capture_survives_sigkill_with_no_row_lost(workspace):
     assert proc.wait(timeout=60) == 0
     assert answered <= set(_captured_ids(workspace))
     assert list((workspace / "capture-spool").glob("*.spool")) == []
+
+
+def _worker_cpus(proc: subprocess.Popen) -> list[set[str]]:
+    """Per worker process, the CPU lists its threads may run on (Linux /proc)."""
+    deadline = time.monotonic() + 30
+    while True:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        try:
+            out = []
+            for pid in children:
+                out.append({next(line.split()[1] for line in
+                                 Path(t, "status").read_text().splitlines()
+                                 if line.startswith("Cpus_allowed_list"))
+                            for t in Path(f"/proc/{pid}/task").iterdir()})
+            return out
+        except (FileNotFoundError, ProcessLookupError):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="CPU pinning: Linux with 2 or more CPUs")
+@pytest.mark.parametrize("flag, pinned", [("--pin-cpus", True), ("--no-pin-cpus", False)])
+def test_pinned_workers_each_run_every_thread_on_a_cpu_of_their_own(workspace, flag, pinned):
+    """--pin-cpus: worker k's threads (the Rust I/O runtime's included) all on the k-th allowed
+    CPU, two workers on two different CPUs; --no-pin-cpus: the affinity is left alone. Both
+    answer. (One worker per CPU is pinned by default: pin_workers_by_default.)"""
+    proc, url, token = _serve(workspace, "--workers", "2", flag)
+    try:
+        c = Client(url, token)
+        c.start()
+        time.sleep(0.5)
+        c.stop.set()
+        c.join(30)
+        assert c.ok and not c.other
+        cpus = _worker_cpus(proc)
+        assert len(cpus) == 2
+        if pinned:
+            assert all(len(s) == 1 for s in cpus), cpus  # every thread of a worker: one CPU
+            one = [next(iter(s)) for s in cpus]
+            assert len(set(one)) == 2 and all("-" not in x and "," not in x for x in one)
+        else:  # every thread keeps the mask it was started with (this process's)
+            mine = next(line.split()[1] for line in
+                        Path("/proc/self/status").read_text().splitlines()
+                        if line.startswith("Cpus_allowed_list"))
+            assert cpus == [{mine}, {mine}]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+
+
+def test_pinning_by_default_only_with_one_worker_per_allowed_cpu(monkeypatch):
+    from mlops_kit.local import server
+
+    monkeypatch.setattr(server, "allowed_cpus", lambda: [0, 1, 2, 3])
+    assert server.pin_workers_by_default(4)
+    assert not server.pin_workers_by_default(1)  # a 1-worker server may share the machine
+    assert not server.pin_workers_by_default(2)
+    assert not server.pin_workers_by_default(8)
