@@ -39,7 +39,10 @@ from mlops_kit.ports import ObjectStore
 
 log = logging.getLogger("mlops_kit.scoring")
 CHUNK_ROWS = 1 << 16  # rows checked and scored together (one onnxruntime run)
-SCORE_THREADS = max(1, min(4, os.cpu_count() or 1))  # onnxruntime runs at once
+# onnxruntime runs at once, one thread each: the cores this process may use (a batch job
+# owns its process; serving stays at one thread)
+SCORE_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                           else os.cpu_count() or 1))
 PART_ROWS = 100_000  # rows per output part
 READ_BYTES = 8 << 20  # CSV block / Parquet batch size the reader aims at
 MAX_REJECTS = 100_000  # rejected rows written out in full; beyond, counted only
