@@ -47,6 +47,7 @@ from mlops_kit.settings import Settings
 from mlops_kit.core.scoring.usecase import score_upload
 b = local_backend(Settings(workspace=sys.argv[1], backend="local"))
 b.ctx.scoring_chunk_bytes = 0  # the whole file in this process (fan-out: the rows below)
+b.ctx.scoring_jobs = None  # and not routed to the batch engine (10M rows would be)
 key = f"scoring/{sys.argv[4]}/" + sys.argv[3]
 b.ctx.store.put_file(key, sys.argv[2])
 t0 = time.perf_counter()

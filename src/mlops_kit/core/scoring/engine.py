@@ -343,7 +343,8 @@ def score_window(ctx: Context, predictor: Predictor, key: str, keep: list[str], 
 
     onnxruntime runs on SCORE_THREADS threads, one batch each (a session allows concurrent
     run() calls and releases the GIL in them), while this thread reads and checks the next
-    batches; results are taken in order, so parts and rejects are as a sequential run's."""
+    batches; each run sees its batch's rows sorted (sorted_run) and gives them back in order,
+    and results are taken in order, so parts and rejects are as a sequential run's."""
     wanted = list(predictor.feature_names) + keep
     check = ColumnCheck(predictor.spec)
     rows_in = 0
