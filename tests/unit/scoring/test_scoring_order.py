@@ -96,3 +96,13 @@ def test_parts_keep_file_order_across_batches_and_a_rerun_writes_the_same_bytes(
     want, _ = predictor.run_arrays(checked.feed)
     keep = [r for r in range(6000) if r not in (10, 2222, 5999)]
     assert out.column("prediction").to_pylist() == want[keep].tolist()
+
+
+def test_a_wide_model_is_sorted_by_its_first_few_features_only():
+    rng = np.random.default_rng(3)
+    feed = {f"x{i}": rng.integers(0, 3, size=(2000, 1)).astype(np.float32) for i in range(40)}
+    codes = {"c": rng.integers(0, 2, size=2000)}
+    feed["c"] = np.where(codes["c"] == 0, "a", "b").astype(object).reshape(-1, 1)
+    order = engine.sort_order(feed, codes)
+    keys = [codes["c"]] + [feed[f"x{i}"].ravel() for i in range(engine.SORT_KEYS - 1)]
+    assert order is not None and order.tolist() == np.lexsort(keys[::-1]).tolist()
