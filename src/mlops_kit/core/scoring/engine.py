@@ -17,7 +17,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -102,12 +102,15 @@ class Window:
     row_groups: tuple[int, int] | None = None
 
 
-def columns(ctx: Context, key: str, wanted: list[str], window: Window | None = None
-            ) -> Iterator[dict[str, pa.Array]]:
-    """Batches {column: array} of the wanted columns; Unreadable for a file that is not one."""
+def columns(ctx: Context, key: str, wanted: list[str], window: Window | None = None,
+            opened: BinaryIO | None = None) -> Iterator[dict[str, pa.Array]]:
+    """Batches {column: array} of the wanted columns; Unreadable for a file that is not one.
+    `opened`: the whole object, opened by the caller (who closes it)."""
     window = window or Window()
     stream: BinaryIO
-    if window.start is not None and window.end is not None:
+    if opened is not None:
+        stream = opened
+    elif window.start is not None and window.end is not None:
         stream = io.BufferedReader(RangeReader(ctx.store, key, window.start, window.end),
                                    buffer_size=1 << 20)
     elif window.row_groups is not None:
@@ -115,7 +118,7 @@ def columns(ctx: Context, key: str, wanted: list[str], window: Window | None = N
         stream = io.BufferedReader(RangeReader(ctx.store, key, 0, size), buffer_size=1 << 20)
     else:
         stream = ctx.store.open(key)
-    with closing(stream):
+    with closing(stream) if opened is None else nullcontext():
         if fmt_of(key) == "csv":
             yield from _csv(stream, wanted, window.header)
         elif window.row_groups is not None:
@@ -340,9 +343,12 @@ def sorted_run(predictor: Predictor, feed: dict[str, np.ndarray], codes: dict[st
 
 
 def score_window(ctx: Context, predictor: Predictor, key: str, keep: list[str], parts: Parts,
-                 window: Window | None = None, sample: Sample | None = None) -> int:
+                 window: Window | None = None, sample: Sample | None = None,
+                 opened: BinaryIO | None = None) -> int:
     """Score the window into `parts` (flushed); the number of rows read. Raises Unreadable,
-    UnicodeDecodeError or ValidationError for a file that cannot be scored.
+    UnicodeDecodeError or ValidationError for a file that cannot be scored. `opened`: the
+    whole object opened by the caller (a CSV file read through a HashingReader: its sha256
+    taken as it is scored, not by reading the object again).
 
     onnxruntime runs on SCORE_THREADS threads, one batch each (a session allows concurrent
     run() calls and releases the GIL in them), while this thread reads and checks the next
@@ -363,7 +369,7 @@ def score_window(ctx: Context, predictor: Predictor, key: str, keep: list[str], 
             parts.add(_output(predictor, good, first, labels, proba, kept, parts.chunk))
 
     with ThreadPoolExecutor(max_workers=SCORE_THREADS, thread_name_prefix="score") as pool:
-        for cols in columns(ctx, key, wanted, window):
+        for cols in columns(ctx, key, wanted, window, opened):
             n = len(next(iter(cols.values())))
             kept = {c: normalise(cols[c], []).cast(pa.string()) for c in keep}
             for lo in range(0, n, CHUNK_ROWS):
