@@ -119,3 +119,37 @@ def test_no_model_to_score_with_is_a_final_failure(backend):
     [result] = run_once(backend)
     assert result["status"] == "failed" and result["final"] is True
     assert "no champion" in result["error"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_manifest_sha256_is_the_uploads_and_a_csv_is_read_once(trained, monkeypatch, fmt):
+    """A CSV file's sha256 is taken while it is scored (one read of the object, not a second
+    one after: on S3 or Blob storage that would be the whole file downloaded again); a
+    Parquet file, read by ranges, is hashed by a read of its own. Either way the digest is
+    the uploaded bytes'."""
+    import hashlib
+
+    if fmt == "csv":
+        body = churn_csv(3000, seed=4)
+    else:
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "churned"}
+                                             for r in churn_records(3000, seed=4)]), buf)
+        body = buf.getvalue()
+    key = f"scoring/churn/hashed.{fmt}"
+    store = trained.ctx.store
+    opened: list[str] = []
+    real_open = store.open
+
+    def counting_open(k, *a, **kw):
+        opened.append(k)
+        return real_open(k, *a, **kw)
+
+    monkeypatch.setattr(store, "open", counting_open)
+    put_object(trained, key, body)
+    [result] = run_once(trained)
+    assert result["status"] == "scored" and result["rows_scored"] == 3000, result
+    m = _manifest(store, "hashed")
+    assert m["input"]["sha256"] == hashlib.sha256(body).hexdigest()
+    if fmt == "csv":
+        assert opened.count(key) == 1

@@ -15,7 +15,7 @@ worded differently (tests/unit/scoring/test_checks.py compares the two on genera
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,21 +48,25 @@ MAX_CATEGORY = 256  # features.coerce_category's limit
 @dataclass
 class Checked:
     """One batch's verdict: the feed of every row (a refused row's values are placeholders),
-    which rows are accepted, and the refused ones as (row, column, message)."""
+    which rows are accepted, and the refused ones as (row, column, message). `codes`: each
+    categorical feature's values as small integers (its dictionary's indices), the keys the
+    engine sorts rows by before a run (core/scoring/engine.py: sorted_run)."""
 
     feed: dict[str, np.ndarray]
     accepted: np.ndarray
     rejects: list[tuple[int, str | None, str]]
+    codes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _object_column(text: pa.Array) -> np.ndarray:
+def _object_column(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A string column (no nulls) as the [N, 1] object array onnxruntime takes: through a
-    dictionary, so N rows of a few levels share a few Python strings."""
+    dictionary, so N rows of a few levels share a few Python strings; and the dictionary's
+    indices (the rows' codes)."""
     enc = pc.dictionary_encode(text).combine_chunks() if isinstance(text, pa.ChunkedArray) \
         else pc.dictionary_encode(text)
     levels = np.array(enc.dictionary.to_pylist(), dtype=object)
     idx = enc.indices.to_numpy(zero_copy_only=False)
-    return levels[idx].reshape(-1, 1)
+    return levels[idx].reshape(-1, 1), idx
 
 
 def _mask(arr: pa.Array) -> np.ndarray:
@@ -82,6 +86,7 @@ class ColumnCheck:
 
     def check(self, cols: dict[str, pa.Array], n: int) -> Checked:
         feed: dict[str, np.ndarray] = {}
+        codes: dict[str, np.ndarray] = {}
         values: dict[str, Any] = {}  # per feature: what a request record would carry
         typed_bad: list[tuple[str, str, np.ndarray]] = []  # not even of the feature's type
         flagged = np.zeros(n, dtype=bool)  # refused by a rule: the request path words it
@@ -113,7 +118,7 @@ class ColumnCheck:
                         filled = pc.if_else(pa.array(unknown), OTHER_CATEGORY, filled)
                     else:
                         flagged |= unknown
-                feed[f.name] = _object_column(filled)
+                feed[f.name], codes[f.name] = _object_column(filled)
             else:  # booleans, text, datetimes: the request path's coercion, value by value
                 text, bad = to_text(arr)
                 values[f.name] = text
@@ -144,7 +149,8 @@ class ColumnCheck:
             for k, v in one.items():  # stricter than the request path: its verdict wins
                 feed[k][i] = v[0]
             accepted[i] = True
-        return Checked(feed, accepted, sorted((i, c, m) for i, (c, m) in refused.items()))
+        return Checked(feed, accepted, sorted((i, c, m) for i, (c, m) in refused.items()),
+                       codes)
 
 
 def _value(col: Any, i: int) -> Any:

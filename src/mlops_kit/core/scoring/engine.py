@@ -17,7 +17,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -39,8 +39,12 @@ from mlops_kit.ports import ObjectStore
 
 log = logging.getLogger("mlops_kit.scoring")
 CHUNK_ROWS = 1 << 16  # rows checked and scored together (one onnxruntime run)
-SCORE_THREADS = max(1, min(4, os.cpu_count() or 1))  # onnxruntime runs at once
+# onnxruntime runs at once, one thread each: the cores this process may use (a batch job
+# owns its process; serving stays at one thread)
+SCORE_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                           else os.cpu_count() or 1))
 PART_ROWS = 100_000  # rows per output part
+SORT_KEYS = 6  # features a batch's rows are sorted by before a run (sort_order)
 READ_BYTES = 8 << 20  # CSV block / Parquet batch size the reader aims at
 MAX_REJECTS = 100_000  # rejected rows written out in full; beyond, counted only
 PART_STRIDE = 1000  # a fanned-out chunk i writes parts i*PART_STRIDE, i*PART_STRIDE + 1, ...
@@ -98,12 +102,15 @@ class Window:
     row_groups: tuple[int, int] | None = None
 
 
-def columns(ctx: Context, key: str, wanted: list[str], window: Window | None = None
-            ) -> Iterator[dict[str, pa.Array]]:
-    """Batches {column: array} of the wanted columns; Unreadable for a file that is not one."""
+def columns(ctx: Context, key: str, wanted: list[str], window: Window | None = None,
+            opened: BinaryIO | None = None) -> Iterator[dict[str, pa.Array]]:
+    """Batches {column: array} of the wanted columns; Unreadable for a file that is not one.
+    `opened`: the whole object, opened by the caller (who closes it)."""
     window = window or Window()
     stream: BinaryIO
-    if window.start is not None and window.end is not None:
+    if opened is not None:
+        stream = opened
+    elif window.start is not None and window.end is not None:
         stream = io.BufferedReader(RangeReader(ctx.store, key, window.start, window.end),
                                    buffer_size=1 << 20)
     elif window.row_groups is not None:
@@ -111,7 +118,7 @@ def columns(ctx: Context, key: str, wanted: list[str], window: Window | None = N
         stream = io.BufferedReader(RangeReader(ctx.store, key, 0, size), buffer_size=1 << 20)
     else:
         stream = ctx.store.open(key)
-    with closing(stream):
+    with closing(stream) if opened is None else nullcontext():
         if fmt_of(key) == "csv":
             yield from _csv(stream, wanted, window.header)
         elif window.row_groups is not None:
@@ -304,14 +311,49 @@ def _output(predictor: Predictor, rows: np.ndarray, first: int, labels: np.ndarr
     return pa.table(out)
 
 
+def sort_order(feed: dict[str, np.ndarray], codes: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The rows in lexicographic order of their features: categorical codes first (fewest
+    levels first), then the numeric inputs in feed order; None when there is nothing to sort
+    by. Neighbouring rows then take the same paths through a tree ensemble: onnxruntime's
+    TreeEnsemble walks each row through every tree, and rows in this order find the nodes in
+    cache and the branches predicted (the forest of bench/batch_scoring.py: 64k rows in
+    0.30 s sorted vs 0.59 s as read; the demo model's one-hot encoders gain too: 65 vs 98 ms,
+    for a sort of ~20 ms). At most SORT_KEYS keys: past the first few, rows are hardly ever
+    tied (the forest runs as fast sorted by 5 keys as by 7), and a wide model's sort stays
+    ~15 ms a batch."""
+    cats = sorted(codes.values(), key=lambda c: int(c.max(initial=0)))
+    nums = [v.reshape(-1) for k, v in feed.items()
+            if k not in codes and v.dtype != object and v.ndim == 2 and v.shape[1] == 1]
+    keys = (cats + nums)[:SORT_KEYS]
+    return np.lexsort(keys[::-1]) if keys and len(keys[0]) > 1 else None
+
+
+def sorted_run(predictor: Predictor, feed: dict[str, np.ndarray], codes: dict[str, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """predictor.run_arrays(feed), run on the rows in sort_order and given back in the feed's
+    order: each row's outputs are its own (a row's prediction does not depend on its
+    neighbours), only the run is faster."""
+    order = sort_order(feed, codes)
+    if order is None:
+        return predictor.run_arrays(feed)
+    labels, proba = predictor.run_arrays({k: v[order] for k, v in feed.items()})
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order), dtype=order.dtype)
+    return labels[back], None if proba is None else proba[back]
+
+
 def score_window(ctx: Context, predictor: Predictor, key: str, keep: list[str], parts: Parts,
-                 window: Window | None = None, sample: Sample | None = None) -> int:
+                 window: Window | None = None, sample: Sample | None = None,
+                 opened: BinaryIO | None = None) -> int:
     """Score the window into `parts` (flushed); the number of rows read. Raises Unreadable,
-    UnicodeDecodeError or ValidationError for a file that cannot be scored.
+    UnicodeDecodeError or ValidationError for a file that cannot be scored. `opened`: the
+    whole object opened by the caller (a CSV file read through a HashingReader: its sha256
+    taken as it is scored, not by reading the object again).
 
     onnxruntime runs on SCORE_THREADS threads, one batch each (a session allows concurrent
     run() calls and releases the GIL in them), while this thread reads and checks the next
-    batches; results are taken in order, so parts and rejects are as a sequential run's."""
+    batches; each run sees its batch's rows sorted (sorted_run) and gives them back in order,
+    and results are taken in order, so parts and rejects are as a sequential run's."""
     wanted = list(predictor.feature_names) + keep
     check = ColumnCheck(predictor.spec)
     rows_in = 0
@@ -327,7 +369,7 @@ def score_window(ctx: Context, predictor: Predictor, key: str, keep: list[str], 
             parts.add(_output(predictor, good, first, labels, proba, kept, parts.chunk))
 
     with ThreadPoolExecutor(max_workers=SCORE_THREADS, thread_name_prefix="score") as pool:
-        for cols in columns(ctx, key, wanted, window):
+        for cols in columns(ctx, key, wanted, window, opened):
             n = len(next(iter(cols.values())))
             kept = {c: normalise(cols[c], []).cast(pa.string()) for c in keep}
             for lo in range(0, n, CHUNK_ROWS):
@@ -339,10 +381,12 @@ def score_window(ctx: Context, predictor: Predictor, key: str, keep: list[str], 
                 good = np.flatnonzero(checked.accepted)
                 if not good.size:
                     continue
-                feed = checked.feed if good.size == hi - lo else \
-                    {k: v[good] for k, v in checked.feed.items()}
-                running.append((pool.submit(predictor.run_arrays, feed), good, rows_in + lo,
-                                feed, {c: a.slice(lo, hi - lo) for c, a in kept.items()}))
+                feed, codes = (checked.feed, checked.codes) if good.size == hi - lo else (
+                    {k: v[good] for k, v in checked.feed.items()},
+                    {k: v[good] for k, v in checked.codes.items()})
+                running.append((pool.submit(sorted_run, predictor, feed, codes), good,
+                                rows_in + lo, feed,
+                                {c: a.slice(lo, hi - lo) for c, a in kept.items()}))
                 take(SCORE_THREADS)
             rows_in += n
         take(0)

@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from posixpath import basename
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from mlops_kit.core import layout
 from mlops_kit.core.context import Context, to_json
@@ -42,6 +42,7 @@ from mlops_kit.core.scoring.engine import (
     Parts,
     Unreadable,
     flush_sample,
+    fmt_of,
     output_columns,
     sample_for,
     score_window,
@@ -152,8 +153,14 @@ def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
     _job(jobs, model, name, base, None, version=version)
     parts = Parts(ctx, model, name)
     sample = sample_for(ctx, _capture_rate(opts), f"score:{name}")
+    # a CSV file is read once, in order: its sha256 is taken as it is scored (a Parquet file
+    # is read by ranges, footer first: hashed by a read of its own below)
+    hashing = HashingReader(ctx.store.open(key)) if fmt_of(key) == "csv" else None
     try:
-        rows_in = score_window(ctx, predictor, key, keep, parts, sample=sample)
+        with closing(hashing) if hashing is not None else nullcontext():
+            rows_in = score_window(ctx, predictor, key, keep, parts, sample=sample,
+                                   opened=cast("BinaryIO | None", hashing))
+            sha256 = hashing.drain() if hashing is not None else None  # the rest: usually none
     except Unreadable as exc:
         _job(jobs, model, name, base, QUARANTINED, reason=str(exc))
         return _quarantined(ctx, model, key, filename, base, str(exc))
@@ -164,8 +171,9 @@ def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
     if parts.rejects:
         rejects_key = layout.predictions_rejects_key(model, name)
         ctx.store.put(rejects_key, to_parquet(parts.rejects_table()))
-    with closing(HashingReader(ctx.store.open(key))) as reader:
-        sha256 = reader.drain()
+    if sha256 is None:
+        with closing(HashingReader(ctx.store.open(key))) as reader:
+            sha256 = reader.drain()
     manifest = {
         **base, "status": "scored", "version": version, "chosen_by": chosen_by,
         "input": {**base["input"], "sha256": sha256},
