@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.clock import SystemClock
-from mlops_kit.core.capture.buffer import CaptureBuffer
 from mlops_kit.core.context import Context
 from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.errors import ConfigError
@@ -51,7 +50,9 @@ class Backend:
         return self.preloaded
 
     def service(self, *, capture: bool | None = None) -> ModelService:
-        # Imported here: onnxruntime is only needed by serving, not by validate/monitor.
+        # Imported here: onnxruntime is only needed by serving, not by validate/monitor; the
+        # capture buffer (numpy) not before the serve function's preload started (issue 28).
+        from mlops_kit.core.capture.buffer import CaptureBuffer
         from mlops_kit.core.serving.service import ModelService
 
         s = self.settings
