@@ -20,13 +20,17 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _artifact(preloaded: Preloaded, model: str, version: int):
-    return preloaded._futures[(model, version)].result(30)
+    opened = preloaded.wait(30)[(model, version)]
+    if isinstance(opened, BaseException):
+        raise opened
+    return opened
 
 
 def test_the_preloaded_session_is_the_one_served_and_answers_as_a_normal_load(trained):
     preloaded = trained.preload(["churn"])
-    assert preloaded is not None and preloaded.models() == [("churn", 1)]
+    assert preloaded is not None
     artifact = _artifact(preloaded, "churn", 1)
+    assert list(preloaded.wait()) == [("churn", 1)]  # the champion (no challenger here)
     assert artifact.optimized and artifact.sha256 == trained.ctx.registry.get_version(
         "churn", 1)["ort_sha256"]
     service = trained.service(capture=False)
@@ -34,7 +38,7 @@ def test_the_preloaded_session_is_the_one_served_and_answers_as_a_normal_load(tr
     out = service.predict("churn", records)
     champion, _ = service.predictor("churn")
     assert champion.session is artifact.session  # taken, not opened a second time
-    assert preloaded.models() == []  # taken once: the cache holds it from now on
+    assert preloaded.wait() == {}  # taken once: the cache holds it from now on
     trained.preloaded = None
     plain = trained.service(capture=False).predict("churn", records)
     assert {k: out[k] for k in ("predictions", "probabilities", "version")} == {
@@ -64,7 +68,7 @@ def test_a_champion_promoted_after_the_preload_is_loaded_by_the_cache(trained):
     assert service.predict("churn", feature_records(1))["version"] == 2
     champion, _ = service.predictor("churn")
     assert champion.session is not _artifact(preloaded, "churn", 1).session
-    assert preloaded.models() == [("churn", 1)]  # the stale preload was never used
+    assert list(preloaded.wait()) == [("churn", 1)]  # the stale preload was never used
 
 
 def test_a_failed_preload_is_not_fatal_and_the_cache_reports_its_own_error(trained, caplog):
@@ -91,9 +95,11 @@ def test_a_failed_preload_is_not_fatal_and_the_cache_reports_its_own_error(train
 
 
 def test_preloading_an_unknown_model_or_a_broken_registry_never_raises(trained):
-    assert trained.preload(["nobody"]).models() == []
+    assert trained.preload(["nobody"]).wait(30) == {}
     trained.ctx.registry.table = None  # every read fails
-    assert trained.preload(["churn"]).models() == []
+    preloaded = trained.preload(["churn"])
+    assert preloaded.wait(30) == {}
+    assert preloaded.take("churn", 1, {}) is None
 
 
 def test_the_serve_functions_first_request_preloads_its_model_only(trained):
@@ -114,7 +120,7 @@ def test_the_serve_functions_first_request_preloads_its_model_only(trained):
         "type(b).preload = spy\n"
         f"out = serve.handler(json.loads({json.dumps(event)!r}), None)\n"
         "p = b.preloaded\n"
-        "print(json.dumps([out['statusCode'], before, seen, p.models(), p.thread.name]))\n"
+        "print(json.dumps([out['statusCode'], before, seen, len(p.wait()), p.thread.name]))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "MLOPSKIT_BACKEND": "local",
            "MLOPSKIT_WORKSPACE": str(trained.settings.workspace)}
@@ -123,7 +129,7 @@ def test_the_serve_functions_first_request_preloads_its_model_only(trained):
     status, before, seen, left, thread = json.loads(r.stdout.strip().splitlines()[-1])
     assert status == 200 and before is False
     assert seen == [[["churn"], False]]  # before the serving stack was imported
-    assert left == [] and thread == "mlops-kit-preload"
+    assert left == 0 and thread == "mlops-kit-preload"
 
 
 @pytest.mark.parametrize(("path", "model"), [

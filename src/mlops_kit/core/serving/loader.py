@@ -9,11 +9,11 @@ time overlaps the imports instead of following them."""
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -91,71 +91,78 @@ def _expected(record: dict[str, Any], artifact: Artifact) -> str | None:
 
 class Preloaded:
     """Sessions opened ahead of the model cache: the serve function's first request starts
-    them before it imports the rest of the serving stack. `start` reads the models' alias
-    pointers and version records now (small registry reads), then opens the artifacts one
-    after another (champions first) on a daemon thread. `take` hands a session to the model
-    cache when the cache loads that very version (same model, version and recorded sha256),
-    once; otherwise (the alias moved, the preload failed) it returns None and the cache loads
-    as it always does, reporting its own errors. A failed preload is logged, never raised."""
+    them before it imports the rest of the serving stack. `start` returns at once; a daemon
+    thread reads each model's alias pointers and version records, then opens the champion's
+    and the challenger's artifacts, so the registry's and the object store's round trips
+    overlap the imports too (a cloud backend's first calls also set up their connections).
+    `take` hands a session to the model cache when the cache loads that very version (same
+    model, version and recorded sha256), once; otherwise (the alias moved, the preload failed)
+    it returns None and the cache loads as it always does, reporting its own errors. A failed
+    preload is logged, never raised. The thread runs in a copy of the caller's context (the
+    emulator's per-function identity is a context variable, adapters/aws/_clients.py)."""
 
-    def __init__(self) -> None:
-        self._futures: dict[tuple[str, int], Future[Artifact]] = {}
+    def __init__(self, models: Iterable[str]) -> None:
+        self._ready = {m: threading.Event() for m in models}
+        self._opened: dict[tuple[str, int], Artifact | BaseException] = {}
         self._lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
     @classmethod
     def start(cls, store: ObjectStore, registry: Registry, models: Iterable[str],
               aliases: Sequence[str] = ("champion", "challenger")) -> Preloaded:
-        self = cls()
-        jobs: list[tuple[Future[Artifact], str, int, dict[str, Any]]] = []
-        for model in models:
-            try:
-                pointers = registry.aliases(model)  # both aliases in one read
-                for alias in aliases:
-                    version = (pointers.get(alias) or {}).get("version")
-                    if version is None or (model, int(version)) in self._futures:
-                        continue
-                    record = registry.get_version(model, int(version))
-                    if record.get("status") != "registered":
-                        continue
-                    future: Future[Artifact] = Future()
-                    self._futures[(model, int(version))] = future
-                    jobs.append((future, model, int(version), record))
-            except Exception as exc:  # noqa: BLE001 - the model cache reads it again
-                log.warning("preload %s: registry read failed (%s)", model, type(exc).__name__)
-        if jobs:
+        self = cls(models)
+        if self._ready:
             import onnxruntime  # noqa: F401 - imported here, not on the thread: the caller's
             # own imports would otherwise wait on its import lock while competing for the GIL
 
-            self.thread = threading.Thread(target=self._run, args=(store, jobs),
+            context = contextvars.copy_context()
+            self.thread = threading.Thread(target=context.run,
+                                           args=(self._run, store, registry, aliases),
                                            name="mlops-kit-preload", daemon=True)
             self.thread.start()
         return self
 
-    @staticmethod
-    def _run(store: ObjectStore, jobs: list) -> None:
-        for future, model, version, record in jobs:
+    def _run(self, store: ObjectStore, registry: Registry, aliases: Sequence[str]) -> None:
+        for model, ready in self._ready.items():
             try:
-                future.set_result(open_artifact(store, model, version, record))
-            except BaseException as exc:  # noqa: BLE001 - reported by the first request's load
-                log.warning("preload %s v%s failed: %s", model, version,
-                            getattr(exc, "message", None) or type(exc).__name__)
-                future.set_exception(exc)
+                pointers = registry.aliases(model)  # both aliases in one read
+                for alias in aliases:
+                    version = (pointers.get(alias) or {}).get("version")
+                    if version is None or (model, int(version)) in self._opened:
+                        continue
+                    record = registry.get_version(model, int(version))
+                    if record.get("status") != "registered":
+                        continue
+                    try:
+                        opened: Artifact | BaseException = open_artifact(
+                            store, model, int(version), record)
+                    except Exception as exc:  # noqa: BLE001 - reported by the cache's own load
+                        log.warning("preload %s v%s failed: %s", model, version,
+                                    getattr(exc, "message", None) or type(exc).__name__)
+                        opened = exc
+                    with self._lock:
+                        self._opened[(model, int(version))] = opened
+            except Exception as exc:  # noqa: BLE001 - the model cache reads it again
+                log.warning("preload %s: registry read failed (%s)", model, type(exc).__name__)
+            finally:
+                ready.set()
 
-    def models(self) -> list[tuple[str, int]]:
-        """The (model, version) pairs still waiting to be taken."""
+    def wait(self, timeout: float | None = None) -> dict[tuple[str, int], Artifact | BaseException]:
+        """Wait for the thread; what it opened (or why not) per (model, version), not taken."""
+        if self.thread is not None:
+            self.thread.join(timeout)
         with self._lock:
-            return list(self._futures)
+            return dict(self._opened)
 
     def take(self, model: str, version: int, record: dict[str, Any]) -> Artifact | None:
-        """The preloaded session of exactly this version (waiting for it if it is still being
-        opened), or None. Each session is taken once: the cache keeps it from then on."""
+        """The preloaded session of exactly this version (waiting while the thread is still on
+        this model), or None. Each session is handed over once: the cache keeps it."""
+        ready = self._ready.get(model)
+        if ready is None:
+            return None
+        ready.wait()  # no timeout: a second load would only compete with this one
         with self._lock:
-            future = self._futures.pop((model, int(version)), None)
-        if future is None:
+            opened = self._opened.pop((model, int(version)), None)
+        if not isinstance(opened, Artifact):
             return None
-        try:
-            artifact = future.result()  # no timeout: a second load would only compete with it
-        except Exception:  # noqa: BLE001 - failed: the caller loads it and reports why
-            return None
-        return artifact if artifact.sha256 == _expected(record, artifact) else None
+        return opened if opened.sha256 == _expected(record, opened) else None
