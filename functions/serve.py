@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 # (https://docs.pydantic.dev/latest/concepts/plugins/).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-# numpy first, from here: its typing modules (numpy._typing, ~1,200 Literal and alias
+# numpy first, from here: its typing modules (numpy._typing: many Literal and alias
 # definitions) then run a few frames deep. Imported from deep inside the kit's import chain
 # they landed on a boundary of CPython 3.11's frame-stack chunks, where every call allocates
 # and frees a chunk (cpython gh-142183, fixed in 3.13.x/3.14): 1,269 munmap calls in a cold
