@@ -11,27 +11,69 @@ import base64
 import binascii
 import logging
 import os
+import re
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import _wiring
-from mlops_kit.core.serving.http_api import HttpApi, Response
+# pydantic looks for plugins in every installed distribution's entry points when it builds
+# its first model (the settings): ~20 ms of CPU at each cold start, measured; the serve function
+# uses none. Set PYDANTIC_DISABLE_PLUGINS="" in the function's environment to load them
+# (https://docs.pydantic.dev/latest/concepts/plugins/).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+# numpy first, from here: its typing modules (numpy._typing: many Literal and alias
+# definitions) then run a few frames deep. Imported from deep inside the kit's import chain
+# they landed on a boundary of CPython 3.11's frame-stack chunks, where every call allocates
+# and frees a chunk (cpython gh-142183, fixed in 3.13.x/3.14): 1,269 munmap calls in a cold
+# start instead of 28, ~30 ms (strace and bench/cold_start.py; the kit's handler imported at
+# 0-12 frames of depth stays clean).
+import numpy  # noqa: E402,F401
+
+import _wiring  # noqa: E402 - after the lines above
+from mlops_kit.core.layout import NAME_PATTERN  # noqa: E402
+
+if TYPE_CHECKING:
+    from mlops_kit.core.serving.http_api import HttpApi, Response
 
 log = logging.getLogger("mlops_kit.serve")
 _api: HttpApi | None = None
 _lock = threading.Lock()
+# the model a request is for (a hint for the first request's preload; HttpApi routes)
+_MODEL_PATH = re.compile(rf"^/v[12]/models/({NAME_PATTERN})(?=[/:]|$)")
 
 
-def api() -> HttpApi:
+def api(path: str | None = None) -> HttpApi:
+    """The service, built on the first request. Cold start (issue 28): when that request is
+    for a model, its champion's (and challenger's) session starts opening on a background
+    thread (Backend.preload: onnxruntime builds it with the GIL released) before the serving
+    stack is imported, so the two overlap; the model cache takes the session when it loads
+    that version, or loads as it always does."""
     global _api
     if _api is None:
         with _lock:
             if _api is None:
                 b = _wiring.backend()
+                if path and (model := champion_request(path)):
+                    b.preload([model])
+                from mlops_kit.core.serving.http_api import HttpApi
+
                 # the console (/ui/) is imported on its first request, behind the gateway's auth
                 _api = HttpApi(b.service(), authorize=None, ui=b.console())
     return _api
+
+
+def champion_request(path: str) -> str | None:
+    """The model a request is for when its champion (or challenger) answers; None for a pinned
+    version, the health routes and the console."""
+    m = _MODEL_PATH.match(path)
+    return m.group(1) if m and "/versions/" not in path else None
+
+
+def _response(status: int, body: dict[str, Any]) -> Response:
+    from mlops_kit.core.serving.http_api import Response
+
+    return Response(status, body)
 
 
 def _request(event: dict[str, Any]) -> tuple[str, str, dict[str, str], bytes | None]:
@@ -56,15 +98,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         method, path, headers, body = _request(event)
     except (binascii.Error, ValueError):
-        resp = Response(400, {"error": "body: invalid base64", "code": "invalid_input"})
+        resp = _response(400, {"error": "body: invalid base64", "code": "invalid_input"})
     else:
         try:
-            service = api()
+            service = api(path)
         except Exception:  # noqa: BLE001 - misconfiguration: log it, never leak it
             log.exception("serve: backend unavailable")
             service = None
         resp = service.handle(method, path, headers, body, request_id=request_id) if service \
-            else Response(503, {"error": "service unavailable", "code": "unavailable"})
+            else _response(503, {"error": "service unavailable", "code": "unavailable"})
         _flush_capture_if_due(service)
     headers_out = dict(resp.headers)
     if isinstance(resp.body, dict) and resp.body.get("request_id"):

@@ -5,14 +5,14 @@ The only place that chooses a backend. Handlers, the CLI and the local server ca
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.clock import SystemClock
-from mlops_kit.core.capture.buffer import CaptureBuffer
 from mlops_kit.core.context import Context
 from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.errors import ConfigError
@@ -20,7 +20,10 @@ from mlops_kit.ports import Clock, JobRunner, Queue
 from mlops_kit.settings import Settings, get_settings
 from mlops_kit.topology import SCORE_JOB, TRAIN_JOB, Topology, default_topology
 
+log = logging.getLogger("mlops_kit.bootstrap")
+
 if TYPE_CHECKING:
+    from mlops_kit.core.serving.loader import Preloaded
     from mlops_kit.core.serving.service import ModelService
 
 
@@ -29,9 +32,27 @@ class Backend:
     ctx: Context
     validate_queue: Queue
     settings: Settings
+    # the sessions preload() started opening; handed to the next service()
+    preloaded: Preloaded | None = None
+
+    def preload(self, models: Sequence[str]) -> Preloaded | None:
+        """Start opening these models' champion and challenger sessions on a background thread
+        (loader.Preloaded) for service() to use: the serve function calls it on its first
+        request, before it imports the rest of the serving stack, so onnxruntime builds the
+        sessions (GIL released) while the imports run. Reads the registry now; never raises
+        (the model cache then loads as it always does and reports its own error)."""
+        from mlops_kit.core.serving.loader import Preloaded
+
+        try:
+            self.preloaded = Preloaded.start(self.ctx.store, self.ctx.registry, models)
+        except Exception as exc:  # noqa: BLE001 - an optimisation only
+            log.warning("serving preload skipped: %s", type(exc).__name__)
+        return self.preloaded
 
     def service(self, *, capture: bool | None = None) -> ModelService:
-        # Imported here: onnxruntime is only needed by serving, not by validate/monitor.
+        # Imported here: onnxruntime is only needed by serving, not by validate/monitor; the
+        # capture buffer (numpy) not before the serve function's preload started (issue 28).
+        from mlops_kit.core.capture.buffer import CaptureBuffer
         from mlops_kit.core.serving.service import ModelService
 
         s = self.settings
@@ -41,7 +62,8 @@ class Backend:
                                    max_age_s=s.capture_max_age_s)
         return ModelService(self.ctx.store, self.ctx.registry, capture=buffer,
                             notifier=self.ctx.notifier, refresh_seconds=s.refresh_seconds,
-                            warm_versions=s.serving_warm_versions)
+                            warm_versions=s.serving_warm_versions,
+                            preloaded=self.preloaded)
 
     def console(self, authorize: Callable[[Mapping[str, str]], None] | None = None) -> Callable:
         """The read-only console's /ui/ handler for HttpApi(ui=...). The console package is

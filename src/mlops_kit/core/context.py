@@ -8,13 +8,12 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
 from mlops_kit.core.registry.experiments import RunStore
 from mlops_kit.core.sizing import RouteLimits
-from mlops_kit.core.spec import ModelSpec, load_spec_bytes
 from mlops_kit.errors import SpecError
 from mlops_kit.ports import (
     Clock,
@@ -26,6 +25,10 @@ from mlops_kit.ports import (
     Queue,
     TrialRunner,
 )
+
+if TYPE_CHECKING:  # the spec (pydantic models) is imported by what reads one, not by every
+    # function's composition root: the serve function's cold start (issue 28)
+    from mlops_kit.core.spec import ModelSpec
 
 
 @dataclass
@@ -75,6 +78,8 @@ class Context:
 
 
 def load_spec(store: ObjectStore, model: str) -> ModelSpec:
+    from mlops_kit.core.spec import load_spec_bytes
+
     for key in layout.spec_keys(model):
         if store.exists(key):
             spec = load_spec_bytes(store.get(key), source=key)

@@ -28,10 +28,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from mlops_kit.core.spec import ModelSpec
 from mlops_kit.core.stats import OTHER_CATEGORY
+
+if TYPE_CHECKING:  # annotations only: bootstrap imports RouteLimits without the spec
+    from mlops_kit.core.spec import ModelSpec
 
 Engine = Literal["function", "batch"]
 MB = 1 << 20

@@ -3,15 +3,14 @@ only (never sklearn, scipy or skl2onnx), so the serve function stays small and s
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
 
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import MISSING_CATEGORY, records_to_inputs
+from mlops_kit.core.serving.loader import open_session
 from mlops_kit.core.serving.validators import RecordValidator
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.errors import IntegrityError, PayloadTooLarge, ValidationError
@@ -24,10 +23,6 @@ MAX_BATCH = 10_000
 # 500 features 5,000,000 (a 6 MiB body holds at most ~3M numbers). Past this a single request
 # is a 413 naming the limit, so one client cannot hold a scoring thread for seconds.
 MAX_VALUES = 1_000_000
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _fast_inputs(spec: ModelSpec, records: list) -> dict[str, np.ndarray] | None:
@@ -106,18 +101,15 @@ class Predictor:
         sha256: str | None = None,
         threads: int = 1,
         optimized: bool = False,
+        session: Any = None,
     ) -> None:
         """optimized: `onnx_bytes` is the version's model.ort (onnxruntime's ORT format of the
-        graph after its optimisations): loaded with none left to run, its bytes used in place."""
-        if sha256 is not None and sha256_hex(onnx_bytes) != sha256:
-            raise IntegrityError(
-                f"model {spec.name} v{version}: artifact sha256 does not match the registry"
-            )
+        graph after its optimisations): loaded with none left to run, its bytes used in place.
+        session: the session loader.open_session already opened on `onnx_bytes` (checked)."""
         self.optimized = optimized
-        try:
-            self.session = onnx_meta.session(ort, onnx_bytes, threads, optimized=optimized)
-        except Exception as exc:  # noqa: BLE001 - a corrupt artifact is an integrity problem
-            raise IntegrityError(f"model {spec.name} v{version} cannot be loaded: {exc}") from None
+        self.session = session if session is not None else open_session(
+            onnx_bytes, model=spec.name, version=version, sha256=sha256, optimized=optimized,
+            threads=threads)
         self.spec = spec
         self.model = spec.name
         self.version = int(version)

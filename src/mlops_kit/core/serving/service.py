@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.core.capture.buffer import CaptureBuffer
-from mlops_kit.core.layout import OPTIMIZED_MODEL_FILE, artifact_key, check_name
+from mlops_kit.core.layout import artifact_key, check_name
 from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
 from mlops_kit.core.serving.health import ServingHealth
-from mlops_kit.core.serving.predictor import Predictor, sha256_hex
-from mlops_kit.core.spec import ModelSpec, parse_spec
+from mlops_kit.core.serving.loader import Preloaded, open_artifact
+from mlops_kit.core.serving.predictor import Predictor
+from mlops_kit.core.spec import parse_spec
 from mlops_kit.errors import IntegrityError, MlopsKitError, NotFound
 from mlops_kit.ports import Notifier, ObjectStore
 
@@ -69,6 +70,7 @@ class ModelService:
         refresh_seconds: float = 2.0,
         monotonic=time.monotonic,
         warm_versions: int = 4,
+        preloaded: Preloaded | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -85,49 +87,26 @@ class ModelService:
         self._pinned: OrderedDict[tuple[str, int], tuple[Predictor, float]] = OrderedDict()
         self._pin_lock = threading.Lock()
         self.health = ServingHealth(store, registry.clock)
+        # champions' sessions the serve function started opening at init (loader.Preloaded)
+        self.preloaded = preloaded
         if capture is not None:
             capture.health = self.health
 
     # -- loading -------------------------------------------------------------------------
     def load_version(self, model: str, version: int) -> Predictor:
+        """A registered version: its artifact checked and opened (loader.open_artifact: model.ort
+        when export wrote one), or the session the serve function preloaded for it."""
         record = self.registry.get_version(model, version)
         if record.get("status") != "registered":
             raise NotFound(f"model {model!r} version {version} is not servable", field="version")
         spec = parse_spec(json.loads(self.store.get(artifact_key(model, version, "spec.json"))))
-        if record.get("ort_sha256"):
-            optimized = self._load_optimized(model, version, spec, record)
-            if optimized is not None:
-                return optimized
-        onnx_bytes = self.store.get(artifact_key(model, version))
-        return Predictor(
-            onnx_bytes,
-            spec,
-            version=version,
-            classes=record.get("classes"),
-            sha256=record.get("sha256"),
-        )
-
-    def _load_optimized(self, model: str, version: int, spec: ModelSpec, record: dict
-                        ) -> Predictor | None:
-        """The version's model.ort (its graph optimisations already applied; export wrote it
-        and the parity gate checked it), or None to load model.onnx: the object is missing, or
-        this onnxruntime cannot load it (the ORT format is tied to onnxruntime's version). A
-        sha256 mismatch is not a fallback: it raises, as model.onnx's does."""
-        try:
-            ort_bytes = self.store.get(artifact_key(model, version, OPTIMIZED_MODEL_FILE))
-        except NotFound:
-            log.warning("model %s v%s: %s missing, loading model.onnx", model, version,
-                        OPTIMIZED_MODEL_FILE)
-            return None
-        try:
-            return Predictor(ort_bytes, spec, version=version, classes=record.get("classes"),
-                             sha256=record["ort_sha256"], optimized=True)
-        except IntegrityError as exc:
-            if sha256_hex(ort_bytes) == record["ort_sha256"]:  # intact but not loadable here
-                log.warning("model %s v%s: %s not loadable (%s), loading model.onnx", model,
-                            version, OPTIMIZED_MODEL_FILE, exc.message)
-                return None
-            raise
+        # (the spec first: at a cold start it is parsed while the preloaded session opens)
+        artifact = self.preloaded.take(model, version, record) if self.preloaded else None
+        if artifact is None:
+            artifact = open_artifact(self.store, model, version, record)
+        return Predictor(b"", spec, version=version, classes=record.get("classes"),
+                         sha256=artifact.sha256, optimized=artifact.optimized,
+                         session=artifact.session)
 
     def predictor(self, model: str, alias: str = CHAMPION) -> tuple[Predictor | None, dict]:
         """The predictor an alias points at, refreshed at most every refresh_seconds."""
