@@ -84,8 +84,10 @@ def encode_categorical(arr: np.ndarray | list, missing: str = MISSING_CATEGORY) 
     index = {v: i.to_bytes(4, "little", signed=True) for i, v in enumerate(vocab)}
     if len(vocab) < len(seen):
         index.update((v, _MISSING_CODE) for v in seen if v is None or v == missing or v == "")
-    looked_up = operator.itemgetter(*values)(index) if values else ()
-    raw = b"".join(looked_up) if len(values) != 1 else looked_up
+    if len(values) > 1:
+        raw: bytes = b"".join(operator.itemgetter(*values)(index))
+    else:  # itemgetter of one key gives the value itself, of none is an error
+        raw = index[values[0]] if values else b""
     return Categorical(np.frombuffer(raw, dtype="<i4").astype(np.int32),
                        np.array([v.decode() if isinstance(v, bytes) else str(v)
                                  for v in vocab], dtype=str))
