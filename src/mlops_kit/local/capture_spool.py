@@ -64,10 +64,11 @@ class SpooledCaptureBuffer(CaptureBuffer):
             os.fsync(self._file.fileno())
         super().add(model, block, at)
 
-    def capture(self, model: str, request_id: str, at: datetime, version: int, role: str,
+    def capture(self, model: str, request_id: str, at: datetime | None, version: int, role: str,
                 latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
                 probabilities: np.ndarray | None) -> None:
         # the base appends straight to its column buffers; here each request is spooled first
+        at = self.clock.now() if at is None else at
         self.add(model, RequestBlock(request_id, epoch_us(at), version, role == "shadow",
                                      latency_ms, feed, labels, probabilities), at)
 

@@ -74,3 +74,36 @@ def test_categorical_codes_keep_first_seen_order_and_missing(backend):
     one = codec.encode_categorical(np.array([["x"]], dtype=object))
     assert one.codes.tolist() == [0] and one.values.tolist() == ["x"]
     assert codec.encode_categorical([]).codes.size == 0
+
+
+def test_one_record_requests_between_batches_keep_their_order_and_values():
+    """One-record requests are held by reference and copied with the next batch or at the
+    encode: the capture object is the same as copying each at once."""
+    rng = np.random.default_rng(5)
+
+    def request(n: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        feed = {"age": rng.normal(size=(n, 1)).astype(np.float32),
+                "plan": np.array(rng.choice(["basic", "pro", "__missing__"], n),
+                                 dtype=object).reshape(n, 1)}
+        proba = rng.random((n, 2)).astype(np.float32)
+        return feed, rng.integers(0, 2, n), proba
+
+    sizes = [1, 1, 3, 1, 2, 1, 1]
+    requests = [request(n) for n in sizes]
+    first = requests[0]
+    columns = codec.Columns(first[0], first[1], first[2], capacity=2)  # grows on the way
+    for k, (feed, labels, proba) in enumerate(requests):
+        assert columns.append(f"r{k}", 1000 + k, 1, False, 0.5, feed, labels, proba) == len(labels)
+    chunk = codec.decode(columns.encode("churn"))
+    assert chunk.n == sum(sizes) == len(columns)
+    np.testing.assert_array_equal(chunk.features["age"],
+                                  np.concatenate([f["age"] for f, _, _ in requests], axis=None))
+    plan = chunk.features["plan"]
+    want = np.concatenate([f["plan"] for f, _, _ in requests], axis=None).tolist()
+    assert [None if c < 0 else plan.values[c] for c in plan.codes] == \
+        [None if v == "__missing__" else v for v in want]
+    np.testing.assert_array_equal(chunk.prediction, np.concatenate([lab for _, lab, _ in requests]))
+    np.testing.assert_array_equal(chunk.probabilities,
+                                  np.concatenate([p for _, _, p in requests]))
+    assert chunk.ids()[:5] == ["r0", "r1", "r2#0", "r2#1", "r2#2"]
+    assert chunk.at_us.tolist()[:4] == [1000, 1001, 1002, 1002]
