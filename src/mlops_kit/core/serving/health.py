@@ -1,7 +1,8 @@
 """Serving health per model and version: 2xx / 4xx / 5xx counts, latency percentiles and the
 routing events (a canary skipped because the request did not fit the challenger's contract,
 a shadow that failed or was skipped). Counted in memory on the request path (a dict update
-under a lock), written with the captures as one small JSON object per flush under
+under a lock), written with the captures (by the serverless shells' background flusher once
+they are capture_max_age_s old, see CaptureBuffer.flush) as one small JSON object under
 captures/_health/<model>/<day>/<hour>/, and read back by `registry show`, the console and the
 monitor, which merge the objects of a window.
 
