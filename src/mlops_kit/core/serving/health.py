@@ -79,8 +79,12 @@ class ServingHealth:
     def record(self, model: str, version: int | None, status: int, latency_ms: float) -> None:
         b = _KEYS[bisect.bisect_left(_UPPER, latency_ms)]  # bucket(), inlined
         kind = "2xx" if status < 400 else "4xx" if status < 500 else "5xx"  # status_class
+        key = "unrouted" if version is None else _VERSION_KEYS.get(version) or str(int(version))
         with self._lock:
-            slot = self._get(model, version)
+            per_model = self._counts.get(model)  # a flush empties _counts: then _get
+            slot = per_model.get(key) if per_model is not None else None
+            if slot is None:
+                slot = self._get(model, version)
             slot[kind] += 1
             latency = slot["latency"]
             latency[b] = latency.get(b, 0) + 1

@@ -253,7 +253,8 @@ class ModelService:
 
         inf = self.infer(model, to_feed, request_id=request_id, version=version)
         out = inf.predictor.format(inf.labels, inf.probabilities)
-        out.update(model=model, version=inf.predictor.version, request_id=inf.request_id)
+        out["model"], out["version"], out["request_id"] = model, inf.predictor.version, \
+            inf.request_id
         if inf.challenger:
             out["role"] = "challenger"
         return out
