@@ -111,7 +111,8 @@ def main() -> None:
                     note=f"{MODEL_LABELS[model]}; handler overhead "
                          f"{(h['median'] - o['median']) * 1000:.0f} µs (event parse, schema, "
                          f"routing, capture, JSON); capture off {nc['median'] * 1000:.0f} µs "
-                         f"({nc['median'] / o['median']:.1f}x the floor)",
+                         f"({nc['median'] / o['median']:.1f}x the floor); machine shared "
+                         f"with other sessions",
                     no_capture_stats=nc))
                 rows.append(row(
                     fig, model, "p50 latency vs sklearn handler", h, "ms",
@@ -135,8 +136,9 @@ def main() -> None:
                     met=cap <= 1.15,
                     note=f"{MODEL_LABELS[model]}; capture copies the scored arrays into "
                          f"column buffers; every 2nd request a 2,000-row flush (one columnar "
-                         f"object, a store write) runs on the buffer's background thread, "
-                         f"sharing the CPU with the handler's next calls"))
+                         f"object, a store write; the health counters only every 10 s) runs "
+                         f"on the buffer's background thread, sharing the CPU with the "
+                         f"handler's next calls; machine shared with other sessions"))
     path = write_result("warm_inference", rows, smoke=args.smoke, out_dir=args.out)
     print(path)
 

@@ -64,19 +64,20 @@ class SpooledCaptureBuffer(CaptureBuffer):
             os.fsync(self._file.fileno())
         super().add(model, block, at)
 
-    def capture(self, model: str, request_id: str, at: datetime, version: int, role: str,
+    def capture(self, model: str, request_id: str, at: datetime | None, version: int, role: str,
                 latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
                 probabilities: np.ndarray | None) -> None:
         # the base appends straight to its column buffers; here each request is spooled first
+        at = self.clock.now() if at is None else at
         self.add(model, RequestBlock(request_id, epoch_us(at), version, role == "shadow",
                                      latency_ms, feed, labels, probabilities), at)
 
-    def flush(self) -> int:
+    def flush(self, *, counters: bool = True) -> int:
         with self._flush_lock:
             with self._spool_lock:  # rows added from here on are in the new file (and maybe
                 self._sealed.append((self._path, self._file))  # in this flush too)
                 self._path, self._file = _open_locked(self.folder)
-            written = super().flush()
+            written = super().flush(counters=counters)
             if not self.pending_rows:
                 with self._spool_lock:
                     sealed, self._sealed = self._sealed, []

@@ -1,7 +1,8 @@
 """Serving health per model and version: 2xx / 4xx / 5xx counts, latency percentiles and the
 routing events (a canary skipped because the request did not fit the challenger's contract,
 a shadow that failed or was skipped). Counted in memory on the request path (a dict update
-under a lock), written with the captures as one small JSON object per flush under
+under a lock), written with the captures (by the serverless shells' background flusher once
+they are capture_max_age_s old, see CaptureBuffer.flush) as one small JSON object under
 captures/_health/<model>/<day>/<hour>/, and read back by `registry show`, the console and the
 monitor, which merge the objects of a window.
 
@@ -11,9 +12,9 @@ bucket's upper bound: at most 12.2% above the true value)."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
-import math
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -27,18 +28,26 @@ _BASE_MS, _RATIO, _TOP = 0.05, 1.122, 160  # bucket 159 ends past 3 minutes
 EVENTS = ("canary_skipped", "canary_failed", "shadow_skipped", "shadow_failed")
 
 
-def bucket(latency_ms: float) -> int:
-    if latency_ms <= _BASE_MS:
-        return 0
-    return min(_TOP - 1, int(math.ceil(math.log(latency_ms / _BASE_MS, _RATIO))))
-
-
 def bucket_upper_ms(i: int) -> float:
     return _BASE_MS * _RATIO ** int(i)
 
 
+# the buckets' upper bounds (the last bucket has none): a latency's bucket is one bisect in C
+# (~0.1 µs; the log, ceil and min it replaces took ~0.4 µs of every request)
+_UPPER = [bucket_upper_ms(i) for i in range(_TOP - 1)]
+_KEYS = [str(i) for i in range(_TOP)]
+
+
+def bucket(latency_ms: float) -> int:
+    """The first bucket whose upper bound is at least latency_ms (the last one past them)."""
+    return bisect.bisect_left(_UPPER, latency_ms)
+
+
 def status_class(status: int) -> str:
     return "5xx" if status >= 500 else "4xx" if status >= 400 else "2xx"
+
+
+_VERSION_KEYS = {v: str(v) for v in range(1, 1025)}  # str(int(v)) without the calls
 
 
 def _slot() -> dict[str, Any]:
@@ -58,19 +67,27 @@ class ServingHealth:
     def _get(self, model: str, version: int | None) -> dict[str, Any]:
         if self.first_at is None:
             self.first_at = self.clock.now()
-        per_model = self._counts.setdefault(model, {})
-        key = "unrouted" if version is None else str(int(version))
+        per_model = self._counts.get(model)
+        if per_model is None:
+            per_model = self._counts[model] = {}
+        key = "unrouted" if version is None else _VERSION_KEYS.get(version) or str(int(version))
         slot = per_model.get(key)
         if slot is None:
             slot = per_model[key] = _slot()
         return slot
 
     def record(self, model: str, version: int | None, status: int, latency_ms: float) -> None:
-        b = str(bucket(latency_ms))
+        b = _KEYS[bisect.bisect_left(_UPPER, latency_ms)]  # bucket(), inlined
+        kind = "2xx" if status < 400 else "4xx" if status < 500 else "5xx"  # status_class
+        key = "unrouted" if version is None else _VERSION_KEYS.get(version) or str(int(version))
         with self._lock:
-            slot = self._get(model, version)
-            slot[status_class(status)] += 1
-            slot["latency"][b] = slot["latency"].get(b, 0) + 1
+            per_model = self._counts.get(model)  # a flush empties _counts: then _get
+            slot = per_model.get(key) if per_model is not None else None
+            if slot is None:
+                slot = self._get(model, version)
+            slot[kind] += 1
+            latency = slot["latency"]
+            latency[b] = latency.get(b, 0) + 1
 
     def event(self, model: str, version: int | None, name: str) -> None:
         with self._lock:

@@ -198,7 +198,8 @@ class HttpApi:
         self.ui = ui  # the read-only console (mlops_kit.console), mounted under /ui/
         # inference paths already matched (path -> its match): the warm path skips the route
         # checks and both regexes; bounded, so made-up model names cannot grow it
-        self._hot: dict[str, re.Match] = {}
+        # (its match, model, pinned version): the path's groups read once
+        self._hot: dict[str, tuple[re.Match, str, int | None]] = {}
 
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
@@ -233,12 +234,12 @@ class HttpApi:
         return None
 
     def _route(self, method, path, headers, body, request_id, authorized=False) -> Response:
-        if method == "POST" and (m := self._hot.get(path)) is not None:
+        if method == "POST" and (hot := self._hot.get(path)) is not None:
             # an inference path seen before: what the checks below decide for it is known
             # (not the console, POST allowed, not public), so straight to auth and scoring
             if self.authorize is not None and not authorized:
                 self.authorize(headers)
-            return self._inference(m, headers, body, request_id)
+            return self._inference(hot, headers, body, request_id)
         if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
             return self.ui(method, path, headers, body)  # the console applies the same auth
         allowed = self.allowed_methods(path)
@@ -264,9 +265,10 @@ class HttpApi:
         if self.authorize is not None and not authorized:
             self.authorize(headers)
         if m := (_V1_PREDICT.fullmatch(path) or _V2_INFER.fullmatch(path)):
+            hot = (m, m.group(1), _pinned(m))
             if len(self._hot) < _HOT_PATHS:
-                self._hot[path] = m
-            return self._inference(m, headers, body, request_id)
+                self._hot[path] = hot
+            return self._inference(hot, headers, body, request_id)
         if m := (_V1_MODEL.fullmatch(path) or _V2_MODEL.fullmatch(path)):
             meta = self._check_version(m) if m.re is _V2_MODEL else self.service.metadata(m.group(1))
             if path.startswith("/v2/"):
@@ -277,46 +279,44 @@ class HttpApi:
             return Response(200, {"name": m.group(1), "ready": True})
         raise NotFound(f"path {path[:100]!r} not found", field="path")
 
-    def _inference(self, m: re.Match, headers: Mapping[str, str], body: bytes | None,
-                   request_id: str | None) -> Response:
-        if m.re is _V1_PREDICT:
-            return self._counted(m, lambda m: self._v1_predict(m, body, request_id))
+    def _inference(self, hot: tuple[re.Match, str, int | None], headers: Mapping[str, str],
+                   body: bytes | None, request_id: str | None) -> Response:
+        m, model, version = hot
+        started = time.perf_counter()
+        try:
+            if m.re is _V1_PREDICT:
+                resp = self._v1_predict(model, version, body, request_id)
+            else:
+                head, tail = v2_binary.split_body(body or b"", headers.get(v2_binary.HEADER))
+                resp = self._v2_infer(model, parse_json_body(head), tail, request_id, version)
+        except Exception as exc:
+            status = exc.status if isinstance(exc, MlopsKitError) else 500
+            self._count(model, getattr(exc, "served_version", version), status, started)
+            raise
+        # counted in the serving health of its model and version (the version that answered;
+        # for a refusal, the one whose contract refused it)
+        answered = resp.body
+        v = answered.get("version")
+        if v is None:
+            v = answered.get("model_version")
+        self._count(model, int(v) if v is not None else version, resp.status, started)
+        return resp
 
-        def infer(m: re.Match) -> Response:
-            head, tail = v2_binary.split_body(body or b"", headers.get(v2_binary.HEADER))
-            return self._v2_infer(m.group(1), parse_json_body(head), tail, request_id,
-                                  _pinned(m))
-        return self._counted(m, infer)
-
-    def _v1_predict(self, m: re.Match, body: bytes | None, request_id: str | None) -> Response:
-        if type(body) is bytes and DECODE_MIN_BYTES <= len(body) <= MAX_BODY_BYTES \
-                and _pinned(m) is None \
-                and (decoded := self.service.v1_feed(m.group(1), body)) is not None:
+    def _v1_predict(self, model: str, version: int | None, body: bytes | None,
+                    request_id: str | None) -> Response:
+        if version is None and type(body) is bytes \
+                and DECODE_MIN_BYTES <= len(body) <= MAX_BODY_BYTES \
+                and (decoded := self.service.v1_feed(model, body)) is not None:
             # the champion's compiled decoder took the whole body (V1Decoder): the records
             # are parsed only if another version needs them
             return Response(200, self.service.predict(
-                m.group(1), lambda: parse_json_body(body)["instances"],
+                model, lambda: parse_json_body(body)["instances"],
                 request_id=request_id, decoded=decoded))
         data = parse_json_body(body)
         if "instances" not in data:
             raise ValidationError("instances: field required", field="instances")
-        return Response(200, self.service.predict(m.group(1), data["instances"],
-                                                  request_id=request_id, version=_pinned(m)))
-
-    def _counted(self, m: re.Match, call: Callable[[re.Match], Response]) -> Response:
-        """An inference request, counted in the serving health of its model and version (the
-        version that answered; for a refusal, the one whose contract refused it)."""
-        started = time.perf_counter()
-        version = _pinned(m)
-        try:
-            resp = call(m)
-        except Exception as exc:
-            status = exc.status if isinstance(exc, MlopsKitError) else 500
-            self._count(m.group(1), getattr(exc, "served_version", version), status, started)
-            raise
-        v = resp.body.get("version", resp.body.get("model_version"))
-        self._count(m.group(1), int(v) if v is not None else version, resp.status, started)
-        return resp
+        return Response(200, self.service.predict(model, data["instances"],
+                                                  request_id=request_id, version=version))
 
     def _count(self, model: str, version: int | None, status: int, started: float) -> None:
         if version is None and status == 404:

@@ -222,7 +222,9 @@ class Predictor:
         """JSON-ready outputs: native labels, probabilities rounded to 6 decimals."""
         out: dict[str, Any] = {"predictions": _native(labels)}
         if proba is not None:
-            if len(proba) <= 4:  # np.round's fixed cost is ~4 µs; the same arithmetic in Python
+            if len(proba) == 1:  # np.round's fixed cost is ~4 µs; the same arithmetic in Python
+                out["probabilities"] = [[round(x * 1e6) / 1e6 for x in proba[0].tolist()]]
+            elif len(proba) <= 4:
                 out["probabilities"] = [[round(x * 1e6) / 1e6 for x in r] for r in proba.tolist()]
             else:
                 out["probabilities"] = np.round(proba.astype(np.float64), 6).tolist()

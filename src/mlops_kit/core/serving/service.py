@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -231,7 +232,8 @@ class ModelService:
 
         inf = self.infer(model, to_feed, request_id=request_id, version=version)
         out = inf.predictor.format(inf.labels, inf.probabilities)
-        out.update(model=model, version=inf.predictor.version, request_id=inf.request_id)
+        out["model"], out["version"], out["request_id"] = model, inf.predictor.version, \
+            inf.request_id
         if inf.challenger:
             out["role"] = "challenger"
         return out
@@ -292,10 +294,17 @@ class ModelService:
             answer, feed = champion, to_feed(champion, ignored)
             labels, proba = answer.run_arrays(feed)
         latency_ms = (time.perf_counter() - started) * 1000
-        if self.capture is not None:
-            self.capture.capture(model, request_id, self.registry.clock.now(), answer.version,
-                                 "served", latency_ms, feed, labels, proba)
+        capture = self.capture
+        if capture is not None:
+            capture.capture(model, request_id, self._capture_time(capture), answer.version,
+                            "served", latency_ms, feed, labels, proba)
         return Inference(answer, labels, proba, request_id, routed and answer is not champion)
+
+    def _capture_time(self, capture: CaptureBuffer) -> datetime | None:
+        """The capture's time by the registry's clock; None (the buffer reads it, without a
+        datetime) when the buffer has that clock, as every backend builds it."""
+        clock = self.registry.clock
+        return None if capture.clock is clock else clock.now()
 
     def _shadow(self, model: str, shadow: Predictor, to_feed: ToFeed, request_id: str) -> None:
         """Score the shadow in isolation: its own feed from the request (its contract), its
@@ -310,7 +319,7 @@ class ModelService:
         try:
             s_labels, s_proba = shadow.run_arrays(feed)
             if self.capture is not None:
-                self.capture.capture(model, request_id, self.registry.clock.now(),
+                self.capture.capture(model, request_id, self._capture_time(self.capture),
                                      shadow.version, "shadow", (time.perf_counter() - t0) * 1000,
                                      feed, s_labels, s_proba)
         except Exception as exc:  # noqa: BLE001 - a broken shadow never hurts the answer
