@@ -60,6 +60,19 @@ class Limits:
     retry_after_s: int = 1
 
 
+# The CPUs the process could use before local.server.pin_worker narrowed it (None: unpinned).
+UNPINNED_CPUS: set[int] | None = None
+
+
+def unpin_thread() -> None:
+    """Give the calling thread back every CPU the process had before it was pinned."""
+    if UNPINNED_CPUS is not None:
+        try:
+            os.sched_setaffinity(0, UNPINNED_CPUS)  # 0: the calling thread (Linux)
+        except OSError:
+            log.debug("could not widen the scoring thread's CPUs")
+
+
 def _json(status: int, body: dict[str, Any], extra: dict[str, str] | None = None) -> Response:
     return Response(status, body, {"content-type": "application/json", **(extra or {})})
 
@@ -125,7 +138,10 @@ class ServeApp:
                  flush_interval_s: float = 1.0) -> None:
         self.api = api
         self.limits = limits or Limits()
-        self.pool = ThreadPoolExecutor(self.limits.pool_threads, thread_name_prefix="score")
+        # a pinned worker (local.server.pin_worker) keeps its loop and I/O thread on one CPU;
+        # large bodies are scored on any allowed CPU, not queued behind the loop on that one
+        self.pool = ThreadPoolExecutor(self.limits.pool_threads, thread_name_prefix="score",
+                                       initializer=unpin_thread)
         self.flush_interval_s = flush_interval_s
         self._queued = 0
         self._queued_bytes = 0

@@ -116,6 +116,8 @@ def pin_worker() -> None:
         return
     import multiprocessing
 
+    from mlops_kit.local import http_app
+
     cpus = allowed_cpus()
     ident = multiprocessing.current_process()._identity  # (k,) in granian's k-th worker
     cpu = {cpus[((ident[0] - 1) if ident else 0) % len(cpus)]}
@@ -125,6 +127,7 @@ def pin_worker() -> None:
     except OSError as exc:  # a seccomp profile or a cpuset that changed: serve unpinned
         log.warning("could not pin the worker to CPU %s: %s", next(iter(cpu)), exc)
         return
+    http_app.UNPINNED_CPUS = set(cpus)  # the scoring pool's threads run on any of them
     log.info("worker %d pinned to CPU %d", os.getpid(), next(iter(cpu)))
 
 
