@@ -16,10 +16,12 @@ Baselines, same model and file:
 Targets (issue 27): >= 1.5x the pandas + sklearn loop and >= 3x mlflow at 1M rows; peak RSS
 flat from 1M to the large size (10M; a 10M-row file under 500 MB).
 
-Fan-out rows: a 1M-row upload on the local backend and on AWS (moto, IAM enforced: each
-function under its role's policy, tests/moto_support.py) with the chunk size set for 5 chunks,
-every queue message delivered twice: chunks, rows scored + rejected = rows in, manifests
-written (1 expected)."""
+Fan-out rows: a 1M-row upload on the local backend, on AWS (moto, IAM enforced: each
+function under its role's policy, tests/moto_support.py) and on Azure (the Functions app's
+validate function on Azurite, Event Grid and queue messages as the host hands them over) with
+the chunk size set for 5 chunks, every queue message delivered twice: chunks, rows scored +
+rejected = rows in, manifests written (1 expected). `--only fanout` runs these rows alone and
+prints them (bench/results untouched)."""
 
 from __future__ import annotations
 
@@ -141,6 +143,73 @@ with aws_world(spec=CHURN_SPEC, extra_env=env) as w:
                       "deliveries": pump.delivered * 2, "failed": pump.failed}))
 """
 
+FANOUT_AZURE = r"""
+import json, os, sys, time, uuid
+sys.path.insert(0, sys.argv[2])
+from azure.functions.queue import QueueMessage
+from mlops_kit.adapters.azure.store import BlobObjectStore
+from mlops_kit.core.synthetic import CHURN_SPEC, churn_csv
+from mlops_kit.emulate.azure_emulator import azure_env
+from mlops_kit.emulate.azure_functions import FunctionsApp
+from mlops_kit.emulate.azurite import running
+import yaml
+body = open(sys.argv[1], "rb").read()
+def message(raw, n=1):
+    return QueueMessage(id=uuid.uuid4().hex, body=raw, dequeue_count=n)
+with running() as emu:
+    os.environ.update(azure_env(emu.connection_string, uuid.uuid4().hex[:8]))
+    os.environ.update({"MLOPSKIT_REFRESH_SECONDS": "0",
+                       "MLOPSKIT_SCORING_CHUNK_BYTES": str(len(body) // 5 + 1)})
+    from mlops_kit.adapters.azure.factory import build, provision
+    from mlops_kit.settings import Settings
+    names = provision(Settings())
+    app, adapters = FunctionsApp.load(), build(Settings())
+    fn = lambda n: app.functions[n].get_user_function()
+    def grid(key):  # the Event Grid BlobCreated message the subscription queues
+        return message(json.dumps({
+            "subject": f"/blobServices/default/containers/{names.containers['data']}/blobs/{key}",
+            "eventType": "Microsoft.Storage.BlobCreated", "id": uuid.uuid4().hex,
+            "data": {"api": "PutBlob"}, "dataVersion": "", "metadataVersion": "1",
+            "eventTime": "2026-01-01T00:00:00Z", "topic": "/subscriptions/x"}).encode())
+    store = adapters.store
+    store.put("specs/churn.yaml", yaml.safe_dump(CHURN_SPEC).encode())
+    store.put("datasets/churn/train.csv", churn_csv(4000, seed=7))  # the demo model
+    fn("validate")(grid("datasets/churn/train.csv"))
+    [job] = adapters.train_queue.receive(1)
+    adapters.train_queue.ack(job)
+    fn("train")(message(json.dumps(job.body).encode()))
+    manifest = "predictions/churn/fanout/_manifest.json"
+    writes, put = [], BlobObjectStore.put
+    def counted(self, key, data, **kw):
+        if key == manifest:
+            writes.append(key)
+        return put(self, key, data, **kw)
+    BlobObjectStore.put = counted
+    queue, deliveries, failed = adapters.validate_queue, 0, 0
+    t0 = time.perf_counter()
+    store.put("scoring/churn/fanout.csv", body)
+    del body
+    pending = [grid("scoring/churn/fanout.csv").get_body()]
+    while pending:
+        for raw in pending * 2:  # every message delivered twice
+            try:
+                fn("validate")(message(raw))
+                deliveries += 1
+            except Exception:
+                failed += 1
+        pending = []
+        while msgs := queue.receive(10):
+            for m in msgs:
+                pending.append(json.dumps(m.body).encode())
+                queue.ack(m)
+    dt = time.perf_counter() - t0
+    m = json.loads(store.get(manifest))
+    print(json.dumps({"seconds": dt, "chunks": len(m["chunks"]), "rows_in": m["rows_in"],
+                      "rows_scored": m["rows_scored"], "rows_rejected": m["rows_rejected"],
+                      "manifest_writes": len(writes), "deliveries": deliveries,
+                      "failed": failed}))
+"""
+
 
 def _load() -> str:
     return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
@@ -215,9 +284,42 @@ def mlflow_rows(workdir: Path, joblib_path: str, csv: Path, n: int) -> tuple[flo
     return n / wall, wall
 
 
+def _only() -> str | None:
+    """`--only fanout`: the fan-out rows alone, printed, bench/results left as they are
+    (taken off argv before bench/common.py's shared parser)."""
+    if "--only" not in sys.argv:
+        return None
+    i = sys.argv.index("--only")
+    what = sys.argv[i + 1] if i + 1 < len(sys.argv) else ""
+    if what != "fanout":
+        sys.exit("--only: expected 'fanout'")
+    del sys.argv[i:i + 2]
+    return what
+
+
+def fanout_rows(args, small: int) -> list[dict]:
+    """A 1M-row upload (the smoke size with --smoke), 5 chunks, every message twice: on the
+    local backend, on AWS (moto, IAM enforced) and on Azure (the Functions app on Azurite)."""
+    rows = []
+    path = make_csv(args.workdir, small, bad_every=1000)
+    fan, _ = run(py(FANOUT_LOCAL, Path(args.workdir) / "ws", path, "churn"))
+    rows.append(_fan_row("local", small, fan))
+    if not args.smoke or os.environ.get("BENCH_SCORING_AWS"):
+        aws, _ = run(py(FANOUT_AWS, path, "-", ROOT))
+        rows.append(_fan_row("AWS (moto, IAM enforced)", small, aws))
+        azure, _ = run(py(FANOUT_AZURE, path, ROOT))
+        rows.append(_fan_row("Azure (Functions app on Azurite)", small, azure))
+    return rows
+
+
 def main() -> None:
+    only = _only()
     args = parse_args(__doc__ or "")
     models = prepare_models(args.workdir, args.smoke)
+    if only == "fanout":
+        small = 2_000 if args.smoke else 1_000_000
+        print(json.dumps(fanout_rows(args, small), indent=2))
+        return
     ws = models["workspace"]
     small, large = (2_000, 10_000) if args.smoke else (1_000_000, int(
         os.environ.get("BENCH_SCORING_LARGE", 10_000_000)))
@@ -294,12 +396,7 @@ def main() -> None:
                     met=growth <= 1.3 and peaks[large] < 500 * 1024,
                     note=f"{peaks[small] / 1024:.0f} MB -> {peaks[large] / 1024:.0f} MB"))
     # fan-out under duplicate delivery: the demo model, 5 chunks, every message twice
-    path = make_csv(args.workdir, small, bad_every=1000)
-    fan, _ = run(py(FANOUT_LOCAL, Path(args.workdir) / "ws", path, "churn"))
-    rows.append(_fan_row("local", small, fan))
-    if not args.smoke or os.environ.get("BENCH_SCORING_AWS"):
-        aws, _ = run(py(FANOUT_AWS, path, "-", ROOT))
-        rows.append(_fan_row("AWS (moto, IAM enforced)", small, aws))
+    rows += fanout_rows(args, small)
     print(json.dumps(rows, indent=2))
     write_result("batch_scoring", rows, smoke=args.smoke, out_dir=args.out)
 
@@ -312,6 +409,7 @@ def _fan_row(where: str, n: int, r: dict) -> dict:
                target=">= 4 chunks, scored + rejected = rows, one manifest", met=ok,
                note=f"{r['rows_scored']:,} scored + {r['rows_rejected']:,} rejected of "
                     f"{r['rows_in']:,}; manifest written {r.get('manifest_writes')}x; "
+                    + (f"{r['deliveries']} deliveries; " if r.get("deliveries") else "") +
                     f"{r['seconds']:.1f} s")
 
 
