@@ -8,7 +8,15 @@ test_azure_app.py). The six cases are asserted as a user sees them: the manifest
 Queue deliveries are played by the test (`Cloud.run`): every message on the validate queue is
 taken off and handed to the function; a message whose invocation fails (AWS: listed in
 batchItemFailures; Azure: the function raises, the host retries) is delivered again with the
-next dequeue count, as the Lambda SQS event source and the Functions host do."""
+next dequeue count, as the Lambda SQS event source and the Functions host do.
+
+The provider rules played here: S3 event notifications "are designed to be delivered at least
+once" (https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventNotifications.html), as are
+Event Grid events (https://learn.microsoft.com/en-us/azure/event-grid/delivery-and-retry);
+a Lambda SQS batch retries only the messages in batchItemFailures
+(https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html); a queue-
+triggered Azure function that raises has its message retried with dequeueCount + 1
+(https://learn.microsoft.com/en-us/azure/azure-functions/functions-bindings-storage-queue-trigger#poison-messages)."""
 
 from __future__ import annotations
 
