@@ -345,11 +345,6 @@ def test_an_unreadable_file_is_quarantined_kept_and_the_job_fails_with_one_notic
     assert note["event"] == "quarantined" and note["quarantine_key"] == qkey
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "src bug: score_upload's whole-file path (core/scoring/usecase.py) ignores whether "
-    "ScoringJobs.finish ended the job, so a redelivered notification of an unreadable file "
-    "quarantines it again and publishes a second 'quarantined' notice; the fan-out path "
-    "(fanout._end) checks `ended` and announces once"))
 def test_a_redelivered_notification_of_an_unreadable_file_announces_it_once(cloud):
     key = "scoring/churn/junk twice.parquet"
     cloud.upload(key, JUNK)

@@ -148,8 +148,7 @@ def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
             return fan_out(ctx, model, key, base, predictor, chosen_by, keep,
                            _capture_rate(opts))
         except Unreadable as exc:
-            _job(jobs, model, name, base, QUARANTINED, reason=str(exc))
-            return _quarantined(ctx, model, key, filename, base, str(exc))
+            return _quarantined(ctx, jobs, model, key, filename, base, str(exc))
     _job(jobs, model, name, base, None, version=version)
     parts = Parts(ctx, model, name)
     sample = sample_for(ctx, _capture_rate(opts), f"score:{name}")
@@ -162,11 +161,9 @@ def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
                                    opened=cast("BinaryIO | None", hashing))
             sha256 = hashing.drain() if hashing is not None else None  # the rest: usually none
     except Unreadable as exc:
-        _job(jobs, model, name, base, QUARANTINED, reason=str(exc))
-        return _quarantined(ctx, model, key, filename, base, str(exc))
+        return _quarantined(ctx, jobs, model, key, filename, base, str(exc))
     except (UnicodeDecodeError, ValidationError) as exc:
-        _job(jobs, model, name, base, QUARANTINED, reason=describe(exc))
-        return _quarantined(ctx, model, key, filename, base, describe(exc))
+        return _quarantined(ctx, jobs, model, key, filename, base, describe(exc))
     rejects_key = None
     if parts.rejects:
         rejects_key = layout.predictions_rejects_key(model, name)
@@ -196,40 +193,50 @@ def score_upload(ctx: Context, model: str, key: str, *, etag: str | None = None,
 
 
 def _job(jobs: ScoringJobs, model: str, name: str, base: dict[str, Any], status: str | None,
-         **fields: Any) -> None:
+         **fields: Any) -> bool:
     """The job's record for `mlops-kit jobs`: started (status None), or ended with `status`.
-    A rerun of the same upload (a redelivery) finds it and ends it as it ends now."""
+    A rerun of the same upload (a redelivery) finds it and ends it as it ends now. False when
+    an earlier delivery had already ended it (its notice went out then: none is sent again)."""
     etag = str(base["input"]["etag"])
     jobs.start(model, name, etag, {"key": base["input"]["key"], "input": base["input"],
                                    "chunked": False, "total": 1, "route": base.get("route"),
                                    **({"version": fields["version"]} if "version" in fields
                                       else {})})
     if status is not None:
-        jobs.finish(model, name, etag, {"status": status, **fields})
+        return jobs.finish(model, name, etag, {"status": status, **fields})[1]
+    return True
 
 
 def _failed(ctx: Context, jobs: ScoringJobs, model: str, key: str, base: dict[str, Any],
             exc: MlopsKitError) -> dict[str, Any]:
-    _job(jobs, model, basename(key).rsplit(".", 1)[0], base, FAILED, reason=exc.message)
+    name = basename(key).rsplit(".", 1)[0]
+    ended = _job(jobs, model, name, base, FAILED, reason=exc.message)
     outcome = {**base, "status": "failed", "final": True, "error": exc.message,
                "field": exc.field}
+    if not ended:
+        return {**outcome, "already": True}
     ctx.notifier.publish(f"mlops-kit: scoring {basename(key)} for {model} failed",
                          {"event": "scoring_failed", "model": model, "key": key,
                           "error": exc.message})
     return outcome
 
 
-def _quarantined(ctx: Context, model: str, key: str, filename: str, base: dict[str, Any],
-                 reason: str) -> dict[str, Any]:
+def _quarantined(ctx: Context, jobs: ScoringJobs, model: str, key: str, filename: str,
+                 base: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Quarantine the file (a copy and a report: the same objects again on a redelivery),
+    then end the job; the notice goes out from the delivery that ended it, once."""
     qkey = layout.quarantine_key(model, f"scoring-{filename}")
     ctx.store.copy(key, qkey)  # a copy: the upload is never deleted
     report = {**base, "status": "quarantined", "passed": False, "reason": reason}
     ctx.store.put(qkey + ".report.json", to_json(report), content_type="application/json")
+    outcome = {**report, "final": True, "quarantine_key": qkey,
+               "quarantine_report_key": qkey + ".report.json"}
+    if not _job(jobs, model, basename(key).rsplit(".", 1)[0], base, QUARANTINED, reason=reason):
+        return {**outcome, "already": True}
     ctx.notifier.publish(f"mlops-kit: scoring file for {model} quarantined",
                          {"event": "quarantined", "model": model, "key": key,
                           "quarantine_key": qkey, "reason": reason})
-    return {**report, "final": True, "quarantine_key": qkey,
-            "quarantine_report_key": qkey + ".report.json"}
+    return outcome
 
 
 def run_scoring_job(ctx: Context, env: dict[str, str]) -> tuple[dict[str, Any], int]:
