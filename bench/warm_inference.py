@@ -111,8 +111,8 @@ def main() -> None:
                     note=f"{MODEL_LABELS[model]}; handler overhead "
                          f"{(h['median'] - o['median']) * 1000:.0f} µs (event parse, schema, "
                          f"routing, capture, JSON); capture off {nc['median'] * 1000:.0f} µs "
-                         f"({nc['median'] / o['median']:.1f}x the floor); machine shared "
-                         f"with other sessions",
+                         f"({nc['median'] / o['median']:.1f}x the floor); load average "
+                         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
                     no_capture_stats=nc))
                 rows.append(row(
                     fig, model, "p50 latency vs sklearn handler", h, "ms",
@@ -138,7 +138,8 @@ def main() -> None:
                          f"column buffers; every 2nd request a 2,000-row flush (one columnar "
                          f"object, a store write; the health counters only every 10 s) runs "
                          f"on the buffer's background thread, sharing the CPU with the "
-                         f"handler's next calls; machine shared with other sessions"))
+                         f"handler's next calls; load average {os.getloadavg()[0]:.1f} on "
+                         f"{os.cpu_count()} cores"))
     path = write_result("warm_inference", rows, smoke=args.smoke, out_dir=args.out)
     print(path)
 
