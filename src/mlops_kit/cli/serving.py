@@ -40,7 +40,7 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8080),
           pin_cpus: bool = typer.Option(
               None, "--pin-cpus/--no-pin-cpus",
               help="Run each worker on a CPU of its own (default: on when there is one worker "
-                   "per CPU; about 2x the 1-worker throughput at c=1, bench/http_load.py)."),
+                   "per CPU; 1.35-1.5x the 1-worker throughput at c=1, bench/http_load.py)."),
           durable_capture: bool = typer.Option(
               False, "--durable-capture",
               help="Spool each capture to disk (fsync) before answering: none lost even to "

@@ -108,8 +108,9 @@ def pin_workers_by_default(workers: int) -> bool:
 def pin_worker() -> None:
     """Run this worker process on one CPU: granian's Rust I/O thread and the Python loop hand
     every request over to each other, and across CPUs each hand-over waits for the other CPU
-    to wake (tens of µs on a VM): pinned, 1 worker answers about 2x the requests at c=1
-    (bench/http_load.py, `kit-pinned`). Worker k takes the k-th allowed CPU (round robin).
+    to wake (tens of µs on a VM): pinned, 1 worker answers 1.35-1.5x the requests at c=1
+    (bench/http_load.py, `kit-pinned`; bare granian, taskset to one CPU: ~2-4x). Worker k
+    takes the k-th allowed CPU (round robin).
     Called in granian's worker before its runtime threads start: they inherit the mask; the
     threads that already exist are pinned too. Linux only (elsewhere, a no-op)."""
     if sys.platform != "linux":
