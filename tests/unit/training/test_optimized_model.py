@@ -13,6 +13,7 @@ import pytest
 
 from mlops_kit.core import layout, onnx_meta, synthetic
 from mlops_kit.core.features import columns_to_inputs
+from mlops_kit.core.serving.loader import open_session
 from mlops_kit.core.serving.predictor import Predictor
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.core.training import export
@@ -105,8 +106,9 @@ def test_training_writes_model_ort_and_serving_prefers_it(trained, monkeypatch):
     optimized = service.load_version("churn", 1)
     assert optimized.optimized is True
     records = feature_records(20, seed=11)
-    want = Predictor(b.ctx.store.get(layout.artifact_key("churn", 1)), optimized.spec,
-                     version=1, classes=record["classes"]).predict(records)
+    onnx_bytes = b.ctx.store.get(layout.artifact_key("churn", 1))
+    want = Predictor(open_session(onnx_bytes, model="churn", version=1, sha256=record["sha256"]),
+                     optimized.spec, version=1, classes=record["classes"]).predict(records)
     assert optimized.predict(records) == want
 
     def with_ort_sha(sha):  # what the version record would say

@@ -10,7 +10,6 @@ import numpy as np
 
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import MISSING_CATEGORY, records_to_inputs
-from mlops_kit.core.serving.loader import open_session
 from mlops_kit.core.serving.validators import RecordValidator
 from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
 from mlops_kit.errors import IntegrityError, PayloadTooLarge, ValidationError
@@ -93,23 +92,18 @@ class Predictor:
 
     def __init__(
         self,
-        onnx_bytes: bytes,
+        session: Any,
         spec: ModelSpec,
         *,
         version: int,
         classes: Sequence[Any] | None = None,
         sha256: str | None = None,
-        threads: int = 1,
         optimized: bool = False,
-        session: Any = None,
     ) -> None:
-        """optimized: `onnx_bytes` is the version's model.ort (onnxruntime's ORT format of the
-        graph after its optimisations): loaded with none left to run, its bytes used in place.
-        session: the session loader.open_session already opened on `onnx_bytes` (checked)."""
+        """session: the version's onnxruntime session, opened on its checked artifact
+        (loader.open_artifact / open_session); optimized: it was opened on model.ort."""
         self.optimized = optimized
-        self.session = session if session is not None else open_session(
-            onnx_bytes, model=spec.name, version=version, sha256=sha256, optimized=optimized,
-            threads=threads)
+        self.session = session
         self.spec = spec
         self.model = spec.name
         self.version = int(version)

@@ -105,9 +105,8 @@ class ModelService:
         artifact = self.preloaded.take(model, version, record) if self.preloaded else None
         if artifact is None:
             artifact = open_artifact(self.store, model, version, record)
-        return Predictor(b"", spec, version=version, classes=record.get("classes"),
-                         sha256=artifact.sha256, optimized=artifact.optimized,
-                         session=artifact.session)
+        return Predictor(artifact.session, spec, version=version, classes=record.get("classes"),
+                         sha256=artifact.sha256, optimized=artifact.optimized)
 
     def predictor(self, model: str, alias: str = CHAMPION) -> tuple[Predictor | None, dict]:
         """The predictor an alias points at, refreshed at most every refresh_seconds."""
