@@ -39,7 +39,8 @@ class Backend:
         """Start opening these models' champion and challenger sessions on a background thread
         (loader.Preloaded) for service() to use: the serve function calls it on its first
         request, before it imports the rest of the serving stack, so onnxruntime builds the
-        sessions (GIL released) while the imports run. Reads the registry now; never raises
+        sessions (GIL released) while the imports run. Returns at once (the thread reads the
+        registry too); never raises
         (the model cache then loads as it always does and reports its own error)."""
         from mlops_kit.core.serving.loader import Preloaded
 
