@@ -156,7 +156,11 @@ def test_the_cookie_key_is_a_secure_string_the_functions_read_and_nothing_else(s
         assert not any(PLACEHOLDER in str(v) for v in env.values())
     [policy] = [p for p in g.of(POLICY) if p.name == "mlopskit-prod-console-policy"]
     doc = json.loads(policy.inputs["policy"])
-    arn, key = param.state["arn"], g.of("aws:kms/key:Key")[-1].state["arn"]
+    # the parameter's own key (keyId is its ARN), not the last key registered: the mocks
+    # register resources in the order their inputs resolve, which varies run to run
+    arn, key = param.state["arn"], g.by_state("aws:kms/key:Key", "arn", param.inputs["keyId"]
+                                              ).state["arn"]
+    assert key.endswith("-console-key")
     ctx = {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"}
     assert allows(doc, "ssm:GetParameter", arn)
     assert allows(doc, "kms:Decrypt", key, ctx)
