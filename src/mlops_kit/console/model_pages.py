@@ -73,6 +73,14 @@ def _versions_table(root: str, model: str, versions: list[dict], aliases: dict) 
                 '<tbody>{}</tbody></table>', head, join(rows))
 
 
+def _older(model: str, older: int) -> Html:
+    """The versions the page leaves out (it shows the newest VERSIONS_LIMIT)."""
+    return when(older > 0, html(
+        '<p class="muted small" id="older-versions">{} older version{} not shown: '
+        '<code>mlops-kit registry versions {}</code> lists every version.</p>',
+        older, "" if older == 1 else "s", model))
+
+
 def _monitoring(root: str, model: str, runs: list[dict]) -> Html:
     if not runs:
         return html('<p class="muted">No monitoring run yet (<code>mlops-kit monitor {}</code>,'
@@ -165,7 +173,7 @@ def _runs(root: str, model: str, runs: list[dict]) -> Html:
 
 
 def model_page(d: dict[str, Any], *, root: str, signed_in: bool) -> Html:
-    model, versions, aliases = d["model"], d["versions"], d["aliases"]
+    model, versions, aliases, counts = d["model"], d["versions"], d["aliases"], d["counts"]
     champ = aliases.get("champion") or {}
     runs = d["monitoring"]
     cards = html('<div class="cards">{}{}{}{}</div>',
@@ -173,15 +181,16 @@ def model_page(d: dict[str, Any], *, root: str, signed_in: bool) -> Html:
                        f"since {short_time(champ.get('updated_at'))}" if champ else ""),
                  html('<div class="card"><div class="label">challenger</div><div class="value">'
                       '{}</div></div>', challenger_text(aliases.get("challenger"))),
-                 _card("versions", len(versions),
-                       f"{sum(v.get('status') == 'registered' for v in versions)} registered"),
+                 _card("versions", sum(counts.values()), ", ".join(
+                     f"{counts[k]} {k}" for k in ("registered", "archived") if counts.get(k))),
                  html('<div class="card"><div class="label">last monitoring</div>'
                       '<div class="value">{}</div></div>', monitoring_badge(runs[-1] if runs
                                                                             else None)))
     body = html(
         '<p class="crumbs"><a href="{}">Models</a> / {}</p><h1>{}</h1>{}'
-        '<h2>Versions</h2>{}{}<h2>Monitoring</h2>{}<h2>Promotion history</h2>{}{}',
+        '<h2>Versions</h2>{}{}{}<h2>Monitoring</h2>{}<h2>Promotion history</h2>{}{}',
         root, model, model, cards, _metric_chart(model, versions, champ.get("version")),
-        _versions_table(root, model, versions, aliases), _monitoring(root, model, runs),
+        _versions_table(root, model, versions, aliases), _older(model, d["older"]),
+        _monitoring(root, model, runs),
         _timeline(d["history"], d["history_total"]), _runs(root, model, d.get("runs") or []))
     return page(model, body, root=root, signed_in=signed_in)

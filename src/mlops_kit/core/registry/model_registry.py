@@ -166,8 +166,12 @@ class Registry:
         return retry_on_conflict(attempt, MAX_RETRIES,
                                  f"v{version} of {model!r}: too much contention; retry")
 
-    def list_versions(self, model: str) -> list[dict[str, Any]]:
-        return [self._with_stuck(strip_keys(i)) for i in self.table.query(model_pk(model), VERSION_PREFIX)]
+    def list_versions(self, model: str, newest: int | None = None) -> list[dict[str, Any]]:
+        """Every version, oldest first; or the `newest` ones only (one query either way)."""
+        items = (self.table.query(model_pk(model), VERSION_PREFIX) if newest is None else
+                 self.table.query(model_pk(model), VERSION_PREFIX, reverse=True,
+                                  limit=newest)[::-1])
+        return [self._with_stuck(strip_keys(i)) for i in items]
 
     def _with_stuck(self, item: dict[str, Any]) -> dict[str, Any]:
         """A pending version gets `stuck` (computed, never stored): true once it is older than
