@@ -18,9 +18,9 @@ from typing import Any
 
 from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
+from mlops_kit.core.registry import summary as summaries
 from mlops_kit.core.registry.contract import contract_view
 from mlops_kit.core.registry.experiments import RunStore
-from mlops_kit.core.registry import summary as summaries
 from mlops_kit.core.registry.summary import primary_metric
 from mlops_kit.core.serving.health import read_health
 from mlops_kit.errors import MlopsKitError, NotFound

@@ -91,7 +91,7 @@ def _replaced_status(s: dict[str, Any], number: int, condition: Condition) -> st
     window the summary holds every version; outside it the write's condition says."""
     if _in_window(s, number):
         entry = s["versions"].get(str(number))
-        return entry["status"] if entry else None
+        return str(entry["status"]) if entry else None
     if isinstance(condition, Absent):
         return None
     if isinstance(condition, Equals) and condition.attr == "status":
