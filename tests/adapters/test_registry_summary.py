@@ -237,7 +237,8 @@ def test_a_model_with_more_versions_than_the_window_shows_the_newest(table, tmp_
     listed = data.overview()
     assert listed[0]["versions"] == 7 and listed[0]["newest"] == 7
     assert listed[0]["champion_metric"] == ["roc_auc", 0.52]  # v2, outside the window
-    assert 'data-model="m"' in str(models_page(listed, root="/ui/", signed_in=True))
+    listing = str(models_page(listed, root="/ui/", signed_in=True))
+    assert '<td class="num">7 <span class="muted small">(1 archived)</span></td>' in listing
 
 
 def _botocore_counter(table: Any) -> Counter | None:
