@@ -211,7 +211,8 @@ def test_a_model_with_more_versions_than_the_window_shows_the_newest(table, tmp_
                                                                      monkeypatch):
     """The model page lists the newest VERSIONS_LIMIT versions and says how many older ones it
     leaves out (and the CLI command that lists them); its figures (versions, registered,
-    archived, the champion outside the window) are the whole model's; still <= 3 calls."""
+    archived, the champion outside the window) are the whole model's; still <= 3 calls. A
+    monitoring run's drift shows its RUN_FEATURES most drifted features, and says so."""
     from mlops_kit.console.model_pages import model_page
     from mlops_kit.console.pages import models_page
 
@@ -221,6 +222,9 @@ def test_a_model_with_more_versions_than_the_window_shows_the_newest(table, tmp_
         _register(reg, "m", f"r{v}", 0.5 + v / 100)
     reg.promote("m", 2, actor="t", reason="old champion")
     archive_version(reg, "m", 1, actor="t", reason="old")
+    wide = _monitoring("2026-01-01T01:00:00+00:00", True)
+    wide["features"] = {f"f{i:02d}": {"psi": i / 100, "drifted": i > 17} for i in range(20)}
+    reg.record_monitoring("m", wide)  # 20 features: the summary keeps the 12 most drifted
     counting = CountingTable(table)
     data = ConsoleData(FileObjectStore(tmp_path / "store"), Registry(counting, FixedClock()))
     api_calls = _botocore_counter(table)
@@ -234,6 +238,8 @@ def test_a_model_with_more_versions_than_the_window_shows_the_newest(table, tmp_
     text = str(model_page(d, root="/ui/", signed_in=True))
     assert "4 older versions not shown" in text and "mlops-kit registry versions m" in text
     assert ">7</div>" in text and "6 registered, 1 archived" in text
+    assert "The 12 most drifted of 20 features in each run" in text
+    assert d["monitoring"][-1]["features"].keys() == {f"f{i:02d}" for i in range(8, 20)}
     listed = data.overview()
     assert listed[0]["versions"] == 7 and listed[0]["newest"] == 7
     assert listed[0]["champion_metric"] == ["roc_auc", 0.52]  # v2, outside the window

@@ -81,6 +81,15 @@ def _older(model: str, older: int) -> Html:
         older, "" if older == 1 else "s", model))
 
 
+def _features_cut(runs: list[dict]) -> Html:
+    """Says so when the summary kept only each run's most drifted features."""
+    total = max((int(r.get("features_total") or 0) for r in runs), default=0)
+    kept = max((len(r.get("features") or {}) for r in runs), default=0)
+    return when(total > kept, html(
+        '<p class="muted small" id="features-cut">The {} most drifted of {} features in each '
+        'run; the monitoring report has them all.</p>', kept, total))
+
+
 def _monitoring(root: str, model: str, runs: list[dict]) -> Html:
     if not runs:
         return html('<p class="muted">No monitoring run yet (<code>mlops-kit monitor {}</code>,'
@@ -115,13 +124,14 @@ def _monitoring(root: str, model: str, runs: list[dict]) -> Html:
     return html(
         '<div class="summary{}" id="last-run">{}<br>{}<br><a href="{}models/{}/report">Open the '
         'latest monitoring report</a></div>'
-        '<h3>Drift score (PSI) per feature over the last {} runs{}</h3><div class="grid" '
+        '<h3>Drift score (PSI) per feature over the last {} runs{}</h3>{}<div class="grid" '
         'id="drift">{}</div><div class="grid"><figure class="prediction-drift"><figcaption>'
         'Prediction drift (PSI)</figcaption>{}</figure><figure class="live-quality" '
         'data-metric="{}"><figcaption>Live {} from labels</figcaption>{}</figure></div>',
         " alert" if last.get("drifted") or q.get("alert") else "", monitoring_badge(last),
         last.get("summary", ""), root, model, len(runs),
-        f" (UTC, {times[0][:10]})" if same_day else " (UTC)", join(figures),
+        f" (UTC, {times[0][:10]})" if same_day else " (UTC)", _features_cut(runs),
+        join(figures),
         line_chart(pred, title="prediction PSI over time", width=360, height=170,
                    threshold=threshold, y_floor=0.0, kind="drift"),
         q.get("metric") or "", q.get("metric") or "quality",

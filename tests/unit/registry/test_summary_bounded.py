@@ -67,21 +67,31 @@ def _register(s: dict[str, Any], v: int) -> dict[str, Any]:
 
 
 def _history(seq: int) -> Put:
+    """An event as wide as the registry can write: a long reason, a long actor, the contract
+    check's audit fields (core/registry/contract.py) naming many columns."""
     return Put(PK, history_sk(seq), {
         "seq": seq, "at": "2026-12-07T21:00:00.123456+00:00", "action": "promote",
         "alias": "champion", "from_version": seq, "to_version": seq + 1,
-        "actor": "arn:aws:iam::123456789012:role/ci-deployer",
-        "reason": "weekly retrain: holdout roc_auc up 0.004"}, Absent())
+        "actor": "arn:aws:sts::123456789012:assumed-role/" + "r" * 3000,
+        "reason": "weekly retrain: holdout roc_auc up 0.004 " * 100,
+        "added_fields": [f"column_{i:04d}" for i in range(500)]}, Absent())
 
 
-def _monitoring_run(hour: int) -> Put:
+def _monitoring_run(hour: int, features: int = 1000) -> Put:
+    """A run as core/monitoring/trend.py writes it, for a spec at its MAX_FEATURES (1,000)."""
     at = f"2026-12-{1 + hour // 24:02d}T{hour % 24:02d}:00:00+00:00"
     return Put(PK, monitor_run_sk(at), {
-        "at": at, "version": 7, "status": "ok", "drifted": False, "rows": 5000, "threshold": 0.2,
-        "summary": "no drift; live accuracy 0.81 over 120 labelled rows",
-        "features": {f"feature_{i}": {"psi": 0.0123, "drifted": False} for i in range(8)},
-        "prediction_psi": 0.011, "prediction_drifted": False,
-        "quality": {"metric": "accuracy", "value": 0.8125, "alert": False, "labelled": 120}})
+        "at": at, "version": 7, "status": "ok", "drifted": True, "rows": 5000, "threshold": 0.2,
+        "summary": "drift in 3 features; live accuracy 0.81 over 120 labelled rows " * 7,
+        "report_key": f"reports/churn/monitoring/{at}.json",
+        "html_key": f"reports/churn/monitoring/{at}.html",
+        "features": {f"customer_feature_{i:04d}": {"psi": 0.0123456789 * (i % 50),
+                                                   "method": "psi", "statistic": 0.0123456789,
+                                                   "drifted": i % 97 == 0}
+                     for i in range(features)},
+        "prediction_psi": 0.011, "prediction_drifted": False, "alerts": ["drift"],
+        "quality": {"metric": "accuracy", "minimum": 0.7, "value": 0.8125, "alert": False,
+                    "labelled": 120}})
 
 
 def test_unbounded_the_summary_crosses_400_kb_near_5600_versions():
@@ -101,10 +111,10 @@ def test_unbounded_the_summary_crosses_400_kb_near_5600_versions():
 
 
 def test_the_summary_of_100000_versions_stays_under_its_bound():
-    """Bounded: VERSIONS_LIMIT entries of the window, the aliases, HISTORY_LIMIT events and
-    MONITORING_LIMIT runs; none of it grows with the number of versions. The stated bound is
-    those limits times the largest entry of each (events and runs as the registry writes them,
-    with an 8-feature monitoring run), under half the item cap."""
+    """Bounded by count (VERSIONS_LIMIT versions, HISTORY_LIMIT events, MONITORING_LIMIT runs)
+    and each entry by width (texts cut at TEXT_LIMIT, RUN_FEATURES features a run), so the
+    bound is those limits times the widest entry of each, here at their worst (1,000-feature
+    runs, multi-KB reasons and actors), under 256 KB; none of it grows with the versions."""
     s = summaries.empty("churn")
     s = summaries.fold(s, [_history(i) for i in range(1, summaries.HISTORY_LIMIT + 11)])
     s = summaries.fold(s, [_monitoring_run(h) for h in range(summaries.MONITORING_LIMIT + 5)])
@@ -127,10 +137,23 @@ def test_the_summary_of_100000_versions_stays_under_its_bound():
     assert versions_part[100_000] - versions_part[1_000] <= 2 * summaries.VERSIONS_LIMIT
     assert versions_part[100_000] <= summaries.VERSIONS_LIMIT * entry <= 10_000
     assert len(s["versions"]) == summaries.VERSIONS_LIMIT and s["counts"] == {"registered": 100_000}
-    assert _size(s) <= bound <= ITEM_LIMIT // 2, (_size(s), bound)
+    assert all(len(r["features"]) == summaries.RUN_FEATURES and r["features_total"] == 1000
+               for r in s["monitoring"])
+    assert s["monitoring"][-1]["features"]["customer_feature_0000"]["drifted"]  # drifted first
+    assert _size(s) <= bound <= 256_000 < ITEM_LIMIT, (_size(s), bound)
     listed = summaries.compact(s)
     assert listed["champion_metric"] == ["roc_auc", 0.81]  # v40: outside the window
     assert listed["versions"] == 100_000 and listed["newest"] == 100_000
+
+
+def test_unbounded_in_width_60_runs_of_a_wide_model_crossed_400_kb():
+    """The same bug by width: a run as trend.py writes it is ~108 B a feature, so 60 runs of a
+    55-feature model crossed 400 KB; the summary keeps RUN_FEATURES of each run."""
+    rows = [_monitoring_run(h, features=55).item for h in range(summaries.MONITORING_LIMIT)]
+    assert _size(rows) > ITEM_LIMIT
+    s = summaries.fold(summaries.empty("churn"),
+                       [_monitoring_run(h, features=55) for h in range(summaries.MONITORING_LIMIT)])
+    assert _size(s["monitoring"]) < ITEM_LIMIT // 3
 
 
 def test_a_write_outside_the_window_must_say_the_status_it_replaces():

@@ -29,7 +29,12 @@ window is conditional on the status it replaces (Equals("status", ...), or Absen
 fold reads as the status it takes off the counts: the transaction commits only if that was the
 status. Each alias carries its version's primary metric (set_alias writes it), so the models
 list shows the champion's metric even when a rollback went outside the window. History
-(HISTORY_LIMIT) and monitoring runs (MONITORING_LIMIT) are bounded the same way: by count.
+(HISTORY_LIMIT) and monitoring runs (MONITORING_LIMIT) are bounded by count, and each one by
+width, by a function of its own row alone (so fold and rebuild still agree): an event keeps the
+fields the timeline shows, its texts cut at TEXT_LIMIT characters; a run keeps the psi and
+drift flag of its RUN_FEATURES most drifted features (and `features_total`); the rows and
+reports keep everything. Unbounded in width, 60 runs of a model with ~55 features crossed
+400 KB (~108 B a feature a run).
 """
 
 from __future__ import annotations
@@ -47,12 +52,15 @@ from mlops_kit.core.table_keys import (
 )
 from mlops_kit.ports import Absent, Condition, Delete, Equals, Put
 
-__all__ = ["HISTORY_LIMIT", "MONITORING_LIMIT", "VERSIONS_LIMIT", "compact", "current", "empty",
-           "fold", "metric_of", "primary_metric", "rebuild"]
+__all__ = ["HISTORY_LIMIT", "MONITORING_LIMIT", "RUN_FEATURES", "TEXT_LIMIT", "VERSIONS_LIMIT",
+           "compact", "current", "empty", "fold", "metric_of", "primary_metric", "rebuild"]
 
 HISTORY_LIMIT = 200  # newest history events kept (the model page shows them)
 MONITORING_LIMIT = 60  # monitoring runs kept (an hourly schedule: the last 2.5 days)
 VERSIONS_LIMIT = 100  # the window: versions numbered above latest - VERSIONS_LIMIT (~70 B each)
+RUN_FEATURES = 12  # features of a monitoring run kept: the most drifted (the report has all)
+TEXT_LIMIT = 200  # characters kept of a history event's texts (actor, reason)
+HISTORY_FIELDS = ("seq", "at", "action", "alias", "from_version", "to_version", "actor", "reason")
 BOOKKEEPING = ("rev", "updated_at")  # not part of what is summarised
 
 
@@ -80,6 +88,26 @@ def metric_of(record: dict[str, Any]) -> list[Any] | None:
 
 def _version_entry(record: dict[str, Any]) -> dict[str, Any]:
     return {"status": record.get("status"), "metric": metric_of(record)}
+
+
+def _event(item: dict[str, Any]) -> dict[str, Any]:
+    """A history event as the summary keeps it: what the timeline shows, texts cut."""
+    return {k: v[:TEXT_LIMIT] if isinstance(v, str) else v
+            for k, v in item.items() if k in HISTORY_FIELDS}
+
+
+def _run(item: dict[str, Any]) -> dict[str, Any]:
+    """A monitoring run as the summary keeps it: the RUN_FEATURES most drifted features (drifted
+    first, then by PSI, then by name), their psi and drift flag only."""
+    features = item.get("features")
+    if not isinstance(features, dict):
+        return dict(item)
+    scored = [(n, f if isinstance(f, dict) else {}) for n, f in features.items()]
+    scored.sort(key=lambda nf: (not nf[1].get("drifted"), -float(nf[1].get("psi") or 0.0),
+                                nf[0]))
+    kept = sorted(scored[:RUN_FEATURES])
+    return {**item, "features": {n: {"psi": f.get("psi"), "drifted": bool(f.get("drifted"))}
+                                 for n, f in kept}, "features_total": len(features)}
 
 
 def _in_window(s: dict[str, Any], number: int) -> bool:
@@ -134,14 +162,14 @@ def _apply(s: dict[str, Any], sk: str, item: dict[str, Any] | None,
         else:
             s["aliases"][name] = dict(item)
     elif sk.startswith(HISTORY_PREFIX) and item is not None:  # append-only
-        s["history"] = [*s["history"], dict(item)][-HISTORY_LIMIT:]
+        s["history"] = [*s["history"], _event(item)][-HISTORY_LIMIT:]
         s["history_total"] = max(int(s["history_total"]), int(item["seq"]))
     elif sk.startswith(MONITOR_RUN_PREFIX):
         runs = {MONITOR_RUN_PREFIX + r["at"]: r for r in s["monitoring"]}
         if item is None:
             runs.pop(sk, None)
         else:
-            runs[sk] = dict(item)
+            runs[sk] = _run(item)
         s["monitoring"] = [runs[k] for k in sorted(runs)][-MONITORING_LIMIT:]
 
 
