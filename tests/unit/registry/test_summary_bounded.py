@@ -47,7 +47,7 @@ ITEM_LIMIT = 400_000  # DynamoDB's item size (and the Azure adapter's MAX_ITEM_C
 PK = model_pk("churn")
 
 
-def _size(summary: dict[str, Any]) -> int:
+def _size(summary: Any) -> int:
     """The item's size as the Azure adapter measures it (characters of JSON); DynamoDB counts
     attribute names and values in UTF-8 bytes, within a few percent of it for this item."""
     return len(json.dumps(summary, sort_keys=True, default=str))
