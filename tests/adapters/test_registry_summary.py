@@ -74,7 +74,7 @@ def assert_consistent(reg: Registry, model: str) -> dict[str, Any]:
     rows = [r for r in table.query(model_pk(model)) if r["sk"] != SUMMARY_SK]
     assert _body(stored) == _body(rebuild(model, rows))
     row = table.get(MODELS_PK, model)
-    assert "writer" not in row, "a finished write left the index row marked"
+    assert row is not None and "writer" not in row, "a finished write left the index row marked"
     assert row["summary"] == compact(stored)
     return stored
 
