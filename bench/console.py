@@ -15,7 +15,14 @@ SQLite, DynamoDB (moto, in process) and Table storage (Azurite, when installed: 
 the models list and a model page read through a wrapper that counts the table port's calls,
 after (the summaries: core/registry/summary.py) vs before (the reads the console made before,
 kept below as `before_*`). moto answers in process, so its times are Python, not network: the
-call count is the figure that scales with a remote table's round trips."""
+call count is the figure that scales with a remote table's round trips.
+
+Then a model past the summary's window (issue 28's follow-up: the summary keeps the newest
+VERSIONS_LIMIT versions and counts the others; unbounded it grew ~71 B a version and crossed the
+400 KB item cap near 5,600 versions): one model of 2,000 versions (smoke: 150) on every backend,
+its summary's size, its model page's reads (the newest VERSIONS_LIMIT versions vs every version,
+as the page read them before) and a registry transaction (register a version: reserve and
+complete), each vs the same with the window unbounded (the summary as it was)."""
 
 from __future__ import annotations
 
@@ -269,6 +276,101 @@ def reads_per_backend(args, models: int, versions: int, n: int) -> list[dict]:
     return rows
 
 
+def _unbounded():
+    """The summary as it was before its window: every version in it."""
+    from unittest import mock
+
+    from mlops_kit.core.registry import summary as summaries
+
+    return mock.patch.object(summaries, "VERSIONS_LIMIT", 10**9)
+
+
+def past_the_window(args, versions: int, n: int) -> list[dict]:
+    import contextlib
+
+    from mlops_kit.adapters.local import FileObjectStore
+    from mlops_kit.clock import FixedClock
+    from mlops_kit.console.data import ConsoleData
+    from mlops_kit.core.registry import Registry
+    from mlops_kit.core.registry import summary as summaries
+    from mlops_kit.core.registry.experiments import RunStore
+
+    ws = args.workdir / f"console-window-1x{versions}"
+    if not (ws / "registry.db").exists():
+        populate(ws, 1, versions, runs=24, moves=10)
+    name, rows = "model-000", []
+    for backend, make in _tables(args.smoke):
+        with make() as table:
+            copied = copy_rows(ws / "registry.db", table)
+            counting = CountingTable(table)
+            reg = Registry(counting, FixedClock())
+            data = ConsoleData(FileObjectStore(ws / "store"), reg)
+            sent: Counter = Counter()
+            if hasattr(table, "ddb"):  # DynamoDB: the requests botocore sends, pages included
+                table.ddb.meta.events.register("before-call.dynamodb.*",
+                                               lambda model, s=sent, **_: s.update([model.name]))
+            sizes = {"after": len(json.dumps(reg.rebuild_summary(name), default=str))}
+            with _unbounded():
+                sizes["before"] = len(json.dumps(reg.rebuild_summary(name), default=str))
+            reg.rebuild_summary(name)
+
+            def before_page(r=reg, d=data):
+                return (r.list_versions(name), r.summary(name),
+                        RunStore(r.table, r.clock).list_runs(name))
+
+            calls, api = {}, {}
+            for which, fn in (("after", lambda d=data: d.model(name)), ("before", before_page)):
+                counting.calls.clear()
+                sent.clear()
+                fn()
+                calls[which], api[which] = sum(counting.calls.values()), sum(sent.values())
+            after_ms, before_ms = [], []
+            for _ in range(max(3, n // 4)):  # alternated: the machine is shared
+                after_ms += time_calls(lambda d=data: d.model(name), 4, warmup=0)
+                before_ms += time_calls(before_page, 4, warmup=0)
+            s, bs = summary(after_ms), summary(before_ms)
+            requests = (f"; DynamoDB requests {api['after']} (before: {api['before']})"
+                        if api["after"] else "")
+            rows.append(row(
+                f"console reads: model page past the window, {backend}", f"1 model x {versions}"
+                " versions", "the page's table reads", s, "ms",
+                baseline="every version (the page's reads before the window)",
+                baseline_stats=bs, ratio=bs["median"] / s["median"] if s["median"] else None,
+                ratio_label="x faster", target="<= 3 table calls per page",
+                met=calls["after"] <= 3, calls=calls["after"], calls_before=calls["before"],
+                backend=backend, note=f"{calls['after']} table calls (before: "
+                f"{calls['before']}){requests}; newest {summaries.VERSIONS_LIMIT} of {versions}"
+                f" versions read; in process, no rendering; {copied} rows in the table"))
+            stamps: dict[str, list[float]] = {"after": [], "before": []}
+            k = [0]
+
+            def register(r=reg, k=k):
+                k[0] += 1
+                res = r.reserve_version(name, f"bench-{k[0]}", {})
+                r.complete_version(name, res.version, {"status": "rejected", "reasons": ["x"]})
+
+            for _ in range(3):  # blocks alternated (a switch rebuilds the summary)
+                for which in ("after", "before"):
+                    ctx = _unbounded() if which == "before" else contextlib.nullcontext()
+                    with ctx:
+                        reg.rebuild_summary(name)
+                        stamps[which] += time_calls(register, max(2, n // 8), warmup=1)
+            s, bs = summary(stamps["after"]), summary(stamps["before"])
+            rows.append(row(
+                f"registry: a version registered past the window, {backend}",
+                f"1 model x {versions} versions", "reserve + complete", s, "ms",
+                baseline="the same with the summary unbounded (every version in it)",
+                baseline_stats=bs, ratio=bs["median"] / s["median"] if s["median"] else None,
+                ratio_label="x faster", target="summary < 400 KB whatever the versions",
+                met=sizes["after"] < 100_000, backend=backend, summary_bytes=sizes["after"],
+                summary_bytes_before=sizes["before"],
+                note=f"summary {sizes['after'] / 1024:.1f} KiB (unbounded: "
+                     f"{sizes['before'] / 1024:.1f} KiB, ~71 B a version: 400 KB near 5,600 "
+                     f"versions, where every transaction of the model failed); blocks of "
+                     f"{max(2, n // 8)} alternated 3 times on a shared machine; in process"))
+    return rows
+
+
 def main() -> None:
     args = parse_args(__doc__)
     models, versions, runs, moves, n = (5, 5, 4, 2, 3) if args.smoke else (100, 50, 24, 10, 40)
@@ -332,6 +434,7 @@ def main() -> None:
         proc.stdin.close()
         proc.wait(timeout=30)
     rows += reads_per_backend(args, *((3, 3, 3) if args.smoke else (50, 20, 20)))
+    rows += past_the_window(args, *((150, 4) if args.smoke else (2000, 16)))
     print(write_result("console", rows, smoke=args.smoke, out_dir=args.out))
 
 

@@ -21,6 +21,7 @@ from mlops_kit.adapters.local import FileObjectStore
 from mlops_kit.clock import FixedClock
 from mlops_kit.console.data import ConsoleData
 from mlops_kit.core.registry import Registry
+from mlops_kit.core.registry import summary as summaries
 from mlops_kit.core.registry.retirement import archive_version, delete_model, delete_version
 from mlops_kit.core.registry.summary import BOOKKEEPING, compact, rebuild
 from mlops_kit.core.table_keys import MODELS_PK, SUMMARY_SK, model_pk, strip_keys
@@ -73,7 +74,7 @@ def assert_consistent(reg: Registry, model: str) -> dict[str, Any]:
     rows = [r for r in table.query(model_pk(model)) if r["sk"] != SUMMARY_SK]
     assert _body(stored) == _body(rebuild(model, rows))
     row = table.get(MODELS_PK, model)
-    assert "writer" not in row, "a finished write left the index row marked"
+    assert row is not None and "writer" not in row, "a finished write left the index row marked"
     assert row["summary"] == compact(stored)
     return stored
 
@@ -92,7 +93,14 @@ def _monitoring(at: str, drifted: bool) -> dict[str, Any]:
             "quality": {"metric": "accuracy", "value": 0.8125, "alert": False}}
 
 
-def test_the_summary_equals_its_recomputation_after_every_operation(table, tmp_path):
+@pytest.mark.parametrize("window", [None, 1], ids=["window", "window-1"])
+def test_the_summary_equals_its_recomputation_after_every_operation(table, tmp_path, window,
+                                                                    monkeypatch):
+    """window-1: the summary keeps the newest version only (VERSIONS_LIMIT = 1), so the
+    promotion, approval, rollback, archive and delete below mostly touch versions outside
+    it: the counts, the champion's metric and the newest version stay right all the same."""
+    if window is not None:
+        monkeypatch.setattr(summaries, "VERSIONS_LIMIT", window)
     clock = FixedClock()
     reg = Registry(table, clock)
     store = FileObjectStore(tmp_path / "store")
@@ -130,7 +138,8 @@ def test_the_summary_equals_its_recomputation_after_every_operation(table, tmp_p
     reg.set_alias("m", "champion", None, actor="t", reason="stop serving")
     delete_model(reg, store, "m", actor="t", reason="retired")
     s = assert_consistent(reg, "m")
-    assert s["versions"] == {} and s["aliases"] == {} and s["monitoring"] == []
+    assert s["versions"] == {} and s["counts"] == {}
+    assert s["aliases"] == {} and s["monitoring"] == []
     assert s["latest"] == 4 and s["history_total"] == 10
 
 
@@ -196,6 +205,46 @@ def test_console_pages_make_at_most_three_table_calls(table, tmp_path, models, v
     assert counting.total() <= PAGE_CALLS, counting.calls
     if api_calls is not None:  # DynamoDB: the requests botocore sent, pages included
         assert api_calls == Counter({"Query": 1 + 2, "GetItem": 1})
+
+
+def test_a_model_with_more_versions_than_the_window_shows_the_newest(table, tmp_path,
+                                                                     monkeypatch):
+    """The model page lists the newest VERSIONS_LIMIT versions and says how many older ones it
+    leaves out (and the CLI command that lists them); its figures (versions, registered,
+    archived, the champion outside the window) are the whole model's; still <= 3 calls. A
+    monitoring run's drift shows its RUN_FEATURES most drifted features, and says so."""
+    from mlops_kit.console.model_pages import model_page
+    from mlops_kit.console.pages import models_page
+
+    monkeypatch.setattr(summaries, "VERSIONS_LIMIT", 3)
+    reg = Registry(table, FixedClock())
+    for v in range(1, 8):
+        _register(reg, "m", f"r{v}", 0.5 + v / 100)
+    reg.promote("m", 2, actor="t", reason="old champion")
+    archive_version(reg, "m", 1, actor="t", reason="old")
+    wide = _monitoring("2026-01-01T01:00:00+00:00", True)
+    wide["features"] = {f"f{i:02d}": {"psi": i / 100, "drifted": i > 17} for i in range(20)}
+    reg.record_monitoring("m", wide)  # 20 features: the summary keeps the 12 most drifted
+    counting = CountingTable(table)
+    data = ConsoleData(FileObjectStore(tmp_path / "store"), Registry(counting, FixedClock()))
+    api_calls = _botocore_counter(table)
+
+    d = data.model("m")
+    assert counting.total() <= PAGE_CALLS, counting.calls
+    if api_calls is not None:  # one Query of the newest versions, not one per 1 MB of them all
+        assert api_calls == Counter({"Query": 2, "GetItem": 1})
+    assert [v["version"] for v in d["versions"]] == [5, 6, 7] and d["older"] == 4
+    assert d["counts"] == {"registered": 6, "archived": 1}
+    text = str(model_page(d, root="/ui/", signed_in=True))
+    assert "4 older versions not shown" in text and "mlops-kit registry versions m" in text
+    assert ">7</div>" in text and "6 registered, 1 archived" in text
+    assert "The 12 most drifted of 20 features in each run" in text
+    assert d["monitoring"][-1]["features"].keys() == {f"f{i:02d}" for i in range(8, 20)}
+    listed = data.overview()
+    assert listed[0]["versions"] == 7 and listed[0]["newest"] == 7
+    assert listed[0]["champion_metric"] == ["roc_auc", 0.52]  # v2, outside the window
+    listing = str(models_page(listed, root="/ui/", signed_in=True))
+    assert '<td class="num">7 <span class="muted small">(1 archived)</span></td>' in listing
 
 
 def _botocore_counter(table: Any) -> Counter | None:

@@ -2,8 +2,9 @@
 
 Reads are bounded per page whatever the number of models and versions: the models list is
 one query (every model's summary, on the model index: core/registry/summary.py); a model page
-is its summary (aliases, the newest history and monitoring runs), one query of its versions and
-one of its experiment runs. Objects that never change once written (a version's model card:
+is its summary (aliases, version counts, the newest history and monitoring runs), one query of
+its newest VERSIONS_LIMIT versions (the page says how many older ones it leaves out) and one of
+its experiment runs. Objects that never change once written (a version's model card:
 artifacts are immutable) are kept in a small LRU cache.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from mlops_kit.core import layout
 from mlops_kit.core.registry import Registry
+from mlops_kit.core.registry import summary as summaries
 from mlops_kit.core.registry.contract import contract_view
 from mlops_kit.core.registry.experiments import RunStore
 from mlops_kit.core.registry.summary import primary_metric
@@ -63,11 +65,13 @@ class ConsoleData:
     # -- one model --------------------------------------------------------------------------
     def model(self, name: str) -> dict[str, Any]:
         layout.check_name(name)
-        versions = self.registry.list_versions(name)
+        versions = self.registry.list_versions(name, newest=summaries.VERSIONS_LIMIT)
         if not versions:
             raise NotFound(f"model {name!r} is not in the registry", field="model")
         s = self.registry.summary(name)
-        return {"model": name, "versions": versions, "aliases": s["aliases"],
+        counts = s["counts"]
+        return {"model": name, "versions": versions, "counts": counts,
+                "older": max(0, sum(counts.values()) - len(versions)), "aliases": s["aliases"],
                 "history": s["history"], "history_total": s["history_total"],
                 "monitoring": s["monitoring"], "runs": self.runs(name)}
 

@@ -73,6 +73,23 @@ def _versions_table(root: str, model: str, versions: list[dict], aliases: dict) 
                 '<tbody>{}</tbody></table>', head, join(rows))
 
 
+def _older(model: str, older: int) -> Html:
+    """The versions the page leaves out (it shows the newest VERSIONS_LIMIT)."""
+    return when(older > 0, html(
+        '<p class="muted small" id="older-versions">{} older version{} not shown: '
+        '<code>mlops-kit registry versions {}</code> lists every version.</p>',
+        older, "" if older == 1 else "s", model))
+
+
+def _features_cut(runs: list[dict]) -> Html:
+    """Says so when the summary kept only each run's most drifted features."""
+    total = max((int(r.get("features_total") or 0) for r in runs), default=0)
+    kept = max((len(r.get("features") or {}) for r in runs), default=0)
+    return when(total > kept, html(
+        '<p class="muted small" id="features-cut">The {} most drifted of {} features in each '
+        'run; the monitoring report has them all.</p>', kept, total))
+
+
 def _monitoring(root: str, model: str, runs: list[dict]) -> Html:
     if not runs:
         return html('<p class="muted">No monitoring run yet (<code>mlops-kit monitor {}</code>,'
@@ -107,13 +124,14 @@ def _monitoring(root: str, model: str, runs: list[dict]) -> Html:
     return html(
         '<div class="summary{}" id="last-run">{}<br>{}<br><a href="{}models/{}/report">Open the '
         'latest monitoring report</a></div>'
-        '<h3>Drift score (PSI) per feature over the last {} runs{}</h3><div class="grid" '
+        '<h3>Drift score (PSI) per feature over the last {} runs{}</h3>{}<div class="grid" '
         'id="drift">{}</div><div class="grid"><figure class="prediction-drift"><figcaption>'
         'Prediction drift (PSI)</figcaption>{}</figure><figure class="live-quality" '
         'data-metric="{}"><figcaption>Live {} from labels</figcaption>{}</figure></div>',
         " alert" if last.get("drifted") or q.get("alert") else "", monitoring_badge(last),
         last.get("summary", ""), root, model, len(runs),
-        f" (UTC, {times[0][:10]})" if same_day else " (UTC)", join(figures),
+        f" (UTC, {times[0][:10]})" if same_day else " (UTC)", _features_cut(runs),
+        join(figures),
         line_chart(pred, title="prediction PSI over time", width=360, height=170,
                    threshold=threshold, y_floor=0.0, kind="drift"),
         q.get("metric") or "", q.get("metric") or "quality",
@@ -165,7 +183,7 @@ def _runs(root: str, model: str, runs: list[dict]) -> Html:
 
 
 def model_page(d: dict[str, Any], *, root: str, signed_in: bool) -> Html:
-    model, versions, aliases = d["model"], d["versions"], d["aliases"]
+    model, versions, aliases, counts = d["model"], d["versions"], d["aliases"], d["counts"]
     champ = aliases.get("champion") or {}
     runs = d["monitoring"]
     cards = html('<div class="cards">{}{}{}{}</div>',
@@ -173,15 +191,16 @@ def model_page(d: dict[str, Any], *, root: str, signed_in: bool) -> Html:
                        f"since {short_time(champ.get('updated_at'))}" if champ else ""),
                  html('<div class="card"><div class="label">challenger</div><div class="value">'
                       '{}</div></div>', challenger_text(aliases.get("challenger"))),
-                 _card("versions", len(versions),
-                       f"{sum(v.get('status') == 'registered' for v in versions)} registered"),
+                 _card("versions", sum(counts.values()), ", ".join(
+                     f"{counts[k]} {k}" for k in ("registered", "archived") if counts.get(k))),
                  html('<div class="card"><div class="label">last monitoring</div>'
                       '<div class="value">{}</div></div>', monitoring_badge(runs[-1] if runs
                                                                             else None)))
     body = html(
         '<p class="crumbs"><a href="{}">Models</a> / {}</p><h1>{}</h1>{}'
-        '<h2>Versions</h2>{}{}<h2>Monitoring</h2>{}<h2>Promotion history</h2>{}{}',
+        '<h2>Versions</h2>{}{}{}<h2>Monitoring</h2>{}<h2>Promotion history</h2>{}{}',
         root, model, model, cards, _metric_chart(model, versions, champ.get("version")),
-        _versions_table(root, model, versions, aliases), _monitoring(root, model, runs),
+        _versions_table(root, model, versions, aliases), _older(model, d["older"]),
+        _monitoring(root, model, runs),
         _timeline(d["history"], d["history_total"]), _runs(root, model, d.get("runs") or []))
     return page(model, body, root=root, signed_in=signed_in)

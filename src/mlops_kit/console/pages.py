@@ -101,9 +101,12 @@ def models_page(models: list[dict[str, Any]], *, root: str, signed_in: bool) -> 
                           f"{metric[0]} {fmt(metric[1])}" if metric else "") \
             if champ.get("version") is not None else html('<span class="muted">none</span>')
         rows.append(html(
-            '<tr data-model="{}"><td><a href="{}models/{}">{}</a></td><td class="num">{}</td>'
+            '<tr data-model="{}"><td><a href="{}models/{}">{}</a></td><td class="num">{}{}</td>'
             '<td>{}</td><td>{}</td><td>{}</td></tr>',
-            m["model"], root, m["model"], m["model"], m["latest"], champ_cell,
+            m["model"], root, m["model"], m["model"], m["versions"],  # how many, not the newest
+            when((m.get("counts") or {}).get("archived"), html(
+                ' <span class="muted small">({} archived)</span>',
+                (m.get("counts") or {}).get("archived"))), champ_cell,
             challenger_text(aliases.get("challenger")), monitoring_badge(m.get("monitoring"))))
     served = sum(1 for m in models if (m["aliases"].get("champion") or {}).get("version"))
     drifting = sum(1 for m in models if (m.get("monitoring") or {}).get("drifted"))

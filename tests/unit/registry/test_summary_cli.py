@@ -8,7 +8,8 @@ import json
 from typer.testing import CliRunner
 
 from mlops_kit.cli.app import app
-from mlops_kit.core.table_keys import MODELS_PK, SUMMARY_SK, model_pk
+from mlops_kit.core.registry.summary import compact
+from mlops_kit.core.table_keys import MODELS_PK, SUMMARY_SK, model_pk, strip_keys
 
 runner = CliRunner()
 
@@ -55,7 +56,7 @@ def test_concurrent_writers_leave_a_consistent_summary(tmp_path):
     from mlops_kit.errors import RegistryConflict
     from tests.adapters.test_registry_summary import assert_consistent
 
-    path, errors, promoted = tmp_path / "t.db", [], []
+    path, errors, promoted, gave_up = tmp_path / "t.db", [], [], []
 
     def work(i: int) -> None:
         try:
@@ -66,7 +67,7 @@ def test_concurrent_writers_leave_a_consistent_summary(tmp_path):
                 reg.promote("m", v, actor=f"t{i}", reason="race")
                 promoted.append(v)
             except RegistryConflict:  # the champion moved between its read and its write
-                pass
+                gave_up.append(i)
         except Exception as e:  # noqa: BLE001 - collected, asserted below
             errors.append(e)
 
@@ -77,6 +78,14 @@ def test_concurrent_writers_leave_a_consistent_summary(tmp_path):
         t.join()
     assert errors == []
     reg = Registry(SqliteTable(path), FixedClock())
+    if "writer" in reg.table.get(MODELS_PK, "m"):
+        # the last writer to mark the index row gave up (its promotion lost the race after it
+        # marked; ~5% of runs, before the summary was bounded too): readers go past the mark
+        # to the summary, and the next write copies it again (core/registry/summary.py)
+        assert gave_up
+        stored = strip_keys(reg.table.get(model_pk("m"), SUMMARY_SK))
+        assert reg.summaries() == [compact(stored)]
+        reg.rebuild_summary("m")
     s = assert_consistent(reg, "m")
     assert len(s["versions"]) == 8 and len(s["monitoring"]) == 8
     assert s["history_total"] == len(promoted) >= 1

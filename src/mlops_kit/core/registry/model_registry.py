@@ -166,8 +166,12 @@ class Registry:
         return retry_on_conflict(attempt, MAX_RETRIES,
                                  f"v{version} of {model!r}: too much contention; retry")
 
-    def list_versions(self, model: str) -> list[dict[str, Any]]:
-        return [self._with_stuck(strip_keys(i)) for i in self.table.query(model_pk(model), VERSION_PREFIX)]
+    def list_versions(self, model: str, newest: int | None = None) -> list[dict[str, Any]]:
+        """Every version, oldest first; or the `newest` ones only (one query either way)."""
+        items = (self.table.query(model_pk(model), VERSION_PREFIX) if newest is None else
+                 self.table.query(model_pk(model), VERSION_PREFIX, reverse=True,
+                                  limit=newest)[::-1])
+        return [self._with_stuck(strip_keys(i)) for i in items]
 
     def _with_stuck(self, item: dict[str, Any]) -> dict[str, Any]:
         """A pending version gets `stuck` (computed, never stored): true once it is older than
@@ -221,8 +225,10 @@ class Registry:
         if alias not in ALIASES:
             raise NotFound(f"unknown alias {alias!r}; use one of {ALIASES}", field="alias")
         audit: dict[str, Any] = {}
+        metric = None  # the version's primary metric, kept on the alias for the models list
         if version is not None:
             record = self.get_version(model, version)
+            metric = summaries.metric_of(record)
             if record["status"] != REGISTERED:
                 raise PromotionRefused(
                     f"version {version} of {model!r} is {record['status']}: "
@@ -246,6 +252,7 @@ class Registry:
             "updated_at": now,
             "updated_by": actor,
             "reason": reason,
+            "metric": metric,
             **(extra or {}),
         }
         cond = AbsentOrEquals("version", before) if current is None else Equals("version", before)
@@ -386,7 +393,7 @@ class Registry:
         Returns the summary written. `rebuild`: recompute it from the rows rather than fold."""
         pk = model_pk(model)
         stored = self.table.get(pk, SUMMARY_SK)
-        if stored is None or rebuild:
+        if stored is None or rebuild or not summaries.current(stored):
             base = summaries.rebuild(model, self.table.query(pk), int((stored or {}).get("rev", 0)))
         else:
             base = strip_keys(stored)
@@ -420,7 +427,9 @@ class Registry:
         no change has summarised yet)."""
         pk = model_pk(model)
         item = self.table.get(pk, SUMMARY_SK)
-        return strip_keys(item) if item else summaries.rebuild(model, self.table.query(pk))
+        if item and summaries.current(item):
+            return strip_keys(item)
+        return summaries.rebuild(model, self.table.query(pk))
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every model's compact summary, by name: one query of the index, plus one read per

@@ -23,7 +23,13 @@ from mlops_kit.core.registry.model_registry import (
     Registry,
 )
 from mlops_kit.core.registry.optimistic import retry_on_conflict
-from mlops_kit.core.table_keys import MODEL_ROW_PREFIXES, model_pk, run_key_sk, version_sk
+from mlops_kit.core.table_keys import (
+    MODEL_ROW_PREFIXES,
+    VERSION_PREFIX,
+    model_pk,
+    run_key_sk,
+    version_sk,
+)
 from mlops_kit.errors import MlopsKitError, RegistryConflict
 from mlops_kit.ports import Delete, Equals, ObjectStore, Put
 
@@ -82,11 +88,15 @@ def delete_version(registry: Registry, store: ObjectStore, model: str, version: 
         raise Refused(f"v{version} of {model!r} is still training (pending); delete it "
                       "once it ends or is stuck", field="version")
     removed = _delete_artifacts(store, layout.model_prefix(model, version))
-    ops: list[Put | Delete] = [Delete(model_pk(model), version_sk(version))]
+    # conditional on its status: a change meanwhile fails it (and the summary's fold reads the
+    # status it takes off its counts from it, core/registry/summary.py)
+    ops: list[Put | Delete] = [Delete(model_pk(model), version_sk(version),
+                                      Equals("status", current["status"]))]
     run_key = current.get("run_key")
     if run_key:  # the same data and spec may train again
         ops.append(Delete(model_pk(model), run_key_sk(run_key)))
-    _audited(registry, model, "delete", version, actor, reason, ops)
+    _audited(registry, model, "delete", version, actor, reason, ops,
+             expect_status=current["status"])
     return {"model": model, "version": version, "deleted": True, "artifacts": removed,
             "status_was": current["status"]}
 
@@ -106,9 +116,11 @@ def delete_model(registry: Registry, store: ObjectStore, model: str, *, actor: s
         raise Refused(f"{model!r} has versions still training: {pending}", field="model")
     removed = _delete_artifacts(store, f"{layout.MODELS}{layout.check_name(model)}/")
     pk = model_pk(model)
-    rows = [i["sk"] for prefix in MODEL_ROW_PREFIXES for i in registry.table.query(pk, prefix)]
+    rows = [Delete(pk, i["sk"], Equals("status", i.get("status")) if prefix == VERSION_PREFIX
+                   else None)  # a version's delete: on its status (as delete_version's)
+            for prefix in MODEL_ROW_PREFIXES for i in registry.table.query(pk, prefix)]
     for start in range(0, len(rows), TRANSACTION_LIMIT - 1):  # room for the summary
-        batch = [Delete(pk, sk) for sk in rows[start:start + TRANSACTION_LIMIT - 1]]
+        batch = rows[start:start + TRANSACTION_LIMIT - 1]
         retry_on_conflict(partial(registry.commit, model, batch), MAX_RETRIES,
                           f"{model!r}: too much contention; retry")
     registry._append_history(model, "delete", None, None, actor,
