@@ -231,15 +231,18 @@ class Columns:
                     block.latency_ms, block.feed, block.labels, block.probabilities)
 
     def encode(self, model: str, pause: Callable[[], object] | None = None) -> bytes:
-        """pause: called between columns (a background flush passes a GIL yield, so the
-        threads answering requests never wait for a whole encode)."""
+        """pause: called between slices and columns (a background flush passes a GIL yield,
+        so the threads answering requests never wait for a whole encode)."""
         if self._singles:
             self._settle(pause)
         n = self.size
         ids, rows, at_us, versions, shadow, latency = zip(*self.requests, strict=True) \
             if self.requests else ((),) * 6
+        req_ids = np.array([i.encode() for i in ids], dtype=bytes)
+        if pause is not None:  # the transpose and the ids: ~0.3 ms for 2,000 requests
+            pause()
         arrays: dict[str, np.ndarray] = {
-            "req.id": np.array([i.encode() for i in ids], dtype=bytes),
+            "req.id": req_ids,
             "req.rows": np.array(rows, dtype=np.int32),
             "req.at_us": np.array(at_us, dtype=np.int64),
             "req.version": np.array(versions, dtype=np.int32),
