@@ -12,6 +12,7 @@ Servers (issue 24 chose granian by this measurement):
 - reference: starlette on uvicorn[standard], no auth/validation/capture;
 - granian-bare: the model behind granian RSGI with no kit work, run as the kit is run (granian's
   process manager, one worker, its default loop: uvloop, in the base lock);
+- kit-nocapture: the kit with MLOPSKIT_CAPTURE=false, c=1 and c=4 (what capture costs);
 - kit --workers 2 at c=16 (one worker per CPU: pinned by default) against kit (1 worker);
 - fairness: a 1-record client's p99 on the kit (1 worker; unpinned and pinned) while three
   clients loop on 10,000-row batches, against its p99 alone (Python client; the batches go to
@@ -219,6 +220,10 @@ FIGURES = [  # (figure, server, baseline, conns, metric, target ratio, higher is
     ("server choice: kit on granian vs kit on uvicorn[standard]", "kit", "kit-uvicorn", 4, "p99",
      None, False),
     ("--workers 2 vs 1 worker", "kit-2w", "kit", 16, "rps", 1.6, True),
+    # what capture costs a served client (the flush runs on the worker's flusher thread)
+    ("capture on vs capture off", "kit", "kit-nocapture", 1, "p99", None, False),
+    ("capture on vs capture off", "kit", "kit-nocapture", 4, "p99", None, False),
+    ("capture on vs capture off", "kit", "kit-nocapture", 4, "rps", None, True),
 ]
 _LABEL = {"rps": ("throughput", "req/s"), "p99": ("p99 latency", "ms")}
 
@@ -275,6 +280,7 @@ def main() -> None:
     procs = {"kit": start(KIT, env, "1", token),
              "kit-pinned": start(KIT, env, "1", token, "--pin-cpus"),
              "kit-2w": start(KIT, env, "2", token),
+             "kit-nocapture": start(KIT, {**env, "MLOPSKIT_CAPTURE": "false"}, "1", token),
              "kit-uvicorn": start(KIT_UVICORN, env, token),
              "reference": start(REFERENCE, env, str(onnx_path), json.dumps(numeric)),
              "granian-bare": start(GRANIAN_BARE, env, str(app_dir), str(onnx_path),
@@ -289,7 +295,8 @@ def main() -> None:
             headers["Authorization"] = f"Bearer {token}"
         servers[name] = (url + path, headers)
     plan = [(c, n) for c in (1, 4)
-            for n in ("kit", "kit-pinned", "kit-uvicorn", "reference", "granian-bare")]
+            for n in ("kit", "kit-pinned", "kit-nocapture", "kit-uvicorn", "reference",
+                      "granian-bare")]
     plan += [(16, "kit"), (16, "kit-2w")]
     runs: dict[tuple[str, int], list[dict]] = {}
     fair: list[tuple[dict, dict, int]] = []

@@ -5,9 +5,10 @@ as it is captured (codec.Columns: ~1 µs for one record, one slice assignment pe
 batch; no per-request object is kept). A flush swaps the buffers out and slices them into one
 columnar object per model and schema (core.capture.codec: a JSON header + the raw
 arrays, the ids late labels join on), partitioned by model and hour so a monitoring window
-lists only the hours it needs. Encoding 2,000 rows takes ~1-2 ms, so a flush never holds the
-GIL long: the local server flushes on a background thread (its 1 s tick), the serverless
-shells hand a due flush to `flush_soon`'s thread and answer at once."""
+lists only the hours it needs. Encoding 2,000 rows takes ~2-4 ms, yielding the GIL every slice
+of a few hundred rows, so a flush never holds it long: the local server flushes on a background
+thread (woken by `full` as max_rows rows are buffered, or by its 1 s tick for the age-based
+flush), the serverless shells hand a due flush to `flush_soon`'s thread and answer at once."""
 
 from __future__ import annotations
 
@@ -94,6 +95,9 @@ class CaptureBuffer:
         self._now_us = _now_us_of(clock)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        # set when max_rows rows are buffered, cleared by a flush: a background flusher
+        # (local.http_app.ServeApp) waits on it, so it writes small and often, not on a tick
+        self.full = threading.Event()
         self.written_objects = 0
         # serving health counters, written with the captures (ModelService attaches its own)
         self.health: HealthCounters | None = None
@@ -131,9 +135,9 @@ class CaptureBuffer:
                                           latency_ms, feed, labels, probabilities)
             if self._first_us is None:
                 self._first_us = at_us
-            overfull = self._count >= 4 * self.max_rows
-        if overfull:
-            self.flush()
+            count = self._count
+        if count >= self.max_rows:
+            self._full(count)
 
     def _append(self, model: str, request_id: str, at_us: int, version: int, shadow: bool,
                 latency_ms: float, feed: dict[str, np.ndarray], labels: np.ndarray,
@@ -149,9 +153,17 @@ class CaptureBuffer:
                                           labels, probabilities)
             if self._first_us is None:
                 self._first_us = at_us
-            overfull = self._count >= 4 * self.max_rows
-        if overfull:  # nobody is flushing: bound memory rather than grow without limit
+            count = self._count
+        if count >= self.max_rows:
+            self._full(count)
+
+    def _full(self, count: int) -> None:
+        """max_rows are buffered: wake the flusher waiting on `full` (the local server's);
+        at 4x max_rows nobody is flushing: bound memory, flush here, on the request path."""
+        if count >= 4 * self.max_rows:
             self.flush()
+        elif not self.full.is_set():
+            self.full.set()
 
     def _columns_for(self, model: str, version: int, feed: dict[str, np.ndarray],
                      labels: np.ndarray, probabilities: np.ndarray | None) -> Columns:
@@ -199,6 +211,7 @@ class CaptureBuffer:
             with self._lock:
                 pending, self._pending, self._count, self._first_us = self._pending, {}, 0, None
                 self._by_version = {}
+                self.full.clear()
                 retry, self._failed, self._failed_rows = self._failed, deque(), 0
             # sleep(0) between columns releases the GIL: a request thread that wants it
             # back (after onnxruntime, which runs without it) waits for one column's coding,

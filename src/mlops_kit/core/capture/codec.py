@@ -45,6 +45,8 @@ MISSING_CATEGORY = "__missing__"  # features.MISSING_CATEGORY (the serving encod
 _ALLOWED = {"<f4", "<f8", "<i4", "<i8", "|b1"}  # + |S<n>; never object
 _LEN = struct.Struct("<I")
 _MISSING_CODE = (-1).to_bytes(4, "little", signed=True)
+# one-record requests settled per slice, between a background flush's GIL yields
+SETTLE_SLICE = 128
 
 
 class CaptureFormatError(ValueError):
@@ -190,21 +192,38 @@ class Columns:
             self._proba[i:j] = probabilities.reshape(n, -1)
         self._stored = j
 
-    def _settle(self) -> None:
-        """Copy the one-record requests held by reference into the buffers, in order: each
-        column's values as one list of scalars (.item() in a list comprehension: 2,000 values
-        in ~0.1 ms, vs ~0.5 ms for np.concatenate of 2,000 one-element arrays)."""
+    def _settle(self, pause: Callable[[], object] | None = None) -> None:
+        """Copy the one-record requests held by reference into the buffers, in order, in
+        slices of SETTLE_SLICE requests with `pause` between them (a background flush's GIL
+        yield: a request thread waits for one slice, ~0.1 ms for 7 features, never the
+        interpreter's 5 ms switch interval). Each column's values as one list of scalars
+        (.item() in a list comprehension: ~90 ns a value with the store, vs ~250 ns per
+        array for np.concatenate). Copying from the base arrays that the decoder's
+        one-record feeds are views of was tried and not kept: checking that every feed
+        really is such views (needed: other paths hold other arrays) costs what the copy
+        saves (2,000 requests: 1.80 vs 1.75 ms forest, 2.33 vs 2.08 ms demo)."""
         singles, self._singles = self._singles, []
         i = self._stored
         j = i + len(singles)
         if j > self._cap:
             self._grow(j)
-        for col, arrays in zip(self._cols, zip(*[f for f, _, _ in singles], strict=True),
-                               strict=True):
-            col[i:j] = [a.item() for a in arrays]
-        self._labels[i:j] = [lab.item() for _, lab, _ in singles]
-        if self._proba is not None:
-            self._proba[i:j] = np.concatenate([p for _, _, p in singles])
+        lo = i
+        while singles:
+            # taken off the list slice by slice: freeing the requests' arrays (~0.2 µs each,
+            # 18,000 for 2,000 forest requests) is spread over the slices too
+            part = singles[:SETTLE_SLICE]
+            del singles[:SETTLE_SLICE]
+            hi = lo + len(part)
+            for col, arrays in zip(self._cols, zip(*[f for f, _, _ in part], strict=True),
+                                   strict=True):
+                col[lo:hi] = [a.item() for a in arrays]
+            self._labels[lo:hi] = [lab.item() for _, lab, _ in part]
+            if self._proba is not None:
+                self._proba[lo:hi] = np.concatenate([p for _, _, p in part])
+            del part, arrays
+            lo = hi
+            if pause is not None:
+                pause()
         self._stored = j
 
     def add(self, block: RequestBlock) -> None:
@@ -212,15 +231,18 @@ class Columns:
                     block.latency_ms, block.feed, block.labels, block.probabilities)
 
     def encode(self, model: str, pause: Callable[[], object] | None = None) -> bytes:
-        """pause: called between columns (a background flush passes a GIL yield, so the
-        threads answering requests never wait for a whole encode)."""
+        """pause: called between slices and columns (a background flush passes a GIL yield,
+        so the threads answering requests never wait for a whole encode)."""
         if self._singles:
-            self._settle()
+            self._settle(pause)
         n = self.size
         ids, rows, at_us, versions, shadow, latency = zip(*self.requests, strict=True) \
             if self.requests else ((),) * 6
+        req_ids = np.array([i.encode() for i in ids], dtype=bytes)
+        if pause is not None:  # the transpose and the ids: ~0.3 ms for 2,000 requests
+            pause()
         arrays: dict[str, np.ndarray] = {
-            "req.id": np.array([i.encode() for i in ids], dtype=bytes),
+            "req.id": req_ids,
             "req.rows": np.array(rows, dtype=np.int32),
             "req.at_us": np.array(at_us, dtype=np.int64),
             "req.version": np.array(versions, dtype=np.int32),
