@@ -203,7 +203,7 @@ def test_alerts_topic_kms_encrypted(graph):
 
 def test_no_secrets_in_function_environment(graph):
     from mlops_kit.settings import Settings
-    fields = {f"MLOPSKIT_{name.upper()}" for name in Settings.__struct_fields__}
+    fields = {f"MLOPSKIT_{name.upper()}" for name in Settings.model_fields}
     for f in graph.of("aws:lambda/function:Function"):
         env = f.inputs["environment"]["variables"]
         assert set(env) <= fields, set(env) - fields  # names the kit reads, nothing else
