@@ -13,9 +13,7 @@ The child also reports where its time went (imports vs first request), its CPU t
 sensitive than wall time to other processes on a shared machine) and its peak RSS. The serve
 function opens the model's session on a background thread while it imports the serving stack
 (functions/serve.py); the same child pinned to one core shows what that overlap is worth where
-there is no second core (a function with <= 1 vCPU). Before the thread starts the child has
-imported numpy, msgspec (the settings) and the composition root, not pydantic (the spec
-imports it, on the first request, next to the session's load)."""
+there is no second core (a function with <= 1 vCPU)."""
 
 from __future__ import annotations
 
@@ -138,11 +136,11 @@ def main() -> None:
             ratio=base_first["median"] / first["median"], ratio_label="x faster",
             target="<= 500 ms", met=first["median"] <= 500,
             note=f"{MODEL_LABELS[model]}; the same runs as the row above, after `import serve`: "
-                 "the backend (settings without pydantic), then the model's session opening on "
-                 "a background thread (registry reads, read + sha256 of model.ort, written "
-                 "with opset-5 TreeEnsemble trees for a forest; onnxruntime's load with the GIL "
-                 "released) while onnxruntime, then the serving stack (pydantic with the spec, "
-                 "service, HTTP API) are imported, the first run"))
+                 "the backend, then the model's session opening on a background thread "
+                 "(registry reads, read + sha256 of model.ort, written with opset-5 "
+                 "TreeEnsemble trees for a forest; onnxruntime's load with the GIL "
+                 "released) while onnxruntime, then the serving stack (spec, service, HTTP "
+                 "API) are imported, the first run"))
         one = summary([r["wall_ms"] for r in one_core])
         rows.append(row(
             "cold start on one core (a function with <= 1 vCPU)", model, "wall time", one, "ms",
