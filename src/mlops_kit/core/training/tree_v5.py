@@ -96,12 +96,15 @@ def _trees(attrs: dict[str, onnx.AttributeProto], prefix: str
     tree = _ints(attrs, "nodes_treeids")
     node = _ints(attrs, "nodes_nodeids")
     n = tree.size
-    modes_raw = list(attrs["nodes_modes"].strings) if "nodes_modes" in attrs else []
-    if n == 0 or len(modes_raw) != n or tree.min() < 0 or node.min() < 0:
+    names = np.array(attrs["nodes_modes"].strings if "nodes_modes" in attrs else [], dtype="S")
+    if n == 0 or names.size != n or tree.min() < 0 or node.min() < 0:
         return None
-    leaf = np.array([m == b"LEAF" for m in modes_raw], dtype=bool)
-    if any(m not in _MODES for m, is_leaf in zip(modes_raw, leaf, strict=True) if not is_leaf):
-        return None
+    leaf = names == b"LEAF"
+    codes = np.full(n, 255, dtype=np.uint8)
+    for mode, code in _MODES.items():
+        codes[names == mode] = code
+    if np.any(codes[~leaf] == 255):
+        return None  # a mode TreeEnsemble does not have
     # onnxruntime's tree order: a tree starts where the tree id changes; each tree listed once
     starts = np.flatnonzero(np.r_[True, tree[1:] != tree[:-1]])
     if len(np.unique(tree[starts])) != starts.size or leaf[starts].any():
@@ -135,8 +138,7 @@ def _trees(attrs: dict[str, onnx.AttributeProto], prefix: str
     if featureids.size and featureids.min() < 0:
         return None
     splits = _floats(attrs, "nodes_values")[inner]
-    modes = np.array([_MODES[m] for m, is_leaf in zip(modes_raw, leaf, strict=True)
-                      if not is_leaf], dtype=np.uint8)
+    modes = codes[inner]
     # the leaves' weights: exactly one per leaf
     weights_tree = _ints(attrs, f"{prefix}_treeids")
     where = position(weights_tree, _ints(attrs, f"{prefix}_nodeids"))
