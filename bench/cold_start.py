@@ -171,7 +171,7 @@ def main() -> None:
             runs={"source": source}))
     load = f"{os.getloadavg()[0]:.1f}"
     for r in rows:  # a shared machine: say how busy it was
-        r["note"] += f" (load average {load_start} at start, {load} at end)"
+        r["note"] += f" (shared machine: load average {load_start} at start, {load} at end)"
     path = write_result("cold_start", rows, smoke=args.smoke, out_dir=args.out,
                         extra={"python_flags": os.environ.get("PYTHONFLAGS", ""),
                                "load_average": [float(load_start), float(load)]})
