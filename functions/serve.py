@@ -21,6 +21,13 @@ from typing import TYPE_CHECKING, Any
 # uses none. Set PYDANTIC_DISABLE_PLUGINS="" in the function's environment to load them
 # (https://docs.pydantic.dev/latest/concepts/plugins/).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+# numpy's OpenBLAS starts a thread per core when numpy is imported, and those threads spin: ~100
+# ms of CPU in a forest cold start on a 2-core machine (child CPU 459 -> 358 ms, measured). A
+# Lambda function's OS shows 2 vCPUs from 128 to 3,008 MB while its CPU share is throttled
+# (third-party measurements: https://github.com/rwnx/lambda-cpuinfo), so that spinning is CPU
+# the ~0.6 vCPU serve function's cold start pays. Serving does no BLAS work (onnxruntime has its
+# own threads); OPENBLAS_NUM_THREADS set in the function's environment wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # numpy first, from here: its typing modules (numpy._typing: many Literal and alias
 # definitions) then run a few frames deep. Imported from deep inside the kit's import chain

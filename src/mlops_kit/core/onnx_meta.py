@@ -96,7 +96,9 @@ def session(ort: Any, model_bytes: bytes, threads: int = 1, *, optimized: bool =
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         opts.add_session_config_entry("session.load_model_format", "ORT")
         opts.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
-        opts.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
+        # not session.use_ort_model_bytes_for_initializers: onnxruntime 1.32 refuses it for a
+        # node's tensor attributes (opset-5 TreeEnsemble's splits and weights: "should be
+        # stored in _ORT_MEM_ADDR_"), and these graphs have no large initializers to share
     if save_optimized is not None:
         opts.optimized_model_filepath = save_optimized
         opts.add_session_config_entry("session.save_model_format", "ORT")

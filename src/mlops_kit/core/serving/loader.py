@@ -112,14 +112,17 @@ class Preloaded:
               aliases: Sequence[str] = ("champion", "challenger")) -> Preloaded:
         self = cls(models)
         if self._ready:
-            import onnxruntime  # noqa: F401 - imported here, not on the thread: the caller's
-            # own imports would otherwise wait on its import lock while competing for the GIL
-
             context = contextvars.copy_context()
             self.thread = threading.Thread(target=context.run,
                                            args=(self._run, store, registry, aliases),
                                            name="mlops-kit-preload", daemon=True)
             self.thread.start()
+            # onnxruntime imported here, after the thread started: its registry reads, the
+            # artifact's read and sha256 (I/O and hashlib release the GIL) overlap this import,
+            # and its open_session finds the module imported (or waits on its import lock).
+            # Not on the thread: the extension's load holds the GIL (measured: 34-91 ms stalls
+            # of the other thread), so it would only delay the caller's own imports.
+            import onnxruntime  # noqa: F401
         return self
 
     def _run(self, store: ObjectStore, registry: Registry, aliases: Sequence[str]) -> None:
