@@ -56,6 +56,14 @@ class Client(threading.Thread):
         self.other: list[int] = []
         self.stop = threading.Event()
 
+    def run_for(self, seconds: float) -> Client:
+        """Post for `seconds`, then stop and wait for the last answer."""
+        self.start()
+        time.sleep(seconds)
+        self.stop.set()
+        self.join(30)
+        return self
+
     def run(self) -> None:
         conn = None
         n = 0
@@ -109,17 +117,9 @@ def test_sigkill_loses_at_most_the_last_flush_interval(workspace):
     can be lost."""
     proc, url, token = _serve(workspace, MLOPSKIT_CAPTURE_MAX_AGE_S="1")
     try:
-        early = Client(url, token)
-        early.start()
-        time.sleep(1.0)
-        early.stop.set()
-        early.join(30)
+        early = Client(url, token).run_for(1.0)
         time.sleep(2.5)  # max age (1 s) + one flusher tick (1 s) + margin
-        late = Client(url, token)
-        late.start()
-        time.sleep(0.3)
-        late.stop.set()
-        late.join(30)
+        late = Client(url, token).run_for(0.3)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
@@ -352,11 +352,7 @@ def test_pinned_workers_each_run_every_thread_on_a_cpu_of_their_own(workspace, f
     answer. (One worker per CPU is pinned by default: pin_workers_by_default.)"""
     proc, url, token = _serve(workspace, "--workers", "2", flag)
     try:
-        c = Client(url, token)
-        c.start()
-        time.sleep(0.5)
-        c.stop.set()
-        c.join(30)
+        c = Client(url, token).run_for(0.5)
         assert c.ok and not c.other
         cpus = _worker_cpus(proc)
         assert len(cpus) == 2

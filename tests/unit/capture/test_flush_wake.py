@@ -46,12 +46,18 @@ def _predict(api: HttpApi, n: int = 1) -> None:
     assert resp.status == 200, resp.body
 
 
-def test_the_flusher_writes_within_well_under_a_second_of_max_rows_rows(trained):
+def _recorded(trained, max_rows: int):
+    """An API whose capture buffer flushes at max_rows rows into a store that records the
+    threads writing to it."""
     service = trained.service(capture=True)
     capture = service.capture
-    capture.max_rows = 40
+    capture.max_rows = max_rows
     capture.store = store = ThreadRecordingStore(capture.store)
-    api = HttpApi(service)
+    return HttpApi(service), capture, store
+
+
+def test_the_flusher_writes_within_well_under_a_second_of_max_rows_rows(trained):
+    api, capture, store = _recorded(trained, 40)
     app = ServeApp(api, flush_interval_s=60.0)  # the tick never fires in this test
     app.start_flusher()
     try:
@@ -75,11 +81,7 @@ def test_the_flusher_writes_within_well_under_a_second_of_max_rows_rows(trained)
 
 
 def test_without_a_flusher_the_request_path_still_bounds_the_buffer(trained):
-    service = trained.service(capture=True)
-    capture = service.capture
-    capture.max_rows = 10
-    capture.store = store = ThreadRecordingStore(capture.store)
-    api = HttpApi(service)
+    api, capture, store = _recorded(trained, 10)
     for _ in range(39):
         _predict(api)
     assert store.threads == [] and capture.full.is_set()
