@@ -17,8 +17,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 # pydantic looks for plugins in every installed distribution's entry points when it builds
-# its first model (the settings): ~20 ms of CPU at each cold start, measured; the serve function
-# uses none. Set PYDANTIC_DISABLE_PLUGINS="" in the function's environment to load them
+# its first model: ~20 ms of CPU, measured; the serve function uses none. Its cold start imports
+# no pydantic (light_settings, spec_light), but a setting or spec only pydantic's rules decide
+# still builds one. Set PYDANTIC_DISABLE_PLUGINS="" in the function's environment to load them
 # (https://docs.pydantic.dev/latest/concepts/plugins/).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 # numpy's OpenBLAS starts a thread per core when numpy is imported, and those threads spin: ~100
@@ -39,6 +40,7 @@ import numpy  # noqa: E402,F401
 
 import _wiring  # noqa: E402 - after the lines above
 from mlops_kit.core.layout import NAME_PATTERN  # noqa: E402
+from mlops_kit.light_settings import read_settings  # noqa: E402
 
 if TYPE_CHECKING:
     from mlops_kit.core.serving.http_api import HttpApi, Response
@@ -60,7 +62,7 @@ def api(path: str | None = None) -> HttpApi:
     if _api is None:
         with _lock:
             if _api is None:
-                b = _wiring.backend()
+                b = _wiring.backend(read_settings)  # no pydantic (light_settings)
                 if path and (model := champion_request(path)):
                     b.preload([model])
                 from mlops_kit.core.serving.http_api import HttpApi

@@ -17,7 +17,6 @@ from mlops_kit.core.context import Context
 from mlops_kit.core.sizing import RouteLimits
 from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Clock, JobRunner, Queue
-from mlops_kit.settings import Settings, get_settings
 from mlops_kit.topology import SCORE_JOB, TRAIN_JOB, Topology, default_topology
 
 log = logging.getLogger("mlops_kit.bootstrap")
@@ -25,13 +24,18 @@ log = logging.getLogger("mlops_kit.bootstrap")
 if TYPE_CHECKING:
     from mlops_kit.core.serving.loader import Preloaded
     from mlops_kit.core.serving.service import ModelService
+    from mlops_kit.light_settings import LightSettings
+    from mlops_kit.settings import Settings
+
+    # the serve function's are read without pydantic (light_settings): the same fields
+    AnySettings = Settings | LightSettings
 
 
 @dataclass
 class Backend:
     ctx: Context
     validate_queue: Queue
-    settings: Settings
+    settings: AnySettings
     # the sessions preload() started opening; handed to the next service()
     preloaded: Preloaded | None = None
 
@@ -93,10 +97,14 @@ FACTORIES = {
 }
 
 
-def build_backend(settings: Settings | None = None, clock: Clock | None = None,
+def build_backend(settings: AnySettings | None = None, clock: Clock | None = None,
                   topology: Topology | None = None) -> Backend:
-    """The one place that turns settings into a backend (local | aws | azure)."""
-    settings = settings or get_settings()
+    """The one place that turns settings into a backend (local | aws | azure). The serve
+    function passes light_settings.read_settings(): this module imports no pydantic."""
+    if settings is None:
+        from mlops_kit.settings import get_settings
+
+        settings = get_settings()
     module_name, extra = FACTORIES[settings.backend]
     try:
         factory = importlib.import_module(module_name)
@@ -128,7 +136,7 @@ def build_backend(settings: Settings | None = None, clock: Clock | None = None,
 
 
 # (settings, the topology's batch job: train-large or score-large) -> its engine
-JobRunnerFactory = Callable[[Settings, str], JobRunner | None]
+JobRunnerFactory = Callable[["AnySettings", str], JobRunner | None]
 # The batch engine a runtime supplies for every aws backend built from now on, in place of the
 # one the settings choose. Only `emulate` sets it (its process engine stands in for AWS Batch
 # and runs each job under its batch job role's keys); deployments never do.
@@ -141,7 +149,7 @@ def use_job_runner(factory: JobRunnerFactory | None) -> None:
     _supplied_job_runner = factory
 
 
-def job_runner(settings: Settings, configured: JobRunner | None,
+def job_runner(settings: AnySettings, configured: JobRunner | None,
                job: str = TRAIN_JOB) -> JobRunner | None:
     """Where large trainings (or, job=SCORE_JOB, large scoring jobs) run. On aws: what a
     runtime supplied (use_job_runner), or a separate process on this machine when
@@ -158,7 +166,7 @@ def job_runner(settings: Settings, configured: JobRunner | None,
     return configured
 
 
-def experiment_engine(settings: Settings) -> dict[str, Any]:
+def experiment_engine(settings: AnySettings) -> dict[str, Any]:
     """Where a search's trials run (Context.trial_runner / fan_out_trials) and the optional
     MLflow tracker. Builds nothing heavy: runners import scikit-learn only when they run."""
     mode = settings.trials
@@ -178,7 +186,7 @@ def experiment_engine(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def route_limits(settings: Settings) -> RouteLimits:
+def route_limits(settings: AnySettings) -> RouteLimits:
     """When training leaves the function (docs/training-engines.md)."""
     return RouteLimits(function_memory_mb=settings.train_function_memory_mb,
                        memory_fraction=settings.train_memory_fraction,

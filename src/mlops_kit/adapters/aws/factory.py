@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from mlops_kit.adapters.aws._clients import client
 from mlops_kit.adapters.aws.notifier import SnsNotifier
@@ -11,7 +12,6 @@ from mlops_kit.adapters.aws.store import PrefixRoutedStore, S3ObjectStore
 from mlops_kit.adapters.aws.table import DynamoTable
 from mlops_kit.errors import ConfigError
 from mlops_kit.ports import Adapters, JobRunner
-from mlops_kit.settings import Settings
 from mlops_kit.topology import (
     ARTIFACTS,
     DATA,
@@ -22,6 +22,9 @@ from mlops_kit.topology import (
     default_topology,
     with_batch,
 )
+
+if TYPE_CHECKING:  # the serve function builds its backend from light_settings (no pydantic)
+    from mlops_kit.settings import Settings
 
 REQUIRED = {"data_bucket": "data_store", "artifact_bucket": "artifact_store",
             "table_name": "table", "validate_queue_url": "validate_queue",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceExistsError
 
@@ -26,8 +27,10 @@ from mlops_kit.adapters.azure.store import BlobObjectStore
 from mlops_kit.adapters.azure.table import AzureTable
 from mlops_kit.adapters.routing import PrefixRoutedStore
 from mlops_kit.ports import Adapters
-from mlops_kit.settings import Settings
 from mlops_kit.topology import ARTIFACTS, DATA, Topology, default_topology
+
+if TYPE_CHECKING:  # the serve function builds its backend from light_settings (no pydantic)
+    from mlops_kit.settings import Settings
 
 
 @dataclass(frozen=True)

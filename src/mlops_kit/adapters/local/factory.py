@@ -4,6 +4,7 @@ under the workspace folder. State survives restarts."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops_kit.adapters.local.notifier import FileNotifier
 from mlops_kit.adapters.local.process_runner import ProcessRunner
@@ -12,8 +13,10 @@ from mlops_kit.adapters.local.store import FileObjectStore
 from mlops_kit.adapters.local.table import SqliteTable
 from mlops_kit.core import outcomes
 from mlops_kit.ports import Adapters, Message, Notifier
-from mlops_kit.settings import Settings
 from mlops_kit.topology import Topology
+
+if TYPE_CHECKING:  # the serve function builds its backend from light_settings (no pydantic)
+    from mlops_kit.settings import Settings
 
 
 def build(settings: Settings, topology: Topology) -> Adapters:
