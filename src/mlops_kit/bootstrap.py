@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mlops_kit.clock import SystemClock
 from mlops_kit.core.context import Context
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from mlops_kit.settings import Settings
 
     # the serve function's are read without pydantic (light_settings): the same fields
-    AnySettings = Settings | LightSettings
+    AnySettings: TypeAlias = Settings | LightSettings
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Backend:
         return ModelService(self.ctx.store, self.ctx.registry, capture=buffer,
                             notifier=self.ctx.notifier, refresh_seconds=s.refresh_seconds,
                             warm_versions=s.serving_warm_versions,
-                            preloaded=self.preloaded)
+                            preloaded=self.preloaded, read_spec=serving_spec)
 
     def console(self, authorize: Callable[[Mapping[str, str]], None] | None = None) -> Callable:
         """The read-only console's /ui/ handler for HttpApi(ui=...). The console package is
@@ -87,6 +87,20 @@ class Backend:
             return built[0](method, path, headers, body)
 
         return handle
+
+
+def serving_spec(data: Any) -> Any:
+    """A version's stored spec as the serving processes read it: spec_light's dataclasses (no
+    pydantic at a cold start), or ModelSpec when only its rules can decide (spec_light)."""
+    from mlops_kit.core.spec_light import read_spec
+
+    return read_spec(data, _model_spec)
+
+
+def _model_spec(data: Any) -> Any:
+    from mlops_kit.core.spec import parse_spec
+
+    return parse_spec(data)
 
 
 # backend name -> (factory module, the extra that installs its SDKs)
@@ -162,7 +176,8 @@ def job_runner(settings: AnySettings, configured: JobRunner | None,
     if settings.job_runner == "process":
         from mlops_kit.adapters.local.factory import process_runner
 
-        return process_runner(settings, {})
+        # light_settings' LightSettings has Settings' fields
+        return process_runner(settings, {})  # type: ignore[arg-type]
     return configured
 
 

@@ -11,16 +11,21 @@ cloud providers) was about a quarter of the serve function's imports, on every c
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# the environment's reading is shared with the serve function's light reader (light_settings)
-from mlops_kit.light_settings import ENV_PREFIX, environment
+ENV_PREFIX = "MLOPSKIT_"
 
-__all__ = ["ENV_PREFIX", "Settings", "environment", "get_settings"]
+
+def environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The MLOPSKIT_* variables as field names (MLOPSKIT_DATA_BUCKET -> data_bucket)."""
+    env = os.environ if environ is None else environ
+    n = len(ENV_PREFIX)
+    return {k[n:].lower(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)}
 
 
 class Settings(BaseModel):

@@ -20,19 +20,27 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from mlops_kit.core.spec import (
+# the kinds of feature: a ModelSpec's (training) and spec_light's (the serve function) alike
+from mlops_kit.core.spec_light import (
     BooleanFeature,
     CategoricalFeature,
     DatetimeFeature,
-    ModelSpec,
     NumericFeature,
     TextFeature,
 )
 from mlops_kit.errors import ValidationError
+
+if TYPE_CHECKING:
+    from mlops_kit.core.spec import ModelSpec as _ModelSpec
+    from mlops_kit.core.spec_light import ServingSpec
+
+    # either reading of a spec: ModelSpec (training, scoring) or spec_light's (the serve path)
+    AnySpec: TypeAlias = _ModelSpec | ServingSpec
+    ModelSpec: TypeAlias = AnySpec
 
 MISSING_CATEGORY = "__missing__"
 OTHER_CATEGORY = "__other__"  # a value pooled into the other bucket (never a learned level)
@@ -311,7 +319,8 @@ def records_to_inputs(
             elif isinstance(f, DatetimeFeature):
                 columns[f.name].append(coerce_datetime(f.name, value, f, i))
             else:
-                columns[f.name].append(coerce_category(f.name, value, f, i))
+                # (a ModelSpec's categorical feature: a spec_light kind by registration)
+                columns[f.name].append(coerce_category(f.name, value, f, i))  # type: ignore[arg-type]
     feed = columns_to_inputs(spec, columns)
     for name in spec.ids:  # carried into captures, never into the model
         feed[name] = np.asarray([MISSING_CATEGORY if _is_missing(r.get(name)) else

@@ -8,30 +8,26 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from mlops_kit.core import layout
+from mlops_kit.core import layout, spec_light
+from mlops_kit.core.spec_light import (  # shared with serving's light reading of a spec
+    DATE_PARTS,
+    FALSE_SPELLINGS,
+    MAX_FEATURES,
+    TRUE_SPELLINGS,
+    DatePart,
+    Task,
+)
 from mlops_kit.core.spec_search import EstimatorKind, Search
 from mlops_kit.errors import SpecError
 
 MAX_SPEC_BYTES = 256 * 1024
-MAX_FEATURES = 1000
 MAX_SPEC_NODES = 100_000  # YAML aliases can expand a tiny file exponentially ("billion laughs")
 
-
-
-class Task(str, Enum):
-    binary = "binary_classification"
-    multiclass = "multiclass_classification"
-    regression = "regression"
-
-    @property
-    def is_classification(self) -> bool:
-        return self is not Task.regression
 
 
 class _Strict(BaseModel):
@@ -102,8 +98,6 @@ class CategoricalFeature(_Strict):
 
 
 _TAIL_OPTIONS = ("max_categories", "min_frequency", "unknown")
-TRUE_SPELLINGS = ["true", "1", "yes", "y", "t"]
-FALSE_SPELLINGS = ["false", "0", "no", "n", "f"]
 
 
 class BooleanFeature(_Strict):
@@ -149,11 +143,6 @@ class TextFeature(_Strict):
     ngrams: int = Field(default=1, ge=1, le=3, description="word n-grams from 1 to this")
 
 
-DatePart = Literal["days", "year_cycle", "week_cycle", "day_cycle", "year", "month",
-                   "weekday", "hour"]
-DATE_PARTS: tuple[DatePart, ...] = ("days", "year_cycle", "week_cycle", "day_cycle")
-
-
 class DatetimeFeature(_Strict):
     """An ISO 8601 date or timestamp ("2024-02-29", "2024-02-29T13:05:00+01:00"), or `format`
     (strptime) when given. The graph's input is days since 1970-01-01 UTC, fractional (the
@@ -178,6 +167,14 @@ class DatetimeFeature(_Strict):
             raise ValueError("parts must be a non-empty list of distinct parts")
         return v
 
+
+# serving dispatches on spec_light's kinds: a ModelSpec feature is one of them too
+for _model, _kind in ((NumericFeature, spec_light.NumericFeature),
+                      (CategoricalFeature, spec_light.CategoricalFeature),
+                      (BooleanFeature, spec_light.BooleanFeature),
+                      (TextFeature, spec_light.TextFeature),
+                      (DatetimeFeature, spec_light.DatetimeFeature)):
+    _kind.register(_model)
 
 Feature = Annotated[
     NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | DatetimeFeature,

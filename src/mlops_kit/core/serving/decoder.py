@@ -17,14 +17,17 @@ message. Duplicate keys: the last one wins, as in orjson."""
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import numpy as np
 
 from mlops_kit.core.features import MISSING_CATEGORY
 from mlops_kit.core.serving.validators import FLOAT32_MAX
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.spec_light import CategoricalFeature, NumericFeature
+
+if TYPE_CHECKING:  # either reading of a spec (spec_light: the serve function's, no pydantic)
+    from mlops_kit.core.features import AnySpec as ModelSpec
 
 MAX_CATEGORY_CHARS = 256  # records_to_inputs's limit on a categorical value
 

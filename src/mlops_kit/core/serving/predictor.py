@@ -11,10 +11,11 @@ import numpy as np
 from mlops_kit.core import onnx_meta
 from mlops_kit.core.features import MISSING_CATEGORY, records_to_inputs
 from mlops_kit.core.serving.validators import RecordValidator
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.spec_light import CategoricalFeature, NumericFeature
 from mlops_kit.errors import IntegrityError, PayloadTooLarge, ValidationError
 
 if TYPE_CHECKING:
+    from mlops_kit.core.features import AnySpec as ModelSpec  # either reading of a spec
     from mlops_kit.core.serving.decoder import V1Decoder
 
 MAX_BATCH = 10_000

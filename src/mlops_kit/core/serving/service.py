@@ -25,7 +25,6 @@ from mlops_kit.core.registry import CHALLENGER, CHAMPION, Registry
 from mlops_kit.core.serving.health import ServingHealth
 from mlops_kit.core.serving.loader import Preloaded, open_artifact
 from mlops_kit.core.serving.predictor import Predictor
-from mlops_kit.core.spec import parse_spec
 from mlops_kit.errors import IntegrityError, MlopsKitError, NotFound
 from mlops_kit.ports import Notifier, ObjectStore
 
@@ -33,6 +32,12 @@ log = logging.getLogger("mlops_kit.serving")
 # to_feed(predictor, ignore): the ONNX feed a request gives that version (ValidationError when
 # the request does not satisfy its contract); `ignore`: fields the version ignores when sent
 ToFeed = Callable[[Predictor, frozenset[str]], dict[str, np.ndarray]]
+
+
+def _model_spec(data: Any) -> Any:
+    from mlops_kit.core.spec import parse_spec
+
+    return parse_spec(data)
 
 
 def canary_share(request_id: str) -> float:
@@ -72,6 +77,7 @@ class ModelService:
         monotonic=time.monotonic,
         warm_versions: int = 4,
         preloaded: Preloaded | None = None,
+        read_spec: Callable[[Any], Any] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -90,6 +96,9 @@ class ModelService:
         self.health = ServingHealth(store, registry.clock)
         # champions' sessions the serve function started opening at init (loader.Preloaded)
         self.preloaded = preloaded
+        # a version's spec.json -> its spec: ModelSpec by default (scoring, training); the
+        # serving processes pass spec_light.read_spec (no pydantic at a cold start)
+        self.read_spec = read_spec or _model_spec
         if capture is not None:
             capture.health = self.health
 
@@ -100,7 +109,7 @@ class ModelService:
         record = self.registry.get_version(model, version)
         if record.get("status") != "registered":
             raise NotFound(f"model {model!r} version {version} is not servable", field="version")
-        spec = parse_spec(json.loads(self.store.get(artifact_key(model, version, "spec.json"))))
+        spec = self.read_spec(json.loads(self.store.get(artifact_key(model, version, "spec.json"))))
         # (the spec first: at a cold start it is parsed while the preloaded session opens)
         artifact = self.preloaded.take(model, version, record) if self.preloaded else None
         if artifact is None:

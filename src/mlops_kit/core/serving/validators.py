@@ -13,12 +13,15 @@ tuple loops over precomputed bounds, one float32 array for all numeric columns).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops_kit.core.features import MISSING_CATEGORY
-from mlops_kit.core.spec import CategoricalFeature, ModelSpec, NumericFeature
+from mlops_kit.core.spec_light import CategoricalFeature, NumericFeature
+
+if TYPE_CHECKING:  # either reading of a spec (spec_light: the serve function's, no pydantic)
+    from mlops_kit.core.features import AnySpec as ModelSpec
 
 FLOAT32_MAX = 3.0e38  # beyond it float32 overflows: the exact path decides
 
