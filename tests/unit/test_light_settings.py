@@ -25,10 +25,9 @@ FIELDS = list(Settings.model_fields)
 
 
 def test_the_fields_names_defaults_and_rules_are_settings():
-    light = LightSettings.__dataclass_fields__
-    assert list(light) == FIELDS
+    assert list(light_settings.FIELDS) == FIELDS
     for name, info in Settings.model_fields.items():
-        assert light[name].default == info.default, name
+        assert getattr(LightSettings, name) == info.default, name
         bounds = {type(m).__name__.lower(): getattr(m, type(m).__name__.lower())
                   for m in info.metadata if isinstance(m, (annotated_types.Ge, annotated_types.Gt,
                                                            annotated_types.Le))}
@@ -45,8 +44,11 @@ def test_the_fields_names_defaults_and_rules_are_settings():
             base = args[0] if args else info.annotation
             assert kind == {"str": "str", "Path": "path", "bool": "bool", "int": "int",
                             "float": "float"}[base.__name__], name
-    # the connection string stays out of repr, as Settings' (repr=False)
-    assert "azure_connection_string" not in repr(LightSettings(azure_connection_string="k"))
+    # the connection string stays out of repr, as Settings' (repr=False); frozen
+    light = LightSettings(azure_connection_string="k", backend="aws")
+    assert "azure_connection_string" not in repr(light) and "'aws'" in repr(light)
+    with pytest.raises(AttributeError):
+        light.backend = "local"  # type: ignore[misc]
 
 
 def _read(env: dict[str, str]):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from abc import ABCMeta
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
@@ -53,18 +52,32 @@ class Task(str, Enum):
         return self is not Task.regression
 
 
-class _Feature(metaclass=ABCMeta):  # noqa: B024 - an abc for register(), no abstract methods
-    __slots__ = ()
+class _Frozen:
+    """Fields as class attributes (the defaults) and instance attributes (the values read);
+    frozen. Plain classes, not dataclasses: a dataclass compiles its generated methods at every
+    import (~0.4 ms a class, measured), on a cold start."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: {name} cannot be set")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in type(self).__annotations__)
+        return f"{type(self).__name__}({shown})"
+
+
+class _Feature(_Frozen, metaclass=ABCMeta):  # noqa: B024 - an abc for register() only
     name: str
 
     def model_dump(self, mode: str = "json") -> dict[str, Any]:
-        """The feature as ModelSpec's model_dump(mode="json") gives it (the metadata route)."""
+        """The feature as ModelSpec's model_dump(mode="json") gives it (the metadata route):
+        its fields in ModelSpec's order (the annotations below follow it)."""
         return {k: (list(v) if isinstance(v, list) else v)
-                for k in self.__dataclass_fields__  # type: ignore[attr-defined]
-                for v in (getattr(self, k),)}
+                for k in type(self).__annotations__ for v in (getattr(self, k),)}
 
 
-@dataclass(frozen=True, slots=True)
 class NumericFeature(_Feature):
     name: str
     type: Literal["numeric"] = "numeric"
@@ -74,7 +87,6 @@ class NumericFeature(_Feature):
     default: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class CategoricalFeature(_Feature):
     name: str
     type: Literal["categorical"] = "categorical"
@@ -86,13 +98,12 @@ class CategoricalFeature(_Feature):
     unknown: Literal["other", "error"] | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class BooleanFeature(_Feature):
     name: str
     type: Literal["boolean"] = "boolean"
     nullable: bool = False
-    true_values: list[str] = field(default_factory=lambda: list(TRUE_SPELLINGS))
-    false_values: list[str] = field(default_factory=lambda: list(FALSE_SPELLINGS))
+    true_values: list[str] = list(TRUE_SPELLINGS)
+    false_values: list[str] = list(FALSE_SPELLINGS)
 
     def parse(self, text: str) -> float | None:
         """1.0 / 0.0 for an accepted spelling, None for anything else (as ModelSpec's)."""
@@ -104,7 +115,6 @@ class BooleanFeature(_Feature):
         return None
 
 
-@dataclass(frozen=True, slots=True)
 class TextFeature(_Feature):
     name: str
     type: Literal["text"] = "text"
@@ -113,25 +123,22 @@ class TextFeature(_Feature):
     ngrams: int = 1
 
 
-@dataclass(frozen=True, slots=True)
 class DatetimeFeature(_Feature):
     name: str
     type: Literal["datetime"] = "datetime"
     nullable: bool = False
     format: str | None = None
-    parts: list[str] = field(default_factory=lambda: list(DATE_PARTS))
+    parts: list[str] = list(DATE_PARTS)
 
 
 Feature = NumericFeature | CategoricalFeature | BooleanFeature | TextFeature | DatetimeFeature
 
 
-@dataclass(frozen=True, slots=True)
-class ServingPolicy:
+class ServingPolicy(_Frozen):
     unknown_fields: Literal["reject", "ignore"] = "reject"
 
 
-@dataclass(frozen=True, slots=True)
-class ServingSpec:
+class ServingSpec(_Frozen):
     """The fields of a ModelSpec serving reads, with its helpers of the same names."""
 
     name: str
@@ -217,11 +224,11 @@ def _keys(d: Any, allowed: frozenset[str]) -> dict[str, Any]:
     return d
 
 
-_NUMERIC = frozenset(NumericFeature.__dataclass_fields__)
-_CATEGORICAL = frozenset(CategoricalFeature.__dataclass_fields__)
-_BOOLEAN = frozenset(BooleanFeature.__dataclass_fields__)
-_TEXT = frozenset(TextFeature.__dataclass_fields__)
-_DATETIME = frozenset(DatetimeFeature.__dataclass_fields__)
+_NUMERIC = frozenset(NumericFeature.__annotations__)
+_CATEGORICAL = frozenset(CategoricalFeature.__annotations__)
+_BOOLEAN = frozenset(BooleanFeature.__annotations__)
+_TEXT = frozenset(TextFeature.__annotations__)
+_DATETIME = frozenset(DatetimeFeature.__annotations__)
 
 
 def _feature(d: Any) -> Feature:
@@ -232,8 +239,8 @@ def _feature(d: Any) -> Feature:
         lo, hi, default = _number(d.get("min")), _number(d.get("max")), _number(d.get("default"))
         _need(lo is None or hi is None or lo <= hi)
         _need(default is None or ((lo is None or default >= lo) and (hi is None or default <= hi)))
-        return NumericFeature(_str(d["name"]), "numeric", lo, hi,
-                              _bool(d.get("nullable", False)), default)
+        return NumericFeature(name=_str(d["name"]), min=lo, max=hi,
+                              nullable=_bool(d.get("nullable", False)), default=default)
     if kind == "categorical":
         _keys(d, _CATEGORICAL)
         cats = d.get("categories")
@@ -247,28 +254,29 @@ def _feature(d: Any) -> Feature:
         _need(freq is None or freq > 0)
         unknown = d.get("unknown")
         _need(unknown in (None, "other", "error") and (unknown != "error" or cats is not None))
-        return CategoricalFeature(_str(d["name"]), "categorical", cats,
-                                  _bool(d.get("nullable", False)), level,
-                                  None if most is None else _int(most, 2), freq, unknown)
+        return CategoricalFeature(name=_str(d["name"]), categories=cats,
+                                  nullable=_bool(d.get("nullable", False)), default=level,
+                                  max_categories=None if most is None else _int(most, 2),
+                                  min_frequency=freq, unknown=unknown)
     if kind == "boolean":
         _keys(d, _BOOLEAN)
         yes = _strs(d.get("true_values", TRUE_SPELLINGS))
         no = _strs(d.get("false_values", FALSE_SPELLINGS))
         t, f = ({v.strip().lower() for v in vs} for vs in (yes, no))
         _need(bool(t) and bool(f) and not t & f)
-        return BooleanFeature(_str(d["name"]), "boolean", _bool(d.get("nullable", False)),
-                              yes, no)
+        return BooleanFeature(name=_str(d["name"]), nullable=_bool(d.get("nullable", False)),
+                              true_values=yes, false_values=no)
     if kind == "text":
         _keys(d, _TEXT)
-        return TextFeature(_str(d["name"]), "text", _bool(d.get("nullable", False)),
-                           _int(d.get("max_features", 500), 1, 100_000),
-                           _int(d.get("ngrams", 1), 1, 3))
+        return TextFeature(name=_str(d["name"]), nullable=_bool(d.get("nullable", False)),
+                           max_features=_int(d.get("max_features", 500), 1, 100_000),
+                           ngrams=_int(d.get("ngrams", 1), 1, 3))
     if kind == "datetime":
         _keys(d, _DATETIME)
         parts = _strs(d.get("parts", list(DATE_PARTS)))
         _need(bool(parts) and len(set(parts)) == len(parts) and set(parts) <= ALL_DATE_PARTS)
-        return DatetimeFeature(_str(d["name"]), "datetime", _bool(d.get("nullable", False)),
-                               _opt_str(d.get("format")), parts)
+        return DatetimeFeature(name=_str(d["name"]), nullable=_bool(d.get("nullable", False)),
+                               format=_opt_str(d.get("format")), parts=parts)
     raise _Unsure
 
 
@@ -300,8 +308,8 @@ def _serving_spec(data: Any) -> ServingSpec:
     unknown = _keys(data.get("serving", {}), frozenset(("unknown_fields",))).get(
         "unknown_fields", "reject")
     _need(unknown in ("reject", "ignore"))
-    return ServingSpec(name, task, target, features, ids, ignored,  # type: ignore[arg-type]
-                       ServingPolicy(unknown))
+    return ServingSpec(name=name, task=task, target=target, features=features, ids=ids,
+                       ignored=ignored, serving=ServingPolicy(unknown_fields=unknown))
 
 
 def read_spec(data: Any, parse_spec: Callable[[Any], Any]) -> Any:
