@@ -13,7 +13,9 @@ The child also reports where its time went (imports vs first request), its CPU t
 sensitive than wall time to other processes on a shared machine) and its peak RSS. The serve
 function opens the model's session on a background thread while it imports the serving stack
 (functions/serve.py); the same child pinned to one core shows what that overlap is worth where
-there is no second core (a function with <= 1 vCPU)."""
+there is no second core (a function with <= 1 vCPU). The kit's child reads its settings and the
+champion's spec without pydantic (light_settings, core/spec_light.py): each row says whether
+pydantic was imported."""
 
 from __future__ import annotations
 
@@ -51,7 +53,8 @@ resp = handler_module.handler(event, None)
 t2 = time.perf_counter()
 assert resp["statusCode"] == 200, resp
 print(json.dumps({{"import_ms": (t1 - t0) * 1000, "first_request_ms": (t2 - t1) * 1000,
-                   "cpu_ms": time.process_time() * 1000, "rss_kb": peak_kb()}}), flush=True)
+                   "cpu_ms": time.process_time() * 1000, "rss_kb": peak_kb(),
+                   "pydantic": "pydantic" in sys.modules}}), flush=True)
 """
 
 
@@ -121,6 +124,7 @@ def main() -> None:
         first_ok = parts["first_request_ms"] <= 500
         met = fast and share <= 1 / 4 and first_ok
         rss = summary([r["rss_kb"] / 1024 for r in kit])["median"]
+        pydantic = "yes" if any(r.get("pydantic") for r in kit) else "no"
         base_rss = summary([r["rss_kb"] / 1024 for r in base])["median"]
         why = "" if met else (
             " MISSED: " + ("over 300 ms; " if not fast else "")
@@ -134,7 +138,8 @@ def main() -> None:
             note=f"{MODEL_LABELS[model]}; child: imports {parts['import_ms']:.0f} ms, first "
                  f"request (load model + answer) {parts['first_request_ms']:.0f} ms; child CPU "
                  f"{parts['cpu_ms']:.0f} ms vs {base_cpu:.0f} ms; peak RSS "
-                 f"{rss:.0f} MB vs {base_rss:.0f} MB; kit = {share:.2f} of baseline.{why}",
+                 f"{rss:.0f} MB vs {base_rss:.0f} MB; kit = {share:.2f} of baseline; pydantic "
+                 f"imported by the kit's child: {pydantic}.{why}",
             runs={"kit": kit, "baseline": base}))
         first, base_first = (summary([r["first_request_ms"] for r in side])
                              for side in (kit, base))
@@ -147,8 +152,9 @@ def main() -> None:
                  "the backend, then the model's session opening on a background thread "
                  "(registry reads, read + sha256 of model.ort, written with opset-5 "
                  "TreeEnsemble trees for a forest; onnxruntime's load with the GIL "
-                 "released) while onnxruntime, then the serving stack (spec, service, HTTP "
-                 "API) are imported, the first run"))
+                 "released) while onnxruntime, then the serving stack (service, HTTP API) are "
+                 "imported and the spec is read (core/spec_light.py: no pydantic), the first "
+                 "run"))
         one = summary([r["wall_ms"] for r in one_core])
         rows.append(row(
             "cold start on one core (a function with <= 1 vCPU)", model, "wall time", one, "ms",
