@@ -311,6 +311,9 @@ class ModelSpec(_Strict):
         """`- {name: customer_id, role: id}` in features: not a feature, an id column."""
         if not isinstance(data, dict) or not isinstance(data.get("features"), list):
             return data
+        if any(data.get(k) is not None and not isinstance(data[k], list)
+               for k in ("ids", "ignored")):
+            return data  # `ids: true`, `ids: customer_id`: pydantic names the field and type
         features, ids, ignored = [], list(data.get("ids") or []), list(data.get("ignored") or [])
         for i, f in enumerate(data["features"]):
             if not isinstance(f, dict) or "role" not in f:

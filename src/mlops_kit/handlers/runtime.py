@@ -4,9 +4,13 @@ settings on first use, so clients, the loaded model and the capture buffer are r
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from mlops_kit.bootstrap import Backend, build_backend
-from mlops_kit.settings import Settings, get_settings
+from mlops_kit.settings import get_settings
+
+if TYPE_CHECKING:
+    from mlops_kit.bootstrap import AnySettings
 
 
 class Runtime:
@@ -28,7 +32,7 @@ class Runtime:
                     self._backend = build_backend(settings)
         return self._backend
 
-    def settings(self) -> Settings:
+    def settings(self) -> AnySettings:
         return self.backend().settings
 
     def reset(self) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from mlops_kit.core.features import coerce_boolean, records_to_inputs
 from mlops_kit.core.spec import parse_spec
-from mlops_kit.errors import ValidationError
+from mlops_kit.errors import SpecError, ValidationError
 from mlops_kit.local.worker import put_object, run_once
 from tests.support import apply_spec, make_backend, store_captures
 
@@ -57,6 +57,12 @@ def test_roles_leave_features_and_keep_the_hash_of_a_spec_without_them():
         __import__("json").loads(spec.canonical_json())) == spec
     with pytest.raises(Exception, match="role.*'key' is not one of"):
         parse_spec({**SPEC, "features": [*SPEC["features"], {"name": "x", "role": "key"}]})
+
+    # ids/ignored that are not lists: pydantic's error naming the field (was a TypeError for
+    # `ids: true`, and `ids: customer_id` became one id per character)
+    for key, value in (("ids", True), ("ids", "customer_id"), ("ignored", 5)):
+        with pytest.raises(SpecError, match=f"{key}: Input should be a valid list"):
+            parse_spec({**SPEC, key: value})
 
 
 def test_boolean_spellings_encode_alike_and_a_wrong_one_names_the_field():

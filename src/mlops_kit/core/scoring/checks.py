@@ -16,7 +16,7 @@ worded differently (tests/unit/scoring/test_checks.py compares the two on genera
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,15 +32,17 @@ from mlops_kit.core.features import (
     records_to_inputs,
 )
 from mlops_kit.core.missing import missing_markers
-from mlops_kit.core.spec import (
+from mlops_kit.core.spec_light import (  # the feature kinds of either reading of a spec
     BooleanFeature,
     CategoricalFeature,
     DatetimeFeature,
-    ModelSpec,
     NumericFeature,
     TextFeature,
 )
 from mlops_kit.errors import ValidationError
+
+if TYPE_CHECKING:
+    from mlops_kit.core.features import AnySpec as ModelSpec
 
 MAX_CATEGORY = 256  # features.coerce_category's limit
 
