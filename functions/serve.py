@@ -108,36 +108,38 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         resp = _response(400, {"error": "body: invalid base64", "code": "invalid_input"})
     else:
         try:
-            service = api(path)
+            service = _api if _api is not None else api(path)
         except Exception:  # noqa: BLE001 - misconfiguration: log it, never leak it
             log.exception("serve: backend unavailable")
             service = None
-        resp = service.handle(method, path, headers, body, request_id=request_id) if service \
-            else _response(503, {"error": "service unavailable", "code": "unavailable"})
-        _flush_capture_if_due(service)
+        if service is not None:
+            resp = service.handle(method, path, headers, body, request_id=request_id)
+            # A due capture flush runs on the buffer's background thread (flush_soon): the
+            # response never waits for the store write. Lambda freezes that thread with the
+            # environment after the response and it resumes at the next invocation; what is
+            # still buffered when the environment is shut down is written by the SIGTERM hook
+            # below when Lambda sends SIGTERM (RELIABILITY.md states the promise).
+            capture = service.service.capture
+            if capture is not None and capture.due():
+                capture.flush_soon()
+        else:
+            resp = _response(503, {"error": "service unavailable", "code": "unavailable"})
     headers_out = dict(resp.headers)
-    if isinstance(resp.body, dict) and resp.body.get("request_id"):
-        headers_out["x-request-id"] = str(resp.body["request_id"])
+    answer = resp.body
+    if isinstance(answer, dict) and (rid := answer.get("request_id")):
+        headers_out["x-request-id"] = rid if type(rid) is str else str(rid)
     out: dict[str, Any] = {"statusCode": resp.status, "headers": headers_out}
     if "set-cookie" in headers_out:  # payload 2.0 answers cookies in their own field
         out["cookies"] = [headers_out.pop("set-cookie")]
     payload = resp.payload()
     try:
-        out.update(body=payload.decode(), isBase64Encoded=False)
+        out["body"] = payload.decode()
     except UnicodeDecodeError:
-        out.update(body=base64.b64encode(payload).decode(), isBase64Encoded=True)
+        out["body"] = base64.b64encode(payload).decode()
+        out["isBase64Encoded"] = True
+    else:
+        out["isBase64Encoded"] = False
     return out
-
-
-def _flush_capture_if_due(service: HttpApi | None) -> None:
-    """A due capture flush runs on the buffer's background thread (CaptureBuffer.flush_soon):
-    the response never waits for the store write. Lambda freezes that thread with the
-    environment after the response and it resumes at the next invocation; what is still
-    buffered when the environment is shut down is written by the SIGTERM hook below when
-    Lambda sends SIGTERM (RELIABILITY.md states the promise)."""
-    capture = service.service.capture if service else None
-    if capture is not None and capture.due():
-        capture.flush_soon()
 
 
 def drain_captures(timeout: float | None = 5.0) -> int:

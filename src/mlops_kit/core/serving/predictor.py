@@ -217,7 +217,12 @@ class Predictor:
         out: dict[str, Any] = {"predictions": _native(labels)}
         if proba is not None:
             if len(proba) == 1:  # np.round's fixed cost is ~4 µs; the same arithmetic in Python
-                out["probabilities"] = [[round(x * 1e6) / 1e6 for x in proba[0].tolist()]]
+                row = proba.tolist()[0]
+                if len(row) == 2:  # a binary classifier: unrolled (the comprehension's own
+                    a, b = row  # frame cost ~0.4 µs of its ~0.65 µs)
+                    out["probabilities"] = [[round(a * 1e6) / 1e6, round(b * 1e6) / 1e6]]
+                else:
+                    out["probabilities"] = [[round(x * 1e6) / 1e6 for x in row]]
             elif len(proba) <= 4:
                 out["probabilities"] = [[round(x * 1e6) / 1e6 for x in r] for r in proba.tolist()]
             else:

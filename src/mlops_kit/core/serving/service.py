@@ -222,6 +222,10 @@ class ModelService:
         decoded: (predictor, feed) from v1_feed; `instances` is then a callable giving the
         records, called only if another version (a canary, a shadow, a new champion) needs
         them."""
+        if decoded is not None and version is None \
+                and (out := self._champion_only(model, decoded, request_id)) is not None:
+            return out
+
         def to_feed(p: Predictor, ignore: frozenset[str]) -> dict[str, np.ndarray]:
             if decoded is not None:
                 if p is decoded[0] and not ignore:
@@ -235,6 +239,39 @@ class ModelService:
             inf.request_id
         if inf.challenger:
             out["role"] = "challenger"
+        return out
+
+    def _champion_only(self, model: str, decoded: tuple[Predictor, dict[str, np.ndarray]],
+                       request_id: str | None) -> dict | None:
+        """`predict` when the decoded feed's champion answers alone (the warm path's common
+        request): what infer + _answer + format do for it, without the routing closure, the
+        second routing probe and the Inference record (~1.5 µs of a ~28 µs request). None when
+        anything else may answer (a canary, a shadow, ignored fields, a stale or changed
+        routing entry): `predict` then takes the general path."""
+        hit = self._routes.get(model)
+        champion = decoded[0]
+        if hit is None or hit[1] is not champion or hit[4] \
+                or self._monotonic() - hit[0] >= self.refresh_seconds:
+            return None
+        challenger = hit[2]
+        if challenger is not None and challenger.version != champion.version:
+            return None
+        feed = decoded[1]
+        request_id = request_id or uuid.uuid4().hex
+        started = time.perf_counter()
+        try:
+            labels, proba = champion.run_arrays(feed)
+        except Exception as exc:
+            exc.served_version = champion.version  # type: ignore[attr-defined]
+            raise
+        latency_ms = (time.perf_counter() - started) * 1000
+        capture = self.capture
+        if capture is not None:
+            clock = self.registry.clock
+            capture.capture(model, request_id, None if capture.clock is clock else clock.now(),
+                            champion.version, "served", latency_ms, feed, labels, proba)
+        out = champion.format(labels, proba)
+        out["model"], out["version"], out["request_id"] = model, champion.version, request_id
         return out
 
     def infer(self, model: str, to_feed: ToFeed, *, request_id: str | None = None,
