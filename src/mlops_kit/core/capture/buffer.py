@@ -183,8 +183,12 @@ class CaptureBuffer:
         self._by_version[(model, version)] = columns
         return columns
 
-    def _started_us(self) -> int | None:
-        """When the oldest unwritten row or health count was taken (epoch µs), or None."""
+    def due(self) -> bool:
+        """Asked after every request: reads of fields set under the lock (a stale read only
+        moves a flush by one request), one clock read and one comparison at most."""
+        if self._failed or self._count >= self.max_rows:
+            return True
+        # when the oldest unwritten row or health count was taken (epoch µs), or None
         started = self._first_us if self._count else None
         health = self.health
         first = health.first_at if health is not None else None
@@ -193,14 +197,6 @@ class CaptureBuffer:
                 self._health_seen, self._health_us = first, epoch_us(first)
             if started is None or self._health_us < started:
                 started = self._health_us
-        return started
-
-    def due(self) -> bool:
-        """Asked after every request: reads of fields set under the lock (a stale read only
-        moves a flush by one request), one clock read and one comparison at most."""
-        if self._failed or self._count >= self.max_rows:
-            return True
-        started = self._started_us()
         if started is None:
             return False
         now = _time_ns() // 1000 if self._system_clock else self._now_us()

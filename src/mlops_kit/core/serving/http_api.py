@@ -317,9 +317,11 @@ class HttpApi:
                 and (decoded := self.service.v1_feed(model, body)) is not None:
             # the champion's compiled decoder took the whole body (V1Decoder): the records
             # are parsed only if another version needs them
-            return Response(200, self.service.predict(
-                model, lambda: parse_json_body(body)["instances"],
-                request_id=request_id, decoded=decoded))
+            out = self.service.champion_answer(model, decoded, request_id)
+            if out is None:
+                out = self.service.predict(model, lambda: parse_json_body(body)["instances"],
+                                           request_id=request_id, decoded=decoded)
+            return Response(200, out, {"content-type": "application/json"})
         data = parse_json_body(body)
         if "instances" not in data:
             raise ValidationError("instances: field required", field="instances")

@@ -209,12 +209,15 @@ class Predictor:
         if self._renamed or len(feed) != len(self.inputs):
             feed = onnx_meta.feed(self.inputs, feed)
         results = self._run(self._wanted, feed, None)
-        labels = np.asarray(results[0]).reshape(-1)
+        labels = np.asarray(results[0])
+        if labels.ndim != 1:  # a classifier's labels are [N] already: no view to make
+            labels = labels.reshape(-1)
         return labels, (np.asarray(results[1]) if self.proba_output else None)
 
     def format(self, labels: np.ndarray, proba: np.ndarray | None) -> dict[str, Any]:
         """JSON-ready outputs: native labels, probabilities rounded to 6 decimals."""
-        out: dict[str, Any] = {"predictions": _native(labels)}
+        out: dict[str, Any] = {"predictions": labels.tolist() if labels.dtype.kind in "fiub"
+                               else _native(labels)}
         if proba is not None:
             if len(proba) == 1:  # np.round's fixed cost is ~4 µs; the same arithmetic in Python
                 row = proba.tolist()[0]

@@ -210,9 +210,9 @@ class ModelService:
         if hit is None or self._monotonic() - hit[0] >= self.refresh_seconds:
             return None
         champion = hit[1]
-        if champion is None or champion.v1_decoder is None:
+        if champion is None or (decoder := champion.v1_decoder) is None:
             return None
-        feed = champion.v1_decoder.feed(body)
+        feed = decoder.feed(body)
         return None if feed is None else (champion, feed)
 
     def predict(self, model: str, instances: Any, *, request_id: str | None = None,
@@ -222,10 +222,6 @@ class ModelService:
         decoded: (predictor, feed) from v1_feed; `instances` is then a callable giving the
         records, called only if another version (a canary, a shadow, a new champion) needs
         them."""
-        if decoded is not None and version is None \
-                and (out := self._champion_only(model, decoded, request_id)) is not None:
-            return out
-
         def to_feed(p: Predictor, ignore: frozenset[str]) -> dict[str, np.ndarray]:
             if decoded is not None:
                 if p is decoded[0] and not ignore:
@@ -241,13 +237,13 @@ class ModelService:
             out["role"] = "challenger"
         return out
 
-    def _champion_only(self, model: str, decoded: tuple[Predictor, dict[str, np.ndarray]],
-                       request_id: str | None) -> dict | None:
-        """`predict` when the decoded feed's champion answers alone (the warm path's common
-        request): what infer + _answer + format do for it, without the routing closure, the
-        second routing probe and the Inference record (~1.5 µs of a ~28 µs request). None when
-        anything else may answer (a canary, a shadow, ignored fields, a stale or changed
-        routing entry): `predict` then takes the general path."""
+    def champion_answer(self, model: str, decoded: tuple[Predictor, dict[str, np.ndarray]],
+                        request_id: str | None) -> dict | None:
+        """`predict(decoded=...)`'s answer when the decoded feed's champion answers alone (the
+        warm path's common request): what infer + _answer + format do for it, without the
+        routing closure, the second routing probe and the Inference record. None when anything
+        else may answer (a canary, a shadow, ignored fields, a stale or changed routing
+        entry): the caller then calls `predict`, the general path."""
         hit = self._routes.get(model)
         champion = decoded[0]
         if hit is None or hit[1] is not champion or hit[4] \
