@@ -74,6 +74,31 @@ def test_decoded_feed_equals_the_exact_path_or_declines(body):
     _same(fast, records_to_inputs(SPEC, instances))
 
 
+
+FEATS = CHURN_SPEC["features"]
+LISTED = parse_spec({**CHURN_SPEC, "features": [  # every categorical lists its categories
+    *FEATS[:4], {**FEATS[4], "nullable": True}, FEATS[5], {**FEATS[6], "nullable": True}]})
+LISTED_DECODER = V1Decoder.for_spec(LISTED, MAX_BATCH)
+CATEGORIES = [c for f in LISTED.categorical for c in f.categories or ()]
+
+
+@settings(max_examples=examples(400), deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(st.sampled_from(LISTED.feature_names),
+                       values | st.sampled_from(CATEGORIES), max_size=4))
+def test_one_record_of_listed_categories_equals_the_exact_path_or_declines(patch):
+    """One record of a spec whose categoricals all list their categories: each value's input
+    is a shared read-only array built with the decoder, equal to the exact path's."""
+    assert LISTED_DECODER is not None
+    rec = {**GOOD, **patch}
+    fast = LISTED_DECODER.feed(json.dumps({"instances": [rec]}).encode())
+    if fast is None:
+        return
+    _same(fast, records_to_inputs(LISTED, [rec]))
+    again = LISTED_DECODER.feed(json.dumps({"instances": [rec]}).encode())
+    assert again is not None
+    for f in LISTED.categorical:
+        assert fast[f.name] is again[f.name] and not fast[f.name].flags.writeable
+
 def test_the_common_bodies_are_decoded_and_doubts_declined():
     assert DECODER is not None
     for n in (1, 7, 300):

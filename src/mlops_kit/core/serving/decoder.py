@@ -78,6 +78,19 @@ class V1Decoder:
         self._num_get = _getter(self._num_names)
         self._cat_get = _getter(self._cat_names)
         self._reorder = self._num_names + self._cat_names != self.names
+        # when every categorical lists its categories (the decoder's Literal admits nothing
+        # else): each value's [1, 1] input built once, read-only, and shared by the requests
+        # (onnxruntime only reads its inputs; a capture holds them as they are) -- no array
+        # built per request and per feature, none held per captured request
+        self._cat_tables: tuple[dict[Any, np.ndarray], ...] | None = None
+        if categorical and all(f.categories is not None for f in spec.categorical):
+            tables = []
+            for f in spec.categorical:
+                table: dict[Any, np.ndarray] = {c: _constant(c) for c in f.categories or ()}
+                if f.nullable:
+                    table[None] = table[""] = _constant(MISSING_CATEGORY)
+                tables.append(table)
+            self._cat_tables = tuple(tables)
 
     @classmethod
     def for_spec(cls, spec: ModelSpec, max_batch: int) -> V1Decoder | None:
@@ -124,13 +137,23 @@ class V1Decoder:
         feed: dict[str, np.ndarray] = dict(zip(
             self._num_names, np.array(self._num_get(record), dtype=np.float32).reshape(-1, 1, 1),
             strict=False)) if self._num_names else {}  # same length by construction
-        if self._cat_names:
+        if self._cat_tables is not None:
+            feed.update(zip(self._cat_names, map(dict.__getitem__, self._cat_tables,
+                                                 self._cat_get(record)), strict=False))
+        elif self._cat_names:
             cats = self._cat_get(record)
             if self._nullable_cats and (None in cats or "" in cats):
                 cats = tuple(MISSING_CATEGORY if v is None or v == "" else v for v in cats)
             feed.update(zip(self._cat_names, np.array(cats, dtype=object).reshape(-1, 1, 1),
                             strict=False))
         return {name: feed[name] for name in self.names} if self._reorder else feed
+
+
+def _constant(value: str) -> np.ndarray:
+    """A read-only [1, 1] object array holding `value`."""
+    out = np.array([[value]], dtype=object)
+    out.flags.writeable = False
+    return out
 
 
 def _getter(names: tuple[str, ...]) -> Any:
