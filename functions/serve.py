@@ -85,14 +85,17 @@ def _response(status: int, body: dict[str, Any]) -> Response:
 
 def _request(event: dict[str, Any]) -> tuple[str, str, dict[str, str], bytes | None]:
     rc = event.get("requestContext") or {}
-    method = (rc.get("http") or {}).get("method") or "GET"
-    path = event.get("rawPath") or (rc.get("http") or {}).get("path") or "/"
+    http = rc.get("http") or {}
+    method = http.get("method") or "GET"
+    path = event.get("rawPath") or http.get("path") or "/"
     stage = rc.get("stage")
     if stage and stage != "$default" and path.startswith(f"/{stage}/"):
         path = path[len(stage) + 1:]  # a named stage prefixes rawPath
-    headers = dict(event.get("headers") or {})
+    # HttpApi.handle reads the headers into its own lower-cased dict: the event's are copied
+    # only to add the cookies
+    headers = event.get("headers") or {}
     if event.get("cookies"):  # payload 2.0 moves request cookies out of the headers
-        headers["cookie"] = "; ".join(event["cookies"])
+        headers = {**headers, "cookie": "; ".join(event["cookies"])}
     body = event.get("body")
     if body is not None:
         body = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") \

@@ -212,8 +212,8 @@ class HttpApi:
         if request_id is not None and (len(request_id) > 128 or not request_id.isprintable()):
             request_id = None
         try:
-            return self._route(method.upper(), path.split("?", 1)[0], headers, body, request_id,
-                               authorized)
+            return self._route(method.upper(), path.split("?", 1)[0] if "?" in path else path,
+                               headers, body, request_id, authorized)
         except MlopsKitError as exc:
             if exc.status >= 500:
                 log.error("request failed: %s", exc.message)
