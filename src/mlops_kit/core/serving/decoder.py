@@ -76,6 +76,7 @@ class V1Decoder:
         self._cat_names = tuple(n for _, n, _ in categorical)
         self._nullable_cats = any(nullable for *_, nullable in categorical)
         self._num_get = _getter(self._num_names)
+        self._num_shape = (len(self._num_names), 1, 1)
         self._cat_get = _getter(self._cat_names)
         self._reorder = self._num_names + self._cat_names != self.names
         # when every categorical lists its categories (the decoder's Literal admits nothing
@@ -134,9 +135,12 @@ class V1Decoder:
         for orjson + RecordValidator). None -> NaN (numeric), the missing category (text).
         zip(strict=True) over a numpy array costs ~0.6 µs (its iterator's StopIteration is
         raised and caught to check the lengths): the lengths are equal by construction."""
-        feed: dict[str, np.ndarray] = dict(zip(
-            self._num_names, np.array(self._num_get(record), dtype=np.float32).reshape(-1, 1, 1),
-            strict=False)) if self._num_names else {}  # same length by construction
+        if self._num_names:  # shaped in place ([k, 1, 1]): no reshaped view to build
+            nums = np.array(self._num_get(record), dtype=np.float32)
+            nums.shape = self._num_shape
+            feed: dict[str, np.ndarray] = dict(zip(self._num_names, nums, strict=False))
+        else:
+            feed = {}
         if self._cat_tables is not None:
             feed.update(zip(self._cat_names, map(dict.__getitem__, self._cat_tables,
                                                  self._cat_get(record)), strict=False))
