@@ -77,7 +77,6 @@ class V1Decoder:
         self._nullable_cats = any(nullable for *_, nullable in categorical)
         self._num_get = _getter(self._num_names)
         self._num_shape = (len(self._num_names), 1, 1)
-        self._num_cat_names = self._num_names + self._cat_names
         self._cat_get = _getter(self._cat_names)
         self._reorder = self._num_names + self._cat_names != self.names
         # when every categorical lists its categories (the decoder's Literal admits nothing
@@ -138,19 +137,21 @@ class V1Decoder:
         zip() without strict=: the lengths are equal by construction, and the keyword alone
         costs ~1,000 instructions (zip parses it as keyword arguments); strict=True over a
         numpy array ~0.6 µs more (its iterator's StopIteration is raised and caught)."""
-        values: list[np.ndarray] = []
         if self._num_names:  # shaped in place ([k, 1, 1]): no reshaped view to build
             nums = np.array(self._num_get(record), dtype=np.float32)
             nums.shape = self._num_shape
-            values.extend(nums)
+            feed: dict[str, np.ndarray] = dict(zip(self._num_names, nums))  # noqa: B905
+        else:
+            feed = {}
         if self._cat_tables is not None:
-            values.extend(map(dict.__getitem__, self._cat_tables, self._cat_get(record)))
+            feed.update(zip(self._cat_names,  # noqa: B905
+                            map(dict.__getitem__, self._cat_tables, self._cat_get(record))))
         elif self._cat_names:
             cats = self._cat_get(record)
             if self._nullable_cats and (None in cats or "" in cats):
                 cats = tuple(MISSING_CATEGORY if v is None or v == "" else v for v in cats)
-            values.extend(np.array(cats, dtype=object).reshape(-1, 1, 1))
-        feed = dict(zip(self._num_cat_names, values))  # noqa: B905 - see above
+            feed.update(zip(self._cat_names,  # noqa: B905
+                            np.array(cats, dtype=object).reshape(-1, 1, 1)))
         return {name: feed[name] for name in self.names} if self._reorder else feed
 
 
