@@ -46,7 +46,7 @@ V2_INPUT_DATATYPES = {"numeric": "FP32", "boolean": "BOOL"}
 _HOT_PATHS = 256
 
 
-@dataclass
+@dataclass(slots=True)  # built per request: no instance dict
 class Response:
     status: int
     body: dict[str, Any]
