@@ -81,6 +81,7 @@ def bench_case(serve, skl, model: str, n_records: int, rounds: int, per_round: d
 
 def main() -> None:
     args = parse_args(__doc__)
+    load_start = os.getloadavg()[0]
     info = prepare_models(args.workdir, smoke=args.smoke)
     serve, skl = load_handlers(info)
     if args.smoke:
@@ -140,6 +141,9 @@ def main() -> None:
                          f"on the buffer's background thread, sharing the CPU with the "
                          f"handler's next calls; load average {os.getloadavg()[0]:.1f} on "
                          f"{os.cpu_count()} cores"))
+    load = os.getloadavg()[0]
+    for r in rows:  # a shared machine: say how busy it was
+        r["note"] += f" (shared machine: load average {load_start:.1f} at start, {load:.1f} at end)"
     path = write_result("warm_inference", rows, smoke=args.smoke, out_dir=args.out)
     print(path)
 

@@ -87,14 +87,17 @@ def _response(status: int, body: dict[str, Any]) -> Response:
 
 def _request(event: dict[str, Any]) -> tuple[str, str, dict[str, str], bytes | None]:
     rc = event.get("requestContext") or {}
-    method = (rc.get("http") or {}).get("method") or "GET"
-    path = event.get("rawPath") or (rc.get("http") or {}).get("path") or "/"
+    http = rc.get("http") or {}
+    method = http.get("method") or "GET"
+    path = event.get("rawPath") or http.get("path") or "/"
     stage = rc.get("stage")
     if stage and stage != "$default" and path.startswith(f"/{stage}/"):
         path = path[len(stage) + 1:]  # a named stage prefixes rawPath
-    headers = dict(event.get("headers") or {})
+    # HttpApi.handle reads the headers into its own lower-cased dict: the event's are copied
+    # only to add the cookies
+    headers = event.get("headers") or {}
     if event.get("cookies"):  # payload 2.0 moves request cookies out of the headers
-        headers["cookie"] = "; ".join(event["cookies"])
+        headers = {**headers, "cookie": "; ".join(event["cookies"])}
     body = event.get("body")
     if body is not None:
         body = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") \
@@ -110,36 +113,38 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         resp = _response(400, {"error": "body: invalid base64", "code": "invalid_input"})
     else:
         try:
-            service = api(path)
+            service = _api if _api is not None else api(path)
         except Exception:  # noqa: BLE001 - misconfiguration: log it, never leak it
             log.exception("serve: backend unavailable")
             service = None
-        resp = service.handle(method, path, headers, body, request_id=request_id) if service \
-            else _response(503, {"error": "service unavailable", "code": "unavailable"})
-        _flush_capture_if_due(service)
+        if service is not None:
+            resp = service.handle(method, path, headers, body, request_id=request_id)
+            # A due capture flush runs on the buffer's background thread (flush_soon): the
+            # response never waits for the store write. Lambda freezes that thread with the
+            # environment after the response and it resumes at the next invocation; what is
+            # still buffered when the environment is shut down is written by the SIGTERM hook
+            # below when Lambda sends SIGTERM (RELIABILITY.md states the promise).
+            capture = service.service.capture
+            if capture is not None and capture.due():
+                capture.flush_soon()
+        else:
+            resp = _response(503, {"error": "service unavailable", "code": "unavailable"})
     headers_out = dict(resp.headers)
-    if isinstance(resp.body, dict) and resp.body.get("request_id"):
-        headers_out["x-request-id"] = str(resp.body["request_id"])
+    answer = resp.body
+    if isinstance(answer, dict) and (rid := answer.get("request_id")):
+        headers_out["x-request-id"] = rid if type(rid) is str else str(rid)
     out: dict[str, Any] = {"statusCode": resp.status, "headers": headers_out}
     if "set-cookie" in headers_out:  # payload 2.0 answers cookies in their own field
         out["cookies"] = [headers_out.pop("set-cookie")]
-    payload = resp.payload()
+    payload = resp.raw if resp.raw is not None else resp.json_bytes()  # resp.payload()
     try:
-        out.update(body=payload.decode(), isBase64Encoded=False)
+        out["body"] = payload.decode()
     except UnicodeDecodeError:
-        out.update(body=base64.b64encode(payload).decode(), isBase64Encoded=True)
+        out["body"] = base64.b64encode(payload).decode()
+        out["isBase64Encoded"] = True
+    else:
+        out["isBase64Encoded"] = False
     return out
-
-
-def _flush_capture_if_due(service: HttpApi | None) -> None:
-    """A due capture flush runs on the buffer's background thread (CaptureBuffer.flush_soon):
-    the response never waits for the store write. Lambda freezes that thread with the
-    environment after the response and it resumes at the next invocation; what is still
-    buffered when the environment is shut down is written by the SIGTERM hook below when
-    Lambda sends SIGTERM (RELIABILITY.md states the promise)."""
-    capture = service.service.capture if service else None
-    if capture is not None and capture.due():
-        capture.flush_soon()
 
 
 def drain_captures(timeout: float | None = 5.0) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlops_kit.clock import FixedClock
 from mlops_kit.core.capture import codec
@@ -75,6 +77,31 @@ def test_categorical_codes_keep_first_seen_order_and_missing(backend):
     assert one.codes.tolist() == [0] and one.values.tolist() == ["x"]
     assert codec.encode_categorical([]).codes.size == 0
 
+
+
+def _reference_codes(values: list) -> tuple[list[int], list[str]]:
+    """The coding rule spelled out value by value (what encode_categorical does in C)."""
+    vocab: dict = {}
+    codes = []
+    for v in values:
+        if v is None or v == codec.MISSING_CATEGORY or v == "":
+            codes.append(-1)
+        else:
+            codes.append(vocab.setdefault(v, len(vocab)))
+    return codes, [v.decode() if isinstance(v, bytes) else str(v) for v in vocab]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["basic", "pro", "", None, codec.MISSING_CATEGORY, "é",
+                                 b"raw", 1, 1.0, True, 0, "x" * 300]), max_size=60))
+def test_categorical_codes_equal_the_rule_value_by_value(values):
+    """encode_categorical's one pass (a defaultdict handing out codes) against the rule: the
+    same codes and vocabulary, whatever mix of values, missing markers and equal keys of
+    other types (1, 1.0 and True are one dict key, as they were with dict.fromkeys)."""
+    cat = codec.encode_categorical(list(values))
+    codes, vocab = _reference_codes(list(values))
+    assert cat.codes.tolist() == codes and cat.values.tolist() == vocab
+    assert cat.codes.dtype == np.int32
 
 def test_one_record_requests_between_batches_keep_their_order_and_values():
     """One-record requests are held by reference and copied with the next batch or at the

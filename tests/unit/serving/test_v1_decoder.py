@@ -18,7 +18,7 @@ from mlops_kit.core.serving.http_api import DECODE_MIN_BYTES, HttpApi, parse_jso
 from mlops_kit.core.serving.predictor import MAX_BATCH
 from mlops_kit.core.spec import parse_spec
 from mlops_kit.core.synthetic import CHURN_SPEC
-from tests.support import examples, feature_records
+from tests.support import examples, feature_records, store_captures
 
 SPEC = parse_spec({**CHURN_SPEC, "features": [
     *CHURN_SPEC["features"][:2],
@@ -73,6 +73,31 @@ def test_decoded_feed_equals_the_exact_path_or_declines(body):
     assert all(isinstance(r, dict) for r in instances)
     _same(fast, records_to_inputs(SPEC, instances))
 
+
+
+FEATS = CHURN_SPEC["features"]
+LISTED = parse_spec({**CHURN_SPEC, "features": [  # every categorical lists its categories
+    *FEATS[:4], {**FEATS[4], "nullable": True}, FEATS[5], {**FEATS[6], "nullable": True}]})
+LISTED_DECODER = V1Decoder.for_spec(LISTED, MAX_BATCH)
+CATEGORIES = [c for f in LISTED.categorical for c in f.categories or ()]
+
+
+@settings(max_examples=examples(400), deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(st.sampled_from(LISTED.feature_names),
+                       values | st.sampled_from(CATEGORIES), max_size=4))
+def test_one_record_of_listed_categories_equals_the_exact_path_or_declines(patch):
+    """One record of a spec whose categoricals all list their categories: each value's input
+    is a shared read-only array built with the decoder, equal to the exact path's."""
+    assert LISTED_DECODER is not None
+    rec = {**GOOD, **patch}
+    fast = LISTED_DECODER.feed(json.dumps({"instances": [rec]}).encode())
+    if fast is None:
+        return
+    _same(fast, records_to_inputs(LISTED, [rec]))
+    again = LISTED_DECODER.feed(json.dumps({"instances": [rec]}).encode())
+    assert again is not None
+    for f in LISTED.categorical:
+        assert fast[f.name] is again[f.name] and not fast[f.name].flags.writeable
 
 def test_the_common_bodies_are_decoded_and_doubts_declined():
     assert DECODER is not None
@@ -174,3 +199,47 @@ def test_http_answers_are_unchanged_by_the_decoder(trained, monkeypatch, body):
         assert taken == [] and service._routes["churn"][1]._v1_decoder is False
     else:
         assert (taken[0] is not None) == (with_decoder[0] == 200 and b"parameters" not in body)
+
+
+def test_the_champion_only_answer_is_predicts_answer(trained):
+    """ModelService.champion_answer (the warm path's shortcut past infer/_answer) answers
+    exactly what predict answers for the same decoded body, captures the same row, and
+    declines (None) whenever another version could answer: a canary or shadow challenger of
+    another version, a stale routing entry, another champion."""
+    service = trained.service(capture=True)
+    service.refresh_seconds = 3600
+    body = json.dumps({"instances": [GOOD]}).encode()
+    service.predict("churn", [GOOD], request_id="warm-up")  # routes cached
+    decoded = service.v1_feed("churn", body)
+    assert decoded is not None
+    fast = service.champion_answer("churn", decoded, "r-1")
+    slow = service.predict("churn", lambda: [GOOD], request_id="r-1", decoded=decoded)
+    assert fast == slow and json.dumps(fast) == json.dumps(slow)  # same keys, same order
+    service.capture.flush()
+    rows = [r for r in store_captures(trained.ctx.store, "captures/churn/")
+            if r["request_id"] == "r-1"]
+    assert len(rows) == 2
+    for r in rows:
+        r.pop("at"), r.pop("latency_ms")
+    assert rows[0] == rows[1]
+    # another champion object than the decoded one (a reload): declined
+    other = (object(), decoded[1])
+    assert service.champion_answer("churn", other, "r-2") is None  # type: ignore[arg-type]
+    # a stale routing entry: declined (predict reloads it)
+    service.refresh_seconds = 0
+    assert service.champion_answer("churn", decoded, "r-3") is None
+    # a challenger of another version: declined, predict routes it
+    service.refresh_seconds = 3600
+    champion = decoded[0]
+    hit = service._routes["churn"]
+    service._routes["churn"] = (hit[0], champion, _Version(champion.version + 1),
+                                {"mode": "shadow"}, hit[4])
+    assert service.champion_answer("churn", decoded, "r-4") is None
+    # a challenger that is the champion's own version: not routed, the shortcut answers
+    service._routes["churn"] = (hit[0], champion, _Version(champion.version), {}, hit[4])
+    assert service.champion_answer("churn", decoded, "r-5") is not None
+
+
+class _Version:
+    def __init__(self, version: int) -> None:
+        self.version = version

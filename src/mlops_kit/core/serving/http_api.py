@@ -46,7 +46,7 @@ V2_INPUT_DATATYPES = {"numeric": "FP32", "boolean": "BOOL"}
 _HOT_PATHS = 256
 
 
-@dataclass
+@dataclass(slots=True)  # built per request: no instance dict
 class Response:
     status: int
     body: dict[str, Any]
@@ -212,8 +212,8 @@ class HttpApi:
         if request_id is not None and (len(request_id) > 128 or not request_id.isprintable()):
             request_id = None
         try:
-            return self._route(method.upper(), path.split("?", 1)[0], headers, body, request_id,
-                               authorized)
+            return self._route(method.upper(), path.split("?", 1)[0] if "?" in path else path,
+                               headers, body, request_id, authorized)
         except MlopsKitError as exc:
             if exc.status >= 500:
                 log.error("request failed: %s", exc.message)
@@ -294,12 +294,20 @@ class HttpApi:
             self._count(model, getattr(exc, "served_version", version), status, started)
             raise
         # counted in the serving health of its model and version (the version that answered;
-        # for a refusal, the one whose contract refused it)
+        # for a refusal, the one whose contract refused it); _count inlined for an answer
         answered = resp.body
         v = answered.get("version")
         if v is None:
             v = answered.get("model_version")
-        self._count(model, int(v) if v is not None else version, resp.status, started)
+        if v is None:
+            self._count(model, version, resp.status, started)
+            return resp
+        v = v if type(v) is int else int(v)
+        try:
+            self.service.health.record(model, v, resp.status,
+                                       (time.perf_counter() - started) * 1000)
+        except Exception:  # noqa: BLE001 - counting never fails a request
+            log.exception("serving health: count failed")
         return resp
 
     def _v1_predict(self, model: str, version: int | None, body: bytes | None,
@@ -309,9 +317,11 @@ class HttpApi:
                 and (decoded := self.service.v1_feed(model, body)) is not None:
             # the champion's compiled decoder took the whole body (V1Decoder): the records
             # are parsed only if another version needs them
-            return Response(200, self.service.predict(
-                model, lambda: parse_json_body(body)["instances"],
-                request_id=request_id, decoded=decoded))
+            out = self.service.champion_answer(model, decoded, request_id)
+            if out is None:
+                out = self.service.predict(model, lambda: parse_json_body(body)["instances"],
+                                           request_id=request_id, decoded=decoded)
+            return Response(200, out, {"content-type": "application/json"})
         data = parse_json_body(body)
         if "instances" not in data:
             raise ValidationError("instances: field required", field="instances")

@@ -210,15 +210,23 @@ class Predictor:
         if self._renamed or len(feed) != len(self.inputs):
             feed = onnx_meta.feed(self.inputs, feed)
         results = self._run(self._wanted, feed, None)
-        labels = np.asarray(results[0]).reshape(-1)
+        labels = np.asarray(results[0])
+        if labels.ndim != 1:  # a classifier's labels are [N] already: no view to make
+            labels = labels.reshape(-1)
         return labels, (np.asarray(results[1]) if self.proba_output else None)
 
     def format(self, labels: np.ndarray, proba: np.ndarray | None) -> dict[str, Any]:
         """JSON-ready outputs: native labels, probabilities rounded to 6 decimals."""
-        out: dict[str, Any] = {"predictions": _native(labels)}
+        out: dict[str, Any] = {"predictions": labels.tolist() if labels.dtype.kind in "fiub"
+                               else _native(labels)}
         if proba is not None:
             if len(proba) == 1:  # np.round's fixed cost is ~4 µs; the same arithmetic in Python
-                out["probabilities"] = [[round(x * 1e6) / 1e6 for x in proba[0].tolist()]]
+                row = proba.tolist()[0]
+                if len(row) == 2:  # a binary classifier: unrolled (the comprehension's own
+                    a, b = row  # frame cost ~0.4 µs of its ~0.65 µs)
+                    out["probabilities"] = [[round(a * 1e6) / 1e6, round(b * 1e6) / 1e6]]
+                else:
+                    out["probabilities"] = [[round(x * 1e6) / 1e6 for x in row]]
             elif len(proba) <= 4:
                 out["probabilities"] = [[round(x * 1e6) / 1e6 for x in r] for r in proba.tolist()]
             else:

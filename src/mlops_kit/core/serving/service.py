@@ -219,9 +219,9 @@ class ModelService:
         if hit is None or self._monotonic() - hit[0] >= self.refresh_seconds:
             return None
         champion = hit[1]
-        if champion is None or champion.v1_decoder is None:
+        if champion is None or (decoder := champion.v1_decoder) is None:
             return None
-        feed = champion.v1_decoder.feed(body)
+        feed = decoder.feed(body)
         return None if feed is None else (champion, feed)
 
     def predict(self, model: str, instances: Any, *, request_id: str | None = None,
@@ -244,6 +244,39 @@ class ModelService:
             inf.request_id
         if inf.challenger:
             out["role"] = "challenger"
+        return out
+
+    def champion_answer(self, model: str, decoded: tuple[Predictor, dict[str, np.ndarray]],
+                        request_id: str | None) -> dict | None:
+        """`predict(decoded=...)`'s answer when the decoded feed's champion answers alone (the
+        warm path's common request): what infer + _answer + format do for it, without the
+        routing closure, the second routing probe and the Inference record. None when anything
+        else may answer (a canary, a shadow, ignored fields, a stale or changed routing
+        entry): the caller then calls `predict`, the general path."""
+        hit = self._routes.get(model)
+        champion = decoded[0]
+        if hit is None or hit[1] is not champion or hit[4] \
+                or self._monotonic() - hit[0] >= self.refresh_seconds:
+            return None
+        challenger = hit[2]
+        if challenger is not None and challenger.version != champion.version:
+            return None
+        feed = decoded[1]
+        request_id = request_id or uuid.uuid4().hex
+        started = time.perf_counter()
+        try:
+            labels, proba = champion.run_arrays(feed)
+        except Exception as exc:
+            exc.served_version = champion.version  # type: ignore[attr-defined]
+            raise
+        latency_ms = (time.perf_counter() - started) * 1000
+        capture = self.capture
+        if capture is not None:
+            clock = self.registry.clock
+            capture.capture(model, request_id, None if capture.clock is clock else clock.now(),
+                            champion.version, "served", latency_ms, feed, labels, proba)
+        out = champion.format(labels, proba)
+        out["model"], out["version"], out["request_id"] = model, champion.version, request_id
         return out
 
     def infer(self, model: str, to_feed: ToFeed, *, request_id: str | None = None,
