@@ -17,7 +17,9 @@ Servers (issue 24 chose granian by this measurement):
 - server CPU per request: the CPU time (user + system, every thread) of each server's process
   tree during a load run divided by the requests it answered. Throughput at c=1 on this shared
   2-vCPU VM swings 2-4x with other processes' load (a hand-over to an idle vCPU waits for it to
-  wake); CPU per request moves far less, so it says what the kit's own work costs a request;
+  wake); CPU per request says what the server spent rather than how long it waited, though it
+  moves too (granian's threads spin a little before they sleep: on a quiet machine a request
+  costs up to twice the CPU it costs on a busy one);
 - cache cost: the kit's application and the bare one called in this process, one request at a
   time, with warm caches and with the caches evicted before each request (4 MB: this CPU's
   L2; 48 MB: most of what a vCPU finds after the host ran something else on its core). granian
