@@ -14,6 +14,17 @@ Servers (issue 24 chose granian by this measurement):
   process manager, one worker, its default loop: uvloop, in the base lock);
 - kit-nocapture: the kit with MLOPSKIT_CAPTURE=false, c=1 and c=4 (what capture costs);
 - kit --workers 2 at c=16 (one worker per CPU: pinned by default) against kit (1 worker);
+- server CPU per request: the CPU time (user + system, every thread) of each server's process
+  tree during a load run divided by the requests it answered. Throughput at c=1 on this shared
+  2-vCPU VM swings 2-4x with other processes' load (a hand-over to an idle vCPU waits for it to
+  wake); CPU per request says what the server spent rather than how long it waited, though it
+  moves too (granian's threads spin a little before they sleep: on a quiet machine a request
+  costs up to twice the CPU it costs on a busy one);
+- cache cost: the kit's application and the bare one called in this process, one request at a
+  time, with warm caches and with the caches evicted before each request (4 MB: this CPU's
+  L2; 48 MB: most of what a vCPU finds after the host ran something else on its core). granian
+  hands each request between its Rust threads and the Python loop three to four times, and on
+  an idle VM each hand-over may halt the vCPU: the kit's work is paid at the cold price;
 - fairness: a 1-record client's p99 on the kit (1 worker; unpinned and pinned) while three
   clients loop on 10,000-row batches, against its p99 alone (Python client; the batches go to
   the pool).
@@ -25,6 +36,7 @@ HdrHistogram) when it is installed; otherwise from a thread-per-connection Pytho
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -144,6 +156,22 @@ def start(code: str, env: dict[str, str], *argv: str) -> tuple[subprocess.Popen,
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a process and its descendants so far
+    (Linux /proc; 0.0 elsewhere): a load run's difference is the server's CPU for it."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += tree_cpu_s(int(child))
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
 
 
 def wrk(url: str, body: bytes, headers: dict[str, str], conns: int, seconds: float) -> dict:
@@ -224,8 +252,19 @@ FIGURES = [  # (figure, server, baseline, conns, metric, target ratio, higher is
     ("capture on vs capture off", "kit", "kit-nocapture", 1, "p99", None, False),
     ("capture on vs capture off", "kit", "kit-nocapture", 4, "p99", None, False),
     ("capture on vs capture off", "kit", "kit-nocapture", 4, "rps", None, True),
+    # what the kit's work costs the server per request (CPU, every thread): steadier than
+    # throughput on a shared machine
+    ("server CPU per request: kit vs bare granian", "kit", "granian-bare", 1, "cpu_us", None,
+     False),
+    ("server CPU per request: kit vs bare granian", "kit", "granian-bare", 4, "cpu_us", None,
+     False),
+    ("server CPU per request: kit without capture vs bare granian", "kit-nocapture",
+     "granian-bare", 1, "cpu_us", None, False),
+    ("server CPU per request: kit on uvicorn[standard] vs the reference", "kit-uvicorn",
+     "reference", 1, "cpu_us", None, False),
 ]
-_LABEL = {"rps": ("throughput", "req/s"), "p99": ("p99 latency", "ms")}
+_LABEL = {"rps": ("throughput", "req/s"), "p99": ("p99 latency", "ms"),
+          "cpu_us": ("server CPU per request", "µs")}
 
 
 def fairness(url: str, headers: dict[str, str], seconds: float) -> tuple[dict, dict, int]:
@@ -259,6 +298,70 @@ def fairness(url: str, headers: dict[str, str], seconds: float) -> tuple[dict, d
     for t in threads:
         t.join(120)
     return alone, loaded, done[0]
+
+
+EVICT_MB = (0, 4, 48)
+
+
+def cache_cost(ws: Path, onnx_path: Path, numeric: list[str], token: str, n: int,
+               repeats: int) -> dict[int, dict[str, list[float]]]:
+    """µs per request of the kit's ServeApp and of the bare granian app, called directly
+    (no server), with EVICT_MB of memory streamed through the caches before each request."""
+    import asyncio
+    import os
+
+    import numpy as np
+
+    from mlops_kit.bootstrap import local_backend
+    from mlops_kit.local.http_app import ServeApp
+    from mlops_kit.local.server import build_api
+    from mlops_kit.settings import Settings
+
+    os.environ["BENCH_ONNX"], os.environ["BENCH_NUMERIC"] = str(onnx_path), json.dumps(numeric)
+    bare: dict = {}
+    exec(compile(GRANIAN_BARE_APP, "granian_bare_app", "exec"), bare)  # noqa: S102 - ours
+    kit = ServeApp(build_api(local_backend(Settings(workspace=ws)), auth=True, workspace=ws))
+    body = json.dumps({"instances": feature_records(1, seed=31)}).encode()
+    target = f"/v1/models/{MODEL}:predict"
+
+    class Scope:
+        proto, method, path, query_string = "http", "POST", target, ""
+        headers = {"host": "127.0.0.1", "content-type": "application/json",
+                   "authorization": f"Bearer {token}", "content-length": str(len(body))}
+
+    class Proto:
+        status = 0
+
+        async def __call__(self) -> bytes:
+            return body
+
+        def response_bytes(self, status: int, headers: list, payload: bytes) -> None:
+            self.status = status
+
+    junk = {mb: np.ones(mb * 2**20 // 8) for mb in EVICT_MB if mb}
+
+    async def one(app, evict: int, count: int) -> float:
+        scope, proto, total = Scope(), Proto(), 0.0
+        for _ in range(count):
+            if evict:
+                junk[evict].sum()
+            t0 = time.perf_counter()
+            await app(scope, proto)
+            total += time.perf_counter() - t0
+        if proto.status != 200:
+            raise RuntimeError(f"cache cost: status {proto.status}")
+        return total / count * 1e6
+
+    apps = {"kit": kit.__rsgi__, "granian-bare": bare["app"]}
+    for app in apps.values():
+        asyncio.run(one(app, 0, 200))
+    out: dict[int, dict[str, list[float]]] = {mb: {k: [] for k in apps} for mb in EVICT_MB}
+    for _ in range(repeats):
+        for mb in EVICT_MB:
+            for name, app in apps.items():
+                out[mb][name].append(asyncio.run(one(app, mb, n)))
+    kit.close()
+    return out
 
 
 def main() -> None:
@@ -307,7 +410,11 @@ def main() -> None:
         for _ in range(rounds):
             for conns, name in plan:
                 url, headers = servers[name]
+                cpu0 = tree_cpu_s(procs[name][0].pid)
                 r = load(url, body, headers, conns, seconds)
+                served = r["rps"] * seconds
+                r["cpu_us"] = (tree_cpu_s(procs[name][0].pid) - cpu0) / served * 1e6 \
+                    if served else 0.0
                 if r["errors"] or r["socket_errors"]:
                     raise RuntimeError(f"{name} at c={conns}: {r}")
                 runs.setdefault((name, conns), []).append(r)
@@ -323,7 +430,7 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(timeout=60)
     client = runs[("kit", 1)][0]["client"]
-    med = {k: {m: summary([r[m] for r in v]) for m in ("rps", "p50", "p99")}
+    med = {k: {m: summary([r[m] for r in v]) for m in ("rps", "p50", "p99", "cpu_us")}
            for k, v in runs.items()}
     rows = []
     for fig, name, base, conns, metric, target, higher in FIGURES:
@@ -333,8 +440,10 @@ def main() -> None:
         label, unit = _LABEL[metric]
         note = (f"{client}, {seconds} s x {rounds} rounds, c={conns}, 1 record/request; "
                 f"{name} {a['rps']['median']:,.0f} req/s p50/p99 {a['p50']['median']:.2f}/"
-                f"{a['p99']['median']:.2f} ms; {base} {b['rps']['median']:,.0f} req/s "
-                f"p50/p99 {b['p50']['median']:.2f}/{b['p99']['median']:.2f} ms")
+                f"{a['p99']['median']:.2f} ms, {a['cpu_us']['median']:.0f} µs CPU/request; "
+                f"{base} {b['rps']['median']:,.0f} req/s p50/p99 {b['p50']['median']:.2f}/"
+                f"{b['p99']['median']:.2f} ms, {b['cpu_us']['median']:.0f} µs CPU/request; "
+                "machine shared with other engineers' tests")
         rows.append(row(f"HTTP load, {fig}, c={conns}", MODEL, label, a[metric], unit,
                         baseline=base, baseline_stats=b[metric], ratio=ratio,
                         ratio_label=f"x {base}'s {label}",
@@ -352,6 +461,20 @@ def main() -> None:
                              f"{sum(d for _, _, d in runs_)}; p50 alone/loaded "
                              f"{summary([a['p50'] for a, _, _ in runs_])['median']:.2f}/"
                              f"{summary([b['p50'] for _, b, _ in runs_])['median']:.2f} ms"))
+    token_ = next(t for _, _, t in procs.values() if t != "-")
+    cold = cache_cost(ws, onnx_path, numeric, token_, 50 if args.smoke else 400,
+                      1 if args.smoke else 5)
+    for mb, by in cold.items():
+        k, b = summary(by["kit"]), summary(by["granian-bare"])
+        rows.append(row(f"HTTP load, cache cost: the kit's application vs the bare one, in "
+                        f"process, {'warm caches' if not mb else f'{mb} MB evicted first'}",
+                        MODEL, "time per request", k, "µs", baseline="granian-bare app",
+                        baseline_stats=b, ratio=k["median"] / b["median"],
+                        ratio_label="x the bare app's time",
+                        note=f"kit {k['median']:.0f} µs, bare {b['median']:.0f} µs: the kit's "
+                             f"own work {k['median'] - b['median']:.0f} µs a request "
+                             f"(medians of {len(by['kit'])} x {50 if args.smoke else 400} "
+                             "requests; machine shared)"))
     path_out = write_result("http_load", rows, smoke=args.smoke, out_dir=args.out,
                             extra={"client": client,
                                    "servers": {f"{n} c={c}": med[(n, c)] for n, c in med}})

@@ -5,6 +5,7 @@ bench/README.md, produced by `make bench`."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,30 @@ def test_render_writes_the_table(tmp_path):
     assert len(table_rows) == 1
     assert "2.50 ms" in table_rows[0] and "15.00 x faster" in table_rows[0]
     assert "**met**" in table_rows[0] and "Test CPU" in text
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc")
+def test_http_load_counts_a_server_trees_cpu(tmp_path):
+    """bench/http_load.py's server CPU per request: a child that burns CPU is counted in its
+    parent's tree (granian's workers are children of `mlops-kit serve`)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import http_load
+    finally:
+        sys.path.remove(str(BENCH))
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import sys, time\nt = time.process_time()\n"
+                              "while time.process_time() - t < 0.3: pass\n"
+                              "print(1, flush=True)\nsys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    idle = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                              stdin=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == "1"
+        assert http_load.tree_cpu_s(child.pid) >= 0.25
+        assert http_load.tree_cpu_s(idle.pid) < 0.25
+        assert http_load.tree_cpu_s(os.getpid()) >= http_load.tree_cpu_s(child.pid)
+    finally:
+        for p in (child, idle):
+            p.stdin.close()
+            p.wait(10)

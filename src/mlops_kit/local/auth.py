@@ -54,12 +54,13 @@ class BearerAuth:
 
     def __init__(self, workspace: Path) -> None:
         self._path = Path(workspace) / TOKEN_FILE
+        self._file = str(self._path)
         self._stamp: tuple[int, int, int] | None = None
         self._digest = ""
         self._load()
 
     def _load(self) -> None:
-        st = self._path.stat()
+        st = os.stat(self._file)
         stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
         if stamp != self._stamp:
             self._digest = json.loads(self._path.read_text())["sha256"]

@@ -217,7 +217,7 @@ class ServeApp:
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
             return
-        headers = {k.lower(): v for k, v in scope.headers.items()}
+        headers = dict(scope.headers.items())  # names in lower case: hyper's HeaderName
         target = scope.path + ("?" + scope.query_string if scope.query_string else "")
         resp, rid = await self.serve(scope.method, target, headers, proto)
         payload = resp.payload()
