@@ -25,6 +25,10 @@ KINDS = (spec_light.NumericFeature, spec_light.CategoricalFeature, spec_light.Bo
          spec_light.TextFeature, spec_light.DatetimeFeature)
 
 
+# the blocks serving never reads: only their being objects is spec_light's to check
+UNREAD_BLOCKS = ("estimator", "validation", "promotion", "monitoring", "search", "training")
+
+
 def read_spec(data):
     return _read_spec(data, parse_spec)
 
@@ -39,6 +43,9 @@ def _outcome(read, data):
 def assert_agree(data) -> ServingSpec | ModelSpec | SpecError:
     light, full = _outcome(read_spec, data), _outcome(parse_spec, data)
     if isinstance(full, SpecError):
+        if not isinstance(light, SpecError) and str(full).startswith(tuple(
+                f"invalid spec: {b}." for b in UNREAD_BLOCKS)):
+            return light  # on purpose (test_the_blocks_serving_does_not_read_are_not_its_to_refuse)
         assert isinstance(light, SpecError), (light, full)
         assert (str(light), light.field) == (str(full), full.field)
         return light
@@ -191,6 +198,7 @@ def test_a_stored_spec_is_read_without_pydantic(features, unknown_fields, with_i
 
 def test_a_bad_spec_is_model_specs_error_never_a_traceback():
     for data in (None, [], "spec", {"name": "churn"}, {**CHURN_SPEC, "features": []},
+                 {**CHURN_SPEC, "task": ["regression"]}, {**CHURN_SPEC, "ids": True},
                  {**CHURN_SPEC, "features": [{"name": "a", "type": "numeric", "min": 2,
                                               "max": 1}]}):
         out = assert_agree(data)

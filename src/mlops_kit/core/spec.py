@@ -335,7 +335,8 @@ class ModelSpec(_Strict):
     def _default_metric(cls, data: Any) -> Any:
         """No promotion.metric: the task's (a regression spec without a promotion block used
         to be refused for roc_auc)."""
-        if not isinstance(data, dict) or data.get("task") not in DEFAULT_METRIC:
+        if not isinstance(data, dict) or not isinstance(data.get("task"), str) \
+                or data["task"] not in DEFAULT_METRIC:  # `task: [..]`: pydantic's error
             return data
         promotion = data.get("promotion")
         if promotion is None:
