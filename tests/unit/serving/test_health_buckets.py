@@ -33,3 +33,38 @@ def test_record_counts_per_version_key_and_status_class():
     assert counts["unrouted"]["4xx"] == 1 and counts["2000"]["5xx"] == 1
     assert counts["1"]["latency"] == {str(bucket(3.0)): 3}
     assert health.first_at is not None
+
+
+def test_a_failed_health_write_keeps_its_counts_for_the_next_flush(tmp_path):
+    """A store fault (a TransientError) lost the flush's counts; they are now put back and
+    written, added to what was counted meanwhile, by the next flush."""
+    from mlops_kit.adapters.local.store import FileObjectStore
+    from mlops_kit.errors import TransientError
+
+    class Flaky(FileObjectStore):
+        fail = True
+
+        def put(self, key, data, *, content_type=None):
+            if self.fail:
+                raise TransientError("put: connection failed")
+            return super().put(key, data, content_type=content_type)
+
+    store = Flaky(tmp_path)
+    health = ServingHealth(store=store, clock=FixedClock())
+    for model in ("churn", "fraud"):
+        health.record(model, 1, 200, 3.0)
+    try:
+        health.flush()
+    except TransientError:
+        pass
+    else:
+        raise AssertionError("the failed write must raise")
+    assert health.pending() and health.first_at is not None
+    health.record("churn", 1, 500, 3.0)
+    store.fail = False
+    assert health.flush() == 2 and not health.pending()
+    import json
+    written = {json.loads(store.get(o.key))["model"]: json.loads(store.get(o.key))["versions"]
+               for o in store.list("captures/_health/")}
+    assert written["churn"]["1"]["2xx"] == 1 and written["churn"]["1"]["5xx"] == 1
+    assert written["fraud"]["1"]["2xx"] == 1

@@ -29,6 +29,7 @@ from mlops_kit.clock import SystemClock
 from mlops_kit.core.capture import codec
 from mlops_kit.core.capture.codec import Columns, RequestBlock
 from mlops_kit.core.layout import capture_object_key
+from mlops_kit.errors import MlopsKitError
 from mlops_kit.ports import Clock, ObjectStore
 
 __all__ = ["CaptureBuffer", "RequestBlock", "row_id"]
@@ -281,6 +282,9 @@ class CaptureBuffer:
                 self._bg_wanted, self._bg_busy = False, True
             try:
                 self.flush(counters=False)
+            except MlopsKitError as exc:  # a store fault: rows and counts kept for the next
+                log.warning("capture: background flush failed (%s: %s); kept for the next",
+                            type(exc).__name__, str(exc)[:200])
             except Exception:  # noqa: BLE001 - the rows are kept (flush's retry); log, go on
                 log.exception("capture: background flush failed")
             finally:

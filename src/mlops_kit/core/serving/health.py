@@ -106,17 +106,27 @@ class ServingHealth:
             return json.loads(json.dumps(self._counts))
 
     def flush(self) -> int:
-        """Write one object per model; returns the objects written. Counts are taken first:
-        a failed write loses that flush's counts, never the requests."""
+        """Write one object per model; returns the objects written. Counts are taken first;
+        a failed write puts the counts not yet written back (added to those counted since),
+        then raises: the next flush writes them."""
         with self._lock:
-            counts, self._counts, self.first_at = self._counts, {}, None
+            counts, self._counts, first, self.first_at = self._counts, {}, self.first_at, None
         now = self.clock.now()
-        for model, versions in counts.items():
+        items = list(counts.items())
+        for i, (model, versions) in enumerate(items):
             key = (f"{health_hour_prefix(model, now)}{now:%Y%m%dT%H%M%S}-"
                    f"{uuid.uuid4().hex[:8]}.json")
             body = json.dumps({"model": model, "at": now.isoformat(), "versions": versions},
                               separators=(",", ":")).encode()
-            self.store.put(key, body, content_type="application/json")
+            try:
+                self.store.put(key, body, content_type="application/json")
+            except Exception:
+                with self._lock:
+                    for m, vs in items[i:]:
+                        merge(self._counts.setdefault(m, {}), vs)
+                    if first is not None and (self.first_at is None or first < self.first_at):
+                        self.first_at = first
+                raise
         return len(counts)
 
 
