@@ -281,7 +281,7 @@ DEFAULT_METRIC = {"binary_classification": "roc_auc", "multiclass_classification
                   "regression": "rmse"}
 
 
-class ModelSpec(_Strict):
+class ModelSpec(spec_light.SpecViews, _Strict):
     name: str
     task: Task
     target: str
@@ -396,36 +396,7 @@ class ModelSpec(_Strict):
         if search.metric is not None and search.metric not in allowed:
             raise ValueError(f"search.metric {search.metric!r} is not one of {sorted(allowed)}")
 
-    # -- helpers --------------------------------------------------------------------------
-    @property
-    def feature_names(self) -> list[str]:
-        return [f.name for f in self.features]
-
-    @property
-    def numeric(self) -> list[NumericFeature]:
-        return [f for f in self.features if isinstance(f, NumericFeature)]
-
-    @property
-    def categorical(self) -> list[CategoricalFeature]:
-        return [f for f in self.features if isinstance(f, CategoricalFeature)]
-
-    @property
-    def datetimes(self) -> list[DatetimeFeature]:
-        return [f for f in self.features if isinstance(f, DatetimeFeature)]
-
-    @property
-    def texts(self) -> list[TextFeature]:
-        return [f for f in self.features if isinstance(f, TextFeature)]
-
-    @property
-    def booleans(self) -> list[BooleanFeature]:
-        return [f for f in self.features if isinstance(f, BooleanFeature)]
-
-    @property
-    def known_columns(self) -> set[str]:
-        """Every column the spec names: features, target, ids, ignored."""
-        return {*self.feature_names, self.target, *self.ids, *self.ignored}
-
+    # -- helpers (feature views: spec_light.SpecViews) ----------------------------------
     def higher_is_better(self, metric: str | None = None) -> bool:
         metric = metric or self.promotion.metric
         if metric == self.promotion.metric and self.promotion.higher_is_better is not None:

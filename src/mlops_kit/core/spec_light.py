@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 from abc import ABCMeta
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlops_kit.core.layout import NAME_RE
 from mlops_kit.errors import SpecError
@@ -138,16 +138,15 @@ class ServingPolicy(_Frozen):
     unknown_fields: Literal["reject", "ignore"] = "reject"
 
 
-class ServingSpec(_Frozen):
-    """The fields of a ModelSpec serving reads, with its helpers of the same names."""
+class SpecViews:
+    """The feature views of a spec, shared by ModelSpec and ServingSpec (spec.py registers its
+    feature models as these kinds, so isinstance sorts either spec's features)."""
 
-    name: str
-    task: Task
-    target: str
-    features: list[Feature]
-    ids: list[str]
-    ignored: list[str]
-    serving: ServingPolicy
+    if TYPE_CHECKING:  # the spec's own fields (a pydantic model's must not be declared here)
+        features: Sequence[Any]
+        target: str
+        ids: list[str]
+        ignored: list[str]
 
     @property
     def feature_names(self) -> list[str]:
@@ -175,7 +174,20 @@ class ServingSpec(_Frozen):
 
     @property
     def known_columns(self) -> set[str]:
+        """Every column the spec names: features, target, ids, ignored."""
         return {*self.feature_names, self.target, *self.ids, *self.ignored}
+
+
+class ServingSpec(SpecViews, _Frozen):
+    """The fields of a ModelSpec serving reads, with its helpers of the same names."""
+
+    name: str
+    task: Task
+    target: str
+    features: list[Feature]
+    ids: list[str]
+    ignored: list[str]
+    serving: ServingPolicy
 
 
 class _Unsure(Exception):
