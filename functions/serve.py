@@ -136,7 +136,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"statusCode": resp.status, "headers": headers_out}
     if "set-cookie" in headers_out:  # payload 2.0 answers cookies in their own field
         out["cookies"] = [headers_out.pop("set-cookie")]
-    payload = resp.raw if resp.raw is not None else resp.json_bytes()  # resp.payload()
+    payload = resp.payload()
     try:
         out["body"] = payload.decode()
     except UnicodeDecodeError:

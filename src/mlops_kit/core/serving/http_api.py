@@ -294,20 +294,12 @@ class HttpApi:
             self._count(model, getattr(exc, "served_version", version), status, started)
             raise
         # counted in the serving health of its model and version (the version that answered;
-        # for a refusal, the one whose contract refused it); _count inlined for an answer
+        # for a refusal, the one whose contract refused it)
         answered = resp.body
         v = answered.get("version")
         if v is None:
             v = answered.get("model_version")
-        if v is None:
-            self._count(model, version, resp.status, started)
-            return resp
-        v = v if type(v) is int else int(v)
-        try:
-            self.service.health.record(model, v, resp.status,
-                                       (time.perf_counter() - started) * 1000)
-        except Exception:  # noqa: BLE001 - counting never fails a request
-            log.exception("serving health: count failed")
+        self._count(model, int(v) if v is not None else version, resp.status, started)
         return resp
 
     def _v1_predict(self, model: str, version: int | None, body: bytes | None,

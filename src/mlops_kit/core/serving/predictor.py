@@ -217,8 +217,7 @@ class Predictor:
 
     def format(self, labels: np.ndarray, proba: np.ndarray | None) -> dict[str, Any]:
         """JSON-ready outputs: native labels, probabilities rounded to 6 decimals."""
-        out: dict[str, Any] = {"predictions": labels.tolist() if labels.dtype.kind in "fiub"
-                               else _native(labels)}
+        out: dict[str, Any] = {"predictions": _native(labels)}
         if proba is not None:
             if len(proba) == 1:  # np.round's fixed cost is ~4 µs; the same arithmetic in Python
                 row = proba.tolist()[0]

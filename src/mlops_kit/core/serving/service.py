@@ -272,9 +272,8 @@ class ModelService:
         latency_ms = (time.perf_counter() - started) * 1000
         capture = self.capture
         if capture is not None:
-            clock = self.registry.clock
-            capture.capture(model, request_id, None if capture.clock is clock else clock.now(),
-                            champion.version, "served", latency_ms, feed, labels, proba)
+            capture.capture(model, request_id, self._capture_time(capture), champion.version,
+                            "served", latency_ms, feed, labels, proba)
         out = champion.format(labels, proba)
         out["model"], out["version"], out["request_id"] = model, champion.version, request_id
         return out
